@@ -1,0 +1,64 @@
+//! Assembling the application from settings: storage, keys, hashing, GeoIP.
+
+use crate::config::Settings;
+use crate::crypto::{Keys, MasterKey, PasswordHasher};
+use crate::geo::Geo;
+use crate::http::AppState;
+use crate::signin::{Clock, SignIn, SystemClock};
+use crate::store::SqlStore;
+use anyhow::Context;
+use std::sync::Arc;
+
+/// Open the database (running migrations), load or create the master key, open GeoIP databases.
+pub async fn build(settings: Settings) -> anyhow::Result<AppState> {
+    build_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let db = open_store(&settings).await?;
+    let master = match &settings.secret_key {
+        Some(hex) => MasterKey::from_hex(&hex.0).context("LIFELINE_SECRET_KEY")?,
+        None => MasterKey::load_or_create(&settings.key_file)?,
+    };
+    let geo = Geo::open(settings.geoip_city.as_deref(), settings.geoip_asn.as_deref())?;
+    let hasher = PasswordHasher::new(settings.argon2)?;
+    let db = Arc::new(db);
+    let signin = SignIn {
+        store: db.clone(),
+        keys: Keys::new(&master),
+        hasher,
+        geo: Arc::new(geo),
+        settings: Arc::new(settings),
+        clock,
+    };
+    Ok(AppState { signin: Arc::new(signin), db })
+}
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<SqlStore> {
+    let store = SqlStore::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(&settings.database_url)))?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+/// A database URL fit for an error message: any password replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_in_database_urls_are_hidden() {
+        assert_eq!(super::redact_url("postgres://app:s3cret@db/lifeline"), "postgres://app:***@db/lifeline");
+        assert_eq!(super::redact_url("sqlite://lifeline.db"), "sqlite://lifeline.db");
+    }
+}

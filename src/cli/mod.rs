@@ -1,0 +1,292 @@
+//! The `lifeline` command line. Run by an operator on the host, it acts as the system, outside the
+//! privilege tiers. Errors go to stderr with a non-zero exit; `--json` output goes to stdout.
+
+use crate::app;
+use crate::config::{Settings, DEFAULT_DATABASE_URL};
+use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
+use crate::store::NewPerson;
+use crate::totp::TotpSecret;
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "lifeline", version, about = "Lifeline: sign-in and access recovery for your organisation")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the web interface.
+    Serve {
+        /// Seed a demo organisation (in lifeline-demo.db unless LIFELINE_DATABASE_URL is set) and print its sign-ins.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Create the first administrator (DPA 3, expert mode, directory admin, auditor); password from stdin.
+    Init {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        username: Option<String>,
+    },
+    /// Manage people.
+    #[command(subcommand)]
+    Person(PersonCommand),
+}
+
+#[derive(Subcommand)]
+pub enum PersonCommand {
+    /// Add a person with one account; the password (local and synchronized accounts) is read from stdin.
+    Add(AddArgs),
+    /// Show a person: status, lock fields, MFA state, permissions.
+    Show {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a person's permissions (replaces the previous grant).
+    Grant {
+        email: String,
+        /// Data protection access level, 0 to 3.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=3))]
+        dpa: u8,
+        #[arg(long)]
+        expert: bool,
+        #[arg(long)]
+        auditor: bool,
+        #[arg(long)]
+        directory_admin: bool,
+    },
+    /// Import people from a CSV file (columns: email, display_name, username, source, manager_email,
+    /// department, phone, status). All rows or none.
+    Import { file: PathBuf },
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    username: Option<String>,
+    /// local, synchronized or sso.
+    #[arg(long, default_value = "local")]
+    source: String,
+    /// The manager's email address.
+    #[arg(long)]
+    manager: Option<String>,
+    #[arg(long)]
+    department: Option<String>,
+    #[arg(long)]
+    phone: Option<String>,
+    /// Enrol TOTP now and print the otpauth:// URI and backup codes.
+    #[arg(long)]
+    totp: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Read a password from stdin: everything up to the first line break.
+fn password_from_stdin() -> anyhow::Result<Option<String>> {
+    let mut input = String::new();
+    std::io::stdin().take(64 * 1024).read_to_string(&mut input).context("cannot read the password from stdin")?;
+    let line = input.lines().next().unwrap_or_default().to_owned();
+    Ok(if line.is_empty() { None } else { Some(line) })
+}
+
+fn parse<T>(r: Result<T, crate::domain::ParseError>) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::load()?;
+    match cli.command {
+        Command::Serve { demo } => {
+            if demo {
+                if settings.database_url == DEFAULT_DATABASE_URL {
+                    settings.database_url = "sqlite://lifeline-demo.db".into();
+                }
+                settings.policy.qa_enabled = true;
+            }
+            serve(settings, demo).await
+        }
+        Command::Migrate => {
+            let store = crate::store::SqlStore::connect(&settings.database_url)
+                .await
+                .with_context(|| format!("cannot open the database at {}", app::redact_url(&settings.database_url)))?;
+            let applied = store.migrate().await?;
+            if applied.is_empty() {
+                println!("The database is up to date.");
+            } else {
+                for name in applied {
+                    println!("applied {name}");
+                }
+            }
+            Ok(())
+        }
+        Command::Init { email, name, username } => {
+            let state = app::build(settings).await?;
+            if state.signin.store.count_directory_admins().await? > 0 {
+                bail!("this directory already has an administrator; use `lifeline person add` and `lifeline person grant`");
+            }
+            let email = parse(EmailAddress::parse(&email))?;
+            let username = parse(match username { Some(u) => Username::parse(&u), None => Username::from_email(&email) })?;
+            let password = password_from_stdin()?.context("give the administrator's password on stdin")?;
+            let new = NewPerson {
+                display_name: parse(DisplayName::parse(&name))?,
+                email,
+                username,
+                source: AccountSource::Local,
+                manager_email: None,
+                department: None,
+                phone: None,
+                status: PersonStatus::Active,
+                password_hash: None,
+                require_change_password: false,
+                grant: Grant { dpa_level: 3, expert_mode: true, auditor: true, directory_admin: true },
+            };
+            let (person, account) = state.signin.add_person(new, Some(&password)).await?;
+            println!("Created administrator {} ({}), username {}.", person.display_name, person.email, account.username);
+            println!("Sign in at {}/signin; you will set up two-step verification on first sign-in.", state.signin.settings.public_url);
+            Ok(())
+        }
+        Command::Person(cmd) => person(settings, cmd).await,
+    }
+}
+
+async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
+    let state = app::build(settings).await?;
+    let signin = &state.signin;
+    match cmd {
+        PersonCommand::Add(a) => {
+            let email = parse(EmailAddress::parse(&a.email))?;
+            let source: AccountSource = parse(a.source.parse())?;
+            let username = parse(match &a.username { Some(u) => Username::parse(u), None => Username::from_email(&email) })?;
+            let password = if source == AccountSource::Sso { None } else { password_from_stdin()? };
+            if source == AccountSource::Local && password.is_none() {
+                bail!("give the password on stdin (local accounts need one), e.g. `echo '...' | lifeline person add ...`");
+            }
+            if a.totp && source == AccountSource::Sso {
+                bail!("--totp does not apply to sso accounts: their second factor is the identity provider's");
+            }
+            let new = NewPerson {
+                display_name: parse(DisplayName::parse(&a.name))?,
+                email,
+                username,
+                source,
+                manager_email: a.manager.as_deref().map(EmailAddress::parse).transpose().map_err(|e| anyhow::anyhow!("--manager: {e}"))?,
+                department: a.department,
+                phone: a.phone,
+                status: PersonStatus::Active,
+                password_hash: None,
+                require_change_password: false,
+                grant: Grant::default(),
+            };
+            let (person, account) = signin.add_person(new, password.as_deref()).await?;
+            let mut output = serde_json::json!({
+                "person_id": person.id,
+                "email": person.email.as_str(),
+                "username": account.username,
+                "source": account.source,
+            });
+            let mut text = format!("Added {} ({}), username {}.", person.display_name, person.email, account.username);
+            if a.totp {
+                let secret = TotpSecret::generate();
+                let codes = signin.enrol_totp_now(account.id, &secret).await?;
+                let uri = secret.otpauth_uri(&signin.settings.organisation, &account.username);
+                text.push_str(&format!("\notpauth URI: {uri}\nbackup codes (shown once):\n  {}", codes.join("\n  ")));
+                output["otpauth_uri"] = serde_json::Value::String(uri);
+                output["backup_codes"] = serde_json::json!(codes);
+            }
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&output)?);
+            } else {
+                println!("{text}");
+            }
+        }
+        PersonCommand::Show { email, json } => {
+            let view = signin.person_view(&email).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                println!("{} <{}> — {}, rank {}", view.display_name, view.email, view.status, view.rank);
+                let p = view.permissions;
+                println!("permissions: DPA {}, expert mode {}, auditor {}, directory admin {}", p.dpa_level, p.expert_mode, p.auditor, p.directory_admin);
+                for a in &view.accounts {
+                    println!(
+                        "account {} ({}): {}; TOTP {}; {} unused backup codes; {} failed attempts",
+                        a.username,
+                        a.source,
+                        if a.locked { format!("LOCKED since {} ({})", a.locked_at.as_deref().unwrap_or("?"), a.lock_reason.as_deref().unwrap_or("?")) } else { "not locked".into() },
+                        if a.mfa.totp_enabled { "on" } else { "off" },
+                        a.mfa.backup_codes_unused,
+                        a.failed_attempts,
+                    );
+                }
+            }
+        }
+        PersonCommand::Grant { email, dpa, expert, auditor, directory_admin } => {
+            let grant = Grant { dpa_level: dpa, expert_mode: expert, auditor, directory_admin };
+            let view = signin.set_grant(&email, grant, "system (cli)").await?;
+            println!("{} now has DPA {dpa}, expert mode {expert}, auditor {auditor}, directory admin {directory_admin} (rank {}).", view.email, view.rank);
+        }
+        PersonCommand::Import { file } => {
+            let data = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let rows = crate::directory::parse_csv(&data, signin.store.as_ref()).await?;
+            let bar = indicatif::ProgressBar::new(rows.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} people").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let count = signin.store.import_people(&rows, signin.now(), &|n| bar.set_position(n as u64)).await?;
+            bar.finish_and_clear();
+            println!("Imported {count} people from {}.", file.display());
+        }
+    }
+    Ok(())
+}
+
+async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    let listen = settings.listen;
+    let public_url = settings.public_url.clone();
+    let state = app::build(settings).await?;
+    if demo {
+        crate::demo::seed(&state.signin).await?;
+        crate::demo::print_sign_ins(&public_url);
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!("Lifeline listening on {listen} ({public_url})");
+    println!("Lifeline is serving {public_url} (listening on {listen}). Stop it with Ctrl-C.");
+    crate::http::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,278 @@
+//! Typed configuration: defaults, then a TOML file (`LIFELINE_CONFIG`), then `LIFELINE_*` environment
+//! variables (`__` separates sections: `LIFELINE_LOCKOUT__FAILED_ATTEMPTS_BEFORE_LOCK=10`).
+//! Unknown keys are errors, and everything is validated before the server starts.
+
+use crate::crypto::Argon2Settings;
+use crate::policy::lockout::LockoutPolicy;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://lifeline.db";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// The address people use to reach Lifeline; links in emails start with it, and `https` makes
+    /// cookies `Secure`.
+    pub public_url: String,
+    pub database_url: String,
+    pub mail_dir: PathBuf,
+    pub smtp_url: Option<Redacted>,
+    pub geoip_city: Option<PathBuf>,
+    pub geoip_asn: Option<PathBuf>,
+    #[serde(deserialize_with = "comma_separated_nets")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Where the 256-bit master key lives (created with mode 0600 on first start).
+    pub key_file: PathBuf,
+    /// The master key itself, 64 hex characters; when set, the key file is not used.
+    pub secret_key: Option<Redacted>,
+    pub organisation: String,
+    pub policy: PolicySettings,
+    pub lockout: LockoutPolicy,
+    pub argon2: Argon2Settings,
+    pub help: HelpSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            mail_dir: PathBuf::from("mail"),
+            smtp_url: None,
+            geoip_city: None,
+            geoip_asn: None,
+            trusted_proxies: Vec::new(),
+            key_file: PathBuf::from("lifeline.key"),
+            secret_key: None,
+            organisation: "Lifeline".into(),
+            policy: PolicySettings::default(),
+            lockout: LockoutPolicy::default(),
+            argon2: Argon2Settings::default(),
+            help: HelpSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// Every account must have a second factor; people without one enrol at their next sign-in.
+    pub mfa_required: bool,
+    /// Self-service password reset with security questions. Off by default: knowledge-based
+    /// authentication does not meet NIST SP 800-63B-4 or ASVS 5.0 (6.4.2); see docs/decisions.md.
+    pub qa_enabled: bool,
+    /// The questions every enrolled person answers.
+    pub qa_questions: Vec<String>,
+    /// Lifetime of a signed-in session.
+    pub session_minutes: u32,
+    /// Lifetime of a half-finished sign-in (password accepted, second factor not yet).
+    pub pending_sign_in_minutes: u32,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            mfa_required: true,
+            qa_enabled: false,
+            qa_questions: vec![
+                "What was the name of your first school?".into(),
+                "In which city did you start your first job?".into(),
+                "What is the title of a book you would read again?".into(),
+            ],
+            session_minutes: 8 * 60,
+            pending_sign_in_minutes: 10,
+        }
+    }
+}
+
+/// The staff help page: whom people who cannot sign in should contact.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HelpSettings {
+    pub contacts: Vec<String>,
+}
+
+impl Default for HelpSettings {
+    fn default() -> Self {
+        Self { contacts: vec!["Ask your line manager, or call your IT helpdesk.".into()] }
+    }
+}
+
+/// A configuration value that must never appear in a log.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(String),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Load from the file named by `LIFELINE_CONFIG` (if any) and the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var_os("LIFELINE_CONFIG").map(PathBuf::from);
+        Self::load_from(file.as_deref(), Env::prefixed("LIFELINE_"))
+    }
+
+    pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path.display().to_string()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        // LIFELINE_CONFIG names the file and LIFELINE_TEST_* belong to the test suite: neither is a setting.
+        let env = env.filter(|key| key != "config" && !key.as_str().to_lowercase().starts_with("test_")).split("__");
+        let settings: Settings =
+            figment.merge(env).extract().map_err(|e| ConfigError::Invalid(e.to_string().replace("default.", "")))?;
+        settings.validate().map_err(ConfigError::Invalid)?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(format!("public_url must start with http:// or https:// (got {:?})", self.public_url));
+        }
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
+            return Err("database_url must be a sqlite: or postgres:// URL".into());
+        }
+        if self.policy.qa_enabled && self.policy.qa_questions.is_empty() {
+            return Err("policy.qa_questions must not be empty when policy.qa_enabled is true".into());
+        }
+        if self.policy.session_minutes == 0 || self.policy.pending_sign_in_minutes == 0 {
+            return Err("policy.session_minutes and policy.pending_sign_in_minutes must be at least 1".into());
+        }
+        if self.organisation.trim().is_empty() {
+            return Err("organisation must not be empty".into());
+        }
+        self.lockout.validate()?;
+        self.argon2.validate()?;
+        Ok(())
+    }
+
+    pub fn https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// Trusted proxies come as a TOML list or, from the environment, as one comma-separated string.
+/// A bare address means that one host (/32 or /128).
+fn comma_separated_nets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Nets {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Nets::deserialize(deserializer)? {
+        Nets::One(s) => s.split(',').map(str::to_owned).collect(),
+        Nets::Many(v) => v,
+    };
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address or CIDR network")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::result_large_err)] // figment's own error type, in tests only
+    /// Load settings inside a figment jail: a scratch directory and an environment of exactly `env`.
+    fn load(toml: Option<&str>, env: &[(&str, &str)]) -> Result<Settings, String> {
+        let mut out = None;
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            for (key, value) in env {
+                jail.set_env(key, value);
+            }
+            if let Some(text) = toml {
+                jail.create_file("lifeline.toml", text)?;
+            }
+            let file = toml.map(|_| Path::new("lifeline.toml"));
+            out = Some(Settings::load_from(file, Env::prefixed("LIFELINE_")).map_err(|e| e.to_string()));
+            Ok(())
+        });
+        out.unwrap_or_else(|| Err("the jail did not run".into()))
+    }
+
+    #[test]
+    fn defaults_run_everything_embedded() {
+        let s = load(None, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://lifeline.db");
+        assert!(s.smtp_url.is_none() && s.geoip_city.is_none());
+        assert_eq!(s.lockout.failed_attempts_before_lock, 5);
+    }
+
+    #[test]
+    fn environment_overrides_file_and_nests_with_double_underscores() {
+        let s = load(
+            Some("listen = \"127.0.0.1:9000\"\n[lockout]\nfailed_attempts_before_lock = 7\n"),
+            &[
+                ("LIFELINE_LISTEN", "127.0.0.1:9100"),
+                ("LIFELINE_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+                ("LIFELINE_CONFIG", "ignored.toml"),
+                ("LIFELINE_TEST_POSTGRES_URL", "postgres://ignored"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(s.lockout.failed_attempts_before_lock, 7);
+        assert_eq!(s.trusted_proxies.len(), 2);
+        let s = load(None, &[("LIFELINE_LOCKOUT__FAILED_ATTEMPTS_BEFORE_LOCK", "9")]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.lockout.failed_attempts_before_lock, 9);
+    }
+
+    #[test]
+    fn bad_values_get_clear_errors() {
+        type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case; 6] = [
+            (None, &[("LIFELINE_LISTEN", "not-an-address")], "listen"),
+            (None, &[("LIFELINE_LOCKOUT__FAILED_ATTEMPTS_BEFORE_LOCK", "0")], "failed_attempts_before_lock"),
+            (None, &[("LIFELINE_LOCKOUT__FAILED_ATTEMPTS_BEFORE_LOCK", "many")], "failed_attempts_before_lock"),
+            (None, &[("LIFELINE_TRUSTED_PROXIES", "10.0.0.0/99")], "10.0.0.0/99"),
+            (Some("no_such_key = 1\n"), &[], "no_such_key"),
+            (None, &[("LIFELINE_PUBLIC_URL", "ftp://x")], "public_url"),
+        ];
+        for (toml, env, needle) in cases {
+            match load(toml, env) {
+                Ok(_) => panic!("{env:?} {toml:?} should be refused"),
+                Err(e) => assert!(e.to_lowercase().contains(needle), "error {e} should mention {needle}"),
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let s = load(None, &[("LIFELINE_SECRET_KEY", "ab"), ("LIFELINE_SMTP_URL", "smtp://u:hunter2@h")]).unwrap_or_else(|e| panic!("{e}"));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("<redacted>"));
+    }
+}

@@ -1,0 +1,12 @@
+//! Secrets: the server's master key and the keys derived from it, random tokens, password hashing.
+//!
+//! Invariants: every token is at least 128 bits from the OS random source; only a keyed hash of a token
+//! is ever stored; comparisons of secrets are constant-time.
+
+mod keys;
+mod password_hash;
+mod tokens;
+
+pub use keys::{KeyError, Keys, MasterKey};
+pub use password_hash::{Argon2Settings, HashError, PasswordHasher};
+pub use tokens::{ct_eq, random_token, typed_code, TokenHash};

@@ -1,0 +1,86 @@
+//! The demo organisation for `lifeline serve --demo`: one of each kind of person the seeds talk about.
+//!
+//! Passwords and TOTP secrets are fixed and printed, so that a newcomer can sign in at once (with
+//! `oathtool --totp -b SECRET` for the codes). That is exactly why the demo must never hold real data.
+
+use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, LockReason, PersonStatus, Username};
+use crate::signin::SignIn;
+use crate::store::NewPerson;
+use crate::totp::TotpSecret;
+use anyhow::Context;
+
+pub struct DemoPerson {
+    pub role: &'static str,
+    pub name: &'static str,
+    pub email: &'static str,
+    pub username: &'static str,
+    pub source: AccountSource,
+    pub manager: Option<&'static str>,
+    pub password: Option<&'static str>,
+    pub totp: Option<&'static str>,
+    pub grant: Grant,
+    pub locked: bool,
+}
+
+const fn grant(dpa_level: u8, expert_mode: bool, auditor: bool, directory_admin: bool) -> Grant {
+    Grant { dpa_level, expert_mode, auditor, directory_admin }
+}
+
+pub const PEOPLE: &[DemoPerson] = &[
+    DemoPerson { role: "admin (DPA 3, expert mode, directory admin, auditor)", name: "Ada Admin", email: "ada.admin@demo.example", username: "ada", source: AccountSource::Local, manager: None, password: Some("amber-falcon-harbour-42"), totp: Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"), grant: grant(3, true, true, true), locked: false },
+    DemoPerson { role: "helpdesk admin (DPA 1)", name: "Harry Helpdesk", email: "harry.helpdesk@demo.example", username: "harry", source: AccountSource::Local, manager: Some("ada.admin@demo.example"), password: Some("quiet-meadow-lantern-17"), totp: Some("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"), grant: grant(1, false, false, false), locked: false },
+    DemoPerson { role: "manager of Sam and Sid", name: "Mona Manager", email: "mona.manager@demo.example", username: "mona", source: AccountSource::Local, manager: Some("ada.admin@demo.example"), password: Some("copper-river-sketch-88"), totp: Some("MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"), grant: grant(0, false, false, false), locked: false },
+    DemoPerson { role: "staff, no authenticator yet (enrols at first sign-in; security questions set)", name: "Sam Staff", email: "sam.staff@demo.example", username: "sam", source: AccountSource::Local, manager: Some("mona.manager@demo.example"), password: Some("violet-tundra-pebble-35"), totp: None, grant: grant(0, false, false, false), locked: false },
+    DemoPerson { role: "locked after failed sign-ins", name: "Lou Locked", email: "lou.locked@demo.example", username: "lou", source: AccountSource::Local, manager: Some("mona.manager@demo.example"), password: Some("silver-canyon-whistle-63"), totp: Some("ONSWG4TFORZWK3DMMVZXG5DFON2GK43U"), grant: grant(0, false, false, false), locked: true },
+    DemoPerson { role: "synchronized account (password mastered on premises)", name: "Sid Synced", email: "sid.synced@demo.example", username: "sid", source: AccountSource::Synchronized, manager: Some("mona.manager@demo.example"), password: Some("maple-comet-harvest-21"), totp: Some("KRUGS4ZANFZSAYJAMRSW233TMVRXEZLU"), grant: grant(0, false, false, false), locked: false },
+    DemoPerson { role: "SSO account (signs in at the identity provider)", name: "Sue Sso", email: "sue.sso@demo.example", username: "sue", source: AccountSource::Sso, manager: Some("mona.manager@demo.example"), password: None, totp: None, grant: grant(0, false, false, false), locked: false },
+];
+
+/// Sam's security-question answers, in the order of the default questions.
+pub const SAM_ANSWERS: [&str; 3] = ["Hillside Primary", "Leeds", "Dune"];
+
+/// Create the demo organisation unless the directory already has people.
+pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
+    if signin.store.count_people().await? > 0 {
+        return Ok(());
+    }
+    for p in PEOPLE {
+        let email = EmailAddress::parse(p.email)?;
+        let new = NewPerson {
+            display_name: DisplayName::parse(p.name)?,
+            email,
+            username: Username::parse(p.username)?,
+            source: p.source,
+            manager_email: p.manager.map(EmailAddress::parse).transpose()?,
+            department: Some(if p.grant.dpa_level > 0 { "IT".into() } else { "Operations".into() }),
+            phone: Some("+44 20 7946 0000".into()),
+            status: PersonStatus::Active,
+            password_hash: None,
+            require_change_password: false,
+            grant: p.grant,
+        };
+        let (_, account) = signin.add_person(new, p.password).await.with_context(|| format!("demo person {}", p.email))?;
+        if let Some(secret) = p.totp {
+            let secret = TotpSecret::from_base32(secret).context("demo TOTP secret")?;
+            signin.enrol_totp_now(account.id, &secret).await?;
+        }
+        if p.locked {
+            signin.store.lock_account(account.id, LockReason::Failures, signin.now()).await?;
+        }
+        if p.username == "sam" {
+            let answers: Vec<String> = SAM_ANSWERS.iter().map(|s| s.to_string()).collect();
+            signin.enrol_security_questions(account.id, &answers).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn print_sign_ins(public_url: &str) {
+    println!("Demo organisation — sign in at {public_url}/signin (demo data only: these passwords are public)");
+    for p in PEOPLE {
+        let password = p.password.unwrap_or("(none: SSO)");
+        let code = p.totp.map(|s| format!("code: oathtool --totp -b {s}")).unwrap_or_else(|| "no authenticator".into());
+        println!("  {:<8} {:<30} {:<26} {}\n           {}", p.username, p.email, password, p.role, code);
+    }
+    println!("  Sam's security-question answers (for /reset): {}", SAM_ANSWERS.join(" / "));
+}

@@ -1,0 +1,134 @@
+//! The directory: people, their accounts and grants. Used by the CLI (and later the console and API).
+
+mod import;
+
+pub use import::{parse_csv, ImportError};
+
+use crate::domain::{AccountSource, Grant, PersonStatus};
+use crate::policy::password;
+use crate::signin::SignIn;
+use crate::store::{NewPerson, StoreError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no person with email {0}")]
+    UnknownPerson(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// What `person show --json` prints: the public contract of a person's state.
+#[derive(Debug, Serialize)]
+pub struct PersonView {
+    pub person_id: i64,
+    pub display_name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub manager_email: Option<String>,
+    pub department: Option<String>,
+    pub status: PersonStatus,
+    pub permissions: Grant,
+    pub rank: u8,
+    pub accounts: Vec<AccountView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    pub account_id: i64,
+    pub username: String,
+    pub source: AccountSource,
+    pub locked: bool,
+    pub locked_at: Option<String>,
+    pub lock_reason: Option<String>,
+    pub unlocked_by: Option<String>,
+    pub unlocked_at: Option<String>,
+    pub failed_attempts: u32,
+    pub mfa: MfaView,
+    pub required_actions: crate::domain::RequiredActions,
+    pub qa_enrolled: bool,
+    pub qa_locked: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MfaView {
+    pub totp_enabled: bool,
+    pub backup_codes_unused: i64,
+}
+
+fn iso(at: Option<i64>) -> Option<String> {
+    at.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| t.to_rfc3339())
+}
+
+impl SignIn {
+    /// Add a person with a first account. A password, when given, must pass the password rule.
+    pub async fn add_person(&self, mut new: NewPerson, password: Option<&str>) -> Result<(crate::domain::Person, crate::domain::Account), DirectoryError> {
+        if let Some(pw) = password {
+            if new.source == AccountSource::Sso {
+                return Err(DirectoryError::Invalid("sso accounts sign in through the identity provider and take no password".into()));
+            }
+            let context = [new.email.as_str(), new.username.as_str(), new.display_name.as_str()];
+            password::check(pw, self.settings.policy.mfa_required, &context)
+                .map_err(|e| DirectoryError::Invalid(format!("password refused: {e}")))?;
+            new.password_hash = Some(self.hasher.hash(pw).await.map_err(|e| DirectoryError::Unexpected(e.to_string()))?);
+        }
+        Ok(self.store.create_person(&new, self.now()).await?)
+    }
+
+    pub async fn person_view(&self, email: &str) -> Result<PersonView, DirectoryError> {
+        let parsed = crate::domain::EmailAddress::parse(email).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+        let person = self.store.person_by_email(&parsed).await?.ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
+        let manager_email = match person.manager_id {
+            Some(id) => self.store.person(id).await?.map(|m| m.email.to_string()),
+            None => None,
+        };
+        let grant = self.store.grant(person.id).await?;
+        let now = self.now();
+        let mut accounts = Vec::new();
+        for a in self.store.accounts_of(person.id).await? {
+            let totp_enabled = self.store.totp(a.id).await?.is_some_and(|t| t.confirmed_at.is_some());
+            accounts.push(AccountView {
+                account_id: a.id,
+                locked: a.lock().is_locked(now),
+                locked_at: iso(a.locked_at),
+                lock_reason: a.lock_reason.map(|r| r.to_string()),
+                unlocked_by: a.unlocked_by.clone(),
+                unlocked_at: iso(a.unlocked_at),
+                failed_attempts: a.failed_attempts,
+                mfa: MfaView { totp_enabled, backup_codes_unused: self.store.unused_backup_codes(a.id).await? },
+                required_actions: a.required,
+                qa_enrolled: !self.store.qa_answers(a.id).await?.is_empty(),
+                qa_locked: a.qa_locked_at.is_some(),
+                username: a.username,
+                source: a.source,
+            });
+        }
+        Ok(PersonView {
+            person_id: person.id,
+            display_name: person.display_name,
+            email: person.email.to_string(),
+            phone: person.phone,
+            manager_email,
+            department: person.department,
+            status: person.status,
+            rank: crate::policy::tiers::rank(&grant),
+            permissions: grant,
+            accounts,
+        })
+    }
+
+    /// Replace a person's grant (`person grant`): the CLI acts as the system, outside tiers.
+    pub async fn set_grant(&self, email: &str, grant: Grant, granted_by: &str) -> Result<PersonView, DirectoryError> {
+        if grant.dpa_level > 3 {
+            return Err(DirectoryError::Invalid("--dpa must be 0, 1, 2 or 3".into()));
+        }
+        let parsed = crate::domain::EmailAddress::parse(email).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+        let person = self.store.person_by_email(&parsed).await?.ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
+        self.store.set_grant(person.id, &grant, granted_by, self.now()).await?;
+        self.person_view(email).await
+    }
+}

@@ -1,0 +1,135 @@
+use std::fmt;
+
+/// Why a value from outside was refused. The message is safe to show to the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ParseError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}
+
+/// An email address, trimmed and lower-cased. Deliberately permissive beyond the basic shape
+/// (`local@domain.tld`, no spaces, at most 254 characters): the mailbox itself is the real test.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        let value = input.trim().to_lowercase();
+        let err = |m: &str| ParseError::new("email", m);
+        if value.is_empty() {
+            return Err(err("is required"));
+        }
+        if value.len() > 254 {
+            return Err(err("is longer than 254 characters"));
+        }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
+            return Err(err("must not contain spaces or control characters"));
+        }
+        let Some((local, domain)) = value.split_once('@') else {
+            return Err(err("must look like name@example.org"));
+        };
+        if local.is_empty() || domain.contains('@') || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.')
+        {
+            return Err(err("must look like name@example.org"));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A sign-in name: 1–64 characters of `a-z 0-9 . _ -`, case-insensitive (stored lower-case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        let value = input.trim().to_lowercase();
+        if value.is_empty() || value.len() > 64 {
+            return Err(ParseError::new("username", "must be 1 to 64 characters"));
+        }
+        if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            return Err(ParseError::new("username", "may contain only letters, digits, '.', '_' and '-'"));
+        }
+        Ok(Self(value))
+    }
+
+    /// The username a person gets when none is given: the local part of their email, cleaned up.
+    pub fn from_email(email: &EmailAddress) -> Result<Self, ParseError> {
+        let local = email.as_str().split('@').next().unwrap_or_default();
+        let cleaned: String = local
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+            .collect();
+        Self::parse(&cleaned)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A person's display name: 1–200 printable characters, surrounding space trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        let value = input.trim();
+        if value.is_empty() || value.chars().count() > 200 {
+            return Err(ParseError::new("display_name", "must be 1 to 200 characters"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(ParseError::new("display_name", "must not contain control characters"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(EmailAddress::parse("  Ada@Example.ORG ").map(|e| e.0), Ok("ada@example.org".into()));
+        for bad in ["", "ada", "ada@", "@example.org", "ada@example", "a b@example.org", "a@b@c.org", "ada@example.org."] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(EmailAddress::parse(&format!("{}@example.org", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn usernames_are_case_insensitive_and_restricted() {
+        assert_eq!(Username::parse("Ada.Lovelace").map(|u| u.0), Ok("ada.lovelace".into()));
+        assert!(Username::parse("ada lovelace").is_err());
+        assert!(Username::parse("").is_err());
+        let email = EmailAddress::parse("o'brien+it@example.org").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Username::from_email(&email).map(|u| u.0), Ok("o-brien-it".into()));
+    }
+}

@@ -1,0 +1,88 @@
+//! One error type for pages, rendered as an HTML page with the request's id. The cause of a 5xx goes
+//! to the log once and never to the client.
+
+use super::templates::{render, ErrorPage};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+tokio::task_local! {
+    /// The id of the request being handled, for error pages and logs.
+    pub static REQUEST_ID: String;
+}
+
+pub fn request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".into())
+}
+
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "There is no page at this address.")
+    }
+
+    /// Log the cause with the request id; the client sees only that something failed.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(request_id = %request_id(), "internal error: {cause}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again.")
+    }
+}
+
+impl From<crate::signin::SignInError> for PageError {
+    fn from(e: crate::signin::SignInError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage { title: self.status.canonical_reason().unwrap_or("Error"), status: self.status.as_u16(), message: &self.message, request_id: request_id() };
+        let mut response = render(&page);
+        *response.status_mut() = self.status;
+        response
+    }
+}
+
+/// `Form<T>` whose rejections (wrong content type, too large, malformed fields) become our error page.
+pub struct ValidForm<T>(pub T);
+
+impl<T, S> FromRequest<S> for ValidForm<T>
+where
+    axum::Form<T>: FromRequest<S, Rejection = FormRejection>,
+    S: Send + Sync,
+{
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let status = match rejection.status() {
+                    StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                    other => other,
+                };
+                Err(PageError::new(status, format!("The form could not be read: {}", rejection.body_text())))
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+use super::error::{PageError, REQUEST_ID};
+use super::{AppState, BODY_LIMIT};
+use crate::crypto::{ct_eq, random_token};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+
+/// The CSRF token to put in this response's forms.
+#[derive(Clone)]
+pub struct CsrfToken(pub String);
+
+/// Give every request an id (echoed as `x-request-id`, shown on error pages, used in logs).
+pub async fn request_id(req: Request, next: Next) -> Response {
+    let id = hex::encode(rand::random::<[u8; 8]>());
+    let mut response = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Strict CSP (no script at all, styles only from ourselves), no framing, no sniffing, no caching of
+/// pages that may show secrets (backup codes, QR codes).
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(headers, "x-content-type-options", "nosniff");
+    set(headers, "x-frame-options", "DENY");
+    set(headers, "referrer-policy", "no-referrer");
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        set(headers, "cache-control", "no-store");
+    }
+    response
+}
+
+/// Signed double-submit CSRF protection for every form POST.
+///
+/// A visitor gets a random nonce cookie; forms carry HMAC(csrf key, nonce). A cross-site page can make a
+/// browser send the cookie but can neither read it nor compute the MAC. The body is read here (bounded)
+/// and handed on unchanged, so handlers never see a request that failed the check.
+pub async fn csrf_guard(State(state): State<AppState>, jar: CookieJar, req: Request, next: Next) -> Response {
+    let name = state.cookie_name("lifeline_csrf");
+    let existing = jar.get(&name).map(|c| c.value().to_owned()).filter(|v| v.len() == 43);
+    let fresh = existing.is_none();
+    let nonce = existing.unwrap_or_else(random_token);
+    let token = state.signin.keys.csrf_mac(nonce.as_bytes());
+
+    let mut req = if req.method() != Method::GET && req.method() != Method::HEAD && !req.uri().path().starts_with("/api/") {
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                return PageError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("The form is larger than {} KiB.", BODY_LIMIT / 1024))
+                    .into_response();
+            }
+        };
+        let submitted = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+        let valid = !fresh && submitted.is_some_and(|s| ct_eq(s.as_bytes(), token.as_bytes()));
+        if !valid {
+            let mut response = PageError::new(
+                StatusCode::FORBIDDEN,
+                "This form has expired or did not come from this site. Go back, reload the page and try again.",
+            )
+            .into_response();
+            if fresh {
+                append_cookie(&mut response, csrf_cookie(&state, name, nonce));
+            }
+            return response;
+        }
+        Request::from_parts(parts, Body::from(bytes))
+    } else {
+        req
+    };
+    req.extensions_mut().insert(CsrfToken(token));
+    let mut response = next.run(req).await;
+    if fresh {
+        append_cookie(&mut response, csrf_cookie(&state, name, nonce));
+    }
+    response
+}
+
+fn csrf_cookie(state: &AppState, name: String, nonce: String) -> Cookie<'static> {
+    Cookie::build((name, nonce)).path("/").http_only(true).secure(state.https()).same_site(SameSite::Strict).build()
+}
+
+pub fn append_cookie(response: &mut Response, cookie: Cookie<'_>) {
+    if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}

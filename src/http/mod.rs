@@ -1,0 +1,60 @@
+//! The HTTP front: server-rendered pages that work without JavaScript, behind a strict CSP, with CSRF
+//! protection on every form enforced by one middleware (no handler can forget it).
+
+mod error;
+mod middleware;
+mod pages;
+mod session;
+mod templates;
+
+pub use error::PageError;
+
+use crate::signin::SignIn;
+use crate::store::SqlStore;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Largest request body accepted anywhere (forms are tiny; this bounds memory and argon2 input).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub signin: Arc<SignIn>,
+    pub db: Arc<SqlStore>,
+}
+
+impl AppState {
+    fn https(&self) -> bool {
+        self.signin.settings.https()
+    }
+
+    /// `__Host-` cookies are bound to this exact origin and must be `Secure`; on plain http (local
+    /// demo) the prefix cannot be used.
+    fn cookie_name(&self, base: &str) -> String {
+        if self.https() { format!("__Host-{base}") } else { base.to_owned() }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(pages::router())
+        .fallback(|| async { PageError::not_found() })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn(middleware::request_id))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

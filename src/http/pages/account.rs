@@ -1,0 +1,165 @@
+use crate::domain::AccountSource;
+use crate::http::middleware::CsrfToken;
+use crate::http::session::{self, MaybeSession};
+use crate::http::templates::{render, BackupCodesPage, ChangePasswordPage, EventRow, HomePage, SecurityQuestionsPage};
+use crate::http::{error::ValidForm, AppState, PageError};
+use crate::signin::{QaResetError, SignInError};
+use crate::store::SessionStage;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+fn when(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0).map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+}
+
+pub async fn home_get(State(state): State<AppState>, session: MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Result<Response, PageError> {
+    let session = match session.at(&[SessionStage::Active]) {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let store = &state.signin.store;
+    let account = store.account(session.account_id).await?.ok_or_else(PageError::not_found)?;
+    let person = store.person(account.person_id).await?.ok_or_else(PageError::not_found)?;
+    let totp_enabled = store.totp(account.id).await?.is_some_and(|t| t.confirmed_at.is_some());
+    let events = store
+        .recent_sign_ins(account.id, 10)
+        .await?
+        .into_iter()
+        .map(|e| EventRow {
+            at: when(e.at),
+            place: crate::geo::Location { city: e.city, country: e.country, asn: e.asn, network: String::new() }.place(),
+            outcome: e.outcome,
+            method: e.method,
+            ip: e.client_ip,
+            network: e.network,
+        })
+        .collect();
+    let page = HomePage {
+        title: "Your account",
+        csrf: &csrf.0,
+        display_name: &person.display_name,
+        username: &account.username,
+        email: person.email.as_str(),
+        source: account.source.as_str(),
+        totp_enabled,
+        backup_codes_left: store.unused_backup_codes(account.id).await?,
+        qa_enabled: state.signin.settings.policy.qa_enabled,
+        qa_enrolled: !store.qa_answers(account.id).await?.is_empty(),
+        can_change_password: account.source == AccountSource::Local,
+        notice: None,
+        events,
+    };
+    Ok(render(&page))
+}
+
+fn min_length(state: &AppState) -> usize {
+    if state.signin.settings.policy.mfa_required { 8 } else { 15 }
+}
+
+pub async fn password_get(State(state): State<AppState>, session: MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Response {
+    match session.at(&[SessionStage::ChangePassword, SessionStage::Active]) {
+        Ok(s) => render(&ChangePasswordPage {
+            title: "Choose a new password",
+            csrf: &csrf.0,
+            required: s.stage == SessionStage::ChangePassword,
+            min_length: min_length(&state),
+            error: None,
+        }),
+        Err(redirect) => redirect.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    new_password: String,
+    confirm_password: String,
+}
+
+pub async fn password_post(
+    State(state): State<AppState>,
+    session: MaybeSession,
+    Extension(csrf): Extension<CsrfToken>,
+    ValidForm(form): ValidForm<PasswordForm>,
+) -> Result<Response, PageError> {
+    let session = match session.at(&[SessionStage::ChangePassword, SessionStage::Active]) {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    match state.signin.change_password(session.account_id, &form.new_password, &form.confirm_password).await {
+        Ok(()) => {
+            let next = Redirect::to("/").into_response();
+            if session.stage == SessionStage::ChangePassword {
+                session::advance(&state, &session, SessionStage::Active, next).await
+            } else {
+                Ok(next)
+            }
+        }
+        Err(SignInError::Password(rejection)) => {
+            let mut response = render(&ChangePasswordPage {
+                title: "Choose a new password",
+                csrf: &csrf.0,
+                required: session.stage == SessionStage::ChangePassword,
+                min_length: min_length(&state),
+                error: Some(&rejection.to_string()),
+            });
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            Ok(response)
+        }
+        Err(SignInError::Unexpected(message)) if message.contains("only local accounts") => {
+            Err(PageError::new(StatusCode::BAD_REQUEST, "This account's password is managed elsewhere, not by Lifeline."))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn backup_codes_post(State(state): State<AppState>, session: MaybeSession) -> Result<Response, PageError> {
+    let session = match session.at(&[SessionStage::Active]) {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let codes = state.signin.regenerate_backup_codes(session.account_id).await?;
+    Ok(render(&BackupCodesPage { title: "Backup codes", codes: &codes, next: "/" }))
+}
+
+pub async fn security_questions_get(State(state): State<AppState>, session: MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Result<Response, PageError> {
+    if let Err(redirect) = session.at(&[SessionStage::Active]) {
+        return Ok(redirect.into_response());
+    }
+    if !state.signin.settings.policy.qa_enabled {
+        return Err(PageError::not_found());
+    }
+    Ok(render(&SecurityQuestionsPage { title: "Security questions", csrf: &csrf.0, questions: &state.signin.settings.policy.qa_questions, error: None }))
+}
+
+/// The numbered `answerN` fields of a form, one per configured question, each at most 200 characters.
+pub fn answers(form: &HashMap<String, String>, questions: usize) -> Vec<String> {
+    (0..questions).map(|i| form.get(&format!("answer{i}")).map(|a| a.chars().take(200).collect()).unwrap_or_default()).collect()
+}
+
+pub async fn security_questions_post(
+    State(state): State<AppState>,
+    session: MaybeSession,
+    Extension(csrf): Extension<CsrfToken>,
+    ValidForm(form): ValidForm<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let session = match session.at(&[SessionStage::Active]) {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let questions = &state.signin.settings.policy.qa_questions;
+    if !state.signin.settings.policy.qa_enabled {
+        return Err(PageError::not_found());
+    }
+    match state.signin.enrol_security_questions(session.account_id, &answers(&form, questions.len())).await {
+        Ok(()) => Ok(Redirect::to("/").into_response()),
+        Err(QaResetError::Other(SignInError::Unexpected(message))) => {
+            let mut response = render(&SecurityQuestionsPage { title: "Security questions", csrf: &csrf.0, questions, error: Some(&message) });
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            Ok(response)
+        }
+        Err(e) => Err(PageError::internal(e)),
+    }
+}

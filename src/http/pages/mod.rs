@@ -1,0 +1,27 @@
+//! Page routes. Handlers are named `<page>_get` / `<page>_post`.
+
+mod account;
+mod health;
+mod reset;
+mod signin;
+
+use super::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(account::home_get))
+        .route("/signin", get(signin::signin_get).post(signin::signin_post))
+        .route("/signin/mfa", get(signin::mfa_get).post(signin::mfa_post))
+        .route("/signin/enroll", get(signin::enroll_get).post(signin::enroll_post))
+        .route("/signout", post(signin::signout_post))
+        .route("/account/password", get(account::password_get).post(account::password_post))
+        .route("/account/backup-codes", post(account::backup_codes_post))
+        .route("/account/security-questions", get(account::security_questions_get).post(account::security_questions_post))
+        .route("/help", get(reset::help_get))
+        .route("/reset", get(reset::reset_get).post(reset::reset_post))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/static/style.css", get(health::stylesheet))
+}

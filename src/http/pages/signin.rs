@@ -1,0 +1,137 @@
+use crate::http::middleware::CsrfToken;
+use crate::http::session::{self, Client, MaybeSession};
+use crate::http::templates::{render, BackupCodesPage, EnrollMfaPage, MfaPage, SignInPage};
+use crate::http::{error::ValidForm, AppState, PageError};
+use crate::signin::{PasswordOutcome, SecondFactorOutcome};
+use crate::store::SessionStage;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+pub const INVALID: &str = "The username or password is incorrect.";
+pub const LOCKED: &str = "This account is locked. Use \"Can't sign in?\" below to find out who can unlock it.";
+const DISABLED: &str = "This account is disabled. Contact your helpdesk.";
+
+fn signin_page(csrf: &str, login: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let mut response = render(&SignInPage { title: "Sign in", csrf, login, error, notice: None });
+    *response.status_mut() = status;
+    response
+}
+
+pub async fn signin_get(MaybeSession(session): MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Response {
+    match session {
+        Some(s) => Redirect::to(session::stage_path(s.stage)).into_response(),
+        None => signin_page(&csrf.0, "", None, StatusCode::OK),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    login: String,
+    password: String,
+}
+
+pub async fn signin_post(
+    State(state): State<AppState>,
+    MaybeSession(old): MaybeSession,
+    Client(ctx): Client,
+    Extension(csrf): Extension<CsrfToken>,
+    ValidForm(form): ValidForm<SignInForm>,
+) -> Result<Response, PageError> {
+    let login: String = form.login.trim().chars().take(254).collect();
+    let outcome = state.signin.password(&login, &form.password, &ctx).await?;
+    match outcome {
+        PasswordOutcome::Invalid => Ok(signin_page(&csrf.0, &login, Some(INVALID), StatusCode::UNAUTHORIZED)),
+        PasswordOutcome::Locked => Ok(signin_page(&csrf.0, &login, Some(LOCKED), StatusCode::UNAUTHORIZED)),
+        PasswordOutcome::Disabled => Ok(signin_page(&csrf.0, &login, Some(DISABLED), StatusCode::UNAUTHORIZED)),
+        PasswordOutcome::Proceed { account, stage } => session::start(&state, old.as_ref(), account, stage).await,
+    }
+}
+
+pub async fn mfa_get(MaybeSession(session): MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Response {
+    match MaybeSession(session).at(&[SessionStage::Mfa]) {
+        Ok(_) => render(&MfaPage { title: "Two-step verification", csrf: &csrf.0, error: None }),
+        Err(redirect) => redirect.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    code: String,
+}
+
+pub async fn mfa_post(
+    State(state): State<AppState>,
+    session: MaybeSession,
+    Client(ctx): Client,
+    Extension(csrf): Extension<CsrfToken>,
+    ValidForm(form): ValidForm<CodeForm>,
+) -> Result<Response, PageError> {
+    let session = match session.at(&[SessionStage::Mfa]) {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let code: String = form.code.chars().take(64).collect();
+    match state.signin.second_factor(session.account_id, &code, &ctx).await? {
+        SecondFactorOutcome::Invalid => {
+            let mut response = render(&MfaPage { title: "Two-step verification", csrf: &csrf.0, error: Some("That code is not valid.") });
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            Ok(response)
+        }
+        SecondFactorOutcome::Locked => {
+            let page = signin_page(&csrf.0, "", Some(LOCKED), StatusCode::UNAUTHORIZED);
+            session::end(&state, Some(&session), page).await
+        }
+        SecondFactorOutcome::Proceed(stage) => {
+            session::advance(&state, &session, stage, Redirect::to(session::stage_path(stage)).into_response()).await
+        }
+    }
+}
+
+pub async fn enroll_get(State(state): State<AppState>, session: MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Result<Response, PageError> {
+    let session = match session.at(&[SessionStage::EnrollMfa]) {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    enroll_page(&state, session.account_id, &csrf.0, None).await
+}
+
+async fn enroll_page(state: &AppState, account: i64, csrf: &str, error: Option<&str>) -> Result<Response, PageError> {
+    let enrolment = state.signin.enrolment(account).await?;
+    let mut response = render(&EnrollMfaPage {
+        title: "Set up two-step verification",
+        csrf,
+        qr_svg: &enrolment.qr_svg,
+        uri: &enrolment.uri,
+        secret: &enrolment.secret_base32,
+        error,
+    });
+    if error.is_some() {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    Ok(response)
+}
+
+pub async fn enroll_post(
+    State(state): State<AppState>,
+    session: MaybeSession,
+    Extension(csrf): Extension<CsrfToken>,
+    ValidForm(form): ValidForm<CodeForm>,
+) -> Result<Response, PageError> {
+    let session = match session.at(&[SessionStage::EnrollMfa]) {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    match state.signin.confirm_enrolment(session.account_id, &form.code).await? {
+        None => enroll_page(&state, session.account_id, &csrf.0, Some("That code is not valid. Check the time on your phone and try the next code.")).await,
+        Some((codes, stage)) => {
+            let page = render(&BackupCodesPage { title: "Backup codes", codes: &codes, next: session::stage_path(stage) });
+            session::advance(&state, &session, stage, page).await
+        }
+    }
+}
+
+pub async fn signout_post(State(state): State<AppState>, MaybeSession(session): MaybeSession) -> Result<Response, PageError> {
+    session::end(&state, session.as_ref(), Redirect::to("/signin").into_response()).await
+}

@@ -1,0 +1,141 @@
+//! Sessions live server-side; the browser holds a 256-bit random token in an HttpOnly, SameSite cookie
+//! (Secure and `__Host-` on https). The database holds only the token's keyed hash. Every completed
+//! sign-in step replaces the token, so a token seen before authentication is worthless after it.
+
+use super::middleware::append_cookie;
+use super::{AppState, PageError};
+use crate::crypto::{random_token, TokenHash};
+use crate::domain::AccountId;
+use crate::geo;
+use crate::signin::RequestContext;
+use crate::store::{SessionRecord, SessionStage};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+pub const SESSION_COOKIE: &str = "lifeline_session";
+
+/// The request's session, if it carries a live one.
+pub struct MaybeSession(pub Option<Session>);
+
+#[derive(Clone)]
+pub struct Session {
+    pub token: TokenHash,
+    pub account_id: AccountId,
+    pub stage: SessionStage,
+}
+
+impl FromRequestParts<AppState> for MaybeSession {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(cookie) = jar.get(&state.cookie_name(SESSION_COOKIE)) else { return Ok(Self(None)) };
+        if cookie.value().len() != 43 {
+            return Ok(Self(None));
+        }
+        let token = TokenHash::of(&state.signin.keys, "session", cookie.value());
+        let record: Option<SessionRecord> = state.signin.store.session(&token, state.signin.now()).await?;
+        Ok(Self(record.map(|r| Session { token, account_id: r.account_id, stage: r.stage })))
+    }
+}
+
+/// Where a session at `stage` belongs.
+pub fn stage_path(stage: SessionStage) -> &'static str {
+    match stage {
+        SessionStage::Mfa => "/signin/mfa",
+        SessionStage::EnrollMfa => "/signin/enroll",
+        SessionStage::ChangePassword => "/account/password",
+        SessionStage::Active => "/",
+    }
+}
+
+impl MaybeSession {
+    /// The session if it is at one of `stages`; otherwise a redirect to where it belongs.
+    pub fn at(self, stages: &[SessionStage]) -> Result<Session, Redirect> {
+        match self.0 {
+            Some(s) if stages.contains(&s.stage) => Ok(s),
+            Some(s) => Err(Redirect::to(stage_path(s.stage))),
+            None => Err(Redirect::to("/signin")),
+        }
+    }
+}
+
+fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    Cookie::build((state.cookie_name(SESSION_COOKIE), value))
+        .path("/")
+        .http_only(true)
+        .secure(state.https())
+        .same_site(SameSite::Lax)
+        .build()
+}
+
+fn lifetime(state: &AppState, stage: SessionStage) -> i64 {
+    let policy = &state.signin.settings.policy;
+    let minutes = if stage == SessionStage::Active { policy.session_minutes } else { policy.pending_sign_in_minutes };
+    i64::from(minutes) * 60
+}
+
+/// Start a new session (after the password) and send its cookie with a redirect to its stage.
+pub async fn start(state: &AppState, old: Option<&Session>, account: AccountId, stage: SessionStage) -> Result<Response, PageError> {
+    if let Some(old) = old {
+        state.signin.store.delete_session(&old.token).await?;
+    }
+    let token = random_token();
+    let now = state.signin.now();
+    let hash = TokenHash::of(&state.signin.keys, "session", &token);
+    state.signin.store.create_session(&hash, account, stage, now, now + lifetime(state, stage)).await?;
+    let mut response = Redirect::to(stage_path(stage)).into_response();
+    append_cookie(&mut response, session_cookie(state, token));
+    Ok(response)
+}
+
+/// Move a session to its next stage under a new token; `response` gets the new cookie.
+pub async fn advance(state: &AppState, session: &Session, stage: SessionStage, mut response: Response) -> Result<Response, PageError> {
+    let token = random_token();
+    let now = state.signin.now();
+    let hash = TokenHash::of(&state.signin.keys, "session", &token);
+    if !state.signin.store.advance_session(&session.token, &hash, stage, now, now + lifetime(state, stage)).await? {
+        return Ok(Redirect::to("/signin").into_response());
+    }
+    append_cookie(&mut response, session_cookie(state, token));
+    Ok(response)
+}
+
+/// End a session and clear its cookie.
+pub async fn end(state: &AppState, session: Option<&Session>, mut response: Response) -> Result<Response, PageError> {
+    if let Some(session) = session {
+        state.signin.store.delete_session(&session.token).await?;
+    }
+    let mut cookie = session_cookie(state, String::new());
+    cookie.make_removal();
+    append_cookie(&mut response, cookie);
+    Ok(response)
+}
+
+/// The client as the server sees it: address (through trusted proxies) and user agent.
+pub struct Client(pub RequestContext);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let forwarded: Vec<&str> =
+            parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let ip = geo::client_ip(peer, &forwarded, &state.signin.settings.trusted_proxies);
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(512).collect())
+            .unwrap_or_default();
+        Ok(Self(RequestContext { ip, user_agent }))
+    }
+}

@@ -1,0 +1,126 @@
+//! One struct per page; askama checks every template at compile time and escapes by default.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+pub fn render<T: Template>(page: &T) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!("template failed: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub status: u16,
+    pub message: &'a str,
+    pub request_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+pub struct SignInPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub login: &'a str,
+    pub error: Option<&'a str>,
+    pub notice: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+pub struct MfaPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "enroll_mfa.html")]
+pub struct EnrollMfaPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub qr_svg: &'a str,
+    pub uri: &'a str,
+    pub secret: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "backup_codes.html")]
+pub struct BackupCodesPage<'a> {
+    pub title: &'a str,
+    pub codes: &'a [String],
+    pub next: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "change_password.html")]
+pub struct ChangePasswordPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub required: bool,
+    pub min_length: usize,
+    pub error: Option<&'a str>,
+}
+
+pub struct EventRow {
+    pub at: String,
+    pub outcome: String,
+    pub method: String,
+    pub ip: String,
+    pub place: String,
+    pub network: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub display_name: &'a str,
+    pub username: &'a str,
+    pub email: &'a str,
+    pub source: &'a str,
+    pub totp_enabled: bool,
+    pub backup_codes_left: i64,
+    pub qa_enabled: bool,
+    pub qa_enrolled: bool,
+    pub can_change_password: bool,
+    pub notice: Option<&'a str>,
+    pub events: Vec<EventRow>,
+}
+
+#[derive(Template)]
+#[template(path = "security_questions.html")]
+pub struct SecurityQuestionsPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub questions: &'a [String],
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub struct ResetPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub enabled: bool,
+    pub questions: &'a [String],
+    pub email: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "help.html")]
+pub struct HelpPage<'a> {
+    pub title: &'a str,
+    pub contacts: &'a [String],
+    pub qa_enabled: bool,
+}

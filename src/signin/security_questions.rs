@@ -1,0 +1,139 @@
+//! Security questions (Q&A) for self-service password reset — a legacy method, off by default.
+//!
+//! NIST SP 800-63B-4 and ASVS 5.0 (6.4.2) forbid knowledge-based authentication; Lifeline keeps it for
+//! organisations migrating away and says so wherever it appears. Every enrolled person answers the same
+//! configured questions, so the reset page looks the same for every email address: no enumeration by
+//! content. Answers are normalised (case, spacing, punctuation) and stored as argon2 hashes; every
+//! answer is verified even after a mismatch, and unknown accounts verify dummies, so timing says nothing
+//! either. Wrong answers count toward a Q&A lockout of their own, which blocks only this reset.
+
+use super::{RequestContext, SignIn, SignInError};
+use crate::domain::{AccountId, AccountSource, PersonStatus};
+use crate::policy::password::PasswordRejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QaResetError {
+    #[error("Self-service reset with security questions is not enabled here.")]
+    Disabled,
+    /// Unknown email, not enrolled, wrong answers, or locked: one answer for all.
+    #[error("The email address and answers did not match. Check them, or use \"Can't sign in?\" to ask for help.")]
+    NoMatch,
+    #[error("This account's password is managed by your organisation's directory; ask your helpdesk to reset it.")]
+    NotLocal,
+    #[error(transparent)]
+    Password(#[from] PasswordRejection),
+    #[error(transparent)]
+    Other(#[from] SignInError),
+}
+
+/// Lower-case, letters and digits only, single spaces: "  Saint-Mary's " and "saint marys" match.
+pub fn normalise_answer(answer: &str) -> String {
+    let cleaned: String = answer
+        .chars()
+        .filter_map(|c| {
+            if c.is_alphanumeric() {
+                Some(c.to_lowercase().collect::<String>())
+            } else if c.is_whitespace() || c == '-' {
+                Some(" ".into())
+            } else {
+                None
+            }
+        })
+        .collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl SignIn {
+    /// Enrol (or replace) the answers of a signed-in account.
+    pub async fn enrol_security_questions(&self, account: AccountId, answers: &[String]) -> Result<(), QaResetError> {
+        let questions = &self.settings.policy.qa_questions;
+        if answers.len() != questions.len() || answers.iter().any(|a| normalise_answer(a).chars().count() < 2) {
+            return Err(QaResetError::Other(SignInError::Unexpected(
+                "Answer every question with at least two letters or digits.".into(),
+            )));
+        }
+        let mut hashes = Vec::with_capacity(answers.len());
+        for answer in answers {
+            hashes.push(self.hasher.hash(&normalise_answer(answer)).await.map_err(|e| SignInError::Unexpected(e.to_string()))?);
+        }
+        self.store.set_qa_answers(account, &hashes, self.now()).await.map_err(SignInError::from)?;
+        Ok(())
+    }
+
+    /// The self-service reset: email, every answer and a new password in one step.
+    #[tracing::instrument(skip_all)]
+    pub async fn reset_with_security_questions(
+        &self,
+        email: &str,
+        answers: &[String],
+        new_password: &str,
+        confirm: &str,
+        ctx: &RequestContext,
+    ) -> Result<(), QaResetError> {
+        if !self.settings.policy.qa_enabled {
+            return Err(QaResetError::Disabled);
+        }
+        if new_password != confirm {
+            return Err(PasswordRejection::Mismatch.into());
+        }
+        // The rule is checked before the account is looked up, so it cannot tell whether one exists.
+        crate::policy::password::check(new_password, self.settings.policy.mfa_required, &[email])?;
+        let now = self.now();
+        let account = match crate::domain::EmailAddress::parse(email) {
+            Ok(email) => match self.store.person_by_email(&email).await.map_err(SignInError::from)? {
+                Some(person) if person.status == PersonStatus::Active => {
+                    self.store.accounts_of(person.id).await.map_err(SignInError::from)?.into_iter().find(|a| a.source != AccountSource::Sso)
+                }
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        let stored = match &account {
+            Some(a) => self.store.qa_answers(a.id).await.map_err(SignInError::from)?,
+            None => Vec::new(),
+        };
+        let questions = self.settings.policy.qa_questions.len();
+        let mut all_match = stored.len() == questions && answers.len() == questions;
+        for i in 0..questions {
+            let answer = answers.get(i).map(|a| normalise_answer(a)).unwrap_or_default();
+            all_match &= self.hasher.verify(&answer, stored.get(i).map(String::as_str)).await;
+        }
+        let Some(account) = account else {
+            self.event(None, "unknown_account", "security_questions", ctx).await?;
+            return Err(QaResetError::NoMatch);
+        };
+        if account.qa_locked_at.is_some() {
+            self.event(Some(account.id), "qa_locked", "security_questions", ctx).await?;
+            return Err(QaResetError::NoMatch);
+        }
+        if !all_match {
+            if self.store.record_qa_failure(account.id, &self.settings.lockout, now).await.map_err(SignInError::from)? {
+                tracing::warn!(account = account.id, "security-question reset locked after repeated failures");
+            }
+            self.event(Some(account.id), "bad_answers", "security_questions", ctx).await?;
+            return Err(QaResetError::NoMatch);
+        }
+        if account.source != AccountSource::Local {
+            return Err(QaResetError::NotLocal);
+        }
+        let words = self.personal_words(&account).await?;
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        crate::policy::password::check(new_password, self.settings.policy.mfa_required, &words)?;
+        let hash = self.hasher.hash(new_password).await.map_err(|e| SignInError::Unexpected(e.to_string()))?;
+        self.store.reset_password_by_qa(account.id, &hash, now).await.map_err(SignInError::from)?;
+        self.event(Some(account.id), "password_reset", "security_questions", ctx).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_answer;
+
+    #[test]
+    fn answers_are_compared_by_their_letters_and_digits() {
+        assert_eq!(normalise_answer("  Saint-Mary's  School "), "saint marys school");
+        assert_eq!(normalise_answer("ÉCOLE 42"), "école 42");
+        assert_eq!(normalise_answer("!!!"), "");
+    }
+}

@@ -1,0 +1,189 @@
+//! Storage behind narrow capability traits. Each method that changes state is one transaction, so a
+//! caller never sees half a change; counters and single-use secrets are changed with one conditional
+//! statement, so two concurrent callers (or two instances) cannot both win.
+//!
+//! One SQL implementation ([`SqlStore`]) serves SQLite and PostgreSQL through sqlx's `Any` driver:
+//! the SQL is written once in the dialect both accept (`$n` placeholders in order, BIGINT and TEXT),
+//! and each backend has its own migrations. Services never learn which backend they talk to.
+
+mod migrate;
+mod sql;
+
+use crate::crypto::TokenHash;
+use crate::domain::{
+    Account, AccountId, AccountSource, DisplayName, EmailAddress, Grant, Person, PersonId, PersonStatus, Timestamp,
+    Username,
+};
+use crate::policy::lockout::LockoutPolicy;
+use async_trait::async_trait;
+
+pub use sql::SqlStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (an email or username already taken); the text says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// A reference that must exist does not (a manager's email, a person).
+    #[error("{0}")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A person to create, with their first account.
+#[derive(Debug, Clone)]
+pub struct NewPerson {
+    pub display_name: DisplayName,
+    pub email: EmailAddress,
+    pub username: Username,
+    pub source: AccountSource,
+    pub manager_email: Option<EmailAddress>,
+    pub department: Option<String>,
+    pub phone: Option<String>,
+    pub status: PersonStatus,
+    pub password_hash: Option<String>,
+    pub require_change_password: bool,
+    pub grant: Grant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureResult {
+    pub failed_attempts: u32,
+    /// This failure locked the account.
+    pub locked_now: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TotpRecord {
+    pub sealed_secret: Vec<u8>,
+    pub confirmed_at: Option<Timestamp>,
+    pub last_used_step: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStage {
+    /// Password accepted; the second factor is still due.
+    Mfa,
+    /// Signed in with a password but no second factor yet, which policy requires: enrol first.
+    EnrollMfa,
+    /// Must choose a new password before anything else.
+    ChangePassword,
+    Active,
+}
+
+impl SessionStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mfa => "mfa",
+            Self::EnrollMfa => "enroll_mfa",
+            Self::ChangePassword => "change_password",
+            Self::Active => "active",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "mfa" => Self::Mfa,
+            "enroll_mfa" => Self::EnrollMfa,
+            "change_password" => Self::ChangePassword,
+            "active" => Self::Active,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub account_id: AccountId,
+    pub stage: SessionStage,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignInEvent {
+    pub account_id: Option<AccountId>,
+    pub at: Timestamp,
+    pub outcome: String,
+    pub method: String,
+    pub client_ip: String,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub asn: Option<u32>,
+    pub network: String,
+    pub user_agent: String,
+}
+
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    /// Create a person, their first account and their grant; fails with `Conflict` on a taken email
+    /// or username and `NotFound` on an unknown manager.
+    async fn create_person(&self, new: &NewPerson, now: Timestamp) -> StoreResult<(Person, Account)>;
+    /// Create many people in one transaction: all or none. Managers may be earlier rows.
+    async fn import_people(&self, rows: &[NewPerson], now: Timestamp, progress: &(dyn Fn(usize) + Sync)) -> StoreResult<usize>;
+    async fn person(&self, id: PersonId) -> StoreResult<Option<Person>>;
+    async fn person_by_email(&self, email: &EmailAddress) -> StoreResult<Option<Person>>;
+    async fn accounts_of(&self, person: PersonId) -> StoreResult<Vec<Account>>;
+    async fn account(&self, id: AccountId) -> StoreResult<Option<Account>>;
+    /// The account that signs in with `login`: a username, or a person's email (their first account
+    /// that has a password, i.e. not `sso`).
+    async fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
+    async fn grant(&self, person: PersonId) -> StoreResult<Grant>;
+    async fn set_grant(&self, person: PersonId, grant: &Grant, granted_by: &str, now: Timestamp) -> StoreResult<()>;
+    async fn count_people(&self) -> StoreResult<i64>;
+    async fn count_directory_admins(&self) -> StoreResult<i64>;
+}
+
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    async fn set_password(&self, account: AccountId, hash: &str, require_change: bool, now: Timestamp) -> StoreResult<()>;
+    /// Count one failed sign-in and lock the account when the policy says so, atomically.
+    async fn record_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<FailureResult>;
+    /// A completed sign-in: the failure counter starts again.
+    async fn reset_failures(&self, account: AccountId) -> StoreResult<()>;
+    async fn totp(&self, account: AccountId) -> StoreResult<Option<TotpRecord>>;
+    /// Store a new, unconfirmed secret (replacing an earlier unconfirmed one; a confirmed one stays).
+    async fn begin_totp_enrolment(&self, account: AccountId, sealed_secret: &[u8], now: Timestamp) -> StoreResult<()>;
+    /// Confirm the pending secret with the step of a valid code, replace the backup codes and clear
+    /// the `enroll_mfa` requirement, in one transaction.
+    async fn confirm_totp(&self, account: AccountId, step: i64, backup_codes: &[TokenHash], now: Timestamp) -> StoreResult<bool>;
+    /// Record that the code of `step` was used; false when that step (or a later one) was used already.
+    async fn use_totp_step(&self, account: AccountId, step: i64) -> StoreResult<bool>;
+    async fn replace_backup_codes(&self, account: AccountId, codes: &[TokenHash], now: Timestamp) -> StoreResult<()>;
+    /// Mark one unused backup code used; false if there is no such unused code. Exactly one of any
+    /// number of concurrent callers with the same code gets true.
+    async fn consume_backup_code(&self, account: AccountId, code: &TokenHash, now: Timestamp) -> StoreResult<bool>;
+    async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<i64>;
+    async fn set_qa_answers(&self, account: AccountId, answer_hashes: &[String], now: Timestamp) -> StoreResult<()>;
+    async fn qa_answers(&self, account: AccountId) -> StoreResult<Vec<String>>;
+    /// Count a wrong Q&A answer set; true when this failure locked Q&A reset.
+    async fn record_qa_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<bool>;
+    /// Self-service reset succeeded: new password, Q&A counter cleared, sessions ended.
+    async fn reset_password_by_qa(&self, account: AccountId, hash: &str, now: Timestamp) -> StoreResult<()>;
+    /// Lock fields set directly (demo data, admin lock).
+    async fn lock_account(&self, account: AccountId, reason: crate::domain::LockReason, now: Timestamp) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, token: &TokenHash, account: AccountId, stage: SessionStage, now: Timestamp, expires_at: Timestamp) -> StoreResult<()>;
+    /// The live session with this token (expired ones are not returned).
+    async fn session(&self, token: &TokenHash, now: Timestamp) -> StoreResult<Option<SessionRecord>>;
+    /// Replace a session by a new token at a new stage (a sign-in step completed): the old token dies.
+    async fn advance_session(&self, old: &TokenHash, new: &TokenHash, stage: SessionStage, now: Timestamp, expires_at: Timestamp) -> StoreResult<bool>;
+    async fn delete_session(&self, token: &TokenHash) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    async fn record_sign_in(&self, event: &SignInEvent) -> StoreResult<()>;
+    async fn recent_sign_ins(&self, account: AccountId, limit: i64) -> StoreResult<Vec<SignInEvent>>;
+}
+
+/// Everything the application needs from storage.
+pub trait Store: DirectoryStore + CredentialStore + SessionStore + EventStore {}
+impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore> Store for T {}
