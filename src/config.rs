@@ -4,8 +4,8 @@
 
 use crate::crypto::Argon2Settings;
 use crate::policy::lockout::LockoutPolicy;
-use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
@@ -152,7 +152,10 @@ impl Settings {
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return Err(format!("public_url must start with http:// or https:// (got {:?})", self.public_url));
         }
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
             return Err("database_url must be a sqlite: or postgres:// URL".into());
         }
         if self.policy.qa_enabled && self.policy.qa_questions.is_empty() {
@@ -271,7 +274,8 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug_output() {
-        let s = load(None, &[("LIFELINE_SECRET_KEY", "ab"), ("LIFELINE_SMTP_URL", "smtp://u:hunter2@h")]).unwrap_or_else(|e| panic!("{e}"));
+        let s = load(None, &[("LIFELINE_SECRET_KEY", "ab"), ("LIFELINE_SMTP_URL", "smtp://u:hunter2@h")])
+            .unwrap_or_else(|e| panic!("{e}"));
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2") && shown.contains("<redacted>"));
     }

@@ -27,13 +27,90 @@ const fn grant(dpa_level: u8, expert_mode: bool, auditor: bool, directory_admin:
 }
 
 pub const PEOPLE: &[DemoPerson] = &[
-    DemoPerson { role: "admin (DPA 3, expert mode, directory admin, auditor)", name: "Ada Admin", email: "ada.admin@demo.example", username: "ada", source: AccountSource::Local, manager: None, password: Some("amber-falcon-harbour-42"), totp: Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"), grant: grant(3, true, true, true), locked: false },
-    DemoPerson { role: "helpdesk admin (DPA 1)", name: "Harry Helpdesk", email: "harry.helpdesk@demo.example", username: "harry", source: AccountSource::Local, manager: Some("ada.admin@demo.example"), password: Some("quiet-meadow-lantern-17"), totp: Some("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"), grant: grant(1, false, false, false), locked: false },
-    DemoPerson { role: "manager of Sam and Sid", name: "Mona Manager", email: "mona.manager@demo.example", username: "mona", source: AccountSource::Local, manager: Some("ada.admin@demo.example"), password: Some("copper-river-sketch-88"), totp: Some("MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"), grant: grant(0, false, false, false), locked: false },
-    DemoPerson { role: "staff, no authenticator yet (enrols at first sign-in; security questions set)", name: "Sam Staff", email: "sam.staff@demo.example", username: "sam", source: AccountSource::Local, manager: Some("mona.manager@demo.example"), password: Some("violet-tundra-pebble-35"), totp: None, grant: grant(0, false, false, false), locked: false },
-    DemoPerson { role: "locked after failed sign-ins", name: "Lou Locked", email: "lou.locked@demo.example", username: "lou", source: AccountSource::Local, manager: Some("mona.manager@demo.example"), password: Some("silver-canyon-whistle-63"), totp: Some("ONSWG4TFORZWK3DMMVZXG5DFON2GK43U"), grant: grant(0, false, false, false), locked: true },
-    DemoPerson { role: "synchronized account (password mastered on premises)", name: "Sid Synced", email: "sid.synced@demo.example", username: "sid", source: AccountSource::Synchronized, manager: Some("mona.manager@demo.example"), password: Some("maple-comet-harvest-21"), totp: Some("KRUGS4ZANFZSAYJAMRSW233TMVRXEZLU"), grant: grant(0, false, false, false), locked: false },
-    DemoPerson { role: "SSO account (signs in at the identity provider)", name: "Sue Sso", email: "sue.sso@demo.example", username: "sue", source: AccountSource::Sso, manager: Some("mona.manager@demo.example"), password: None, totp: None, grant: grant(0, false, false, false), locked: false },
+    DemoPerson {
+        role: "admin (DPA 3, expert mode, directory admin, auditor)",
+        name: "Ada Admin",
+        email: "ada.admin@demo.example",
+        username: "ada",
+        source: AccountSource::Local,
+        manager: None,
+        password: Some("amber-falcon-harbour-42"),
+        totp: Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
+        grant: grant(3, true, true, true),
+        locked: false,
+    },
+    DemoPerson {
+        role: "helpdesk admin (DPA 1)",
+        name: "Harry Helpdesk",
+        email: "harry.helpdesk@demo.example",
+        username: "harry",
+        source: AccountSource::Local,
+        manager: Some("ada.admin@demo.example"),
+        password: Some("quiet-meadow-lantern-17"),
+        totp: Some("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"),
+        grant: grant(1, false, false, false),
+        locked: false,
+    },
+    DemoPerson {
+        role: "manager of Sam and Sid",
+        name: "Mona Manager",
+        email: "mona.manager@demo.example",
+        username: "mona",
+        source: AccountSource::Local,
+        manager: Some("ada.admin@demo.example"),
+        password: Some("copper-river-sketch-88"),
+        totp: Some("MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"),
+        grant: grant(0, false, false, false),
+        locked: false,
+    },
+    DemoPerson {
+        role: "staff, no authenticator yet (enrols at first sign-in; security questions set)",
+        name: "Sam Staff",
+        email: "sam.staff@demo.example",
+        username: "sam",
+        source: AccountSource::Local,
+        manager: Some("mona.manager@demo.example"),
+        password: Some("violet-tundra-pebble-35"),
+        totp: None,
+        grant: grant(0, false, false, false),
+        locked: false,
+    },
+    DemoPerson {
+        role: "locked after failed sign-ins",
+        name: "Lou Locked",
+        email: "lou.locked@demo.example",
+        username: "lou",
+        source: AccountSource::Local,
+        manager: Some("mona.manager@demo.example"),
+        password: Some("silver-canyon-whistle-63"),
+        totp: Some("ONSWG4TFORZWK3DMMVZXG5DFON2GK43U"),
+        grant: grant(0, false, false, false),
+        locked: true,
+    },
+    DemoPerson {
+        role: "synchronized account (password mastered on premises)",
+        name: "Sid Synced",
+        email: "sid.synced@demo.example",
+        username: "sid",
+        source: AccountSource::Synchronized,
+        manager: Some("mona.manager@demo.example"),
+        password: Some("maple-comet-harvest-21"),
+        totp: Some("KRUGS4ZANFZSAYJAMRSW233TMVRXEZLU"),
+        grant: grant(0, false, false, false),
+        locked: false,
+    },
+    DemoPerson {
+        role: "SSO account (signs in at the identity provider)",
+        name: "Sue Sso",
+        email: "sue.sso@demo.example",
+        username: "sue",
+        source: AccountSource::Sso,
+        manager: Some("mona.manager@demo.example"),
+        password: None,
+        totp: None,
+        grant: grant(0, false, false, false),
+        locked: false,
+    },
 ];
 
 /// Sam's security-question answers, in the order of the default questions.
@@ -59,7 +136,8 @@ pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
             require_change_password: false,
             grant: p.grant,
         };
-        let (_, account) = signin.add_person(new, p.password).await.with_context(|| format!("demo person {}", p.email))?;
+        let (_, account) =
+            signin.add_person(new, p.password).await.with_context(|| format!("demo person {}", p.email))?;
         if let Some(secret) = p.totp {
             let secret = TotpSecret::from_base32(secret).context("demo TOTP secret")?;
             signin.enrol_totp_now(account.id, &secret).await?;

@@ -2,11 +2,11 @@
 //! privilege tiers. Errors go to stderr with a non-zero exit; `--json` output goes to stdout.
 
 use crate::app;
-use crate::config::{Settings, DEFAULT_DATABASE_URL};
+use crate::config::{DEFAULT_DATABASE_URL, Settings};
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
 use crate::store::NewPerson;
 use crate::totp::TotpSecret;
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
@@ -137,10 +137,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init { email, name, username } => {
             let state = app::build(settings).await?;
             if state.signin.store.count_directory_admins().await? > 0 {
-                bail!("this directory already has an administrator; use `lifeline person add` and `lifeline person grant`");
+                bail!(
+                    "this directory already has an administrator; use `lifeline person add` and `lifeline person grant`"
+                );
             }
             let email = parse(EmailAddress::parse(&email))?;
-            let username = parse(match username { Some(u) => Username::parse(&u), None => Username::from_email(&email) })?;
+            let username = parse(match username {
+                Some(u) => Username::parse(&u),
+                None => Username::from_email(&email),
+            })?;
             let password = password_from_stdin()?.context("give the administrator's password on stdin")?;
             let new = NewPerson {
                 display_name: parse(DisplayName::parse(&name))?,
@@ -156,8 +161,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 grant: Grant { dpa_level: 3, expert_mode: true, auditor: true, directory_admin: true },
             };
             let (person, account) = state.signin.add_person(new, Some(&password)).await?;
-            println!("Created administrator {} ({}), username {}.", person.display_name, person.email, account.username);
-            println!("Sign in at {}/signin; you will set up two-step verification on first sign-in.", state.signin.settings.public_url);
+            println!(
+                "Created administrator {} ({}), username {}.",
+                person.display_name, person.email, account.username
+            );
+            println!(
+                "Sign in at {}/signin; you will set up two-step verification on first sign-in.",
+                state.signin.settings.public_url
+            );
             Ok(())
         }
         Command::Person(cmd) => person(settings, cmd).await,
@@ -171,10 +182,15 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
         PersonCommand::Add(a) => {
             let email = parse(EmailAddress::parse(&a.email))?;
             let source: AccountSource = parse(a.source.parse())?;
-            let username = parse(match &a.username { Some(u) => Username::parse(u), None => Username::from_email(&email) })?;
+            let username = parse(match &a.username {
+                Some(u) => Username::parse(u),
+                None => Username::from_email(&email),
+            })?;
             let password = if source == AccountSource::Sso { None } else { password_from_stdin()? };
             if source == AccountSource::Local && password.is_none() {
-                bail!("give the password on stdin (local accounts need one), e.g. `echo '...' | lifeline person add ...`");
+                bail!(
+                    "give the password on stdin (local accounts need one), e.g. `echo '...' | lifeline person add ...`"
+                );
             }
             if a.totp && source == AccountSource::Sso {
                 bail!("--totp does not apply to sso accounts: their second factor is the identity provider's");
@@ -184,7 +200,12 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
                 email,
                 username,
                 source,
-                manager_email: a.manager.as_deref().map(EmailAddress::parse).transpose().map_err(|e| anyhow::anyhow!("--manager: {e}"))?,
+                manager_email: a
+                    .manager
+                    .as_deref()
+                    .map(EmailAddress::parse)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--manager: {e}"))?,
                 department: a.department,
                 phone: a.phone,
                 status: PersonStatus::Active,
@@ -221,13 +242,24 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
             } else {
                 println!("{} <{}> — {}, rank {}", view.display_name, view.email, view.status, view.rank);
                 let p = view.permissions;
-                println!("permissions: DPA {}, expert mode {}, auditor {}, directory admin {}", p.dpa_level, p.expert_mode, p.auditor, p.directory_admin);
+                println!(
+                    "permissions: DPA {}, expert mode {}, auditor {}, directory admin {}",
+                    p.dpa_level, p.expert_mode, p.auditor, p.directory_admin
+                );
                 for a in &view.accounts {
                     println!(
                         "account {} ({}): {}; TOTP {}; {} unused backup codes; {} failed attempts",
                         a.username,
                         a.source,
-                        if a.locked { format!("LOCKED since {} ({})", a.locked_at.as_deref().unwrap_or("?"), a.lock_reason.as_deref().unwrap_or("?")) } else { "not locked".into() },
+                        if a.locked {
+                            format!(
+                                "LOCKED since {} ({})",
+                                a.locked_at.as_deref().unwrap_or("?"),
+                                a.lock_reason.as_deref().unwrap_or("?")
+                            )
+                        } else {
+                            "not locked".into()
+                        },
                         if a.mfa.totp_enabled { "on" } else { "off" },
                         a.mfa.backup_codes_unused,
                         a.failed_attempts,
@@ -238,14 +270,18 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
         PersonCommand::Grant { email, dpa, expert, auditor, directory_admin } => {
             let grant = Grant { dpa_level: dpa, expert_mode: expert, auditor, directory_admin };
             let view = signin.set_grant(&email, grant, "system (cli)").await?;
-            println!("{} now has DPA {dpa}, expert mode {expert}, auditor {auditor}, directory admin {directory_admin} (rank {}).", view.email, view.rank);
+            println!(
+                "{} now has DPA {dpa}, expert mode {expert}, auditor {auditor}, directory admin {directory_admin} (rank {}).",
+                view.email, view.rank
+            );
         }
         PersonCommand::Import { file } => {
             let data = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let rows = crate::directory::parse_csv(&data, signin.store.as_ref()).await?;
             let bar = indicatif::ProgressBar::new(rows.len() as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} people").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} people")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let count = signin.store.import_people(&rows, signin.now(), &|n| bar.set_position(n as u64)).await?;
             bar.finish_and_clear();

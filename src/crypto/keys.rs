@@ -29,8 +29,10 @@ impl fmt::Debug for MasterKey {
 impl MasterKey {
     /// From 64 hex characters (the `LIFELINE_SECRET_KEY` form).
     pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        let bytes = hex::decode(text.trim()).map_err(|_| KeyError::Invalid("must be 64 hexadecimal characters".into()))?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Invalid("must be 64 hexadecimal characters (32 bytes)".into()))?;
+        let bytes =
+            hex::decode(text.trim()).map_err(|_| KeyError::Invalid("must be 64 hexadecimal characters".into()))?;
+        let key: [u8; 32] =
+            bytes.try_into().map_err(|_| KeyError::Invalid("must be 64 hexadecimal characters (32 bytes)".into()))?;
         Ok(Self(key))
     }
 
@@ -56,7 +58,8 @@ impl MasterKey {
     }
 
     fn derive(&self, label: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(b"lifeline/v1/");
         mac.update(label.as_bytes());
         mac.finalize().into_bytes().into()
@@ -92,7 +95,8 @@ impl Keys {
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Vec<u8> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let payload = aes_gcm::aead::Payload { msg: plaintext, aad: context.as_bytes() };
-        let ciphertext = self.seal.encrypt(&nonce, payload).unwrap_or_else(|_| unreachable!("in-memory AES-GCM cannot fail"));
+        let ciphertext =
+            self.seal.encrypt(&nonce, payload).unwrap_or_else(|_| unreachable!("in-memory AES-GCM cannot fail"));
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ciphertext);
         out
@@ -109,7 +113,8 @@ impl Keys {
 
     /// HMAC-SHA256 under the CSRF key, hex-encoded.
     pub fn csrf_mac(&self, message: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.csrf).unwrap_or_else(|_| unreachable!("any key length"));
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.csrf).unwrap_or_else(|_| unreachable!("any key length"));
         mac.update(message);
         hex::encode(mac.finalize().into_bytes())
     }

@@ -9,4 +9,4 @@ mod tokens;
 
 pub use keys::{KeyError, Keys, MasterKey};
 pub use password_hash::{Argon2Settings, HashError, PasswordHasher};
-pub use tokens::{ct_eq, random_token, typed_code, TokenHash};
+pub use tokens::{TokenHash, ct_eq, random_token, typed_code};

@@ -5,7 +5,7 @@
 //! to answer other requests. Unknown accounts are verified against a dummy hash so that a failed
 //! sign-in costs the same time whether or not the account exists.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -80,7 +80,8 @@ impl PasswordHasher {
         };
         let password = password.to_owned();
         let matched = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            PasswordHash::new(&stored)
+                .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await
         .unwrap_or(false);

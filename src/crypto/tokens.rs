@@ -1,6 +1,6 @@
 use hmac::{Hmac, Mac};
-use rand::rngs::OsRng;
 use rand::RngCore;
+use rand::rngs::OsRng;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -45,7 +45,8 @@ pub struct TokenHash(pub String);
 
 impl TokenHash {
     pub fn of(keys: &Keys, purpose: &str, token: &str) -> Self {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&keys.token_pepper).unwrap_or_else(|_| unreachable!("any key length"));
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&keys.token_pepper)
+            .unwrap_or_else(|_| unreachable!("any key length"));
         mac.update(purpose.as_bytes());
         mac.update(b"\0");
         mac.update(token.as_bytes());

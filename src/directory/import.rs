@@ -6,7 +6,8 @@ use crate::store::{NewPerson, Store};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
-pub const COLUMNS: &[&str] = &["email", "display_name", "username", "source", "manager_email", "department", "phone", "status"];
+pub const COLUMNS: &[&str] =
+    &["email", "display_name", "username", "source", "manager_email", "department", "phone", "status"];
 const REQUIRED: &[&str] = &["email", "display_name"];
 
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +22,8 @@ pub enum ImportError {
 /// manager is created before their reports.
 pub async fn parse_csv(data: &[u8], store: &dyn Store) -> Result<Vec<NewPerson>, ImportError> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(data);
-    let headers = reader.headers().map_err(|e| ImportError::Header(format!("cannot read the header line: {e}")))?.clone();
+    let headers =
+        reader.headers().map_err(|e| ImportError::Header(format!("cannot read the header line: {e}")))?.clone();
     let names: Vec<String> = headers.iter().map(|h| h.trim_start_matches('\u{feff}').to_lowercase()).collect();
     let unknown: Vec<&str> = names.iter().map(String::as_str).filter(|n| !COLUMNS.contains(n)).collect();
     if !unknown.is_empty() {
@@ -55,7 +57,8 @@ pub async fn parse_csv(data: &[u8], store: &dyn Store) -> Result<Vec<NewPerson>,
             }
         };
         let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let field: HashMap<&str, &str> = names.iter().map(String::as_str).zip(record.iter()).filter(|(_, v)| !v.is_empty()).collect();
+        let field: HashMap<&str, &str> =
+            names.iter().map(String::as_str).zip(record.iter()).filter(|(_, v)| !v.is_empty()).collect();
         match parse_row(&field) {
             Ok(person) => {
                 if !emails.insert(person.email.clone()) {
@@ -102,9 +105,11 @@ fn parse_row(field: &HashMap<&str, &str>) -> Result<NewPerson, String> {
         None => Username::from_email(&email),
     }
     .map_err(|e| e.to_string())?;
-    let source = get("source").map(AccountSource::from_str).transpose().map_err(|e| format!("source: {}", e.message))?;
+    let source =
+        get("source").map(AccountSource::from_str).transpose().map_err(|e| format!("source: {}", e.message))?;
     let status = get("status").map(PersonStatus::from_str).transpose().map_err(|e| format!("status: {}", e.message))?;
-    let manager_email = get("manager_email").map(EmailAddress::parse).transpose().map_err(|e| format!("manager_{e}"))?;
+    let manager_email =
+        get("manager_email").map(EmailAddress::parse).transpose().map_err(|e| format!("manager_{e}"))?;
     if manager_email.as_ref() == Some(&email) {
         return Err("a person cannot be their own manager".into());
     }
@@ -147,7 +152,10 @@ fn order_managers_first(mut pending: Vec<(u64, NewPerson)>) -> Result<Vec<NewPer
         }
         pending = rest;
         if pending.len() == before {
-            return Err(pending.iter().map(|(line, p)| format!("line {line}: {} is part of a manager cycle", p.email)).collect());
+            return Err(pending
+                .iter()
+                .map(|(line, p)| format!("line {line}: {} is part of a manager cycle", p.email))
+                .collect());
         }
     }
     Ok(ordered)

@@ -2,7 +2,7 @@
 
 mod import;
 
-pub use import::{parse_csv, ImportError};
+pub use import::{ImportError, parse_csv};
 
 use crate::domain::{AccountSource, Grant, PersonStatus};
 use crate::policy::password;
@@ -66,22 +66,33 @@ fn iso(at: Option<i64>) -> Option<String> {
 
 impl SignIn {
     /// Add a person with a first account. A password, when given, must pass the password rule.
-    pub async fn add_person(&self, mut new: NewPerson, password: Option<&str>) -> Result<(crate::domain::Person, crate::domain::Account), DirectoryError> {
+    pub async fn add_person(
+        &self,
+        mut new: NewPerson,
+        password: Option<&str>,
+    ) -> Result<(crate::domain::Person, crate::domain::Account), DirectoryError> {
         if let Some(pw) = password {
             if new.source == AccountSource::Sso {
-                return Err(DirectoryError::Invalid("sso accounts sign in through the identity provider and take no password".into()));
+                return Err(DirectoryError::Invalid(
+                    "sso accounts sign in through the identity provider and take no password".into(),
+                ));
             }
             let context = [new.email.as_str(), new.username.as_str(), new.display_name.as_str()];
             password::check(pw, self.settings.policy.mfa_required, &context)
                 .map_err(|e| DirectoryError::Invalid(format!("password refused: {e}")))?;
-            new.password_hash = Some(self.hasher.hash(pw).await.map_err(|e| DirectoryError::Unexpected(e.to_string()))?);
+            new.password_hash =
+                Some(self.hasher.hash(pw).await.map_err(|e| DirectoryError::Unexpected(e.to_string()))?);
         }
         Ok(self.store.create_person(&new, self.now()).await?)
     }
 
     pub async fn person_view(&self, email: &str) -> Result<PersonView, DirectoryError> {
         let parsed = crate::domain::EmailAddress::parse(email).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
-        let person = self.store.person_by_email(&parsed).await?.ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
+        let person = self
+            .store
+            .person_by_email(&parsed)
+            .await?
+            .ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
         let manager_email = match person.manager_id {
             Some(id) => self.store.person(id).await?.map(|m| m.email.to_string()),
             None => None,
@@ -127,7 +138,11 @@ impl SignIn {
             return Err(DirectoryError::Invalid("--dpa must be 0, 1, 2 or 3".into()));
         }
         let parsed = crate::domain::EmailAddress::parse(email).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
-        let person = self.store.person_by_email(&parsed).await?.ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
+        let person = self
+            .store
+            .person_by_email(&parsed)
+            .await?
+            .ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
         self.store.set_grant(person.id, &grant, granted_by, self.now()).await?;
         self.person_view(email).await
     }

@@ -35,7 +35,11 @@ impl EmailAddress {
         let Some((local, domain)) = value.split_once('@') else {
             return Err(err("must look like name@example.org"));
         };
-        if local.is_empty() || domain.contains('@') || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.')
+        if local.is_empty()
+            || domain.contains('@')
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
         {
             return Err(err("must look like name@example.org"));
         }
@@ -118,7 +122,9 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_checked() {
         assert_eq!(EmailAddress::parse("  Ada@Example.ORG ").map(|e| e.0), Ok("ada@example.org".into()));
-        for bad in ["", "ada", "ada@", "@example.org", "ada@example", "a b@example.org", "a@b@c.org", "ada@example.org."] {
+        for bad in
+            ["", "ada", "ada@", "@example.org", "ada@example", "a b@example.org", "a@b@c.org", "ada@example.org."]
+        {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(EmailAddress::parse(&format!("{}@example.org", "a".repeat(250))).is_err());

@@ -4,7 +4,7 @@
 //! an ASN record the network is the address's /24 (IPv4) or /48 (IPv6) prefix.
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use maxminddb::{geoip2, Reader};
+use maxminddb::{Reader, geoip2};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -154,7 +154,8 @@ mod tests {
 
     #[test]
     fn a_missing_database_is_a_clear_error() {
-        let err = Geo::open(Some(Path::new("/nonexistent.mmdb")), None).err().map(|e| e.to_string()).unwrap_or_default();
+        let err =
+            Geo::open(Some(Path::new("/nonexistent.mmdb")), None).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("/nonexistent.mmdb"));
     }
 }

@@ -1,7 +1,7 @@
 //! One error type for pages, rendered as an HTML page with the request's id. The cause of a 5xx goes
 //! to the log once and never to the client.
 
-use super::templates::{render, ErrorPage};
+use super::templates::{ErrorPage, render};
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -56,7 +56,12 @@ impl From<crate::store::StoreError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let page = ErrorPage { title: self.status.canonical_reason().unwrap_or("Error"), status: self.status.as_u16(), message: &self.message, request_id: request_id() };
+        let page = ErrorPage {
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            message: &self.message,
+            request_id: request_id(),
+        };
         let mut response = render(&page);
         *response.status_mut() = self.status;
         response

@@ -3,7 +3,7 @@ use super::{AppState, BODY_LIMIT};
 use crate::crypto::{ct_eq, random_token};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -56,32 +56,36 @@ pub async fn csrf_guard(State(state): State<AppState>, jar: CookieJar, req: Requ
     let nonce = existing.unwrap_or_else(random_token);
     let token = state.signin.keys.csrf_mac(nonce.as_bytes());
 
-    let mut req = if req.method() != Method::GET && req.method() != Method::HEAD && !req.uri().path().starts_with("/api/") {
-        let (parts, body) = req.into_parts();
-        let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                return PageError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("The form is larger than {} KiB.", BODY_LIMIT / 1024))
+    let mut req =
+        if req.method() != Method::GET && req.method() != Method::HEAD && !req.uri().path().starts_with("/api/") {
+            let (parts, body) = req.into_parts();
+            let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+                Ok(bytes) => bytes,
+                Err(_) => {
+                    return PageError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("The form is larger than {} KiB.", BODY_LIMIT / 1024),
+                    )
                     .into_response();
+                }
+            };
+            let submitted = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+            let valid = !fresh && submitted.is_some_and(|s| ct_eq(s.as_bytes(), token.as_bytes()));
+            if !valid {
+                let mut response = PageError::new(
+                    StatusCode::FORBIDDEN,
+                    "This form has expired or did not come from this site. Go back, reload the page and try again.",
+                )
+                .into_response();
+                if fresh {
+                    append_cookie(&mut response, csrf_cookie(&state, name, nonce));
+                }
+                return response;
             }
+            Request::from_parts(parts, Body::from(bytes))
+        } else {
+            req
         };
-        let submitted = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
-        let valid = !fresh && submitted.is_some_and(|s| ct_eq(s.as_bytes(), token.as_bytes()));
-        if !valid {
-            let mut response = PageError::new(
-                StatusCode::FORBIDDEN,
-                "This form has expired or did not come from this site. Go back, reload the page and try again.",
-            )
-            .into_response();
-            if fresh {
-                append_cookie(&mut response, csrf_cookie(&state, name, nonce));
-            }
-            return response;
-        }
-        Request::from_parts(parts, Body::from(bytes))
-    } else {
-        req
-    };
     req.extensions_mut().insert(CsrfToken(token));
     let mut response = next.run(req).await;
     if fresh {

@@ -11,8 +11,8 @@ pub use error::PageError;
 
 use crate::signin::SignIn;
 use crate::store::SqlStore;
-use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

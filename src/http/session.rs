@@ -4,14 +4,14 @@
 
 use super::middleware::append_cookie;
 use super::{AppState, PageError};
-use crate::crypto::{random_token, TokenHash};
+use crate::crypto::{TokenHash, random_token};
 use crate::domain::AccountId;
 use crate::geo;
 use crate::signin::RequestContext;
 use crate::store::{SessionRecord, SessionStage};
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -80,7 +80,12 @@ fn lifetime(state: &AppState, stage: SessionStage) -> i64 {
 }
 
 /// Start a new session (after the password) and send its cookie with a redirect to its stage.
-pub async fn start(state: &AppState, old: Option<&Session>, account: AccountId, stage: SessionStage) -> Result<Response, PageError> {
+pub async fn start(
+    state: &AppState,
+    old: Option<&Session>,
+    account: AccountId,
+    stage: SessionStage,
+) -> Result<Response, PageError> {
     if let Some(old) = old {
         state.signin.store.delete_session(&old.token).await?;
     }
@@ -94,7 +99,12 @@ pub async fn start(state: &AppState, old: Option<&Session>, account: AccountId, 
 }
 
 /// Move a session to its next stage under a new token; `response` gets the new cookie.
-pub async fn advance(state: &AppState, session: &Session, stage: SessionStage, mut response: Response) -> Result<Response, PageError> {
+pub async fn advance(
+    state: &AppState,
+    session: &Session,
+    stage: SessionStage,
+    mut response: Response,
+) -> Result<Response, PageError> {
     let token = random_token();
     let now = state.signin.now();
     let hash = TokenHash::of(&state.signin.keys, "session", &token);

@@ -33,7 +33,9 @@ impl Default for LockoutPolicy {
 impl LockoutPolicy {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=100).contains(&self.failed_attempts_before_lock) {
-            return Err("lockout.failed_attempts_before_lock must be between 1 and 100 (NIST SP 800-63B-4 §3.2.2)".into());
+            return Err(
+                "lockout.failed_attempts_before_lock must be between 1 and 100 (NIST SP 800-63B-4 §3.2.2)".into()
+            );
         }
         if !(1..=100).contains(&self.qa_failed_attempts_before_lock) {
             return Err("lockout.qa_failed_attempts_before_lock must be between 1 and 100".into());
@@ -97,7 +99,8 @@ mod tests {
 
     #[test]
     fn temporary_locks_back_off_to_a_ceiling() {
-        let policy = LockoutPolicy { temporary_lock_seconds: Some(60), max_temporary_lock_seconds: 300, ..Default::default() };
+        let policy =
+            LockoutPolicy { temporary_lock_seconds: Some(60), max_temporary_lock_seconds: 300, ..Default::default() };
         let until = |locks| policy.after_failure(5, locks, 1000).and_then(|l| l.locked_until);
         assert_eq!(until(0), Some(1060));
         assert_eq!(until(1), Some(1120));

@@ -4,11 +4,7 @@ use crate::domain::Grant;
 
 /// DPA level (0–3), plus one with expert mode; a directory admin ranks 5.
 pub fn rank(grant: &Grant) -> u8 {
-    if grant.directory_admin {
-        5
-    } else {
-        grant.dpa_level.min(3) + u8::from(grant.expert_mode)
-    }
+    if grant.directory_admin { 5 } else { grant.dpa_level.min(3) + u8::from(grant.expert_mode) }
 }
 
 /// May someone with `actor` act on someone with `subject`? Never on equals, never upwards.

@@ -5,7 +5,7 @@
 //! of wrong codes, an attacker's chance is a few guesses in 2^78 (SPEC §4 allows typed codes to be sized
 //! by their lifetime and attempt limit; see docs/decisions.md).
 
-use crate::crypto::{typed_code, Keys, TokenHash};
+use crate::crypto::{Keys, TokenHash, typed_code};
 
 pub const BACKUP_CODE_COUNT: usize = 10;
 

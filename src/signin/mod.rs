@@ -12,8 +12,8 @@
 mod backup_codes;
 mod security_questions;
 
-pub use backup_codes::{normalise_backup_code, BACKUP_CODE_COUNT};
-pub use security_questions::{normalise_answer, QaResetError};
+pub use backup_codes::{BACKUP_CODE_COUNT, normalise_backup_code};
+pub use security_questions::{QaResetError, normalise_answer};
 
 use crate::config::Settings;
 use crate::crypto::{Keys, PasswordHasher, TokenHash};
@@ -64,7 +64,10 @@ pub enum PasswordOutcome {
     Locked,
     /// Correct password, but the person is disabled.
     Disabled,
-    Proceed { account: AccountId, stage: SessionStage },
+    Proceed {
+        account: AccountId,
+        stage: SessionStage,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +100,13 @@ impl SignIn {
         self.clock.now()
     }
 
-    async fn event(&self, account: Option<AccountId>, outcome: &str, method: &str, ctx: &RequestContext) -> Result<(), SignInError> {
+    async fn event(
+        &self,
+        account: Option<AccountId>,
+        outcome: &str,
+        method: &str,
+        ctx: &RequestContext,
+    ) -> Result<(), SignInError> {
         let location = self.geo.locate(ctx.ip);
         let user_agent: String = ctx.user_agent.chars().take(512).collect();
         self.store
@@ -128,8 +137,17 @@ impl SignIn {
 
     /// Step one: the password.
     #[tracing::instrument(skip_all)]
-    pub async fn password(&self, login: &str, password: &str, ctx: &RequestContext) -> Result<PasswordOutcome, SignInError> {
-        let account = if login.trim().is_empty() || login.len() > 254 { None } else { self.store.account_by_login(login).await? };
+    pub async fn password(
+        &self,
+        login: &str,
+        password: &str,
+        ctx: &RequestContext,
+    ) -> Result<PasswordOutcome, SignInError> {
+        let account = if login.trim().is_empty() || login.len() > 254 {
+            None
+        } else {
+            self.store.account_by_login(login).await?
+        };
         let stored = account.as_ref().and_then(|a| a.password_hash.as_deref());
         let correct = self.hasher.verify(password, stored).await;
         let now = self.now();
@@ -183,19 +201,28 @@ impl SignIn {
 
     /// Step two: a TOTP code (six digits) or a backup code (anything else).
     #[tracing::instrument(skip_all, fields(account = account_id))]
-    pub async fn second_factor(&self, account_id: AccountId, code: &str, ctx: &RequestContext) -> Result<SecondFactorOutcome, SignInError> {
+    pub async fn second_factor(
+        &self,
+        account_id: AccountId,
+        code: &str,
+        ctx: &RequestContext,
+    ) -> Result<SecondFactorOutcome, SignInError> {
         let now = self.now();
         let Some(account) = self.store.account(account_id).await? else { return Ok(SecondFactorOutcome::Invalid) };
         if account.lock().is_locked(now) {
             return Ok(SecondFactorOutcome::Locked);
         }
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        let (accepted, method) = if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let (accepted, method) = if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit())
+        {
             (self.check_totp(account_id, &digits, now).await?, "totp")
         } else {
             let normalised = normalise_backup_code(code);
             let accepted = !normalised.is_empty()
-                && self.store.consume_backup_code(account_id, &TokenHash::of(&self.keys, "backup-code", &normalised), now).await?;
+                && self
+                    .store
+                    .consume_backup_code(account_id, &TokenHash::of(&self.keys, "backup-code", &normalised), now)
+                    .await?;
             (accepted, "backup_code")
         };
         if !accepted {
@@ -205,12 +232,20 @@ impl SignIn {
         }
         self.store.reset_failures(account_id).await?;
         let next = Self::after_mfa(&account);
-        self.event(Some(account_id), if next == SessionStage::Active { "success" } else { "second_factor_accepted" }, method, ctx).await?;
+        self.event(
+            Some(account_id),
+            if next == SessionStage::Active { "success" } else { "second_factor_accepted" },
+            method,
+            ctx,
+        )
+        .await?;
         Ok(SecondFactorOutcome::Proceed(next))
     }
 
     async fn check_totp(&self, account: AccountId, code: &str, now: Timestamp) -> Result<bool, SignInError> {
-        let Some(record) = self.store.totp(account).await?.filter(|r| r.confirmed_at.is_some()) else { return Ok(false) };
+        let Some(record) = self.store.totp(account).await?.filter(|r| r.confirmed_at.is_some()) else {
+            return Ok(false);
+        };
         let secret = self.open_secret(account, &record.sealed_secret)?;
         match totp::verify(&secret, code, now, record.last_used_step) {
             // The conditional update refuses a step that another request used first.
@@ -228,7 +263,8 @@ impl SignIn {
 
     /// Start (or show again) a TOTP enrolment for an account that has no confirmed authenticator.
     pub async fn enrolment(&self, account_id: AccountId) -> Result<Enrolment, SignInError> {
-        let account = self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))?;
+        let account =
+            self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))?;
         let secret = match self.store.totp(account_id).await? {
             Some(record) if record.confirmed_at.is_none() => self.open_secret(account_id, &record.sealed_secret)?,
             _ => {
@@ -245,9 +281,15 @@ impl SignIn {
 
     /// Confirm an enrolment with a valid code: returns the new backup codes (shown once), or `None` when
     /// the code is wrong.
-    pub async fn confirm_enrolment(&self, account_id: AccountId, code: &str) -> Result<Option<(Vec<String>, SessionStage)>, SignInError> {
+    pub async fn confirm_enrolment(
+        &self,
+        account_id: AccountId,
+        code: &str,
+    ) -> Result<Option<(Vec<String>, SessionStage)>, SignInError> {
         let now = self.now();
-        let Some(record) = self.store.totp(account_id).await?.filter(|r| r.confirmed_at.is_none()) else { return Ok(None) };
+        let Some(record) = self.store.totp(account_id).await?.filter(|r| r.confirmed_at.is_none()) else {
+            return Ok(None);
+        };
         let secret = self.open_secret(account_id, &record.sealed_secret)?;
         let Some(step) = totp::verify(&secret, code, now, -1) else { return Ok(None) };
         let (codes, hashes) = backup_codes::generate(&self.keys);
@@ -255,7 +297,8 @@ impl SignIn {
             return Ok(None);
         }
         self.store.reset_failures(account_id).await?;
-        let account = self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))?;
+        let account =
+            self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))?;
         Ok(Some((codes, Self::after_mfa(&account))))
     }
 
@@ -299,7 +342,8 @@ impl SignIn {
 
     /// Set a new password chosen by the account holder (a required change, or from their account page).
     pub async fn change_password(&self, account_id: AccountId, new: &str, confirm: &str) -> Result<(), SignInError> {
-        let account = self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))?;
+        let account =
+            self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))?;
         if account.source != crate::domain::AccountSource::Local {
             return Err(SignInError::Unexpected("only local accounts have passwords held by Lifeline".into()));
         }

@@ -54,7 +54,12 @@ impl SignIn {
         }
         let mut hashes = Vec::with_capacity(answers.len());
         for answer in answers {
-            hashes.push(self.hasher.hash(&normalise_answer(answer)).await.map_err(|e| SignInError::Unexpected(e.to_string()))?);
+            hashes.push(
+                self.hasher
+                    .hash(&normalise_answer(answer))
+                    .await
+                    .map_err(|e| SignInError::Unexpected(e.to_string()))?,
+            );
         }
         self.store.set_qa_answers(account, &hashes, self.now()).await.map_err(SignInError::from)?;
         Ok(())
@@ -81,9 +86,13 @@ impl SignIn {
         let now = self.now();
         let account = match crate::domain::EmailAddress::parse(email) {
             Ok(email) => match self.store.person_by_email(&email).await.map_err(SignInError::from)? {
-                Some(person) if person.status == PersonStatus::Active => {
-                    self.store.accounts_of(person.id).await.map_err(SignInError::from)?.into_iter().find(|a| a.source != AccountSource::Sso)
-                }
+                Some(person) if person.status == PersonStatus::Active => self
+                    .store
+                    .accounts_of(person.id)
+                    .await
+                    .map_err(SignInError::from)?
+                    .into_iter()
+                    .find(|a| a.source != AccountSource::Sso),
                 _ => None,
             },
             Err(_) => None,

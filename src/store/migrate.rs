@@ -1,8 +1,8 @@
 //! A small migration runner: plain SQL files per backend, applied in order, each in its own transaction
 //! and recorded in `schema_migration`. A migration is never edited once released; add a new one.
 
-use super::sql::Backend;
 use super::StoreResult;
+use super::sql::Backend;
 use sqlx::{AnyPool, Row};
 
 struct Migration {

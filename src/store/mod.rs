@@ -124,7 +124,12 @@ pub trait DirectoryStore: Send + Sync {
     /// or username and `NotFound` on an unknown manager.
     async fn create_person(&self, new: &NewPerson, now: Timestamp) -> StoreResult<(Person, Account)>;
     /// Create many people in one transaction: all or none. Managers may be earlier rows.
-    async fn import_people(&self, rows: &[NewPerson], now: Timestamp, progress: &(dyn Fn(usize) + Sync)) -> StoreResult<usize>;
+    async fn import_people(
+        &self,
+        rows: &[NewPerson],
+        now: Timestamp,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> StoreResult<usize>;
     async fn person(&self, id: PersonId) -> StoreResult<Option<Person>>;
     async fn person_by_email(&self, email: &EmailAddress) -> StoreResult<Option<Person>>;
     async fn accounts_of(&self, person: PersonId) -> StoreResult<Vec<Account>>;
@@ -140,9 +145,20 @@ pub trait DirectoryStore: Send + Sync {
 
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
-    async fn set_password(&self, account: AccountId, hash: &str, require_change: bool, now: Timestamp) -> StoreResult<()>;
+    async fn set_password(
+        &self,
+        account: AccountId,
+        hash: &str,
+        require_change: bool,
+        now: Timestamp,
+    ) -> StoreResult<()>;
     /// Count one failed sign-in and lock the account when the policy says so, atomically.
-    async fn record_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<FailureResult>;
+    async fn record_failure(
+        &self,
+        account: AccountId,
+        policy: &LockoutPolicy,
+        now: Timestamp,
+    ) -> StoreResult<FailureResult>;
     /// A completed sign-in: the failure counter starts again.
     async fn reset_failures(&self, account: AccountId) -> StoreResult<()>;
     async fn totp(&self, account: AccountId) -> StoreResult<Option<TotpRecord>>;
@@ -150,7 +166,13 @@ pub trait CredentialStore: Send + Sync {
     async fn begin_totp_enrolment(&self, account: AccountId, sealed_secret: &[u8], now: Timestamp) -> StoreResult<()>;
     /// Confirm the pending secret with the step of a valid code, replace the backup codes and clear
     /// the `enroll_mfa` requirement, in one transaction.
-    async fn confirm_totp(&self, account: AccountId, step: i64, backup_codes: &[TokenHash], now: Timestamp) -> StoreResult<bool>;
+    async fn confirm_totp(
+        &self,
+        account: AccountId,
+        step: i64,
+        backup_codes: &[TokenHash],
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Record that the code of `step` was used; false when that step (or a later one) was used already.
     async fn use_totp_step(&self, account: AccountId, step: i64) -> StoreResult<bool>;
     async fn replace_backup_codes(&self, account: AccountId, codes: &[TokenHash], now: Timestamp) -> StoreResult<()>;
@@ -165,16 +187,35 @@ pub trait CredentialStore: Send + Sync {
     /// Self-service reset succeeded: new password, Q&A counter cleared, sessions ended.
     async fn reset_password_by_qa(&self, account: AccountId, hash: &str, now: Timestamp) -> StoreResult<()>;
     /// Lock fields set directly (demo data, admin lock).
-    async fn lock_account(&self, account: AccountId, reason: crate::domain::LockReason, now: Timestamp) -> StoreResult<()>;
+    async fn lock_account(
+        &self,
+        account: AccountId,
+        reason: crate::domain::LockReason,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn create_session(&self, token: &TokenHash, account: AccountId, stage: SessionStage, now: Timestamp, expires_at: Timestamp) -> StoreResult<()>;
+    async fn create_session(
+        &self,
+        token: &TokenHash,
+        account: AccountId,
+        stage: SessionStage,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
     /// The live session with this token (expired ones are not returned).
     async fn session(&self, token: &TokenHash, now: Timestamp) -> StoreResult<Option<SessionRecord>>;
     /// Replace a session by a new token at a new stage (a sign-in step completed): the old token dies.
-    async fn advance_session(&self, old: &TokenHash, new: &TokenHash, stage: SessionStage, now: Timestamp, expires_at: Timestamp) -> StoreResult<bool>;
+    async fn advance_session(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        stage: SessionStage,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool>;
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()>;
 }
 

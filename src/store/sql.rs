@@ -132,7 +132,11 @@ fn unique_violation(e: sqlx::Error, what: &str) -> StoreError {
     }
 }
 
-async fn insert_person(conn: &mut sqlx::AnyConnection, new: &NewPerson, now: Timestamp) -> StoreResult<(Person, Account)> {
+async fn insert_person(
+    conn: &mut sqlx::AnyConnection,
+    new: &NewPerson,
+    now: Timestamp,
+) -> StoreResult<(Person, Account)> {
     let manager_id: Option<i64> = match &new.manager_email {
         None => None,
         Some(email) => Some(
@@ -182,7 +186,13 @@ async fn insert_person(conn: &mut sqlx::AnyConnection, new: &NewPerson, now: Tim
     Ok((person, account))
 }
 
-async fn write_grant(conn: &mut sqlx::AnyConnection, person: PersonId, g: &Grant, by: &str, now: Timestamp) -> StoreResult<()> {
+async fn write_grant(
+    conn: &mut sqlx::AnyConnection,
+    person: PersonId,
+    g: &Grant,
+    by: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO permission_grant (person_id, dpa_level, expert_mode, auditor, directory_admin, granted_at, granted_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -202,7 +212,13 @@ async fn write_grant(conn: &mut sqlx::AnyConnection, person: PersonId, g: &Grant
     Ok(())
 }
 
-async fn history(conn: &mut sqlx::AnyConnection, account: AccountId, kind: &str, change: &str, now: Timestamp) -> StoreResult<()> {
+async fn history(
+    conn: &mut sqlx::AnyConnection,
+    account: AccountId,
+    kind: &str,
+    change: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
     sqlx::query("INSERT INTO authenticator_history (account_id, kind, change, at) VALUES ($1, $2, $3, $4)")
         .bind(account)
         .bind(kind)
@@ -213,7 +229,12 @@ async fn history(conn: &mut sqlx::AnyConnection, account: AccountId, kind: &str,
     Ok(())
 }
 
-async fn insert_backup_codes(conn: &mut sqlx::AnyConnection, account: AccountId, codes: &[TokenHash], now: Timestamp) -> StoreResult<()> {
+async fn insert_backup_codes(
+    conn: &mut sqlx::AnyConnection,
+    account: AccountId,
+    codes: &[TokenHash],
+    now: Timestamp,
+) -> StoreResult<()> {
     sqlx::query("DELETE FROM backup_code WHERE account_id = $1").bind(account).execute(&mut *conn).await?;
     for code in codes {
         sqlx::query("INSERT INTO backup_code (account_id, code_hash, created_at) VALUES ($1, $2, $3)")
@@ -235,7 +256,12 @@ impl DirectoryStore for SqlStore {
         Ok(created)
     }
 
-    async fn import_people(&self, rows: &[NewPerson], now: Timestamp, progress: &(dyn Fn(usize) + Sync)) -> StoreResult<usize> {
+    async fn import_people(
+        &self,
+        rows: &[NewPerson],
+        now: Timestamp,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> StoreResult<usize> {
         let mut tx = self.pool.begin().await?;
         for (i, row) in rows.iter().enumerate() {
             insert_person(&mut tx, row, now).await?;
@@ -262,10 +288,11 @@ impl DirectoryStore for SqlStore {
     }
 
     async fn accounts_of(&self, person: PersonId) -> StoreResult<Vec<Account>> {
-        let rows = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE person_id = $1 ORDER BY account_id"))
-            .bind(person)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE person_id = $1 ORDER BY account_id"))
+                .bind(person)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(account_from_row).collect()
     }
 
@@ -299,13 +326,16 @@ impl DirectoryStore for SqlStore {
     }
 
     async fn grant(&self, person: PersonId) -> StoreResult<Grant> {
-        let row = sqlx::query("SELECT dpa_level, expert_mode, auditor, directory_admin FROM permission_grant WHERE person_id = $1")
-            .bind(person)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT dpa_level, expert_mode, auditor, directory_admin FROM permission_grant WHERE person_id = $1",
+        )
+        .bind(person)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(Grant::default()) };
         Ok(Grant {
-            dpa_level: u8::try_from(row.try_get::<i64, _>("dpa_level")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            dpa_level: u8::try_from(row.try_get::<i64, _>("dpa_level")?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             expert_mode: flag(&row, "expert_mode")?,
             auditor: flag(&row, "auditor")?,
             directory_admin: flag(&row, "directory_admin")?,
@@ -331,7 +361,13 @@ impl DirectoryStore for SqlStore {
 
 #[async_trait]
 impl CredentialStore for SqlStore {
-    async fn set_password(&self, account: AccountId, hash: &str, require_change: bool, now: Timestamp) -> StoreResult<()> {
+    async fn set_password(
+        &self,
+        account: AccountId,
+        hash: &str,
+        require_change: bool,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = $3 WHERE account_id = $4")
             .bind(hash)
@@ -345,7 +381,12 @@ impl CredentialStore for SqlStore {
         Ok(())
     }
 
-    async fn record_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<FailureResult> {
+    async fn record_failure(
+        &self,
+        account: AccountId,
+        policy: &LockoutPolicy,
+        now: Timestamp,
+    ) -> StoreResult<FailureResult> {
         let mut tx = self.pool.begin().await?;
         // The increment comes first: it takes the row's write lock, so concurrent failures serialise here.
         let row = sqlx::query(
@@ -391,10 +432,12 @@ impl CredentialStore for SqlStore {
     }
 
     async fn totp(&self, account: AccountId) -> StoreResult<Option<TotpRecord>> {
-        let row = sqlx::query("SELECT secret_ciphertext, confirmed_at, last_used_step FROM totp_credential WHERE account_id = $1")
-            .bind(account)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT secret_ciphertext, confirmed_at, last_used_step FROM totp_credential WHERE account_id = $1",
+        )
+        .bind(account)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(TotpRecord {
             sealed_secret: row.try_get("secret_ciphertext")?,
@@ -422,7 +465,13 @@ impl CredentialStore for SqlStore {
         Ok(())
     }
 
-    async fn confirm_totp(&self, account: AccountId, step: i64, backup_codes: &[TokenHash], now: Timestamp) -> StoreResult<bool> {
+    async fn confirm_totp(
+        &self,
+        account: AccountId,
+        step: i64,
+        backup_codes: &[TokenHash],
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE totp_credential SET confirmed_at = $1, last_used_step = $2 WHERE account_id = $3 AND confirmed_at IS NULL",
@@ -439,7 +488,10 @@ impl CredentialStore for SqlStore {
         }
         history(&mut tx, account, "totp", "bound", now).await?;
         insert_backup_codes(&mut tx, account, backup_codes, now).await?;
-        sqlx::query("UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
+        sqlx::query("UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1")
+            .bind(account)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -466,12 +518,14 @@ impl CredentialStore for SqlStore {
     async fn consume_backup_code(&self, account: AccountId, code: &TokenHash, now: Timestamp) -> StoreResult<bool> {
         // The lookup is by the keyed hash, so no secret is compared here at all; `used_at IS NULL` in the
         // same statement makes the consumption atomic.
-        let result = sqlx::query("UPDATE backup_code SET used_at = $1 WHERE account_id = $2 AND code_hash = $3 AND used_at IS NULL")
-            .bind(now)
-            .bind(account)
-            .bind(&code.0)
-            .execute(&self.pool)
-            .await?;
+        let result = sqlx::query(
+            "UPDATE backup_code SET used_at = $1 WHERE account_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(account)
+        .bind(&code.0)
+        .execute(&self.pool)
+        .await?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -487,15 +541,24 @@ impl CredentialStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM qa_answer WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
         for (i, hash) in answer_hashes.iter().enumerate() {
-            sqlx::query("INSERT INTO qa_answer (account_id, question_index, answer_hash, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(account)
-                .bind(i as i64)
-                .bind(hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO qa_answer (account_id, question_index, answer_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(account)
+            .bind(i as i64)
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
-        history(&mut tx, account, "security_questions", if answer_hashes.is_empty() { "removed" } else { "bound" }, now).await?;
+        history(
+            &mut tx,
+            account,
+            "security_questions",
+            if answer_hashes.is_empty() { "removed" } else { "bound" },
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -556,7 +619,14 @@ impl CredentialStore for SqlStore {
 
 #[async_trait]
 impl SessionStore for SqlStore {
-    async fn create_session(&self, token: &TokenHash, account: AccountId, stage: SessionStage, now: Timestamp, expires_at: Timestamp) -> StoreResult<()> {
+    async fn create_session(
+        &self,
+        token: &TokenHash,
+        account: AccountId,
+        stage: SessionStage,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
         sqlx::query("INSERT INTO web_session (token_hash, account_id, stage, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&token.0)
             .bind(account)
@@ -569,21 +639,31 @@ impl SessionStore for SqlStore {
     }
 
     async fn session(&self, token: &TokenHash, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT account_id, stage, expires_at FROM web_session WHERE token_hash = $1 AND expires_at > $2")
-            .bind(&token.0)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT account_id, stage, expires_at FROM web_session WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(&token.0)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let stage: String = row.try_get("stage")?;
         Ok(Some(SessionRecord {
             account_id: row.try_get("account_id")?,
-            stage: SessionStage::parse(&stage).ok_or_else(|| StoreError::Corrupt(format!("session stage {stage:?}")))?,
+            stage: SessionStage::parse(&stage)
+                .ok_or_else(|| StoreError::Corrupt(format!("session stage {stage:?}")))?,
             expires_at: row.try_get("expires_at")?,
         }))
     }
 
-    async fn advance_session(&self, old: &TokenHash, new: &TokenHash, stage: SessionStage, now: Timestamp, expires_at: Timestamp) -> StoreResult<bool> {
+    async fn advance_session(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        stage: SessionStage,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
         let result = sqlx::query(
             "UPDATE web_session SET token_hash = $1, stage = $2, expires_at = $3 WHERE token_hash = $4 AND expires_at > $5",
         )

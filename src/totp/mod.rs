@@ -41,7 +41,8 @@ impl TotpSecret {
 
     /// Parse base32 as authenticator apps show it (case and spaces ignored, padding optional).
     pub fn from_base32(text: &str) -> Option<Self> {
-        let cleaned: String = text.chars().filter(|c| !c.is_whitespace() && *c != '=').collect::<String>().to_uppercase();
+        let cleaned: String =
+            text.chars().filter(|c| !c.is_whitespace() && *c != '=').collect::<String>().to_uppercase();
         data_encoding::BASE32_NOPAD.decode(cleaned.as_bytes()).ok().filter(|b| b.len() >= 10).map(Self)
     }
 
@@ -90,7 +91,8 @@ pub fn hotp(key: &[u8], counter: u64, digits: u32, algorithm: Algorithm) -> Stri
         Algorithm::Sha512 => mac::<Hmac<sha2::Sha512>>(key, &msg),
     };
     let offset = usize::from(digest[digest.len() - 1] & 0x0f);
-    let binary = u32::from_be_bytes([digest[offset] & 0x7f, digest[offset + 1], digest[offset + 2], digest[offset + 3]]);
+    let binary =
+        u32::from_be_bytes([digest[offset] & 0x7f, digest[offset + 1], digest[offset + 2], digest[offset + 3]]);
     format!("{:0width$}", binary % 10u32.pow(digits), width = digits as usize)
 }
 

@@ -1,8 +1,8 @@
 use crate::domain::AccountSource;
 use crate::http::middleware::CsrfToken;
 use crate::http::session::{self, MaybeSession};
-use crate::http::templates::{render, BackupCodesPage, ChangePasswordPage, EventRow, HomePage, SecurityQuestionsPage};
-use crate::http::{error::ValidForm, AppState, PageError};
+use crate::http::templates::{BackupCodesPage, ChangePasswordPage, EventRow, HomePage, SecurityQuestionsPage, render};
+use crate::http::{AppState, PageError, error::ValidForm};
 use crate::signin::{QaResetError, SignInError};
 use crate::store::SessionStage;
 use axum::extract::{Extension, State};
@@ -15,7 +15,11 @@ fn when(at: i64) -> String {
     chrono::DateTime::from_timestamp(at, 0).map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
 }
 
-pub async fn home_get(State(state): State<AppState>, session: MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Result<Response, PageError> {
+pub async fn home_get(
+    State(state): State<AppState>,
+    session: MaybeSession,
+    Extension(csrf): Extension<CsrfToken>,
+) -> Result<Response, PageError> {
     let session = match session.at(&[SessionStage::Active]) {
         Ok(s) => s,
         Err(redirect) => return Ok(redirect.into_response()),
@@ -30,7 +34,8 @@ pub async fn home_get(State(state): State<AppState>, session: MaybeSession, Exte
         .into_iter()
         .map(|e| EventRow {
             at: when(e.at),
-            place: crate::geo::Location { city: e.city, country: e.country, asn: e.asn, network: String::new() }.place(),
+            place: crate::geo::Location { city: e.city, country: e.country, asn: e.asn, network: String::new() }
+                .place(),
             outcome: e.outcome,
             method: e.method,
             ip: e.client_ip,
@@ -59,7 +64,11 @@ fn min_length(state: &AppState) -> usize {
     if state.signin.settings.policy.mfa_required { 8 } else { 15 }
 }
 
-pub async fn password_get(State(state): State<AppState>, session: MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Response {
+pub async fn password_get(
+    State(state): State<AppState>,
+    session: MaybeSession,
+    Extension(csrf): Extension<CsrfToken>,
+) -> Response {
     match session.at(&[SessionStage::ChangePassword, SessionStage::Active]) {
         Ok(s) => render(&ChangePasswordPage {
             title: "Choose a new password",
@@ -108,9 +117,10 @@ pub async fn password_post(
             *response.status_mut() = StatusCode::BAD_REQUEST;
             Ok(response)
         }
-        Err(SignInError::Unexpected(message)) if message.contains("only local accounts") => {
-            Err(PageError::new(StatusCode::BAD_REQUEST, "This account's password is managed elsewhere, not by Lifeline."))
-        }
+        Err(SignInError::Unexpected(message)) if message.contains("only local accounts") => Err(PageError::new(
+            StatusCode::BAD_REQUEST,
+            "This account's password is managed elsewhere, not by Lifeline.",
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -124,19 +134,30 @@ pub async fn backup_codes_post(State(state): State<AppState>, session: MaybeSess
     Ok(render(&BackupCodesPage { title: "Backup codes", codes: &codes, next: "/" }))
 }
 
-pub async fn security_questions_get(State(state): State<AppState>, session: MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Result<Response, PageError> {
+pub async fn security_questions_get(
+    State(state): State<AppState>,
+    session: MaybeSession,
+    Extension(csrf): Extension<CsrfToken>,
+) -> Result<Response, PageError> {
     if let Err(redirect) = session.at(&[SessionStage::Active]) {
         return Ok(redirect.into_response());
     }
     if !state.signin.settings.policy.qa_enabled {
         return Err(PageError::not_found());
     }
-    Ok(render(&SecurityQuestionsPage { title: "Security questions", csrf: &csrf.0, questions: &state.signin.settings.policy.qa_questions, error: None }))
+    Ok(render(&SecurityQuestionsPage {
+        title: "Security questions",
+        csrf: &csrf.0,
+        questions: &state.signin.settings.policy.qa_questions,
+        error: None,
+    }))
 }
 
 /// The numbered `answerN` fields of a form, one per configured question, each at most 200 characters.
 pub fn answers(form: &HashMap<String, String>, questions: usize) -> Vec<String> {
-    (0..questions).map(|i| form.get(&format!("answer{i}")).map(|a| a.chars().take(200).collect()).unwrap_or_default()).collect()
+    (0..questions)
+        .map(|i| form.get(&format!("answer{i}")).map(|a| a.chars().take(200).collect()).unwrap_or_default())
+        .collect()
 }
 
 pub async fn security_questions_post(
@@ -156,7 +177,12 @@ pub async fn security_questions_post(
     match state.signin.enrol_security_questions(session.account_id, &answers(&form, questions.len())).await {
         Ok(()) => Ok(Redirect::to("/").into_response()),
         Err(QaResetError::Other(SignInError::Unexpected(message))) => {
-            let mut response = render(&SecurityQuestionsPage { title: "Security questions", csrf: &csrf.0, questions, error: Some(&message) });
+            let mut response = render(&SecurityQuestionsPage {
+                title: "Security questions",
+                csrf: &csrf.0,
+                questions,
+                error: Some(&message),
+            });
             *response.status_mut() = StatusCode::BAD_REQUEST;
             Ok(response)
         }

@@ -1,6 +1,6 @@
 use crate::http::AppState;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 /// Alive: the process answers.
@@ -10,7 +10,11 @@ pub async fn healthz() -> &'static str {
 
 /// Ready: the database answers too.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.db.ping().await { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "database unavailable") }
+    if state.db.ping().await {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    }
 }
 
 pub async fn stylesheet() -> impl IntoResponse {

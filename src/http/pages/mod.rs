@@ -6,8 +6,8 @@ mod reset;
 mod signin;
 
 use super::AppState;
-use axum::routing::{get, post};
 use axum::Router;
+use axum::routing::{get, post};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -18,7 +18,10 @@ pub fn router() -> Router<AppState> {
         .route("/signout", post(signin::signout_post))
         .route("/account/password", get(account::password_get).post(account::password_post))
         .route("/account/backup-codes", post(account::backup_codes_post))
-        .route("/account/security-questions", get(account::security_questions_get).post(account::security_questions_post))
+        .route(
+            "/account/security-questions",
+            get(account::security_questions_get).post(account::security_questions_post),
+        )
         .route("/help", get(reset::help_get))
         .route("/reset", get(reset::reset_get).post(reset::reset_post))
         .route("/healthz", get(health::healthz))

@@ -1,8 +1,8 @@
 use super::account::answers;
 use crate::http::middleware::CsrfToken;
 use crate::http::session::Client;
-use crate::http::templates::{render, HelpPage, ResetPage, SignInPage};
-use crate::http::{error::ValidForm, AppState, PageError};
+use crate::http::templates::{HelpPage, ResetPage, SignInPage, render};
+use crate::http::{AppState, PageError, error::ValidForm};
 use crate::signin::QaResetError;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -11,12 +11,23 @@ use std::collections::HashMap;
 
 pub async fn help_get(State(state): State<AppState>) -> Response {
     let settings = &state.signin.settings;
-    render(&HelpPage { title: "Can't sign in?", contacts: &settings.help.contacts, qa_enabled: settings.policy.qa_enabled })
+    render(&HelpPage {
+        title: "Can't sign in?",
+        contacts: &settings.help.contacts,
+        qa_enabled: settings.policy.qa_enabled,
+    })
 }
 
 fn reset_page(state: &AppState, csrf: &str, email: &str, error: Option<&str>) -> Response {
     let policy = &state.signin.settings.policy;
-    render(&ResetPage { title: "Reset your password", csrf, enabled: policy.qa_enabled, questions: &policy.qa_questions, email, error })
+    render(&ResetPage {
+        title: "Reset your password",
+        csrf,
+        enabled: policy.qa_enabled,
+        questions: &policy.qa_questions,
+        email,
+        error,
+    })
 }
 
 pub async fn reset_get(State(state): State<AppState>, Extension(csrf): Extension<CsrfToken>) -> Response {
@@ -43,7 +54,9 @@ pub async fn reset_post(
                 csrf: &csrf.0,
                 login: &email,
                 error: None,
-                notice: Some("Your password has been changed. Sign in with it now; your two-step verification still applies."),
+                notice: Some(
+                    "Your password has been changed. Sign in with it now; your two-step verification still applies.",
+                ),
             }));
         }
         Err(QaResetError::Disabled) => return Err(PageError::not_found()),

@@ -1,7 +1,7 @@
 use crate::http::middleware::CsrfToken;
 use crate::http::session::{self, Client, MaybeSession};
-use crate::http::templates::{render, BackupCodesPage, EnrollMfaPage, MfaPage, SignInPage};
-use crate::http::{error::ValidForm, AppState, PageError};
+use crate::http::templates::{BackupCodesPage, EnrollMfaPage, MfaPage, SignInPage, render};
+use crate::http::{AppState, PageError, error::ValidForm};
 use crate::signin::{PasswordOutcome, SecondFactorOutcome};
 use crate::store::SessionStage;
 use axum::extract::{Extension, State};
@@ -75,7 +75,11 @@ pub async fn mfa_post(
     let code: String = form.code.chars().take(64).collect();
     match state.signin.second_factor(session.account_id, &code, &ctx).await? {
         SecondFactorOutcome::Invalid => {
-            let mut response = render(&MfaPage { title: "Two-step verification", csrf: &csrf.0, error: Some("That code is not valid.") });
+            let mut response = render(&MfaPage {
+                title: "Two-step verification",
+                csrf: &csrf.0,
+                error: Some("That code is not valid."),
+            });
             *response.status_mut() = StatusCode::UNAUTHORIZED;
             Ok(response)
         }
@@ -89,7 +93,11 @@ pub async fn mfa_post(
     }
 }
 
-pub async fn enroll_get(State(state): State<AppState>, session: MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Result<Response, PageError> {
+pub async fn enroll_get(
+    State(state): State<AppState>,
+    session: MaybeSession,
+    Extension(csrf): Extension<CsrfToken>,
+) -> Result<Response, PageError> {
     let session = match session.at(&[SessionStage::EnrollMfa]) {
         Ok(s) => s,
         Err(redirect) => return Ok(redirect.into_response()),
@@ -124,14 +132,26 @@ pub async fn enroll_post(
         Err(redirect) => return Ok(redirect.into_response()),
     };
     match state.signin.confirm_enrolment(session.account_id, &form.code).await? {
-        None => enroll_page(&state, session.account_id, &csrf.0, Some("That code is not valid. Check the time on your phone and try the next code.")).await,
+        None => {
+            enroll_page(
+                &state,
+                session.account_id,
+                &csrf.0,
+                Some("That code is not valid. Check the time on your phone and try the next code."),
+            )
+            .await
+        }
         Some((codes, stage)) => {
-            let page = render(&BackupCodesPage { title: "Backup codes", codes: &codes, next: session::stage_path(stage) });
+            let page =
+                render(&BackupCodesPage { title: "Backup codes", codes: &codes, next: session::stage_path(stage) });
             session::advance(&state, &session, stage, page).await
         }
     }
 }
 
-pub async fn signout_post(State(state): State<AppState>, MaybeSession(session): MaybeSession) -> Result<Response, PageError> {
+pub async fn signout_post(
+    State(state): State<AppState>,
+    MaybeSession(session): MaybeSession,
+) -> Result<Response, PageError> {
     session::end(&state, session.as_ref(), Redirect::to("/signin").into_response()).await
 }

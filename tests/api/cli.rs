@@ -1,0 +1,251 @@
+//! The `lifeline` binary as an operator runs it, and TOTP checked against `oathtool`.
+
+use crate::helpers::*;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn lifeline(dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lifeline"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("LIFELINE_DATABASE_URL", format!("sqlite://{}", dir.join("lifeline.db").display()))
+        .env("LIFELINE_KEY_FILE", dir.join("lifeline.key"))
+        .env_remove("LIFELINE_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run lifeline: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", stdout(o), stderr(o)))
+}
+
+#[tokio::test]
+async fn a_code_from_oathtool_signs_in_a_person_added_with_totp() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let added = lifeline(
+        dir.path(),
+        &["person", "add", "--email", "olga@example.org", "--name", "Olga Oath", "--totp", "--json"],
+        &format!("{PASSWORD}\n"),
+        &[],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let added = json(&added);
+    let uri = added["otpauth_uri"].as_str().unwrap_or_default();
+    assert!(uri.starts_with("otpauth://totp/Lifeline:olga?secret="), "{uri}");
+    assert_eq!(added["backup_codes"].as_array().map(Vec::len), Some(10));
+    let secret = uri.split("secret=").nth(1).and_then(|s| s.split('&').next()).unwrap_or_default();
+
+    let oathtool = Command::new("oathtool").args(["--totp", "-b", secret]).output().unwrap_or_else(|e| {
+        panic!("oathtool is needed for this test (apt-get install oathtool; .ci/run installs it): {e}")
+    });
+    assert!(oathtool.status.success(), "{}", stderr(&oathtool));
+    let code = stdout(&oathtool).trim().to_owned();
+    assert_eq!(code.len(), 6);
+
+    let settings = test_settings(dir.path());
+    let app = spawn_in(dir, settings).await;
+    let browser = browser();
+    assert_eq!(location(&app.post_sign_in(&browser, "olga", PASSWORD).await), "/signin/mfa");
+    assert_eq!(location(&app.post_code(&browser, &code).await), "/");
+}
+
+#[test]
+fn init_creates_the_first_administrator_once() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let init = lifeline(
+        dir.path(),
+        &["init", "--email", "root@example.org", "--name", "Root Admin"],
+        &format!("{PASSWORD}\n"),
+        &[],
+    );
+    assert!(init.status.success(), "{}", stderr(&init));
+    let shown = json(&lifeline(dir.path(), &["person", "show", "root@example.org", "--json"], "", &[]));
+    assert_eq!(shown["permissions"]["dpa_level"], 3);
+    assert_eq!(shown["permissions"]["expert_mode"], true);
+    assert_eq!(shown["permissions"]["directory_admin"], true);
+    assert_eq!(shown["rank"], 5);
+    let again = lifeline(
+        dir.path(),
+        &["init", "--email", "other@example.org", "--name", "Other"],
+        &format!("{PASSWORD}\n"),
+        &[],
+    );
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already has an administrator"));
+    // The key file was created private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(dir.path().join("lifeline.key")).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn person_show_and_grant_report_status_locks_mfa_and_permissions() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let add = lifeline(
+        dir.path(),
+        &["person", "add", "--email", "Hal@Example.org", "--name", "Hal Help", "--username", "hal"],
+        &format!("{PASSWORD}\n"),
+        &[],
+    );
+    assert!(add.status.success(), "{}", stderr(&add));
+    let grant = lifeline(dir.path(), &["person", "grant", "hal@example.org", "--dpa", "2", "--expert"], "", &[]);
+    assert!(grant.status.success(), "{}", stderr(&grant));
+    let shown = json(&lifeline(dir.path(), &["person", "show", "HAL@example.org", "--json"], "", &[]));
+    assert_eq!(shown["email"], "hal@example.org");
+    assert_eq!(shown["status"], "active");
+    assert_eq!(shown["permissions"]["dpa_level"], 2);
+    assert_eq!(shown["permissions"]["expert_mode"], true);
+    assert_eq!(shown["rank"], 3);
+    let account = &shown["accounts"][0];
+    assert_eq!(account["username"], "hal");
+    assert_eq!(account["source"], "local");
+    assert_eq!(account["locked"], false);
+    assert_eq!(account["locked_at"], serde_json::Value::Null);
+    assert_eq!(account["mfa"]["totp_enabled"], false);
+    assert_eq!(account["mfa"]["backup_codes_unused"], 0);
+}
+
+#[test]
+fn bad_cli_input_gets_a_clear_message_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // (arguments, stdin, environment, what the message must mention)
+    type Case<'a> = (Vec<&'a str>, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec!["person", "add", "--email", "not-an-email", "--name", "X"], PASSWORD, vec![], "email"),
+        (vec!["person", "add", "--email", "x@example.org", "--name", "X"], "", vec![], "password on stdin"),
+        (vec!["person", "add", "--email", "x@example.org", "--name", "X"], "password\n", vec![], "too easy to guess"),
+        (
+            vec!["person", "add", "--email", "x@example.org", "--name", "X", "--source", "ldap"],
+            PASSWORD,
+            vec![],
+            "local, synchronized, sso",
+        ),
+        (
+            vec!["person", "add", "--email", "x@example.org", "--name", "X", "--manager", "nobody@example.org"],
+            PASSWORD,
+            vec![],
+            "manager",
+        ),
+        (vec!["person", "show", "ghost@example.org"], "", vec![], "no person"),
+        (vec!["person", "grant", "ghost@example.org", "--dpa", "7"], "", vec![], "dpa"),
+        (vec!["person", "frobnicate"], "", vec![], "frobnicate"),
+        (
+            vec!["migrate"],
+            "",
+            vec![("LIFELINE_LOCKOUT__FAILED_ATTEMPTS_BEFORE_LOCK", "lots")],
+            "failed_attempts_before_lock",
+        ),
+        (vec!["migrate"], "", vec![("LIFELINE_LISTEN", "nowhere")], "listen"),
+        (vec!["migrate"], "", vec![("LIFELINE_CONFIG", "/no/such/lifeline.toml")], "/no/such/lifeline.toml"),
+        (vec!["migrate"], "", vec![("LIFELINE_NO_SUCH_SETTING", "1")], "no_such_setting"),
+        (vec!["migrate"], "", vec![("LIFELINE_DATABASE_URL", "mysql://x")], "database_url"),
+        (vec!["serve"], "", vec![("LIFELINE_GEOIP_CITY", "/no/such.mmdb")], "/no/such.mmdb"),
+    ];
+    for (args, input, env, needle) in cases {
+        let out = lifeline(dir.path(), &args, input, &env);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let message = stderr(&out).to_lowercase();
+        assert!(message.contains(&needle.to_lowercase()), "{args:?}: {message}");
+        assert!(!message.contains("panicked"), "{args:?}: {message}");
+    }
+    // Nothing was half-created along the way.
+    let shown = lifeline(dir.path(), &["person", "show", "x@example.org"], "", &[]);
+    assert!(!shown.status.success());
+}
+
+#[test]
+fn import_writes_all_rows_or_none_and_names_the_bad_lines() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        path.display().to_string()
+    };
+
+    let unknown = write("unknown.csv", "email,display_name,shoe_size\na@example.org,A,42\n");
+    let out = lifeline(dir.path(), &["person", "import", &unknown], "", &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unknown column(s) shoe_size"), "{}", stderr(&out));
+
+    let bad = write(
+        "bad.csv",
+        "email,display_name,manager_email,source\n\
+         mia@example.org,Mia Manager,,local\n\
+         not-an-email,Broken Row,,local\n\
+         rex@example.org,Rex Report,mia@example.org,wizard\n\
+         mia@example.org,Mia Again,,local\n\
+         tom@example.org,Tom,ghost@example.org,local\n",
+    );
+    let out = lifeline(dir.path(), &["person", "import", &bad], "", &[]);
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    for needle in [
+        "line 3: email",
+        "line 4: source",
+        "line 5: email mia@example.org appears twice",
+        "line 6: manager ghost@example.org",
+        "nothing was imported",
+    ] {
+        assert!(message.contains(needle), "{needle:?} in {message}");
+    }
+    assert!(
+        !lifeline(dir.path(), &["person", "show", "mia@example.org"], "", &[]).status.success(),
+        "nothing half-imported"
+    );
+
+    // Reports may come before their manager in the file.
+    let good = write(
+        "good.csv",
+        "email,display_name,manager_email,department,source\n\
+         rex@example.org,Rex Report,mia@example.org,Sales,synchronized\n\
+         mia@example.org,Mia Manager,,Sales,local\n\
+         \"o'neil@example.org\",\"O'Neil, Pat\",mia@example.org,,sso\n",
+    );
+    let out = lifeline(dir.path(), &["person", "import", &good], "", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Imported 3 people"));
+    let rex = json(&lifeline(dir.path(), &["person", "show", "rex@example.org", "--json"], "", &[]));
+    assert_eq!(rex["manager_email"], "mia@example.org");
+    assert_eq!(rex["accounts"][0]["source"], "synchronized");
+    let pat = json(&lifeline(dir.path(), &["person", "show", "o'neil@example.org", "--json"], "", &[]));
+    assert_eq!(pat["display_name"], "O'Neil, Pat");
+
+    // Importing the same file again conflicts with what exists, and changes nothing.
+    let again = lifeline(dir.path(), &["person", "import", &good], "", &[]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already exists"));
+}
+
+#[test]
+fn migrate_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let first = lifeline(dir.path(), &["migrate"], "", &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).contains("applied 0001_directory_and_credentials"));
+    let second = lifeline(dir.path(), &["migrate"], "", &[]);
+    assert!(stdout(&second).contains("up to date"));
+}

@@ -1,0 +1,169 @@
+//! `spawn_app()`: a real Lifeline on a random loopback port with a fresh SQLite database, its own key
+//! file and the MaxMind test databases, plus typed helpers that speak HTTP to it like a browser would.
+
+use lifeline::config::Settings;
+use lifeline::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
+use lifeline::http::AppState;
+use lifeline::store::NewPerson;
+use lifeline::totp::TotpSecret;
+use std::path::{Path, PathBuf};
+
+pub fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/geoip").join(name)
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub state: AppState,
+    pub _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Settings for a test instance: everything under `dir`, loopback trusted as a proxy, GeoIP test data.
+pub fn test_settings(dir: &Path) -> Settings {
+    Settings {
+        database_url: format!("sqlite://{}", dir.join("lifeline.db").display()),
+        key_file: dir.join("lifeline.key"),
+        mail_dir: dir.join("mail"),
+        listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap_or_else(|e| panic!("{e}"))],
+        geoip_city: Some(testdata("GeoIP2-City-Test.mmdb")),
+        geoip_asn: Some(testdata("GeoLite2-ASN-Test.mmdb")),
+        ..Default::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut settings = test_settings(dir.path());
+    adjust(&mut settings);
+    spawn_in(dir, settings).await
+}
+
+pub async fn spawn_in(dir: tempfile::TempDir, mut settings: Settings) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let address = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+    settings.public_url = address.clone();
+    let state = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server_state = state.clone();
+    tokio::spawn(async move {
+        let _ = lifeline::http::serve(listener, server_state, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    TestApp { address, state, _dir: dir, _shutdown: tx }
+}
+
+/// A browser: its own cookie jar, and redirects left for the test to see.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub struct Person {
+    pub email: String,
+    pub username: String,
+    pub password: String,
+    pub totp: Option<TotpSecret>,
+    pub backup_codes: Vec<String>,
+    pub account_id: i64,
+}
+
+pub const PASSWORD: &str = "amber-falcon-harbour-42";
+
+pub fn new_person(name: &str, email: &str, username: &str) -> NewPerson {
+    NewPerson {
+        display_name: DisplayName::parse(name).unwrap_or_else(|e| panic!("{e}")),
+        email: EmailAddress::parse(email).unwrap_or_else(|e| panic!("{e}")),
+        username: Username::parse(username).unwrap_or_else(|e| panic!("{e}")),
+        source: AccountSource::Local,
+        manager_email: None,
+        department: None,
+        phone: None,
+        status: PersonStatus::Active,
+        password_hash: None,
+        require_change_password: false,
+        grant: Grant::default(),
+    }
+}
+
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).unwrap_or_else(|| panic!("no CSRF field in:\n{html}")) + marker.len();
+    html[start..].split('"').next().unwrap_or_default().to_owned()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Arrange: a person with a local account, password `PASSWORD`, and (when `totp`) an authenticator.
+    pub async fn add_person(&self, username: &str, totp: bool) -> Person {
+        self.add(new_person(&format!("Test {username}"), &format!("{username}@example.org"), username), totp).await
+    }
+
+    pub async fn add(&self, new: NewPerson, totp: bool) -> Person {
+        let (email, username) = (new.email.to_string(), new.username.to_string());
+        let (_, account) = self.state.signin.add_person(new, Some(PASSWORD)).await.unwrap_or_else(|e| panic!("{e}"));
+        let (secret, backup_codes) = if totp {
+            let secret = TotpSecret::generate();
+            let codes = self.state.signin.enrol_totp_now(account.id, &secret).await.unwrap_or_else(|e| panic!("{e}"));
+            (Some(secret), codes)
+        } else {
+            (None, Vec::new())
+        };
+        Person { email, username, password: PASSWORD.into(), totp: secret, backup_codes, account_id: account.id }
+    }
+
+    /// The CSRF token of this browser, read from a form the way a person's browser gets it: from the
+    /// sign-in page, or the page a signed-in session is sent to from there.
+    pub async fn csrf(&self, client: &reqwest::Client) -> String {
+        let response = client.get(self.url("/signin")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        let response = if response.status().is_redirection() {
+            client.get(self.url(&location(&response))).send().await.unwrap_or_else(|e| panic!("{e}"))
+        } else {
+            response
+        };
+        csrf_of(&response.text().await.unwrap_or_default())
+    }
+
+    pub async fn post_form(&self, client: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.csrf(client).await;
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &csrf));
+        client.post(self.url(path)).form(&form).send().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn post_sign_in(&self, client: &reqwest::Client, login: &str, password: &str) -> reqwest::Response {
+        self.post_form(client, "/signin", &[("login", login), ("password", password)]).await
+    }
+
+    pub async fn post_code(&self, client: &reqwest::Client, code: &str) -> reqwest::Response {
+        self.post_form(client, "/signin/mfa", &[("code", code)]).await
+    }
+
+    pub async fn person_json(&self, email: &str) -> serde_json::Value {
+        let view = self.state.signin.person_view(email).await.unwrap_or_else(|e| panic!("{e}"));
+        serde_json::to_value(view).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// A TOTP code that the server will accept once more for this secret: the next step's code (inside the
+/// ±1 window) when the current one may have been used already.
+pub fn code(secret: &TotpSecret, offset_steps: i64) -> String {
+    lifeline::totp::code_at(secret, chrono::Utc::now().timestamp() + 30 * offset_steps)
+}

@@ -1,0 +1,9 @@
+//! Black-box tests: Lifeline over real HTTP, a real SQLite file, the real CLI binary, real GeoIP files,
+//! and `oathtool` for TOTP codes from an implementation nobody here wrote.
+
+mod bad_input;
+mod cli;
+mod helpers;
+mod security_questions;
+mod signin;
+mod store_conformance;

@@ -1,0 +1,92 @@
+//! Self-service password reset with security questions: off by default, no enumeration, its own lockout,
+//! and it never bypasses the second factor.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+
+const ANSWERS: [&str; 3] = ["Hillside Primary", "Leeds", "Dune"];
+
+async fn qa_app() -> (TestApp, Person) {
+    let app = spawn_app_with(|s| s.policy.qa_enabled = true).await;
+    let sam = app.add_person("sam", true).await;
+    let answers: Vec<String> = ANSWERS.iter().map(|a| a.to_string()).collect();
+    app.state.signin.enrol_security_questions(sam.account_id, &answers).await.unwrap_or_else(|e| panic!("{e}"));
+    (app, sam)
+}
+
+async fn reset(app: &TestApp, email: &str, answers: [&str; 3], password: &str) -> reqwest::Response {
+    let browser = browser();
+    app.post_form(
+        &browser,
+        "/reset",
+        &[
+            ("email", email),
+            ("answer0", answers[0]),
+            ("answer1", answers[1]),
+            ("answer2", answers[2]),
+            ("new_password", password),
+            ("confirm_password", password),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn reset_is_off_by_default() {
+    let app = spawn_app().await;
+    let page = browser()
+        .get(app.url("/reset"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(page.contains("not enabled"));
+    let help =
+        browser().get(app.url("/help")).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default();
+    assert!(!help.contains("href=\"/reset\""));
+}
+
+#[tokio::test]
+async fn correct_answers_set_a_new_password_and_mfa_still_applies() {
+    let (app, sam) = qa_app().await;
+    let response =
+        reset(&app, &sam.email, ["  hillside   PRIMARY ", "leeds", "dune!"], "glacier-mosaic-tangent-58").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap_or_default().contains("Your password has been changed"));
+    let browser = browser();
+    assert_eq!(location(&app.post_sign_in(&browser, &sam.username, "glacier-mosaic-tangent-58").await), "/signin/mfa");
+}
+
+#[tokio::test]
+async fn wrong_answers_and_unknown_emails_get_the_same_answer_and_lock_the_reset() {
+    let (app, sam) = qa_app().await;
+    let strip = |html: String| {
+        let token = csrf_of(&html);
+        html.replace(&token, "")
+    };
+    let unknown = reset(&app, "nobody@example.org", ["a", "b", "c"], "glacier-mosaic-tangent-58").await;
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    let unknown = strip(unknown.text().await.unwrap_or_default()).replace("nobody@example.org", "");
+    for _ in 0..3 {
+        let wrong =
+            reset(&app, &sam.email, ["Hillside Primary", "Leeds", "Foundation"], "glacier-mosaic-tangent-58").await;
+        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(strip(wrong.text().await.unwrap_or_default()).replace(&sam.email, ""), unknown);
+    }
+    assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], true);
+    // Locked: even the right answers no longer work, and say nothing new.
+    let right = reset(&app, &sam.email, ANSWERS, "glacier-mosaic-tangent-58").await;
+    assert_eq!(strip(right.text().await.unwrap_or_default()).replace(&sam.email, ""), unknown);
+    // The ordinary sign-in is not affected by the Q&A lockout.
+    assert_eq!(location(&app.post_sign_in(&browser(), &sam.username, &sam.password).await), "/signin/mfa");
+}
+
+#[tokio::test]
+async fn a_weak_new_password_is_refused_with_the_reason_before_any_answer_is_checked() {
+    let (app, sam) = qa_app().await;
+    let response = reset(&app, &sam.email, ["x", "y", "z"], "password1").await;
+    assert!(response.text().await.unwrap_or_default().contains("too easy to guess"));
+    assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], false);
+}

@@ -1,0 +1,194 @@
+//! The storage conformance suite: what every backend must do, checked through the store traits only.
+//! Each test runs against every backend in `stores()` (SQLite now; a later backend adds itself there).
+
+use crate::helpers::new_person;
+use lifeline::crypto::{Keys, MasterKey, TokenHash};
+use lifeline::domain::LockReason;
+use lifeline::policy::lockout::LockoutPolicy;
+use lifeline::store::{SessionStage, SignInEvent, SqlStore, Store, StoreError};
+use std::sync::Arc;
+
+/// A fresh, migrated store per backend, each with a label for failure messages.
+async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
+    let sqlite = SqlStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+    sqlite.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+    vec![("sqlite", Arc::new(sqlite), Some(dir))]
+}
+
+fn keys() -> Keys {
+    Keys::new(&MasterKey::from_hex(&"42".repeat(32)).unwrap_or_else(|e| panic!("{e}")))
+}
+
+async fn person(store: &dyn Store, username: &str) -> i64 {
+    let (_, account) = store
+        .create_person(&new_person("Some One", &format!("{username}@example.org"), username), 1_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    account.id
+}
+
+#[tokio::test]
+async fn people_are_unique_by_email_and_username_and_found_by_either() {
+    for (backend, store, _dir) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        let dup_email = store.create_person(&new_person("Other", "ada@example.org", "other"), 1).await;
+        assert!(matches!(dup_email, Err(StoreError::Conflict(m)) if m.contains("email")), "{backend}");
+        let dup_user = store.create_person(&new_person("Other", "other@example.org", "ada"), 1).await;
+        assert!(matches!(dup_user, Err(StoreError::Conflict(m)) if m.contains("username")), "{backend}");
+        // The failed insert left no person behind (the person row is rolled back with the account).
+        let other = lifeline::domain::EmailAddress::parse("other@example.org").unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.person_by_email(&other).await.unwrap_or_else(|e| panic!("{e}")).is_none(), "{backend}");
+        for login in ["ada", "ADA", "ada@example.org", " Ada@Example.org "] {
+            let found = store.account_by_login(login).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(found.map(|a| a.id), Some(id), "{backend}: {login}");
+        }
+        assert!(store.account_by_login("nobody").await.unwrap_or_else(|e| panic!("{e}")).is_none());
+    }
+}
+
+#[tokio::test]
+async fn failures_lock_at_the_threshold_even_when_concurrent() {
+    for (backend, store, _dir) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        let policy = LockoutPolicy::default();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (store, policy) = (store.clone(), policy.clone());
+            tasks.push(tokio::spawn(async move { store.record_failure(id, &policy, 2_000).await }));
+        }
+        let mut locked_now = 0;
+        for t in tasks {
+            if t.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{backend}: {e}")).locked_now {
+                locked_now += 1;
+            }
+        }
+        assert_eq!(locked_now, 1, "{backend}: exactly one failure locks");
+        let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
+        assert_eq!(
+            (account.failed_attempts, account.locked_at, account.lock_reason),
+            (20, Some(2_000), Some(LockReason::Failures))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
+    for (backend, store, _dir) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        let k = keys();
+        let codes: Vec<TokenHash> = (0..10).map(|i| TokenHash::of(&k, "backup-code", &format!("CODE{i}"))).collect();
+        store.replace_backup_codes(id, &codes, 1).await.unwrap_or_else(|e| panic!("{e}"));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (store, code) = (store.clone(), codes[4].clone());
+            tasks.push(tokio::spawn(async move { store.consume_backup_code(id, &code, 5).await }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{backend}: {e}")) {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1, "{backend}");
+        assert_eq!(store.unused_backup_codes(id).await.unwrap_or_else(|e| panic!("{e}")), 9);
+        let unknown = TokenHash::of(&k, "backup-code", "NOPE");
+        assert!(!store.consume_backup_code(id, &unknown, 6).await.unwrap_or_else(|e| panic!("{e}")));
+    }
+}
+
+#[tokio::test]
+async fn totp_steps_only_move_forward() {
+    for (backend, store, _dir) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        store.begin_totp_enrolment(id, b"sealed", 1).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !store.use_totp_step(id, 10).await.unwrap_or_else(|e| panic!("{e}")),
+            "{backend}: unconfirmed secrets are not usable"
+        );
+        assert!(store.confirm_totp(id, 10, &[], 2).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(
+            !store.confirm_totp(id, 11, &[], 2).await.unwrap_or_else(|e| panic!("{e}")),
+            "{backend}: confirmed once"
+        );
+        assert!(
+            !store.use_totp_step(id, 10).await.unwrap_or_else(|e| panic!("{e}")),
+            "{backend}: step used at confirmation"
+        );
+        assert!(store.use_totp_step(id, 11).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(!store.use_totp_step(id, 11).await.unwrap_or_else(|e| panic!("{e}")));
+        // A new enrolment does not replace the confirmed secret.
+        store.begin_totp_enrolment(id, b"other", 3).await.unwrap_or_else(|e| panic!("{e}"));
+        let record = store.totp(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("totp"));
+        assert_eq!((record.sealed_secret.as_slice(), record.confirmed_at), (&b"sealed"[..], Some(2)), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn sessions_expire_and_advance_under_a_new_token() {
+    for (backend, store, _dir) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        let k = keys();
+        let (t1, t2) = (TokenHash::of(&k, "session", "one"), TokenHash::of(&k, "session", "two"));
+        store.create_session(&t1, id, SessionStage::Mfa, 100, 160).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            store.session(&t1, 159).await.unwrap_or_else(|e| panic!("{e}")).map(|s| s.stage),
+            Some(SessionStage::Mfa),
+            "{backend}"
+        );
+        assert!(
+            store.session(&t1, 160).await.unwrap_or_else(|e| panic!("{e}")).is_none(),
+            "{backend}: expired on time"
+        );
+        assert!(
+            store.advance_session(&t1, &t2, SessionStage::Active, 120, 500).await.unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert!(store.session(&t1, 121).await.unwrap_or_else(|e| panic!("{e}")).is_none());
+        assert_eq!(
+            store.session(&t2, 400).await.unwrap_or_else(|e| panic!("{e}")).map(|s| s.stage),
+            Some(SessionStage::Active)
+        );
+        store.delete_session(&t2).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.session(&t2, 401).await.unwrap_or_else(|e| panic!("{e}")).is_none());
+    }
+}
+
+#[tokio::test]
+async fn an_import_with_one_bad_row_writes_nothing() {
+    for (backend, store, _dir) in stores().await {
+        let mut rows = vec![new_person("A", "a@example.org", "a"), new_person("B", "b@example.org", "b")];
+        rows.push(new_person("C", "c@example.org", "a")); // username taken by the first row
+        let result = store.import_people(&rows, 1, &|_| {}).await;
+        assert!(result.is_err(), "{backend}");
+        assert_eq!(store.count_people().await.unwrap_or_else(|e| panic!("{e}")), 0, "{backend}: rolled back");
+    }
+}
+
+#[tokio::test]
+async fn sign_in_events_come_back_newest_first() {
+    for (backend, store, _dir) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        for (at, outcome) in [(10, "bad_password"), (20, "success")] {
+            let event = SignInEvent {
+                account_id: Some(id),
+                at,
+                outcome: outcome.into(),
+                method: "password".into(),
+                client_ip: "81.2.69.142".into(),
+                city: Some("London".into()),
+                country: Some("GB".into()),
+                asn: None,
+                network: "81.2.69.0/24".into(),
+                user_agent: "test".into(),
+            };
+            store.record_sign_in(&event).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let events = store.recent_sign_ins(id, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            events.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(),
+            ["success", "bad_password"],
+            "{backend}"
+        );
+    }
+}
