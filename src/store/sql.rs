@@ -389,11 +389,18 @@ impl CredentialStore for SqlStore {
     ) -> StoreResult<FailureResult> {
         let mut tx = self.pool.begin().await?;
         // The increment comes first: it takes the row's write lock, so concurrent failures serialise here.
+        // A temporary lock that has run out is cleared by the same statement and the count starts again,
+        // so the next run of failures locks again (for longer: `lock_count` is kept).
         let row = sqlx::query(
-            "UPDATE account SET failed_attempts = failed_attempts + 1 WHERE account_id = $1 \
-             RETURNING failed_attempts, lock_count, locked_at",
+            "UPDATE account SET \
+               failed_attempts = CASE WHEN locked_until <= $2 THEN 1 ELSE failed_attempts + 1 END, \
+               locked_at = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_at END, \
+               lock_reason = CASE WHEN locked_until <= $2 THEN NULL ELSE lock_reason END, \
+               locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END \
+             WHERE account_id = $1 RETURNING failed_attempts, lock_count, locked_at",
         )
         .bind(account)
+        .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         let failed_attempts = count(&row, "failed_attempts")?;

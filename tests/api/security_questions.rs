@@ -90,3 +90,42 @@ async fn a_weak_new_password_is_refused_with_the_reason_before_any_answer_is_che
     assert!(response.text().await.unwrap_or_default().contains("too easy to guess"));
     assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], false);
 }
+
+#[tokio::test]
+async fn a_signed_in_person_enrols_answers_with_the_standards_warning_shown() {
+    let app = spawn_app_with(|s| s.policy.qa_enabled = true).await;
+    let pat = app.add_person("pat", true).await;
+    let browser = browser();
+    app.post_sign_in(&browser, &pat.username, &pat.password).await;
+    app.post_code(&browser, &code(pat.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
+
+    let page = browser
+        .get(app.url("/account/security-questions"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(page.contains("do not meet NIST SP 800-63B-4"));
+    let too_short = app
+        .post_form(
+            &browser,
+            "/account/security-questions",
+            &[("answer0", "x"), ("answer1", "Leeds"), ("answer2", "Dune")],
+        )
+        .await;
+    assert_eq!(too_short.status(), StatusCode::BAD_REQUEST);
+    let saved = app
+        .post_form(
+            &browser,
+            "/account/security-questions",
+            &[("answer0", "Hillside"), ("answer1", "Leeds"), ("answer2", "Dune")],
+        )
+        .await;
+    assert_eq!(location(&saved), "/");
+    assert_eq!(app.person_json(&pat.email).await["accounts"][0]["qa_enrolled"], true);
+
+    let ok = reset(&app, &pat.email, ["hillside", "LEEDS", "dune"], "glacier-mosaic-tangent-58").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}

@@ -334,3 +334,70 @@ async fn health_and_readiness() {
         Some(StatusCode::SERVICE_UNAVAILABLE)
     );
 }
+
+#[tokio::test]
+async fn sso_accounts_have_no_password_here_and_say_nothing_about_it() {
+    let app = spawn_app().await;
+    let mut new = new_person("Sue Sso", "sue@example.org", "sue");
+    new.source = lifeline::domain::AccountSource::Sso;
+    app.state.signin.add_person(new, None).await.unwrap_or_else(|e| panic!("{e}"));
+    let response = app.post_sign_in(&browser(), "sue", "anything-at-all-here").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.text().await.unwrap_or_default().contains("The username or password is incorrect."));
+}
+
+#[tokio::test]
+async fn a_disabled_person_is_told_so_only_after_the_right_password() {
+    let app = spawn_app().await;
+    let mut new = new_person("Dee Disabled", "dee@example.org", "dee");
+    new.status = lifeline::domain::PersonStatus::Disabled;
+    let dee = app.add(new, true).await;
+    let wrong = app.post_sign_in(&browser(), "dee", "not-the-password-1").await.text().await.unwrap_or_default();
+    assert!(wrong.contains("incorrect") && !wrong.contains("disabled"));
+    let right = app.post_sign_in(&browser(), "dee", &dee.password).await;
+    assert_eq!(right.status(), StatusCode::UNAUTHORIZED);
+    assert!(right.text().await.unwrap_or_default().contains("This account is disabled"));
+}
+
+#[tokio::test]
+async fn a_synchronized_account_cannot_change_its_password_here() {
+    let app = spawn_app_with(|s| s.policy.mfa_required = false).await;
+    let mut new = new_person("Sid Synced", "sid@example.org", "sid");
+    new.source = lifeline::domain::AccountSource::Synchronized;
+    let sid = app.add(new, false).await;
+    let browser = browser();
+    assert_eq!(location(&app.post_sign_in(&browser, &sid.username, &sid.password).await), "/");
+    let home =
+        browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default();
+    assert!(!home.contains("Change your password"));
+    let response = app
+        .post_form(
+            &browser,
+            "/account/password",
+            &[("new_password", "orbit-lantern-velvet-93"), ("confirm_password", "orbit-lantern-velvet-93")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.unwrap_or_default().contains("managed elsewhere"));
+}
+
+#[tokio::test]
+async fn signed_in_people_can_make_new_backup_codes_and_the_old_ones_stop_working() {
+    let app = spawn_app().await;
+    let ada = app.add_person("ada", true).await;
+    let browser = browser();
+    app.post_sign_in(&browser, &ada.username, &ada.password).await;
+    app.post_code(&browser, &code(ada.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
+    let page = app.post_form(&browser, "/account/backup-codes", &[]).await.text().await.unwrap_or_default();
+    assert_eq!(page.matches("<li><code>").count(), 10);
+    let new_code = page.split("<li><code>").nth(1).and_then(|s| s.split('<').next()).unwrap_or_default().to_owned();
+
+    let other = crate::helpers::browser();
+    app.post_sign_in(&other, &ada.username, &ada.password).await;
+    assert_eq!(
+        app.post_code(&other, &ada.backup_codes[0]).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "old codes are gone"
+    );
+    assert_eq!(location(&app.post_code(&other, &new_code).await), "/");
+}

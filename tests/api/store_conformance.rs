@@ -74,6 +74,28 @@ async fn failures_lock_at_the_threshold_even_when_concurrent() {
 }
 
 #[tokio::test]
+async fn an_expired_temporary_lock_gives_way_to_a_longer_one() {
+    for (backend, store, _dir) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        let policy = LockoutPolicy { temporary_lock_seconds: Some(60), ..Default::default() };
+        for _ in 0..5 {
+            store.record_failure(id, &policy, 1_000).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
+        assert_eq!(account.locked_until, Some(1_060), "{backend}");
+        assert!(account.lock().is_locked(1_059) && !account.lock().is_locked(1_060));
+
+        let after = store.record_failure(id, &policy, 1_070).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((after.failed_attempts, after.locked_now), (1, false), "{backend}: counting starts again");
+        for _ in 0..4 {
+            store.record_failure(id, &policy, 1_080).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
+        assert_eq!((account.locked_at, account.locked_until), (Some(1_080), Some(1_200)), "{backend}: twice as long");
+    }
+}
+
+#[tokio::test]
 async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
     for (backend, store, _dir) in stores().await {
         let id = person(store.as_ref(), "ada").await;
