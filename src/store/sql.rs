@@ -389,11 +389,14 @@ impl CredentialStore for SqlStore {
     ) -> StoreResult<FailureResult> {
         let mut tx = self.pool.begin().await?;
         // The increment comes first: it takes the row's write lock, so concurrent failures serialise here.
+        // Failures while a lock is in force are not counted (the count says how many it took to lock).
         // A temporary lock that has run out is cleared by the same statement and the count starts again,
         // so the next run of failures locks again (for longer: `lock_count` is kept).
         let row = sqlx::query(
             "UPDATE account SET \
-               failed_attempts = CASE WHEN locked_until <= $2 THEN 1 ELSE failed_attempts + 1 END, \
+               failed_attempts = CASE WHEN locked_until <= $2 THEN 1 \
+                                      WHEN locked_at IS NOT NULL THEN failed_attempts \
+                                      ELSE failed_attempts + 1 END, \
                locked_at = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_at END, \
                lock_reason = CASE WHEN locked_until <= $2 THEN NULL ELSE lock_reason END, \
                locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END \

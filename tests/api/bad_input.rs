@@ -20,7 +20,7 @@ async fn post_raw(
 
 #[tokio::test]
 async fn malformed_sign_in_forms_get_clear_client_errors() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let browser = browser();
     let csrf = app.csrf(&browser).await;
@@ -64,11 +64,13 @@ async fn malformed_sign_in_forms_get_clear_client_errors() {
 
     // None of it signed anybody in, and the account still works.
     assert_eq!(location(&app.post_sign_in(&browser, &ada.username, &ada.password).await), "/signin/mfa");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn unknown_pages_and_wrong_methods_are_client_errors() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let client = browser();
     let missing = client.get(app.url("/no/such/page")).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
@@ -80,14 +82,18 @@ async fn unknown_pages_and_wrong_methods_are_client_errors() {
         let response = client.get(app.url(path)).send().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(location(&response), "/signin", "{path}");
     }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_garbage_session_cookie_is_just_no_session() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     for cookie in ["lifeline_session=x", "lifeline_session=%%%", &format!("lifeline_session={}", "A".repeat(43))] {
         let response =
             browser().get(app.url("/")).header("cookie", cookie).send().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(location(&response), "/signin", "{cookie}");
     }
+    })
+    .await;
 }

@@ -5,12 +5,37 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn lifeline(dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+/// An operator's shell: a working directory (key file, CSV files) and a fresh database.
+pub struct Shell {
+    pub dir: tempfile::TempDir,
+    pub db: TestDb,
+}
+
+/// Run `test` once per database in `databases()`.
+async fn each_shell(test: impl AsyncFn(Shell)) {
+    for db in databases().await {
+        println!("--- on {}", db.label);
+        test(Shell { dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")), db }).await;
+    }
+}
+
+impl Shell {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Run the `lifeline` binary here, with `stdin` as its input and `env` on top of this shell's.
+    fn lifeline(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+        run_lifeline(self.path(), &self.db.url, args, stdin, env)
+    }
+}
+
+fn run_lifeline(dir: &Path, db_url: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lifeline"));
     command
         .args(args)
         .current_dir(dir)
-        .env("LIFELINE_DATABASE_URL", format!("sqlite://{}", dir.join("lifeline.db").display()))
+        .env("LIFELINE_DATABASE_URL", db_url)
         .env("LIFELINE_KEY_FILE", dir.join("lifeline.key"))
         .env_remove("LIFELINE_CONFIG")
         .env("RUST_LOG", "warn")
@@ -41,10 +66,8 @@ fn json(o: &Output) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_code_from_oathtool_signs_in_a_person_added_with_totp() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let added = lifeline(
-        dir.path(),
-        &["person", "add", "--email", "olga@example.org", "--name", "Olga Oath", "--totp", "--json"],
+    each_shell(async |shell: Shell| {
+    let added = shell.lifeline(&["person", "add", "--email", "olga@example.org", "--name", "Olga Oath", "--totp", "--json"],
         &format!("{PASSWORD}\n"),
         &[],
     );
@@ -62,31 +85,30 @@ async fn a_code_from_oathtool_signs_in_a_person_added_with_totp() {
     let code = stdout(&oathtool).trim().to_owned();
     assert_eq!(code.len(), 6);
 
-    let settings = test_settings(dir.path());
-    let app = spawn_in(dir, settings).await;
+    let mut settings = test_settings(shell.path());
+    settings.database_url = shell.db.url.clone();
+    let app = spawn_in(shell.dir, settings, shell.db).await;
     let browser = browser();
     assert_eq!(location(&app.post_sign_in(&browser, "olga", PASSWORD).await), "/signin/mfa");
     assert_eq!(location(&app.post_code(&browser, &code).await), "/");
+    })
+    .await;
 }
 
-#[test]
-fn init_creates_the_first_administrator_once() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let init = lifeline(
-        dir.path(),
-        &["init", "--email", "root@example.org", "--name", "Root Admin"],
+#[tokio::test]
+async fn init_creates_the_first_administrator_once() {
+    each_shell(async |shell: Shell| {
+    let init = shell.lifeline(&["init", "--email", "root@example.org", "--name", "Root Admin"],
         &format!("{PASSWORD}\n"),
         &[],
     );
     assert!(init.status.success(), "{}", stderr(&init));
-    let shown = json(&lifeline(dir.path(), &["person", "show", "root@example.org", "--json"], "", &[]));
+    let shown = json(&shell.lifeline(&["person", "show", "root@example.org", "--json"], "", &[]));
     assert_eq!(shown["permissions"]["dpa_level"], 3);
     assert_eq!(shown["permissions"]["expert_mode"], true);
     assert_eq!(shown["permissions"]["directory_admin"], true);
     assert_eq!(shown["rank"], 5);
-    let again = lifeline(
-        dir.path(),
-        &["init", "--email", "other@example.org", "--name", "Other"],
+    let again = shell.lifeline(&["init", "--email", "other@example.org", "--name", "Other"],
         &format!("{PASSWORD}\n"),
         &[],
     );
@@ -97,24 +119,24 @@ fn init_creates_the_first_administrator_once() {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode =
-            std::fs::metadata(dir.path().join("lifeline.key")).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            std::fs::metadata(shell.path().join("lifeline.key")).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o600);
     }
+    })
+    .await;
 }
 
-#[test]
-fn person_show_and_grant_report_status_locks_mfa_and_permissions() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let add = lifeline(
-        dir.path(),
-        &["person", "add", "--email", "Hal@Example.org", "--name", "Hal Help", "--username", "hal"],
+#[tokio::test]
+async fn person_show_and_grant_report_status_locks_mfa_and_permissions() {
+    each_shell(async |shell: Shell| {
+    let add = shell.lifeline(&["person", "add", "--email", "Hal@Example.org", "--name", "Hal Help", "--username", "hal"],
         &format!("{PASSWORD}\n"),
         &[],
     );
     assert!(add.status.success(), "{}", stderr(&add));
-    let grant = lifeline(dir.path(), &["person", "grant", "hal@example.org", "--dpa", "2", "--expert"], "", &[]);
+    let grant = shell.lifeline(&["person", "grant", "hal@example.org", "--dpa", "2", "--expert"], "", &[]);
     assert!(grant.status.success(), "{}", stderr(&grant));
-    let shown = json(&lifeline(dir.path(), &["person", "show", "HAL@example.org", "--json"], "", &[]));
+    let shown = json(&shell.lifeline(&["person", "show", "HAL@example.org", "--json"], "", &[]));
     assert_eq!(shown["email"], "hal@example.org");
     assert_eq!(shown["status"], "active");
     assert_eq!(shown["permissions"]["dpa_level"], 2);
@@ -127,11 +149,13 @@ fn person_show_and_grant_report_status_locks_mfa_and_permissions() {
     assert_eq!(account["locked_at"], serde_json::Value::Null);
     assert_eq!(account["mfa"]["totp_enabled"], false);
     assert_eq!(account["mfa"]["backup_codes_unused"], 0);
+    })
+    .await;
 }
 
-#[test]
-fn bad_cli_input_gets_a_clear_message_and_a_non_zero_exit() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+#[tokio::test]
+async fn bad_cli_input_gets_a_clear_message_and_a_non_zero_exit() {
+    each_shell(async |shell: Shell| {
     // (arguments, stdin, environment, what the message must mention)
     type Case<'a> = (Vec<&'a str>, &'a str, Vec<(&'a str, &'a str)>, &'a str);
     let cases: Vec<Case> = vec![
@@ -166,28 +190,30 @@ fn bad_cli_input_gets_a_clear_message_and_a_non_zero_exit() {
         (vec!["serve"], "", vec![("LIFELINE_GEOIP_CITY", "/no/such.mmdb")], "/no/such.mmdb"),
     ];
     for (args, input, env, needle) in cases {
-        let out = lifeline(dir.path(), &args, input, &env);
+        let out = shell.lifeline(&args, input, &env);
         assert!(!out.status.success(), "{args:?} should fail");
         let message = stderr(&out).to_lowercase();
         assert!(message.contains(&needle.to_lowercase()), "{args:?}: {message}");
         assert!(!message.contains("panicked"), "{args:?}: {message}");
     }
     // Nothing was half-created along the way.
-    let shown = lifeline(dir.path(), &["person", "show", "x@example.org"], "", &[]);
+    let shown = shell.lifeline(&["person", "show", "x@example.org"], "", &[]);
     assert!(!shown.status.success());
+    })
+    .await;
 }
 
-#[test]
-fn import_writes_all_rows_or_none_and_names_the_bad_lines() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+#[tokio::test]
+async fn import_writes_all_rows_or_none_and_names_the_bad_lines() {
+    each_shell(async |shell: Shell| {
     let write = |name: &str, text: &str| {
-        let path = dir.path().join(name);
+        let path = shell.path().join(name);
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
         path.display().to_string()
     };
 
     let unknown = write("unknown.csv", "email,display_name,shoe_size\na@example.org,A,42\n");
-    let out = lifeline(dir.path(), &["person", "import", &unknown], "", &[]);
+    let out = shell.lifeline(&["person", "import", &unknown], "", &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("unknown column(s) shoe_size"), "{}", stderr(&out));
 
@@ -200,7 +226,7 @@ fn import_writes_all_rows_or_none_and_names_the_bad_lines() {
          mia@example.org,Mia Again,,local\n\
          tom@example.org,Tom,ghost@example.org,local\n",
     );
-    let out = lifeline(dir.path(), &["person", "import", &bad], "", &[]);
+    let out = shell.lifeline(&["person", "import", &bad], "", &[]);
     assert!(!out.status.success());
     let message = stderr(&out);
     for needle in [
@@ -213,7 +239,7 @@ fn import_writes_all_rows_or_none_and_names_the_bad_lines() {
         assert!(message.contains(needle), "{needle:?} in {message}");
     }
     assert!(
-        !lifeline(dir.path(), &["person", "show", "mia@example.org"], "", &[]).status.success(),
+        !shell.lifeline(&["person", "show", "mia@example.org"], "", &[]).status.success(),
         "nothing half-imported"
     );
 
@@ -225,27 +251,31 @@ fn import_writes_all_rows_or_none_and_names_the_bad_lines() {
          mia@example.org,Mia Manager,,Sales,local\n\
          \"o'neil@example.org\",\"O'Neil, Pat\",mia@example.org,,sso\n",
     );
-    let out = lifeline(dir.path(), &["person", "import", &good], "", &[]);
+    let out = shell.lifeline(&["person", "import", &good], "", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("Imported 3 people"));
-    let rex = json(&lifeline(dir.path(), &["person", "show", "rex@example.org", "--json"], "", &[]));
+    let rex = json(&shell.lifeline(&["person", "show", "rex@example.org", "--json"], "", &[]));
     assert_eq!(rex["manager_email"], "mia@example.org");
     assert_eq!(rex["accounts"][0]["source"], "synchronized");
-    let pat = json(&lifeline(dir.path(), &["person", "show", "o'neil@example.org", "--json"], "", &[]));
+    let pat = json(&shell.lifeline(&["person", "show", "o'neil@example.org", "--json"], "", &[]));
     assert_eq!(pat["display_name"], "O'Neil, Pat");
 
     // Importing the same file again conflicts with what exists, and changes nothing.
-    let again = lifeline(dir.path(), &["person", "import", &good], "", &[]);
+    let again = shell.lifeline(&["person", "import", &good], "", &[]);
     assert!(!again.status.success());
     assert!(stderr(&again).contains("already exists"));
+    })
+    .await;
 }
 
-#[test]
-fn migrate_is_idempotent() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let first = lifeline(dir.path(), &["migrate"], "", &[]);
+#[tokio::test]
+async fn migrate_is_idempotent() {
+    each_shell(async |shell: Shell| {
+    let first = shell.lifeline(&["migrate"], "", &[]);
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(stdout(&first).contains("applied 0001_directory_and_credentials"));
-    let second = lifeline(dir.path(), &["migrate"], "", &[]);
+    let second = shell.lifeline(&["migrate"], "", &[]);
     assert!(stdout(&second).contains("up to date"));
+    })
+    .await;
 }

@@ -1,4 +1,5 @@
-//! `spawn_app()`: a real Lifeline on a random loopback port with a fresh SQLite database, its own key
+//! `each_backend(...)`: a real Lifeline on a random loopback port with a fresh database (SQLite, and
+//! PostgreSQL when `LIFELINE_TEST_POSTGRES_URL` is set), its own key
 //! file and the MaxMind test databases, plus typed helpers that speak HTTP to it like a browser would.
 
 use lifeline::config::Settings;
@@ -16,7 +17,93 @@ pub struct TestApp {
     pub address: String,
     pub state: AppState,
     pub _dir: tempfile::TempDir,
+    _db: TestDb,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A fresh database for one test: an SQLite file, or a PostgreSQL database created for the test and
+/// dropped (connections and all) when this value is dropped, even when the test panics.
+pub struct TestDb {
+    pub label: &'static str,
+    pub url: String,
+    drop_pg: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.drop_pg.take() else { return };
+        // Drop runs inside the test's runtime; a thread of its own may block on a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The databases every black-box and conformance test runs on: SQLite always; PostgreSQL too when
+/// `LIFELINE_TEST_POSTGRES_URL` is set (e.g. `postgres://postgres@127.0.0.1:5432/postgres`). A set
+/// variable with an unreachable server fails the test: nothing is skipped silently.
+pub async fn databases() -> Vec<TestDb> {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let sqlite = TestDb {
+        label: "sqlite",
+        url: format!("sqlite://{}", dir.path().join("lifeline.db").display()),
+        drop_pg: None,
+        _dir: Some(dir),
+    };
+    let mut dbs = vec![sqlite];
+    if let Some(admin_url) = std::env::var("LIFELINE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+        dbs.push(fresh_postgres(&admin_url).await);
+    }
+    dbs
+}
+
+pub async fn fresh_postgres(admin_url: &str) -> TestDb {
+    use sqlx::Connection;
+    let name = format!("lifeline_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("LIFELINE_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
+    let _ = conn.close().await;
+    TestDb { label: "postgres", url: with_database(admin_url, &name), drop_pg: Some((admin_url.to_owned(), name)), _dir: None }
+}
+
+/// `postgres://user@host:port/db?x` with another database name.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[authority_end..].find('/') {
+        Some(i) => &base[..authority_end + i],
+        None => base,
+    };
+    format!("{host_part}/{name}{query}")
+}
+
+/// Run `test` once per database in `databases()`, each time against a freshly spawned app.
+pub async fn each_backend(test: impl AsyncFn(TestApp)) {
+    each_backend_with(|_| {}, test).await
+}
+
+pub async fn each_backend_with(adjust: impl Fn(&mut Settings), test: impl AsyncFn(TestApp)) {
+    for db in databases().await {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut settings = test_settings(dir.path());
+        settings.database_url = db.url.clone();
+        adjust(&mut settings);
+        println!("--- on {}", db.label);
+        test(spawn_in(dir, settings, db).await).await;
+    }
 }
 
 /// Settings for a test instance: everything under `dir`, loopback trusted as a proxy, GeoIP test data.
@@ -33,18 +120,8 @@ pub fn test_settings(dir: &Path) -> Settings {
     }
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
-}
-
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut settings = test_settings(dir.path());
-    adjust(&mut settings);
-    spawn_in(dir, settings).await
-}
-
-pub async fn spawn_in(dir: tempfile::TempDir, mut settings: Settings) -> TestApp {
+/// Spawn Lifeline on a random loopback port over `db`.
+pub async fn spawn_in(dir: tempfile::TempDir, mut settings: Settings, db: TestDb) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let address = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
     settings.public_url = address.clone();
@@ -57,7 +134,7 @@ pub async fn spawn_in(dir: tempfile::TempDir, mut settings: Settings) -> TestApp
         })
         .await;
     });
-    TestApp { address, state, _dir: dir, _shutdown: tx }
+    TestApp { address, state, _dir: dir, _db: db, _shutdown: tx }
 }
 
 /// A browser: its own cookie jar, and redirects left for the test to see.

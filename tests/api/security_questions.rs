@@ -6,12 +6,18 @@ use reqwest::StatusCode;
 
 const ANSWERS: [&str; 3] = ["Hillside Primary", "Leeds", "Dune"];
 
-async fn qa_app() -> (TestApp, Person) {
-    let app = spawn_app_with(|s| s.policy.qa_enabled = true).await;
-    let sam = app.add_person("sam", true).await;
-    let answers: Vec<String> = ANSWERS.iter().map(|a| a.to_string()).collect();
-    app.state.signin.enrol_security_questions(sam.account_id, &answers).await.unwrap_or_else(|e| panic!("{e}"));
-    (app, sam)
+/// Run `test` on every backend with Q&A enabled and Sam enrolled with `ANSWERS`.
+async fn with_sam(test: impl AsyncFn(TestApp, Person)) {
+    each_backend_with(
+        |s| s.policy.qa_enabled = true,
+        async |app: TestApp| {
+            let sam = app.add_person("sam", true).await;
+            let answers: Vec<String> = ANSWERS.iter().map(|a| a.to_string()).collect();
+            app.state.signin.enrol_security_questions(sam.account_id, &answers).await.unwrap_or_else(|e| panic!("{e}"));
+            test(app, sam).await;
+        },
+    )
+    .await;
 }
 
 async fn reset(app: &TestApp, email: &str, answers: [&str; 3], password: &str) -> reqwest::Response {
@@ -33,7 +39,7 @@ async fn reset(app: &TestApp, email: &str, answers: [&str; 3], password: &str) -
 
 #[tokio::test]
 async fn reset_is_off_by_default() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let page = browser()
         .get(app.url("/reset"))
         .send()
@@ -46,22 +52,26 @@ async fn reset_is_off_by_default() {
     let help =
         browser().get(app.url("/help")).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default();
     assert!(!help.contains("href=\"/reset\""));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn correct_answers_set_a_new_password_and_mfa_still_applies() {
-    let (app, sam) = qa_app().await;
+    with_sam(async |app: TestApp, sam: Person| {
     let response =
         reset(&app, &sam.email, ["  hillside   PRIMARY ", "leeds", "dune!"], "glacier-mosaic-tangent-58").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.text().await.unwrap_or_default().contains("Your password has been changed"));
     let browser = browser();
     assert_eq!(location(&app.post_sign_in(&browser, &sam.username, "glacier-mosaic-tangent-58").await), "/signin/mfa");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn wrong_answers_and_unknown_emails_get_the_same_answer_and_lock_the_reset() {
-    let (app, sam) = qa_app().await;
+    with_sam(async |app: TestApp, sam: Person| {
     let strip = |html: String| {
         let token = csrf_of(&html);
         html.replace(&token, "")
@@ -81,19 +91,23 @@ async fn wrong_answers_and_unknown_emails_get_the_same_answer_and_lock_the_reset
     assert_eq!(strip(right.text().await.unwrap_or_default()).replace(&sam.email, ""), unknown);
     // The ordinary sign-in is not affected by the Q&A lockout.
     assert_eq!(location(&app.post_sign_in(&browser(), &sam.username, &sam.password).await), "/signin/mfa");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_weak_new_password_is_refused_with_the_reason_before_any_answer_is_checked() {
-    let (app, sam) = qa_app().await;
+    with_sam(async |app: TestApp, sam: Person| {
     let response = reset(&app, &sam.email, ["x", "y", "z"], "password1").await;
     assert!(response.text().await.unwrap_or_default().contains("too easy to guess"));
     assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], false);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_signed_in_person_enrols_answers_with_the_standards_warning_shown() {
-    let app = spawn_app_with(|s| s.policy.qa_enabled = true).await;
+    each_backend_with(|s| s.policy.qa_enabled = true, async |app: TestApp| {
     let pat = app.add_person("pat", true).await;
     let browser = browser();
     app.post_sign_in(&browser, &pat.username, &pat.password).await;
@@ -128,4 +142,6 @@ async fn a_signed_in_person_enrols_answers_with_the_standards_warning_shown() {
 
     let ok = reset(&app, &pat.email, ["hillside", "LEEDS", "dune"], "glacier-mosaic-tangent-58").await;
     assert_eq!(ok.status(), StatusCode::OK);
+    })
+    .await;
 }

@@ -3,7 +3,7 @@ use reqwest::StatusCode;
 
 #[tokio::test]
 async fn a_person_signs_in_with_password_and_totp() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let browser = browser();
 
@@ -21,19 +21,23 @@ async fn a_person_signs_in_with_password_and_totp() {
     let html = home.text().await.unwrap_or_default();
     assert!(html.contains("Hello, Test ada"), "{html}");
     assert!(html.contains("success"));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn the_email_address_works_as_the_login_too() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let response = app.post_sign_in(&browser(), &ada.email.to_uppercase(), &ada.password).await;
     assert_eq!(location(&response), "/signin/mfa");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_totp_code_cannot_be_replayed_in_its_window() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let secret = ada.totp.as_ref().unwrap_or_else(|| panic!("totp"));
     let code = code(secret, 0);
@@ -47,11 +51,13 @@ async fn a_totp_code_cannot_be_replayed_in_its_window() {
     let replay = app.post_code(&second, &code).await;
     assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
     assert!(replay.text().await.unwrap_or_default().contains("That code is not valid"));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_backup_code_signs_in_once_and_only_once() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let backup = ada.backup_codes[0].clone();
 
@@ -66,11 +72,13 @@ async fn a_backup_code_signs_in_once_and_only_once() {
     app.post_sign_in(&second, &ada.username, &ada.password).await;
     let again = app.post_code(&second, &backup).await;
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn the_account_locks_after_the_configured_number_of_failures() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let browser = browser();
 
@@ -92,11 +100,13 @@ async fn the_account_locks_after_the_configured_number_of_failures() {
     let wrong = app.post_sign_in(&browser, &ada.username, "still-the-wrong-one").await;
     let html = wrong.text().await.unwrap_or_default();
     assert!(html.contains("The username or password is incorrect.") && !html.contains("locked"));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn wrong_second_factors_count_toward_the_lock_too() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let browser = browser();
     app.post_sign_in(&browser, &ada.username, &ada.password).await;
@@ -106,11 +116,13 @@ async fn wrong_second_factors_count_toward_the_lock_too() {
     let fifth = app.post_code(&browser, "NOT-A-REAL-CODE").await;
     assert!(fifth.text().await.unwrap_or_default().contains("This account is locked"));
     assert_eq!(app.person_json(&ada.email).await["accounts"][0]["locked"], true);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn an_unknown_login_gets_the_same_answer_as_a_wrong_password() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let strip = |html: String| html.replace(&csrf_of(&html), "");
     let known = app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
@@ -118,11 +130,13 @@ async fn an_unknown_login_gets_the_same_answer_as_a_wrong_password() {
     assert_eq!(known.status(), unknown.status());
     let (known, unknown) = (known.text().await.unwrap_or_default(), unknown.text().await.unwrap_or_default());
     assert_eq!(strip(known.replace("value=\"ada\"", "")), strip(unknown.replace("value=\"nobody\"", "")));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_person_without_an_authenticator_enrols_one_and_gets_backup_codes() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let sam = app.add_person("sam", false).await;
     let browser = browser();
 
@@ -158,11 +172,13 @@ async fn a_person_without_an_authenticator_enrols_one_and_gets_backup_codes() {
     assert_eq!(account["mfa"]["totp_enabled"], true);
     assert_eq!(account["mfa"]["backup_codes_unused"], 10);
     assert_eq!(account["required_actions"]["enroll_mfa"], false);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_required_password_change_comes_before_anything_else() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let mut new = new_person("Pat Temp", "pat@example.org", "pat");
     new.require_change_password = true;
     let pat = app.add(new, true).await;
@@ -206,11 +222,13 @@ async fn a_required_password_change_comes_before_anything_else() {
         "/signin/mfa"
     );
     assert_eq!(app.post_sign_in(&crate::helpers::browser(), "pat", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn signing_in_replaces_the_session_and_signing_out_ends_it() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let browser = browser();
     let first = app.post_sign_in(&browser, &ada.username, &ada.password).await;
@@ -233,11 +251,13 @@ async fn signing_in_replaces_the_session_and_signing_out_ends_it() {
     let out = app.post_form(&browser, "/signout", &[]).await;
     assert_eq!(location(&out), "/signin");
     assert_eq!(location(&browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"))), "/signin");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn forms_without_a_valid_csrf_token_are_refused() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let browser = browser();
     app.csrf(&browser).await; // the browser has its CSRF cookie
@@ -270,22 +290,26 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
     assert_eq!(cross.status(), StatusCode::FORBIDDEN);
     // Nothing was counted against the account.
     assert_eq!(app.person_json(&ada.email).await["accounts"][0]["failed_attempts"], 0);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn pages_carry_a_strict_content_security_policy() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let response = browser().get(app.url("/signin")).send().await.unwrap_or_else(|e| panic!("{e}"));
     let csp = response.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
     assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"), "{csp}");
     let html = response.text().await.unwrap_or_default();
     assert!(!html.contains("<script"));
     assert!(html.contains("href=\"/help\">Can't sign in?</a>"));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn the_client_ip_place_and_network_are_recorded_through_a_trusted_proxy() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let browser = browser();
     let csrf = app.csrf(&browser).await;
@@ -302,11 +326,13 @@ async fn the_client_ip_place_and_network_are_recorded_through_a_trusted_proxy() 
     assert_eq!((event.city.as_deref(), event.country.as_deref()), (Some("London"), Some("GB")));
     assert_eq!(event.network, "81.2.69.0/24");
     assert_eq!(event.outcome, "bad_password");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
-    let app = spawn_app_with(|s| s.trusted_proxies.clear()).await;
+    each_backend_with(|s| s.trusted_proxies.clear(), async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let browser = browser();
     let csrf = app.csrf(&browser).await;
@@ -320,11 +346,13 @@ async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
     let events = app.state.signin.store.recent_sign_ins(ada.account_id, 5).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(events[0].client_ip, "127.0.0.1");
     assert_eq!(events[0].city, None);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn health_and_readiness() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let client = browser();
     assert_eq!(client.get(app.url("/healthz")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
     assert_eq!(client.get(app.url("/readyz")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
@@ -333,22 +361,26 @@ async fn health_and_readiness() {
         client.get(app.url("/readyz")).send().await.map(|r| r.status()).ok(),
         Some(StatusCode::SERVICE_UNAVAILABLE)
     );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn sso_accounts_have_no_password_here_and_say_nothing_about_it() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let mut new = new_person("Sue Sso", "sue@example.org", "sue");
     new.source = lifeline::domain::AccountSource::Sso;
     app.state.signin.add_person(new, None).await.unwrap_or_else(|e| panic!("{e}"));
     let response = app.post_sign_in(&browser(), "sue", "anything-at-all-here").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.text().await.unwrap_or_default().contains("The username or password is incorrect."));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_disabled_person_is_told_so_only_after_the_right_password() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let mut new = new_person("Dee Disabled", "dee@example.org", "dee");
     new.status = lifeline::domain::PersonStatus::Disabled;
     let dee = app.add(new, true).await;
@@ -357,11 +389,13 @@ async fn a_disabled_person_is_told_so_only_after_the_right_password() {
     let right = app.post_sign_in(&browser(), "dee", &dee.password).await;
     assert_eq!(right.status(), StatusCode::UNAUTHORIZED);
     assert!(right.text().await.unwrap_or_default().contains("This account is disabled"));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_synchronized_account_cannot_change_its_password_here() {
-    let app = spawn_app_with(|s| s.policy.mfa_required = false).await;
+    each_backend_with(|s| s.policy.mfa_required = false, async |app: TestApp| {
     let mut new = new_person("Sid Synced", "sid@example.org", "sid");
     new.source = lifeline::domain::AccountSource::Synchronized;
     let sid = app.add(new, false).await;
@@ -379,11 +413,13 @@ async fn a_synchronized_account_cannot_change_its_password_here() {
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.text().await.unwrap_or_default().contains("managed elsewhere"));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn signed_in_people_can_make_new_backup_codes_and_the_old_ones_stop_working() {
-    let app = spawn_app().await;
+    each_backend(async |app: TestApp| {
     let ada = app.add_person("ada", true).await;
     let browser = browser();
     app.post_sign_in(&browser, &ada.username, &ada.password).await;
@@ -400,4 +436,6 @@ async fn signed_in_people_can_make_new_backup_codes_and_the_old_ones_stop_workin
         "old codes are gone"
     );
     assert_eq!(location(&app.post_code(&other, &new_code).await), "/");
+    })
+    .await;
 }

@@ -8,13 +8,15 @@ use lifeline::policy::lockout::LockoutPolicy;
 use lifeline::store::{SessionStage, SignInEvent, SqlStore, Store, StoreError};
 use std::sync::Arc;
 
-/// A fresh, migrated store per backend, each with a label for failure messages.
-async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
-    let sqlite = SqlStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
-    sqlite.migrate().await.unwrap_or_else(|e| panic!("{e}"));
-    vec![("sqlite", Arc::new(sqlite), Some(dir))]
+/// A fresh, migrated store per backend, with its label for failure messages and the guard that drops it.
+async fn stores() -> Vec<(&'static str, Arc<dyn Store>, crate::helpers::TestDb)> {
+    let mut stores: Vec<(&'static str, Arc<dyn Store>, crate::helpers::TestDb)> = Vec::new();
+    for db in crate::helpers::databases().await {
+        let store = SqlStore::connect(&db.url).await.unwrap_or_else(|e| panic!("{}: {e}", db.label));
+        store.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", db.label));
+        stores.push((db.label, Arc::new(store), db));
+    }
+    stores
 }
 
 fn keys() -> Keys {
@@ -68,7 +70,7 @@ async fn failures_lock_at_the_threshold_even_when_concurrent() {
         let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
         assert_eq!(
             (account.failed_attempts, account.locked_at, account.lock_reason),
-            (20, Some(2_000), Some(LockReason::Failures))
+            (5, Some(2_000), Some(LockReason::Failures))
         );
     }
 }
