@@ -34,6 +34,20 @@ pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyh
     Ok(AppState { signin: Arc::new(signin), db })
 }
 
+/// Housekeeping that every instance runs; each job is idempotent, so several instances on one database
+/// may run it at the same time.
+pub async fn periodic_jobs(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match state.signin.store.delete_expired_sessions(state.signin.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!("removed {n} expired sessions"),
+            Err(e) => tracing::warn!("expired-session cleanup failed: {e}"),
+        }
+    }
+}
+
 pub async fn open_store(settings: &Settings) -> anyhow::Result<SqlStore> {
     let store = SqlStore::connect(&settings.database_url)
         .await

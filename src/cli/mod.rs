@@ -40,6 +40,14 @@ pub enum Command {
     /// Manage people.
     #[command(subcommand)]
     Person(PersonCommand),
+    /// Copy a whole database to another (e.g. SQLite to PostgreSQL). The target must be empty; it is migrated
+    /// first. Keep the same key file. Sessions are not copied.
+    CopyDb {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -172,6 +180,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Person(cmd) => person(settings, cmd).await,
+        Command::CopyDb { from, to } => {
+            let open = |url: String| async move {
+                crate::store::SqlStore::connect(&url)
+                    .await
+                    .with_context(|| format!("cannot open the database at {}", app::redact_url(&url)))
+            };
+            let source = open(from).await?;
+            source.migrate().await.context("the source database could not be brought up to date")?;
+            let target = open(to).await?;
+            let counts = crate::store::copy::copy(&source, &target).await?;
+            for (table, rows) in counts {
+                println!("{table}: {rows} rows");
+            }
+            println!("Copied. Point LIFELINE_DATABASE_URL at the new database and keep the same key file.");
+            Ok(())
+        }
     }
 }
 
@@ -300,8 +324,10 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         crate::demo::print_sign_ins(&public_url);
     }
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!("Lifeline listening on {listen} ({public_url})");
-    println!("Lifeline is serving {public_url} (listening on {listen}). Stop it with Ctrl-C.");
+    let bound = listener.local_addr()?;
+    tracing::info!("Lifeline listening on {bound} ({public_url})");
+    println!("Lifeline is serving {public_url} (listening on {bound}). Stop it with Ctrl-C.");
+    tokio::spawn(crate::app::periodic_jobs(state.clone()));
     crate::http::serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! the SQL is written once in the dialect both accept (`$n` placeholders in order, BIGINT and TEXT),
 //! and each backend has its own migrations. Services never learn which backend they talk to.
 
+pub mod copy;
 mod migrate;
 mod sql;
 
@@ -17,7 +18,7 @@ use crate::domain::{
 use crate::policy::lockout::LockoutPolicy;
 use async_trait::async_trait;
 
-pub use sql::SqlStore;
+pub use sql::{Backend, SqlStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -217,6 +218,8 @@ pub trait SessionStore: Send + Sync {
         expires_at: Timestamp,
     ) -> StoreResult<bool>;
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()>;
+    /// Remove sessions that expired before `now`; returns how many.
+    async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
 }
 
 #[async_trait]

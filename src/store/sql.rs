@@ -691,6 +691,12 @@ impl SessionStore for SqlStore {
         sqlx::query("DELETE FROM web_session WHERE token_hash = $1").bind(&token.0).execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        let result =
+            sqlx::query("DELETE FROM web_session WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        Ok(result.rows_affected())
+    }
 }
 
 #[async_trait]

@@ -21,49 +21,49 @@ async fn post_raw(
 #[tokio::test]
 async fn malformed_sign_in_forms_get_clear_client_errors() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let browser = browser();
-    let csrf = app.csrf(&browser).await;
-    let form = "application/x-www-form-urlencoded";
+        let ada = app.add_person("ada", true).await;
+        let browser = browser();
+        let csrf = app.csrf(&browser).await;
+        let form = "application/x-www-form-urlencoded";
 
-    let cases: Vec<(&str, Option<&str>, Vec<u8>)> = vec![
-        ("empty body", Some(form), Vec::new()),
-        ("only the token", Some(form), format!("csrf={csrf}").into_bytes()),
-        ("missing password", Some(form), format!("csrf={csrf}&login=ada").into_bytes()),
-        ("bad percent escapes", Some(form), format!("csrf={csrf}&login=%zz&password=%").into_bytes()),
-        (
-            "non-UTF-8 bytes",
-            Some(form),
-            [format!("csrf={csrf}&login=").into_bytes(), vec![0xff, 0xfe, 0x80], b"&password=\xc3\x28".to_vec()]
-                .concat(),
-        ),
-        ("percent-encoded non-UTF-8", Some(form), format!("csrf={csrf}&login=%FF%FE&password=%C3%28").into_bytes()),
-        ("JSON instead of a form", Some("application/json"), format!("{{\"csrf\":\"{csrf}\"}}").into_bytes()),
-        ("no content type", None, format!("csrf={csrf}&login=ada&password=x").into_bytes()),
-        ("huge login", Some(form), format!("csrf={csrf}&login={}&password=x", "a".repeat(40_000)).into_bytes()),
-        (
-            "one megabyte",
+        let cases: Vec<(&str, Option<&str>, Vec<u8>)> = vec![
+            ("empty body", Some(form), Vec::new()),
+            ("only the token", Some(form), format!("csrf={csrf}").into_bytes()),
+            ("missing password", Some(form), format!("csrf={csrf}&login=ada").into_bytes()),
+            ("bad percent escapes", Some(form), format!("csrf={csrf}&login=%zz&password=%").into_bytes()),
+            (
+                "non-UTF-8 bytes",
+                Some(form),
+                [format!("csrf={csrf}&login=").into_bytes(), vec![0xff, 0xfe, 0x80], b"&password=\xc3\x28".to_vec()]
+                    .concat(),
+            ),
+            ("percent-encoded non-UTF-8", Some(form), format!("csrf={csrf}&login=%FF%FE&password=%C3%28").into_bytes()),
+            ("JSON instead of a form", Some("application/json"), format!("{{\"csrf\":\"{csrf}\"}}").into_bytes()),
+            ("no content type", None, format!("csrf={csrf}&login=ada&password=x").into_bytes()),
+            ("huge login", Some(form), format!("csrf={csrf}&login={}&password=x", "a".repeat(40_000)).into_bytes()),
+            (
+                "one megabyte",
+                Some(form),
+                format!("csrf={csrf}&login=ada&password={}", "p".repeat(1024 * 1024)).into_bytes(),
+            ),
+        ];
+        for (name, content_type, body) in cases {
+            let (status, html) = post_raw(&app, &browser, content_type, body).await;
+            assert!(status.is_client_error(), "{name}: got {status}");
+            assert!(html.contains("<html") && html.contains("Lifeline"), "{name}: an HTML page, got {html:.200}");
+        }
+        let (status, html) = post_raw(
+            &app,
+            &browser,
             Some(form),
             format!("csrf={csrf}&login=ada&password={}", "p".repeat(1024 * 1024)).into_bytes(),
-        ),
-    ];
-    for (name, content_type, body) in cases {
-        let (status, html) = post_raw(&app, &browser, content_type, body).await;
-        assert!(status.is_client_error(), "{name}: got {status}");
-        assert!(html.contains("<html") && html.contains("Lifeline"), "{name}: an HTML page, got {html:.200}");
-    }
-    let (status, html) = post_raw(
-        &app,
-        &browser,
-        Some(form),
-        format!("csrf={csrf}&login=ada&password={}", "p".repeat(1024 * 1024)).into_bytes(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(html.contains("larger than"));
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(html.contains("larger than"));
 
-    // None of it signed anybody in, and the account still works.
-    assert_eq!(location(&app.post_sign_in(&browser, &ada.username, &ada.password).await), "/signin/mfa");
+        // None of it signed anybody in, and the account still works.
+        assert_eq!(location(&app.post_sign_in(&browser, &ada.username, &ada.password).await), "/signin/mfa");
     })
     .await;
 }
@@ -71,17 +71,17 @@ async fn malformed_sign_in_forms_get_clear_client_errors() {
 #[tokio::test]
 async fn unknown_pages_and_wrong_methods_are_client_errors() {
     each_backend(async |app: TestApp| {
-    let client = browser();
-    let missing = client.get(app.url("/no/such/page")).send().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    assert!(missing.text().await.unwrap_or_default().contains("There is no page at this address."));
-    let wrong_method = client.delete(app.url("/signin")).send().await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(wrong_method.status().is_client_error());
-    // Pages that need a session send a stranger to sign in instead of failing.
-    for path in ["/", "/signin/mfa", "/signin/enroll", "/account/password"] {
-        let response = client.get(app.url(path)).send().await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(location(&response), "/signin", "{path}");
-    }
+        let client = browser();
+        let missing = client.get(app.url("/no/such/page")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert!(missing.text().await.unwrap_or_default().contains("There is no page at this address."));
+        let wrong_method = client.delete(app.url("/signin")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(wrong_method.status().is_client_error());
+        // Pages that need a session send a stranger to sign in instead of failing.
+        for path in ["/", "/signin/mfa", "/signin/enroll", "/account/password"] {
+            let response = client.get(app.url(path)).send().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(location(&response), "/signin", "{path}");
+        }
     })
     .await;
 }
@@ -89,11 +89,11 @@ async fn unknown_pages_and_wrong_methods_are_client_errors() {
 #[tokio::test]
 async fn a_garbage_session_cookie_is_just_no_session() {
     each_backend(async |app: TestApp| {
-    for cookie in ["lifeline_session=x", "lifeline_session=%%%", &format!("lifeline_session={}", "A".repeat(43))] {
-        let response =
-            browser().get(app.url("/")).header("cookie", cookie).send().await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(location(&response), "/signin", "{cookie}");
-    }
+        for cookie in ["lifeline_session=x", "lifeline_session=%%%", &format!("lifeline_session={}", "A".repeat(43))] {
+            let response =
+                browser().get(app.url("/")).header("cookie", cookie).send().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(location(&response), "/signin", "{cookie}");
+        }
     })
     .await;
 }

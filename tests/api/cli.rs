@@ -67,30 +67,31 @@ fn json(o: &Output) -> serde_json::Value {
 #[tokio::test]
 async fn a_code_from_oathtool_signs_in_a_person_added_with_totp() {
     each_shell(async |shell: Shell| {
-    let added = shell.lifeline(&["person", "add", "--email", "olga@example.org", "--name", "Olga Oath", "--totp", "--json"],
-        &format!("{PASSWORD}\n"),
-        &[],
-    );
-    assert!(added.status.success(), "{}", stderr(&added));
-    let added = json(&added);
-    let uri = added["otpauth_uri"].as_str().unwrap_or_default();
-    assert!(uri.starts_with("otpauth://totp/Lifeline:olga?secret="), "{uri}");
-    assert_eq!(added["backup_codes"].as_array().map(Vec::len), Some(10));
-    let secret = uri.split("secret=").nth(1).and_then(|s| s.split('&').next()).unwrap_or_default();
+        let added = shell.lifeline(
+            &["person", "add", "--email", "olga@example.org", "--name", "Olga Oath", "--totp", "--json"],
+            &format!("{PASSWORD}\n"),
+            &[],
+        );
+        assert!(added.status.success(), "{}", stderr(&added));
+        let added = json(&added);
+        let uri = added["otpauth_uri"].as_str().unwrap_or_default();
+        assert!(uri.starts_with("otpauth://totp/Lifeline:olga?secret="), "{uri}");
+        assert_eq!(added["backup_codes"].as_array().map(Vec::len), Some(10));
+        let secret = uri.split("secret=").nth(1).and_then(|s| s.split('&').next()).unwrap_or_default();
 
-    let oathtool = Command::new("oathtool").args(["--totp", "-b", secret]).output().unwrap_or_else(|e| {
-        panic!("oathtool is needed for this test (apt-get install oathtool; .ci/run installs it): {e}")
-    });
-    assert!(oathtool.status.success(), "{}", stderr(&oathtool));
-    let code = stdout(&oathtool).trim().to_owned();
-    assert_eq!(code.len(), 6);
+        let oathtool = Command::new("oathtool").args(["--totp", "-b", secret]).output().unwrap_or_else(|e| {
+            panic!("oathtool is needed for this test (apt-get install oathtool; .ci/run installs it): {e}")
+        });
+        assert!(oathtool.status.success(), "{}", stderr(&oathtool));
+        let code = stdout(&oathtool).trim().to_owned();
+        assert_eq!(code.len(), 6);
 
-    let mut settings = test_settings(shell.path());
-    settings.database_url = shell.db.url.clone();
-    let app = spawn_in(shell.dir, settings, shell.db).await;
-    let browser = browser();
-    assert_eq!(location(&app.post_sign_in(&browser, "olga", PASSWORD).await), "/signin/mfa");
-    assert_eq!(location(&app.post_code(&browser, &code).await), "/");
+        let mut settings = test_settings(shell.path());
+        settings.database_url = shell.db.url.clone();
+        let app = spawn_in(shell.dir, settings, shell.db).await;
+        let browser = browser();
+        assert_eq!(location(&app.post_sign_in(&browser, "olga", PASSWORD).await), "/signin/mfa");
+        assert_eq!(location(&app.post_code(&browser, &code).await), "/");
     })
     .await;
 }
@@ -98,30 +99,30 @@ async fn a_code_from_oathtool_signs_in_a_person_added_with_totp() {
 #[tokio::test]
 async fn init_creates_the_first_administrator_once() {
     each_shell(async |shell: Shell| {
-    let init = shell.lifeline(&["init", "--email", "root@example.org", "--name", "Root Admin"],
-        &format!("{PASSWORD}\n"),
-        &[],
-    );
-    assert!(init.status.success(), "{}", stderr(&init));
-    let shown = json(&shell.lifeline(&["person", "show", "root@example.org", "--json"], "", &[]));
-    assert_eq!(shown["permissions"]["dpa_level"], 3);
-    assert_eq!(shown["permissions"]["expert_mode"], true);
-    assert_eq!(shown["permissions"]["directory_admin"], true);
-    assert_eq!(shown["rank"], 5);
-    let again = shell.lifeline(&["init", "--email", "other@example.org", "--name", "Other"],
-        &format!("{PASSWORD}\n"),
-        &[],
-    );
-    assert!(!again.status.success());
-    assert!(stderr(&again).contains("already has an administrator"));
-    // The key file was created private.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode =
-            std::fs::metadata(shell.path().join("lifeline.key")).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-        assert_eq!(mode, 0o600);
-    }
+        let init = shell.lifeline(
+            &["init", "--email", "root@example.org", "--name", "Root Admin"],
+            &format!("{PASSWORD}\n"),
+            &[],
+        );
+        assert!(init.status.success(), "{}", stderr(&init));
+        let shown = json(&shell.lifeline(&["person", "show", "root@example.org", "--json"], "", &[]));
+        assert_eq!(shown["permissions"]["dpa_level"], 3);
+        assert_eq!(shown["permissions"]["expert_mode"], true);
+        assert_eq!(shown["permissions"]["directory_admin"], true);
+        assert_eq!(shown["rank"], 5);
+        let again =
+            shell.lifeline(&["init", "--email", "other@example.org", "--name", "Other"], &format!("{PASSWORD}\n"), &[]);
+        assert!(!again.status.success());
+        assert!(stderr(&again).contains("already has an administrator"));
+        // The key file was created private.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(shell.path().join("lifeline.key"))
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            assert_eq!(mode, 0o600);
+        }
     })
     .await;
 }
@@ -129,26 +130,27 @@ async fn init_creates_the_first_administrator_once() {
 #[tokio::test]
 async fn person_show_and_grant_report_status_locks_mfa_and_permissions() {
     each_shell(async |shell: Shell| {
-    let add = shell.lifeline(&["person", "add", "--email", "Hal@Example.org", "--name", "Hal Help", "--username", "hal"],
-        &format!("{PASSWORD}\n"),
-        &[],
-    );
-    assert!(add.status.success(), "{}", stderr(&add));
-    let grant = shell.lifeline(&["person", "grant", "hal@example.org", "--dpa", "2", "--expert"], "", &[]);
-    assert!(grant.status.success(), "{}", stderr(&grant));
-    let shown = json(&shell.lifeline(&["person", "show", "HAL@example.org", "--json"], "", &[]));
-    assert_eq!(shown["email"], "hal@example.org");
-    assert_eq!(shown["status"], "active");
-    assert_eq!(shown["permissions"]["dpa_level"], 2);
-    assert_eq!(shown["permissions"]["expert_mode"], true);
-    assert_eq!(shown["rank"], 3);
-    let account = &shown["accounts"][0];
-    assert_eq!(account["username"], "hal");
-    assert_eq!(account["source"], "local");
-    assert_eq!(account["locked"], false);
-    assert_eq!(account["locked_at"], serde_json::Value::Null);
-    assert_eq!(account["mfa"]["totp_enabled"], false);
-    assert_eq!(account["mfa"]["backup_codes_unused"], 0);
+        let add = shell.lifeline(
+            &["person", "add", "--email", "Hal@Example.org", "--name", "Hal Help", "--username", "hal"],
+            &format!("{PASSWORD}\n"),
+            &[],
+        );
+        assert!(add.status.success(), "{}", stderr(&add));
+        let grant = shell.lifeline(&["person", "grant", "hal@example.org", "--dpa", "2", "--expert"], "", &[]);
+        assert!(grant.status.success(), "{}", stderr(&grant));
+        let shown = json(&shell.lifeline(&["person", "show", "HAL@example.org", "--json"], "", &[]));
+        assert_eq!(shown["email"], "hal@example.org");
+        assert_eq!(shown["status"], "active");
+        assert_eq!(shown["permissions"]["dpa_level"], 2);
+        assert_eq!(shown["permissions"]["expert_mode"], true);
+        assert_eq!(shown["rank"], 3);
+        let account = &shown["accounts"][0];
+        assert_eq!(account["username"], "hal");
+        assert_eq!(account["source"], "local");
+        assert_eq!(account["locked"], false);
+        assert_eq!(account["locked_at"], serde_json::Value::Null);
+        assert_eq!(account["mfa"]["totp_enabled"], false);
+        assert_eq!(account["mfa"]["backup_codes_unused"], 0);
     })
     .await;
 }
@@ -156,49 +158,54 @@ async fn person_show_and_grant_report_status_locks_mfa_and_permissions() {
 #[tokio::test]
 async fn bad_cli_input_gets_a_clear_message_and_a_non_zero_exit() {
     each_shell(async |shell: Shell| {
-    // (arguments, stdin, environment, what the message must mention)
-    type Case<'a> = (Vec<&'a str>, &'a str, Vec<(&'a str, &'a str)>, &'a str);
-    let cases: Vec<Case> = vec![
-        (vec!["person", "add", "--email", "not-an-email", "--name", "X"], PASSWORD, vec![], "email"),
-        (vec!["person", "add", "--email", "x@example.org", "--name", "X"], "", vec![], "password on stdin"),
-        (vec!["person", "add", "--email", "x@example.org", "--name", "X"], "password\n", vec![], "too easy to guess"),
-        (
-            vec!["person", "add", "--email", "x@example.org", "--name", "X", "--source", "ldap"],
-            PASSWORD,
-            vec![],
-            "local, synchronized, sso",
-        ),
-        (
-            vec!["person", "add", "--email", "x@example.org", "--name", "X", "--manager", "nobody@example.org"],
-            PASSWORD,
-            vec![],
-            "manager",
-        ),
-        (vec!["person", "show", "ghost@example.org"], "", vec![], "no person"),
-        (vec!["person", "grant", "ghost@example.org", "--dpa", "7"], "", vec![], "dpa"),
-        (vec!["person", "frobnicate"], "", vec![], "frobnicate"),
-        (
-            vec!["migrate"],
-            "",
-            vec![("LIFELINE_LOCKOUT__FAILED_ATTEMPTS_BEFORE_LOCK", "lots")],
-            "failed_attempts_before_lock",
-        ),
-        (vec!["migrate"], "", vec![("LIFELINE_LISTEN", "nowhere")], "listen"),
-        (vec!["migrate"], "", vec![("LIFELINE_CONFIG", "/no/such/lifeline.toml")], "/no/such/lifeline.toml"),
-        (vec!["migrate"], "", vec![("LIFELINE_NO_SUCH_SETTING", "1")], "no_such_setting"),
-        (vec!["migrate"], "", vec![("LIFELINE_DATABASE_URL", "mysql://x")], "database_url"),
-        (vec!["serve"], "", vec![("LIFELINE_GEOIP_CITY", "/no/such.mmdb")], "/no/such.mmdb"),
-    ];
-    for (args, input, env, needle) in cases {
-        let out = shell.lifeline(&args, input, &env);
-        assert!(!out.status.success(), "{args:?} should fail");
-        let message = stderr(&out).to_lowercase();
-        assert!(message.contains(&needle.to_lowercase()), "{args:?}: {message}");
-        assert!(!message.contains("panicked"), "{args:?}: {message}");
-    }
-    // Nothing was half-created along the way.
-    let shown = shell.lifeline(&["person", "show", "x@example.org"], "", &[]);
-    assert!(!shown.status.success());
+        // (arguments, stdin, environment, what the message must mention)
+        type Case<'a> = (Vec<&'a str>, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+        let cases: Vec<Case> = vec![
+            (vec!["person", "add", "--email", "not-an-email", "--name", "X"], PASSWORD, vec![], "email"),
+            (vec!["person", "add", "--email", "x@example.org", "--name", "X"], "", vec![], "password on stdin"),
+            (
+                vec!["person", "add", "--email", "x@example.org", "--name", "X"],
+                "password\n",
+                vec![],
+                "too easy to guess",
+            ),
+            (
+                vec!["person", "add", "--email", "x@example.org", "--name", "X", "--source", "ldap"],
+                PASSWORD,
+                vec![],
+                "local, synchronized, sso",
+            ),
+            (
+                vec!["person", "add", "--email", "x@example.org", "--name", "X", "--manager", "nobody@example.org"],
+                PASSWORD,
+                vec![],
+                "manager",
+            ),
+            (vec!["person", "show", "ghost@example.org"], "", vec![], "no person"),
+            (vec!["person", "grant", "ghost@example.org", "--dpa", "7"], "", vec![], "dpa"),
+            (vec!["person", "frobnicate"], "", vec![], "frobnicate"),
+            (
+                vec!["migrate"],
+                "",
+                vec![("LIFELINE_LOCKOUT__FAILED_ATTEMPTS_BEFORE_LOCK", "lots")],
+                "failed_attempts_before_lock",
+            ),
+            (vec!["migrate"], "", vec![("LIFELINE_LISTEN", "nowhere")], "listen"),
+            (vec!["migrate"], "", vec![("LIFELINE_CONFIG", "/no/such/lifeline.toml")], "/no/such/lifeline.toml"),
+            (vec!["migrate"], "", vec![("LIFELINE_NO_SUCH_SETTING", "1")], "no_such_setting"),
+            (vec!["migrate"], "", vec![("LIFELINE_DATABASE_URL", "mysql://x")], "database_url"),
+            (vec!["serve"], "", vec![("LIFELINE_GEOIP_CITY", "/no/such.mmdb")], "/no/such.mmdb"),
+        ];
+        for (args, input, env, needle) in cases {
+            let out = shell.lifeline(&args, input, &env);
+            assert!(!out.status.success(), "{args:?} should fail");
+            let message = stderr(&out).to_lowercase();
+            assert!(message.contains(&needle.to_lowercase()), "{args:?}: {message}");
+            assert!(!message.contains("panicked"), "{args:?}: {message}");
+        }
+        // Nothing was half-created along the way.
+        let shown = shell.lifeline(&["person", "show", "x@example.org"], "", &[]);
+        assert!(!shown.status.success());
     })
     .await;
 }
@@ -206,64 +213,64 @@ async fn bad_cli_input_gets_a_clear_message_and_a_non_zero_exit() {
 #[tokio::test]
 async fn import_writes_all_rows_or_none_and_names_the_bad_lines() {
     each_shell(async |shell: Shell| {
-    let write = |name: &str, text: &str| {
-        let path = shell.path().join(name);
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-        path.display().to_string()
-    };
+        let write = |name: &str, text: &str| {
+            let path = shell.path().join(name);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            path.display().to_string()
+        };
 
-    let unknown = write("unknown.csv", "email,display_name,shoe_size\na@example.org,A,42\n");
-    let out = shell.lifeline(&["person", "import", &unknown], "", &[]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("unknown column(s) shoe_size"), "{}", stderr(&out));
+        let unknown = write("unknown.csv", "email,display_name,shoe_size\na@example.org,A,42\n");
+        let out = shell.lifeline(&["person", "import", &unknown], "", &[]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("unknown column(s) shoe_size"), "{}", stderr(&out));
 
-    let bad = write(
-        "bad.csv",
-        "email,display_name,manager_email,source\n\
+        let bad = write(
+            "bad.csv",
+            "email,display_name,manager_email,source\n\
          mia@example.org,Mia Manager,,local\n\
          not-an-email,Broken Row,,local\n\
          rex@example.org,Rex Report,mia@example.org,wizard\n\
          mia@example.org,Mia Again,,local\n\
          tom@example.org,Tom,ghost@example.org,local\n",
-    );
-    let out = shell.lifeline(&["person", "import", &bad], "", &[]);
-    assert!(!out.status.success());
-    let message = stderr(&out);
-    for needle in [
-        "line 3: email",
-        "line 4: source",
-        "line 5: email mia@example.org appears twice",
-        "line 6: manager ghost@example.org",
-        "nothing was imported",
-    ] {
-        assert!(message.contains(needle), "{needle:?} in {message}");
-    }
-    assert!(
-        !shell.lifeline(&["person", "show", "mia@example.org"], "", &[]).status.success(),
-        "nothing half-imported"
-    );
+        );
+        let out = shell.lifeline(&["person", "import", &bad], "", &[]);
+        assert!(!out.status.success());
+        let message = stderr(&out);
+        for needle in [
+            "line 3: email",
+            "line 4: source",
+            "line 5: email mia@example.org appears twice",
+            "line 6: manager ghost@example.org",
+            "nothing was imported",
+        ] {
+            assert!(message.contains(needle), "{needle:?} in {message}");
+        }
+        assert!(
+            !shell.lifeline(&["person", "show", "mia@example.org"], "", &[]).status.success(),
+            "nothing half-imported"
+        );
 
-    // Reports may come before their manager in the file.
-    let good = write(
-        "good.csv",
-        "email,display_name,manager_email,department,source\n\
+        // Reports may come before their manager in the file.
+        let good = write(
+            "good.csv",
+            "email,display_name,manager_email,department,source\n\
          rex@example.org,Rex Report,mia@example.org,Sales,synchronized\n\
          mia@example.org,Mia Manager,,Sales,local\n\
          \"o'neil@example.org\",\"O'Neil, Pat\",mia@example.org,,sso\n",
-    );
-    let out = shell.lifeline(&["person", "import", &good], "", &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("Imported 3 people"));
-    let rex = json(&shell.lifeline(&["person", "show", "rex@example.org", "--json"], "", &[]));
-    assert_eq!(rex["manager_email"], "mia@example.org");
-    assert_eq!(rex["accounts"][0]["source"], "synchronized");
-    let pat = json(&shell.lifeline(&["person", "show", "o'neil@example.org", "--json"], "", &[]));
-    assert_eq!(pat["display_name"], "O'Neil, Pat");
+        );
+        let out = shell.lifeline(&["person", "import", &good], "", &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("Imported 3 people"));
+        let rex = json(&shell.lifeline(&["person", "show", "rex@example.org", "--json"], "", &[]));
+        assert_eq!(rex["manager_email"], "mia@example.org");
+        assert_eq!(rex["accounts"][0]["source"], "synchronized");
+        let pat = json(&shell.lifeline(&["person", "show", "o'neil@example.org", "--json"], "", &[]));
+        assert_eq!(pat["display_name"], "O'Neil, Pat");
 
-    // Importing the same file again conflicts with what exists, and changes nothing.
-    let again = shell.lifeline(&["person", "import", &good], "", &[]);
-    assert!(!again.status.success());
-    assert!(stderr(&again).contains("already exists"));
+        // Importing the same file again conflicts with what exists, and changes nothing.
+        let again = shell.lifeline(&["person", "import", &good], "", &[]);
+        assert!(!again.status.success());
+        assert!(stderr(&again).contains("already exists"));
     })
     .await;
 }
@@ -271,11 +278,63 @@ async fn import_writes_all_rows_or_none_and_names_the_bad_lines() {
 #[tokio::test]
 async fn migrate_is_idempotent() {
     each_shell(async |shell: Shell| {
-    let first = shell.lifeline(&["migrate"], "", &[]);
-    assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stdout(&first).contains("applied 0001_directory_and_credentials"));
-    let second = shell.lifeline(&["migrate"], "", &[]);
-    assert!(stdout(&second).contains("up to date"));
+        let first = shell.lifeline(&["migrate"], "", &[]);
+        assert!(first.status.success(), "{}", stderr(&first));
+        assert!(stdout(&first).contains("applied 0001_directory_and_credentials"));
+        let second = shell.lifeline(&["migrate"], "", &[]);
+        assert!(stdout(&second).contains("up to date"));
     })
     .await;
+}
+
+#[tokio::test]
+async fn copy_db_moves_a_directory_to_another_backend_and_back_unchanged() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let source = format!("sqlite://{}", dir.path().join("source.db").display());
+    let run = |url: &str, args: &[&str], stdin: &str| run_lifeline(dir.path(), url, args, stdin, &[]);
+    let added = run(
+        &source,
+        &["person", "add", "--email", "ada@example.org", "--name", "Ada", "--totp", "--json"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let uri = json(&added)["otpauth_uri"].as_str().unwrap_or_default().to_owned();
+    let csv = dir.path().join("people.csv");
+    // The report comes first, so the manager gets the larger id: the copy must still link them.
+    std::fs::write(&csv, "email,display_name,manager_email,source\nrex@example.org,Rex,mia@example.org,synchronized\nmia@example.org,Mia,,local\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(run(&source, &["person", "import", &csv.display().to_string()], "").status.success());
+    assert!(run(&source, &["person", "grant", "mia@example.org", "--dpa", "2", "--auditor"], "").status.success());
+    let people = ["ada@example.org", "rex@example.org", "mia@example.org"];
+    let before: Vec<serde_json::Value> =
+        people.iter().map(|p| json(&run(&source, &["person", "show", p, "--json"], ""))).collect();
+
+    for middle in databases().await {
+        println!("--- through {}", middle.label);
+        let there = run(&source, &["copy-db", "--from", &source, "--to", &middle.url], "");
+        assert!(there.status.success(), "{}: {}", middle.label, stderr(&there));
+        assert!(stdout(&there).contains("person: 3 rows"));
+        let back = format!("sqlite://{}", dir.path().join(format!("back-{}.db", middle.label)).display());
+        let home = run(&source, &["copy-db", "--from", &middle.url, "--to", &back], "");
+        assert!(home.status.success(), "{}", stderr(&home));
+        let after: Vec<serde_json::Value> =
+            people.iter().map(|p| json(&run(&back, &["person", "show", p, "--json"], ""))).collect();
+        assert_eq!(before, after, "{}: a round trip changes nothing", middle.label);
+
+        let again = run(&source, &["copy-db", "--from", &source, "--to", &middle.url], "");
+        assert!(!again.status.success() && stderr(&again).contains("not empty"), "{}", stderr(&again));
+
+        // The copy is live: the TOTP secret opens with the same key file, and new rows get fresh keys.
+        let mut settings = test_settings(dir.path());
+        settings.database_url = middle.url.clone();
+        let app = spawn_in(tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")), settings, middle).await;
+        let secret = lifeline::totp::TotpSecret::from_base32(
+            uri.split("secret=").nth(1).and_then(|s| s.split('&').next()).unwrap_or_default(),
+        )
+        .unwrap_or_else(|| panic!("secret"));
+        let browser = browser();
+        assert_eq!(location(&app.post_sign_in(&browser, "ada", PASSWORD).await), "/signin/mfa");
+        assert_eq!(location(&app.post_code(&browser, &code(&secret, 0)).await), "/");
+        app.add_person("newcomer", true).await;
+    }
 }

@@ -39,7 +39,8 @@ impl Drop for TestDb {
             rt.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
                 }
             });
         })
@@ -73,7 +74,12 @@ pub async fn fresh_postgres(admin_url: &str) -> TestDb {
         .unwrap_or_else(|e| panic!("LIFELINE_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}"));
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
     let _ = conn.close().await;
-    TestDb { label: "postgres", url: with_database(admin_url, &name), drop_pg: Some((admin_url.to_owned(), name)), _dir: None }
+    TestDb {
+        label: "postgres",
+        url: with_database(admin_url, &name),
+        drop_pg: Some((admin_url.to_owned(), name)),
+        _dir: None,
+    }
 }
 
 /// `postgres://user@host:port/db?x` with another database name.

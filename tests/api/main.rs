@@ -4,6 +4,7 @@
 mod bad_input;
 mod cli;
 mod helpers;
+mod instances;
 mod security_questions;
 mod signin;
 mod store_conformance;

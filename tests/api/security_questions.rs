@@ -40,18 +40,24 @@ async fn reset(app: &TestApp, email: &str, answers: [&str; 3], password: &str) -
 #[tokio::test]
 async fn reset_is_off_by_default() {
     each_backend(async |app: TestApp| {
-    let page = browser()
-        .get(app.url("/reset"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
-    assert!(page.contains("not enabled"));
-    let help =
-        browser().get(app.url("/help")).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default();
-    assert!(!help.contains("href=\"/reset\""));
+        let page = browser()
+            .get(app.url("/reset"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .text()
+            .await
+            .unwrap_or_default();
+        assert!(page.contains("not enabled"));
+        let help = browser()
+            .get(app.url("/help"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .text()
+            .await
+            .unwrap_or_default();
+        assert!(!help.contains("href=\"/reset\""));
     })
     .await;
 }
@@ -59,12 +65,15 @@ async fn reset_is_off_by_default() {
 #[tokio::test]
 async fn correct_answers_set_a_new_password_and_mfa_still_applies() {
     with_sam(async |app: TestApp, sam: Person| {
-    let response =
-        reset(&app, &sam.email, ["  hillside   PRIMARY ", "leeds", "dune!"], "glacier-mosaic-tangent-58").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.text().await.unwrap_or_default().contains("Your password has been changed"));
-    let browser = browser();
-    assert_eq!(location(&app.post_sign_in(&browser, &sam.username, "glacier-mosaic-tangent-58").await), "/signin/mfa");
+        let response =
+            reset(&app, &sam.email, ["  hillside   PRIMARY ", "leeds", "dune!"], "glacier-mosaic-tangent-58").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.text().await.unwrap_or_default().contains("Your password has been changed"));
+        let browser = browser();
+        assert_eq!(
+            location(&app.post_sign_in(&browser, &sam.username, "glacier-mosaic-tangent-58").await),
+            "/signin/mfa"
+        );
     })
     .await;
 }
@@ -72,25 +81,25 @@ async fn correct_answers_set_a_new_password_and_mfa_still_applies() {
 #[tokio::test]
 async fn wrong_answers_and_unknown_emails_get_the_same_answer_and_lock_the_reset() {
     with_sam(async |app: TestApp, sam: Person| {
-    let strip = |html: String| {
-        let token = csrf_of(&html);
-        html.replace(&token, "")
-    };
-    let unknown = reset(&app, "nobody@example.org", ["a", "b", "c"], "glacier-mosaic-tangent-58").await;
-    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
-    let unknown = strip(unknown.text().await.unwrap_or_default()).replace("nobody@example.org", "");
-    for _ in 0..3 {
-        let wrong =
-            reset(&app, &sam.email, ["Hillside Primary", "Leeds", "Foundation"], "glacier-mosaic-tangent-58").await;
-        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(strip(wrong.text().await.unwrap_or_default()).replace(&sam.email, ""), unknown);
-    }
-    assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], true);
-    // Locked: even the right answers no longer work, and say nothing new.
-    let right = reset(&app, &sam.email, ANSWERS, "glacier-mosaic-tangent-58").await;
-    assert_eq!(strip(right.text().await.unwrap_or_default()).replace(&sam.email, ""), unknown);
-    // The ordinary sign-in is not affected by the Q&A lockout.
-    assert_eq!(location(&app.post_sign_in(&browser(), &sam.username, &sam.password).await), "/signin/mfa");
+        let strip = |html: String| {
+            let token = csrf_of(&html);
+            html.replace(&token, "")
+        };
+        let unknown = reset(&app, "nobody@example.org", ["a", "b", "c"], "glacier-mosaic-tangent-58").await;
+        assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+        let unknown = strip(unknown.text().await.unwrap_or_default()).replace("nobody@example.org", "");
+        for _ in 0..3 {
+            let wrong =
+                reset(&app, &sam.email, ["Hillside Primary", "Leeds", "Foundation"], "glacier-mosaic-tangent-58").await;
+            assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(strip(wrong.text().await.unwrap_or_default()).replace(&sam.email, ""), unknown);
+        }
+        assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], true);
+        // Locked: even the right answers no longer work, and say nothing new.
+        let right = reset(&app, &sam.email, ANSWERS, "glacier-mosaic-tangent-58").await;
+        assert_eq!(strip(right.text().await.unwrap_or_default()).replace(&sam.email, ""), unknown);
+        // The ordinary sign-in is not affected by the Q&A lockout.
+        assert_eq!(location(&app.post_sign_in(&browser(), &sam.username, &sam.password).await), "/signin/mfa");
     })
     .await;
 }
@@ -98,50 +107,53 @@ async fn wrong_answers_and_unknown_emails_get_the_same_answer_and_lock_the_reset
 #[tokio::test]
 async fn a_weak_new_password_is_refused_with_the_reason_before_any_answer_is_checked() {
     with_sam(async |app: TestApp, sam: Person| {
-    let response = reset(&app, &sam.email, ["x", "y", "z"], "password1").await;
-    assert!(response.text().await.unwrap_or_default().contains("too easy to guess"));
-    assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], false);
+        let response = reset(&app, &sam.email, ["x", "y", "z"], "password1").await;
+        assert!(response.text().await.unwrap_or_default().contains("too easy to guess"));
+        assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], false);
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_signed_in_person_enrols_answers_with_the_standards_warning_shown() {
-    each_backend_with(|s| s.policy.qa_enabled = true, async |app: TestApp| {
-    let pat = app.add_person("pat", true).await;
-    let browser = browser();
-    app.post_sign_in(&browser, &pat.username, &pat.password).await;
-    app.post_code(&browser, &code(pat.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
+    each_backend_with(
+        |s| s.policy.qa_enabled = true,
+        async |app: TestApp| {
+            let pat = app.add_person("pat", true).await;
+            let browser = browser();
+            app.post_sign_in(&browser, &pat.username, &pat.password).await;
+            app.post_code(&browser, &code(pat.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
 
-    let page = browser
-        .get(app.url("/account/security-questions"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
-    assert!(page.contains("do not meet NIST SP 800-63B-4"));
-    let too_short = app
-        .post_form(
-            &browser,
-            "/account/security-questions",
-            &[("answer0", "x"), ("answer1", "Leeds"), ("answer2", "Dune")],
-        )
-        .await;
-    assert_eq!(too_short.status(), StatusCode::BAD_REQUEST);
-    let saved = app
-        .post_form(
-            &browser,
-            "/account/security-questions",
-            &[("answer0", "Hillside"), ("answer1", "Leeds"), ("answer2", "Dune")],
-        )
-        .await;
-    assert_eq!(location(&saved), "/");
-    assert_eq!(app.person_json(&pat.email).await["accounts"][0]["qa_enrolled"], true);
+            let page = browser
+                .get(app.url("/account/security-questions"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .text()
+                .await
+                .unwrap_or_default();
+            assert!(page.contains("do not meet NIST SP 800-63B-4"));
+            let too_short = app
+                .post_form(
+                    &browser,
+                    "/account/security-questions",
+                    &[("answer0", "x"), ("answer1", "Leeds"), ("answer2", "Dune")],
+                )
+                .await;
+            assert_eq!(too_short.status(), StatusCode::BAD_REQUEST);
+            let saved = app
+                .post_form(
+                    &browser,
+                    "/account/security-questions",
+                    &[("answer0", "Hillside"), ("answer1", "Leeds"), ("answer2", "Dune")],
+                )
+                .await;
+            assert_eq!(location(&saved), "/");
+            assert_eq!(app.person_json(&pat.email).await["accounts"][0]["qa_enrolled"], true);
 
-    let ok = reset(&app, &pat.email, ["hillside", "LEEDS", "dune"], "glacier-mosaic-tangent-58").await;
-    assert_eq!(ok.status(), StatusCode::OK);
-    })
+            let ok = reset(&app, &pat.email, ["hillside", "LEEDS", "dune"], "glacier-mosaic-tangent-58").await;
+            assert_eq!(ok.status(), StatusCode::OK);
+        },
+    )
     .await;
 }

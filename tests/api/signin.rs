@@ -4,23 +4,23 @@ use reqwest::StatusCode;
 #[tokio::test]
 async fn a_person_signs_in_with_password_and_totp() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let browser = browser();
+        let ada = app.add_person("ada", true).await;
+        let browser = browser();
 
-    let response = app.post_sign_in(&browser, &ada.username, &ada.password).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/signin/mfa");
+        let response = app.post_sign_in(&browser, &ada.username, &ada.password).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&response), "/signin/mfa");
 
-    let secret = ada.totp.as_ref().unwrap_or_else(|| panic!("totp"));
-    let response = app.post_code(&browser, &code(secret, 0)).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/");
+        let secret = ada.totp.as_ref().unwrap_or_else(|| panic!("totp"));
+        let response = app.post_code(&browser, &code(secret, 0)).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&response), "/");
 
-    let home = browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(home.status(), StatusCode::OK);
-    let html = home.text().await.unwrap_or_default();
-    assert!(html.contains("Hello, Test ada"), "{html}");
-    assert!(html.contains("success"));
+        let home = browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(home.status(), StatusCode::OK);
+        let html = home.text().await.unwrap_or_default();
+        assert!(html.contains("Hello, Test ada"), "{html}");
+        assert!(html.contains("success"));
     })
     .await;
 }
@@ -28,9 +28,9 @@ async fn a_person_signs_in_with_password_and_totp() {
 #[tokio::test]
 async fn the_email_address_works_as_the_login_too() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let response = app.post_sign_in(&browser(), &ada.email.to_uppercase(), &ada.password).await;
-    assert_eq!(location(&response), "/signin/mfa");
+        let ada = app.add_person("ada", true).await;
+        let response = app.post_sign_in(&browser(), &ada.email.to_uppercase(), &ada.password).await;
+        assert_eq!(location(&response), "/signin/mfa");
     })
     .await;
 }
@@ -38,19 +38,19 @@ async fn the_email_address_works_as_the_login_too() {
 #[tokio::test]
 async fn a_totp_code_cannot_be_replayed_in_its_window() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let secret = ada.totp.as_ref().unwrap_or_else(|| panic!("totp"));
-    let code = code(secret, 0);
+        let ada = app.add_person("ada", true).await;
+        let secret = ada.totp.as_ref().unwrap_or_else(|| panic!("totp"));
+        let code = code(secret, 0);
 
-    let first = browser();
-    app.post_sign_in(&first, &ada.username, &ada.password).await;
-    assert_eq!(location(&app.post_code(&first, &code).await), "/");
+        let first = browser();
+        app.post_sign_in(&first, &ada.username, &ada.password).await;
+        assert_eq!(location(&app.post_code(&first, &code).await), "/");
 
-    let second = browser();
-    app.post_sign_in(&second, &ada.username, &ada.password).await;
-    let replay = app.post_code(&second, &code).await;
-    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
-    assert!(replay.text().await.unwrap_or_default().contains("That code is not valid"));
+        let second = browser();
+        app.post_sign_in(&second, &ada.username, &ada.password).await;
+        let replay = app.post_code(&second, &code).await;
+        assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+        assert!(replay.text().await.unwrap_or_default().contains("That code is not valid"));
     })
     .await;
 }
@@ -58,20 +58,20 @@ async fn a_totp_code_cannot_be_replayed_in_its_window() {
 #[tokio::test]
 async fn a_backup_code_signs_in_once_and_only_once() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let backup = ada.backup_codes[0].clone();
+        let ada = app.add_person("ada", true).await;
+        let backup = ada.backup_codes[0].clone();
 
-    let first = browser();
-    app.post_sign_in(&first, &ada.username, &ada.password).await;
-    // Typed carelessly: lower case, spaces instead of dashes.
-    let response = app.post_code(&first, &backup.to_lowercase().replace('-', " ")).await;
-    assert_eq!(location(&response), "/");
-    assert_eq!(app.person_json(&ada.email).await["accounts"][0]["mfa"]["backup_codes_unused"], 9);
+        let first = browser();
+        app.post_sign_in(&first, &ada.username, &ada.password).await;
+        // Typed carelessly: lower case, spaces instead of dashes.
+        let response = app.post_code(&first, &backup.to_lowercase().replace('-', " ")).await;
+        assert_eq!(location(&response), "/");
+        assert_eq!(app.person_json(&ada.email).await["accounts"][0]["mfa"]["backup_codes_unused"], 9);
 
-    let second = browser();
-    app.post_sign_in(&second, &ada.username, &ada.password).await;
-    let again = app.post_code(&second, &backup).await;
-    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+        let second = browser();
+        app.post_sign_in(&second, &ada.username, &ada.password).await;
+        let again = app.post_code(&second, &backup).await;
+        assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
     })
     .await;
 }
@@ -79,27 +79,27 @@ async fn a_backup_code_signs_in_once_and_only_once() {
 #[tokio::test]
 async fn the_account_locks_after_the_configured_number_of_failures() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let browser = browser();
+        let ada = app.add_person("ada", true).await;
+        let browser = browser();
 
-    for attempt in 1..=5 {
-        let response = app.post_sign_in(&browser, &ada.username, "wrong-password-entirely").await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {attempt}");
-        assert!(response.text().await.unwrap_or_default().contains("The username or password is incorrect."));
-    }
-    let account = &app.person_json(&ada.email).await["accounts"][0];
-    assert_eq!(account["locked"], true);
-    assert_eq!(account["lock_reason"], "failures");
-    assert_eq!(account["failed_attempts"], 5);
-    assert!(account["locked_at"].as_str().is_some_and(|t| t.starts_with("20")));
+        for attempt in 1..=5 {
+            let response = app.post_sign_in(&browser, &ada.username, "wrong-password-entirely").await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {attempt}");
+            assert!(response.text().await.unwrap_or_default().contains("The username or password is incorrect."));
+        }
+        let account = &app.person_json(&ada.email).await["accounts"][0];
+        assert_eq!(account["locked"], true);
+        assert_eq!(account["lock_reason"], "failures");
+        assert_eq!(account["failed_attempts"], 5);
+        assert!(account["locked_at"].as_str().is_some_and(|t| t.starts_with("20")));
 
-    // The right password learns that the account is locked; a wrong one learns nothing new.
-    let right = app.post_sign_in(&browser, &ada.username, &ada.password).await;
-    assert_eq!(right.status(), StatusCode::UNAUTHORIZED);
-    assert!(right.text().await.unwrap_or_default().contains("This account is locked"));
-    let wrong = app.post_sign_in(&browser, &ada.username, "still-the-wrong-one").await;
-    let html = wrong.text().await.unwrap_or_default();
-    assert!(html.contains("The username or password is incorrect.") && !html.contains("locked"));
+        // The right password learns that the account is locked; a wrong one learns nothing new.
+        let right = app.post_sign_in(&browser, &ada.username, &ada.password).await;
+        assert_eq!(right.status(), StatusCode::UNAUTHORIZED);
+        assert!(right.text().await.unwrap_or_default().contains("This account is locked"));
+        let wrong = app.post_sign_in(&browser, &ada.username, "still-the-wrong-one").await;
+        let html = wrong.text().await.unwrap_or_default();
+        assert!(html.contains("The username or password is incorrect.") && !html.contains("locked"));
     })
     .await;
 }
@@ -107,15 +107,15 @@ async fn the_account_locks_after_the_configured_number_of_failures() {
 #[tokio::test]
 async fn wrong_second_factors_count_toward_the_lock_too() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let browser = browser();
-    app.post_sign_in(&browser, &ada.username, &ada.password).await;
-    for _ in 0..4 {
-        assert_eq!(app.post_code(&browser, "000000").await.status(), StatusCode::UNAUTHORIZED);
-    }
-    let fifth = app.post_code(&browser, "NOT-A-REAL-CODE").await;
-    assert!(fifth.text().await.unwrap_or_default().contains("This account is locked"));
-    assert_eq!(app.person_json(&ada.email).await["accounts"][0]["locked"], true);
+        let ada = app.add_person("ada", true).await;
+        let browser = browser();
+        app.post_sign_in(&browser, &ada.username, &ada.password).await;
+        for _ in 0..4 {
+            assert_eq!(app.post_code(&browser, "000000").await.status(), StatusCode::UNAUTHORIZED);
+        }
+        let fifth = app.post_code(&browser, "NOT-A-REAL-CODE").await;
+        assert!(fifth.text().await.unwrap_or_default().contains("This account is locked"));
+        assert_eq!(app.person_json(&ada.email).await["accounts"][0]["locked"], true);
     })
     .await;
 }
@@ -123,13 +123,13 @@ async fn wrong_second_factors_count_toward_the_lock_too() {
 #[tokio::test]
 async fn an_unknown_login_gets_the_same_answer_as_a_wrong_password() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let strip = |html: String| html.replace(&csrf_of(&html), "");
-    let known = app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
-    let unknown = app.post_sign_in(&browser(), "nobody", "wrong-password-entirely").await;
-    assert_eq!(known.status(), unknown.status());
-    let (known, unknown) = (known.text().await.unwrap_or_default(), unknown.text().await.unwrap_or_default());
-    assert_eq!(strip(known.replace("value=\"ada\"", "")), strip(unknown.replace("value=\"nobody\"", "")));
+        let ada = app.add_person("ada", true).await;
+        let strip = |html: String| html.replace(&csrf_of(&html), "");
+        let known = app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
+        let unknown = app.post_sign_in(&browser(), "nobody", "wrong-password-entirely").await;
+        assert_eq!(known.status(), unknown.status());
+        let (known, unknown) = (known.text().await.unwrap_or_default(), unknown.text().await.unwrap_or_default());
+        assert_eq!(strip(known.replace("value=\"ada\"", "")), strip(unknown.replace("value=\"nobody\"", "")));
     })
     .await;
 }
@@ -137,41 +137,41 @@ async fn an_unknown_login_gets_the_same_answer_as_a_wrong_password() {
 #[tokio::test]
 async fn a_person_without_an_authenticator_enrols_one_and_gets_backup_codes() {
     each_backend(async |app: TestApp| {
-    let sam = app.add_person("sam", false).await;
-    let browser = browser();
+        let sam = app.add_person("sam", false).await;
+        let browser = browser();
 
-    let response = app.post_sign_in(&browser, &sam.username, &sam.password).await;
-    assert_eq!(location(&response), "/signin/enroll");
-    // No way around the requirement: the home page sends the person back.
-    let home = browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(location(&home), "/signin/enroll");
+        let response = app.post_sign_in(&browser, &sam.username, &sam.password).await;
+        assert_eq!(location(&response), "/signin/enroll");
+        // No way around the requirement: the home page sends the person back.
+        let home = browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(location(&home), "/signin/enroll");
 
-    let page = browser
-        .get(app.url("/signin/enroll"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
-    assert!(page.contains("<svg") && page.contains("otpauth://totp/"), "QR code and URI shown");
-    let secret_text =
-        page.split("<code class=\"secret\">").nth(1).and_then(|s| s.split('<').next()).unwrap_or_default();
-    let secret = lifeline::totp::TotpSecret::from_base32(secret_text).unwrap_or_else(|| panic!("secret on page"));
+        let page = browser
+            .get(app.url("/signin/enroll"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .text()
+            .await
+            .unwrap_or_default();
+        assert!(page.contains("<svg") && page.contains("otpauth://totp/"), "QR code and URI shown");
+        let secret_text =
+            page.split("<code class=\"secret\">").nth(1).and_then(|s| s.split('<').next()).unwrap_or_default();
+        let secret = lifeline::totp::TotpSecret::from_base32(secret_text).unwrap_or_else(|| panic!("secret on page"));
 
-    let wrong = app.post_form(&browser, "/signin/enroll", &[("code", "123456")]).await;
-    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
-    let confirmed = app.post_form(&browser, "/signin/enroll", &[("code", &code(&secret, 0))]).await;
-    assert_eq!(confirmed.status(), StatusCode::OK);
-    let html = confirmed.text().await.unwrap_or_default();
-    assert_eq!(html.matches("<li><code>").count(), 10, "ten backup codes shown once");
+        let wrong = app.post_form(&browser, "/signin/enroll", &[("code", "123456")]).await;
+        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+        let confirmed = app.post_form(&browser, "/signin/enroll", &[("code", &code(&secret, 0))]).await;
+        assert_eq!(confirmed.status(), StatusCode::OK);
+        let html = confirmed.text().await.unwrap_or_default();
+        assert_eq!(html.matches("<li><code>").count(), 10, "ten backup codes shown once");
 
-    let home = browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(home.status(), StatusCode::OK);
-    let account = &app.person_json(&sam.email).await["accounts"][0];
-    assert_eq!(account["mfa"]["totp_enabled"], true);
-    assert_eq!(account["mfa"]["backup_codes_unused"], 10);
-    assert_eq!(account["required_actions"]["enroll_mfa"], false);
+        let home = browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(home.status(), StatusCode::OK);
+        let account = &app.person_json(&sam.email).await["accounts"][0];
+        assert_eq!(account["mfa"]["totp_enabled"], true);
+        assert_eq!(account["mfa"]["backup_codes_unused"], 10);
+        assert_eq!(account["required_actions"]["enroll_mfa"], false);
     })
     .await;
 }
@@ -179,49 +179,56 @@ async fn a_person_without_an_authenticator_enrols_one_and_gets_backup_codes() {
 #[tokio::test]
 async fn a_required_password_change_comes_before_anything_else() {
     each_backend(async |app: TestApp| {
-    let mut new = new_person("Pat Temp", "pat@example.org", "pat");
-    new.require_change_password = true;
-    let pat = app.add(new, true).await;
-    let browser = browser();
-    app.post_sign_in(&browser, &pat.username, &pat.password).await;
-    let after_mfa = app.post_code(&browser, &code(pat.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
-    assert_eq!(location(&after_mfa), "/account/password");
-    assert_eq!(
-        location(&browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"))),
-        "/account/password"
-    );
+        let mut new = new_person("Pat Temp", "pat@example.org", "pat");
+        new.require_change_password = true;
+        let pat = app.add(new, true).await;
+        let browser = browser();
+        app.post_sign_in(&browser, &pat.username, &pat.password).await;
+        let after_mfa = app.post_code(&browser, &code(pat.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
+        assert_eq!(location(&after_mfa), "/account/password");
+        assert_eq!(
+            location(&browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"))),
+            "/account/password"
+        );
 
-    let weak = app
-        .post_form(&browser, "/account/password", &[("new_password", "password1"), ("confirm_password", "password1")])
-        .await;
-    assert_eq!(weak.status(), StatusCode::BAD_REQUEST);
-    assert!(weak.text().await.unwrap_or_default().contains("too easy to guess"));
-    let mismatch = app
-        .post_form(
-            &browser,
-            "/account/password",
-            &[("new_password", "orbit-lantern-velvet-93"), ("confirm_password", "orbit-lantern-velvet-94")],
-        )
-        .await;
-    assert!(mismatch.text().await.unwrap_or_default().contains("do not match"));
+        let weak = app
+            .post_form(
+                &browser,
+                "/account/password",
+                &[("new_password", "password1"), ("confirm_password", "password1")],
+            )
+            .await;
+        assert_eq!(weak.status(), StatusCode::BAD_REQUEST);
+        assert!(weak.text().await.unwrap_or_default().contains("too easy to guess"));
+        let mismatch = app
+            .post_form(
+                &browser,
+                "/account/password",
+                &[("new_password", "orbit-lantern-velvet-93"), ("confirm_password", "orbit-lantern-velvet-94")],
+            )
+            .await;
+        assert!(mismatch.text().await.unwrap_or_default().contains("do not match"));
 
-    let ok = app
-        .post_form(
-            &browser,
-            "/account/password",
-            &[("new_password", "orbit-lantern-velvet-93"), ("confirm_password", "orbit-lantern-velvet-93")],
-        )
-        .await;
-    assert_eq!(location(&ok), "/");
-    assert_eq!(browser.get(app.url("/")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
-    assert_eq!(app.person_json(&pat.email).await["accounts"][0]["required_actions"]["change_password"], false);
+        let ok = app
+            .post_form(
+                &browser,
+                "/account/password",
+                &[("new_password", "orbit-lantern-velvet-93"), ("confirm_password", "orbit-lantern-velvet-93")],
+            )
+            .await;
+        assert_eq!(location(&ok), "/");
+        assert_eq!(browser.get(app.url("/")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
+        assert_eq!(app.person_json(&pat.email).await["accounts"][0]["required_actions"]["change_password"], false);
 
-    // The new password works, the old one does not.
-    assert_eq!(
-        location(&app.post_sign_in(&crate::helpers::browser(), "pat", "orbit-lantern-velvet-93").await),
-        "/signin/mfa"
-    );
-    assert_eq!(app.post_sign_in(&crate::helpers::browser(), "pat", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+        // The new password works, the old one does not.
+        assert_eq!(
+            location(&app.post_sign_in(&crate::helpers::browser(), "pat", "orbit-lantern-velvet-93").await),
+            "/signin/mfa"
+        );
+        assert_eq!(
+            app.post_sign_in(&crate::helpers::browser(), "pat", PASSWORD).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     })
     .await;
 }
@@ -229,28 +236,30 @@ async fn a_required_password_change_comes_before_anything_else() {
 #[tokio::test]
 async fn signing_in_replaces_the_session_and_signing_out_ends_it() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let browser = browser();
-    let first = app.post_sign_in(&browser, &ada.username, &ada.password).await;
-    let pending_cookie = first.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    assert!(pending_cookie.contains("HttpOnly") && pending_cookie.contains("SameSite=Lax"));
-    let second = app.post_code(&browser, &code(ada.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
-    let active_cookie = second.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    assert_ne!(
-        pending_cookie.split(';').next(),
-        active_cookie.split(';').next(),
-        "a new token after the second factor"
-    );
+        let ada = app.add_person("ada", true).await;
+        let browser = browser();
+        let first = app.post_sign_in(&browser, &ada.username, &ada.password).await;
+        let pending_cookie =
+            first.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(pending_cookie.contains("HttpOnly") && pending_cookie.contains("SameSite=Lax"));
+        let second = app.post_code(&browser, &code(ada.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
+        let active_cookie =
+            second.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert_ne!(
+            pending_cookie.split(';').next(),
+            active_cookie.split(';').next(),
+            "a new token after the second factor"
+        );
 
-    // The pending token is dead.
-    let stale = crate::helpers::browser();
-    let token = pending_cookie.split(';').next().unwrap_or_default();
-    let response = stale.get(app.url("/")).header("cookie", token).send().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(location(&response), "/signin");
+        // The pending token is dead.
+        let stale = crate::helpers::browser();
+        let token = pending_cookie.split(';').next().unwrap_or_default();
+        let response = stale.get(app.url("/")).header("cookie", token).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(location(&response), "/signin");
 
-    let out = app.post_form(&browser, "/signout", &[]).await;
-    assert_eq!(location(&out), "/signin");
-    assert_eq!(location(&browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"))), "/signin");
+        let out = app.post_form(&browser, "/signout", &[]).await;
+        assert_eq!(location(&out), "/signin");
+        assert_eq!(location(&browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"))), "/signin");
     })
     .await;
 }
@@ -258,38 +267,38 @@ async fn signing_in_replaces_the_session_and_signing_out_ends_it() {
 #[tokio::test]
 async fn forms_without_a_valid_csrf_token_are_refused() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let browser = browser();
-    app.csrf(&browser).await; // the browser has its CSRF cookie
+        let ada = app.add_person("ada", true).await;
+        let browser = browser();
+        app.csrf(&browser).await; // the browser has its CSRF cookie
 
-    let missing = browser
-        .post(app.url("/signin"))
-        .form(&[("login", "ada"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(missing.status(), StatusCode::FORBIDDEN);
-    let forged = browser
-        .post(app.url("/signin"))
-        .form(&[("login", "ada"), ("password", PASSWORD), ("csrf", &"0".repeat(64))])
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
-    assert!(forged.text().await.unwrap_or_default().contains("request "), "error page carries the request id");
+        let missing = browser
+            .post(app.url("/signin"))
+            .form(&[("login", "ada"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(missing.status(), StatusCode::FORBIDDEN);
+        let forged = browser
+            .post(app.url("/signin"))
+            .form(&[("login", "ada"), ("password", PASSWORD), ("csrf", &"0".repeat(64))])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        assert!(forged.text().await.unwrap_or_default().contains("request "), "error page carries the request id");
 
-    // A token from another browser is useless without that browser's cookie.
-    let other = crate::helpers::browser();
-    let stolen = app.csrf(&other).await;
-    let cross = browser
-        .post(app.url("/signin"))
-        .form(&[("login", "ada"), ("password", PASSWORD), ("csrf", &stolen)])
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
-    // Nothing was counted against the account.
-    assert_eq!(app.person_json(&ada.email).await["accounts"][0]["failed_attempts"], 0);
+        // A token from another browser is useless without that browser's cookie.
+        let other = crate::helpers::browser();
+        let stolen = app.csrf(&other).await;
+        let cross = browser
+            .post(app.url("/signin"))
+            .form(&[("login", "ada"), ("password", PASSWORD), ("csrf", &stolen)])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+        // Nothing was counted against the account.
+        assert_eq!(app.person_json(&ada.email).await["accounts"][0]["failed_attempts"], 0);
     })
     .await;
 }
@@ -297,12 +306,12 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
 #[tokio::test]
 async fn pages_carry_a_strict_content_security_policy() {
     each_backend(async |app: TestApp| {
-    let response = browser().get(app.url("/signin")).send().await.unwrap_or_else(|e| panic!("{e}"));
-    let csp = response.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"), "{csp}");
-    let html = response.text().await.unwrap_or_default();
-    assert!(!html.contains("<script"));
-    assert!(html.contains("href=\"/help\">Can't sign in?</a>"));
+        let response = browser().get(app.url("/signin")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        let csp = response.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+        let html = response.text().await.unwrap_or_default();
+        assert!(!html.contains("<script"));
+        assert!(html.contains("href=\"/help\">Can't sign in?</a>"));
     })
     .await;
 }
@@ -310,57 +319,61 @@ async fn pages_carry_a_strict_content_security_policy() {
 #[tokio::test]
 async fn the_client_ip_place_and_network_are_recorded_through_a_trusted_proxy() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let browser = browser();
-    let csrf = app.csrf(&browser).await;
-    browser
-        .post(app.url("/signin"))
-        .header("x-forwarded-for", "198.51.100.7, 81.2.69.142")
-        .form(&[("login", ada.username.as_str()), ("password", "not-the-password"), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let events = app.state.signin.store.recent_sign_ins(ada.account_id, 5).await.unwrap_or_else(|e| panic!("{e}"));
-    let event = &events[0];
-    assert_eq!(event.client_ip, "81.2.69.142");
-    assert_eq!((event.city.as_deref(), event.country.as_deref()), (Some("London"), Some("GB")));
-    assert_eq!(event.network, "81.2.69.0/24");
-    assert_eq!(event.outcome, "bad_password");
+        let ada = app.add_person("ada", true).await;
+        let browser = browser();
+        let csrf = app.csrf(&browser).await;
+        browser
+            .post(app.url("/signin"))
+            .header("x-forwarded-for", "198.51.100.7, 81.2.69.142")
+            .form(&[("login", ada.username.as_str()), ("password", "not-the-password"), ("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let events = app.state.signin.store.recent_sign_ins(ada.account_id, 5).await.unwrap_or_else(|e| panic!("{e}"));
+        let event = &events[0];
+        assert_eq!(event.client_ip, "81.2.69.142");
+        assert_eq!((event.city.as_deref(), event.country.as_deref()), (Some("London"), Some("GB")));
+        assert_eq!(event.network, "81.2.69.0/24");
+        assert_eq!(event.outcome, "bad_password");
     })
     .await;
 }
 
 #[tokio::test]
 async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
-    each_backend_with(|s| s.trusted_proxies.clear(), async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let browser = browser();
-    let csrf = app.csrf(&browser).await;
-    browser
-        .post(app.url("/signin"))
-        .header("x-forwarded-for", "81.2.69.142")
-        .form(&[("login", ada.username.as_str()), ("password", "not-the-password"), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let events = app.state.signin.store.recent_sign_ins(ada.account_id, 5).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(events[0].client_ip, "127.0.0.1");
-    assert_eq!(events[0].city, None);
-    })
+    each_backend_with(
+        |s| s.trusted_proxies.clear(),
+        async |app: TestApp| {
+            let ada = app.add_person("ada", true).await;
+            let browser = browser();
+            let csrf = app.csrf(&browser).await;
+            browser
+                .post(app.url("/signin"))
+                .header("x-forwarded-for", "81.2.69.142")
+                .form(&[("login", ada.username.as_str()), ("password", "not-the-password"), ("csrf", csrf.as_str())])
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let events =
+                app.state.signin.store.recent_sign_ins(ada.account_id, 5).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(events[0].client_ip, "127.0.0.1");
+            assert_eq!(events[0].city, None);
+        },
+    )
     .await;
 }
 
 #[tokio::test]
 async fn health_and_readiness() {
     each_backend(async |app: TestApp| {
-    let client = browser();
-    assert_eq!(client.get(app.url("/healthz")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
-    assert_eq!(client.get(app.url("/readyz")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
-    app.state.db.close().await;
-    assert_eq!(
-        client.get(app.url("/readyz")).send().await.map(|r| r.status()).ok(),
-        Some(StatusCode::SERVICE_UNAVAILABLE)
-    );
+        let client = browser();
+        assert_eq!(client.get(app.url("/healthz")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
+        assert_eq!(client.get(app.url("/readyz")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
+        app.state.db.close().await;
+        assert_eq!(
+            client.get(app.url("/readyz")).send().await.map(|r| r.status()).ok(),
+            Some(StatusCode::SERVICE_UNAVAILABLE)
+        );
     })
     .await;
 }
@@ -368,12 +381,12 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn sso_accounts_have_no_password_here_and_say_nothing_about_it() {
     each_backend(async |app: TestApp| {
-    let mut new = new_person("Sue Sso", "sue@example.org", "sue");
-    new.source = lifeline::domain::AccountSource::Sso;
-    app.state.signin.add_person(new, None).await.unwrap_or_else(|e| panic!("{e}"));
-    let response = app.post_sign_in(&browser(), "sue", "anything-at-all-here").await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(response.text().await.unwrap_or_default().contains("The username or password is incorrect."));
+        let mut new = new_person("Sue Sso", "sue@example.org", "sue");
+        new.source = lifeline::domain::AccountSource::Sso;
+        app.state.signin.add_person(new, None).await.unwrap_or_else(|e| panic!("{e}"));
+        let response = app.post_sign_in(&browser(), "sue", "anything-at-all-here").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.text().await.unwrap_or_default().contains("The username or password is incorrect."));
     })
     .await;
 }
@@ -381,61 +394,70 @@ async fn sso_accounts_have_no_password_here_and_say_nothing_about_it() {
 #[tokio::test]
 async fn a_disabled_person_is_told_so_only_after_the_right_password() {
     each_backend(async |app: TestApp| {
-    let mut new = new_person("Dee Disabled", "dee@example.org", "dee");
-    new.status = lifeline::domain::PersonStatus::Disabled;
-    let dee = app.add(new, true).await;
-    let wrong = app.post_sign_in(&browser(), "dee", "not-the-password-1").await.text().await.unwrap_or_default();
-    assert!(wrong.contains("incorrect") && !wrong.contains("disabled"));
-    let right = app.post_sign_in(&browser(), "dee", &dee.password).await;
-    assert_eq!(right.status(), StatusCode::UNAUTHORIZED);
-    assert!(right.text().await.unwrap_or_default().contains("This account is disabled"));
+        let mut new = new_person("Dee Disabled", "dee@example.org", "dee");
+        new.status = lifeline::domain::PersonStatus::Disabled;
+        let dee = app.add(new, true).await;
+        let wrong = app.post_sign_in(&browser(), "dee", "not-the-password-1").await.text().await.unwrap_or_default();
+        assert!(wrong.contains("incorrect") && !wrong.contains("disabled"));
+        let right = app.post_sign_in(&browser(), "dee", &dee.password).await;
+        assert_eq!(right.status(), StatusCode::UNAUTHORIZED);
+        assert!(right.text().await.unwrap_or_default().contains("This account is disabled"));
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_synchronized_account_cannot_change_its_password_here() {
-    each_backend_with(|s| s.policy.mfa_required = false, async |app: TestApp| {
-    let mut new = new_person("Sid Synced", "sid@example.org", "sid");
-    new.source = lifeline::domain::AccountSource::Synchronized;
-    let sid = app.add(new, false).await;
-    let browser = browser();
-    assert_eq!(location(&app.post_sign_in(&browser, &sid.username, &sid.password).await), "/");
-    let home =
-        browser.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default();
-    assert!(!home.contains("Change your password"));
-    let response = app
-        .post_form(
-            &browser,
-            "/account/password",
-            &[("new_password", "orbit-lantern-velvet-93"), ("confirm_password", "orbit-lantern-velvet-93")],
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(response.text().await.unwrap_or_default().contains("managed elsewhere"));
-    })
+    each_backend_with(
+        |s| s.policy.mfa_required = false,
+        async |app: TestApp| {
+            let mut new = new_person("Sid Synced", "sid@example.org", "sid");
+            new.source = lifeline::domain::AccountSource::Synchronized;
+            let sid = app.add(new, false).await;
+            let browser = browser();
+            assert_eq!(location(&app.post_sign_in(&browser, &sid.username, &sid.password).await), "/");
+            let home = browser
+                .get(app.url("/"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .text()
+                .await
+                .unwrap_or_default();
+            assert!(!home.contains("Change your password"));
+            let response = app
+                .post_form(
+                    &browser,
+                    "/account/password",
+                    &[("new_password", "orbit-lantern-velvet-93"), ("confirm_password", "orbit-lantern-velvet-93")],
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            assert!(response.text().await.unwrap_or_default().contains("managed elsewhere"));
+        },
+    )
     .await;
 }
 
 #[tokio::test]
 async fn signed_in_people_can_make_new_backup_codes_and_the_old_ones_stop_working() {
     each_backend(async |app: TestApp| {
-    let ada = app.add_person("ada", true).await;
-    let browser = browser();
-    app.post_sign_in(&browser, &ada.username, &ada.password).await;
-    app.post_code(&browser, &code(ada.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
-    let page = app.post_form(&browser, "/account/backup-codes", &[]).await.text().await.unwrap_or_default();
-    assert_eq!(page.matches("<li><code>").count(), 10);
-    let new_code = page.split("<li><code>").nth(1).and_then(|s| s.split('<').next()).unwrap_or_default().to_owned();
+        let ada = app.add_person("ada", true).await;
+        let browser = browser();
+        app.post_sign_in(&browser, &ada.username, &ada.password).await;
+        app.post_code(&browser, &code(ada.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
+        let page = app.post_form(&browser, "/account/backup-codes", &[]).await.text().await.unwrap_or_default();
+        assert_eq!(page.matches("<li><code>").count(), 10);
+        let new_code = page.split("<li><code>").nth(1).and_then(|s| s.split('<').next()).unwrap_or_default().to_owned();
 
-    let other = crate::helpers::browser();
-    app.post_sign_in(&other, &ada.username, &ada.password).await;
-    assert_eq!(
-        app.post_code(&other, &ada.backup_codes[0]).await.status(),
-        StatusCode::UNAUTHORIZED,
-        "old codes are gone"
-    );
-    assert_eq!(location(&app.post_code(&other, &new_code).await), "/");
+        let other = crate::helpers::browser();
+        app.post_sign_in(&other, &ada.username, &ada.password).await;
+        assert_eq!(
+            app.post_code(&other, &ada.backup_codes[0]).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "old codes are gone"
+        );
+        assert_eq!(location(&app.post_code(&other, &new_code).await), "/");
     })
     .await;
 }

@@ -216,3 +216,47 @@ async fn sign_in_events_come_back_newest_first() {
         );
     }
 }
+
+#[tokio::test]
+async fn expired_sessions_are_swept_and_live_ones_kept() {
+    for (backend, store, _db) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        let k = keys();
+        let (old, live) = (TokenHash::of(&k, "session", "old"), TokenHash::of(&k, "session", "live"));
+        store.create_session(&old, id, SessionStage::Active, 100, 200).await.unwrap_or_else(|e| panic!("{e}"));
+        store.create_session(&live, id, SessionStage::Active, 100, 900).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.delete_expired_sessions(500).await.unwrap_or_else(|e| panic!("{e}")), 1, "{backend}");
+        assert!(store.session(&live, 500).await.unwrap_or_else(|e| panic!("{e}")).is_some());
+        // Safe to run on every instance: a second sweep finds nothing.
+        assert_eq!(store.delete_expired_sessions(500).await.unwrap_or_else(|e| panic!("{e}")), 0);
+    }
+}
+
+#[tokio::test]
+async fn copy_db_knows_every_table_of_the_schema() {
+    for db in crate::helpers::databases().await {
+        let store = SqlStore::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}"));
+        store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+        let sql = match store.backend() {
+            lifeline::store::Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            }
+            lifeline::store::Backend::Postgres => {
+                "SELECT CAST(tablename AS TEXT) AS name FROM pg_tables WHERE schemaname = 'public'"
+            }
+        };
+        let tables: Vec<String> =
+            sqlx::query_scalar(sql).fetch_all(store.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+        let known: Vec<&str> = lifeline::store::copy::copied_tables()
+            .into_iter()
+            .chain(lifeline::store::copy::NOT_COPIED.iter().copied())
+            .collect();
+        for table in tables {
+            assert!(
+                known.contains(&table.as_str()),
+                "{}: table {table} is neither copied nor listed as left behind",
+                db.label
+            );
+        }
+    }
+}

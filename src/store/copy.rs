@@ -1,0 +1,193 @@
+//! Copying a whole Lifeline database to another backend (`lifeline copy-db`), e.g. from the embedded SQLite
+//! file to PostgreSQL when an organisation outgrows one machine.
+//!
+//! The target is migrated first and must be empty; everything is written in one transaction on the target,
+//! so a failed copy leaves it empty. Sessions are not copied (people sign in again after a move). Keys are
+//! not in the database: keep the same key file or `LIFELINE_SECRET_KEY`, or TOTP secrets cannot be opened.
+
+use super::sql::{Backend, SqlStore};
+use super::{StoreError, StoreResult};
+use sqlx::Row;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Int,
+    Text,
+    Bytes,
+}
+use Kind::{Bytes, Int, Text};
+
+/// A table's name, its key (the copy order) and its columns.
+type Table = (&'static str, &'static str, &'static [(&'static str, Kind)]);
+
+/// Every table with data worth moving, parents before children.
+const TABLES: &[Table] = &[
+    (
+        "person",
+        "person_id",
+        &[
+            ("person_id", Int),
+            ("display_name", Text),
+            ("email", Text),
+            ("phone", Text),
+            ("manager_id", Int),
+            ("department", Text),
+            ("status", Text),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "permission_grant",
+        "person_id",
+        &[
+            ("person_id", Int),
+            ("dpa_level", Int),
+            ("expert_mode", Int),
+            ("auditor", Int),
+            ("directory_admin", Int),
+            ("granted_at", Int),
+            ("granted_by", Text),
+        ],
+    ),
+    (
+        "account",
+        "account_id",
+        &[
+            ("account_id", Int),
+            ("person_id", Int),
+            ("username", Text),
+            ("source", Text),
+            ("password_hash", Text),
+            ("password_changed_at", Int),
+            ("failed_attempts", Int),
+            ("lock_count", Int),
+            ("locked_at", Int),
+            ("lock_reason", Text),
+            ("locked_until", Int),
+            ("unlocked_by", Text),
+            ("unlocked_at", Int),
+            ("require_change_password", Int),
+            ("require_enroll_mfa", Int),
+            ("qa_failed_attempts", Int),
+            ("qa_locked_at", Int),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "totp_credential",
+        "account_id",
+        &[
+            ("account_id", Int),
+            ("secret_ciphertext", Bytes),
+            ("confirmed_at", Int),
+            ("last_used_step", Int),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "backup_code",
+        "backup_code_id",
+        &[("backup_code_id", Int), ("account_id", Int), ("code_hash", Text), ("used_at", Int), ("created_at", Int)],
+    ),
+    (
+        "qa_answer",
+        "account_id, question_index",
+        &[("account_id", Int), ("question_index", Int), ("answer_hash", Text), ("created_at", Int)],
+    ),
+    (
+        "authenticator_history",
+        "authenticator_history_id",
+        &[("authenticator_history_id", Int), ("account_id", Int), ("kind", Text), ("change", Text), ("at", Int)],
+    ),
+    (
+        "sign_in_event",
+        "sign_in_event_id",
+        &[
+            ("sign_in_event_id", Int),
+            ("account_id", Int),
+            ("at", Int),
+            ("outcome", Text),
+            ("method", Text),
+            ("client_ip", Text),
+            ("city", Text),
+            ("country", Text),
+            ("asn", Int),
+            ("network", Text),
+            ("user_agent", Text),
+        ],
+    ),
+];
+
+/// Tables deliberately left behind.
+pub const NOT_COPIED: &[&str] = &["schema_migration", "web_session"];
+
+/// The tables `copy` moves.
+pub fn copied_tables() -> Vec<&'static str> {
+    TABLES.iter().map(|(t, _, _)| *t).collect()
+}
+
+/// Copy everything from `from` to the empty, migrated `to`; returns rows copied per table.
+pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static str, usize)>> {
+    to.migrate().await?;
+    for (table, _, _) in TABLES {
+        let n: i64 =
+            sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}")).fetch_one(to.pool()).await?.try_get("n")?;
+        if n > 0 {
+            return Err(StoreError::Conflict(format!("the target database is not empty (table {table} has {n} rows)")));
+        }
+    }
+    let mut tx = to.pool().begin().await?;
+    let mut counts = Vec::new();
+    for (table, order, columns) in TABLES {
+        let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+        let rows = sqlx::query(&format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", ")))
+            .fetch_all(from.pool())
+            .await?;
+        // A manager may have been added after their report: link managers in a second pass.
+        let insert_names: Vec<&str> =
+            names.iter().copied().filter(|c| !(*table == "person" && *c == "manager_id")).collect();
+        let placeholders: Vec<String> = (1..=insert_names.len()).map(|i| format!("${i}")).collect();
+        let insert = format!("INSERT INTO {table} ({}) VALUES ({})", insert_names.join(", "), placeholders.join(", "));
+        for row in &rows {
+            let mut query = sqlx::query(&insert);
+            for (name, kind) in columns.iter() {
+                if *table == "person" && *name == "manager_id" {
+                    continue;
+                }
+                query = match kind {
+                    Int => query.bind(row.try_get::<Option<i64>, _>(*name)?),
+                    Text => query.bind(row.try_get::<Option<String>, _>(*name)?),
+                    Bytes => query.bind(row.try_get::<Option<Vec<u8>>, _>(*name)?),
+                };
+            }
+            query.execute(&mut *tx).await?;
+        }
+        if *table == "person" {
+            for row in &rows {
+                if let Some(manager) = row.try_get::<Option<i64>, _>("manager_id")? {
+                    sqlx::query("UPDATE person SET manager_id = $1 WHERE person_id = $2")
+                        .bind(manager)
+                        .bind(row.try_get::<i64, _>("person_id")?)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        counts.push((*table, rows.len()));
+    }
+    // Identity columns continue after the copied keys (SQLite's AUTOINCREMENT follows inserted keys itself).
+    if to.backend() == Backend::Postgres {
+        for (table, order, _) in TABLES {
+            if order.contains(',') || *table == "permission_grant" || *table == "totp_credential" {
+                continue;
+            }
+            sqlx::raw_sql(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', '{order}'), COALESCE((SELECT MAX({order}) FROM {table}), 0) + 1, false)"
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(counts)
+}
