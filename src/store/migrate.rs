@@ -3,7 +3,7 @@
 
 use super::StoreResult;
 use super::sql::Backend;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 
 struct Migration {
     version: i64,
@@ -20,36 +20,71 @@ const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// Apply what is missing; returns the names of the migrations applied now.
+///
+/// Safe when several instances start at once: on PostgreSQL an advisory lock admits one migrator at a
+/// time; on SQLite each migration's transaction takes the write lock up front (`BEGIN IMMEDIATE`), so
+/// the second migrator waits and then sees the work done.
 pub async fn run(pool: &AnyPool, backend: Backend) -> StoreResult<Vec<String>> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migration (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
-        .execute(pool)
-        .await?;
+    let mut conn = pool.acquire().await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock(7402116531)").execute(&mut *conn).await?;
+    }
+    let result = apply(&mut conn, backend).await;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock(7402116531)").execute(&mut *conn).await?;
+    }
+    result
+}
+
+async fn apply(conn: &mut AnyConnection, backend: Backend) -> StoreResult<Vec<String>> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migration (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let begin = match backend {
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    };
     let mut applied = Vec::new();
     for m in MIGRATIONS {
-        let mut tx = pool.begin().await?;
-        let done = sqlx::query("SELECT version FROM schema_migration WHERE version = $1")
-            .bind(m.version)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<i64, _>(0))
-            .transpose()?
-            .is_some();
-        if done {
-            continue;
+        sqlx::raw_sql(begin).execute(&mut *conn).await?;
+        match apply_one(conn, backend, m).await {
+            Ok(done) => {
+                sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+                if done {
+                    applied.push(format!("{:04}_{}", m.version, m.name));
+                }
+            }
+            Err(e) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                return Err(e);
+            }
         }
-        let sql = match backend {
-            Backend::Sqlite => m.sqlite,
-            Backend::Postgres => m.postgres,
-        };
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_migration (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(chrono::Utc::now().timestamp())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        applied.push(format!("{:04}_{}", m.version, m.name));
     }
     Ok(applied)
+}
+
+/// Apply one migration inside the caller's transaction; false when it was applied before.
+async fn apply_one(conn: &mut AnyConnection, backend: Backend, m: &Migration) -> StoreResult<bool> {
+    let seen = sqlx::query("SELECT version FROM schema_migration WHERE version = $1")
+        .bind(m.version)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    if seen {
+        return Ok(false);
+    }
+    let sql = match backend {
+        Backend::Sqlite => m.sqlite,
+        Backend::Postgres => m.postgres,
+    };
+    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+    sqlx::query("INSERT INTO schema_migration (version, name, applied_at) VALUES ($1, $2, $3)")
+        .bind(m.version)
+        .bind(m.name)
+        .bind(chrono::Utc::now().timestamp())
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
 }

@@ -338,3 +338,30 @@ async fn copy_db_moves_a_directory_to_another_backend_and_back_unchanged() {
         app.add_person("newcomer", true).await;
     }
 }
+
+#[tokio::test]
+async fn instances_starting_together_migrate_once() {
+    each_shell(async |shell: Shell| {
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_lifeline"))
+                    .arg("migrate")
+                    .current_dir(shell.path())
+                    .env("LIFELINE_DATABASE_URL", &shell.db.url)
+                    .env_remove("LIFELINE_CONFIG")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        let outputs: Vec<Output> =
+            children.into_iter().map(|c| c.wait_with_output().unwrap_or_else(|e| panic!("{e}"))).collect();
+        for out in &outputs {
+            assert!(out.status.success(), "{}", stderr(out));
+        }
+        let applied = outputs.iter().filter(|o| stdout(o).contains("applied 0001")).count();
+        assert_eq!(applied, 1, "exactly one migrator applied the schema");
+    })
+    .await;
+}
