@@ -3,6 +3,7 @@
 //! Passwords and TOTP secrets are fixed and printed, so that a newcomer can sign in at once (with
 //! `oathtool --totp -b SECRET` for the codes). That is exactly why the demo must never hold real data.
 
+use crate::audit::{Actor, AuditEntry};
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, LockReason, PersonStatus, Username};
 use crate::signin::SignIn;
 use crate::store::NewPerson;
@@ -136,14 +137,21 @@ pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
             require_change_password: false,
             grant: p.grant,
         };
-        let (_, account) =
-            signin.add_person(new, p.password).await.with_context(|| format!("demo person {}", p.email))?;
+        let (_, account) = signin
+            .add_person(new, p.password, &Actor::System)
+            .await
+            .with_context(|| format!("demo person {}", p.email))?;
         if let Some(secret) = p.totp {
             let secret = TotpSecret::from_base32(secret).context("demo TOTP secret")?;
             signin.enrol_totp_now(account.id, &secret).await?;
         }
         if p.locked {
-            signin.store.lock_account(account.id, LockReason::Failures, signin.now()).await?;
+            let audit = AuditEntry::new(signin.now(), &Actor::System, "account.lock", "locked")
+                .person(account.person_id)
+                .account(account.id)
+                .reason("failures")
+                .details("demo data");
+            signin.store.lock_account(account.id, LockReason::Failures, signin.now(), &audit).await?;
         }
         if p.username == "sam" {
             let answers: Vec<String> = SAM_ANSWERS.iter().map(|s| s.to_string()).collect();

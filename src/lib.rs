@@ -4,6 +4,7 @@
 //! `policy`, `domain`, `totp` (pure) → `store`, `geo`, `crypto` (behind narrow interfaces).
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod crypto;

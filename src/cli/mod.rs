@@ -2,9 +2,10 @@
 //! privilege tiers. Errors go to stderr with a non-zero exit; `--json` output goes to stdout.
 
 use crate::app;
+use crate::audit::{Actor, AuditEntry};
 use crate::config::{DEFAULT_DATABASE_URL, Settings};
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
-use crate::store::NewPerson;
+use crate::store::{AuditStore, NewPerson};
 use crate::totp::TotpSecret;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -40,6 +41,9 @@ pub enum Command {
     /// Manage people.
     #[command(subcommand)]
     Person(PersonCommand),
+    /// Check or export the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Copy a whole database to another (e.g. SQLite to PostgreSQL). The target must be empty; it is migrated
     /// first. Keep the same key file. Sessions are not copied.
     CopyDb {
@@ -76,6 +80,18 @@ pub enum PersonCommand {
     /// Import people from a CSV file (columns: email, display_name, username, source, manager_email,
     /// department, phone, status). All rows or none.
     Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exit 0 when every row matches, 1 naming the first row that does not.
+    Verify,
+    /// Print the log as JSON lines (one row per line), oldest first.
+    Export {
+        /// Only rows at or after this time: RFC 3339 (2026-11-23T09:00:00Z) or a date (2026-11-23, UTC).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -168,7 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 require_change_password: false,
                 grant: Grant { dpa_level: 3, expert_mode: true, auditor: true, directory_admin: true },
             };
-            let (person, account) = state.signin.add_person(new, Some(&password)).await?;
+            let (person, account) = state.signin.add_person(new, Some(&password), &Actor::System).await?;
             println!(
                 "Created administrator {} ({}), username {}.",
                 person.display_name, person.email, account.username
@@ -180,6 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Person(cmd) => person(settings, cmd).await,
+        Command::Audit(cmd) => audit(settings, cmd).await,
         Command::CopyDb { from, to } => {
             let open = |url: String| async move {
                 crate::store::SqlStore::connect(&url)
@@ -237,7 +254,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
                 require_change_password: false,
                 grant: Grant::default(),
             };
-            let (person, account) = signin.add_person(new, password.as_deref()).await?;
+            let (person, account) = signin.add_person(new, password.as_deref(), &Actor::System).await?;
             let mut output = serde_json::json!({
                 "person_id": person.id,
                 "email": person.email.as_str(),
@@ -293,7 +310,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
         }
         PersonCommand::Grant { email, dpa, expert, auditor, directory_admin } => {
             let grant = Grant { dpa_level: dpa, expert_mode: expert, auditor, directory_admin };
-            let view = signin.set_grant(&email, grant, "system (cli)").await?;
+            let view = signin.set_grant(&email, grant, &Actor::System).await?;
             println!(
                 "{} now has DPA {dpa}, expert mode {expert}, auditor {auditor}, directory admin {directory_admin} (rank {}).",
                 view.email, view.rank
@@ -302,14 +319,71 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
         PersonCommand::Import { file } => {
             let data = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let rows = crate::directory::parse_csv(&data, signin.store.as_ref()).await?;
+            let import_audit = AuditEntry::new(signin.now(), &Actor::System, "person.add", "success")
+                .reason(format!("imported from {}", file.display()));
             let bar = indicatif::ProgressBar::new(rows.len() as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} people")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            let count = signin.store.import_people(&rows, signin.now(), &|n| bar.set_position(n as u64)).await?;
+            let count =
+                signin.store.import_people(&rows, signin.now(), &import_audit, &|n| bar.set_position(n as u64)).await?;
             bar.finish_and_clear();
             println!("Imported {count} people from {}.", file.display());
+        }
+    }
+    Ok(())
+}
+
+/// Parse `--since`: an RFC 3339 time or a plain date (midnight UTC).
+fn parse_since(text: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp());
+    }
+    match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(d) => Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or_default()),
+        Err(_) => bail!("--since {text:?}: give an RFC 3339 time (2026-11-23T09:00:00Z) or a date (2026-11-23)"),
+    }
+}
+
+async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
+    let store = app::open_store(&settings).await?;
+    const PAGE: i64 = 1000;
+    match cmd {
+        AuditCommand::Verify => {
+            let (head_id, head_hash) = store.audit_head().await?;
+            let mut verifier = crate::audit::Verifier::default();
+            let mut after = 0;
+            loop {
+                let page = store.audit_records(after, PAGE).await?;
+                for record in &page {
+                    verifier.check(record).map_err(|e| anyhow::anyhow!("audit log does not verify: {e}"))?;
+                }
+                match page.last() {
+                    Some(last) => after = last.id,
+                    None => break,
+                }
+            }
+            let rows =
+                verifier.finish(head_id, &head_hash).map_err(|e| anyhow::anyhow!("audit log does not verify: {e}"))?;
+            println!("audit log verified: {rows} rows, chain intact");
+        }
+        AuditCommand::Export { since } => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut after = 0;
+            loop {
+                let page = store.audit_records(after, PAGE).await?;
+                for record in page.iter().filter(|r| since.is_none_or(|s| r.entry.at >= s)) {
+                    serde_json::to_writer(&mut out, record)?;
+                    std::io::Write::write_all(&mut out, b"\n")?;
+                }
+                match page.last() {
+                    Some(last) => after = last.id,
+                    None => break,
+                }
+            }
+            std::io::Write::flush(&mut out)?;
         }
     }
     Ok(())

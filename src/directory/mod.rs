@@ -4,6 +4,7 @@ mod import;
 
 pub use import::{ImportError, parse_csv};
 
+use crate::audit::{Actor, AuditEntry};
 use crate::domain::{AccountSource, Grant, PersonStatus};
 use crate::policy::password;
 use crate::signin::SignIn;
@@ -70,6 +71,7 @@ impl SignIn {
         &self,
         mut new: NewPerson,
         password: Option<&str>,
+        actor: &Actor,
     ) -> Result<(crate::domain::Person, crate::domain::Account), DirectoryError> {
         if let Some(pw) = password {
             if new.source == AccountSource::Sso {
@@ -83,7 +85,11 @@ impl SignIn {
             new.password_hash =
                 Some(self.hasher.hash(pw).await.map_err(|e| DirectoryError::Unexpected(e.to_string()))?);
         }
-        Ok(self.store.create_person(&new, self.now()).await?)
+        let audit = AuditEntry::new(self.now(), actor, "person.add", "success").details(
+            serde_json::json!({ "email": new.email.as_str(), "username": new.username.as_str(), "source": new.source })
+                .to_string(),
+        );
+        Ok(self.store.create_person(&new, self.now(), &audit).await?)
     }
 
     pub async fn person_view(&self, email: &str) -> Result<PersonView, DirectoryError> {
@@ -133,7 +139,7 @@ impl SignIn {
     }
 
     /// Replace a person's grant (`person grant`): the CLI acts as the system, outside tiers.
-    pub async fn set_grant(&self, email: &str, grant: Grant, granted_by: &str) -> Result<PersonView, DirectoryError> {
+    pub async fn set_grant(&self, email: &str, grant: Grant, actor: &Actor) -> Result<PersonView, DirectoryError> {
         if grant.dpa_level > 3 {
             return Err(DirectoryError::Invalid("--dpa must be 0, 1, 2 or 3".into()));
         }
@@ -143,7 +149,10 @@ impl SignIn {
             .person_by_email(&parsed)
             .await?
             .ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
-        self.store.set_grant(person.id, &grant, granted_by, self.now()).await?;
+        let audit = AuditEntry::new(self.now(), actor, "person.grant", "success")
+            .person(person.id)
+            .details(serde_json::to_string(&grant).unwrap_or_default());
+        self.store.set_grant(person.id, &grant, &audit).await?;
         self.person_view(email).await
     }
 }

@@ -15,6 +15,7 @@ mod security_questions;
 pub use backup_codes::{BACKUP_CODE_COUNT, normalise_backup_code};
 pub use security_questions::{QaResetError, normalise_answer};
 
+use crate::audit::{Actor, AuditEntry};
 use crate::config::Settings;
 use crate::crypto::{Keys, PasswordHasher, TokenHash};
 use crate::domain::{Account, AccountId, PersonStatus, Timestamp};
@@ -293,29 +294,46 @@ impl SignIn {
         let secret = self.open_secret(account_id, &record.sealed_secret)?;
         let Some(step) = totp::verify(&secret, code, now, -1) else { return Ok(None) };
         let (codes, hashes) = backup_codes::generate(&self.keys);
-        if !self.store.confirm_totp(account_id, step, &hashes, now).await? {
+        let account = self.account_or_gone(account_id).await?;
+        let audit = self.self_service(&account, "mfa.enrol").details("totp and 10 backup codes");
+        if !self.store.confirm_totp(account_id, step, &hashes, now, &audit).await? {
             return Ok(None);
         }
         self.store.reset_failures(account_id).await?;
-        let account =
-            self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))?;
         Ok(Some((codes, Self::after_mfa(&account))))
     }
 
-    /// Enrol TOTP directly (CLI `person add --totp`, demo data): returns the secret.
+    /// Enrol TOTP directly, as the system (CLI `person add --totp`, demo data): returns the backup codes.
     pub async fn enrol_totp_now(&self, account_id: AccountId, secret: &TotpSecret) -> Result<Vec<String>, SignInError> {
         let now = self.now();
+        let account = self.account_or_gone(account_id).await?;
         let sealed = self.keys.seal(secret.as_bytes(), &format!("totp:{account_id}"));
         self.store.begin_totp_enrolment(account_id, &sealed, now).await?;
         let (codes, hashes) = backup_codes::generate(&self.keys);
-        self.store.confirm_totp(account_id, -1, &hashes, now).await?;
+        let audit = AuditEntry::new(now, &Actor::System, "mfa.enrol", "success")
+            .person(account.person_id)
+            .account(account_id)
+            .details("totp and 10 backup codes");
+        self.store.confirm_totp(account_id, -1, &hashes, now, &audit).await?;
         Ok(codes)
     }
 
     pub async fn regenerate_backup_codes(&self, account_id: AccountId) -> Result<Vec<String>, SignInError> {
+        let account = self.account_or_gone(account_id).await?;
         let (codes, hashes) = backup_codes::generate(&self.keys);
-        self.store.replace_backup_codes(account_id, &hashes, self.now()).await?;
+        let audit = self.self_service(&account, "backup_codes.regenerate");
+        self.store.replace_backup_codes(account_id, &hashes, self.now(), &audit).await?;
         Ok(codes)
+    }
+
+    pub(crate) async fn account_or_gone(&self, account_id: AccountId) -> Result<Account, SignInError> {
+        self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))
+    }
+
+    /// The audit entry of something an account holder did for themself.
+    pub(crate) fn self_service(&self, account: &Account, action: &str) -> AuditEntry {
+        let actor = Actor::Account { account_id: account.id, username: account.username.clone() };
+        AuditEntry::new(self.now(), &actor, action, "success").person(account.person_id).account(account.id)
     }
 
     /// Words a password must not be built from: the person's name, email and username.
@@ -349,7 +367,8 @@ impl SignIn {
         }
         self.check_new_password(&account, new, confirm).await?;
         let hash = self.hasher.hash(new).await.map_err(|e| SignInError::Unexpected(e.to_string()))?;
-        self.store.set_password(account_id, &hash, false, self.now()).await?;
+        let audit = self.self_service(&account, "password.change");
+        self.store.set_password(account_id, &hash, false, self.now(), &audit).await?;
         Ok(())
     }
 }

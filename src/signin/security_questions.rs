@@ -61,7 +61,9 @@ impl SignIn {
                     .map_err(|e| SignInError::Unexpected(e.to_string()))?,
             );
         }
-        self.store.set_qa_answers(account, &hashes, self.now()).await.map_err(SignInError::from)?;
+        let holder = self.account_or_gone(account).await?;
+        let audit = self.self_service(&holder, "qa.enrol");
+        self.store.set_qa_answers(account, &hashes, self.now(), &audit).await.map_err(SignInError::from)?;
         Ok(())
     }
 
@@ -129,7 +131,12 @@ impl SignIn {
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         crate::policy::password::check(new_password, self.settings.policy.mfa_required, &words)?;
         let hash = self.hasher.hash(new_password).await.map_err(|e| SignInError::Unexpected(e.to_string()))?;
-        self.store.reset_password_by_qa(account.id, &hash, now).await.map_err(SignInError::from)?;
+        let audit = crate::audit::AuditEntry::new(now, &crate::audit::Actor::Public, "password.reset", "success")
+            .person(account.person_id)
+            .account(account.id)
+            .reason("security questions answered")
+            .ip(ctx.ip.to_string());
+        self.store.reset_password_by_qa(account.id, &hash, now, &audit).await.map_err(SignInError::from)?;
         self.event(Some(account.id), "password_reset", "security_questions", ctx).await?;
         Ok(())
     }

@@ -116,6 +116,27 @@ const TABLES: &[Table] = &[
             ("user_agent", Text),
         ],
     ),
+    (
+        "audit_event",
+        "audit_event_id",
+        &[
+            ("audit_event_id", Int),
+            ("at", Int),
+            ("actor", Text),
+            ("on_behalf_of", Text),
+            ("action", Text),
+            ("subject_person_id", Int),
+            ("subject_account_id", Int),
+            ("reason", Text),
+            ("details", Text),
+            ("client_ip", Text),
+            ("outcome", Text),
+            ("reference", Text),
+            ("notified", Text),
+            ("prev_hash", Text),
+            ("hash", Text),
+        ],
+    ),
 ];
 
 /// Tables deliberately left behind.
@@ -123,7 +144,7 @@ pub const NOT_COPIED: &[&str] = &["schema_migration", "web_session"];
 
 /// The tables `copy` moves.
 pub fn copied_tables() -> Vec<&'static str> {
-    TABLES.iter().map(|(t, _, _)| *t).collect()
+    TABLES.iter().map(|(t, _, _)| *t).chain(["audit_head"]).collect()
 }
 
 /// Copy everything from `from` to the empty, migrated `to`; returns rows copied per table.
@@ -175,10 +196,18 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
         }
         counts.push((*table, rows.len()));
     }
+    // The audit chain's head moves with its rows, so the copied log verifies and continues the same chain.
+    let head =
+        sqlx::query("SELECT last_id, last_hash FROM audit_head WHERE audit_head_id = 1").fetch_one(from.pool()).await?;
+    sqlx::query("UPDATE audit_head SET last_id = $1, last_hash = $2 WHERE audit_head_id = 1")
+        .bind(head.try_get::<i64, _>("last_id")?)
+        .bind(head.try_get::<String, _>("last_hash")?)
+        .execute(&mut *tx)
+        .await?;
     // Identity columns continue after the copied keys (SQLite's AUTOINCREMENT follows inserted keys itself).
     if to.backend() == Backend::Postgres {
         for (table, order, _) in TABLES {
-            if order.contains(',') || *table == "permission_grant" || *table == "totp_credential" {
+            if order.contains(',') || ["permission_grant", "totp_credential", "audit_event"].contains(table) {
                 continue;
             }
             sqlx::raw_sql(&format!(

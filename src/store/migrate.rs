@@ -12,12 +12,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "directory_and_credentials",
-    sqlite: include_str!("../../migrations/sqlite/0001_directory_and_credentials.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_directory_and_credentials.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "directory_and_credentials",
+        sqlite: include_str!("../../migrations/sqlite/0001_directory_and_credentials.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_directory_and_credentials.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit",
+        sqlite: include_str!("../../migrations/sqlite/0002_audit.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_audit.sql"),
+    },
+];
 
 /// Apply what is missing; returns the names of the migrations applied now.
 ///

@@ -10,6 +10,7 @@ pub mod copy;
 mod migrate;
 mod sql;
 
+use crate::audit::{AuditEntry, AuditRecord};
 use crate::crypto::TokenHash;
 use crate::domain::{
     Account, AccountId, AccountSource, DisplayName, EmailAddress, Grant, Person, PersonId, PersonStatus, Timestamp,
@@ -123,12 +124,18 @@ pub struct SignInEvent {
 pub trait DirectoryStore: Send + Sync {
     /// Create a person, their first account and their grant; fails with `Conflict` on a taken email
     /// or username and `NotFound` on an unknown manager.
-    async fn create_person(&self, new: &NewPerson, now: Timestamp) -> StoreResult<(Person, Account)>;
+    async fn create_person(
+        &self,
+        new: &NewPerson,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<(Person, Account)>;
     /// Create many people in one transaction: all or none. Managers may be earlier rows.
     async fn import_people(
         &self,
         rows: &[NewPerson],
         now: Timestamp,
+        audit: &AuditEntry,
         progress: &(dyn Fn(usize) + Sync),
     ) -> StoreResult<usize>;
     async fn person(&self, id: PersonId) -> StoreResult<Option<Person>>;
@@ -139,7 +146,7 @@ pub trait DirectoryStore: Send + Sync {
     /// that has a password, i.e. not `sso`).
     async fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
     async fn grant(&self, person: PersonId) -> StoreResult<Grant>;
-    async fn set_grant(&self, person: PersonId, grant: &Grant, granted_by: &str, now: Timestamp) -> StoreResult<()>;
+    async fn set_grant(&self, person: PersonId, grant: &Grant, audit: &AuditEntry) -> StoreResult<()>;
     async fn count_people(&self) -> StoreResult<i64>;
     async fn count_directory_admins(&self) -> StoreResult<i64>;
 }
@@ -152,8 +159,10 @@ pub trait CredentialStore: Send + Sync {
         hash: &str,
         require_change: bool,
         now: Timestamp,
+        audit: &AuditEntry,
     ) -> StoreResult<()>;
-    /// Count one failed sign-in and lock the account when the policy says so, atomically.
+    /// Count one failed sign-in and lock the account when the policy says so, atomically (a lock is audited
+    /// in the same transaction).
     async fn record_failure(
         &self,
         account: AccountId,
@@ -173,26 +182,46 @@ pub trait CredentialStore: Send + Sync {
         step: i64,
         backup_codes: &[TokenHash],
         now: Timestamp,
+        audit: &AuditEntry,
     ) -> StoreResult<bool>;
     /// Record that the code of `step` was used; false when that step (or a later one) was used already.
     async fn use_totp_step(&self, account: AccountId, step: i64) -> StoreResult<bool>;
-    async fn replace_backup_codes(&self, account: AccountId, codes: &[TokenHash], now: Timestamp) -> StoreResult<()>;
+    async fn replace_backup_codes(
+        &self,
+        account: AccountId,
+        codes: &[TokenHash],
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
     /// Mark one unused backup code used; false if there is no such unused code. Exactly one of any
     /// number of concurrent callers with the same code gets true.
     async fn consume_backup_code(&self, account: AccountId, code: &TokenHash, now: Timestamp) -> StoreResult<bool>;
     async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<i64>;
-    async fn set_qa_answers(&self, account: AccountId, answer_hashes: &[String], now: Timestamp) -> StoreResult<()>;
+    async fn set_qa_answers(
+        &self,
+        account: AccountId,
+        answer_hashes: &[String],
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
     async fn qa_answers(&self, account: AccountId) -> StoreResult<Vec<String>>;
     /// Count a wrong Q&A answer set; true when this failure locked Q&A reset.
     async fn record_qa_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<bool>;
     /// Self-service reset succeeded: new password, Q&A counter cleared, sessions ended.
-    async fn reset_password_by_qa(&self, account: AccountId, hash: &str, now: Timestamp) -> StoreResult<()>;
+    async fn reset_password_by_qa(
+        &self,
+        account: AccountId,
+        hash: &str,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
     /// Lock fields set directly (demo data, admin lock).
     async fn lock_account(
         &self,
         account: AccountId,
         reason: crate::domain::LockReason,
         now: Timestamp,
+        audit: &AuditEntry,
     ) -> StoreResult<()>;
 }
 
@@ -228,6 +257,17 @@ pub trait EventStore: Send + Sync {
     async fn recent_sign_ins(&self, account: AccountId, limit: i64) -> StoreResult<Vec<SignInEvent>>;
 }
 
+/// The audit log. Changes elsewhere write their audit rows in their own transaction; this trait appends
+/// standalone entries and reads the chain back.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64>;
+    /// Records with `id > after`, in chain order, at most `limit`.
+    async fn audit_records(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+    /// The chain's head: the last id and its hash.
+    async fn audit_head(&self) -> StoreResult<(i64, String)>;
+}
+
 /// Everything the application needs from storage.
-pub trait Store: DirectoryStore + CredentialStore + SessionStore + EventStore {}
-impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore> Store for T {}
+pub trait Store: DirectoryStore + CredentialStore + SessionStore + EventStore + AuditStore {}
+impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + AuditStore> Store for T {}

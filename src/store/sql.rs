@@ -1,4 +1,5 @@
 use super::*;
+use crate::audit::{self, Actor};
 use crate::domain::LockReason;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Row};
@@ -136,6 +137,7 @@ async fn insert_person(
     conn: &mut sqlx::AnyConnection,
     new: &NewPerson,
     now: Timestamp,
+    audit: &AuditEntry,
 ) -> StoreResult<(Person, Account)> {
     let manager_id: Option<i64> = match &new.manager_email {
         None => None,
@@ -183,6 +185,10 @@ async fn insert_person(
     if new.password_hash.is_some() {
         history(&mut *conn, account.id, "password", "bound", now).await?;
     }
+    let mut entry = audit.clone();
+    entry.subject_person_id = Some(person.id);
+    entry.subject_account_id = Some(account.id);
+    append(conn, &entry).await?;
     Ok((person, account))
 }
 
@@ -229,6 +235,42 @@ async fn history(
     Ok(())
 }
 
+/// Append one audit row inside the caller's transaction. Updating the head first takes its lock, so
+/// concurrent appenders (threads or instances) queue here and the chain stays one line.
+async fn append(conn: &mut sqlx::AnyConnection, entry: &AuditEntry) -> StoreResult<i64> {
+    let head =
+        sqlx::query("UPDATE audit_head SET last_id = last_id + 1 WHERE audit_head_id = 1 RETURNING last_id, last_hash")
+            .fetch_one(&mut *conn)
+            .await?;
+    let id: i64 = head.try_get("last_id")?;
+    let prev_hash: String = head.try_get("last_hash")?;
+    let hash = audit::hash(id, entry, &prev_hash);
+    sqlx::query(
+        "INSERT INTO audit_event (audit_event_id, at, actor, on_behalf_of, action, subject_person_id, subject_account_id, \
+         reason, details, client_ip, outcome, reference, notified, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(id)
+    .bind(entry.at)
+    .bind(&entry.actor)
+    .bind(entry.on_behalf_of.as_deref())
+    .bind(&entry.action)
+    .bind(entry.subject_person_id)
+    .bind(entry.subject_account_id)
+    .bind(entry.reason.as_deref())
+    .bind(entry.details.as_deref())
+    .bind(entry.client_ip.as_deref())
+    .bind(&entry.outcome)
+    .bind(entry.reference.as_deref())
+    .bind(entry.notified.as_deref())
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE audit_head_id = 1").bind(&hash).execute(&mut *conn).await?;
+    Ok(id)
+}
+
 async fn insert_backup_codes(
     conn: &mut sqlx::AnyConnection,
     account: AccountId,
@@ -249,9 +291,14 @@ async fn insert_backup_codes(
 
 #[async_trait]
 impl DirectoryStore for SqlStore {
-    async fn create_person(&self, new: &NewPerson, now: Timestamp) -> StoreResult<(Person, Account)> {
+    async fn create_person(
+        &self,
+        new: &NewPerson,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<(Person, Account)> {
         let mut tx = self.pool.begin().await?;
-        let created = insert_person(&mut tx, new, now).await?;
+        let created = insert_person(&mut tx, new, now, audit).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -260,11 +307,12 @@ impl DirectoryStore for SqlStore {
         &self,
         rows: &[NewPerson],
         now: Timestamp,
+        audit: &AuditEntry,
         progress: &(dyn Fn(usize) + Sync),
     ) -> StoreResult<usize> {
         let mut tx = self.pool.begin().await?;
         for (i, row) in rows.iter().enumerate() {
-            insert_person(&mut tx, row, now).await?;
+            insert_person(&mut tx, row, now, audit).await?;
             progress(i + 1);
         }
         tx.commit().await?;
@@ -342,9 +390,12 @@ impl DirectoryStore for SqlStore {
         })
     }
 
-    async fn set_grant(&self, person: PersonId, grant: &Grant, granted_by: &str, now: Timestamp) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await?;
-        write_grant(&mut conn, person, grant, granted_by, now).await
+    async fn set_grant(&self, person: PersonId, grant: &Grant, audit: &AuditEntry) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        write_grant(&mut tx, person, grant, &audit.actor, audit.at).await?;
+        append(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn count_people(&self) -> StoreResult<i64> {
@@ -367,6 +418,7 @@ impl CredentialStore for SqlStore {
         hash: &str,
         require_change: bool,
         now: Timestamp,
+        audit: &AuditEntry,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = $3 WHERE account_id = $4")
@@ -377,6 +429,7 @@ impl CredentialStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         history(&mut tx, account, "password", "bound", now).await?;
+        append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -400,7 +453,7 @@ impl CredentialStore for SqlStore {
                locked_at = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_at END, \
                lock_reason = CASE WHEN locked_until <= $2 THEN NULL ELSE lock_reason END, \
                locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END \
-             WHERE account_id = $1 RETURNING failed_attempts, lock_count, locked_at",
+             WHERE account_id = $1 RETURNING failed_attempts, lock_count, locked_at, person_id",
         )
         .bind(account)
         .bind(now)
@@ -421,6 +474,12 @@ impl CredentialStore for SqlStore {
             .bind(account)
             .execute(&mut *tx)
             .await?;
+            let entry = AuditEntry::new(now, &Actor::Public, "account.lock", "locked")
+                .person(row.try_get("person_id")?)
+                .account(account)
+                .reason("failures")
+                .details(format!("{failed_attempts} consecutive failed sign-in attempts"));
+            append(&mut tx, &entry).await?;
             locked_now = true;
         }
         tx.commit().await?;
@@ -481,6 +540,7 @@ impl CredentialStore for SqlStore {
         step: i64,
         backup_codes: &[TokenHash],
         now: Timestamp,
+        audit: &AuditEntry,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
@@ -502,6 +562,7 @@ impl CredentialStore for SqlStore {
             .bind(account)
             .execute(&mut *tx)
             .await?;
+        append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -518,9 +579,16 @@ impl CredentialStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
-    async fn replace_backup_codes(&self, account: AccountId, codes: &[TokenHash], now: Timestamp) -> StoreResult<()> {
+    async fn replace_backup_codes(
+        &self,
+        account: AccountId,
+        codes: &[TokenHash],
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         insert_backup_codes(&mut tx, account, codes, now).await?;
+        append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -547,7 +615,13 @@ impl CredentialStore for SqlStore {
             .try_get("n")?)
     }
 
-    async fn set_qa_answers(&self, account: AccountId, answer_hashes: &[String], now: Timestamp) -> StoreResult<()> {
+    async fn set_qa_answers(
+        &self,
+        account: AccountId,
+        answer_hashes: &[String],
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM qa_answer WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
         for (i, hash) in answer_hashes.iter().enumerate() {
@@ -569,6 +643,7 @@ impl CredentialStore for SqlStore {
             now,
         )
         .await?;
+        append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -582,21 +657,38 @@ impl CredentialStore for SqlStore {
     }
 
     async fn record_qa_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "UPDATE account SET qa_failed_attempts = qa_failed_attempts + 1, \
              qa_locked_at = CASE WHEN qa_locked_at IS NULL AND qa_failed_attempts + 1 >= $1 THEN $2 ELSE qa_locked_at END \
-             WHERE account_id = $3 RETURNING qa_failed_attempts, qa_locked_at",
+             WHERE account_id = $3 RETURNING qa_failed_attempts, qa_locked_at, person_id",
         )
         .bind(i64::from(policy.qa_failed_attempts_before_lock))
         .bind(now)
         .bind(account)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
         let locked_at: Option<i64> = row.try_get("qa_locked_at")?;
-        Ok(locked_at == Some(now) && count(&row, "qa_failed_attempts")? == policy.qa_failed_attempts_before_lock)
+        let locked_now =
+            locked_at == Some(now) && count(&row, "qa_failed_attempts")? == policy.qa_failed_attempts_before_lock;
+        if locked_now {
+            let entry = AuditEntry::new(now, &Actor::Public, "qa.lock", "locked")
+                .person(row.try_get("person_id")?)
+                .account(account)
+                .reason("qa_failures");
+            append(&mut tx, &entry).await?;
+        }
+        tx.commit().await?;
+        Ok(locked_now)
     }
 
-    async fn reset_password_by_qa(&self, account: AccountId, hash: &str, now: Timestamp) -> StoreResult<()> {
+    async fn reset_password_by_qa(
+        &self,
+        account: AccountId,
+        hash: &str,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 0, \
@@ -609,11 +701,18 @@ impl CredentialStore for SqlStore {
         .await?;
         history(&mut tx, account, "password", "bound", now).await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
+        append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn lock_account(&self, account: AccountId, reason: LockReason, now: Timestamp) -> StoreResult<()> {
+    async fn lock_account(
+        &self,
+        account: AccountId,
+        reason: LockReason,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE account SET locked_at = $1, lock_reason = $2, locked_until = NULL WHERE account_id = $3")
             .bind(now)
@@ -622,6 +721,7 @@ impl CredentialStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
+        append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -702,6 +802,7 @@ impl SessionStore for SqlStore {
 #[async_trait]
 impl EventStore for SqlStore {
     async fn record_sign_in(&self, e: &SignInEvent) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sign_in_event (account_id, at, outcome, method, client_ip, city, country, asn, network, user_agent) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -716,8 +817,18 @@ impl EventStore for SqlStore {
         .bind(e.asn.map(i64::from))
         .bind(&e.network)
         .bind(&e.user_agent)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // Every attempt is audited too, in the same transaction as its event.
+        let details = serde_json::json!({
+            "method": e.method, "city": e.city, "country": e.country, "network": e.network, "user_agent": e.user_agent,
+        });
+        let mut entry = AuditEntry::new(e.at, &Actor::Public, "sign_in", &e.outcome)
+            .ip(e.client_ip.clone())
+            .details(details.to_string());
+        entry.subject_account_id = e.account_id;
+        append(&mut tx, &entry).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -746,5 +857,57 @@ impl EventStore for SqlStore {
                 })
             })
             .collect()
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id = append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn audit_records(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT audit_event_id, at, actor, on_behalf_of, action, subject_person_id, subject_account_id, reason, details, \
+             client_ip, outcome, reference, notified, prev_hash, hash FROM audit_event \
+             WHERE audit_event_id > $1 ORDER BY audit_event_id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    id: r.try_get("audit_event_id")?,
+                    entry: AuditEntry {
+                        at: r.try_get("at")?,
+                        actor: r.try_get("actor")?,
+                        on_behalf_of: r.try_get("on_behalf_of")?,
+                        action: r.try_get("action")?,
+                        subject_person_id: r.try_get("subject_person_id")?,
+                        subject_account_id: r.try_get("subject_account_id")?,
+                        reason: r.try_get("reason")?,
+                        details: r.try_get("details")?,
+                        client_ip: r.try_get("client_ip")?,
+                        outcome: r.try_get("outcome")?,
+                        reference: r.try_get("reference")?,
+                        notified: r.try_get("notified")?,
+                    },
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn audit_head(&self) -> StoreResult<(i64, String)> {
+        let row = sqlx::query("SELECT last_id, last_hash FROM audit_head WHERE audit_head_id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get("last_id")?, row.try_get("last_hash")?))
     }
 }

@@ -280,7 +280,10 @@ async fn migrate_is_idempotent() {
     each_shell(async |shell: Shell| {
         let first = shell.lifeline(&["migrate"], "", &[]);
         assert!(first.status.success(), "{}", stderr(&first));
-        assert!(stdout(&first).contains("applied 0001_directory_and_credentials"));
+        assert!(
+            stdout(&first).contains("applied 0001_directory_and_credentials")
+                && stdout(&first).contains("applied 0002_audit")
+        );
         let second = shell.lifeline(&["migrate"], "", &[]);
         assert!(stdout(&second).contains("up to date"));
     })
@@ -320,6 +323,10 @@ async fn copy_db_moves_a_directory_to_another_backend_and_back_unchanged() {
         let after: Vec<serde_json::Value> =
             people.iter().map(|p| json(&run(&back, &["person", "show", p, "--json"], ""))).collect();
         assert_eq!(before, after, "{}: a round trip changes nothing", middle.label);
+        let verify = run(&back, &["audit", "verify"], "");
+        assert!(verify.status.success(), "{}: the copied audit log verifies: {}", middle.label, stderr(&verify));
+        let exported = |url: &str| stdout(&run(url, &["audit", "export"], ""));
+        assert_eq!(exported(&source), exported(&back), "{}: the same audit rows", middle.label);
 
         let again = run(&source, &["copy-db", "--from", &source, "--to", &middle.url], "");
         assert!(!again.status.success() && stderr(&again).contains("not empty"), "{}", stderr(&again));

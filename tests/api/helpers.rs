@@ -186,6 +186,15 @@ pub fn csrf_of(html: &str) -> String {
 }
 
 impl TestApp {
+    /// The app's working directory (its key file is here).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    pub fn db_url(&self) -> String {
+        self._db.url.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -197,7 +206,12 @@ impl TestApp {
 
     pub async fn add(&self, new: NewPerson, totp: bool) -> Person {
         let (email, username) = (new.email.to_string(), new.username.to_string());
-        let (_, account) = self.state.signin.add_person(new, Some(PASSWORD)).await.unwrap_or_else(|e| panic!("{e}"));
+        let (_, account) = self
+            .state
+            .signin
+            .add_person(new, Some(PASSWORD), &lifeline::audit::Actor::System)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let (secret, backup_codes) = if totp {
             let secret = TotpSecret::generate();
             let codes = self.state.signin.enrol_totp_now(account.id, &secret).await.unwrap_or_else(|e| panic!("{e}"));

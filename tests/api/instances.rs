@@ -93,7 +93,11 @@ async fn arrange(db: &TestDb, dir: &Path) -> Person {
     let person = {
         let (_, account) = state
             .signin
-            .add_person(new_person("Ada Admin", "ada@example.org", "ada"), Some(PASSWORD))
+            .add_person(
+                new_person("Ada Admin", "ada@example.org", "ada"),
+                Some(PASSWORD),
+                &lifeline::audit::Actor::System,
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let secret = lifeline::totp::TotpSecret::generate();
@@ -136,6 +140,7 @@ async fn failures_spread_over_two_instances_lock_after_exactly_the_threshold() {
         assert_eq!(shown["accounts"][0]["failed_attempts"], 5, "{}: counted up to the lock, not past it", db.label);
         let (_, right) = pair.sign_in(1, "ada", PASSWORD).await;
         assert!(right.text().await.unwrap_or_default().contains("This account is locked"));
+        assert_audit_verifies(dir.path(), &db.url);
     }
 }
 
@@ -179,7 +184,20 @@ async fn one_backup_code_sent_fifty_times_across_two_instances_succeeds_once() {
         let wins = futures::future::join_all(attempts).await.into_iter().filter(|won| *won).count();
         assert_eq!(wins, 1, "{}", db.label);
         assert_eq!(show(dir.path(), &db.url, &ada.email)["accounts"][0]["mfa"]["backup_codes_unused"], 9);
+        assert_audit_verifies(dir.path(), &db.url);
     }
+}
+
+/// `lifeline audit verify` passes: one unbroken chain, however many instances wrote to it.
+fn assert_audit_verifies(dir: &Path, db_url: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeline"))
+        .args(["audit", "verify"])
+        .current_dir(dir)
+        .env("LIFELINE_DATABASE_URL", db_url)
+        .env_remove("LIFELINE_CONFIG")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "audit verify: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn show(dir: &Path, db_url: &str, email: &str) -> serde_json::Value {

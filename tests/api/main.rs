@@ -1,6 +1,7 @@
 //! Black-box tests: Lifeline over real HTTP, a real SQLite file, the real CLI binary, real GeoIP files,
 //! and `oathtool` for TOTP codes from an implementation nobody here wrote.
 
+mod audit;
 mod bad_input;
 mod cli;
 mod helpers;

@@ -383,7 +383,7 @@ async fn sso_accounts_have_no_password_here_and_say_nothing_about_it() {
     each_backend(async |app: TestApp| {
         let mut new = new_person("Sue Sso", "sue@example.org", "sue");
         new.source = lifeline::domain::AccountSource::Sso;
-        app.state.signin.add_person(new, None).await.unwrap_or_else(|e| panic!("{e}"));
+        app.state.signin.add_person(new, None, &lifeline::audit::Actor::System).await.unwrap_or_else(|e| panic!("{e}"));
         let response = app.post_sign_in(&browser(), "sue", "anything-at-all-here").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(response.text().await.unwrap_or_default().contains("The username or password is incorrect."));

@@ -2,6 +2,7 @@
 //! Each test runs against every backend in `stores()` (SQLite now; a later backend adds itself there).
 
 use crate::helpers::new_person;
+use lifeline::audit::{Actor, AuditEntry};
 use lifeline::crypto::{Keys, MasterKey, TokenHash};
 use lifeline::domain::LockReason;
 use lifeline::policy::lockout::LockoutPolicy;
@@ -19,13 +20,17 @@ async fn stores() -> Vec<(&'static str, Arc<dyn Store>, crate::helpers::TestDb)>
     stores
 }
 
+fn audit() -> AuditEntry {
+    AuditEntry::new(1, &Actor::System, "test", "success")
+}
+
 fn keys() -> Keys {
     Keys::new(&MasterKey::from_hex(&"42".repeat(32)).unwrap_or_else(|e| panic!("{e}")))
 }
 
 async fn person(store: &dyn Store, username: &str) -> i64 {
     let (_, account) = store
-        .create_person(&new_person("Some One", &format!("{username}@example.org"), username), 1_000)
+        .create_person(&new_person("Some One", &format!("{username}@example.org"), username), 1_000, &audit())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     account.id
@@ -35,9 +40,9 @@ async fn person(store: &dyn Store, username: &str) -> i64 {
 async fn people_are_unique_by_email_and_username_and_found_by_either() {
     for (backend, store, _dir) in stores().await {
         let id = person(store.as_ref(), "ada").await;
-        let dup_email = store.create_person(&new_person("Other", "ada@example.org", "other"), 1).await;
+        let dup_email = store.create_person(&new_person("Other", "ada@example.org", "other"), 1, &audit()).await;
         assert!(matches!(dup_email, Err(StoreError::Conflict(m)) if m.contains("email")), "{backend}");
-        let dup_user = store.create_person(&new_person("Other", "other@example.org", "ada"), 1).await;
+        let dup_user = store.create_person(&new_person("Other", "other@example.org", "ada"), 1, &audit()).await;
         assert!(matches!(dup_user, Err(StoreError::Conflict(m)) if m.contains("username")), "{backend}");
         // The failed insert left no person behind (the person row is rolled back with the account).
         let other = lifeline::domain::EmailAddress::parse("other@example.org").unwrap_or_else(|e| panic!("{e}"));
@@ -103,7 +108,7 @@ async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
         let id = person(store.as_ref(), "ada").await;
         let k = keys();
         let codes: Vec<TokenHash> = (0..10).map(|i| TokenHash::of(&k, "backup-code", &format!("CODE{i}"))).collect();
-        store.replace_backup_codes(id, &codes, 1).await.unwrap_or_else(|e| panic!("{e}"));
+        store.replace_backup_codes(id, &codes, 1, &audit()).await.unwrap_or_else(|e| panic!("{e}"));
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let (store, code) = (store.clone(), codes[4].clone());
@@ -131,9 +136,9 @@ async fn totp_steps_only_move_forward() {
             !store.use_totp_step(id, 10).await.unwrap_or_else(|e| panic!("{e}")),
             "{backend}: unconfirmed secrets are not usable"
         );
-        assert!(store.confirm_totp(id, 10, &[], 2).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(store.confirm_totp(id, 10, &[], 2, &audit()).await.unwrap_or_else(|e| panic!("{e}")));
         assert!(
-            !store.confirm_totp(id, 11, &[], 2).await.unwrap_or_else(|e| panic!("{e}")),
+            !store.confirm_totp(id, 11, &[], 2, &audit()).await.unwrap_or_else(|e| panic!("{e}")),
             "{backend}: confirmed once"
         );
         assert!(
@@ -183,7 +188,7 @@ async fn an_import_with_one_bad_row_writes_nothing() {
     for (backend, store, _dir) in stores().await {
         let mut rows = vec![new_person("A", "a@example.org", "a"), new_person("B", "b@example.org", "b")];
         rows.push(new_person("C", "c@example.org", "a")); // username taken by the first row
-        let result = store.import_people(&rows, 1, &|_| {}).await;
+        let result = store.import_people(&rows, 1, &audit(), &|_| {}).await;
         assert!(result.is_err(), "{backend}");
         assert_eq!(store.count_people().await.unwrap_or_else(|e| panic!("{e}")), 0, "{backend}: rolled back");
     }
@@ -258,5 +263,36 @@ async fn copy_db_knows_every_table_of_the_schema() {
                 db.label
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_audit_writers_build_one_unbroken_chain() {
+    for (backend, store, _db) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        let policy = LockoutPolicy::default();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let (store, policy) = (store.clone(), policy.clone());
+            tasks.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    store.append_audit(&AuditEntry::new(i, &Actor::Public, "test.append", "success")).await.map(|_| ())
+                } else {
+                    store.record_failure(id, &policy, i).await.map(|_| ())
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{backend}: {e}"));
+        }
+        let (head_id, head_hash) = store.audit_head().await.unwrap_or_else(|e| panic!("{e}"));
+        let records = store.audit_records(0, 1000).await.unwrap_or_else(|e| panic!("{e}"));
+        // person.add, 20 appends, one lock.
+        assert_eq!(records.len(), 22, "{backend}");
+        let mut verifier = lifeline::audit::Verifier::default();
+        for r in &records {
+            verifier.check(r).unwrap_or_else(|e| panic!("{backend}: {e}"));
+        }
+        assert_eq!(verifier.finish(head_id, &head_hash), Ok(22), "{backend}");
     }
 }

@@ -1,0 +1,135 @@
+//! The audit log: every sign-in outcome and change is a row, the rows form a hash chain, and
+//! `lifeline audit verify` names the first row that was changed or removed.
+
+use crate::helpers::*;
+use lifeline::store::AuditStore;
+use std::process::{Command, Output};
+
+fn lifeline(app_dir: &std::path::Path, db_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lifeline"))
+        .args(args)
+        .current_dir(app_dir)
+        .env("LIFELINE_DATABASE_URL", db_url)
+        .env("LIFELINE_KEY_FILE", app_dir.join("lifeline.key"))
+        .env_remove("LIFELINE_CONFIG")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn db_exec(app: &TestApp, sql: &str) {
+    sqlx::raw_sql(sql).execute(app.state.db.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test]
+async fn sign_in_outcomes_and_locks_are_audited_and_the_chain_verifies() {
+    each_backend(async |app: TestApp| {
+        let ada = app.add_person("ada", true).await;
+        for _ in 0..5 {
+            app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
+        }
+        let dir = app.dir();
+        let url = app.db_url();
+        let export = lifeline(dir, &url, &["audit", "export"]);
+        assert!(export.status.success(), "{}", text(&export.stderr));
+        let rows: Vec<serde_json::Value> = text(&export.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        let actions: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r["action"].as_str().unwrap_or_default(), r["outcome"].as_str().unwrap_or_default()))
+            .collect();
+        assert_eq!(actions[0], ("person.add", "success"));
+        assert_eq!(actions[1], ("mfa.enrol", "success"));
+        assert_eq!(actions.iter().filter(|a| **a == ("sign_in", "bad_password")).count(), 5);
+        let lock =
+            rows.iter().find(|r| r["action"] == "account.lock").unwrap_or_else(|| panic!("lock audited: {actions:?}"));
+        assert_eq!((lock["actor"].as_str(), lock["reason"].as_str()), (Some("public"), Some("failures")));
+        let sign_in = rows.iter().find(|r| r["action"] == "sign_in").unwrap_or_else(|| panic!("sign-in audited"));
+        assert_eq!(sign_in["client_ip"], "127.0.0.1");
+        assert!(rows.iter().all(|r| r["hash"].as_str().is_some_and(|h| h.len() == 64)));
+
+        let verify = lifeline(dir, &url, &["audit", "verify"]);
+        assert!(verify.status.success(), "{}", text(&verify.stderr));
+        assert!(text(&verify.stdout).contains(&format!("{} rows", rows.len())));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tampering_with_any_row_is_found_and_the_row_named() {
+    each_backend(async |app: TestApp| {
+        let ada = app.add_person("ada", true).await;
+        for _ in 0..3 {
+            app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
+        }
+        let (dir, url) = (app.dir(), app.db_url());
+        let (last, _) = app.state.db.audit_head().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(last >= 5);
+        let changes = [
+            ("outcome", "'tampered'"),
+            ("actor", "'mallory'"),
+            ("at", "at + 1"),
+            ("client_ip", "'10.9.8.7'"),
+            ("reason", "'Verified in person'"),
+        ];
+        for row in [1, 3, last] {
+            for (column, value) in changes {
+                db_exec(&app, "CREATE TABLE IF NOT EXISTS audit_backup AS SELECT * FROM audit_event WHERE 1 = 0").await;
+                db_exec(
+                    &app,
+                    &format!("INSERT INTO audit_backup SELECT * FROM audit_event WHERE audit_event_id = {row}"),
+                )
+                .await;
+                db_exec(&app, &format!("UPDATE audit_event SET {column} = {value} WHERE audit_event_id = {row}")).await;
+                let verify = lifeline(dir, &url, &["audit", "verify"]);
+                assert!(!verify.status.success(), "changing {column} of row {row} must be found");
+                assert!(
+                    text(&verify.stderr).contains(&format!("audit row {row}:")),
+                    "{column} of {row}: {}",
+                    text(&verify.stderr)
+                );
+                // Put the row back exactly as it was: the log verifies again.
+                db_exec(&app, &format!("DELETE FROM audit_event WHERE audit_event_id = {row}")).await;
+                db_exec(
+                    &app,
+                    &format!("INSERT INTO audit_event SELECT * FROM audit_backup WHERE audit_event_id = {row}"),
+                )
+                .await;
+                db_exec(&app, "DELETE FROM audit_backup").await;
+                assert!(lifeline(dir, &url, &["audit", "verify"]).status.success(), "restored {column} of {row}");
+            }
+        }
+        // Removing a row in the middle, or the newest one, is found as well.
+        db_exec(&app, &format!("DELETE FROM audit_event WHERE audit_event_id = {last}")).await;
+        let verify = lifeline(dir, &url, &["audit", "verify"]);
+        assert!(
+            !verify.status.success() && text(&verify.stderr).contains(&format!("audit row {last}:")),
+            "{}",
+            text(&verify.stderr)
+        );
+        db_exec(&app, "DELETE FROM audit_event WHERE audit_event_id = 2").await;
+        let verify = lifeline(dir, &url, &["audit", "verify"]);
+        assert!(text(&verify.stderr).contains("audit row 2: missing"), "{}", text(&verify.stderr));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn export_since_filters_by_time_and_refuses_nonsense() {
+    each_backend(async |app: TestApp| {
+        app.add_person("ada", true).await;
+        let (dir, url) = (app.dir(), app.db_url());
+        let all = lifeline(dir, &url, &["audit", "export", "--since", "2000-01-01"]);
+        assert_eq!(text(&all.stdout).lines().count(), 2);
+        let none = lifeline(dir, &url, &["audit", "export", "--since", "2999-01-01T00:00:00Z"]);
+        assert!(none.status.success() && none.stdout.is_empty());
+        let bad = lifeline(dir, &url, &["audit", "export", "--since", "yesterday"]);
+        assert!(!bad.status.success() && text(&bad.stderr).contains("--since"));
+    })
+    .await;
+}
