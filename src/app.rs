@@ -1,6 +1,10 @@
 //! Assembling the application from settings: storage, keys, hashing, GeoIP.
 
+use crate::assistance::Assistance;
 use crate::config::Settings;
+use crate::mail::outbox::OutboxWorker;
+use crate::mail::{MailDir, Mailer, Smtp};
+use tokio::sync::Notify;
 use crate::crypto::{Keys, MasterKey, PasswordHasher};
 use crate::geo::Geo;
 use crate::http::AppState;
@@ -22,6 +26,10 @@ pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyh
     };
     let geo = Geo::open(settings.geoip_city.as_deref(), settings.geoip_asn.as_deref())?;
     let hasher = PasswordHasher::new(settings.argon2)?;
+    let mailer: Arc<dyn Mailer> = match &settings.smtp_url {
+        Some(url) => Arc::new(Smtp::from_url(&url.0)?),
+        None => Arc::new(MailDir::new(settings.mail_dir.clone())),
+    };
     let db = Arc::new(db);
     let signin = SignIn {
         store: db.clone(),
@@ -31,7 +39,30 @@ pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyh
         settings: Arc::new(settings),
         clock,
     };
-    Ok(AppState { signin: Arc::new(signin), db })
+    let signin = Arc::new(signin);
+    let assistance = Arc::new(Assistance {
+        signin: signin.clone(),
+        wake_processor: Arc::new(Notify::new()),
+        wake_outbox: Arc::new(Notify::new()),
+    });
+    Ok(AppState { signin, db, assistance, mailer })
+}
+
+/// Start the background work of an instance: request processing, email delivery, housekeeping. Every
+/// instance runs all of it; claims and locks in the database keep them from doing the same work twice.
+pub fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let outbox = OutboxWorker {
+        store: state.signin.store.clone(),
+        mailer: state.mailer.clone(),
+        from: state.signin.settings.mail_from.clone(),
+        clock: state.signin.clock.clone(),
+        wake: state.assistance.wake_outbox.clone(),
+    };
+    vec![
+        tokio::spawn(state.assistance.clone().run_processor()),
+        tokio::spawn(outbox.run()),
+        tokio::spawn(periodic_jobs(state.clone())),
+    ]
 }
 
 /// Housekeeping that every instance runs; each job is idempotent, so several instances on one database

@@ -4,6 +4,8 @@
 
 use crate::crypto::Argon2Settings;
 use crate::policy::lockout::LockoutPolicy;
+use crate::policy::permissions::PermissionSettings;
+use crate::policy::rate_limit::RateLimit;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use ipnet::IpNet;
@@ -33,7 +35,11 @@ pub struct Settings {
     /// The master key itself, 64 hex characters; when set, the key file is not used.
     pub secret_key: Option<Redacted>,
     pub organisation: String,
+    /// The sender of every email.
+    pub mail_from: String,
     pub policy: PolicySettings,
+    pub assistance: AssistanceSettings,
+    pub permissions: PermissionSettings,
     pub lockout: LockoutPolicy,
     pub argon2: Argon2Settings,
     pub help: HelpSettings,
@@ -53,7 +59,10 @@ impl Default for Settings {
             key_file: PathBuf::from("lifeline.key"),
             secret_key: None,
             organisation: "Lifeline".into(),
+            mail_from: "Lifeline <lifeline@localhost>".into(),
             policy: PolicySettings::default(),
+            assistance: AssistanceSettings::default(),
+            permissions: PermissionSettings::default(),
             lockout: LockoutPolicy::default(),
             argon2: Argon2Settings::default(),
             help: HelpSettings::default(),
@@ -89,6 +98,34 @@ impl Default for PolicySettings {
             ],
             session_minutes: 8 * 60,
             pending_sign_in_minutes: 10,
+        }
+    }
+}
+
+/// Access assistance requests ("Can't sign in?").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssistanceSettings {
+    /// Requests from one client IP.
+    pub per_ip: RateLimit,
+    /// Requests naming one email address.
+    pub per_email: RateLimit,
+    /// All requests together.
+    pub global: RateLimit,
+    /// A repeat of the same email and problem within this time joins the open request.
+    pub repeat_window_seconds: u32,
+    /// Every answer takes at least this long, so its timing says nothing about the account.
+    pub response_floor_ms: u32,
+}
+
+impl Default for AssistanceSettings {
+    fn default() -> Self {
+        Self {
+            per_ip: RateLimit { max: 5, window_seconds: 900 },
+            per_email: RateLimit { max: 3, window_seconds: 3600 },
+            global: RateLimit { max: 300, window_seconds: 60 },
+            repeat_window_seconds: 3600,
+            response_floor_ms: 400,
         }
     }
 }
@@ -168,6 +205,17 @@ impl Settings {
             return Err("organisation must not be empty".into());
         }
         self.lockout.validate()?;
+        let a = &self.assistance;
+        a.per_ip.validate("assistance.per_ip")?;
+        a.per_email.validate("assistance.per_email")?;
+        a.global.validate("assistance.global")?;
+        self.permissions.validate()?;
+        if a.response_floor_ms > 10_000 {
+            return Err("assistance.response_floor_ms must be at most 10000".into());
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err("mail_from must be an address like \"Lifeline <lifeline@example.org>\"".into());
+        }
         self.argon2.validate()?;
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! `policy`, `domain`, `totp` (pure) → `store`, `geo`, `crypto` (behind narrow interfaces).
 
 pub mod app;
+pub mod assistance;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod directory;
 pub mod domain;
 pub mod geo;
 pub mod http;
+pub mod mail;
 pub mod policy;
 pub mod signin;
 pub mod store;

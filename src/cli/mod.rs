@@ -401,7 +401,7 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     tracing::info!("Lifeline listening on {bound} ({public_url})");
     println!("Lifeline is serving {public_url} (listening on {bound}). Stop it with Ctrl-C.");
-    tokio::spawn(crate::app::periodic_jobs(state.clone()));
+    let _background = crate::app::spawn_background(&state);
     crate::http::serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -3,9 +3,11 @@
 //! Nothing here knows about HTTP, SQL or mail. Constructors normalise (emails are lower-cased) and refuse
 //! what is not valid, so code further in never re-validates.
 
+mod assistance;
 mod directory;
 mod values;
 
+pub use assistance::{Description, ProblemType, ReferenceId};
 pub use directory::{Account, AccountSource, Grant, LockReason, Person, PersonStatus, RequiredActions};
 pub use values::{DisplayName, EmailAddress, ParseError, Username};
 

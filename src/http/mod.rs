@@ -1,6 +1,8 @@
 //! The HTTP front: server-rendered pages that work without JavaScript, behind a strict CSP, with CSRF
 //! protection on every form enforced by one middleware (no handler can forget it).
 
+pub mod api;
+mod console;
 mod error;
 mod middleware;
 mod pages;
@@ -23,6 +25,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub signin: Arc<SignIn>,
     pub db: Arc<SqlStore>,
+    pub assistance: Arc<crate::assistance::Assistance>,
+    pub mailer: Arc<dyn crate::mail::Mailer>,
 }
 
 impl AppState {
@@ -40,6 +44,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::router())
+        .merge(console::router())
+        .merge(api::router())
         .fallback(|| async { PageError::not_found() })
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

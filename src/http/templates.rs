@@ -124,3 +124,58 @@ pub struct HelpPage<'a> {
     pub contacts: &'a [String],
     pub qa_enabled: bool,
 }
+
+#[derive(Template)]
+#[template(path = "assistance.html")]
+pub struct AssistancePage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub email: &'a str,
+    pub selected: &'a str,
+    pub description: &'a str,
+    pub problems: Vec<(&'static str, &'static str)>,
+    pub contacts: &'a [String],
+    pub qa_enabled: bool,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "assistance_received.html")]
+pub struct AssistanceReceivedPage<'a> {
+    pub title: &'a str,
+    pub reference: &'a str,
+}
+
+pub struct RequestRow {
+    pub reference: String,
+    pub status: String,
+    pub problem: String,
+    pub email: String,
+    pub at: String,
+    pub repeats: i64,
+}
+
+#[derive(Template)]
+#[template(path = "console_requests.html")]
+pub struct ConsoleRequestsPage<'a> {
+    pub title: &'a str,
+    pub status: &'a str,
+    pub problem: &'a str,
+    pub statuses: Vec<(&'static str, &'static str)>,
+    pub problems: Vec<(&'static str, &'static str)>,
+    pub rows: Vec<RequestRow>,
+}
+
+#[derive(Template)]
+#[template(path = "console_request.html")]
+pub struct ConsoleRequestPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub reference: &'a str,
+    pub status: &'a str,
+    pub repeats: i64,
+    pub open: bool,
+    pub closed: Option<String>,
+    pub dossier: Option<crate::assistance::dossier::Dossier>,
+    pub notified: &'a str,
+}

@@ -2,5 +2,8 @@
 //! so every rule ("locked after exactly five failures", "expired after exactly ten minutes") is testable.
 
 pub mod lockout;
+pub mod outbox;
+pub mod rate_limit;
 pub mod password;
+pub mod permissions;
 pub mod tiers;

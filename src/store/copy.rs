@@ -137,10 +137,55 @@ const TABLES: &[Table] = &[
             ("hash", Text),
         ],
     ),
+    (
+        "outbox_email",
+        "outbox_email_id",
+        &[
+            ("outbox_email_id", Int),
+            ("message_id", Text),
+            ("to_address", Text),
+            ("subject", Text),
+            ("text_body", Text),
+            ("html_body", Text),
+            ("created_at", Int),
+            ("next_attempt_at", Int),
+            ("attempts", Int),
+            ("claimed_until", Int),
+            ("sent_at", Int),
+            ("last_error", Text),
+        ],
+    ),
+    (
+        "assistance_request",
+        "assistance_request_id",
+        &[
+            ("assistance_request_id", Int),
+            ("reference", Text),
+            ("submitted_email", Text),
+            ("problem", Text),
+            ("description", Text),
+            ("client_ip", Text),
+            ("user_agent", Text),
+            ("created_at", Int),
+            ("status", Text),
+            ("joined_to", Int),
+            ("repeat_count", Int),
+            ("person_id", Int),
+            ("account_id", Int),
+            ("dossier", Text),
+            ("notified", Text),
+            ("processed_at", Int),
+            ("claimed_until", Int),
+            ("closed_by", Text),
+            ("closed_at", Int),
+            ("close_note", Text),
+        ],
+    ),
 ];
 
-/// Tables deliberately left behind.
-pub const NOT_COPIED: &[&str] = &["schema_migration", "web_session"];
+/// Tables deliberately left behind: bookkeeping (migrations, the job lock row the target's migration
+/// creates), sessions (people sign in again), and rate-limit windows (minutes long).
+pub const NOT_COPIED: &[&str] = &["schema_migration", "web_session", "rate_limit_counter", "job_lock"];
 
 /// The tables `copy` moves.
 pub fn copied_tables() -> Vec<&'static str> {

@@ -25,6 +25,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_audit.sql"),
         postgres: include_str!("../../migrations/postgres/0002_audit.sql"),
     },
+    Migration {
+        version: 3,
+        name: "outbox_and_assistance",
+        sqlite: include_str!("../../migrations/sqlite/0003_outbox_and_assistance.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_outbox_and_assistance.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

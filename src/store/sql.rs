@@ -77,7 +77,7 @@ fn flag(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
     Ok(row.try_get::<i64, _>(col)? != 0)
 }
 
-fn count(row: &AnyRow, col: &str) -> Result<u32, sqlx::Error> {
+pub(super) fn count(row: &AnyRow, col: &str) -> Result<u32, sqlx::Error> {
     Ok(u32::try_from(row.try_get::<i64, _>(col)?).unwrap_or(u32::MAX))
 }
 
@@ -237,7 +237,7 @@ async fn history(
 
 /// Append one audit row inside the caller's transaction. Updating the head first takes its lock, so
 /// concurrent appenders (threads or instances) queue here and the chain stays one line.
-async fn append(conn: &mut sqlx::AnyConnection, entry: &AuditEntry) -> StoreResult<i64> {
+pub(super) async fn append(conn: &mut sqlx::AnyConnection, entry: &AuditEntry) -> StoreResult<i64> {
     let head =
         sqlx::query("UPDATE audit_head SET last_id = last_id + 1 WHERE audit_head_id = 1 RETURNING last_id, last_hash")
             .fetch_one(&mut *conn)

@@ -16,9 +16,21 @@ pub fn testdata(name: &str) -> PathBuf {
 pub struct TestApp {
     pub address: String,
     pub state: AppState,
+    _background: Background,
     pub _dir: tempfile::TempDir,
     _db: TestDb,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The app's background tasks, stopped before its database goes away.
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// A fresh database for one test: an SQLite file, or a PostgreSQL database created for the test and
@@ -140,7 +152,8 @@ pub async fn spawn_in(dir: tempfile::TempDir, mut settings: Settings, db: TestDb
         })
         .await;
     });
-    TestApp { address, state, _dir: dir, _db: db, _shutdown: tx }
+    let background = Background(lifeline::app::spawn_background(&state));
+    TestApp { address, state, _background: background, _dir: dir, _db: db, _shutdown: tx }
 }
 
 /// A browser: its own cookie jar, and redirects left for the test to see.

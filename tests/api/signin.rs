@@ -311,7 +311,7 @@ async fn pages_carry_a_strict_content_security_policy() {
         assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"), "{csp}");
         let html = response.text().await.unwrap_or_default();
         assert!(!html.contains("<script"));
-        assert!(html.contains("href=\"/help\">Can't sign in?</a>"));
+        assert!(html.contains("href=\"/assistance\">Can't sign in?</a>"));
     })
     .await;
 }

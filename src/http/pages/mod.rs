@@ -1,12 +1,15 @@
 //! Page routes. Handlers are named `<page>_get` / `<page>_post`.
 
 mod account;
+mod assistance;
 mod health;
 mod reset;
 mod signin;
 
 use super::AppState;
 use axum::Router;
+
+pub use assistance::problems;
 use axum::routing::{get, post};
 
 pub fn router() -> Router<AppState> {
@@ -23,6 +26,7 @@ pub fn router() -> Router<AppState> {
             get(account::security_questions_get).post(account::security_questions_post),
         )
         .route("/help", get(reset::help_get))
+        .route("/assistance", get(assistance::assistance_get).post(assistance::assistance_post))
         .route("/reset", get(reset::reset_get).post(reset::reset_post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

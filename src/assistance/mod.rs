@@ -1,0 +1,231 @@
+//! Access assistance requests ("Can't sign in?", SPEC §3).
+//!
+//! Submitting does as little as possible, and the same for every email address: check the input, count the
+//! rate limits, store the request (with its audit row), answer no sooner than the response floor. Everything
+//! that depends on whether the address belongs to someone — resolving the account, the dossier, emailing the
+//! admins — happens afterwards in [`Assistance::process_next`], run by a background task on every instance.
+
+pub mod dossier;
+
+use crate::audit::{Actor, AuditEntry};
+use crate::crypto::TokenHash;
+use crate::domain::{AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId};
+use crate::mail::OutgoingEmail;
+use crate::policy::permissions::Permission;
+use crate::signin::{RequestContext, SignIn};
+use crate::store::{NewAssistanceRequest, ProcessOutcome, Processed, StoreError};
+use askama::Template;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    Invalid(#[from] ParseError),
+    #[error("Too many requests; try again in {retry_after} seconds.")]
+    RateLimited { retry_after: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Assistance {
+    pub signin: Arc<SignIn>,
+    /// Poked when a request is stored, so processing starts at once.
+    pub wake_processor: Arc<Notify>,
+    /// Poked when emails are queued.
+    pub wake_outbox: Arc<Notify>,
+}
+
+/// How long a claimed request is reserved for the instance processing it.
+const LEASE_SECONDS: i64 = 120;
+
+#[derive(Template)]
+#[template(path = "email/assistance_admin.txt")]
+struct AdminText<'a> {
+    d: &'a dossier::Dossier,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/assistance_admin.html")]
+struct AdminHtml<'a> {
+    d: &'a dossier::Dossier,
+    link: &'a str,
+}
+
+impl Assistance {
+    /// Accept a request. Returns its reference once it is stored durably.
+    #[tracing::instrument(skip_all)]
+    pub async fn submit(&self, email: &str, problem: &str, description: &str, ctx: &RequestContext) -> Result<ReferenceId, SubmitError> {
+        let started = Instant::now();
+        let email = EmailAddress::parse(email)?;
+        let problem = ProblemType::parse(problem)?;
+        let description = Description::parse(description)?;
+        let settings = &self.signin.settings.assistance;
+        let now = self.signin.now();
+
+        let email_bucket = TokenHash::of(&self.signin.keys, "rate-limit-email", email.as_str()).0;
+        let limits = [
+            (format!("assistance:ip:{}", ctx.ip), settings.per_ip),
+            (format!("assistance:email:{email_bucket}"), settings.per_email),
+            ("assistance:global".to_owned(), settings.global),
+        ];
+        let buckets: Vec<(String, i64)> = limits.iter().map(|(b, l)| (b.clone(), l.window_start(now))).collect();
+        let hits = self.signin.store.hit_rate_limits(&buckets).await?;
+        let wait = limits.iter().zip(&hits).filter_map(|((_, limit), hits)| limit.decide(*hits, now)).max();
+        if let Some(retry_after) = wait {
+            return Err(SubmitError::RateLimited { retry_after });
+        }
+
+        let mut reference = ReferenceId::generate();
+        for attempt in 0.. {
+            let request = NewAssistanceRequest {
+                reference: reference.clone(),
+                submitted_email: email.to_string(),
+                problem,
+                description: description.as_ref().map(|d| d.as_str().to_owned()),
+                client_ip: ctx.ip.to_string(),
+                user_agent: ctx.user_agent.chars().take(512).collect(),
+                created_at: now,
+            };
+            match self.signin.store.insert_assistance_request(&request).await {
+                Ok(()) => break,
+                // 30^8 references: a collision is rare, two in a row rarer still.
+                Err(StoreError::Conflict(_)) if attempt < 3 => reference = ReferenceId::generate(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.wake_processor.notify_one();
+        let floor = Duration::from_millis(u64::from(settings.response_floor_ms));
+        if let Some(rest) = floor.checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+        Ok(reference)
+    }
+
+    /// Process requests until the process ends.
+    pub async fn run_processor(self: Arc<Self>) {
+        loop {
+            match self.process_next().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::warn!("assistance processing: {e}"),
+            }
+            tokio::select! {
+                () = self.wake_processor.notified() => {},
+                () = tokio::time::sleep(Duration::from_secs(2)) => {},
+            }
+        }
+    }
+
+    /// Claim and process one stored request; false when there was none.
+    pub async fn process_next(&self) -> Result<bool, StoreError> {
+        let store = &self.signin.store;
+        let now = self.signin.now();
+        let Some(request) = store.claim_received_request(now, LEASE_SECONDS).await? else { return Ok(false) };
+        let resolved = self.resolve(&request.submitted_email).await?;
+        let facts = self.gather(&request, resolved).await?;
+        let dossier = dossier::build(&facts, now);
+        let recipients = self.recipients().await?;
+        let link = format!("{}/console/requests/{}", self.signin.settings.public_url.trim_end_matches('/'), request.reference);
+        let domain = crate::mail::sender_domain(&self.signin.settings.mail_from);
+        let text = AdminText { d: &dossier, link: &link }.render().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let html = AdminHtml { d: &dossier, link: &link }.render().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let subject = format!("Access assistance request {}: {} ({})", dossier.reference, dossier.request_type, dossier.submitted_email);
+        let emails = recipients.iter().map(|to| OutgoingEmail::new(&domain, to, &subject, text.clone(), html.clone())).collect();
+        let processed = Processed {
+            person_id: resolved.map(|(person, _)| person),
+            account_id: resolved.and_then(|(_, account)| account),
+            dossier_json: serde_json::to_string(&dossier).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            notified: recipients,
+            emails,
+        };
+        let repeat_since = now - i64::from(self.signin.settings.assistance.repeat_window_seconds);
+        let outcome = store.complete_assistance_request(request.id, &processed, repeat_since, now).await?;
+        if outcome == ProcessOutcome::Opened {
+            self.wake_outbox.notify_one();
+        }
+        Ok(true)
+    }
+
+    /// Everyone who may view requests, active, with a valid email (every stored email is valid).
+    async fn recipients(&self) -> Result<Vec<String>, StoreError> {
+        let settings = &self.signin.settings.permissions;
+        let min = settings.view_requests.dpa;
+        let mut out = Vec::new();
+        for (person, email) in self.signin.store.notification_recipients(min).await? {
+            let grant = self.signin.store.grant(person).await?;
+            if crate::policy::permissions::allows(&grant, Permission::ViewRequests, settings) {
+                out.push(email);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The person and sign-in account an email address belongs to.
+    async fn resolve(&self, email: &str) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+        let Ok(email) = EmailAddress::parse(email) else { return Ok(None) };
+        let Some(person) = self.signin.store.person_by_email(&email).await? else { return Ok(None) };
+        let accounts = self.signin.store.accounts_of(person.id).await?;
+        let account = accounts.iter().find(|a| a.source != AccountSource::Sso).or(accounts.first()).map(|a| a.id);
+        Ok(Some((person.id, account)))
+    }
+
+    async fn gather(
+        &self,
+        request: &crate::store::AssistanceRequest,
+        resolved: Option<(i64, Option<i64>)>,
+    ) -> Result<dossier::Facts, StoreError> {
+        let store = &self.signin.store;
+        let ip: std::net::IpAddr = request.client_ip.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let location = self.signin.geo.locate(ip);
+        let mut facts = dossier::Facts {
+            reference: request.reference.clone(),
+            submitted_email: request.submitted_email.clone(),
+            problem_label: ProblemType::parse(&request.problem).map(|p| p.label().to_owned()).unwrap_or_default(),
+            description: request.description.clone(),
+            created_at: request.created_at,
+            request_ip: request.client_ip.clone(),
+            request_location: location.clone(),
+            ..Default::default()
+        };
+        let Some((person_id, Some(account_id))) = resolved else { return Ok(facts) };
+        let (Some(person), Some(account)) = (store.person(person_id).await?, store.account(account_id).await?) else {
+            return Ok(facts);
+        };
+        let now = self.signin.now();
+        facts.person = Some(dossier::PersonFacts {
+            display_name: person.display_name.clone(),
+            email: person.email.to_string(),
+            username: account.username.clone(),
+            source: account.source.to_string(),
+            active: person.status == PersonStatus::Active,
+            locked: account.lock().is_locked(now),
+            lock_reason: account.lock_reason.map(|r| r.to_string()),
+            mfa_enabled: store.totp(account.id).await?.is_some_and(|t| t.confirmed_at.is_some()),
+            backup_codes_unused: store.unused_backup_codes(account.id).await?,
+            password_changed_at: account.password_changed_at,
+        });
+        facts.sign_ins = store.recent_sign_ins(account.id, 100).await?;
+        facts.authenticator_changes = store.authenticator_changes(account.id, 50).await?;
+        facts.last_access_email = store.last_audit_action(account.id, &["send-access-email", "send-magic-link"]).await?;
+        facts.last_recovery_code = store.last_audit_action(account.id, &["send-recovery-code", "send-one-time-password"]).await?;
+        let (ip_seen, network_seen) = store.seen_before(account.id, &request.client_ip, &location.network, request.created_at).await?;
+        facts.ip_seen_before = ip_seen;
+        facts.network_seen_before = network_seen;
+        Ok(facts)
+    }
+
+    /// Resolve or dismiss an open request, as `actor`, with a note; audited.
+    pub async fn close(&self, actor: &Actor, reference: &str, resolve: bool, note: &str) -> Result<bool, StoreError> {
+        let (status, action) = if resolve { ("resolved", "assistance.resolve") } else { ("dismissed", "assistance.dismiss") };
+        let mut audit = AuditEntry::new(self.signin.now(), actor, action, "success").details(note.to_owned());
+        audit.reference = Some(reference.to_owned());
+        if let Some(request) = self.signin.store.assistance_request(reference).await? {
+            audit.subject_person_id = request.person_id;
+            audit.subject_account_id = request.account_id;
+        }
+        self.signin.store.close_assistance_request(reference, status, note, &audit).await
+    }
+}

@@ -1,0 +1,130 @@
+use super::ParseError;
+use std::fmt;
+
+/// What went wrong, as the person asking for help chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemType {
+    Lost2fa,
+    ForgottenPassword,
+    LockedOut,
+    Other,
+}
+
+impl ProblemType {
+    pub const ALL: [ProblemType; 4] = [Self::Lost2fa, Self::ForgottenPassword, Self::LockedOut, Self::Other];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lost2fa => "lost_2fa",
+            Self::ForgottenPassword => "forgotten_password",
+            Self::LockedOut => "locked_out",
+            Self::Other => "other",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Lost2fa => "Lost 2FA device or backup codes",
+            Self::ForgottenPassword => "Forgotten password",
+            Self::LockedOut => "Account locked out",
+            Self::Other => "Other access issue",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s.trim()).ok_or_else(|| {
+            ParseError::new("type", "must be one of lost_2fa, forgotten_password, locked_out, other")
+        })
+    }
+}
+
+impl fmt::Display for ProblemType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A short free-text description: at most 500 characters, no control characters but line breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_CHARS: usize = 500;
+
+    pub fn parse(input: &str) -> Result<Option<Self>, ParseError> {
+        let text = input.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err(ParseError::new("description", format!("must be at most {} characters", Self::MAX_CHARS)));
+        }
+        if text.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+            return Err(ParseError::new("description", "must not contain control characters"));
+        }
+        Ok(Some(Self(text.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A reference a person can read aloud over the phone: `AR-` and two groups of four symbols from an
+/// alphabet without look-alikes (no 0/O, 1/I/L, U), e.g. `AR-7KQ2-MX4P`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReferenceId(String);
+
+impl ReferenceId {
+    pub fn generate() -> Self {
+        Self(format!("AR-{}", crate::crypto::typed_code(2)))
+    }
+
+    /// Accepts any case, and missing or extra dashes and spaces.
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        let symbols: String =
+            input.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
+        let body = symbols.strip_prefix("AR").unwrap_or(&symbols);
+        let valid = body.len() == 8 && body.chars().all(|c| "23456789ABCDEFGHJKMNPQRSTVWXYZ".contains(c));
+        if !valid {
+            return Err(ParseError::new("reference", "must look like AR-7KQ2-MX4P"));
+        }
+        Ok(Self(format!("AR-{}-{}", &body[..4], &body[4..])))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReferenceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_readable_and_parse_back_however_typed() {
+        let r = ReferenceId::generate();
+        assert!(r.as_str().starts_with("AR-") && r.as_str().len() == 12, "{r}");
+        assert_eq!(ReferenceId::parse(&r.as_str().to_lowercase().replace('-', " ")), Ok(r.clone()));
+        assert_eq!(ReferenceId::parse("7kq2mx4p").map(|r| r.0), Ok("AR-7KQ2-MX4P".into()));
+        for bad in ["", "AR-7KQ2", "AR-0OIL-1234", "AR-7KQ2-MX4P-9"] {
+            assert!(ReferenceId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn problem_types_and_descriptions_are_checked() {
+        assert_eq!(ProblemType::parse("lost_2fa"), Ok(ProblemType::Lost2fa));
+        assert!(ProblemType::parse("hacked").is_err());
+        assert_eq!(Description::parse("   "), Ok(None));
+        assert!(Description::parse(&"x".repeat(501)).is_err());
+        assert!(Description::parse("bell\u{7}").is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! The JSON API under `/api/v1`. Errors are problem documents (RFC 9457) with a stable `code`, a
+//! `message` and the `request_id`; malformed JSON gets the same format, never the framework's text.
+
+use super::error::request_id;
+use super::session::Client;
+use super::AppState;
+use crate::assistance::SubmitError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/assistance-requests", post(create_assistance_request))
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    r#type: &'a str,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    message: &'a str,
+    request_id: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = Problem {
+            r#type: "about:blank",
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            code: self.code,
+            message: &self.message,
+            request_id: request_id(),
+        };
+        let mut response = (self.status, Json(&problem)).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(secs) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+/// `Json<T>` whose rejections become problem documents.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let (status, code) = match &rejection {
+                    JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+                    JsonRejection::BytesRejection(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+                    _ => (StatusCode::BAD_REQUEST, "invalid_json"),
+                };
+                Err(ApiError::new(status, code, rejection.body_text()))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssistanceRequestBody {
+    email: String,
+    r#type: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct AssistanceAccepted {
+    reference: String,
+    status: &'static str,
+    message: &'static str,
+}
+
+/// `POST /api/v1/assistance-requests`: the public form's twin. Same answer for every address.
+pub async fn create_assistance_request(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(body): ApiJson<AssistanceRequestBody>,
+) -> Result<Response, ApiError> {
+    let description = body.description.unwrap_or_default();
+    match state.assistance.submit(&body.email, &body.r#type, &description, &ctx).await {
+        Ok(reference) => Ok((
+            StatusCode::ACCEPTED,
+            Json(AssistanceAccepted {
+                reference: reference.to_string(),
+                status: "received",
+                message: "If the address belongs to an account, an administrator will contact the person through a separate channel.",
+            }),
+        )
+            .into_response()),
+        Err(SubmitError::Invalid(e)) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string())),
+        Err(SubmitError::RateLimited { retry_after }) => Err(ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("Too many requests; retry after {retry_after} seconds."))
+        }),
+        Err(SubmitError::Store(e)) => {
+            tracing::error!(request_id = %request_id(), "assistance request failed: {e}");
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side."))
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The admin console. Every handler takes an [`Admin`], which exists only for a signed-in session whose
+//! account has a second factor; what the admin may do is then asked of `policy::permissions` through
+//! [`Admin::require`] — the one check that the API and CLI use too.
+
+mod requests;
+
+use super::session::MaybeSession;
+use super::{AppState, PageError};
+use crate::audit::Actor;
+use crate::domain::{Account, Grant};
+use crate::policy::permissions::{allows, Permission};
+use crate::store::SessionStage;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/requests") }))
+        .route("/console/requests", get(requests::requests_get))
+        .route("/console/requests/{reference}", get(requests::request_get))
+        .route("/console/requests/{reference}/close", post(requests::close_post))
+}
+
+pub struct Admin {
+    pub account: Account,
+    pub grant: Grant,
+}
+
+pub enum Refusal {
+    SignIn(Redirect),
+    Page(PageError),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::SignIn(r) => r.into_response(),
+            Refusal::Page(p) => p.into_response(),
+        }
+    }
+}
+
+impl From<PageError> for Refusal {
+    fn from(e: PageError) -> Self {
+        Refusal::Page(e)
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let session = MaybeSession::from_request_parts(parts, state).await?;
+        let session = session.at(&[SessionStage::Active]).map_err(Refusal::SignIn)?;
+        let store = &state.signin.store;
+        let account = store.account(session.account_id).await.map_err(PageError::from)?.ok_or_else(PageError::not_found)?;
+        let has_mfa = store.totp(account.id).await.map_err(PageError::from)?.is_some_and(|t| t.confirmed_at.is_some());
+        if !has_mfa {
+            return Err(PageError::new(StatusCode::FORBIDDEN, "The console needs two-step verification: set up an authenticator app first.").into());
+        }
+        let grant = store.grant(account.person_id).await.map_err(PageError::from)?;
+        Ok(Self { account, grant })
+    }
+}
+
+impl Admin {
+    /// Refuse with 403 (and a log line: failed authorisations are security events) unless allowed.
+    pub fn require(&self, permission: Permission, state: &AppState) -> Result<(), PageError> {
+        if allows(&self.grant, permission, &state.signin.settings.permissions) {
+            Ok(())
+        } else {
+            tracing::warn!(account = self.account.id, ?permission, "authorisation refused");
+            Err(PageError::new(StatusCode::FORBIDDEN, "You do not have permission to see this page."))
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::Account { account_id: self.account.id, username: self.account.username.clone() }
+    }
+}

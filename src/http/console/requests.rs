@@ -1,0 +1,111 @@
+//! The assistance request queue: list (open first, filters), detail with the dossier, resolve / dismiss.
+
+use super::Admin;
+use crate::domain::{ProblemType, ReferenceId};
+use crate::http::middleware::CsrfToken;
+use crate::http::pages::problems;
+use crate::http::templates::{render, ConsoleRequestPage, ConsoleRequestsPage, RequestRow};
+use crate::http::{error::ValidForm, AppState, PageError};
+use crate::policy::permissions::Permission;
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+const STATUSES: [(&str, &str); 4] = [("", "all"), ("open", "open"), ("resolved", "resolved"), ("dismissed", "dismissed")];
+
+pub async fn requests_get(State(state): State<AppState>, admin: Admin, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+    admin.require(Permission::ViewRequests, &state)?;
+    let query = query.unwrap_or_default();
+    let param = |name: &str| {
+        form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default()
+    };
+    // Unknown or malformed filter values are simply no filter.
+    let wanted = param("status");
+    let status = STATUSES.iter().map(|(v, _)| *v).find(|v| *v == wanted).unwrap_or("");
+    let problem = ProblemType::parse(&param("type")).map(|p| p.as_str()).unwrap_or("");
+    let rows = state
+        .signin
+        .store
+        .assistance_requests(Some(status), Some(problem), 500)
+        .await?
+        .into_iter()
+        .map(|r| RequestRow {
+            at: crate::assistance::dossier::when(r.created_at),
+            reference: r.reference,
+            status: r.status,
+            problem: r.problem,
+            email: r.submitted_email,
+            repeats: r.repeat_count,
+        })
+        .collect();
+    Ok(render(&ConsoleRequestsPage {
+        title: "Assistance requests",
+        status,
+        problem,
+        statuses: STATUSES.to_vec(),
+        problems: problems(),
+        rows,
+    }))
+}
+
+pub async fn request_get(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(reference): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> Result<Response, PageError> {
+    admin.require(Permission::ViewRequests, &state)?;
+    let reference = ReferenceId::parse(&reference).map_err(|_| PageError::not_found())?;
+    let request = state.signin.store.assistance_request(reference.as_str()).await?.ok_or_else(PageError::not_found)?;
+    let dossier = request.dossier.as_deref().and_then(|d| serde_json::from_str(d).ok());
+    let closed = request.closed_at.map(|at| {
+        format!(
+            "{} by {} on {}: {}",
+            request.status,
+            request.closed_by.as_deref().unwrap_or("?"),
+            crate::assistance::dossier::when(at),
+            request.close_note.as_deref().unwrap_or("")
+        )
+    });
+    Ok(render(&ConsoleRequestPage {
+        title: "Assistance request",
+        csrf: &csrf.0,
+        reference: &request.reference,
+        status: &request.status,
+        repeats: request.repeat_count,
+        open: request.status == "open",
+        closed,
+        dossier,
+        notified: request.notified.as_deref().unwrap_or("nobody yet"),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct CloseForm {
+    decision: String,
+    note: String,
+}
+
+pub async fn close_post(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(reference): Path<String>,
+    ValidForm(form): ValidForm<CloseForm>,
+) -> Result<Response, PageError> {
+    admin.require(Permission::ViewRequests, &state)?;
+    let reference = ReferenceId::parse(&reference).map_err(|_| PageError::not_found())?;
+    let resolve = match form.decision.as_str() {
+        "resolve" => true,
+        "dismiss" => false,
+        _ => return Err(PageError::bad_request("Choose resolve or dismiss.")),
+    };
+    let note = form.note.trim();
+    if note.is_empty() || note.chars().count() > 2000 {
+        return Err(PageError::bad_request("Write a note of 1 to 2000 characters: what you verified and what you did."));
+    }
+    if !state.assistance.close(&admin.actor(), reference.as_str(), resolve, note).await? {
+        return Err(PageError::new(StatusCode::CONFLICT, "This request is not open (someone may have closed it already)."));
+    }
+    Ok(Redirect::to(&format!("/console/requests/{reference}")).into_response())
+}

@@ -1,0 +1,386 @@
+//! The outbox and assistance requests on the SQL backends.
+
+use super::sql::{append, SqlStore};
+use super::*;
+use crate::audit::Actor;
+use crate::mail::outbox::{QueuedEmail, MAX_ATTEMPTS};
+use crate::mail::OutgoingEmail;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// Queue an email inside the caller's transaction.
+pub(super) async fn enqueue(conn: &mut sqlx::AnyConnection, email: &OutgoingEmail, now: Timestamp) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO outbox_email (message_id, to_address, subject, text_body, html_body, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(&email.message_id)
+    .bind(&email.to)
+    .bind(&email.subject)
+    .bind(&email.text)
+    .bind(&email.html)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+const REQUEST_COLUMNS: &str = "assistance_request_id, reference, submitted_email, problem, description, client_ip, user_agent, \
+    created_at, status, joined_to, repeat_count, person_id, account_id, dossier, notified, closed_by, closed_at, close_note";
+
+fn request_from_row(r: &AnyRow) -> StoreResult<AssistanceRequest> {
+    Ok(AssistanceRequest {
+        id: r.try_get("assistance_request_id")?,
+        reference: r.try_get("reference")?,
+        submitted_email: r.try_get("submitted_email")?,
+        problem: r.try_get("problem")?,
+        description: r.try_get("description")?,
+        client_ip: r.try_get("client_ip")?,
+        user_agent: r.try_get("user_agent")?,
+        created_at: r.try_get("created_at")?,
+        status: r.try_get("status")?,
+        joined_to: r.try_get("joined_to")?,
+        repeat_count: r.try_get("repeat_count")?,
+        person_id: r.try_get("person_id")?,
+        account_id: r.try_get("account_id")?,
+        dossier: r.try_get("dossier")?,
+        notified: r.try_get("notified")?,
+        closed_by: r.try_get("closed_by")?,
+        closed_at: r.try_get("closed_at")?,
+        close_note: r.try_get("close_note")?,
+    })
+}
+
+#[async_trait]
+impl OutboxStore for SqlStore {
+    async fn claim_due_emails(&self, now: Timestamp, lease_seconds: i64, limit: i64) -> StoreResult<Vec<QueuedEmail>> {
+        let candidates: Vec<i64> = sqlx::query(
+            "SELECT outbox_email_id FROM outbox_email WHERE sent_at IS NULL AND next_attempt_at <= $1 AND attempts < $2 \
+             AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY outbox_email_id LIMIT $3",
+        )
+        .bind(now)
+        .bind(MAX_ATTEMPTS)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+        let mut claimed = Vec::new();
+        for id in candidates {
+            // Compare-and-set: of several instances eyeing the same row, one wins the lease.
+            let row = sqlx::query(
+                "UPDATE outbox_email SET claimed_until = $1 WHERE outbox_email_id = $2 AND sent_at IS NULL \
+                 AND (claimed_until IS NULL OR claimed_until <= $3) \
+                 RETURNING outbox_email_id, message_id, to_address, subject, text_body, html_body, attempts",
+            )
+            .bind(now + lease_seconds)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(r) = row {
+                claimed.push(QueuedEmail {
+                    id: r.try_get("outbox_email_id")?,
+                    attempts: r.try_get("attempts")?,
+                    email: OutgoingEmail {
+                        message_id: r.try_get("message_id")?,
+                        to: r.try_get("to_address")?,
+                        subject: r.try_get("subject")?,
+                        text: r.try_get("text_body")?,
+                        html: r.try_get("html_body")?,
+                    },
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_email_sent(&self, id: i64, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox_email SET sent_at = $1, claimed_until = NULL, last_error = NULL WHERE outbox_email_id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_email_failed(&self, id: i64, attempts: i64, next_attempt_at: Timestamp, error: &str) -> StoreResult<()> {
+        let error: String = error.chars().take(1000).collect();
+        sqlx::query(
+            "UPDATE outbox_email SET attempts = $1, next_attempt_at = $2, last_error = $3, claimed_until = NULL \
+             WHERE outbox_email_id = $4 AND sent_at IS NULL",
+        )
+        .bind(attempts)
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_counts(&self) -> StoreResult<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN sent_at IS NULL THEN 1 ELSE 0 END), 0) AS queued, \
+             COALESCE(SUM(CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END), 0) AS sent FROM outbox_email",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.try_get("queued")?, row.try_get("sent")?))
+    }
+}
+
+#[async_trait]
+impl AssistanceStore for SqlStore {
+    async fn hit_rate_limits(&self, buckets: &[(String, Timestamp)]) -> StoreResult<Vec<i64>> {
+        let mut tx = self.pool().begin().await?;
+        let mut hits = Vec::with_capacity(buckets.len());
+        for (bucket, window_start) in buckets {
+            let row = sqlx::query(
+                "INSERT INTO rate_limit_counter (bucket, window_start, hits) VALUES ($1, $2, 1) \
+                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 RETURNING hits",
+            )
+            .bind(bucket)
+            .bind(window_start)
+            .fetch_one(&mut *tx)
+            .await?;
+            hits.push(row.try_get("hits")?);
+        }
+        // Old windows are of no further use.
+        if let Some((_, newest)) = buckets.first() {
+            sqlx::query("DELETE FROM rate_limit_counter WHERE window_start < $1").bind(newest - 86_400).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(hits)
+    }
+
+    async fn insert_assistance_request(&self, r: &NewAssistanceRequest) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO assistance_request (reference, submitted_email, problem, description, client_ip, user_agent, created_at, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'received')",
+        )
+        .bind(r.reference.as_str())
+        .bind(&r.submitted_email)
+        .bind(r.problem.as_str())
+        .bind(r.description.as_deref())
+        .bind(&r.client_ip)
+        .bind(&r.user_agent)
+        .bind(r.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict("reference taken".into()),
+            _ => StoreError::Database(e),
+        })?;
+        let mut entry = AuditEntry::new(r.created_at, &Actor::Public, "assistance.request", "received")
+            .ip(r.client_ip.clone())
+            .details(serde_json::json!({ "submitted_email": r.submitted_email, "type": r.problem.as_str() }).to_string());
+        entry.reference = Some(r.reference.to_string());
+        append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_received_request(&self, now: Timestamp, lease_seconds: i64) -> StoreResult<Option<AssistanceRequest>> {
+        let candidates: Vec<i64> = sqlx::query(
+            "SELECT assistance_request_id FROM assistance_request WHERE status = 'received' \
+             AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY assistance_request_id LIMIT 5",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+        for id in candidates {
+            let row = sqlx::query(&format!(
+                "UPDATE assistance_request SET claimed_until = $1 WHERE assistance_request_id = $2 AND status = 'received' \
+                 AND (claimed_until IS NULL OR claimed_until <= $3) RETURNING {REQUEST_COLUMNS}"
+            ))
+            .bind(now + lease_seconds)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(r) = row {
+                return Ok(Some(request_from_row(&r)?));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn complete_assistance_request(&self, id: i64, p: &Processed, repeat_since: Timestamp, now: Timestamp) -> StoreResult<ProcessOutcome> {
+        let mut tx = self.pool().begin().await?;
+        // One completion at a time across instances, so two repeats cannot both open.
+        sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await?;
+        let Some(row) = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1 AND status = 'received'"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(ProcessOutcome::AlreadyProcessed);
+        };
+        let request = request_from_row(&row)?;
+        let open: Option<i64> = sqlx::query(
+            "SELECT assistance_request_id FROM assistance_request WHERE submitted_email = $1 AND problem = $2 \
+             AND status = 'open' AND created_at >= $3 AND assistance_request_id <> $4 ORDER BY assistance_request_id LIMIT 1",
+        )
+        .bind(&request.submitted_email)
+        .bind(&request.problem)
+        .bind(repeat_since)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get::<i64, _>(0))
+        .transpose()?;
+        let mut entry = AuditEntry::new(now, &Actor::System, "assistance.request", "opened").ip(request.client_ip.clone());
+        entry.reference = Some(request.reference.clone());
+        entry.subject_person_id = p.person_id;
+        entry.subject_account_id = p.account_id;
+        let outcome = if let Some(open_id) = open {
+            sqlx::query("UPDATE assistance_request SET repeat_count = repeat_count + 1 WHERE assistance_request_id = $1")
+                .bind(open_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE assistance_request SET status = 'joined', joined_to = $1, person_id = $2, account_id = $3, \
+                 processed_at = $4, claimed_until = NULL WHERE assistance_request_id = $5",
+            )
+            .bind(open_id)
+            .bind(p.person_id)
+            .bind(p.account_id)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            entry.outcome = "joined".into();
+            entry.details = Some(format!("repeat of an open request (id {open_id}); admins not emailed again"));
+            ProcessOutcome::JoinedOpen { open_id }
+        } else {
+            let notified = p.notified.join(", ");
+            sqlx::query(
+                "UPDATE assistance_request SET status = 'open', person_id = $1, account_id = $2, dossier = $3, notified = $4, \
+                 processed_at = $5, claimed_until = NULL WHERE assistance_request_id = $6",
+            )
+            .bind(p.person_id)
+            .bind(p.account_id)
+            .bind(&p.dossier_json)
+            .bind(&notified)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            for email in &p.emails {
+                enqueue(&mut tx, email, now).await?;
+            }
+            entry.notified = Some(notified);
+            ProcessOutcome::Opened
+        };
+        append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn assistance_requests(&self, status: Option<&str>, problem: Option<&str>, limit: i64) -> StoreResult<Vec<AssistanceRequest>> {
+        // Open requests first, newest first within each status.
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE status <> 'received' AND status <> 'joined' \
+             AND ($1 = '' OR status = $1) AND ($2 = '' OR problem = $2) \
+             ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END, created_at DESC, assistance_request_id DESC LIMIT $3"
+        ))
+        .bind(status.unwrap_or(""))
+        .bind(problem.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    async fn assistance_request(&self, reference: &str) -> StoreResult<Option<AssistanceRequest>> {
+        let row = sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE reference = $1"))
+            .bind(reference)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    async fn close_assistance_request(&self, reference: &str, status: &str, note: &str, audit: &AuditEntry) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE assistance_request SET status = $1, closed_by = $2, closed_at = $3, close_note = $4 \
+             WHERE reference = $5 AND status = 'open'",
+        )
+        .bind(status)
+        .bind(&audit.actor)
+        .bind(audit.at)
+        .bind(note)
+        .bind(reference)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !done {
+            return Ok(false);
+        }
+        append(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn notification_recipients(&self, min_dpa: u8) -> StoreResult<Vec<(PersonId, String)>> {
+        let rows = sqlx::query(
+            "SELECT p.person_id, p.email FROM person p JOIN permission_grant g ON g.person_id = p.person_id \
+             WHERE p.status = 'active' AND g.dpa_level >= $1 ORDER BY p.email",
+        )
+        .bind(i64::from(min_dpa))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("person_id")?, r.try_get("email")?))).collect()
+    }
+
+    async fn authenticator_changes(&self, account: AccountId, limit: i64) -> StoreResult<Vec<(String, String, Timestamp)>> {
+        let rows = sqlx::query(
+            "SELECT kind, change, at FROM authenticator_history WHERE account_id = $1 \
+             ORDER BY at DESC, authenticator_history_id DESC LIMIT $2",
+        )
+        .bind(account)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("kind")?, r.try_get("change")?, r.try_get("at")?))).collect()
+    }
+
+    async fn last_audit_action(&self, account: AccountId, actions: &[&str]) -> StoreResult<Option<Timestamp>> {
+        let mut newest = None;
+        for action in actions {
+            let at: Option<i64> =
+                sqlx::query("SELECT MAX(at) AS at FROM audit_event WHERE subject_account_id = $1 AND action = $2 AND outcome = 'success'")
+                    .bind(account)
+                    .bind(*action)
+                    .fetch_one(self.pool())
+                    .await?
+                    .try_get("at")?;
+            newest = newest.max(at);
+        }
+        Ok(newest)
+    }
+
+    async fn seen_before(&self, account: AccountId, ip: &str, network: &str, before: Timestamp) -> StoreResult<(bool, bool)> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN client_ip = $2 THEN 1 ELSE 0 END), 0) AS ip_hits, \
+             COALESCE(SUM(CASE WHEN network = $3 THEN 1 ELSE 0 END), 0) AS network_hits \
+             FROM sign_in_event WHERE account_id = $1 AND outcome = 'success' AND at < $4",
+        )
+        .bind(account)
+        .bind(ip)
+        .bind(network)
+        .bind(before)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.try_get::<i64, _>("ip_hits")? > 0, row.try_get::<i64, _>("network_hits")? > 0))
+    }
+}
