@@ -2,16 +2,16 @@
 
 use crate::assistance::Assistance;
 use crate::config::Settings;
-use crate::mail::outbox::OutboxWorker;
-use crate::mail::{MailDir, Mailer, Smtp};
-use tokio::sync::Notify;
 use crate::crypto::{Keys, MasterKey, PasswordHasher};
 use crate::geo::Geo;
 use crate::http::AppState;
+use crate::mail::outbox::OutboxWorker;
+use crate::mail::{MailDir, Mailer, Smtp};
 use crate::signin::{Clock, SignIn, SystemClock};
 use crate::store::SqlStore;
 use anyhow::Context;
 use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// Open the database (running migrations), load or create the master key, open GeoIP databases.
 pub async fn build(settings: Settings) -> anyhow::Result<AppState> {
@@ -57,6 +57,7 @@ pub fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         from: state.signin.settings.mail_from.clone(),
         clock: state.signin.clock.clone(),
         wake: state.assistance.wake_outbox.clone(),
+        settings: state.signin.settings.outbox.clone(),
     };
     vec![
         tokio::spawn(state.assistance.clone().run_processor()),

@@ -39,6 +39,7 @@ pub struct Settings {
     pub mail_from: String,
     pub policy: PolicySettings,
     pub assistance: AssistanceSettings,
+    pub outbox: OutboxSettings,
     pub permissions: PermissionSettings,
     pub lockout: LockoutPolicy,
     pub argon2: Argon2Settings,
@@ -62,6 +63,7 @@ impl Default for Settings {
             mail_from: "Lifeline <lifeline@localhost>".into(),
             policy: PolicySettings::default(),
             assistance: AssistanceSettings::default(),
+            outbox: OutboxSettings::default(),
             permissions: PermissionSettings::default(),
             lockout: LockoutPolicy::default(),
             argon2: Argon2Settings::default(),
@@ -116,6 +118,8 @@ pub struct AssistanceSettings {
     pub repeat_window_seconds: u32,
     /// Every answer takes at least this long, so its timing says nothing about the account.
     pub response_floor_ms: u32,
+    /// How long an instance holds a request it is processing before another instance may take it over.
+    pub processing_lease_seconds: u32,
 }
 
 impl Default for AssistanceSettings {
@@ -126,7 +130,26 @@ impl Default for AssistanceSettings {
             global: RateLimit { max: 300, window_seconds: 60 },
             repeat_window_seconds: 3600,
             response_floor_ms: 400,
+            processing_lease_seconds: 120,
         }
+    }
+}
+
+/// Email delivery from the outbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// The first retry after a failed delivery; each further one waits twice as long (at most an hour).
+    pub retry_base_seconds: u32,
+    /// The longest wait between two attempts.
+    pub retry_max_seconds: u32,
+    /// How long an instance holds an email it is delivering before another instance may take it over.
+    pub lease_seconds: u32,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self { retry_base_seconds: 15, retry_max_seconds: 3600, lease_seconds: 60 }
     }
 }
 
@@ -210,6 +233,9 @@ impl Settings {
         a.per_email.validate("assistance.per_email")?;
         a.global.validate("assistance.global")?;
         self.permissions.validate()?;
+        if a.processing_lease_seconds == 0 || self.outbox.lease_seconds == 0 || self.outbox.retry_base_seconds == 0 {
+            return Err("assistance.processing_lease_seconds, outbox.lease_seconds and outbox.retry_base_seconds must be at least 1".into());
+        }
         if a.response_floor_ms > 10_000 {
             return Err("assistance.response_floor_ms must be at most 10000".into());
         }

@@ -83,17 +83,30 @@ pub fn build(f: &Facts, now: Timestamp) -> Dossier {
     };
 
     let (resolved_account, account) = match &f.person {
-        None => ("no matching account".to_owned(), vec![("Account".to_owned(), "no account has this email address".to_owned())]),
+        None => (
+            "no matching account".to_owned(),
+            vec![("Account".to_owned(), "no account has this email address".to_owned())],
+        ),
         Some(p) => (
             format!("{} ({}) <{}>", p.display_name, p.username, p.email),
             vec![
-                ("Exists and active".into(), if p.active { "yes".into() } else { "no — the person is disabled".into() }),
+                (
+                    "Exists and active".into(),
+                    if p.active { "yes".into() } else { "no — the person is disabled".into() },
+                ),
                 (
                     "Locked".into(),
-                    if p.locked { format!("yes ({})", p.lock_reason.as_deref().unwrap_or("unknown reason")) } else { "no".into() },
+                    if p.locked {
+                        format!("yes ({})", p.lock_reason.as_deref().unwrap_or("unknown reason"))
+                    } else {
+                        "no".into()
+                    },
                 ),
                 ("Account type".into(), p.source.clone()),
-                ("Two-factor authentication".into(), if p.mfa_enabled { "enabled".into() } else { "not set up".into() }),
+                (
+                    "Two-factor authentication".into(),
+                    if p.mfa_enabled { "enabled".into() } else { "not set up".into() },
+                ),
                 ("Unused backup codes".into(), p.backup_codes_unused.to_string()),
             ],
         ),
@@ -103,7 +116,10 @@ pub fn build(f: &Facts, now: Timestamp) -> Dossier {
     if f.person.is_some() {
         events.push((
             "Last successful sign-in".into(),
-            successes.first().map(|e| format!("{} from {} ({}, {})", when(e.at), e.client_ip, place(e), e.network)).unwrap_or_else(|| "never".into()),
+            successes
+                .first()
+                .map(|e| format!("{} from {} ({}, {})", when(e.at), e.client_ip, place(e), e.network))
+                .unwrap_or_else(|| "never".into()),
         ));
         let mut seen: Vec<String> = Vec::new();
         for e in &successes {
@@ -112,7 +128,10 @@ pub fn build(f: &Facts, now: Timestamp) -> Dossier {
                 seen.push(item);
             }
         }
-        events.push(("Recent sign-in locations and networks".into(), if seen.is_empty() { "none".into() } else { seen.join("; ") }));
+        events.push((
+            "Recent sign-in locations and networks".into(),
+            if seen.is_empty() { "none".into() } else { seen.join("; ") },
+        ));
         events.push((
             "Recent failed sign-in attempts".into(),
             format!("{} in the last 24 hours, {} in the last 7 days", failures(now - DAY), failures(now - 7 * DAY)),
@@ -173,7 +192,10 @@ pub fn risk_flags(f: &Facts, now: Timestamp) -> Vec<String> {
             ));
         }
         if !f.network_seen_before {
-            flags.push(format!("New network: {} has never been used for a successful sign-in.", f.request_location.network));
+            flags.push(format!(
+                "New network: {} has never been used for a successful sign-in.",
+                f.request_location.network
+            ));
         }
     } else {
         flags.push("No successful sign-in on record: nothing to compare the request's location with.".into());
@@ -252,7 +274,11 @@ mod tests {
     fn a_request_from_a_new_country_and_network_is_flagged() {
         let now = 1_800_000_000;
         let dossier = build(&facts(now), now);
-        assert!(dossier.risk_flags.iter().any(|f| f.starts_with("New country: the request comes from SE")), "{:?}", dossier.risk_flags);
+        assert!(
+            dossier.risk_flags.iter().any(|f| f.starts_with("New country: the request comes from SE")),
+            "{:?}",
+            dossier.risk_flags
+        );
         assert!(dossier.risk_flags.iter().any(|f| f.starts_with("New network")));
         assert!(dossier.context.contains(&("Approximate location".into(), "Linköping, SE".into())));
         assert!(dossier.events.iter().any(|(k, v)| k == "Last successful sign-in" && v.contains("London, GB")));
@@ -262,7 +288,12 @@ mod tests {
     fn a_familiar_request_raises_nothing() {
         let now = 1_800_000_000;
         let mut f = facts(now);
-        f.request_location = Location { city: Some("London".into()), country: Some("GB".into()), asn: None, network: "81.2.69.0/24".into() };
+        f.request_location = Location {
+            city: Some("London".into()),
+            country: Some("GB".into()),
+            asn: None,
+            network: "81.2.69.0/24".into(),
+        };
         f.ip_seen_before = true;
         f.network_seen_before = true;
         assert_eq!(risk_flags(&f, now), Vec::<String>::new());

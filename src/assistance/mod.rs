@@ -37,9 +37,6 @@ pub struct Assistance {
     pub wake_outbox: Arc<Notify>,
 }
 
-/// How long a claimed request is reserved for the instance processing it.
-const LEASE_SECONDS: i64 = 120;
-
 #[derive(Template)]
 #[template(path = "email/assistance_admin.txt")]
 struct AdminText<'a> {
@@ -57,7 +54,13 @@ struct AdminHtml<'a> {
 impl Assistance {
     /// Accept a request. Returns its reference once it is stored durably.
     #[tracing::instrument(skip_all)]
-    pub async fn submit(&self, email: &str, problem: &str, description: &str, ctx: &RequestContext) -> Result<ReferenceId, SubmitError> {
+    pub async fn submit(
+        &self,
+        email: &str,
+        problem: &str,
+        description: &str,
+        ctx: &RequestContext,
+    ) -> Result<ReferenceId, SubmitError> {
         let started = Instant::now();
         let email = EmailAddress::parse(email)?;
         let problem = ProblemType::parse(problem)?;
@@ -123,17 +126,23 @@ impl Assistance {
     pub async fn process_next(&self) -> Result<bool, StoreError> {
         let store = &self.signin.store;
         let now = self.signin.now();
-        let Some(request) = store.claim_received_request(now, LEASE_SECONDS).await? else { return Ok(false) };
+        let lease = i64::from(self.signin.settings.assistance.processing_lease_seconds);
+        let Some(request) = store.claim_received_request(now, lease).await? else { return Ok(false) };
         let resolved = self.resolve(&request.submitted_email).await?;
         let facts = self.gather(&request, resolved).await?;
         let dossier = dossier::build(&facts, now);
         let recipients = self.recipients().await?;
-        let link = format!("{}/console/requests/{}", self.signin.settings.public_url.trim_end_matches('/'), request.reference);
+        let link =
+            format!("{}/console/requests/{}", self.signin.settings.public_url.trim_end_matches('/'), request.reference);
         let domain = crate::mail::sender_domain(&self.signin.settings.mail_from);
         let text = AdminText { d: &dossier, link: &link }.render().map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let html = AdminHtml { d: &dossier, link: &link }.render().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let subject = format!("Access assistance request {}: {} ({})", dossier.reference, dossier.request_type, dossier.submitted_email);
-        let emails = recipients.iter().map(|to| OutgoingEmail::new(&domain, to, &subject, text.clone(), html.clone())).collect();
+        let subject = format!(
+            "Access assistance request {}: {} ({})",
+            dossier.reference, dossier.request_type, dossier.submitted_email
+        );
+        let emails =
+            recipients.iter().map(|to| OutgoingEmail::new(&domain, to, &subject, text.clone(), html.clone())).collect();
         let processed = Processed {
             person_id: resolved.map(|(person, _)| person),
             account_id: resolved.and_then(|(_, account)| account),
@@ -209,9 +218,12 @@ impl Assistance {
         });
         facts.sign_ins = store.recent_sign_ins(account.id, 100).await?;
         facts.authenticator_changes = store.authenticator_changes(account.id, 50).await?;
-        facts.last_access_email = store.last_audit_action(account.id, &["send-access-email", "send-magic-link"]).await?;
-        facts.last_recovery_code = store.last_audit_action(account.id, &["send-recovery-code", "send-one-time-password"]).await?;
-        let (ip_seen, network_seen) = store.seen_before(account.id, &request.client_ip, &location.network, request.created_at).await?;
+        facts.last_access_email =
+            store.last_audit_action(account.id, &["send-access-email", "send-magic-link"]).await?;
+        facts.last_recovery_code =
+            store.last_audit_action(account.id, &["send-recovery-code", "send-one-time-password"]).await?;
+        let (ip_seen, network_seen) =
+            store.seen_before(account.id, &request.client_ip, &location.network, request.created_at).await?;
         facts.ip_seen_before = ip_seen;
         facts.network_seen_before = network_seen;
         Ok(facts)
@@ -219,7 +231,8 @@ impl Assistance {
 
     /// Resolve or dismiss an open request, as `actor`, with a note; audited.
     pub async fn close(&self, actor: &Actor, reference: &str, resolve: bool, note: &str) -> Result<bool, StoreError> {
-        let (status, action) = if resolve { ("resolved", "assistance.resolve") } else { ("dismissed", "assistance.dismiss") };
+        let (status, action) =
+            if resolve { ("resolved", "assistance.resolve") } else { ("dismissed", "assistance.dismiss") };
         let mut audit = AuditEntry::new(self.signin.now(), actor, action, "success").details(note.to_owned());
         audit.reference = Some(reference.to_owned());
         if let Some(request) = self.signin.store.assistance_request(reference).await? {

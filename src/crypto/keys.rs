@@ -10,8 +10,8 @@ use std::path::Path;
 pub enum KeyError {
     #[error("secret key: {0}")]
     Invalid(String),
-    #[error("key file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("key file {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("could not decrypt a stored secret (wrong key file?)")]
     Decrypt,
 }
@@ -38,7 +38,7 @@ impl MasterKey {
 
     /// Read the key file, or create it (mode 0600) with a fresh random key when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io { path: path.display().to_string(), source };
+        let io = |error| KeyError::Io { path: path.display().to_string(), error };
         match std::fs::read_to_string(path) {
             Ok(text) => Self::from_hex(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

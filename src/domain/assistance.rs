@@ -33,9 +33,10 @@ impl ProblemType {
     }
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s.trim()).ok_or_else(|| {
-            ParseError::new("type", "must be one of lost_2fa, forgotten_password, locked_out, other")
-        })
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s.trim())
+            .ok_or_else(|| ParseError::new("type", "must be one of lost_2fa, forgotten_password, locked_out, other"))
     }
 }
 

@@ -1,13 +1,13 @@
 //! The JSON API under `/api/v1`. Errors are problem documents (RFC 9457) with a stable `code`, a
 //! `message` and the `request_id`; malformed JSON gets the same format, never the framework's text.
 
+use super::AppState;
 use super::error::request_id;
 use super::session::Client;
-use super::AppState;
 use crate::assistance::SubmitError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -77,7 +77,9 @@ where
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => {
                 let (status, code) = match &rejection {
-                    JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+                    JsonRejection::MissingJsonContentType(_) => {
+                        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                    }
                     JsonRejection::BytesRejection(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
                     _ => (StatusCode::BAD_REQUEST, "invalid_json"),
                 };

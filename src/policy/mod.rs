@@ -3,7 +3,7 @@
 
 pub mod lockout;
 pub mod outbox;
-pub mod rate_limit;
 pub mod password;
 pub mod permissions;
+pub mod rate_limit;
 pub mod tiers;

@@ -66,6 +66,10 @@ mod tests {
         assert!(allows(&with(1), Permission::ViewRequests, &settings));
         let strict = PermissionSettings { view_requests: Requirement { dpa: 2, expert: true } };
         assert!(!allows(&with(3), Permission::ViewRequests, &strict));
-        assert!(allows(&Grant { dpa_level: 2, expert_mode: true, ..Default::default() }, Permission::ViewRequests, &strict));
+        assert!(allows(
+            &Grant { dpa_level: 2, expert_mode: true, ..Default::default() },
+            Permission::ViewRequests,
+            &strict
+        ));
     }
 }

@@ -272,9 +272,20 @@ pub trait AuditStore: Send + Sync {
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
     /// Claim up to `limit` due emails for `lease_seconds`; another claimer skips them until then.
-    async fn claim_due_emails(&self, now: Timestamp, lease_seconds: i64, limit: i64) -> StoreResult<Vec<crate::mail::outbox::QueuedEmail>>;
+    async fn claim_due_emails(
+        &self,
+        now: Timestamp,
+        lease_seconds: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::mail::outbox::QueuedEmail>>;
     async fn mark_email_sent(&self, id: i64, now: Timestamp) -> StoreResult<()>;
-    async fn mark_email_failed(&self, id: i64, attempts: i64, next_attempt_at: Timestamp, error: &str) -> StoreResult<()>;
+    async fn mark_email_failed(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> StoreResult<()>;
     /// (queued and not yet sent, sent)
     async fn outbox_counts(&self) -> StoreResult<(i64, i64)>;
 }
@@ -338,25 +349,62 @@ pub trait AssistanceStore: Send + Sync {
     /// Store a request (and its audit row) durably.
     async fn insert_assistance_request(&self, request: &NewAssistanceRequest) -> StoreResult<()>;
     /// Claim the oldest unprocessed request for `lease_seconds`.
-    async fn claim_received_request(&self, now: Timestamp, lease_seconds: i64) -> StoreResult<Option<AssistanceRequest>>;
+    async fn claim_received_request(
+        &self,
+        now: Timestamp,
+        lease_seconds: i64,
+    ) -> StoreResult<Option<AssistanceRequest>>;
     /// Finish processing in one transaction: a repeat of an open request (same email and problem, within
     /// `repeat_since`) joins it; otherwise the request opens with its dossier, and the admins' emails and
     /// the audit row are written with it. Runs are serialised across instances.
-    async fn complete_assistance_request(&self, id: i64, processed: &Processed, repeat_since: Timestamp, now: Timestamp) -> StoreResult<ProcessOutcome>;
-    async fn assistance_requests(&self, status: Option<&str>, problem: Option<&str>, limit: i64) -> StoreResult<Vec<AssistanceRequest>>;
+    async fn complete_assistance_request(
+        &self,
+        id: i64,
+        processed: &Processed,
+        repeat_since: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<ProcessOutcome>;
+    async fn assistance_requests(
+        &self,
+        status: Option<&str>,
+        problem: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<AssistanceRequest>>;
     async fn assistance_request(&self, reference: &str) -> StoreResult<Option<AssistanceRequest>>;
     /// Resolve or dismiss an open request, with its audit row; false when it was not open.
-    async fn close_assistance_request(&self, reference: &str, status: &str, note: &str, audit: &AuditEntry) -> StoreResult<bool>;
+    async fn close_assistance_request(
+        &self,
+        reference: &str,
+        status: &str,
+        note: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
     /// Active people with at least this DPA level: (person id, email).
     async fn notification_recipients(&self, min_dpa: u8) -> StoreResult<Vec<(PersonId, String)>>;
     /// When the account's authenticators last changed: (kind, change, at), newest first.
-    async fn authenticator_changes(&self, account: AccountId, limit: i64) -> StoreResult<Vec<(String, String, Timestamp)>>;
+    async fn authenticator_changes(
+        &self,
+        account: AccountId,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String, Timestamp)>>;
     /// The newest audit time of any of `actions` on this account.
     async fn last_audit_action(&self, account: AccountId, actions: &[&str]) -> StoreResult<Option<Timestamp>>;
     /// Has this IP, or this network, been used for a successful sign-in to the account before `before`?
-    async fn seen_before(&self, account: AccountId, ip: &str, network: &str, before: Timestamp) -> StoreResult<(bool, bool)>;
+    async fn seen_before(
+        &self,
+        account: AccountId,
+        ip: &str,
+        network: &str,
+        before: Timestamp,
+    ) -> StoreResult<(bool, bool)>;
 }
 
 /// Everything the application needs from storage.
-pub trait Store: DirectoryStore + CredentialStore + SessionStore + EventStore + AuditStore + OutboxStore + AssistanceStore {}
-impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + AuditStore + OutboxStore + AssistanceStore> Store for T {}
+pub trait Store:
+    DirectoryStore + CredentialStore + SessionStore + EventStore + AuditStore + OutboxStore + AssistanceStore
+{
+}
+impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + AuditStore + OutboxStore + AssistanceStore> Store
+    for T
+{
+}

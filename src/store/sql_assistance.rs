@@ -1,12 +1,12 @@
 //! The outbox and assistance requests on the SQL backends.
 
-use super::sql::{append, SqlStore};
+use super::sql::{SqlStore, append};
 use super::*;
 use crate::audit::Actor;
-use crate::mail::outbox::{QueuedEmail, MAX_ATTEMPTS};
 use crate::mail::OutgoingEmail;
-use sqlx::any::AnyRow;
+use crate::mail::outbox::{MAX_ATTEMPTS, QueuedEmail};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 /// Queue an email inside the caller's transaction.
 pub(super) async fn enqueue(conn: &mut sqlx::AnyConnection, email: &OutgoingEmail, now: Timestamp) -> StoreResult<()> {
@@ -97,15 +97,23 @@ impl OutboxStore for SqlStore {
     }
 
     async fn mark_email_sent(&self, id: i64, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE outbox_email SET sent_at = $1, claimed_until = NULL, last_error = NULL WHERE outbox_email_id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE outbox_email SET sent_at = $1, claimed_until = NULL, last_error = NULL WHERE outbox_email_id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
-    async fn mark_email_failed(&self, id: i64, attempts: i64, next_attempt_at: Timestamp, error: &str) -> StoreResult<()> {
+    async fn mark_email_failed(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> StoreResult<()> {
         let error: String = error.chars().take(1000).collect();
         sqlx::query(
             "UPDATE outbox_email SET attempts = $1, next_attempt_at = $2, last_error = $3, claimed_until = NULL \
@@ -149,7 +157,10 @@ impl AssistanceStore for SqlStore {
         }
         // Old windows are of no further use.
         if let Some((_, newest)) = buckets.first() {
-            sqlx::query("DELETE FROM rate_limit_counter WHERE window_start < $1").bind(newest - 86_400).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM rate_limit_counter WHERE window_start < $1")
+                .bind(newest - 86_400)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(hits)
@@ -176,14 +187,20 @@ impl AssistanceStore for SqlStore {
         })?;
         let mut entry = AuditEntry::new(r.created_at, &Actor::Public, "assistance.request", "received")
             .ip(r.client_ip.clone())
-            .details(serde_json::json!({ "submitted_email": r.submitted_email, "type": r.problem.as_str() }).to_string());
+            .details(
+                serde_json::json!({ "submitted_email": r.submitted_email, "type": r.problem.as_str() }).to_string(),
+            );
         entry.reference = Some(r.reference.to_string());
         append(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn claim_received_request(&self, now: Timestamp, lease_seconds: i64) -> StoreResult<Option<AssistanceRequest>> {
+    async fn claim_received_request(
+        &self,
+        now: Timestamp,
+        lease_seconds: i64,
+    ) -> StoreResult<Option<AssistanceRequest>> {
         let candidates: Vec<i64> = sqlx::query(
             "SELECT assistance_request_id FROM assistance_request WHERE status = 'received' \
              AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY assistance_request_id LIMIT 5",
@@ -211,7 +228,13 @@ impl AssistanceStore for SqlStore {
         Ok(None)
     }
 
-    async fn complete_assistance_request(&self, id: i64, p: &Processed, repeat_since: Timestamp, now: Timestamp) -> StoreResult<ProcessOutcome> {
+    async fn complete_assistance_request(
+        &self,
+        id: i64,
+        p: &Processed,
+        repeat_since: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<ProcessOutcome> {
         let mut tx = self.pool().begin().await?;
         // One completion at a time across instances, so two repeats cannot both open.
         sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await?;
@@ -237,15 +260,18 @@ impl AssistanceStore for SqlStore {
         .await?
         .map(|r| r.try_get::<i64, _>(0))
         .transpose()?;
-        let mut entry = AuditEntry::new(now, &Actor::System, "assistance.request", "opened").ip(request.client_ip.clone());
+        let mut entry =
+            AuditEntry::new(now, &Actor::System, "assistance.request", "opened").ip(request.client_ip.clone());
         entry.reference = Some(request.reference.clone());
         entry.subject_person_id = p.person_id;
         entry.subject_account_id = p.account_id;
         let outcome = if let Some(open_id) = open {
-            sqlx::query("UPDATE assistance_request SET repeat_count = repeat_count + 1 WHERE assistance_request_id = $1")
-                .bind(open_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE assistance_request SET repeat_count = repeat_count + 1 WHERE assistance_request_id = $1",
+            )
+            .bind(open_id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "UPDATE assistance_request SET status = 'joined', joined_to = $1, person_id = $2, account_id = $3, \
                  processed_at = $4, claimed_until = NULL WHERE assistance_request_id = $5",
@@ -285,7 +311,12 @@ impl AssistanceStore for SqlStore {
         Ok(outcome)
     }
 
-    async fn assistance_requests(&self, status: Option<&str>, problem: Option<&str>, limit: i64) -> StoreResult<Vec<AssistanceRequest>> {
+    async fn assistance_requests(
+        &self,
+        status: Option<&str>,
+        problem: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<AssistanceRequest>> {
         // Open requests first, newest first within each status.
         let rows = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE status <> 'received' AND status <> 'joined' \
@@ -308,7 +339,13 @@ impl AssistanceStore for SqlStore {
         row.as_ref().map(request_from_row).transpose()
     }
 
-    async fn close_assistance_request(&self, reference: &str, status: &str, note: &str, audit: &AuditEntry) -> StoreResult<bool> {
+    async fn close_assistance_request(
+        &self,
+        reference: &str,
+        status: &str,
+        note: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE assistance_request SET status = $1, closed_by = $2, closed_at = $3, close_note = $4 \
@@ -342,7 +379,11 @@ impl AssistanceStore for SqlStore {
         rows.iter().map(|r| Ok((r.try_get("person_id")?, r.try_get("email")?))).collect()
     }
 
-    async fn authenticator_changes(&self, account: AccountId, limit: i64) -> StoreResult<Vec<(String, String, Timestamp)>> {
+    async fn authenticator_changes(
+        &self,
+        account: AccountId,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String, Timestamp)>> {
         let rows = sqlx::query(
             "SELECT kind, change, at FROM authenticator_history WHERE account_id = $1 \
              ORDER BY at DESC, authenticator_history_id DESC LIMIT $2",
@@ -369,11 +410,17 @@ impl AssistanceStore for SqlStore {
         Ok(newest)
     }
 
-    async fn seen_before(&self, account: AccountId, ip: &str, network: &str, before: Timestamp) -> StoreResult<(bool, bool)> {
+    async fn seen_before(
+        &self,
+        account: AccountId,
+        ip: &str,
+        network: &str,
+        before: Timestamp,
+    ) -> StoreResult<(bool, bool)> {
         let row = sqlx::query(
             "SELECT COALESCE(SUM(CASE WHEN client_ip = $2 THEN 1 ELSE 0 END), 0) AS ip_hits, \
              COALESCE(SUM(CASE WHEN network = $3 THEN 1 ELSE 0 END), 0) AS network_hits \
-             FROM sign_in_event WHERE account_id = $1 AND outcome = 'success' AND at < $4",
+             FROM sign_in_event WHERE account_id = $1 AND outcome = 'success' AND at <= $4",
         )
         .bind(account)
         .bind(ip)

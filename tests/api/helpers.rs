@@ -204,6 +204,14 @@ impl TestApp {
         self._dir.path()
     }
 
+    /// Stop this instance (server and background work) and keep its database, e.g. to start another.
+    pub fn stop(self) -> (TestDb, tempfile::TempDir) {
+        let TestApp { _db: db, _dir: dir, _background, _shutdown, .. } = self;
+        drop(_background);
+        drop(_shutdown);
+        (db, dir)
+    }
+
     pub fn db_url(&self) -> String {
         self._db.url.clone()
     }
@@ -252,6 +260,57 @@ impl TestApp {
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf", &csrf));
         client.post(self.url(path)).form(&form).send().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// POST a form as if from `ip` (through the trusted loopback proxy).
+    pub async fn post_form_from(
+        &self,
+        client: &reqwest::Client,
+        ip: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let csrf = self.csrf(client).await;
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &csrf));
+        client
+            .post(self.url(path))
+            .header("x-forwarded-for", ip)
+            .form(&form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A complete sign-in (password and TOTP) from `ip`; `step` picks a TOTP code not used before.
+    pub async fn sign_in_from(&self, person: &Person, ip: &str, step: i64) -> reqwest::Client {
+        let client = browser();
+        let first = self
+            .post_form_from(&client, ip, "/signin", &[("login", &person.username), ("password", &person.password)])
+            .await;
+        assert_eq!(location(&first), "/signin/mfa");
+        let secret = person.totp.as_ref().unwrap_or_else(|| panic!("{} has no TOTP", person.username));
+        let second = self.post_form_from(&client, ip, "/signin/mfa", &[("code", &code(secret, step))]).await;
+        assert_eq!(location(&second), "/", "sign-in from {ip}");
+        client
+    }
+
+    /// Ask for help as the public would, from `ip`.
+    pub async fn post_assistance(&self, ip: &str, email: &str, problem: &str) -> reqwest::Response {
+        self.post_form_from(&browser(), ip, "/assistance", &[("email", email), ("type", problem), ("description", "")])
+            .await
+    }
+
+    /// A person with a grant (and TOTP, so they may use the console).
+    pub async fn add_admin(&self, username: &str, dpa_level: u8) -> Person {
+        let person = self.add_person(username, true).await;
+        let grant = lifeline::domain::Grant { dpa_level, ..Default::default() };
+        self.state
+            .signin
+            .set_grant(&person.email, grant, &lifeline::audit::Actor::System)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        person
     }
 
     pub async fn post_sign_in(&self, client: &reqwest::Client, login: &str, password: &str) -> reqwest::Response {

@@ -1,6 +1,7 @@
 //! Black-box tests: Lifeline over real HTTP, a real SQLite file, the real CLI binary, real GeoIP files,
 //! and `oathtool` for TOTP codes from an implementation nobody here wrote.
 
+mod assistance;
 mod audit;
 mod bad_input;
 mod cli;
@@ -8,4 +9,5 @@ mod helpers;
 mod instances;
 mod security_questions;
 mod signin;
+mod smtp_sink;
 mod store_conformance;

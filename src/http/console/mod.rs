@@ -8,14 +8,14 @@ use super::session::MaybeSession;
 use super::{AppState, PageError};
 use crate::audit::Actor;
 use crate::domain::{Account, Grant};
-use crate::policy::permissions::{allows, Permission};
+use crate::policy::permissions::{Permission, allows};
 use crate::store::SessionStage;
+use axum::Router;
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -57,10 +57,15 @@ impl FromRequestParts<AppState> for Admin {
         let session = MaybeSession::from_request_parts(parts, state).await?;
         let session = session.at(&[SessionStage::Active]).map_err(Refusal::SignIn)?;
         let store = &state.signin.store;
-        let account = store.account(session.account_id).await.map_err(PageError::from)?.ok_or_else(PageError::not_found)?;
+        let account =
+            store.account(session.account_id).await.map_err(PageError::from)?.ok_or_else(PageError::not_found)?;
         let has_mfa = store.totp(account.id).await.map_err(PageError::from)?.is_some_and(|t| t.confirmed_at.is_some());
         if !has_mfa {
-            return Err(PageError::new(StatusCode::FORBIDDEN, "The console needs two-step verification: set up an authenticator app first.").into());
+            return Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                "The console needs two-step verification: set up an authenticator app first.",
+            )
+            .into());
         }
         let grant = store.grant(account.person_id).await.map_err(PageError::from)?;
         Ok(Self { account, grant })

@@ -4,21 +4,29 @@ use super::Admin;
 use crate::domain::{ProblemType, ReferenceId};
 use crate::http::middleware::CsrfToken;
 use crate::http::pages::problems;
-use crate::http::templates::{render, ConsoleRequestPage, ConsoleRequestsPage, RequestRow};
-use crate::http::{error::ValidForm, AppState, PageError};
+use crate::http::templates::{ConsoleRequestPage, ConsoleRequestsPage, RequestRow, render};
+use crate::http::{AppState, PageError, error::ValidForm};
 use crate::policy::permissions::Permission;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-const STATUSES: [(&str, &str); 4] = [("", "all"), ("open", "open"), ("resolved", "resolved"), ("dismissed", "dismissed")];
+const STATUSES: [(&str, &str); 4] =
+    [("", "all"), ("open", "open"), ("resolved", "resolved"), ("dismissed", "dismissed")];
 
-pub async fn requests_get(State(state): State<AppState>, admin: Admin, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+pub async fn requests_get(
+    State(state): State<AppState>,
+    admin: Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
     admin.require(Permission::ViewRequests, &state)?;
     let query = query.unwrap_or_default();
     let param = |name: &str| {
-        form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default()
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
     };
     // Unknown or malformed filter values are simply no filter.
     let wanted = param("status");
@@ -102,10 +110,15 @@ pub async fn close_post(
     };
     let note = form.note.trim();
     if note.is_empty() || note.chars().count() > 2000 {
-        return Err(PageError::bad_request("Write a note of 1 to 2000 characters: what you verified and what you did."));
+        return Err(PageError::bad_request(
+            "Write a note of 1 to 2000 characters: what you verified and what you did.",
+        ));
     }
     if !state.assistance.close(&admin.actor(), reference.as_str(), resolve, note).await? {
-        return Err(PageError::new(StatusCode::CONFLICT, "This request is not open (someone may have closed it already)."));
+        return Err(PageError::new(
+            StatusCode::CONFLICT,
+            "This request is not open (someone may have closed it already).",
+        ));
     }
     Ok(Redirect::to(&format!("/console/requests/{reference}")).into_response())
 }

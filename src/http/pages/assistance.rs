@@ -2,10 +2,10 @@ use crate::assistance::SubmitError;
 use crate::domain::ProblemType;
 use crate::http::middleware::CsrfToken;
 use crate::http::session::Client;
-use crate::http::templates::{render, AssistancePage, AssistanceReceivedPage};
-use crate::http::{error::ValidForm, AppState, PageError};
+use crate::http::templates::{AssistancePage, AssistanceReceivedPage, render};
+use crate::http::{AppState, PageError, error::ValidForm};
 use axum::extract::{Extension, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -50,7 +50,9 @@ pub async fn assistance_post(
     ValidForm(form): ValidForm<AssistanceForm>,
 ) -> Result<Response, PageError> {
     match state.assistance.submit(&form.email, &form.r#type, &form.description, &ctx).await {
-        Ok(reference) => Ok(render(&AssistanceReceivedPage { title: "Request received", reference: reference.as_str() })),
+        Ok(reference) => {
+            Ok(render(&AssistanceReceivedPage { title: "Request received", reference: reference.as_str() }))
+        }
         Err(SubmitError::Invalid(e)) => {
             let mut response = page(&state, &csrf.0, &form, Some(&e.to_string()));
             *response.status_mut() = StatusCode::BAD_REQUEST;

@@ -1,0 +1,590 @@
+//! "Can't sign in?": the public form and API, the durable outbox over real SMTP, the admins' dossier,
+//! rate limits, repeats, enumeration resistance and the console queue.
+
+use crate::helpers::*;
+use crate::smtp_sink::{SmtpSink, free_port};
+use lifeline::config::Settings;
+use lifeline::store::{AssistanceStore, AuditStore, OutboxStore};
+use reqwest::StatusCode;
+use std::time::{Duration, Instant};
+
+const LONDON: &str = "81.2.69.142";
+const LINKOPING: &str = "89.160.20.112";
+
+fn quick(settings: &mut Settings, smtp: &str) {
+    settings.smtp_url = Some(lifeline::config::Redacted(smtp.to_owned()));
+    settings.assistance.response_floor_ms = 20;
+    settings.outbox.retry_base_seconds = 1;
+    settings.outbox.retry_max_seconds = 2;
+}
+
+fn reference_of(html: &str) -> String {
+    html.split("<strong class=\"reference\">").nth(1).and_then(|s| s.split('<').next()).unwrap_or_default().to_owned()
+}
+
+async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn admins_get_a_dossier_by_real_smtp_that_reads_a_new_country_and_network() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| quick(s, &url),
+        async |app: TestApp| {
+            sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+            let harry = app.add_admin("harry", 1).await;
+            let ada = app.add_admin("ada", 3).await;
+            app.add_admin("nobody", 0).await; // DPA 0: not notified
+            let mut retired = new_person("Retired Admin", "retired@example.org", "retired");
+            retired.status = lifeline::domain::PersonStatus::Disabled;
+            retired.grant.dpa_level = 3;
+            app.add(retired, true).await; // disabled: not notified
+            let sam = app.add_person("sam", true).await;
+            app.sign_in_from(&sam, LONDON, 0).await;
+            app.sign_in_from(&sam, LONDON, 1).await;
+
+            let response = app.post_assistance(LINKOPING, &sam.email, "lost_2fa").await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let reference = reference_of(&response.text().await.unwrap_or_default());
+            assert!(reference.starts_with("AR-"), "{reference}");
+
+            let messages = sink.wait_for(2).await;
+            let mut to: Vec<String> = messages.iter().flat_map(|m| m.rcpt.clone()).collect();
+            to.sort();
+            assert_eq!(to, [ada.email.clone(), harry.email.clone()]);
+            let mail = &messages[0];
+            assert!(mail.subject().contains(&reference) && mail.subject().contains("Lost 2FA"));
+            assert!(mail.message_id().contains('@'));
+            let text = mail.text();
+            for expected in [
+                format!("Reference:        {reference}"),
+                format!("Submitted email:  {}", sam.email),
+                "Resolved account: Test sam (sam) <sam@example.org>".to_owned(),
+                "Request type:     Lost 2FA device or backup codes".to_owned(),
+                "Exists and active: yes".to_owned(),
+                "Two-factor authentication: enabled".to_owned(),
+                "Unused backup codes: 10".to_owned(),
+                "Last successful sign-in: ".to_owned(),
+                "London, GB — 81.2.69.0/24".to_owned(),
+                "Recent failed sign-in attempts: 0 in the last 24 hours".to_owned(),
+                "Recovery code last sent: never".to_owned(),
+                "2FA last changed: ".to_owned(),
+                format!("IP address: {LINKOPING}"),
+                "Approximate location: Linköping, SE".to_owned(),
+                "This IP used for a successful sign-in before: no".to_owned(),
+                "This network used for a successful sign-in before: no".to_owned(),
+                "New country: the request comes from SE; successful sign-ins so far came from GB.".to_owned(),
+                "New network".to_owned(),
+                "Verify the person's identity through a separate channel".to_owned(),
+                format!("{}/console/requests/{reference}", app.address),
+            ] {
+                assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+            }
+            assert!(mail.html().contains("Linköping, SE") && mail.html().contains("New country"));
+
+            // From the familiar address, the same facts read "seen before" and raise no location flag.
+            let response = app.post_assistance(LONDON, &sam.email, "forgotten_password").await;
+            let second = reference_of(&response.text().await.unwrap_or_default());
+            let messages = sink.wait_for(4).await;
+            let mail =
+                messages.iter().find(|m| m.subject().contains(&second)).unwrap_or_else(|| panic!("second dossier"));
+            let text = mail.text();
+            assert!(text.contains("This IP used for a successful sign-in before: yes"), "{text}");
+            assert!(text.contains("This network used for a successful sign-in before: yes"));
+            assert!(!text.contains("New country") && !text.contains("New network"), "{text}");
+
+            // Who was notified is stored and audited.
+            let request = app
+                .state
+                .db
+                .assistance_request(&reference)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("stored"));
+            assert_eq!(request.status, "open");
+            assert_eq!(request.notified.as_deref(), Some("ada@example.org, harry@example.org"));
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_address_still_reaches_the_admins_as_no_matching_account() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| quick(s, &url),
+        async |app: TestApp| {
+            sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+            app.add_admin("harry", 1).await;
+            app.post_assistance(LONDON, "ghost@example.org", "locked_out").await;
+            let text = sink.wait_for(1).await[0].text();
+            assert!(text.contains("Resolved account: no matching account"), "{text}");
+            assert!(text.contains("possibly a typo, or someone probing"));
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn with_smtp_down_requests_are_accepted_and_every_email_arrives_once_after_a_restart() {
+    for db in databases().await {
+        println!("--- on {}", db.label);
+        let port = free_port();
+        let smtp = format!("smtp://127.0.0.1:{port}");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut settings = test_settings(dir.path());
+        settings.database_url = db.url.clone();
+        quick(&mut settings, &smtp);
+        let app = spawn_in(dir, settings.clone(), db).await;
+        app.add_admin("harry", 1).await;
+        app.add_admin("ada", 2).await;
+        for i in 0..3 {
+            let response = app.post_assistance(LONDON, &format!("person{i}@example.org"), "other").await;
+            assert_eq!(response.status(), StatusCode::OK, "accepted while SMTP is down");
+        }
+        // The emails are queued and have failed at least once.
+        wait_until("failed deliveries", async || {
+            let (queued, sent) = app.state.db.outbox_counts().await.unwrap_or((0, 0));
+            let tried: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_email WHERE attempts > 0")
+                .fetch_one(app.state.db.pool())
+                .await
+                .unwrap_or(0);
+            queued == 6 && sent == 0 && tried > 0
+        })
+        .await;
+
+        // Restart: a new instance on the same database and key file, with the SMTP server up.
+        let (db, dir) = app.stop();
+        let sink = SmtpSink::start_on(port).await;
+        let restarted = spawn_in(dir, settings, db).await;
+        let messages = sink.wait_for(6).await;
+        tokio::time::sleep(Duration::from_secs(3)).await; // room for a duplicate to show up, if any
+        let messages = if sink.messages().len() > messages.len() { sink.messages() } else { messages };
+        let mut ids: Vec<String> = messages.iter().map(|m| m.message_id()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!((messages.len(), ids.len()), (6, 6), "every email once");
+        assert_eq!(restarted.state.db.outbox_counts().await.unwrap_or_default(), (0, 6));
+    }
+}
+
+#[tokio::test]
+async fn the_answer_is_the_same_for_known_and_unknown_addresses() {
+    each_backend_with(
+        |s| {
+            s.assistance.response_floor_ms = 60;
+            s.assistance.per_ip.max = 10_000;
+            s.assistance.per_email.max = 10_000;
+            s.assistance.global.max = 10_000;
+            s.assistance.repeat_window_seconds = 1;
+        },
+        async |app: TestApp| {
+            let sam = app.add_person("sam", true).await;
+            let normalise = |html: String| html.replace(&reference_of(&html), "AR-XXXX-XXXX");
+            let known = app.post_assistance(LONDON, &sam.email, "lost_2fa").await;
+            let unknown = app.post_assistance(LONDON, "nobody@example.org", "lost_2fa").await;
+            assert_eq!(known.status(), unknown.status());
+            for header in ["content-type", "cache-control", "content-security-policy", "x-frame-options"] {
+                assert_eq!(known.headers().get(header), unknown.headers().get(header), "{header}");
+            }
+            assert_eq!(
+                normalise(known.text().await.unwrap_or_default()),
+                normalise(unknown.text().await.unwrap_or_default())
+            );
+
+            // Timing: 200 of each, interleaved, four at a time; medians within 5 ms.
+            let time = async |email: String| {
+                let client = browser();
+                let csrf = app.csrf(&client).await;
+                let started = Instant::now();
+                let response = client
+                    .post(app.url("/assistance"))
+                    .form(&[("email", email.as_str()), ("type", "lost_2fa"), ("csrf", csrf.as_str())])
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(response.status(), StatusCode::OK);
+                started.elapsed()
+            };
+            let mut known_times = Vec::new();
+            let mut unknown_times = Vec::new();
+            for _ in 0..50 {
+                let (a, b, c, d, e, f, g, h) = tokio::join!(
+                    time(sam.email.clone()),
+                    time("nobody@example.org".into()),
+                    time(sam.email.clone()),
+                    time("nobody@example.org".into()),
+                    time(sam.email.clone()),
+                    time("nobody@example.org".into()),
+                    time(sam.email.clone()),
+                    time("nobody@example.org".into()),
+                );
+                known_times.extend([a, c, e, g]);
+                unknown_times.extend([b, d, f, h]);
+            }
+            let median = |mut v: Vec<Duration>| {
+                v.sort();
+                v[v.len() / 2]
+            };
+            let (k, u) = (median(known_times), median(unknown_times));
+            let difference = k.abs_diff(u);
+            println!("median known {k:?}, unknown {u:?}, difference {difference:?}");
+            assert!(difference < Duration::from_millis(5), "medians {k:?} vs {u:?}");
+            assert!(k >= Duration::from_millis(60), "the floor holds");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_request_over_the_limit_gets_429_sends_nothing_and_the_limit_survives_a_restart() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    for db in databases().await {
+        println!("--- on {}", db.label);
+        sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut settings = test_settings(dir.path());
+        settings.database_url = db.url.clone();
+        quick(&mut settings, &url);
+        settings.assistance.per_ip.max = 3;
+        let app = spawn_in(dir, settings.clone(), db).await;
+        app.add_admin("harry", 1).await;
+        for i in 0..3 {
+            assert_eq!(
+                app.post_assistance(LONDON, &format!("p{i}@example.org"), "other").await.status(),
+                StatusCode::OK
+            );
+        }
+        let over = app.post_assistance(LONDON, "p9@example.org", "other").await;
+        assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 =
+            over.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        assert!((1..=900).contains(&retry), "Retry-After {retry}");
+        // Another address is not limited by this one's count.
+        assert_eq!(app.post_assistance(LINKOPING, "p9@example.org", "other").await.status(), StatusCode::OK);
+        sink.wait_for(4).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(sink.messages().len(), 4, "nothing sent for the refused request");
+        assert!(
+            app.state
+                .db
+                .assistance_requests(None, None, 100)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .all(|r| r.submitted_email != "p9@example.org" || r.client_ip == LINKOPING)
+        );
+
+        let (db, dir) = app.stop();
+        let restarted = spawn_in(dir, settings, db).await;
+        assert_eq!(
+            restarted.post_assistance(LONDON, "p10@example.org", "other").await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_repeat_joins_the_open_request_instead_of_emailing_again() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| quick(s, &url),
+        async |app: TestApp| {
+            sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+            app.add_admin("harry", 1).await;
+            let sam = app.add_person("sam", true).await;
+            let first = reference_of(
+                &app.post_assistance(LONDON, &sam.email, "locked_out").await.text().await.unwrap_or_default(),
+            );
+            sink.wait_for(1).await;
+            let second = reference_of(
+                &app.post_assistance(LONDON, &sam.email.to_uppercase(), "locked_out")
+                    .await
+                    .text()
+                    .await
+                    .unwrap_or_default(),
+            );
+            assert_ne!(first, second, "every submission gets its own reference");
+            wait_until("the repeat to be processed", async || {
+                app.state.db.assistance_request(&second).await.ok().flatten().is_some_and(|r| r.status == "joined")
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(sink.messages().len(), 1, "admins were not emailed again");
+            let open =
+                app.state.db.assistance_request(&first).await.unwrap_or_default().unwrap_or_else(|| panic!("open"));
+            assert_eq!((open.status.as_str(), open.repeat_count), ("open", 1));
+            // Another problem type is a request of its own.
+            app.post_assistance(LONDON, &sam.email, "lost_2fa").await;
+            sink.wait_for(2).await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_writes_nothing_and_sends_nothing() {
+    each_backend(async |app: TestApp| {
+        let client = browser();
+        let cases: [(&str, &str, &str, &str); 5] = [
+            ("", "lost_2fa", "", "email: is required"),
+            ("not an email", "lost_2fa", "", "email"),
+            ("ada@example.org", "hacked", "", "type: must be one of"),
+            ("ada@example.org", "", "", "type"),
+            ("ada@example.org", "other", &"x".repeat(10 * 1024), "description: must be at most 500"),
+        ];
+        for (email, problem, description, needle) in cases {
+            let response = app
+                .post_form(&client, "/assistance", &[("email", email), ("type", problem), ("description", description)])
+                .await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{needle}");
+            let html = response.text().await.unwrap_or_default();
+            assert!(html.contains(needle), "{needle}: {html:.300}");
+        }
+        let api = app.url("/api/v1/assistance-requests");
+        let json_cases: Vec<(Option<&str>, String, StatusCode, &str)> = vec![
+            (
+                Some("application/json"),
+                r#"{"email": 5, "type": "lost_2fa"}"#.into(),
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+            ),
+            (Some("application/json"), r#"{"email": "a@example.org"}"#.into(), StatusCode::BAD_REQUEST, "invalid_json"),
+            (
+                Some("application/json"),
+                r#"{"email": "a@example.org", "type": "other", "extra": 1}"#.into(),
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+            ),
+            (Some("application/json"), "{not json".into(), StatusCode::BAD_REQUEST, "invalid_json"),
+            (
+                Some("application/json"),
+                r#"{"email": "a@example.org", "type": "nope"}"#.into(),
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            ),
+            (
+                Some("application/json"),
+                format!(r#"{{"email": "a@example.org", "type": "other", "description": "{}"}}"#, "y".repeat(10 * 1024)),
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            ),
+            (
+                None,
+                r#"{"email": "a@example.org", "type": "other"}"#.into(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            ),
+            (
+                Some("application/json"),
+                format!(r#"{{"email": "{}@example.org", "type": "other"}}"#, "z".repeat(1024 * 1024)),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "",
+            ),
+        ];
+        for (content_type, body, status, code) in json_cases {
+            let mut request = client.post(&api).body(body.clone());
+            if let Some(ct) = content_type {
+                request = request.header("content-type", ct);
+            }
+            let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(response.status(), status, "{body:.80}");
+            if !code.is_empty() {
+                assert_eq!(
+                    response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+                    Some("application/problem+json")
+                );
+                let problem: serde_json::Value = response.json().await.unwrap_or_default();
+                assert_eq!(problem["code"], code, "{body:.80}");
+                assert!(problem["request_id"].as_str().is_some_and(|r| r.len() == 16));
+            }
+        }
+        assert!(app.state.db.assistance_requests(None, None, 10).await.unwrap_or_default().is_empty());
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM assistance_request")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap_or(-1);
+        assert_eq!(rows, 0, "no row written");
+        assert_eq!(app.state.db.outbox_counts().await.unwrap_or((-1, -1)), (0, 0), "no email");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_json_api_accepts_requests_like_the_form() {
+    each_backend_with(
+        |s| s.assistance.response_floor_ms = 20,
+        async |app: TestApp| {
+            let response = browser()
+                .post(app.url("/api/v1/assistance-requests"))
+                .json(&serde_json::json!({"email": "Sam@Example.org", "type": "other", "description": "new phone"}))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let reference = body["reference"].as_str().unwrap_or_default().to_owned();
+            assert!(lifeline::domain::ReferenceId::parse(&reference).is_ok(), "{body}");
+            let stored = app
+                .state
+                .db
+                .assistance_request(&reference)
+                .await
+                .unwrap_or_default()
+                .unwrap_or_else(|| panic!("stored"));
+            assert_eq!(
+                (stored.submitted_email.as_str(), stored.description.as_deref()),
+                ("sam@example.org", Some("new phone"))
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_mail_folder_holds_one_eml_per_message_by_default() {
+    each_backend_with(
+        |s| s.assistance.response_floor_ms = 20,
+        async |app: TestApp| {
+            app.add_admin("harry", 1).await;
+            app.post_assistance(LONDON, "ghost@example.org", "other").await;
+            let dir = app.state.signin.settings.mail_dir.clone();
+            wait_until("an .eml file", async || {
+                std::fs::read_dir(&dir)
+                    .map(|d| d.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == "eml")))
+                    .unwrap_or(false)
+            })
+            .await;
+            let file = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .filter_map(Result::ok)
+                .find(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .unwrap_or_else(|| panic!("eml"));
+            let bytes = std::fs::read(file.path()).unwrap_or_default();
+            let message = mail_parser::MessageParser::default().parse(&bytes).unwrap_or_else(|| panic!("parse"));
+            assert!(message.body_text(0).is_some_and(|t| t.contains("no matching account")));
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn helpdesk_admins_work_the_queue_in_the_console() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| quick(s, &url),
+        async |app: TestApp| {
+            let harry = app.add_admin("harry", 1).await;
+            let staff = app.add_person("sam", true).await;
+            let reference = reference_of(
+                &app.post_assistance(LINKOPING, &staff.email, "lost_2fa").await.text().await.unwrap_or_default(),
+            );
+            wait_until("processing", async || {
+                app.state.db.assistance_request(&reference).await.ok().flatten().is_some_and(|r| r.status == "open")
+            })
+            .await;
+
+            // Strangers are sent to sign in; people without the permission are refused.
+            assert_eq!(
+                location(&browser().get(app.url("/console/requests")).send().await.unwrap_or_else(|e| panic!("{e}"))),
+                "/signin"
+            );
+            let sam = app.sign_in_from(&staff, LONDON, 0).await;
+            assert_eq!(
+                sam.get(app.url("/console/requests")).send().await.map(|r| r.status()).ok(),
+                Some(StatusCode::FORBIDDEN)
+            );
+
+            let admin = app.sign_in_from(&harry, LONDON, 0).await;
+            let list = admin
+                .get(app.url("/console/requests?status=open&type=lost_2fa"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(list.status(), StatusCode::OK);
+            assert!(list.text().await.unwrap_or_default().contains(&reference));
+            let other_filter = admin
+                .get(app.url("/console/requests?type=other&status=%zz"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(!other_filter.text().await.unwrap_or_default().contains(&reference));
+
+            let detail = admin
+                .get(app.url(&format!("/console/requests/{reference}")))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let html = detail.text().await.unwrap_or_default();
+            assert!(
+                html.contains("Linköping, SE")
+                    && html.contains("No successful sign-in on record")
+                    && html.contains("harry@example.org"),
+                "{html}"
+            );
+            assert_eq!(
+                admin.get(app.url("/console/requests/AR-0000-0000")).send().await.map(|r| r.status()).ok(),
+                Some(StatusCode::NOT_FOUND)
+            );
+
+            let csrf = csrf_of(&html);
+            let close = |decision: &'static str, note: &'static str| {
+                let (admin, csrf, url) =
+                    (admin.clone(), csrf.clone(), app.url(&format!("/console/requests/{reference}/close")));
+                async move {
+                    admin
+                        .post(url)
+                        .form(&[("decision", decision), ("note", note), ("csrf", csrf.as_str())])
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"))
+                }
+            };
+            assert_eq!(close("resolve", "   ").await.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(close("explode", "x").await.status(), StatusCode::BAD_REQUEST);
+            let done = close("resolve", "Called the number on file; sent recovery code.").await;
+            assert_eq!(location(&done), format!("/console/requests/{reference}"));
+            assert_eq!(close("dismiss", "again").await.status(), StatusCode::CONFLICT);
+            let closed = app
+                .state
+                .db
+                .assistance_request(&reference)
+                .await
+                .unwrap_or_default()
+                .unwrap_or_else(|| panic!("request"));
+            assert_eq!(closed.status, "resolved");
+            assert_eq!(closed.closed_by.as_deref(), Some(format!("account:{}:harry", harry.account_id).as_str()));
+
+            // Received, opened (with who was notified), resolved: all in the audit log.
+            let records = app.state.db.audit_records(0, 1000).await.unwrap_or_default();
+            let trail: Vec<(&str, &str)> = records
+                .iter()
+                .filter(|r| r.entry.reference.as_deref() == Some(reference.as_str()))
+                .map(|r| (r.entry.action.as_str(), r.entry.outcome.as_str()))
+                .collect();
+            assert_eq!(
+                trail,
+                [
+                    ("assistance.request", "received"),
+                    ("assistance.request", "opened"),
+                    ("assistance.resolve", "success")
+                ]
+            );
+            let opened = records.iter().find(|r| r.entry.outcome == "opened").unwrap_or_else(|| panic!("opened"));
+            assert_eq!(opened.entry.notified.as_deref(), Some("harry@example.org"));
+        },
+    )
+    .await;
+}
