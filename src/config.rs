@@ -7,7 +7,7 @@ use crate::policy::lockout::LockoutPolicy;
 use crate::policy::permissions::PermissionSettings;
 use crate::policy::rate_limit::RateLimit;
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://lifeline.db";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub listen: SocketAddr,
@@ -72,7 +72,7 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicySettings {
     /// Every account must have a second factor; people without one enrol at their next sign-in.
@@ -105,7 +105,7 @@ impl Default for PolicySettings {
 }
 
 /// Access assistance requests ("Can't sign in?").
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AssistanceSettings {
     /// Requests from one client IP.
@@ -136,7 +136,7 @@ impl Default for AssistanceSettings {
 }
 
 /// Email delivery from the outbox.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboxSettings {
     /// The first retry after a failed delivery; each further one waits twice as long (at most an hour).
@@ -154,7 +154,7 @@ impl Default for OutboxSettings {
 }
 
 /// The staff help page: whom people who cannot sign in should contact.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HelpSettings {
     pub contacts: Vec<String>,
@@ -167,7 +167,7 @@ impl Default for HelpSettings {
 }
 
 /// A configuration value that must never appear in a log.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Redacted(pub String);
 
@@ -193,7 +193,8 @@ impl Settings {
     }
 
     pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new();
+        // Defaults first, so that a file or variable may set one field of a section and keep the rest.
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = file {
             if !path.is_file() {
                 return Err(ConfigError::MissingFile(path.display().to_string()));
@@ -325,6 +326,14 @@ mod tests {
         assert_eq!(s.trusted_proxies.len(), 2);
         let s = load(None, &[("LIFELINE_LOCKOUT__FAILED_ATTEMPTS_BEFORE_LOCK", "9")]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.lockout.failed_attempts_before_lock, 9);
+    }
+
+    #[test]
+    fn one_field_of_a_section_can_be_set_alone() {
+        let s = load(None, &[("LIFELINE_ASSISTANCE__PER_IP__MAX", "50")]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.assistance.per_ip.max, s.assistance.per_ip.window_seconds), (50, 900));
+        let s = load(Some("[assistance.global]\nmax = 7\n"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.assistance.global.max, s.assistance.global.window_seconds), (7, 60));
     }
 
     #[test]

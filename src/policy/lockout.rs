@@ -6,7 +6,7 @@
 use crate::domain::Timestamp;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LockoutPolicy {
     /// Consecutive failures (wrong password or wrong second factor) that lock the account.

@@ -13,7 +13,7 @@ pub enum Permission {
 }
 
 /// The minimum data protection access level, and whether expert mode is needed.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Requirement {
     pub dpa: u8,
@@ -21,7 +21,7 @@ pub struct Requirement {
     pub expert: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PermissionSettings {
     pub view_requests: Requirement,

@@ -59,6 +59,24 @@ impl Instances {
         Self { addresses, _children: children }
     }
 
+    /// SIGKILL one instance: no clean-up, no goodbye, like a crash or an OOM kill.
+    pub async fn kill(&mut self, instance: usize) {
+        let child = &mut self._children[instance];
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+
+    /// POST an assistance request through the JSON API of `instance`, as if from `ip`.
+    pub async fn ask_for_help(&self, instance: usize, ip: &str, email: &str) -> reqwest::Response {
+        browser()
+            .post(self.url(instance, "/api/v1/assistance-requests"))
+            .header("x-forwarded-for", ip)
+            .json(&serde_json::json!({ "email": email, "type": "other" }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     pub fn url(&self, instance: usize, path: &str) -> String {
         format!("{}{path}", self.addresses[instance % self.addresses.len()])
     }
@@ -113,6 +131,175 @@ async fn arrange(db: &TestDb, dir: &Path) -> Person {
     };
     state.db.close().await;
     person
+}
+
+/// Two admins (DPA 1 and 3) who get every assistance email.
+async fn arrange_admins(db: &TestDb, dir: &Path) {
+    let mut settings = test_settings(dir);
+    settings.database_url = db.url.clone();
+    let state = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
+    for (name, dpa_level) in [("harry", 1), ("ada", 3)] {
+        let mut new = new_person(name, &format!("{name}@example.org"), name);
+        new.grant.dpa_level = dpa_level;
+        state
+            .signin
+            .add_person(new, Some(PASSWORD), &lifeline::audit::Actor::System)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    state.db.close().await;
+}
+
+/// Settings for instances that talk to a test SMTP sink and answer quickly.
+fn quick_env(smtp: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("LIFELINE_SMTP_URL", smtp.to_owned()),
+        ("LIFELINE_TRUSTED_PROXIES", "127.0.0.1".into()),
+        ("LIFELINE_ASSISTANCE__RESPONSE_FLOOR_MS", "10".into()),
+        ("LIFELINE_ASSISTANCE__PROCESSING_LEASE_SECONDS", "2".into()),
+        ("LIFELINE_OUTBOX__LEASE_SECONDS", "2".into()),
+        ("LIFELINE_OUTBOX__RETRY_BASE_SECONDS", "1".into()),
+        ("LIFELINE_OUTBOX__RETRY_MAX_SECONDS", "2".into()),
+    ]
+}
+
+fn as_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// The references in the subjects of `messages`, with how many emails each got.
+fn emails_per_reference(messages: &[crate::smtp_sink::Received]) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for m in messages {
+        let subject = m.subject();
+        let reference = subject
+            .split_whitespace()
+            .find(|w| w.starts_with("AR-"))
+            .unwrap_or_default()
+            .trim_end_matches(':')
+            .to_owned();
+        *counts.entry(reference).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn two_hundred_requests_over_two_instances_email_every_admin_exactly_once() {
+    for db in databases().await {
+        println!("--- on {}", db.label);
+        let sink = crate::smtp_sink::SmtpSink::start().await;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        arrange_admins(&db, dir.path()).await;
+        let mut env = quick_env(&sink.url());
+        env.push(("LIFELINE_ASSISTANCE__PER_IP__MAX", "1000".into()));
+        env.push(("LIFELINE_ASSISTANCE__PER_EMAIL__MAX", "1000".into()));
+        env.push(("LIFELINE_ASSISTANCE__GLOBAL__MAX", "1000".into()));
+        let pair = Instances::start(dir.path(), &db.url, 2, &as_refs(&env)).await;
+
+        let mut references = Vec::new();
+        for batch in 0..25 {
+            let requests = (0..8).map(|i| {
+                let n = batch * 8 + i;
+                let pair = &pair;
+                async move {
+                    let response = pair
+                        .ask_for_help(
+                            n,
+                            &format!("10.0.{}.{}", n / 200, n % 200 + 1),
+                            &format!("person{n}@example.org"),
+                        )
+                        .await;
+                    assert_eq!(response.status(), StatusCode::ACCEPTED);
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    body["reference"].as_str().unwrap_or_default().to_owned()
+                }
+            });
+            references.extend(futures::future::join_all(requests).await);
+        }
+        sink.wait_for_within(400, 1200).await;
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await; // time for a duplicate to show, if any
+        let messages = sink.messages();
+        assert!(messages.len() >= 400);
+        let counts = emails_per_reference(&messages);
+        assert_eq!(counts.len(), 200, "{}", db.label);
+        for reference in &references {
+            assert_eq!(counts.get(reference), Some(&2), "{}: {reference} emailed to each admin once", db.label);
+        }
+        let mut ids: Vec<String> = messages.iter().map(|m| m.message_id()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 400, "{}: no email delivered twice", db.label);
+        assert_audit_verifies(dir.path(), &db.url);
+    }
+}
+
+#[tokio::test]
+async fn the_per_ip_limit_holds_in_sum_across_instances() {
+    for db in databases().await {
+        println!("--- on {}", db.label);
+        let sink = crate::smtp_sink::SmtpSink::start().await;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        arrange_admins(&db, dir.path()).await;
+        let mut env = quick_env(&sink.url());
+        env.push(("LIFELINE_ASSISTANCE__PER_IP__MAX", "10".into()));
+        let pair = Instances::start(dir.path(), &db.url, 2, &as_refs(&env)).await;
+        let requests = (0..20).map(|n| {
+            let pair = &pair;
+            async move { pair.ask_for_help(n, "81.2.69.142", &format!("p{n}@example.org")).await.status() }
+        });
+        let statuses = futures::future::join_all(requests).await;
+        let accepted = statuses.iter().filter(|s| **s == StatusCode::ACCEPTED).count();
+        let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+        assert_eq!((accepted, limited), (10, 10), "{}", db.label);
+        sink.wait_for(20).await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert_eq!(sink.messages().len(), 20, "{}: emails for the accepted ten only", db.label);
+    }
+}
+
+#[tokio::test]
+async fn when_one_instance_is_killed_while_delivering_the_other_delivers_the_rest() {
+    for db in databases().await {
+        println!("--- on {}", db.label);
+        let sink = crate::smtp_sink::SmtpSink::start_slow(std::time::Duration::from_millis(40)).await;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        arrange_admins(&db, dir.path()).await;
+        let mut env = quick_env(&sink.url());
+        env.push(("LIFELINE_ASSISTANCE__PER_IP__MAX", "1000".into()));
+        env.push(("LIFELINE_ASSISTANCE__GLOBAL__MAX", "1000".into()));
+        let mut pair = Instances::start(dir.path(), &db.url, 2, &as_refs(&env)).await;
+        let mut references = Vec::new();
+        for n in 0..60 {
+            let response = pair.ask_for_help(n, "10.1.1.1", &format!("person{n}@example.org")).await;
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            references.push(body["reference"].as_str().unwrap_or_default().to_owned());
+        }
+        sink.wait_for(10).await;
+        pair.kill(0).await;
+        let delivered_at_kill = sink.messages().len();
+        assert!(delivered_at_kill < 120, "the kill came while delivering ({delivered_at_kill} of 120 delivered)");
+
+        let unique = |messages: &[crate::smtp_sink::Received]| {
+            messages.iter().map(|m| m.message_id()).collect::<std::collections::BTreeSet<_>>().len()
+        };
+        for _ in 0..1200 {
+            if unique(&sink.messages()) >= 120 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let counts = emails_per_reference(&sink.messages());
+        for reference in &references {
+            assert!(counts.get(reference).is_some_and(|n| *n >= 2), "{}: {reference} reached both admins", db.label);
+        }
+        // At least once: a message the killed instance sent but could not mark may come again, with the
+        // same Message-ID; never a second, different email for the same admin and request.
+        let mut ids: Vec<String> = sink.messages().iter().map(|m| m.message_id()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 120, "{}", db.label);
+        assert_audit_verifies(dir.path(), &db.url);
+    }
 }
 
 #[tokio::test]

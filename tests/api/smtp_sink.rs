@@ -59,6 +59,15 @@ impl SmtpSink {
     }
 
     pub async fn start_on(port: u16) -> Self {
+        Self::start_with(port, std::time::Duration::ZERO).await
+    }
+
+    /// A sink that takes `delay` to accept each message, like a busy server.
+    pub async fn start_slow(delay: std::time::Duration) -> Self {
+        Self::start_with(0, delay).await
+    }
+
+    async fn start_with(port: u16, delay: std::time::Duration) -> Self {
         let listener =
             TcpListener::bind(("127.0.0.1", port)).await.unwrap_or_else(|e| panic!("SMTP sink on {port}: {e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
@@ -68,7 +77,7 @@ impl SmtpSink {
             while let Ok((socket, _)) = listener.accept().await {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    let _ = session(socket, store).await;
+                    let _ = session(socket, store, delay).await;
                 });
             }
         });
@@ -85,7 +94,12 @@ impl SmtpSink {
 
     /// Wait (up to 30 s) until at least `n` messages have arrived.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
-        for _ in 0..300 {
+        self.wait_for_within(n, 300).await
+    }
+
+    /// Wait up to `tenths` tenths of a second for at least `n` messages.
+    pub async fn wait_for_within(&self, n: usize, tenths: usize) -> Vec<Received> {
+        for _ in 0..tenths {
             let messages = self.messages();
             if messages.len() >= n {
                 return messages;
@@ -96,7 +110,11 @@ impl SmtpSink {
     }
 }
 
-async fn session(socket: tokio::net::TcpStream, store: Arc<Mutex<Vec<Received>>>) -> std::io::Result<()> {
+async fn session(
+    socket: tokio::net::TcpStream,
+    store: Arc<Mutex<Vec<Received>>>,
+    delay: std::time::Duration,
+) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 sink.test ESMTP\r\n").await?;
@@ -131,6 +149,7 @@ async fn session(socket: tokio::net::TcpStream, store: Arc<Mutex<Vec<Received>>>
                 let unstuffed = buf.strip_prefix('.').filter(|_| buf.starts_with("..")).unwrap_or(&buf);
                 data.extend_from_slice(unstuffed.as_bytes());
             }
+            tokio::time::sleep(delay).await;
             if let Ok(mut messages) = store.lock() {
                 messages.push(Received { rcpt: std::mem::take(&mut rcpt), data });
             }
