@@ -153,12 +153,42 @@ pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
                 .details("demo data");
             signin.store.lock_account(account.id, LockReason::Failures, signin.now(), &audit).await?;
         }
+        // A little history, so that a dossier has something to read: everyone signed in from the office
+        // in London over the past days; Lou's lock came from a burst of failures from elsewhere.
+        if p.password.is_some() {
+            let now = signin.now();
+            for days_ago in [1, 2, 5] {
+                let at = now - days_ago * 86_400;
+                signin.store.record_sign_in(&demo_event(account.id, at, "success", "81.2.69.142", "London", "GB", "81.2.69.0/24")).await?;
+            }
+            if p.locked {
+                for minute in 0..5 {
+                    let at = now - 3600 + minute * 60;
+                    signin.store.record_sign_in(&demo_event(account.id, at, "bad_password", "89.160.20.112", "Linköping", "SE", "AS29518 Bredband2 AB")).await?;
+                }
+            }
+        }
         if p.username == "sam" {
             let answers: Vec<String> = SAM_ANSWERS.iter().map(|s| s.to_string()).collect();
             signin.enrol_security_questions(account.id, &answers).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
     Ok(())
+}
+
+fn demo_event(account: i64, at: i64, outcome: &str, ip: &str, city: &str, country: &str, network: &str) -> crate::store::SignInEvent {
+    crate::store::SignInEvent {
+        account_id: Some(account),
+        at,
+        outcome: outcome.into(),
+        method: if outcome == "success" { "totp".into() } else { "password".into() },
+        client_ip: ip.into(),
+        city: Some(city.into()),
+        country: Some(country.into()),
+        asn: None,
+        network: network.into(),
+        user_agent: "demo data".into(),
+    }
 }
 
 pub fn print_sign_ins(public_url: &str) {
@@ -169,4 +199,5 @@ pub fn print_sign_ins(public_url: &str) {
         println!("  {:<8} {:<30} {:<26} {}\n           {}", p.username, p.email, password, p.role, code);
     }
     println!("  Sam's security-question answers (for /reset): {}", SAM_ANSWERS.join(" / "));
+    println!("Ask for help at {public_url}/assistance; the admins' emails land in the mail folder as .eml files.");
 }
