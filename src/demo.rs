@@ -159,12 +159,34 @@ pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
             let now = signin.now();
             for days_ago in [1, 2, 5] {
                 let at = now - days_ago * 86_400;
-                signin.store.record_sign_in(&demo_event(account.id, at, "success", "81.2.69.142", "London", "GB", "81.2.69.0/24")).await?;
+                signin
+                    .store
+                    .record_sign_in(&demo_event(
+                        account.id,
+                        at,
+                        "success",
+                        "81.2.69.142",
+                        "London",
+                        "GB",
+                        "81.2.69.0/24",
+                    ))
+                    .await?;
             }
             if p.locked {
                 for minute in 0..5 {
                     let at = now - 3600 + minute * 60;
-                    signin.store.record_sign_in(&demo_event(account.id, at, "bad_password", "89.160.20.112", "Linköping", "SE", "AS29518 Bredband2 AB")).await?;
+                    signin
+                        .store
+                        .record_sign_in(&demo_event(
+                            account.id,
+                            at,
+                            "bad_password",
+                            "89.160.20.112",
+                            "Linköping",
+                            "SE",
+                            "AS29518 Bredband2 AB",
+                        ))
+                        .await?;
                 }
             }
         }
@@ -176,7 +198,15 @@ pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_event(account: i64, at: i64, outcome: &str, ip: &str, city: &str, country: &str, network: &str) -> crate::store::SignInEvent {
+fn demo_event(
+    account: i64,
+    at: i64,
+    outcome: &str,
+    ip: &str,
+    city: &str,
+    country: &str,
+    network: &str,
+) -> crate::store::SignInEvent {
     crate::store::SignInEvent {
         account_id: Some(account),
         at,

@@ -3,21 +3,10 @@
 
 use crate::helpers::*;
 use lifeline::store::AuditStore;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn lifeline(app_dir: &std::path::Path, db_url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lifeline"))
-        .args(args)
-        .current_dir(app_dir)
-        .env("LIFELINE_DATABASE_URL", db_url)
-        .env("LIFELINE_KEY_FILE", app_dir.join("lifeline.key"))
-        .env_remove("LIFELINE_CONFIG")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    run_lifeline(app_dir, db_url, args, "", &[])
 }
 
 async fn db_exec(app: &TestApp, sql: &str) {
@@ -34,11 +23,9 @@ async fn sign_in_outcomes_and_locks_are_audited_and_the_chain_verifies() {
         let dir = app.dir();
         let url = app.db_url();
         let export = lifeline(dir, &url, &["audit", "export"]);
-        assert!(export.status.success(), "{}", text(&export.stderr));
-        let rows: Vec<serde_json::Value> = text(&export.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
+        assert!(export.status.success(), "{}", stderr(&export));
+        let rows: Vec<serde_json::Value> =
+            stdout(&export).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
         let actions: Vec<(&str, &str)> = rows
             .iter()
             .map(|r| (r["action"].as_str().unwrap_or_default(), r["outcome"].as_str().unwrap_or_default()))
@@ -54,8 +41,8 @@ async fn sign_in_outcomes_and_locks_are_audited_and_the_chain_verifies() {
         assert!(rows.iter().all(|r| r["hash"].as_str().is_some_and(|h| h.len() == 64)));
 
         let verify = lifeline(dir, &url, &["audit", "verify"]);
-        assert!(verify.status.success(), "{}", text(&verify.stderr));
-        assert!(text(&verify.stdout).contains(&format!("{} rows", rows.len())));
+        assert!(verify.status.success(), "{}", stderr(&verify));
+        assert!(stdout(&verify).contains(&format!("{} rows", rows.len())));
     })
     .await;
 }
@@ -89,9 +76,9 @@ async fn tampering_with_any_row_is_found_and_the_row_named() {
                 let verify = lifeline(dir, &url, &["audit", "verify"]);
                 assert!(!verify.status.success(), "changing {column} of row {row} must be found");
                 assert!(
-                    text(&verify.stderr).contains(&format!("audit row {row}:")),
+                    stderr(&verify).contains(&format!("audit row {row}:")),
                     "{column} of {row}: {}",
-                    text(&verify.stderr)
+                    stderr(&verify)
                 );
                 // Put the row back exactly as it was: the log verifies again.
                 db_exec(&app, &format!("DELETE FROM audit_event WHERE audit_event_id = {row}")).await;
@@ -108,13 +95,13 @@ async fn tampering_with_any_row_is_found_and_the_row_named() {
         db_exec(&app, &format!("DELETE FROM audit_event WHERE audit_event_id = {last}")).await;
         let verify = lifeline(dir, &url, &["audit", "verify"]);
         assert!(
-            !verify.status.success() && text(&verify.stderr).contains(&format!("audit row {last}:")),
+            !verify.status.success() && stderr(&verify).contains(&format!("audit row {last}:")),
             "{}",
-            text(&verify.stderr)
+            stderr(&verify)
         );
         db_exec(&app, "DELETE FROM audit_event WHERE audit_event_id = 2").await;
         let verify = lifeline(dir, &url, &["audit", "verify"]);
-        assert!(text(&verify.stderr).contains("audit row 2: missing"), "{}", text(&verify.stderr));
+        assert!(stderr(&verify).contains("audit row 2: missing"), "{}", stderr(&verify));
     })
     .await;
 }
@@ -125,11 +112,11 @@ async fn export_since_filters_by_time_and_refuses_nonsense() {
         app.add_person("ada", true).await;
         let (dir, url) = (app.dir(), app.db_url());
         let all = lifeline(dir, &url, &["audit", "export", "--since", "2000-01-01"]);
-        assert_eq!(text(&all.stdout).lines().count(), 2);
+        assert_eq!(stdout(&all).lines().count(), 2);
         let none = lifeline(dir, &url, &["audit", "export", "--since", "2999-01-01T00:00:00Z"]);
         assert!(none.status.success() && none.stdout.is_empty());
         let bad = lifeline(dir, &url, &["audit", "export", "--since", "yesterday"]);
-        assert!(!bad.status.success() && text(&bad.stderr).contains("--since"));
+        assert!(!bad.status.success() && stderr(&bad).contains("--since"));
     })
     .await;
 }

@@ -1,7 +1,6 @@
 //! The `lifeline` binary as an operator runs it, and TOTP checked against `oathtool`.
 
 use crate::helpers::*;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -28,36 +27,6 @@ impl Shell {
     fn lifeline(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
         run_lifeline(self.path(), &self.db.url, args, stdin, env)
     }
-}
-
-fn run_lifeline(dir: &Path, db_url: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lifeline"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("LIFELINE_DATABASE_URL", db_url)
-        .env("LIFELINE_KEY_FILE", dir.join("lifeline.key"))
-        .env_remove("LIFELINE_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run lifeline: {e}"));
-    if let Some(mut input) = child.stdin.take() {
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn json(o: &Output) -> serde_json::Value {

@@ -7,7 +7,9 @@ use lifeline::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonSt
 use lifeline::http::AppState;
 use lifeline::store::NewPerson;
 use lifeline::totp::TotpSecret;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 pub fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/geoip").join(name)
@@ -335,4 +337,35 @@ pub fn location(response: &reqwest::Response) -> String {
 /// ±1 window) when the current one may have been used already.
 pub fn code(secret: &TotpSecret, offset_steps: i64) -> String {
     lifeline::totp::code_at(secret, chrono::Utc::now().timestamp() + 30 * offset_steps)
+}
+
+/// Run the real `lifeline` binary in `dir` (its key file) on `db_url`, with `stdin` and extra `env`.
+pub fn run_lifeline(dir: &Path, db_url: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lifeline"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("LIFELINE_DATABASE_URL", db_url)
+        .env("LIFELINE_KEY_FILE", dir.join("lifeline.key"))
+        .env_remove("LIFELINE_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run lifeline: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }

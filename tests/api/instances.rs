@@ -377,24 +377,11 @@ async fn one_backup_code_sent_fifty_times_across_two_instances_succeeds_once() {
 
 /// `lifeline audit verify` passes: one unbroken chain, however many instances wrote to it.
 fn assert_audit_verifies(dir: &Path, db_url: &str) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeline"))
-        .args(["audit", "verify"])
-        .current_dir(dir)
-        .env("LIFELINE_DATABASE_URL", db_url)
-        .env_remove("LIFELINE_CONFIG")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.status.success(), "audit verify: {}", String::from_utf8_lossy(&out.stderr));
+    let out = run_lifeline(dir, db_url, &["audit", "verify"], "", &[]);
+    assert!(out.status.success(), "audit verify: {}", stderr(&out));
 }
 
 fn show(dir: &Path, db_url: &str, email: &str) -> serde_json::Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeline"))
-        .args(["person", "show", email, "--json"])
-        .current_dir(dir)
-        .env("LIFELINE_DATABASE_URL", db_url)
-        .env("LIFELINE_KEY_FILE", dir.join("lifeline.key"))
-        .env_remove("LIFELINE_CONFIG")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    let out = run_lifeline(dir, db_url, &["person", "show", email, "--json"], "", &[]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)))
 }

@@ -1,0 +1,76 @@
+//! The outbox worker: claims due emails (a lease, so two instances never hold the same row at once),
+//! delivers them, and marks them sent — or schedules the next attempt with back-off. A crash between
+//! delivery and marking leaves the lease to expire and the email to be delivered again: at least once,
+//! with the same Message-ID.
+
+use super::{Mailer, OutgoingEmail};
+use crate::policy::outbox::next_attempt;
+use crate::signin::Clock;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// After this many failed attempts (about a day of back-off) an email is left for an operator.
+pub const MAX_ATTEMPTS: i64 = 30;
+
+#[derive(Debug, Clone)]
+pub struct QueuedEmail {
+    pub id: i64,
+    pub attempts: i64,
+    pub email: OutgoingEmail,
+}
+
+pub struct OutboxWorker {
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub from: String,
+    pub clock: Arc<dyn Clock>,
+    /// Poked when a new email is queued, so delivery starts at once.
+    pub wake: Arc<Notify>,
+    pub settings: crate::config::OutboxSettings,
+}
+
+impl OutboxWorker {
+    /// Deliver until the process ends.
+    pub async fn run(self) {
+        loop {
+            match self.deliver_due().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!("outbox: {e}"),
+            }
+            tokio::select! {
+                () = self.wake.notified() => {},
+                () = tokio::time::sleep(Duration::from_secs(1)) => {},
+            }
+        }
+    }
+
+    /// One pass: claim what is due and try to deliver it. Returns how many were claimed.
+    pub async fn deliver_due(&self) -> Result<usize, crate::store::StoreError> {
+        let now = self.clock.now();
+        let batch = self.store.claim_due_emails(now, i64::from(self.settings.lease_seconds), 20).await?;
+        for queued in &batch {
+            let result = match queued.email.to_message(&self.from) {
+                Ok(message) => self.mailer.send(&message).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => self.store.mark_email_sent(queued.id, self.clock.now()).await?,
+                Err(e) => {
+                    let attempts = queued.attempts + 1;
+                    tracing::warn!(email = queued.id, attempts, "delivery failed: {e}");
+                    let next = next_attempt(
+                        u32::try_from(attempts).unwrap_or(u32::MAX),
+                        self.settings.retry_base_seconds,
+                        self.settings.retry_max_seconds,
+                        self.clock.now(),
+                    );
+                    self.store.mark_email_failed(queued.id, attempts, next, &e.to_string()).await?;
+                }
+            }
+        }
+        Ok(batch.len())
+    }
+}
