@@ -47,11 +47,18 @@ impl OutboxWorker {
         }
     }
 
-    /// One pass: claim what is due and try to deliver it. Returns how many were claimed.
+    /// One pass: deliver what is due, claiming one email at a time just before sending it, so a lease
+    /// only has to outlast one delivery (the SMTP timeout is 20 s; the default lease 60 s). Returns how
+    /// many were claimed.
     pub async fn deliver_due(&self) -> Result<usize, crate::store::StoreError> {
-        let now = self.clock.now();
-        let batch = self.store.claim_due_emails(now, i64::from(self.settings.lease_seconds), 20).await?;
-        for queued in &batch {
+        let mut claimed = 0;
+        while claimed < 50 {
+            let now = self.clock.now();
+            let Some(queued) = self.store.claim_due_emails(now, i64::from(self.settings.lease_seconds), 1).await?.pop()
+            else {
+                break;
+            };
+            claimed += 1;
             let result = match queued.email.to_message(&self.from) {
                 Ok(message) => self.mailer.send(&message).await,
                 Err(e) => Err(e),
@@ -71,6 +78,6 @@ impl OutboxWorker {
                 }
             }
         }
-        Ok(batch.len())
+        Ok(claimed)
     }
 }

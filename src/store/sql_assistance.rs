@@ -60,7 +60,8 @@ impl OutboxStore for SqlStore {
         )
         .bind(now)
         .bind(MAX_ATTEMPTS)
-        .bind(limit)
+        // A few spare candidates, for the ones another instance claims first.
+        .bind(limit + 8)
         .fetch_all(self.pool())
         .await?
         .iter()
@@ -68,6 +69,9 @@ impl OutboxStore for SqlStore {
         .collect::<Result<_, _>>()?;
         let mut claimed = Vec::new();
         for id in candidates {
+            if claimed.len() as i64 >= limit {
+                break;
+            }
             // Compare-and-set: of several instances eyeing the same row, one wins the lease.
             let row = sqlx::query(
                 "UPDATE outbox_email SET claimed_until = $1 WHERE outbox_email_id = $2 AND sent_at IS NULL \

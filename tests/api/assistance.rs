@@ -16,6 +16,8 @@ fn quick(settings: &mut Settings, smtp: &str) {
     settings.assistance.response_floor_ms = 20;
     settings.outbox.retry_base_seconds = 1;
     settings.outbox.retry_max_seconds = 2;
+    // Short, so that after a restart the emails the stopped instance held are free again soon.
+    settings.outbox.lease_seconds = 3;
 }
 
 fn reference_of(html: &str) -> String {

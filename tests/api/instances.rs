@@ -156,8 +156,9 @@ fn quick_env(smtp: &str) -> Vec<(&'static str, String)> {
         ("LIFELINE_SMTP_URL", smtp.to_owned()),
         ("LIFELINE_TRUSTED_PROXIES", "127.0.0.1".into()),
         ("LIFELINE_ASSISTANCE__RESPONSE_FLOOR_MS", "10".into()),
-        ("LIFELINE_ASSISTANCE__PROCESSING_LEASE_SECONDS", "2".into()),
-        ("LIFELINE_OUTBOX__LEASE_SECONDS", "2".into()),
+        // Long enough to outlast one delivery on a loaded machine, short enough for a takeover in a test.
+        ("LIFELINE_ASSISTANCE__PROCESSING_LEASE_SECONDS", "5".into()),
+        ("LIFELINE_OUTBOX__LEASE_SECONDS", "5".into()),
         ("LIFELINE_OUTBOX__RETRY_BASE_SECONDS", "1".into()),
         ("LIFELINE_OUTBOX__RETRY_MAX_SECONDS", "2".into()),
     ]
@@ -194,6 +195,8 @@ async fn two_hundred_requests_over_two_instances_email_every_admin_exactly_once(
         env.push(("LIFELINE_ASSISTANCE__PER_IP__MAX", "1000".into()));
         env.push(("LIFELINE_ASSISTANCE__PER_EMAIL__MAX", "1000".into()));
         env.push(("LIFELINE_ASSISTANCE__GLOBAL__MAX", "1000".into()));
+        // Nobody is killed here: a lease that no slow moment can outlast, so any duplicate is a real bug.
+        env.push(("LIFELINE_OUTBOX__LEASE_SECONDS", "60".into()));
         let pair = Instances::start(dir.path(), &db.url, 2, &as_refs(&env)).await;
 
         let mut references = Vec::new();
@@ -242,6 +245,7 @@ async fn the_per_ip_limit_holds_in_sum_across_instances() {
         arrange_admins(&db, dir.path()).await;
         let mut env = quick_env(&sink.url());
         env.push(("LIFELINE_ASSISTANCE__PER_IP__MAX", "10".into()));
+        env.push(("LIFELINE_OUTBOX__LEASE_SECONDS", "60".into()));
         let pair = Instances::start(dir.path(), &db.url, 2, &as_refs(&env)).await;
         let requests = (0..20).map(|n| {
             let pair = &pair;
