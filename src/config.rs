@@ -86,6 +86,8 @@ pub struct PolicySettings {
     pub session_minutes: u32,
     /// Lifetime of a half-finished sign-in (password accepted, second factor not yet).
     pub pending_sign_in_minutes: u32,
+    /// A failed password attempt is answered after at least this long, known login or not.
+    pub failed_sign_in_floor_ms: u32,
 }
 
 impl Default for PolicySettings {
@@ -100,6 +102,7 @@ impl Default for PolicySettings {
             ],
             session_minutes: 8 * 60,
             pending_sign_in_minutes: 10,
+            failed_sign_in_floor_ms: 300,
         }
     }
 }

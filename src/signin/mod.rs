@@ -144,6 +144,25 @@ impl SignIn {
         password: &str,
         ctx: &RequestContext,
     ) -> Result<PasswordOutcome, SignInError> {
+        let started = std::time::Instant::now();
+        let outcome = self.check_password(login, password, ctx).await?;
+        // A failed attempt is answered no sooner than the floor: whether the login exists changes how much
+        // is written (a failure counter, a lock), and the floor keeps that out of the timing.
+        if outcome == PasswordOutcome::Invalid {
+            let floor = std::time::Duration::from_millis(u64::from(self.settings.policy.failed_sign_in_floor_ms));
+            if let Some(rest) = floor.checked_sub(started.elapsed()) {
+                tokio::time::sleep(rest).await;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn check_password(
+        &self,
+        login: &str,
+        password: &str,
+        ctx: &RequestContext,
+    ) -> Result<PasswordOutcome, SignInError> {
         let account = if login.trim().is_empty() || login.len() > 254 {
             None
         } else {

@@ -461,3 +461,46 @@ async fn signed_in_people_can_make_new_backup_codes_and_the_old_ones_stop_workin
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_login_take_the_same_time() {
+    each_backend_with(
+        |s| {
+            s.policy.failed_sign_in_floor_ms = 150;
+            s.lockout.failed_attempts_before_lock = 100;
+        },
+        async |app: TestApp| {
+            let ada = app.add_person("ada", true).await;
+            let time = async |login: &str| {
+                let client = browser();
+                let csrf = app.csrf(&client).await;
+                let started = std::time::Instant::now();
+                let response = client
+                    .post(app.url("/signin"))
+                    .form(&[("login", login), ("password", "wrong-password-entirely"), ("csrf", csrf.as_str())])
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+                started.elapsed()
+            };
+            let (mut known, mut unknown) = (Vec::new(), Vec::new());
+            // 96 of each, interleaved, two pairs at a time (the lock threshold is raised so Ada never locks).
+            for _ in 0..48 {
+                let (a, b, c, d) =
+                    tokio::join!(time(&ada.username), time("nobody"), time(&ada.username), time("nobody"));
+                known.extend([a, c]);
+                unknown.extend([b, d]);
+            }
+            let median = |mut v: Vec<std::time::Duration>| {
+                v.sort();
+                v[v.len() / 2]
+            };
+            let (k, u) = (median(known), median(unknown));
+            println!("median wrong password {k:?}, unknown login {u:?}");
+            assert!(k.abs_diff(u) < std::time::Duration::from_millis(5), "medians {k:?} vs {u:?}");
+            assert!(k >= std::time::Duration::from_millis(150), "the floor holds");
+        },
+    )
+    .await;
+}
