@@ -101,6 +101,29 @@ impl SignIn {
         self.clock.now()
     }
 
+    /// A sign-in event for this request, with its place and network.
+    fn sign_in_event(
+        &self,
+        account: Option<AccountId>,
+        outcome: &str,
+        method: &str,
+        ctx: &RequestContext,
+    ) -> SignInEvent {
+        let location = self.geo.locate(ctx.ip);
+        SignInEvent {
+            account_id: account,
+            at: self.now(),
+            outcome: outcome.into(),
+            method: method.into(),
+            client_ip: ctx.ip.to_string(),
+            city: location.city,
+            country: location.country,
+            asn: location.asn,
+            network: location.network,
+            user_agent: ctx.user_agent.chars().take(512).collect(),
+        }
+    }
+
     async fn event(
         &self,
         account: Option<AccountId>,
@@ -108,22 +131,7 @@ impl SignIn {
         method: &str,
         ctx: &RequestContext,
     ) -> Result<(), SignInError> {
-        let location = self.geo.locate(ctx.ip);
-        let user_agent: String = ctx.user_agent.chars().take(512).collect();
-        self.store
-            .record_sign_in(&SignInEvent {
-                account_id: account,
-                at: self.now(),
-                outcome: outcome.into(),
-                method: method.into(),
-                client_ip: ctx.ip.to_string(),
-                city: location.city,
-                country: location.country,
-                asn: location.asn,
-                network: location.network,
-                user_agent,
-            })
-            .await?;
+        self.store.record_sign_in(&self.sign_in_event(account, outcome, method, ctx)).await?;
         Ok(())
     }
 
@@ -174,13 +182,12 @@ impl SignIn {
         let account = match account {
             Some(account) if correct => account,
             Some(account) => {
-                if !account.lock().is_locked(now) {
-                    let result = self.store.record_failure(account.id, &self.settings.lockout, now).await?;
-                    if result.locked_now {
-                        tracing::warn!(account = account.id, "account locked after repeated failures");
-                    }
+                let event = self.sign_in_event(Some(account.id), "bad_password", "password", ctx);
+                if account.lock().is_locked(now) {
+                    self.store.record_sign_in(&event).await?;
+                } else if self.store.record_failure(account.id, &self.settings.lockout, now, &event).await?.locked_now {
+                    tracing::warn!(account = account.id, "account locked after repeated failures");
                 }
-                self.event(Some(account.id), "bad_password", "password", ctx).await?;
                 return Ok(PasswordOutcome::Invalid);
             }
             None => {
@@ -232,44 +239,45 @@ impl SignIn {
         if account.lock().is_locked(now) {
             return Ok(SecondFactorOutcome::Locked);
         }
+        let next = Self::after_mfa(&account);
+        let success = if next == SessionStage::Active { "success" } else { "second_factor_accepted" };
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        // The code is used up and the successful attempt recorded in one transaction.
         let (accepted, method) = if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit())
         {
-            (self.check_totp(account_id, &digits, now).await?, "totp")
+            let event = self.sign_in_event(Some(account_id), success, "totp", ctx);
+            (self.check_totp(account_id, &digits, now, &event).await?, "totp")
         } else {
             let normalised = normalise_backup_code(code);
-            let accepted = !normalised.is_empty()
-                && self
-                    .store
-                    .consume_backup_code(account_id, &TokenHash::of(&self.keys, "backup-code", &normalised), now)
-                    .await?;
+            let event = self.sign_in_event(Some(account_id), success, "backup_code", ctx);
+            let hash = TokenHash::of(&self.keys, "backup-code", &normalised);
+            let accepted =
+                !normalised.is_empty() && self.store.consume_backup_code(account_id, &hash, now, &event).await?;
             (accepted, "backup_code")
         };
         if !accepted {
-            let result = self.store.record_failure(account_id, &self.settings.lockout, now).await?;
-            self.event(Some(account_id), "bad_second_factor", method, ctx).await?;
+            let event = self.sign_in_event(Some(account_id), "bad_second_factor", method, ctx);
+            let result = self.store.record_failure(account_id, &self.settings.lockout, now, &event).await?;
             return Ok(if result.locked_now { SecondFactorOutcome::Locked } else { SecondFactorOutcome::Invalid });
         }
         self.store.reset_failures(account_id).await?;
-        let next = Self::after_mfa(&account);
-        self.event(
-            Some(account_id),
-            if next == SessionStage::Active { "success" } else { "second_factor_accepted" },
-            method,
-            ctx,
-        )
-        .await?;
         Ok(SecondFactorOutcome::Proceed(next))
     }
 
-    async fn check_totp(&self, account: AccountId, code: &str, now: Timestamp) -> Result<bool, SignInError> {
+    async fn check_totp(
+        &self,
+        account: AccountId,
+        code: &str,
+        now: Timestamp,
+        event: &SignInEvent,
+    ) -> Result<bool, SignInError> {
         let Some(record) = self.store.totp(account).await?.filter(|r| r.confirmed_at.is_some()) else {
             return Ok(false);
         };
         let secret = self.open_secret(account, &record.sealed_secret)?;
         match totp::verify(&secret, code, now, record.last_used_step) {
             // The conditional update refuses a step that another request used first.
-            Some(step) => Ok(self.store.use_totp_step(account, step).await?),
+            Some(step) => Ok(self.store.use_totp_step(account, step, event).await?),
             None => Ok(false),
         }
     }

@@ -162,13 +162,14 @@ pub trait CredentialStore: Send + Sync {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<()>;
-    /// Count one failed sign-in and lock the account when the policy says so, atomically (a lock is audited
-    /// in the same transaction).
+    /// Count one failed sign-in and lock the account when the policy says so, atomically; the attempt's
+    /// event and a lock's audit row commit with it.
     async fn record_failure(
         &self,
         account: AccountId,
         policy: &LockoutPolicy,
         now: Timestamp,
+        event: &SignInEvent,
     ) -> StoreResult<FailureResult>;
     /// A completed sign-in: the failure counter starts again.
     async fn reset_failures(&self, account: AccountId) -> StoreResult<()>;
@@ -186,7 +187,8 @@ pub trait CredentialStore: Send + Sync {
         audit: &AuditEntry,
     ) -> StoreResult<bool>;
     /// Record that the code of `step` was used; false when that step (or a later one) was used already.
-    async fn use_totp_step(&self, account: AccountId, step: i64) -> StoreResult<bool>;
+    /// `event` (the successful attempt) is recorded in the same transaction.
+    async fn use_totp_step(&self, account: AccountId, step: i64, event: &SignInEvent) -> StoreResult<bool>;
     async fn replace_backup_codes(
         &self,
         account: AccountId,
@@ -196,7 +198,14 @@ pub trait CredentialStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Mark one unused backup code used; false if there is no such unused code. Exactly one of any
     /// number of concurrent callers with the same code gets true.
-    async fn consume_backup_code(&self, account: AccountId, code: &TokenHash, now: Timestamp) -> StoreResult<bool>;
+    /// `event` (the successful attempt) is recorded in the same transaction.
+    async fn consume_backup_code(
+        &self,
+        account: AccountId,
+        code: &TokenHash,
+        now: Timestamp,
+        event: &SignInEvent,
+    ) -> StoreResult<bool>;
     async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<i64>;
     async fn set_qa_answers(
         &self,

@@ -237,6 +237,35 @@ async fn history(
 
 /// Append one audit row inside the caller's transaction. Updating the head first takes its lock, so
 /// concurrent appenders (threads or instances) queue here and the chain stays one line.
+/// Record a sign-in attempt and its audit row inside the caller's transaction.
+async fn insert_sign_in(conn: &mut sqlx::AnyConnection, e: &SignInEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO sign_in_event (account_id, at, outcome, method, client_ip, city, country, asn, network, user_agent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(e.account_id)
+    .bind(e.at)
+    .bind(&e.outcome)
+    .bind(&e.method)
+    .bind(&e.client_ip)
+    .bind(e.city.as_deref())
+    .bind(e.country.as_deref())
+    .bind(e.asn.map(i64::from))
+    .bind(&e.network)
+    .bind(&e.user_agent)
+    .execute(&mut *conn)
+    .await?;
+    let details = serde_json::json!({
+        "method": e.method, "city": e.city, "country": e.country, "network": e.network, "user_agent": e.user_agent,
+    });
+    let mut entry = AuditEntry::new(e.at, &Actor::Public, "sign_in", &e.outcome)
+        .ip(e.client_ip.clone())
+        .details(details.to_string());
+    entry.subject_account_id = e.account_id;
+    append(conn, &entry).await?;
+    Ok(())
+}
+
 pub(super) async fn append(conn: &mut sqlx::AnyConnection, entry: &AuditEntry) -> StoreResult<i64> {
     let head =
         sqlx::query("UPDATE audit_head SET last_id = last_id + 1 WHERE audit_head_id = 1 RETURNING last_id, last_hash")
@@ -439,6 +468,7 @@ impl CredentialStore for SqlStore {
         account: AccountId,
         policy: &LockoutPolicy,
         now: Timestamp,
+        event: &SignInEvent,
     ) -> StoreResult<FailureResult> {
         let mut tx = self.pool.begin().await?;
         // The increment comes first: it takes the row's write lock, so concurrent failures serialise here.
@@ -482,6 +512,7 @@ impl CredentialStore for SqlStore {
             append(&mut tx, &entry).await?;
             locked_now = true;
         }
+        insert_sign_in(&mut tx, event).await?;
         tx.commit().await?;
         Ok(FailureResult { failed_attempts, locked_now })
     }
@@ -567,16 +598,23 @@ impl CredentialStore for SqlStore {
         Ok(true)
     }
 
-    async fn use_totp_step(&self, account: AccountId, step: i64) -> StoreResult<bool> {
-        let result = sqlx::query(
+    async fn use_totp_step(&self, account: AccountId, step: i64, event: &SignInEvent) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let used = sqlx::query(
             "UPDATE totp_credential SET last_used_step = $1 \
              WHERE account_id = $2 AND confirmed_at IS NOT NULL AND last_used_step < $1",
         )
         .bind(step)
         .bind(account)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if used {
+            insert_sign_in(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(used)
     }
 
     async fn replace_backup_codes(
@@ -593,18 +631,31 @@ impl CredentialStore for SqlStore {
         Ok(())
     }
 
-    async fn consume_backup_code(&self, account: AccountId, code: &TokenHash, now: Timestamp) -> StoreResult<bool> {
+    async fn consume_backup_code(
+        &self,
+        account: AccountId,
+        code: &TokenHash,
+        now: Timestamp,
+        event: &SignInEvent,
+    ) -> StoreResult<bool> {
         // The lookup is by the keyed hash, so no secret is compared here at all; `used_at IS NULL` in the
-        // same statement makes the consumption atomic.
-        let result = sqlx::query(
+        // same statement makes the consumption atomic, and its sign-in event commits with it.
+        let mut tx = self.pool.begin().await?;
+        let used = sqlx::query(
             "UPDATE backup_code SET used_at = $1 WHERE account_id = $2 AND code_hash = $3 AND used_at IS NULL",
         )
         .bind(now)
         .bind(account)
         .bind(&code.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if used {
+            insert_sign_in(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(used)
     }
 
     async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<i64> {
@@ -803,31 +854,7 @@ impl SessionStore for SqlStore {
 impl EventStore for SqlStore {
     async fn record_sign_in(&self, e: &SignInEvent) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO sign_in_event (account_id, at, outcome, method, client_ip, city, country, asn, network, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(e.account_id)
-        .bind(e.at)
-        .bind(&e.outcome)
-        .bind(&e.method)
-        .bind(&e.client_ip)
-        .bind(e.city.as_deref())
-        .bind(e.country.as_deref())
-        .bind(e.asn.map(i64::from))
-        .bind(&e.network)
-        .bind(&e.user_agent)
-        .execute(&mut *tx)
-        .await?;
-        // Every attempt is audited too, in the same transaction as its event.
-        let details = serde_json::json!({
-            "method": e.method, "city": e.city, "country": e.country, "network": e.network, "user_agent": e.user_agent,
-        });
-        let mut entry = AuditEntry::new(e.at, &Actor::Public, "sign_in", &e.outcome)
-            .ip(e.client_ip.clone())
-            .details(details.to_string());
-        entry.subject_account_id = e.account_id;
-        append(&mut tx, &entry).await?;
+        insert_sign_in(&mut tx, e).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -24,6 +24,22 @@ fn audit() -> AuditEntry {
     AuditEntry::new(1, &Actor::System, "test", "success")
 }
 
+/// A sign-in attempt to record with a counter change or a consumed code.
+fn attempt(account: i64, at: i64, outcome: &str) -> SignInEvent {
+    SignInEvent {
+        account_id: Some(account),
+        at,
+        outcome: outcome.into(),
+        method: "test".into(),
+        client_ip: "127.0.0.1".into(),
+        city: None,
+        country: None,
+        asn: None,
+        network: "127.0.0.0/24".into(),
+        user_agent: String::new(),
+    }
+}
+
 fn keys() -> Keys {
     Keys::new(&MasterKey::from_hex(&"42".repeat(32)).unwrap_or_else(|e| panic!("{e}")))
 }
@@ -63,7 +79,9 @@ async fn failures_lock_at_the_threshold_even_when_concurrent() {
         let mut tasks = Vec::new();
         for _ in 0..20 {
             let (store, policy) = (store.clone(), policy.clone());
-            tasks.push(tokio::spawn(async move { store.record_failure(id, &policy, 2_000).await }));
+            tasks.push(tokio::spawn(async move {
+                store.record_failure(id, &policy, 2_000, &attempt(id, 2_000, "bad_password")).await
+            }));
         }
         let mut locked_now = 0;
         for t in tasks {
@@ -86,16 +104,25 @@ async fn an_expired_temporary_lock_gives_way_to_a_longer_one() {
         let id = person(store.as_ref(), "ada").await;
         let policy = LockoutPolicy { temporary_lock_seconds: Some(60), ..Default::default() };
         for _ in 0..5 {
-            store.record_failure(id, &policy, 1_000).await.unwrap_or_else(|e| panic!("{e}"));
+            store
+                .record_failure(id, &policy, 1_000, &attempt(id, 1_000, "bad_password"))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
         assert_eq!(account.locked_until, Some(1_060), "{backend}");
         assert!(account.lock().is_locked(1_059) && !account.lock().is_locked(1_060));
 
-        let after = store.record_failure(id, &policy, 1_070).await.unwrap_or_else(|e| panic!("{e}"));
+        let after = store
+            .record_failure(id, &policy, 1_070, &attempt(id, 1_070, "bad_password"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((after.failed_attempts, after.locked_now), (1, false), "{backend}: counting starts again");
         for _ in 0..4 {
-            store.record_failure(id, &policy, 1_080).await.unwrap_or_else(|e| panic!("{e}"));
+            store
+                .record_failure(id, &policy, 1_080, &attempt(id, 1_080, "bad_password"))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
         assert_eq!((account.locked_at, account.locked_until), (Some(1_080), Some(1_200)), "{backend}: twice as long");
@@ -112,7 +139,9 @@ async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let (store, code) = (store.clone(), codes[4].clone());
-            tasks.push(tokio::spawn(async move { store.consume_backup_code(id, &code, 5).await }));
+            tasks.push(tokio::spawn(async move {
+                store.consume_backup_code(id, &code, 5, &attempt(id, 5, "success")).await
+            }));
         }
         let mut wins = 0;
         for t in tasks {
@@ -122,8 +151,15 @@ async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
         }
         assert_eq!(wins, 1, "{backend}");
         assert_eq!(store.unused_backup_codes(id).await.unwrap_or_else(|e| panic!("{e}")), 9);
+        let recorded = store.recent_sign_ins(id, 100).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(recorded.len(), 1, "{backend}: only the use that consumed the code is recorded, with it");
         let unknown = TokenHash::of(&k, "backup-code", "NOPE");
-        assert!(!store.consume_backup_code(id, &unknown, 6).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(
+            !store
+                .consume_backup_code(id, &unknown, 6, &attempt(id, 6, "success"))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        );
     }
 }
 
@@ -133,7 +169,7 @@ async fn totp_steps_only_move_forward() {
         let id = person(store.as_ref(), "ada").await;
         store.begin_totp_enrolment(id, b"sealed", 1).await.unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            !store.use_totp_step(id, 10).await.unwrap_or_else(|e| panic!("{e}")),
+            !store.use_totp_step(id, 10, &attempt(id, 10, "success")).await.unwrap_or_else(|e| panic!("{e}")),
             "{backend}: unconfirmed secrets are not usable"
         );
         assert!(store.confirm_totp(id, 10, &[], 2, &audit()).await.unwrap_or_else(|e| panic!("{e}")));
@@ -142,11 +178,11 @@ async fn totp_steps_only_move_forward() {
             "{backend}: confirmed once"
         );
         assert!(
-            !store.use_totp_step(id, 10).await.unwrap_or_else(|e| panic!("{e}")),
+            !store.use_totp_step(id, 10, &attempt(id, 10, "success")).await.unwrap_or_else(|e| panic!("{e}")),
             "{backend}: step used at confirmation"
         );
-        assert!(store.use_totp_step(id, 11).await.unwrap_or_else(|e| panic!("{e}")));
-        assert!(!store.use_totp_step(id, 11).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(store.use_totp_step(id, 11, &attempt(id, 11, "success")).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(!store.use_totp_step(id, 11, &attempt(id, 11, "success")).await.unwrap_or_else(|e| panic!("{e}")));
         // A new enrolment does not replace the confirmed secret.
         store.begin_totp_enrolment(id, b"other", 3).await.unwrap_or_else(|e| panic!("{e}"));
         let record = store.totp(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("totp"));
@@ -278,7 +314,7 @@ async fn concurrent_audit_writers_build_one_unbroken_chain() {
                 if i % 2 == 0 {
                     store.append_audit(&AuditEntry::new(i, &Actor::Public, "test.append", "success")).await.map(|_| ())
                 } else {
-                    store.record_failure(id, &policy, i).await.map(|_| ())
+                    store.record_failure(id, &policy, i, &attempt(id, i, "bad_password")).await.map(|_| ())
                 }
             }));
         }
@@ -287,12 +323,12 @@ async fn concurrent_audit_writers_build_one_unbroken_chain() {
         }
         let (head_id, head_hash) = store.audit_head().await.unwrap_or_else(|e| panic!("{e}"));
         let records = store.audit_records(0, 1000).await.unwrap_or_else(|e| panic!("{e}"));
-        // person.add, 20 appends, one lock.
-        assert_eq!(records.len(), 22, "{backend}");
+        // person.add, 20 appends, 20 failed attempts, one lock.
+        assert_eq!(records.len(), 42, "{backend}");
         let mut verifier = lifeline::audit::Verifier::default();
         for r in &records {
             verifier.check(r).unwrap_or_else(|e| panic!("{backend}: {e}"));
         }
-        assert_eq!(verifier.finish(head_id, &head_hash), Ok(22), "{backend}");
+        assert_eq!(verifier.finish(head_id, &head_hash), Ok(42), "{backend}");
     }
 }
