@@ -52,6 +52,9 @@ pub enum SignInError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Password(#[from] PasswordRejection),
+    /// The password of a synchronized or SSO account is mastered elsewhere.
+    #[error("This account's password is managed elsewhere, not by Lifeline.")]
+    NotLocal,
     #[error("{0}")]
     Unexpected(String),
 }
@@ -390,7 +393,7 @@ impl SignIn {
         let account =
             self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))?;
         if account.source != crate::domain::AccountSource::Local {
-            return Err(SignInError::Unexpected("only local accounts have passwords held by Lifeline".into()));
+            return Err(SignInError::NotLocal);
         }
         self.check_new_password(&account, new, confirm).await?;
         let hash = self.hasher.hash(new).await.map_err(|e| SignInError::Unexpected(e.to_string()))?;

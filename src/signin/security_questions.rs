@@ -20,6 +20,8 @@ pub enum QaResetError {
     NoMatch,
     #[error("This account's password is managed by your organisation's directory; ask your helpdesk to reset it.")]
     NotLocal,
+    #[error("Answer every question with at least two letters or digits.")]
+    IncompleteAnswers,
     #[error(transparent)]
     Password(#[from] PasswordRejection),
     #[error(transparent)]
@@ -48,9 +50,7 @@ impl SignIn {
     pub async fn enrol_security_questions(&self, account: AccountId, answers: &[String]) -> Result<(), QaResetError> {
         let questions = &self.settings.policy.qa_questions;
         if answers.len() != questions.len() || answers.iter().any(|a| normalise_answer(a).chars().count() < 2) {
-            return Err(QaResetError::Other(SignInError::Unexpected(
-                "Answer every question with at least two letters or digits.".into(),
-            )));
+            return Err(QaResetError::IncompleteAnswers);
         }
         let mut hashes = Vec::with_capacity(answers.len());
         for answer in answers {

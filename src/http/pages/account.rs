@@ -117,10 +117,7 @@ pub async fn password_post(
             *response.status_mut() = StatusCode::BAD_REQUEST;
             Ok(response)
         }
-        Err(SignInError::Unexpected(message)) if message.contains("only local accounts") => Err(PageError::new(
-            StatusCode::BAD_REQUEST,
-            "This account's password is managed elsewhere, not by Lifeline.",
-        )),
+        Err(e @ SignInError::NotLocal) => Err(PageError::bad_request(e.to_string())),
         Err(e) => Err(e.into()),
     }
 }
@@ -176,12 +173,12 @@ pub async fn security_questions_post(
     }
     match state.signin.enrol_security_questions(session.account_id, &answers(&form, questions.len())).await {
         Ok(()) => Ok(Redirect::to("/").into_response()),
-        Err(QaResetError::Other(SignInError::Unexpected(message))) => {
+        Err(e @ QaResetError::IncompleteAnswers) => {
             let mut response = render(&SecurityQuestionsPage {
                 title: "Security questions",
                 csrf: &csrf.0,
                 questions,
-                error: Some(&message),
+                error: Some(&e.to_string()),
             });
             *response.status_mut() = StatusCode::BAD_REQUEST;
             Ok(response)
