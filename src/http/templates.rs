@@ -93,6 +93,7 @@ pub struct HomePage<'a> {
     pub qa_enabled: bool,
     pub qa_enrolled: bool,
     pub can_change_password: bool,
+    pub can_view_requests: bool,
     pub notice: Option<&'a str>,
     pub events: Vec<EventRow>,
 }

@@ -510,6 +510,12 @@ async fn helpdesk_admins_work_the_queue_in_the_console() {
             );
 
             let admin = app.sign_in_from(&harry, LONDON, 0).await;
+            let home =
+                admin.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default();
+            assert!(home.contains("href=\"/console/requests\""), "admins find the queue from their account page");
+            let staff_home =
+                sam.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default();
+            assert!(!staff_home.contains("/console/requests"));
             let list = admin
                 .get(app.url("/console/requests?status=open&type=lost_2fa"))
                 .send()

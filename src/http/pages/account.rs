@@ -54,6 +54,11 @@ pub async fn home_get(
         qa_enabled: state.signin.settings.policy.qa_enabled,
         qa_enrolled: !store.qa_answers(account.id).await?.is_empty(),
         can_change_password: account.source == AccountSource::Local,
+        can_view_requests: crate::policy::permissions::allows(
+            &store.grant(person.id).await?,
+            crate::policy::permissions::Permission::ViewRequests,
+            &state.signin.settings.permissions,
+        ),
         notice: None,
         events,
     };
