@@ -41,6 +41,8 @@ pub struct PersonFacts {
     pub mfa_enabled: bool,
     pub backup_codes_unused: i64,
     pub password_changed_at: Option<Timestamp>,
+    /// A password set when the account was created is not a change.
+    pub account_created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +213,7 @@ pub fn risk_flags(f: &Facts, now: Timestamp) -> Vec<String> {
         flags.push(format!("Recovery already sent recently ({}).", when(at)));
     }
     if let Some(at) = person.password_changed_at
+        && at > person.account_created_at
         && at <= f.created_at
         && f.created_at - at <= DAY
     {
@@ -311,12 +314,24 @@ mod tests {
         f.last_recovery_code = Some(now - DAY);
         if let Some(p) = f.person.as_mut() {
             p.password_changed_at = Some(now - 600);
+            p.account_created_at = now - 90 * DAY;
         }
         let flags = risk_flags(&f, now);
         assert_eq!(flags.len(), 3, "{flags:?}");
         assert!(flags[0].starts_with("Burst of failures: 3"));
         assert!(flags[1].starts_with("Recovery already sent recently"));
         assert!(flags[2].starts_with("Request right after a password change"));
+    }
+
+    #[test]
+    fn the_first_password_of_a_new_account_is_not_a_change() {
+        let now = 1_800_000_000;
+        let mut f = facts(now);
+        if let Some(p) = f.person.as_mut() {
+            p.password_changed_at = Some(now - 600);
+            p.account_created_at = now - 600;
+        }
+        assert!(!risk_flags(&f, now).iter().any(|flag| flag.contains("password change")));
     }
 
     #[test]

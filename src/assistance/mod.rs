@@ -215,6 +215,7 @@ impl Assistance {
             mfa_enabled: store.totp(account.id).await?.is_some_and(|t| t.confirmed_at.is_some()),
             backup_codes_unused: store.unused_backup_codes(account.id).await?,
             password_changed_at: account.password_changed_at,
+            account_created_at: account.created_at,
         });
         facts.sign_ins = store.recent_sign_ins(account.id, 100).await?;
         facts.authenticator_changes = store.authenticator_changes(account.id, 50).await?;
