@@ -10,6 +10,9 @@ pub mod copy;
 mod migrate;
 mod sql;
 mod sql_assistance;
+mod sql_credentials;
+mod sql_directory;
+mod sql_sessions;
 
 use crate::audit::{AuditEntry, AuditRecord};
 use crate::crypto::TokenHash;

@@ -1,0 +1,126 @@
+//! People, accounts and grants on the SQL backends.
+
+use super::sql::*;
+use super::*;
+use sqlx::Row;
+
+#[async_trait]
+impl DirectoryStore for SqlStore {
+    async fn create_person(
+        &self,
+        new: &NewPerson,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<(Person, Account)> {
+        let mut tx = self.pool.begin().await?;
+        let created = insert_person(&mut tx, new, now, audit).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn import_people(
+        &self,
+        rows: &[NewPerson],
+        now: Timestamp,
+        audit: &AuditEntry,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> StoreResult<usize> {
+        let mut tx = self.pool.begin().await?;
+        for (i, row) in rows.iter().enumerate() {
+            insert_person(&mut tx, row, now, audit).await?;
+            progress(i + 1);
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    async fn person(&self, id: PersonId) -> StoreResult<Option<Person>> {
+        let row = sqlx::query(&format!("SELECT {PERSON_COLUMNS} FROM person WHERE person_id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(person_from_row).transpose()
+    }
+
+    async fn person_by_email(&self, email: &EmailAddress) -> StoreResult<Option<Person>> {
+        let row = sqlx::query(&format!("SELECT {PERSON_COLUMNS} FROM person WHERE email = $1"))
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(person_from_row).transpose()
+    }
+
+    async fn accounts_of(&self, person: PersonId) -> StoreResult<Vec<Account>> {
+        let rows =
+            sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE person_id = $1 ORDER BY account_id"))
+                .bind(person)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn account(&self, id: AccountId) -> StoreResult<Option<Account>> {
+        let row = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE account_id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>> {
+        let login = login.trim().to_lowercase();
+        let by_username = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE username = $1"))
+            .bind(&login)
+            .fetch_optional(&self.pool)
+            .await?;
+        let row = match by_username {
+            Some(row) => Some(row),
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM account WHERE source <> 'sso' AND person_id = \
+                     (SELECT person_id FROM person WHERE email = $1) ORDER BY account_id LIMIT 1"
+                ))
+                .bind(&login)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn grant(&self, person: PersonId) -> StoreResult<Grant> {
+        let row = sqlx::query(
+            "SELECT dpa_level, expert_mode, auditor, directory_admin FROM permission_grant WHERE person_id = $1",
+        )
+        .bind(person)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(Grant::default()) };
+        Ok(Grant {
+            dpa_level: u8::try_from(row.try_get::<i64, _>("dpa_level")?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            expert_mode: flag(&row, "expert_mode")?,
+            auditor: flag(&row, "auditor")?,
+            directory_admin: flag(&row, "directory_admin")?,
+        })
+    }
+
+    async fn set_grant(&self, person: PersonId, grant: &Grant, audit: &AuditEntry) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        write_grant(&mut tx, person, grant, &audit.actor, audit.at).await?;
+        append(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn count_people(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM person").fetch_one(&self.pool).await?.try_get("n")?)
+    }
+
+    async fn count_directory_admins(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM permission_grant WHERE directory_admin = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+}

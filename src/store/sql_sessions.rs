@@ -1,0 +1,166 @@
+//! Sessions, sign-in events and the audit chain on the SQL backends.
+
+use super::sql::*;
+use super::*;
+use sqlx::Row;
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn create_session(
+        &self,
+        token: &TokenHash,
+        account: AccountId,
+        stage: SessionStage,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO web_session (token_hash, account_id, stage, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&token.0)
+            .bind(account)
+            .bind(stage.as_str())
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, token: &TokenHash, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
+        let row = sqlx::query(
+            "SELECT account_id, stage, expires_at FROM web_session WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(&token.0)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stage: String = row.try_get("stage")?;
+        Ok(Some(SessionRecord {
+            account_id: row.try_get("account_id")?,
+            stage: SessionStage::parse(&stage)
+                .ok_or_else(|| StoreError::Corrupt(format!("session stage {stage:?}")))?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    async fn advance_session(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        stage: SessionStage,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE web_session SET token_hash = $1, stage = $2, expires_at = $3 WHERE token_hash = $4 AND expires_at > $5",
+        )
+        .bind(&new.0)
+        .bind(stage.as_str())
+        .bind(expires_at)
+        .bind(&old.0)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn delete_session(&self, token: &TokenHash) -> StoreResult<()> {
+        sqlx::query("DELETE FROM web_session WHERE token_hash = $1").bind(&token.0).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        let result =
+            sqlx::query("DELETE FROM web_session WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        Ok(result.rows_affected())
+    }
+}
+
+#[async_trait]
+impl EventStore for SqlStore {
+    async fn record_sign_in(&self, e: &SignInEvent) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_sign_in(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn recent_sign_ins(&self, account: AccountId, limit: i64) -> StoreResult<Vec<SignInEvent>> {
+        let rows = sqlx::query(
+            "SELECT account_id, at, outcome, method, client_ip, city, country, asn, network, user_agent FROM sign_in_event \
+             WHERE account_id = $1 ORDER BY at DESC, sign_in_event_id DESC LIMIT $2",
+        )
+        .bind(account)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SignInEvent {
+                    account_id: r.try_get("account_id")?,
+                    at: r.try_get("at")?,
+                    outcome: r.try_get("outcome")?,
+                    method: r.try_get("method")?,
+                    client_ip: r.try_get("client_ip")?,
+                    city: r.try_get("city")?,
+                    country: r.try_get("country")?,
+                    asn: r.try_get::<Option<i64>, _>("asn")?.and_then(|a| u32::try_from(a).ok()),
+                    network: r.try_get("network")?,
+                    user_agent: r.try_get("user_agent")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id = append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn audit_records(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT audit_event_id, at, actor, on_behalf_of, action, subject_person_id, subject_account_id, reason, details, \
+             client_ip, outcome, reference, notified, prev_hash, hash FROM audit_event \
+             WHERE audit_event_id > $1 ORDER BY audit_event_id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    id: r.try_get("audit_event_id")?,
+                    entry: AuditEntry {
+                        at: r.try_get("at")?,
+                        actor: r.try_get("actor")?,
+                        on_behalf_of: r.try_get("on_behalf_of")?,
+                        action: r.try_get("action")?,
+                        subject_person_id: r.try_get("subject_person_id")?,
+                        subject_account_id: r.try_get("subject_account_id")?,
+                        reason: r.try_get("reason")?,
+                        details: r.try_get("details")?,
+                        client_ip: r.try_get("client_ip")?,
+                        outcome: r.try_get("outcome")?,
+                        reference: r.try_get("reference")?,
+                        notified: r.try_get("notified")?,
+                    },
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn audit_head(&self) -> StoreResult<(i64, String)> {
+        let row = sqlx::query("SELECT last_id, last_hash FROM audit_head WHERE audit_head_id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get("last_id")?, row.try_get("last_hash")?))
+    }
+}
