@@ -230,6 +230,15 @@ impl Assistance {
         Ok(facts)
     }
 
+    /// Requests for the queue: open first; `""` for a filter means all.
+    pub async fn list(&self, status: &str, problem: &str) -> Result<Vec<crate::store::AssistanceRequest>, StoreError> {
+        self.signin.store.assistance_requests(Some(status), Some(problem), 500).await
+    }
+
+    pub async fn find(&self, reference: &ReferenceId) -> Result<Option<crate::store::AssistanceRequest>, StoreError> {
+        self.signin.store.assistance_request(reference.as_str()).await
+    }
+
     /// Resolve or dismiss an open request, as `actor`, with a note; audited.
     pub async fn close(&self, actor: &Actor, reference: &str, resolve: bool, note: &str) -> Result<bool, StoreError> {
         let (status, action) =

@@ -10,9 +10,11 @@
 //! - every attempt is a sign-in event with its client IP, place and network.
 
 mod backup_codes;
+mod overview;
 mod security_questions;
 
 pub use backup_codes::{BACKUP_CODE_COUNT, normalise_backup_code};
+pub use overview::{AccountOverview, Operator};
 pub use security_questions::{QaResetError, normalise_answer};
 
 use crate::audit::{Actor, AuditEntry};

@@ -56,18 +56,15 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let session = MaybeSession::from_request_parts(parts, state).await?;
         let session = session.at(&[SessionStage::Active]).map_err(Refusal::SignIn)?;
-        let store = &state.signin.store;
-        let account =
-            store.account(session.account_id).await.map_err(PageError::from)?.ok_or_else(PageError::not_found)?;
-        let has_mfa = store.totp(account.id).await.map_err(PageError::from)?.is_some_and(|t| t.confirmed_at.is_some());
-        if !has_mfa {
+        let operator = state.signin.operator(session.account_id).await.map_err(PageError::from)?;
+        if !operator.has_mfa {
             return Err(PageError::new(
                 StatusCode::FORBIDDEN,
                 "The console needs two-step verification: set up an authenticator app first.",
             )
             .into());
         }
-        let grant = store.grant(account.person_id).await.map_err(PageError::from)?;
+        let (account, grant) = (operator.account, operator.grant);
         Ok(Self { account, grant })
     }
 }

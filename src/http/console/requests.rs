@@ -33,9 +33,8 @@ pub async fn requests_get(
     let status = STATUSES.iter().map(|(v, _)| *v).find(|v| *v == wanted).unwrap_or("");
     let problem = ProblemType::parse(&param("type")).map(|p| p.as_str()).unwrap_or("");
     let rows = state
-        .signin
-        .store
-        .assistance_requests(Some(status), Some(problem), 500)
+        .assistance
+        .list(status, problem)
         .await?
         .into_iter()
         .map(|r| RequestRow {
@@ -65,7 +64,7 @@ pub async fn request_get(
 ) -> Result<Response, PageError> {
     admin.require(Permission::ViewRequests, &state)?;
     let reference = ReferenceId::parse(&reference).map_err(|_| PageError::not_found())?;
-    let request = state.signin.store.assistance_request(reference.as_str()).await?.ok_or_else(PageError::not_found)?;
+    let request = state.assistance.find(&reference).await?.ok_or_else(PageError::not_found)?;
     let dossier = request.dossier.as_deref().and_then(|d| serde_json::from_str(d).ok());
     let closed = request.closed_at.map(|at| {
         format!(

@@ -24,13 +24,9 @@ pub async fn home_get(
         Ok(s) => s,
         Err(redirect) => return Ok(redirect.into_response()),
     };
-    let store = &state.signin.store;
-    let account = store.account(session.account_id).await?.ok_or_else(PageError::not_found)?;
-    let person = store.person(account.person_id).await?.ok_or_else(PageError::not_found)?;
-    let totp_enabled = store.totp(account.id).await?.is_some_and(|t| t.confirmed_at.is_some());
-    let events = store
-        .recent_sign_ins(account.id, 10)
-        .await?
+    let overview = state.signin.account_overview(session.account_id).await?;
+    let events = overview
+        .recent_sign_ins
         .into_iter()
         .map(|e| EventRow {
             at: when(e.at),
@@ -42,6 +38,7 @@ pub async fn home_get(
             network: e.network,
         })
         .collect();
+    let (person, account) = (&overview.person, &overview.account);
     let page = HomePage {
         title: "Your account",
         csrf: &csrf.0,
@@ -49,16 +46,12 @@ pub async fn home_get(
         username: &account.username,
         email: person.email.as_str(),
         source: account.source.as_str(),
-        totp_enabled,
-        backup_codes_left: store.unused_backup_codes(account.id).await?,
+        totp_enabled: overview.totp_enabled,
+        backup_codes_left: overview.backup_codes_left,
         qa_enabled: state.signin.settings.policy.qa_enabled,
-        qa_enrolled: !store.qa_answers(account.id).await?.is_empty(),
+        qa_enrolled: overview.qa_enrolled,
         can_change_password: account.source == AccountSource::Local,
-        can_view_requests: crate::policy::permissions::allows(
-            &store.grant(person.id).await?,
-            crate::policy::permissions::Permission::ViewRequests,
-            &state.signin.settings.permissions,
-        ),
+        can_view_requests: overview.can_view_requests,
         notice: None,
         events,
     };
