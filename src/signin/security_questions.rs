@@ -77,6 +77,27 @@ impl SignIn {
         confirm: &str,
         ctx: &RequestContext,
     ) -> Result<(), QaResetError> {
+        let started = std::time::Instant::now();
+        let result = self.try_reset_with_security_questions(email, answers, new_password, confirm, ctx).await;
+        // As for sign-in: a mismatch for a known address writes more (the Q&A counter) than one for an unknown
+        // address, and the floor keeps that out of the timing.
+        if matches!(result, Err(QaResetError::NoMatch)) {
+            let floor = std::time::Duration::from_millis(u64::from(self.settings.policy.failed_sign_in_floor_ms));
+            if let Some(rest) = floor.checked_sub(started.elapsed()) {
+                tokio::time::sleep(rest).await;
+            }
+        }
+        result
+    }
+
+    async fn try_reset_with_security_questions(
+        &self,
+        email: &str,
+        answers: &[String],
+        new_password: &str,
+        confirm: &str,
+        ctx: &RequestContext,
+    ) -> Result<(), QaResetError> {
         if !self.settings.policy.qa_enabled {
             return Err(QaResetError::Disabled);
         }
