@@ -72,10 +72,16 @@ pub async fn periodic_jobs(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
-        match state.signin.store.delete_expired_sessions(state.signin.now()).await {
+        let now = state.signin.now();
+        let store = &state.signin.store;
+        match store.delete_expired_sessions(now).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!("removed {n} expired sessions"),
             Err(e) => tracing::warn!("expired-session cleanup failed: {e}"),
+        }
+        // No rate-limit window is longer than a day.
+        if let Err(e) = store.delete_old_rate_limit_windows(now - 86_400).await {
+            tracing::warn!("rate-limit cleanup failed: {e}");
         }
     }
 }

@@ -17,6 +17,10 @@ impl RateLimit {
         if self.max == 0 || self.window_seconds == 0 {
             return Err(format!("{name}: max and window_seconds must be at least 1"));
         }
+        // Counter windows older than a day are swept away by the periodic clean-up.
+        if self.window_seconds > 86_400 {
+            return Err(format!("{name}: window_seconds must be at most 86400 (one day)"));
+        }
         Ok(())
     }
 
@@ -47,5 +51,6 @@ mod tests {
         assert_eq!(limit.decide(4, 125), Some(55));
         assert_eq!(limit.decide(4, 179), Some(1));
         assert!(RateLimit { max: 0, window_seconds: 60 }.validate("x").is_err());
+        assert!(RateLimit { max: 1, window_seconds: 86_401 }.validate("x").is_err());
     }
 }

@@ -358,6 +358,8 @@ pub enum ProcessOutcome {
 pub trait AssistanceStore: Send + Sync {
     /// Count one hit in each bucket's current window; returns the hits so far, in order.
     async fn hit_rate_limits(&self, buckets: &[(String, Timestamp)]) -> StoreResult<Vec<i64>>;
+    /// Remove counter windows that started before `before` (housekeeping, idempotent).
+    async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64>;
     /// Store a request (and its audit row) durably.
     async fn insert_assistance_request(&self, request: &NewAssistanceRequest) -> StoreResult<()>;
     /// Claim the oldest unprocessed request for `lease_seconds`.

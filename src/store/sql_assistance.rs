@@ -159,15 +159,16 @@ impl AssistanceStore for SqlStore {
             .await?;
             hits.push(row.try_get("hits")?);
         }
-        // Old windows are of no further use.
-        if let Some((_, newest)) = buckets.first() {
-            sqlx::query("DELETE FROM rate_limit_counter WHERE window_start < $1")
-                .bind(newest - 86_400)
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
         Ok(hits)
+    }
+
+    async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64> {
+        let result = sqlx::query("DELETE FROM rate_limit_counter WHERE window_start < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?;
+        Ok(result.rows_affected())
     }
 
     async fn insert_assistance_request(&self, r: &NewAssistanceRequest) -> StoreResult<()> {

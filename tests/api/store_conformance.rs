@@ -332,3 +332,20 @@ async fn concurrent_audit_writers_build_one_unbroken_chain() {
         assert_eq!(verifier.finish(head_id, &head_hash), Ok(42), "{backend}");
     }
 }
+
+#[tokio::test]
+async fn rate_limit_counters_add_up_per_window_and_old_windows_are_swept() {
+    for (backend, store, _db) in stores().await {
+        let hits =
+            store.hit_rate_limits(&[("ip:a".into(), 0), ("global".into(), 0)]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(hits, [1, 1], "{backend}");
+        let hits =
+            store.hit_rate_limits(&[("ip:a".into(), 0), ("global".into(), 0)]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(hits, [2, 2], "{backend}");
+        let later = store.hit_rate_limits(&[("ip:a".into(), 100_000)]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(later, [1], "{backend}: a new window starts at one");
+        assert_eq!(store.delete_old_rate_limit_windows(50_000).await.unwrap_or_else(|e| panic!("{e}")), 2, "{backend}");
+        let again = store.hit_rate_limits(&[("ip:a".into(), 100_000)]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, [2], "{backend}: the current window was kept");
+    }
+}
