@@ -20,6 +20,8 @@ CREATE TABLE audit_event (
 );
 CREATE INDEX audit_event_at ON audit_event (at);
 CREATE INDEX audit_event_subject ON audit_event (subject_person_id, at);
+-- The dossier asks when an action was last taken on an account.
+CREATE INDEX audit_event_account ON audit_event (subject_account_id, action, at);
 
 CREATE TABLE audit_head (
     audit_head_id  BIGINT PRIMARY KEY,

@@ -163,8 +163,7 @@ impl Assistance {
         let settings = &self.signin.settings.permissions;
         let min = settings.view_requests.dpa;
         let mut out = Vec::new();
-        for (person, email) in self.signin.store.notification_recipients(min).await? {
-            let grant = self.signin.store.grant(person).await?;
+        for (email, grant) in self.signin.store.notification_recipients(min).await? {
             if crate::policy::permissions::allows(&grant, Permission::ViewRequests, settings) {
                 out.push(email);
             }

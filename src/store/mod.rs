@@ -393,8 +393,8 @@ pub trait AssistanceStore: Send + Sync {
         note: &str,
         audit: &AuditEntry,
     ) -> StoreResult<bool>;
-    /// Active people with at least this DPA level: (person id, email).
-    async fn notification_recipients(&self, min_dpa: u8) -> StoreResult<Vec<(PersonId, String)>>;
+    /// Active people with at least this DPA level: (email, grant), for the caller's permission check.
+    async fn notification_recipients(&self, min_dpa: u8) -> StoreResult<Vec<(String, Grant)>>;
     /// When the account's authenticators last changed: (kind, change, at), newest first.
     async fn authenticator_changes(
         &self,

@@ -82,6 +82,15 @@ pub(super) fn count(row: &AnyRow, col: &str) -> Result<u32, sqlx::Error> {
     Ok(u32::try_from(row.try_get::<i64, _>(col)?).unwrap_or(u32::MAX))
 }
 
+pub(super) fn grant_from_row(row: &AnyRow) -> StoreResult<Grant> {
+    Ok(Grant {
+        dpa_level: u8::try_from(row.try_get::<i64, _>("dpa_level")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        expert_mode: flag(row, "expert_mode")?,
+        auditor: flag(row, "auditor")?,
+        directory_admin: flag(row, "directory_admin")?,
+    })
+}
+
 pub(super) fn person_from_row(row: &AnyRow) -> StoreResult<Person> {
     let email: String = row.try_get("email")?;
     let status: String = row.try_get("status")?;

@@ -373,15 +373,16 @@ impl AssistanceStore for SqlStore {
         Ok(true)
     }
 
-    async fn notification_recipients(&self, min_dpa: u8) -> StoreResult<Vec<(PersonId, String)>> {
+    async fn notification_recipients(&self, min_dpa: u8) -> StoreResult<Vec<(String, Grant)>> {
         let rows = sqlx::query(
-            "SELECT p.person_id, p.email FROM person p JOIN permission_grant g ON g.person_id = p.person_id \
+            "SELECT p.email, g.dpa_level, g.expert_mode, g.auditor, g.directory_admin FROM person p \
+             JOIN permission_grant g ON g.person_id = p.person_id \
              WHERE p.status = 'active' AND g.dpa_level >= $1 ORDER BY p.email",
         )
         .bind(i64::from(min_dpa))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("person_id")?, r.try_get("email")?))).collect()
+        rows.iter().map(|r| Ok((r.try_get("email")?, super::sql::grant_from_row(r)?))).collect()
     }
 
     async fn authenticator_changes(

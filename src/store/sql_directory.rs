@@ -95,14 +95,7 @@ impl DirectoryStore for SqlStore {
         .bind(person)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(Grant::default()) };
-        Ok(Grant {
-            dpa_level: u8::try_from(row.try_get::<i64, _>("dpa_level")?)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            expert_mode: flag(&row, "expert_mode")?,
-            auditor: flag(&row, "auditor")?,
-            directory_admin: flag(&row, "directory_admin")?,
-        })
+        row.as_ref().map(grant_from_row).transpose().map(Option::unwrap_or_default)
     }
 
     async fn set_grant(&self, person: PersonId, grant: &Grant, audit: &AuditEntry) -> StoreResult<()> {
