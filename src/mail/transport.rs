@@ -3,7 +3,8 @@ use async_trait::async_trait;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 
-/// The embedded default: one `.eml` file per message in a folder, named by its Message-ID.
+/// The embedded default: one `.eml` file per message in a folder, named by its Message-ID (the file times
+/// give the order).
 pub struct MailDir {
     dir: PathBuf,
 }
@@ -22,30 +23,17 @@ impl Mailer for MailDir {
             .get_raw("Message-ID")
             .map(|v| v.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect::<String>())
             .unwrap_or_else(crate::crypto::random_token);
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
         tokio::fs::create_dir_all(&self.dir)
             .await
             .map_err(|e| MailError::Transport(format!("{}: {e}", self.dir.display())))?;
-        // Written under a temporary name and renamed, so a reader never sees half a message; a repeated
-        // delivery of the same Message-ID replaces the file instead of adding a second one.
-        let existing = find_existing(&self.dir, &id).await;
-        let path = existing.unwrap_or_else(|| self.dir.join(format!("{stamp}-{id}.eml")));
+        // Named by the Message-ID and written under a temporary name, then renamed: a reader never sees half
+        // a message, and a repeated delivery of the same Message-ID replaces the file instead of adding one.
+        let path = self.dir.join(format!("{id}.eml"));
         let tmp = self.dir.join(format!(".{id}.tmp"));
         tokio::fs::write(&tmp, message.formatted()).await.map_err(|e| MailError::Transport(e.to_string()))?;
         tokio::fs::rename(&tmp, &path).await.map_err(|e| MailError::Transport(e.to_string()))?;
         Ok(())
     }
-}
-
-async fn find_existing(dir: &std::path::Path, id: &str) -> Option<PathBuf> {
-    let mut entries = tokio::fs::read_dir(dir).await.ok()?;
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(&format!("-{id}.eml")) {
-            return Some(entry.path());
-        }
-    }
-    None
 }
 
 /// SMTP from `LIFELINE_SMTP_URL`: `smtps://user:pass@host:465` (TLS), `smtp://host:587?tls=required`
