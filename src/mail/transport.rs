@@ -62,3 +62,24 @@ impl Mailer for Smtp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::OutgoingEmail;
+
+    #[tokio::test]
+    async fn a_repeated_delivery_replaces_the_file_of_the_same_message() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let folder = MailDir::new(dir.path().join("mail"));
+        let email = OutgoingEmail::new("example.org", "ada@example.org", "Hello", "text".into(), "<p>html</p>".into());
+        let message = email.to_message("Lifeline <lifeline@example.org>").unwrap_or_else(|e| panic!("{e}"));
+        folder.send(&message).await.unwrap_or_else(|e| panic!("{e}"));
+        folder.send(&message).await.unwrap_or_else(|e| panic!("{e}"));
+        let files: Vec<_> =
+            std::fs::read_dir(dir.path().join("mail")).map(|d| d.filter_map(Result::ok).collect()).unwrap_or_default();
+        assert_eq!(files.len(), 1);
+        let text = std::fs::read_to_string(files[0].path()).unwrap_or_default();
+        assert!(text.contains(&email.message_id) && text.contains("Subject: Hello"));
+    }
+}

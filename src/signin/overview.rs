@@ -21,6 +21,8 @@ pub struct Operator {
     pub account: Account,
     pub grant: Grant,
     pub has_mfa: bool,
+    /// A disabled person keeps no power, even with a session still open.
+    pub active: bool,
 }
 
 impl SignIn {
@@ -52,6 +54,7 @@ impl SignIn {
         Ok(Operator {
             grant: self.store.grant(account.person_id).await?,
             has_mfa: self.has_totp(account.id).await?,
+            active: self.person_active(&account).await?,
             account,
         })
     }

@@ -596,3 +596,23 @@ async fn helpdesk_admins_work_the_queue_in_the_console() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_disabled_admin_keeps_no_power_in_an_open_session() {
+    each_backend(async |app: TestApp| {
+        let harry = app.add_admin("harry", 1).await;
+        let admin = app.sign_in_from(&harry, LONDON, 0).await;
+        assert_eq!(admin.get(app.url("/console/requests")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
+        // Disabling comes with the recovery actions; until then, straight in the directory.
+        sqlx::query("UPDATE person SET status = 'disabled' WHERE email = $1")
+            .bind(&harry.email)
+            .execute(app.state.db.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            admin.get(app.url("/console/requests")).send().await.map(|r| r.status()).ok(),
+            Some(StatusCode::FORBIDDEN)
+        );
+    })
+    .await;
+}

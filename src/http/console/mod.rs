@@ -57,6 +57,9 @@ impl FromRequestParts<AppState> for Admin {
         let session = MaybeSession::from_request_parts(parts, state).await?;
         let session = session.at(&[SessionStage::Active]).map_err(Refusal::SignIn)?;
         let operator = state.signin.operator(session.account_id).await.map_err(PageError::from)?;
+        if !operator.active {
+            return Err(PageError::new(StatusCode::FORBIDDEN, "This account is disabled.").into());
+        }
         if !operator.has_mfa {
             return Err(PageError::new(
                 StatusCode::FORBIDDEN,
