@@ -79,9 +79,12 @@ pub async fn periodic_jobs(state: AppState) {
             Ok(n) => tracing::debug!("removed {n} expired sessions"),
             Err(e) => tracing::warn!("expired-session cleanup failed: {e}"),
         }
-        // No rate-limit window is longer than a day.
+        // No rate-limit or throttle window is longer than a day.
         if let Err(e) = store.delete_old_rate_limit_windows(now - 86_400).await {
             tracing::warn!("rate-limit cleanup failed: {e}");
+        }
+        if let Err(e) = store.delete_old_throttle_windows(now - 86_400).await {
+            tracing::warn!("sign-in throttle cleanup failed: {e}");
         }
     }
 }

@@ -77,6 +77,13 @@ pub enum PersonCommand {
         #[arg(long)]
         directory_admin: bool,
     },
+    /// Lift the sign-in lock of a person's accounts (audited as the system, with the reason).
+    Unlock {
+        email: String,
+        /// Why (kept in the audit log): e.g. "verified by call-back on the number on file".
+        #[arg(long)]
+        reason: String,
+    },
     /// Import people from a CSV file (columns: email, display_name, username, source, manager_email,
     /// department, phone, status). All rows or none.
     Import { file: PathBuf },
@@ -315,6 +322,13 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
                 "{} now has DPA {dpa}, expert mode {expert}, auditor {auditor}, directory admin {directory_admin} (rank {}).",
                 view.email, view.rank
             );
+        }
+        PersonCommand::Unlock { email, reason } => {
+            let reason = crate::domain::Reason::parse(&reason).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            match signin.unlock(&email, &reason, &Actor::System).await? {
+                0 => println!("{email} has no locked account; nothing changed."),
+                n => println!("Unlocked {n} account{} of {email}.", if n == 1 { "" } else { "s" }),
+            }
         }
         PersonCommand::Import { file } => {
             let data = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

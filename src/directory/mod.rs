@@ -5,7 +5,7 @@ mod import;
 pub use import::{ImportError, parse_csv};
 
 use crate::audit::{Actor, AuditEntry};
-use crate::domain::{AccountSource, Grant, PersonStatus};
+use crate::domain::{AccountSource, Grant, PersonStatus, Reason};
 use crate::policy::password;
 use crate::signin::SignIn;
 use crate::store::{NewPerson, StoreError};
@@ -45,6 +45,8 @@ pub struct AccountView {
     pub source: AccountSource,
     pub locked: bool,
     pub locked_at: Option<String>,
+    /// When a temporary lock ends by itself (none: it stays until an operator unlocks it).
+    pub locked_until: Option<String>,
     pub lock_reason: Option<String>,
     pub unlocked_by: Option<String>,
     pub unlocked_at: Option<String>,
@@ -112,6 +114,7 @@ impl SignIn {
                 account_id: a.id,
                 locked: a.lock().is_locked(now),
                 locked_at: iso(a.locked_at),
+                locked_until: iso(a.locked_until.filter(|_| a.locked_at.is_some())),
                 lock_reason: a.lock_reason.map(|r| r.to_string()),
                 unlocked_by: a.unlocked_by.clone(),
                 unlocked_at: iso(a.unlocked_at),
@@ -154,5 +157,29 @@ impl SignIn {
             .details(serde_json::to_string(&grant).unwrap_or_default());
         self.store.set_grant(person.id, &grant, &audit).await?;
         self.person_view(email).await
+    }
+
+    /// Lift the sign-in lock of every locked account of a person (`person unlock`), audited with the
+    /// actor and the reason. Returns how many accounts were unlocked (0: none was locked).
+    pub async fn unlock(&self, email: &str, reason: &Reason, actor: &Actor) -> Result<usize, DirectoryError> {
+        let parsed = crate::domain::EmailAddress::parse(email).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+        let person = self
+            .store
+            .person_by_email(&parsed)
+            .await?
+            .ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
+        let mut unlocked = 0;
+        for account in self.store.accounts_of(person.id).await? {
+            let now = self.now();
+            let audit = AuditEntry::new(now, actor, "account.unlock", "success")
+                .person(person.id)
+                .account(account.id)
+                .reason(reason.as_str())
+                .details(format!("lock reason was {}", account.lock_reason.map(|r| r.as_str()).unwrap_or("none")));
+            if self.store.unlock_account(account.id, &actor.to_string(), now, &audit).await? {
+                unlocked += 1;
+            }
+        }
+        Ok(unlocked)
     }
 }

@@ -9,7 +9,7 @@ mod values;
 
 pub use assistance::{Description, ProblemType, ReferenceId};
 pub use directory::{Account, AccountSource, Grant, LockReason, Person, PersonStatus, RequiredActions};
-pub use values::{DisplayName, EmailAddress, ParseError, Username};
+pub use values::{DisplayName, EmailAddress, ParseError, Reason, Username};
 
 /// Unix time in whole seconds (UTC). Every `now` in the policy layer is one of these.
 pub type Timestamp = i64;
@@ -17,3 +17,10 @@ pub type Timestamp = i64;
 /// Identifiers are plain database keys; they never leave the server in a form that must be unguessable.
 pub type PersonId = i64;
 pub type AccountId = i64;
+
+/// A timestamp as people read it in logs and audit details: RFC 3339 in UTC, to the second.
+pub fn iso_time(at: Timestamp) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| at.to_string())
+}

@@ -115,6 +115,29 @@ impl DisplayName {
     }
 }
 
+/// Why an operator acted: 3–500 characters, surrounding space trimmed, no control characters. Kept in
+/// the audit log, so it is worth making people write one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        let value = input.trim();
+        let length = value.chars().count();
+        if !(3..=500).contains(&length) {
+            return Err(ParseError::new("reason", "must be 3 to 500 characters"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(ParseError::new("reason", "must not contain control characters"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +151,14 @@ mod tests {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(EmailAddress::parse(&format!("{}@example.org", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn reasons_are_short_sentences() {
+        assert_eq!(Reason::parse("  called back on file number ").map(|r| r.0), Ok("called back on file number".into()));
+        assert!(Reason::parse("  ").is_err());
+        assert!(Reason::parse("ok\nforged line").is_err());
+        assert!(Reason::parse(&"x".repeat(501)).is_err());
     }
 
     #[test]

@@ -4,9 +4,14 @@
 //! Invariants:
 //! - an unknown login costs the same work as a known one (a dummy argon2 verification) and gets the same
 //!   answer as a wrong password;
-//! - a locked or disabled account says so only after a correct password;
+//! - every attempt on an account is *admitted* before it is checked (see `policy::lockout`): admission
+//!   counts it as a failure at once, so parallel guesses cannot outrun the lock, and a locked account
+//!   evaluates no guess at all — it gets the same answer, after the same floor, as a wrong password;
+//! - a step completes only in a write that re-checks the account (not locked, person active), so a lock
+//!   or a disabling that happens while an attempt is in flight wins;
 //! - the failure counter counts wrong passwords *and* wrong second factors, and starts again only after a
 //!   complete sign-in, so knowing the password does not buy unlimited guesses at the code;
+//! - failed sign-ins are also limited per client address (per /64 for IPv6);
 //! - every attempt is a sign-in event with its client IP, place and network.
 
 mod backup_codes;
@@ -22,8 +27,9 @@ use crate::config::Settings;
 use crate::crypto::{Keys, PasswordHasher, TokenHash};
 use crate::domain::{Account, AccountId, PersonStatus, Timestamp};
 use crate::geo::Geo;
+use crate::policy::lockout::{Refusal, client_bucket};
 use crate::policy::password::{self, PasswordRejection};
-use crate::store::{SessionStage, SignInEvent, Store, StoreError};
+use crate::store::{CodeUse, SessionStage, SignInEvent, Store, StoreError};
 use crate::totp::{self, TotpSecret};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -57,6 +63,12 @@ pub enum SignInError {
     /// The password of a synchronized or SSO account is mastered elsewhere.
     #[error("This account's password is managed elsewhere, not by Lifeline.")]
     NotLocal,
+    /// The current password given to authorise a change is not right (or the account takes no attempt).
+    #[error("Your current password is not right.")]
+    CurrentPassword,
+    /// Too many failed sign-ins from this client address.
+    #[error("Too many failed sign-ins from your network. Try again in {retry_after} seconds.")]
+    Throttled { retry_after: u64 },
     #[error("{0}")]
     Unexpected(String),
 }
@@ -64,12 +76,13 @@ pub enum SignInError {
 /// What the password step decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordOutcome {
-    /// Unknown login, no password, or wrong password: one answer for all.
+    /// Unknown login, no password, wrong password, or an account that takes no attempt now (locked, or
+    /// too soon after the last failure): one answer for all, whether or not the password was right.
     Invalid,
-    /// Correct password, but the account is locked.
-    Locked,
     /// Correct password, but the person is disabled.
     Disabled,
+    /// Too many failed sign-ins from this client address: nothing was checked.
+    Throttled { retry_after: u64 },
     Proceed {
         account: AccountId,
         stage: SessionStage,
@@ -79,8 +92,22 @@ pub enum PasswordOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecondFactorOutcome {
     Invalid,
-    Locked,
+    /// The account takes no attempt now (locked, disabled, or too soon): the sign-in must start again.
+    Refused,
+    Throttled { retry_after: u64 },
     Proceed(SessionStage),
+}
+
+/// An attempt admitted on an account: counted as a failure until it proves correct.
+struct Admitted {
+    at: Timestamp,
+    previous_last_failed_at: Option<Timestamp>,
+}
+
+/// One failed attempt taken from a client address's window.
+struct ClientSlot {
+    bucket: String,
+    window_start: Timestamp,
 }
 
 /// A pending TOTP enrolment, to show as QR code, URI and secret.
@@ -149,6 +176,58 @@ impl SignIn {
         Ok(totp || self.store.unused_backup_codes(account).await? > 0)
     }
 
+    /// Take one attempt from the client address's window, or say how long to wait.
+    async fn reserve_client(&self, ctx: &RequestContext, now: Timestamp) -> Result<Result<ClientSlot, u64>, SignInError> {
+        let limit = self.settings.lockout.per_client;
+        let slot = ClientSlot { bucket: client_bucket(ctx.ip), window_start: limit.window_start(now) };
+        if self.store.reserve_client_attempt(&slot.bucket, slot.window_start, limit.max).await? {
+            Ok(Ok(slot))
+        } else {
+            Ok(Err((slot.window_start + i64::from(limit.window_seconds) - now).max(1) as u64))
+        }
+    }
+
+    async fn release_client(&self, slot: &ClientSlot) -> Result<(), SignInError> {
+        Ok(self.store.release_client_attempt(&slot.bucket, slot.window_start).await?)
+    }
+
+    /// Admit one attempt on `account` (compare-and-set against what was read; re-read and decide again
+    /// when another attempt got there first). Heavy contention ends in a refusal rather than a spin.
+    async fn admit(&self, account: &Account, now: Timestamp) -> Result<Result<Admitted, Refusal>, SignInError> {
+        let policy = &self.settings.lockout;
+        let mut seen = account.attempt_state();
+        for _ in 0..8 {
+            let next = match policy.admit(&seen, now) {
+                Ok(next) => next,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            if self.store.admit_attempt(account.id, &seen, &next).await? {
+                return Ok(Ok(Admitted { at: now, previous_last_failed_at: seen.last_failed_at }));
+            }
+            match self.store.account(account.id).await? {
+                Some(fresh) => seen = fresh.attempt_state(),
+                None => break,
+            }
+        }
+        Ok(Err(Refusal::InFlight))
+    }
+
+    /// The sign-in event's outcome for an attempt that was not admitted.
+    fn refused_outcome(refusal: Refusal) -> &'static str {
+        match refusal {
+            Refusal::Locked { .. } => "locked",
+            Refusal::Delayed { .. } | Refusal::InFlight => "delayed",
+        }
+    }
+
+    /// Wait out the floor that every failed attempt is answered after.
+    async fn failure_floor(&self, started: std::time::Instant) {
+        let floor = std::time::Duration::from_millis(u64::from(self.settings.policy.failed_sign_in_floor_ms));
+        if let Some(rest) = floor.checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
+
     /// Step one: the password.
     #[tracing::instrument(skip_all)]
     pub async fn password(
@@ -159,13 +238,10 @@ impl SignIn {
     ) -> Result<PasswordOutcome, SignInError> {
         let started = std::time::Instant::now();
         let outcome = self.check_password(login, password, ctx).await?;
-        // A failed attempt is answered no sooner than the floor: whether the login exists changes how much
-        // is written (a failure counter, a lock), and the floor keeps that out of the timing.
+        // A failed attempt is answered no sooner than the floor: whether the login exists, whether the
+        // account is locked, and how much is written (a failure counter, a lock) stay out of the timing.
         if outcome == PasswordOutcome::Invalid {
-            let floor = std::time::Duration::from_millis(u64::from(self.settings.policy.failed_sign_in_floor_ms));
-            if let Some(rest) = floor.checked_sub(started.elapsed()) {
-                tokio::time::sleep(rest).await;
-            }
+            self.failure_floor(started).await;
         }
         Ok(outcome)
     }
@@ -176,34 +252,39 @@ impl SignIn {
         password: &str,
         ctx: &RequestContext,
     ) -> Result<PasswordOutcome, SignInError> {
+        let now = self.now();
+        // The client's window first: a spray from one address stops here, before any account is touched.
+        let slot = match self.reserve_client(ctx, now).await? {
+            Ok(slot) => slot,
+            // Not recorded as an event: a flood would otherwise write two rows per refused request.
+            Err(retry_after) => return Ok(PasswordOutcome::Throttled { retry_after }),
+        };
         let account = if login.trim().is_empty() || login.len() > 254 {
             None
         } else {
             self.store.account_by_login(login).await?
         };
-        let stored = account.as_ref().and_then(|a| a.password_hash.as_deref());
-        let correct = self.hasher.verify(password, stored).await;
-        let now = self.now();
-        let account = match account {
-            Some(account) if correct => account,
-            Some(account) => {
-                let event = self.sign_in_event(Some(account.id), "bad_password", "password", ctx);
-                if account.lock().is_locked(now) {
-                    self.store.record_sign_in(&event).await?;
-                } else if self.store.record_failure(account.id, &self.settings.lockout, now, &event).await?.locked_now {
-                    tracing::warn!(account = account.id, "account locked after repeated failures");
-                }
-                return Ok(PasswordOutcome::Invalid);
-            }
-            None => {
-                self.event(None, "unknown_account", "password", ctx).await?;
+        let Some(account) = account else {
+            self.hasher.verify(password, None).await;
+            self.event(None, "unknown_account", "password", ctx).await?;
+            return Ok(PasswordOutcome::Invalid);
+        };
+        let admitted = match self.admit(&account, now).await? {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                // Not evaluated at all: the answer cannot depend on the password.
+                self.event(Some(account.id), Self::refused_outcome(refusal), "password", ctx).await?;
                 return Ok(PasswordOutcome::Invalid);
             }
         };
-        if account.lock().is_locked(now) {
-            self.event(Some(account.id), "locked", "password", ctx).await?;
-            return Ok(PasswordOutcome::Locked);
+        if !self.hasher.verify(password, account.password_hash.as_deref()).await {
+            let event = self.sign_in_event(Some(account.id), "bad_password", "password", ctx);
+            if self.store.record_failure(account.id, &self.settings.lockout, now, &event).await?.locked_now {
+                tracing::warn!(account = account.id, "account locked after repeated failures");
+            }
+            return Ok(PasswordOutcome::Invalid);
         }
+        self.release_client(&slot).await?;
         if !self.person_active(&account).await? {
             self.event(Some(account.id), "disabled", "password", ctx).await?;
             return Ok(PasswordOutcome::Disabled);
@@ -217,12 +298,19 @@ impl SignIn {
         } else {
             SessionStage::Active
         };
-        if stage == SessionStage::Active {
-            self.store.reset_failures(account.id).await?;
-            self.event(Some(account.id), "success", "password", ctx).await?;
+        // The step completes only if the account is still usable now: a lock set by a guess that was in
+        // flight alongside this one wins.
+        let usable = if stage == SessionStage::Active {
+            self.store.reset_failures(account.id, self.now()).await?
         } else {
-            self.event(Some(account.id), "password_accepted", "password", ctx).await?;
+            self.store.release_attempt(account.id, admitted.at, admitted.previous_last_failed_at, self.now()).await?
+        };
+        if !usable {
+            self.event(Some(account.id), "locked", "password", ctx).await?;
+            return Ok(PasswordOutcome::Invalid);
         }
+        let outcome = if stage == SessionStage::Active { "success" } else { "password_accepted" };
+        self.event(Some(account.id), outcome, "password", ctx).await?;
         Ok(PasswordOutcome::Proceed { account: account.id, stage })
     }
 
@@ -239,34 +327,64 @@ impl SignIn {
         code: &str,
         ctx: &RequestContext,
     ) -> Result<SecondFactorOutcome, SignInError> {
+        let started = std::time::Instant::now();
+        let outcome = self.check_second_factor(account_id, code, ctx).await?;
+        if matches!(outcome, SecondFactorOutcome::Invalid | SecondFactorOutcome::Refused) {
+            self.failure_floor(started).await;
+        }
+        Ok(outcome)
+    }
+
+    async fn check_second_factor(
+        &self,
+        account_id: AccountId,
+        code: &str,
+        ctx: &RequestContext,
+    ) -> Result<SecondFactorOutcome, SignInError> {
         let now = self.now();
-        let Some(account) = self.store.account(account_id).await? else { return Ok(SecondFactorOutcome::Invalid) };
-        if account.lock().is_locked(now) {
-            return Ok(SecondFactorOutcome::Locked);
+        let Some(account) = self.store.account(account_id).await? else { return Ok(SecondFactorOutcome::Refused) };
+        let slot = match self.reserve_client(ctx, now).await? {
+            Ok(slot) => slot,
+            Err(retry_after) => return Ok(SecondFactorOutcome::Throttled { retry_after }),
+        };
+        if let Err(refusal) = self.admit(&account, now).await? {
+            self.event(Some(account_id), Self::refused_outcome(refusal), "second_factor", ctx).await?;
+            return Ok(SecondFactorOutcome::Refused);
         }
         let next = Self::after_mfa(&account);
         let success = if next == SessionStage::Active { "success" } else { "second_factor_accepted" };
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        // The code is used up and the successful attempt recorded in one transaction.
-        let (accepted, method) = if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit())
-        {
+        // The code is used up, the counters reset and the successful attempt recorded in one transaction,
+        // which also re-checks that the account is not locked and the person active.
+        let (used, method) = if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit()) {
             let event = self.sign_in_event(Some(account_id), success, "totp", ctx);
             (self.check_totp(account_id, &digits, now, &event).await?, "totp")
         } else {
             let normalised = normalise_backup_code(code);
             let event = self.sign_in_event(Some(account_id), success, "backup_code", ctx);
             let hash = TokenHash::of(&self.keys, "backup-code", &normalised);
-            let accepted =
-                !normalised.is_empty() && self.store.consume_backup_code(account_id, &hash, now, &event).await?;
-            (accepted, "backup_code")
+            let used = if normalised.is_empty() {
+                CodeUse::NotAccepted
+            } else {
+                self.store.consume_backup_code(account_id, &hash, now, &event).await?
+            };
+            (used, "backup_code")
         };
-        if !accepted {
-            let event = self.sign_in_event(Some(account_id), "bad_second_factor", method, ctx);
-            let result = self.store.record_failure(account_id, &self.settings.lockout, now, &event).await?;
-            return Ok(if result.locked_now { SecondFactorOutcome::Locked } else { SecondFactorOutcome::Invalid });
+        match used {
+            CodeUse::Used => {
+                self.release_client(&slot).await?;
+                Ok(SecondFactorOutcome::Proceed(next))
+            }
+            CodeUse::Refused => {
+                self.event(Some(account_id), "locked", method, ctx).await?;
+                Ok(SecondFactorOutcome::Refused)
+            }
+            CodeUse::NotAccepted => {
+                let event = self.sign_in_event(Some(account_id), "bad_second_factor", method, ctx);
+                let result = self.store.record_failure(account_id, &self.settings.lockout, now, &event).await?;
+                Ok(if result.locked_now { SecondFactorOutcome::Refused } else { SecondFactorOutcome::Invalid })
+            }
         }
-        self.store.reset_failures(account_id).await?;
-        Ok(SecondFactorOutcome::Proceed(next))
     }
 
     async fn check_totp(
@@ -275,15 +393,15 @@ impl SignIn {
         code: &str,
         now: Timestamp,
         event: &SignInEvent,
-    ) -> Result<bool, SignInError> {
+    ) -> Result<CodeUse, SignInError> {
         let Some(record) = self.store.totp(account).await?.filter(|r| r.confirmed_at.is_some()) else {
-            return Ok(false);
+            return Ok(CodeUse::NotAccepted);
         };
         let secret = self.open_secret(account, &record.sealed_secret)?;
         match totp::verify(&secret, code, now, record.last_used_step) {
             // The conditional update refuses a step that another request used first.
-            Some(step) => Ok(self.store.use_totp_step(account, step, event).await?),
-            None => Ok(false),
+            Some(step) => Ok(self.store.use_totp_step(account, step, now, event).await?),
+            None => Ok(CodeUse::NotAccepted),
         }
     }
 
@@ -294,16 +412,20 @@ impl SignIn {
             .map_err(|e| SignInError::Unexpected(e.to_string()))
     }
 
-    /// Start (or show again) a TOTP enrolment for an account that has no confirmed authenticator.
-    pub async fn enrolment(&self, account_id: AccountId) -> Result<Enrolment, SignInError> {
-        let account =
-            self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))?;
-        let secret = match self.store.totp(account_id).await? {
-            Some(record) if record.confirmed_at.is_none() => self.open_secret(account_id, &record.sealed_secret)?,
-            _ => {
+    fn seal_secret(&self, account: AccountId, secret: &TotpSecret) -> Vec<u8> {
+        self.keys.seal(secret.as_bytes(), &format!("totp:{account}"))
+    }
+
+    /// Start (or show again) the TOTP enrolment of this session. The secret belongs to the session that
+    /// created it: another session (someone else who knew an initial password) gets a secret of its own,
+    /// and only the secret a session was shown can be confirmed by it.
+    pub async fn enrolment(&self, session: &TokenHash, account_id: AccountId) -> Result<Enrolment, SignInError> {
+        let account = self.account_or_gone(account_id).await?;
+        let secret = match self.store.session_pending_totp(session).await? {
+            Some(sealed) => self.open_secret(account_id, &sealed)?,
+            None => {
                 let secret = TotpSecret::generate();
-                let sealed = self.keys.seal(secret.as_bytes(), &format!("totp:{account_id}"));
-                self.store.begin_totp_enrolment(account_id, &sealed, self.now()).await?;
+                self.store.set_session_pending_totp(session, &self.seal_secret(account_id, &secret)).await?;
                 secret
             }
         };
@@ -312,26 +434,25 @@ impl SignIn {
         Ok(Enrolment { secret_base32: secret.to_base32(), uri, qr_svg })
     }
 
-    /// Confirm an enrolment with a valid code: returns the new backup codes (shown once), or `None` when
-    /// the code is wrong.
+    /// Confirm this session's enrolment with a valid code: returns the new backup codes (shown once), or
+    /// `None` when the code is wrong (or the account may no longer complete a step).
     pub async fn confirm_enrolment(
         &self,
+        session: &TokenHash,
         account_id: AccountId,
         code: &str,
     ) -> Result<Option<(Vec<String>, SessionStage)>, SignInError> {
         let now = self.now();
-        let Some(record) = self.store.totp(account_id).await?.filter(|r| r.confirmed_at.is_none()) else {
-            return Ok(None);
-        };
-        let secret = self.open_secret(account_id, &record.sealed_secret)?;
+        let Some(sealed) = self.store.session_pending_totp(session).await? else { return Ok(None) };
+        let secret = self.open_secret(account_id, &sealed)?;
         let Some(step) = totp::verify(&secret, code, now, -1) else { return Ok(None) };
         let (codes, hashes) = backup_codes::generate(&self.keys);
         let account = self.account_or_gone(account_id).await?;
         let audit = self.self_service(&account, "mfa.enrol").details("totp and 10 backup codes");
-        if !self.store.confirm_totp(account_id, step, &hashes, now, &audit).await? {
+        if !self.store.enrol_totp(account_id, &sealed, step, &hashes, now, &audit, true).await? {
             return Ok(None);
         }
-        self.store.reset_failures(account_id).await?;
+        self.store.reset_failures(account_id, now).await?;
         Ok(Some((codes, Self::after_mfa(&account))))
     }
 
@@ -339,14 +460,15 @@ impl SignIn {
     pub async fn enrol_totp_now(&self, account_id: AccountId, secret: &TotpSecret) -> Result<Vec<String>, SignInError> {
         let now = self.now();
         let account = self.account_or_gone(account_id).await?;
-        let sealed = self.keys.seal(secret.as_bytes(), &format!("totp:{account_id}"));
-        self.store.begin_totp_enrolment(account_id, &sealed, now).await?;
+        let sealed = self.seal_secret(account_id, secret);
         let (codes, hashes) = backup_codes::generate(&self.keys);
         let audit = AuditEntry::new(now, &Actor::System, "mfa.enrol", "success")
             .person(account.person_id)
             .account(account_id)
             .details("totp and 10 backup codes");
-        self.store.confirm_totp(account_id, -1, &hashes, now, &audit).await?;
+        if !self.store.enrol_totp(account_id, &sealed, -1, &hashes, now, &audit, false).await? {
+            return Err(SignInError::Unexpected("the account already has an authenticator".into()));
+        }
         Ok(codes)
     }
 
@@ -390,17 +512,59 @@ impl SignIn {
         Ok(())
     }
 
-    /// Set a new password chosen by the account holder (a required change, or from their account page).
-    pub async fn change_password(&self, account_id: AccountId, new: &str, confirm: &str) -> Result<(), SignInError> {
-        let account =
-            self.store.account(account_id).await?.ok_or_else(|| SignInError::Unexpected("account vanished".into()))?;
+    /// Set a new password chosen by the account holder: a required change right after signing in, or a
+    /// change from their account page, which must give the current password (ASVS 5.0 6.2.3; checked like
+    /// a sign-in attempt, so it is no way around the lockout). Every other session of the account ends.
+    pub async fn change_password(
+        &self,
+        session: &TokenHash,
+        account_id: AccountId,
+        current: Option<&str>,
+        new: &str,
+        confirm: &str,
+        ctx: &RequestContext,
+    ) -> Result<(), SignInError> {
+        let account = self.account_or_gone(account_id).await?;
         if account.source != crate::domain::AccountSource::Local {
             return Err(SignInError::NotLocal);
+        }
+        if let Some(current) = current {
+            self.verify_current_password(&account, current, ctx).await?;
         }
         self.check_new_password(&account, new, confirm).await?;
         let hash = self.hasher.hash(new).await.map_err(|e| SignInError::Unexpected(e.to_string()))?;
         let audit = self.self_service(&account, "password.change");
         self.store.set_password(account_id, &hash, false, self.now(), &audit).await?;
+        let ended = self.store.delete_other_sessions(account_id, session).await?;
+        tracing::info!(account = account_id, ended, "password changed; other sessions ended");
+        Ok(())
+    }
+
+    /// The current password, checked as one admitted attempt: a wrong one counts toward the lock.
+    async fn verify_current_password(
+        &self,
+        account: &Account,
+        current: &str,
+        ctx: &RequestContext,
+    ) -> Result<(), SignInError> {
+        let now = self.now();
+        let started = std::time::Instant::now();
+        let admitted = match self.admit(account, now).await? {
+            Ok(admitted) => admitted,
+            Err(_) => {
+                self.failure_floor(started).await;
+                return Err(SignInError::CurrentPassword);
+            }
+        };
+        if !self.hasher.verify(current, account.password_hash.as_deref()).await {
+            let event = self.sign_in_event(Some(account.id), "bad_password", "password_change", ctx);
+            self.store.record_failure(account.id, &self.settings.lockout, now, &event).await?;
+            self.failure_floor(started).await;
+            return Err(SignInError::CurrentPassword);
+        }
+        if !self.store.release_attempt(account.id, admitted.at, admitted.previous_last_failed_at, self.now()).await? {
+            return Err(SignInError::CurrentPassword);
+        }
         Ok(())
     }
 }

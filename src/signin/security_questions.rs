@@ -5,7 +5,9 @@
 //! configured questions, so the reset page looks the same for every email address: no enumeration by
 //! content. Answers are normalised (case, spacing, punctuation) and stored as argon2 hashes; every
 //! answer is verified even after a mismatch, and unknown accounts verify dummies, so timing says nothing
-//! either. Wrong answers count toward a Q&A lockout of their own, which blocks only this reset.
+//! either. Each attempt is admitted (counted) before its answers are checked, so parallel guesses cannot
+//! outrun the Q&A lockout, which blocks only this reset. The reset never completes on a locked account
+//! or for a disabled person.
 
 use super::{RequestContext, SignIn, SignInError};
 use crate::domain::{AccountId, AccountSource, PersonStatus};
@@ -16,7 +18,10 @@ pub enum QaResetError {
     #[error("Self-service reset with security questions is not enabled here.")]
     Disabled,
     /// Unknown email, not enrolled, wrong answers, or locked: one answer for all.
-    #[error("The email address and answers did not match. Check them, or use \"Can't sign in?\" to ask for help.")]
+    #[error(
+        "The email address and answers did not match, or this reset is locked for the account. Check them, or \
+         use \"Ask for help\" below."
+    )]
     NoMatch,
     #[error("This account's password is managed by your organisation's directory; ask your helpdesk to reset it.")]
     NotLocal,
@@ -120,9 +125,14 @@ impl SignIn {
             },
             Err(_) => None,
         };
+        // Admitted before the answers are checked: parallel guesses are counted before any is evaluated.
+        let admitted = match &account {
+            Some(a) => self.store.admit_qa_attempt(a.id, &self.settings.lockout).await.map_err(SignInError::from)?,
+            None => false,
+        };
         let stored = match &account {
-            Some(a) => self.store.qa_answers(a.id).await.map_err(SignInError::from)?,
-            None => Vec::new(),
+            Some(a) if admitted => self.store.qa_answers(a.id).await.map_err(SignInError::from)?,
+            _ => Vec::new(),
         };
         let questions = self.settings.policy.qa_questions.len();
         let mut all_match = stored.len() == questions && answers.len() == questions;
@@ -134,7 +144,7 @@ impl SignIn {
             self.event(None, "unknown_account", "security_questions", ctx).await?;
             return Err(QaResetError::NoMatch);
         };
-        if account.qa_locked_at.is_some() {
+        if !admitted {
             self.event(Some(account.id), "qa_locked", "security_questions", ctx).await?;
             return Err(QaResetError::NoMatch);
         }
@@ -157,7 +167,11 @@ impl SignIn {
             .account(account.id)
             .reason("security questions answered")
             .ip(ctx.ip.to_string());
-        self.store.reset_password_by_qa(account.id, &hash, now, &audit).await.map_err(SignInError::from)?;
+        if !self.store.reset_password_by_qa(account.id, &hash, now, &audit).await.map_err(SignInError::from)? {
+            // The account is locked (or the person was disabled meanwhile): no step completes then.
+            self.event(Some(account.id), "locked", "security_questions", ctx).await?;
+            return Err(QaResetError::NoMatch);
+        }
         self.event(Some(account.id), "password_reset", "security_questions", ctx).await?;
         Ok(())
     }

@@ -71,6 +71,7 @@ const TABLES: &[Table] = &[
             ("qa_failed_attempts", Int),
             ("qa_locked_at", Int),
             ("created_at", Int),
+            ("last_failed_at", Int),
         ],
     ),
     (
@@ -184,8 +185,9 @@ const TABLES: &[Table] = &[
 ];
 
 /// Tables deliberately left behind: bookkeeping (migrations, the job lock row the target's migration
-/// creates), sessions (people sign in again), and rate-limit windows (minutes long).
-pub const NOT_COPIED: &[&str] = &["schema_migration", "web_session", "rate_limit_counter", "job_lock"];
+/// creates), sessions (people sign in again), and rate-limit and throttle windows (minutes long).
+pub const NOT_COPIED: &[&str] =
+    &["schema_migration", "web_session", "rate_limit_counter", "job_lock", "sign_in_throttle"];
 
 /// The tables `copy` moves.
 pub fn copied_tables() -> Vec<&'static str> {

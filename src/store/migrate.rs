@@ -31,6 +31,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_outbox_and_assistance.sql"),
         postgres: include_str!("../../migrations/postgres/0003_outbox_and_assistance.sql"),
     },
+    Migration {
+        version: 6,
+        name: "sign_in_hardening",
+        sqlite: include_str!("../../migrations/sqlite/0006_sign_in_hardening.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_sign_in_hardening.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

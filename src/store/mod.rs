@@ -64,6 +64,17 @@ pub struct FailureResult {
     pub locked_now: bool,
 }
 
+/// What presenting a one-time code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeUse {
+    /// Used up now, and the sign-in completed with it.
+    Used,
+    /// No such unused code (or a replayed TOTP step).
+    NotAccepted,
+    /// The code may be right, but the account is locked or disabled: nothing was used.
+    Refused,
+}
+
 #[derive(Debug, Clone)]
 pub struct TotpRecord {
     pub sealed_secret: Vec<u8>,
@@ -165,8 +176,17 @@ pub trait CredentialStore: Send + Sync {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<()>;
-    /// Count one failed sign-in and lock the account when the policy says so, atomically; the attempt's
-    /// event and a lock's audit row commit with it.
+    /// Admit one sign-in attempt before it is checked: write `next` (the attempt counted as a failure, see
+    /// [`LockoutPolicy::admit`]) only if the account's lockout fields still equal `seen`. False when
+    /// another attempt changed them first: read again and decide again.
+    async fn admit_attempt(
+        &self,
+        account: AccountId,
+        seen: &crate::policy::lockout::AttemptState,
+        next: &crate::policy::lockout::AttemptState,
+    ) -> StoreResult<bool>;
+    /// An admitted attempt failed: it is counted already; lock the account when the count reached the
+    /// policy's limit, atomically. The attempt's event and a lock's audit row commit with it.
     async fn record_failure(
         &self,
         account: AccountId,
@@ -174,24 +194,54 @@ pub trait CredentialStore: Send + Sync {
         now: Timestamp,
         event: &SignInEvent,
     ) -> StoreResult<FailureResult>;
-    /// A completed sign-in: the failure counter starts again.
-    async fn reset_failures(&self, account: AccountId) -> StoreResult<()>;
-    async fn totp(&self, account: AccountId) -> StoreResult<Option<TotpRecord>>;
-    /// Store a new, unconfirmed secret (replacing an earlier unconfirmed one; a confirmed one stays).
-    async fn begin_totp_enrolment(&self, account: AccountId, sealed_secret: &[u8], now: Timestamp) -> StoreResult<()>;
-    /// Confirm the pending secret with the step of a valid code, replace the backup codes and clear
-    /// the `enroll_mfa` requirement, in one transaction.
-    async fn confirm_totp(
+    /// An admitted attempt proved correct but the sign-in is not complete: give its count back (and its
+    /// delay: `last_failed_at` returns to `previous_last_failed_at` if no other attempt moved it). False
+    /// when the account was locked or its person disabled meanwhile: the attempt must not go on.
+    async fn release_attempt(
         &self,
         account: AccountId,
+        admitted_at: Timestamp,
+        previous_last_failed_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// A completed sign-in: the failure counter starts again. False (and nothing changed) when the account
+    /// is locked or its person disabled: the sign-in must not complete.
+    async fn reset_failures(&self, account: AccountId, now: Timestamp) -> StoreResult<bool>;
+    /// An operator lifts a lock: lock fields and counters cleared, `unlocked_by`/`unlocked_at` set, with
+    /// its audit row. False when the account was not locked.
+    async fn unlock_account(
+        &self,
+        account: AccountId,
+        unlocked_by: &str,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
+    async fn totp(&self, account: AccountId) -> StoreResult<Option<TotpRecord>>;
+    /// Bind a confirmed TOTP secret (confirmed with the code of `step`), replace the backup codes and
+    /// clear the `enroll_mfa` requirement, with the audit row, in one transaction. False (nothing changed)
+    /// when the account already has a confirmed authenticator, or — for a `self_service` enrolment, a
+    /// sign-in step — when the account is locked or its person disabled (the system enrols regardless).
+    #[allow(clippy::too_many_arguments)]
+    async fn enrol_totp(
+        &self,
+        account: AccountId,
+        sealed_secret: &[u8],
         step: i64,
         backup_codes: &[TokenHash],
         now: Timestamp,
         audit: &AuditEntry,
+        self_service: bool,
     ) -> StoreResult<bool>;
-    /// Record that the code of `step` was used; false when that step (or a later one) was used already.
-    /// `event` (the successful attempt) is recorded in the same transaction.
-    async fn use_totp_step(&self, account: AccountId, step: i64, event: &SignInEvent) -> StoreResult<bool>;
+    /// Record that the code of `step` was used and complete the sign-in (failures reset, `event` recorded),
+    /// in one transaction: `Replayed` when that step (or a later one) was used already, `Refused` (nothing
+    /// changed) when the account is locked or its person disabled.
+    async fn use_totp_step(
+        &self,
+        account: AccountId,
+        step: i64,
+        now: Timestamp,
+        event: &SignInEvent,
+    ) -> StoreResult<CodeUse>;
     async fn replace_backup_codes(
         &self,
         account: AccountId,
@@ -199,16 +249,15 @@ pub trait CredentialStore: Send + Sync {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<()>;
-    /// Mark one unused backup code used; false if there is no such unused code. Exactly one of any
-    /// number of concurrent callers with the same code gets true.
-    /// `event` (the successful attempt) is recorded in the same transaction.
+    /// Mark one unused backup code used and complete the sign-in, like [`CredentialStore::use_totp_step`].
+    /// Exactly one of any number of concurrent callers with the same code gets `Used`.
     async fn consume_backup_code(
         &self,
         account: AccountId,
         code: &TokenHash,
         now: Timestamp,
         event: &SignInEvent,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<CodeUse>;
     async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<i64>;
     async fn set_qa_answers(
         &self,
@@ -218,16 +267,20 @@ pub trait CredentialStore: Send + Sync {
         audit: &AuditEntry,
     ) -> StoreResult<()>;
     async fn qa_answers(&self, account: AccountId) -> StoreResult<Vec<String>>;
-    /// Count a wrong Q&A answer set; true when this failure locked Q&A reset.
+    /// Admit one Q&A attempt before the answers are checked: counted as a failure straight away; false
+    /// when Q&A reset is locked or every remaining attempt is already being checked.
+    async fn admit_qa_attempt(&self, account: AccountId, policy: &LockoutPolicy) -> StoreResult<bool>;
+    /// An admitted Q&A attempt failed (it is counted already); true when this failure locked Q&A reset.
     async fn record_qa_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<bool>;
-    /// Self-service reset succeeded: new password, Q&A counter cleared, sessions ended.
+    /// Self-service reset succeeded: new password, Q&A counter cleared, sessions ended. False (nothing
+    /// changed) when the account is locked or its person disabled.
     async fn reset_password_by_qa(
         &self,
         account: AccountId,
         hash: &str,
         now: Timestamp,
         audit: &AuditEntry,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// Lock fields set directly (demo data, admin lock).
     async fn lock_account(
         &self,
@@ -248,7 +301,10 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<()>;
-    /// The live session with this token (expired ones are not returned).
+    /// The live session with this token. Not returned: expired sessions, sessions of a person who is not
+    /// active, and sessions still signing in (any stage but `Active`) on a locked account. A completed
+    /// session survives a lock by failures (a stranger's guesses must not sign the owner out); an
+    /// operator's lock ends sessions.
     async fn session(&self, token: &TokenHash, now: Timestamp) -> StoreResult<Option<SessionRecord>>;
     /// Replace a session by a new token at a new stage (a sign-in step completed): the old token dies.
     async fn advance_session(
@@ -260,6 +316,12 @@ pub trait SessionStore: Send + Sync {
         expires_at: Timestamp,
     ) -> StoreResult<bool>;
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()>;
+    /// End every session of the account except `keep` (e.g. after a password change).
+    async fn delete_other_sessions(&self, account: AccountId, keep: &TokenHash) -> StoreResult<u64>;
+    /// The sealed TOTP secret this session is enrolling, if any.
+    async fn session_pending_totp(&self, token: &TokenHash) -> StoreResult<Option<Vec<u8>>>;
+    /// Keep a new sealed TOTP secret with this session (replacing any earlier one of the session).
+    async fn set_session_pending_totp(&self, token: &TokenHash, sealed: &[u8]) -> StoreResult<()>;
     /// Remove sessions that expired before `now`; returns how many.
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
 }
@@ -268,6 +330,17 @@ pub trait SessionStore: Send + Sync {
 pub trait EventStore: Send + Sync {
     async fn record_sign_in(&self, event: &SignInEvent) -> StoreResult<()>;
     async fn recent_sign_ins(&self, account: AccountId, limit: i64) -> StoreResult<Vec<SignInEvent>>;
+}
+
+/// Failed sign-ins per client address, in fixed windows shared by every instance.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Take one attempt from `bucket`'s window unless `max` are taken already; false when refused.
+    async fn reserve_client_attempt(&self, bucket: &str, window_start: Timestamp, max: u32) -> StoreResult<bool>;
+    /// Give back an attempt that succeeded.
+    async fn release_client_attempt(&self, bucket: &str, window_start: Timestamp) -> StoreResult<()>;
+    /// Remove windows that started before `before` (housekeeping, idempotent).
+    async fn delete_old_throttle_windows(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
 /// The audit log. Changes elsewhere write their audit rows in their own transaction; this trait appends
@@ -415,10 +488,24 @@ pub trait AssistanceStore: Send + Sync {
 
 /// Everything the application needs from storage.
 pub trait Store:
-    DirectoryStore + CredentialStore + SessionStore + EventStore + AuditStore + OutboxStore + AssistanceStore
+    DirectoryStore
+    + CredentialStore
+    + SessionStore
+    + EventStore
+    + ThrottleStore
+    + AuditStore
+    + OutboxStore
+    + AssistanceStore
 {
 }
-impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + AuditStore + OutboxStore + AssistanceStore> Store
-    for T
+impl<T> Store for T where
+    T: DirectoryStore
+        + CredentialStore
+        + SessionStore
+        + EventStore
+        + ThrottleStore
+        + AuditStore
+        + OutboxStore
+        + AssistanceStore
 {
 }

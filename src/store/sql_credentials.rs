@@ -4,7 +4,53 @@ use super::sql::*;
 use super::*;
 use crate::audit::Actor;
 use crate::domain::LockReason;
+use crate::policy::lockout::AttemptState;
 use sqlx::Row;
+
+/// The condition, on an `account` row, that a sign-in step may complete: not locked (or the temporary
+/// lock has run out at `$now_param`) and the person active.
+fn usable(now_param: usize) -> String {
+    format!(
+        "(locked_at IS NULL OR locked_until <= ${now_param}) \
+         AND EXISTS (SELECT 1 FROM person p WHERE p.person_id = account.person_id AND p.status = 'active')"
+    )
+}
+
+/// A completed sign-in clears the counters (and an expired lock), only while the account is usable.
+async fn reset_if_usable(conn: &mut sqlx::AnyConnection, account: AccountId, now: Timestamp) -> StoreResult<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE account SET failed_attempts = 0, lock_count = 0, last_failed_at = NULL, locked_at = NULL, \
+           locked_until = NULL, lock_reason = NULL WHERE account_id = $1 AND {}",
+        usable(2)
+    ))
+    .bind(account)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
+/// Finish a second-factor step in the transaction that used the code: the sign-in completes (counters
+/// reset, event recorded) only if the code was used and the account is still usable; otherwise nothing.
+async fn complete_with_code(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    used: bool,
+    account: AccountId,
+    now: Timestamp,
+    event: &SignInEvent,
+) -> StoreResult<CodeUse> {
+    if !used {
+        return Ok(CodeUse::NotAccepted);
+    }
+    if !reset_if_usable(&mut tx, account, now).await? {
+        tx.rollback().await?;
+        return Ok(CodeUse::Refused);
+    }
+    insert_sign_in(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(CodeUse::Used)
+}
 
 async fn insert_backup_codes(
     conn: &mut sqlx::AnyConnection,
@@ -48,6 +94,32 @@ impl CredentialStore for SqlStore {
         Ok(())
     }
 
+    async fn admit_attempt(&self, account: AccountId, seen: &AttemptState, next: &AttemptState) -> StoreResult<bool> {
+        // A compare-and-set over every lockout field: of any number of attempts that read the same state,
+        // exactly one writes its successor; the others read again and meet the new count (or delay).
+        let done = sqlx::query(
+            "UPDATE account SET failed_attempts = $1, locked_at = $2, locked_until = $3, last_failed_at = $4, \
+               lock_reason = CASE WHEN $2 IS NULL THEN NULL ELSE lock_reason END \
+             WHERE account_id = $5 AND failed_attempts = $6 AND lock_count = $7 \
+               AND COALESCE(locked_at, -1) = $8 AND COALESCE(locked_until, -1) = $9 \
+               AND COALESCE(last_failed_at, -1) = $10",
+        )
+        .bind(i64::from(next.failed_attempts))
+        .bind(next.locked_at)
+        .bind(next.locked_until)
+        .bind(next.last_failed_at)
+        .bind(account)
+        .bind(i64::from(seen.failed_attempts))
+        .bind(i64::from(seen.lock_count))
+        .bind(seen.locked_at.unwrap_or(-1))
+        .bind(seen.locked_until.unwrap_or(-1))
+        .bind(seen.last_failed_at.unwrap_or(-1))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
     async fn record_failure(
         &self,
         account: AccountId,
@@ -56,22 +128,13 @@ impl CredentialStore for SqlStore {
         event: &SignInEvent,
     ) -> StoreResult<FailureResult> {
         let mut tx = self.pool.begin().await?;
-        // The increment comes first: it takes the row's write lock, so concurrent failures serialise here.
-        // Failures while a lock is in force are not counted (the count says how many it took to lock).
-        // A temporary lock that has run out is cleared by the same statement and the count starts again,
-        // so the next run of failures locks again (for longer: `lock_count` is kept).
+        // The attempt was counted when it was admitted. A no-op update takes the row's write lock first, so
+        // concurrent failures decide the lock one after the other.
         let row = sqlx::query(
-            "UPDATE account SET \
-               failed_attempts = CASE WHEN locked_until <= $2 THEN 1 \
-                                      WHEN locked_at IS NOT NULL THEN failed_attempts \
-                                      ELSE failed_attempts + 1 END, \
-               locked_at = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_at END, \
-               lock_reason = CASE WHEN locked_until <= $2 THEN NULL ELSE lock_reason END, \
-               locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END \
-             WHERE account_id = $1 RETURNING failed_attempts, lock_count, locked_at, person_id",
+            "UPDATE account SET failed_attempts = failed_attempts WHERE account_id = $1 \
+             RETURNING failed_attempts, lock_count, locked_at, person_id",
         )
         .bind(account)
-        .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         let failed_attempts = count(&row, "failed_attempts")?;
@@ -80,7 +143,7 @@ impl CredentialStore for SqlStore {
         if already_locked.is_none()
             && let Some(lock) = policy.after_failure(failed_attempts, count(&row, "lock_count")?, now)
         {
-            sqlx::query(
+            locked_now = sqlx::query(
                 "UPDATE account SET locked_at = $1, locked_until = $2, lock_reason = 'failures', \
                  lock_count = lock_count + 1 WHERE account_id = $3 AND locked_at IS NULL",
             )
@@ -88,32 +151,79 @@ impl CredentialStore for SqlStore {
             .bind(lock.locked_until)
             .bind(account)
             .execute(&mut *tx)
-            .await?;
-            let entry = AuditEntry::new(now, &Actor::Public, "account.lock", "locked")
-                .person(row.try_get("person_id")?)
-                .account(account)
-                .reason("failures")
-                .details(format!("{failed_attempts} consecutive failed sign-in attempts"));
-            append(&mut tx, &entry).await?;
-            locked_now = true;
+            .await?
+            .rows_affected()
+                == 1;
+            if locked_now {
+                let until = match lock.locked_until {
+                    Some(until) => format!("until {}", crate::domain::iso_time(until)),
+                    None => "until an operator unlocks it".to_owned(),
+                };
+                let entry = AuditEntry::new(now, &Actor::Public, "account.lock", "locked")
+                    .person(row.try_get("person_id")?)
+                    .account(account)
+                    .reason("failures")
+                    .details(format!("{failed_attempts} consecutive failed sign-in attempts; locked {until}"));
+                append(&mut tx, &entry).await?;
+            }
         }
         insert_sign_in(&mut tx, event).await?;
         tx.commit().await?;
         Ok(FailureResult { failed_attempts, locked_now })
     }
 
-    async fn reset_failures(&self, account: AccountId) -> StoreResult<()> {
-        // An expired temporary lock is cleared with the counter; the consecutive-lock count starts again.
-        sqlx::query(
-            "UPDATE account SET failed_attempts = 0, lock_count = 0, \
-             locked_at = CASE WHEN locked_until IS NULL THEN locked_at ELSE NULL END, \
-             lock_reason = CASE WHEN locked_until IS NULL THEN lock_reason ELSE NULL END, \
-             locked_until = NULL WHERE account_id = $1",
-        )
+    async fn release_attempt(
+        &self,
+        account: AccountId,
+        admitted_at: Timestamp,
+        previous_last_failed_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(&format!(
+            "UPDATE account SET failed_attempts = CASE WHEN failed_attempts > 0 THEN failed_attempts - 1 ELSE 0 END, \
+               last_failed_at = CASE WHEN last_failed_at = $2 THEN $3 ELSE last_failed_at END \
+             WHERE account_id = $1 AND {}",
+            usable(4)
+        ))
         .bind(account)
+        .bind(admitted_at)
+        .bind(previous_last_failed_at)
+        .bind(now)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn reset_failures(&self, account: AccountId, now: Timestamp) -> StoreResult<bool> {
+        Ok(reset_if_usable(&mut *self.pool.acquire().await?, account, now).await?)
+    }
+
+    async fn unlock_account(
+        &self,
+        account: AccountId,
+        unlocked_by: &str,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE account SET locked_at = NULL, locked_until = NULL, lock_reason = NULL, failed_attempts = 0, \
+               lock_count = 0, last_failed_at = NULL, unlocked_by = $1, unlocked_at = $2 \
+             WHERE account_id = $3 AND locked_at IS NOT NULL",
+        )
+        .bind(unlocked_by)
+        .bind(now)
+        .bind(account)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            append(&mut tx, audit).await?;
+            tx.commit().await?;
+        }
+        Ok(done)
     }
 
     async fn totp(&self, account: AccountId) -> StoreResult<Option<TotpRecord>> {
@@ -131,59 +241,69 @@ impl CredentialStore for SqlStore {
         }))
     }
 
-    async fn begin_totp_enrolment(&self, account: AccountId, sealed_secret: &[u8], now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM totp_credential WHERE account_id = $1 AND confirmed_at IS NULL")
-            .bind(account)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO totp_credential (account_id, secret_ciphertext, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (account_id) DO NOTHING",
-        )
-        .bind(account)
-        .bind(sealed_secret.to_vec())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn confirm_totp(
+    async fn enrol_totp(
         &self,
         account: AccountId,
+        sealed_secret: &[u8],
         step: i64,
         backup_codes: &[TokenHash],
         now: Timestamp,
         audit: &AuditEntry,
+        self_service: bool,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE totp_credential SET confirmed_at = $1, last_used_step = $2 WHERE account_id = $3 AND confirmed_at IS NULL",
-        )
-        .bind(now)
-        .bind(step)
-        .bind(account)
-        .execute(&mut *tx)
-        .await?
+        // Clearing the requirement doubles as the check that the account may still complete a step (and
+        // takes its row lock, so two enrolments of one account run one after the other).
+        let usable = if self_service {
+            sqlx::query(&format!("UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1 AND {}", usable(2)))
+                .bind(account)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+        } else {
+            sqlx::query("UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1")
+                .bind(account)
+                .execute(&mut *tx)
+                .await?
+        }
         .rows_affected()
             == 1;
-        if !done {
+        // Rows left unconfirmed by the code before secrets were bound to sessions are of no use now.
+        sqlx::query("DELETE FROM totp_credential WHERE account_id = $1 AND confirmed_at IS NULL")
+            .bind(account)
+            .execute(&mut *tx)
+            .await?;
+        let inserted = usable
+            && sqlx::query(
+                "INSERT INTO totp_credential (account_id, secret_ciphertext, confirmed_at, last_used_step, created_at) \
+                 VALUES ($1, $2, $3, $4, $3) ON CONFLICT (account_id) DO NOTHING",
+            )
+            .bind(account)
+            .bind(sealed_secret.to_vec())
+            .bind(now)
+            .bind(step)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+        if !inserted {
+            tx.rollback().await?;
             return Ok(false);
         }
         history(&mut tx, account, "totp", "bound", now).await?;
         insert_backup_codes(&mut tx, account, backup_codes, now).await?;
-        sqlx::query("UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1")
-            .bind(account)
-            .execute(&mut *tx)
-            .await?;
         append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn use_totp_step(&self, account: AccountId, step: i64, event: &SignInEvent) -> StoreResult<bool> {
+    async fn use_totp_step(
+        &self,
+        account: AccountId,
+        step: i64,
+        now: Timestamp,
+        event: &SignInEvent,
+    ) -> StoreResult<CodeUse> {
         let mut tx = self.pool.begin().await?;
         let used = sqlx::query(
             "UPDATE totp_credential SET last_used_step = $1 \
@@ -195,11 +315,7 @@ impl CredentialStore for SqlStore {
         .await?
         .rows_affected()
             == 1;
-        if used {
-            insert_sign_in(&mut tx, event).await?;
-        }
-        tx.commit().await?;
-        Ok(used)
+        complete_with_code(tx, used, account, now, event).await
     }
 
     async fn replace_backup_codes(
@@ -222,9 +338,9 @@ impl CredentialStore for SqlStore {
         code: &TokenHash,
         now: Timestamp,
         event: &SignInEvent,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<CodeUse> {
         // The lookup is by the keyed hash, so no secret is compared here at all; `used_at IS NULL` in the
-        // same statement makes the consumption atomic, and its sign-in event commits with it.
+        // same statement makes the consumption atomic.
         let mut tx = self.pool.begin().await?;
         let used = sqlx::query(
             "UPDATE backup_code SET used_at = $1 WHERE account_id = $2 AND code_hash = $3 AND used_at IS NULL",
@@ -236,11 +352,7 @@ impl CredentialStore for SqlStore {
         .await?
         .rows_affected()
             == 1;
-        if used {
-            insert_sign_in(&mut tx, event).await?;
-        }
-        tx.commit().await?;
-        Ok(used)
+        complete_with_code(tx, used, account, now, event).await
     }
 
     async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<i64> {
@@ -292,22 +404,32 @@ impl CredentialStore for SqlStore {
         rows.iter().map(|r| r.try_get::<String, _>(0).map_err(StoreError::from)).collect()
     }
 
+    async fn admit_qa_attempt(&self, account: AccountId, policy: &LockoutPolicy) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE account SET qa_failed_attempts = qa_failed_attempts + 1 \
+             WHERE account_id = $1 AND qa_locked_at IS NULL AND qa_failed_attempts < $2",
+        )
+        .bind(account)
+        .bind(i64::from(policy.qa_failed_attempts_before_lock))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
     async fn record_qa_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "UPDATE account SET qa_failed_attempts = qa_failed_attempts + 1, \
-             qa_locked_at = CASE WHEN qa_locked_at IS NULL AND qa_failed_attempts + 1 >= $1 THEN $2 ELSE qa_locked_at END \
-             WHERE account_id = $3 RETURNING qa_failed_attempts, qa_locked_at, person_id",
+            "UPDATE account SET qa_locked_at = $1 \
+             WHERE account_id = $2 AND qa_locked_at IS NULL AND qa_failed_attempts >= $3 RETURNING person_id",
         )
-        .bind(i64::from(policy.qa_failed_attempts_before_lock))
         .bind(now)
         .bind(account)
-        .fetch_one(&mut *tx)
+        .bind(i64::from(policy.qa_failed_attempts_before_lock))
+        .fetch_optional(&mut *tx)
         .await?;
-        let locked_at: Option<i64> = row.try_get("qa_locked_at")?;
-        let locked_now =
-            locked_at == Some(now) && count(&row, "qa_failed_attempts")? == policy.qa_failed_attempts_before_lock;
-        if locked_now {
+        let locked_now = row.is_some();
+        if let Some(row) = row {
             let entry = AuditEntry::new(now, &Actor::Public, "qa.lock", "locked")
                 .person(row.try_get("person_id")?)
                 .account(account)
@@ -324,22 +446,28 @@ impl CredentialStore for SqlStore {
         hash: &str,
         now: Timestamp,
         audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let done = sqlx::query(&format!(
             "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 0, \
-             qa_failed_attempts = 0 WHERE account_id = $3",
-        )
+             qa_failed_attempts = 0 WHERE account_id = $3 AND {}",
+            usable(2)
+        ))
         .bind(hash)
         .bind(now)
         .bind(account)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
+        if !done {
+            return Ok(false);
+        }
         history(&mut tx, account, "password", "bound", now).await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
         append(&mut tx, audit).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn lock_account(

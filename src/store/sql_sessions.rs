@@ -26,8 +26,13 @@ impl SessionStore for SqlStore {
     }
 
     async fn session(&self, token: &TokenHash, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
+        // The account's state is read with the session, on every request: a disabled person's session
+        // dies at once, and a half-finished sign-in cannot finish on a locked account.
         let row = sqlx::query(
-            "SELECT account_id, stage, expires_at FROM web_session WHERE token_hash = $1 AND expires_at > $2",
+            "SELECT s.account_id, s.stage, s.expires_at FROM web_session s \
+             JOIN account a ON a.account_id = s.account_id JOIN person p ON p.person_id = a.person_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND p.status = 'active' \
+               AND (s.stage = 'active' OR a.locked_at IS NULL OR a.locked_until <= $2)",
         )
         .bind(&token.0)
         .bind(now)
@@ -66,6 +71,35 @@ impl SessionStore for SqlStore {
 
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()> {
         sqlx::query("DELETE FROM web_session WHERE token_hash = $1").bind(&token.0).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn delete_other_sessions(&self, account: AccountId, keep: &TokenHash) -> StoreResult<u64> {
+        let result = sqlx::query("DELETE FROM web_session WHERE account_id = $1 AND token_hash <> $2")
+            .bind(account)
+            .bind(&keep.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn session_pending_totp(&self, token: &TokenHash) -> StoreResult<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT pending_totp FROM web_session WHERE token_hash = $1")
+            .bind(&token.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("pending_totp")?,
+            None => None,
+        })
+    }
+
+    async fn set_session_pending_totp(&self, token: &TokenHash, sealed: &[u8]) -> StoreResult<()> {
+        sqlx::query("UPDATE web_session SET pending_totp = $1 WHERE token_hash = $2")
+            .bind(sealed.to_vec())
+            .bind(&token.0)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -162,5 +196,42 @@ impl AuditStore for SqlStore {
             .fetch_one(&self.pool)
             .await?;
         Ok((row.try_get("last_id")?, row.try_get("last_hash")?))
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for SqlStore {
+    async fn reserve_client_attempt(&self, bucket: &str, window_start: Timestamp, max: u32) -> StoreResult<bool> {
+        // One statement: the insert-or-increment refuses once the window is full, so parallel attempts
+        // (on any instance) cannot overshoot the limit.
+        let row = sqlx::query(
+            "INSERT INTO sign_in_throttle (bucket, window_start, attempts) VALUES ($1, $2, 1) \
+             ON CONFLICT (bucket, window_start) DO UPDATE SET attempts = sign_in_throttle.attempts + 1 \
+             WHERE sign_in_throttle.attempts < $3 RETURNING attempts",
+        )
+        .bind(bucket)
+        .bind(window_start)
+        .bind(i64::from(max))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn release_client_attempt(&self, bucket: &str, window_start: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sign_in_throttle SET attempts = attempts - 1 \
+             WHERE bucket = $1 AND window_start = $2 AND attempts > 0",
+        )
+        .bind(bucket)
+        .bind(window_start)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_old_throttle_windows(&self, before: Timestamp) -> StoreResult<u64> {
+        let result =
+            sqlx::query("DELETE FROM sign_in_throttle WHERE window_start < $1").bind(before).execute(&self.pool).await?;
+        Ok(result.rows_affected())
     }
 }

@@ -3,11 +3,16 @@
 //! file and the MaxMind test databases, plus typed helpers that speak HTTP to it like a browser would.
 
 use lifeline::config::Settings;
+use lifeline::policy::lockout::LockoutPolicy;
+use lifeline::policy::rate_limit::RateLimit;
 use lifeline::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
 use lifeline::http::AppState;
 use lifeline::store::NewPerson;
 use lifeline::totp::TotpSecret;
+use lifeline::signin::Clock;
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -18,6 +23,8 @@ pub fn testdata(name: &str) -> PathBuf {
 pub struct TestApp {
     pub address: String,
     pub state: AppState,
+    /// The app's clock: the real time, moved forward when a test says "five minutes later".
+    pub clock: Arc<ShiftedClock>,
     _background: Background,
     pub _dir: tempfile::TempDir,
     _db: TestDb,
@@ -136,16 +143,28 @@ pub fn test_settings(dir: &Path) -> Settings {
         trusted_proxies: vec!["127.0.0.1/32".parse().unwrap_or_else(|e| panic!("{e}"))],
         geoip_city: Some(testdata("GeoIP2-City-Test.mmdb")),
         geoip_asn: Some(testdata("GeoLite2-ASN-Test.mmdb")),
+        // Most tests type wrong passwords in quick succession from one address; the tests of the delays
+        // and of the per-client throttle turn them back on.
+        lockout: LockoutPolicy {
+            delay_base_seconds: 0,
+            per_client: RateLimit { max: 10_000, window_seconds: 600 },
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
+
+/// The environment that gives a `lifeline` process the same lockout settings as [`test_settings`].
+pub const TEST_LOCKOUT_ENV: &[(&str, &str)] =
+    &[("LIFELINE_LOCKOUT__DELAY_BASE_SECONDS", "0"), ("LIFELINE_LOCKOUT__PER_CLIENT__MAX", "10000")];
 
 /// Spawn Lifeline on a random loopback port over `db`.
 pub async fn spawn_in(dir: tempfile::TempDir, mut settings: Settings, db: TestDb) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let address = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
     settings.public_url = address.clone();
-    let state = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let clock = Arc::new(ShiftedClock::default());
+    let state = lifeline::app::build_with_clock(settings, clock.clone()).await.unwrap_or_else(|e| panic!("{e:#}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server_state = state.clone();
     tokio::spawn(async move {
@@ -155,7 +174,23 @@ pub async fn spawn_in(dir: tempfile::TempDir, mut settings: Settings, db: TestDb
         .await;
     });
     let background = Background(lifeline::app::spawn_background(&state));
-    TestApp { address, state, _background: background, _dir: dir, _db: db, _shutdown: tx }
+    TestApp { address, state, clock, _background: background, _dir: dir, _db: db, _shutdown: tx }
+}
+
+/// The real time plus an offset that a test moves forward, so "after the lock has run out" needs no wait.
+#[derive(Default)]
+pub struct ShiftedClock(AtomicI64);
+
+impl ShiftedClock {
+    pub fn advance(&self, seconds: i64) {
+        self.0.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// A browser: its own cookie jar, and redirects left for the test to see.
@@ -177,6 +212,9 @@ pub struct Person {
 }
 
 pub const PASSWORD: &str = "amber-falcon-harbour-42";
+
+/// The start of the one answer every failed sign-in gets (wrong password, unknown login, locked account).
+pub const INVALID: &str = "The username or password is incorrect, or your account may be locked";
 
 pub fn new_person(name: &str, email: &str, username: &str) -> NewPerson {
     NewPerson {
@@ -349,6 +387,7 @@ pub fn run_lifeline(dir: &Path, db_url: &str, args: &[&str], stdin: &str, env: &
         .env("LIFELINE_KEY_FILE", dir.join("lifeline.key"))
         .env_remove("LIFELINE_CONFIG")
         .env("RUST_LOG", "warn")
+        .envs(TEST_LOCKOUT_ENV.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

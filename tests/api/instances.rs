@@ -28,6 +28,7 @@ impl Instances {
                 .env("LIFELINE_KEY_FILE", dir.join("lifeline.key"))
                 .env("LIFELINE_LISTEN", "127.0.0.1:0")
                 .env("RUST_LOG", "warn")
+                .envs(TEST_LOCKOUT_ENV.iter().copied())
                 .env_remove("LIFELINE_CONFIG")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -330,7 +331,48 @@ async fn failures_spread_over_two_instances_lock_after_exactly_the_threshold() {
         assert_eq!(shown["accounts"][0]["locked"], true, "{}", db.label);
         assert_eq!(shown["accounts"][0]["failed_attempts"], 5, "{}: counted up to the lock, not past it", db.label);
         let (_, right) = pair.sign_in(1, "ada", PASSWORD).await;
-        assert!(right.text().await.unwrap_or_default().contains("This account is locked"));
+        assert_eq!(right.status(), StatusCode::UNAUTHORIZED, "{}", db.label);
+        assert!(right.text().await.unwrap_or_default().contains(INVALID));
+        assert_audit_verifies(dir.path(), &db.url);
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_parallel_guesses_over_two_instances_then_the_right_password_evaluate_at_most_the_limit() {
+    for db in databases().await {
+        println!("--- on {}", db.label);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ada = arrange(&db, dir.path()).await;
+        let pair = Instances::start(dir.path(), &db.url, 2, &[]).await;
+        let store = lifeline::store::SqlStore::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}"));
+        let count = async |sql: &str| -> i64 {
+            use sqlx::Row;
+            sqlx::query(sql).bind(ada.account_id).fetch_one(store.pool()).await.unwrap_or_else(|e| panic!("{e}")).get(0)
+        };
+
+        let guesses = futures::future::join_all((0..100).map(|i| {
+            let pair = &pair;
+            async move { pair.sign_in(i % 2, "ada", &format!("wrong-guess-{i}")).await.1.status() }
+        }));
+        let right = async {
+            // Once the limit is taken (the guesses still in flight), the right password on either instance.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while count("SELECT failed_attempts FROM account WHERE account_id = $1").await < 5 {
+                assert!(std::time::Instant::now() < deadline, "the guesses never reached the limit");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            let (_, first) = pair.sign_in(0, "ada", PASSWORD).await;
+            let (_, second) = pair.sign_in(1, "ada", PASSWORD).await;
+            (first.status(), second.status())
+        };
+        let (statuses, right) = tokio::join!(guesses, right);
+        assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+        assert_eq!(right, (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED), "{}", db.label);
+        let checked = count("SELECT COUNT(*) FROM sign_in_event WHERE account_id = $1 AND outcome = 'bad_password'");
+        assert_eq!(checked.await, 5, "{}: exactly the limit was checked", db.label);
+        let sessions = count("SELECT COUNT(*) FROM web_session WHERE account_id = $1").await;
+        assert_eq!(sessions, 0, "{}: no session exists", db.label);
+        store.close().await;
         assert_audit_verifies(dir.path(), &db.url);
     }
 }

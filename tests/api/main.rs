@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod helpers;
 mod instances;
+mod lockout;
 mod security_questions;
 mod signin;
 mod smtp_sink;

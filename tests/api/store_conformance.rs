@@ -6,7 +6,7 @@ use lifeline::audit::{Actor, AuditEntry};
 use lifeline::crypto::{Keys, MasterKey, TokenHash};
 use lifeline::domain::LockReason;
 use lifeline::policy::lockout::LockoutPolicy;
-use lifeline::store::{SessionStage, SignInEvent, SqlStore, Store, StoreError};
+use lifeline::store::{CodeUse, FailureResult, SessionStage, SignInEvent, SqlStore, Store, StoreError};
 use std::sync::Arc;
 
 /// A fresh, migrated store per backend, with its label for failure messages and the guard that drops it.
@@ -71,29 +71,84 @@ async fn people_are_unique_by_email_and_username_and_found_by_either() {
     }
 }
 
+/// Admit one attempt the way the sign-in service does: read, decide with the policy, compare-and-set,
+/// and read again when another attempt got there first. Returns whether it was admitted.
+async fn admit(store: &dyn Store, id: i64, policy: &LockoutPolicy, now: i64) -> bool {
+    for _ in 0..100 {
+        let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
+        let seen = account.attempt_state();
+        let Ok(next) = policy.admit(&seen, now) else { return false };
+        if store.admit_attempt(id, &seen, &next).await.unwrap_or_else(|e| panic!("{e}")) {
+            return true;
+        }
+    }
+    panic!("no decision after 100 rounds")
+}
+
+/// One wrong attempt, admitted and then recorded as a failure.
+async fn fail(store: &dyn Store, id: i64, policy: &LockoutPolicy, now: i64) -> Option<FailureResult> {
+    if !admit(store, id, policy, now).await {
+        return None;
+    }
+    Some(store.record_failure(id, policy, now, &attempt(id, now, "bad_password")).await.unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn no_delays() -> LockoutPolicy {
+    LockoutPolicy { delay_base_seconds: 0, temporary_lock_seconds: None, ..Default::default() }
+}
+
 #[tokio::test]
-async fn failures_lock_at_the_threshold_even_when_concurrent() {
+async fn parallel_attempts_are_admitted_only_up_to_the_lock_and_exactly_one_failure_locks() {
     for (backend, store, _dir) in stores().await {
         let id = person(store.as_ref(), "ada").await;
-        let policy = LockoutPolicy::default();
+        let policy = no_delays();
         let mut tasks = Vec::new();
         for _ in 0..20 {
             let (store, policy) = (store.clone(), policy.clone());
-            tasks.push(tokio::spawn(async move {
-                store.record_failure(id, &policy, 2_000, &attempt(id, 2_000, "bad_password")).await
-            }));
+            tasks.push(tokio::spawn(async move { fail(store.as_ref(), id, &policy, 2_000).await }));
         }
-        let mut locked_now = 0;
+        let (mut admitted, mut locked_now) = (0, 0);
         for t in tasks {
-            if t.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{backend}: {e}")).locked_now {
-                locked_now += 1;
+            if let Some(result) = t.await.unwrap_or_else(|e| panic!("{e}")) {
+                admitted += 1;
+                locked_now += usize::from(result.locked_now);
             }
         }
-        assert_eq!(locked_now, 1, "{backend}: exactly one failure locks");
+        assert_eq!((admitted, locked_now), (5, 1), "{backend}: five admitted, exactly one failure locks");
         let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
         assert_eq!(
             (account.failed_attempts, account.locked_at, account.lock_reason),
             (5, Some(2_000), Some(LockReason::Failures))
+        );
+        assert!(!admit(store.as_ref(), id, &policy, 9_999_999).await, "{backend}: a permanent lock admits nothing");
+    }
+}
+
+#[tokio::test]
+async fn a_released_attempt_gives_its_count_back_unless_a_lock_came_first() {
+    for (backend, store, _dir) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        let policy = no_delays();
+        assert!(admit(store.as_ref(), id, &policy, 100).await);
+        assert!(store.release_attempt(id, 100, None, 101).await.unwrap_or_else(|e| panic!("{e}")), "{backend}");
+        let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
+        assert_eq!((account.failed_attempts, account.last_failed_at), (0, None), "{backend}");
+        // A right password in flight while wrong ones lock the account: the lock wins.
+        assert!(admit(store.as_ref(), id, &policy, 200).await);
+        for _ in 0..5 {
+            fail(store.as_ref(), id, &policy, 200).await;
+        }
+        assert!(!store.release_attempt(id, 200, None, 201).await.unwrap_or_else(|e| panic!("{e}")), "{backend}");
+        assert!(!store.reset_failures(id, 201).await.unwrap_or_else(|e| panic!("{e}")), "{backend}");
+        // An operator unlocks it, once.
+        let unlock = AuditEntry::new(300, &Actor::System, "account.unlock", "success").account(id);
+        assert!(store.unlock_account(id, "system", 300, &unlock).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(!store.unlock_account(id, "system", 301, &unlock).await.unwrap_or_else(|e| panic!("{e}")));
+        let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
+        assert_eq!(
+            (account.locked_at, account.failed_attempts, account.unlocked_by.as_deref(), account.unlocked_at),
+            (None, 0, Some("system"), Some(300)),
+            "{backend}"
         );
     }
 }
@@ -102,30 +157,47 @@ async fn failures_lock_at_the_threshold_even_when_concurrent() {
 async fn an_expired_temporary_lock_gives_way_to_a_longer_one() {
     for (backend, store, _dir) in stores().await {
         let id = person(store.as_ref(), "ada").await;
-        let policy = LockoutPolicy { temporary_lock_seconds: Some(60), ..Default::default() };
+        let policy = LockoutPolicy { temporary_lock_seconds: Some(60), delay_base_seconds: 0, ..Default::default() };
         for _ in 0..5 {
-            store
-                .record_failure(id, &policy, 1_000, &attempt(id, 1_000, "bad_password"))
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            fail(store.as_ref(), id, &policy, 1_000).await;
         }
         let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
         assert_eq!(account.locked_until, Some(1_060), "{backend}");
         assert!(account.lock().is_locked(1_059) && !account.lock().is_locked(1_060));
+        assert!(fail(store.as_ref(), id, &policy, 1_059).await.is_none(), "{backend}: nothing admitted while locked");
 
-        let after = store
-            .record_failure(id, &policy, 1_070, &attempt(id, 1_070, "bad_password"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((after.failed_attempts, after.locked_now), (1, false), "{backend}: counting starts again");
+        let after = fail(store.as_ref(), id, &policy, 1_070).await;
+        assert_eq!(
+            after.map(|a| (a.failed_attempts, a.locked_now)),
+            Some((1, false)),
+            "{backend}: counting starts again"
+        );
         for _ in 0..4 {
-            store
-                .record_failure(id, &policy, 1_080, &attempt(id, 1_080, "bad_password"))
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            fail(store.as_ref(), id, &policy, 1_080).await;
         }
         let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
         assert_eq!((account.locked_at, account.locked_until), (Some(1_080), Some(1_200)), "{backend}: twice as long");
+    }
+}
+
+#[tokio::test]
+async fn client_windows_take_at_most_their_limit_under_concurrency() {
+    for (backend, store, _dir) in stores().await {
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move { store.reserve_client_attempt("192.0.2.7", 600, 10).await }));
+        }
+        let mut taken = 0;
+        for t in tasks {
+            taken += usize::from(t.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}")));
+        }
+        assert_eq!(taken, 10, "{backend}");
+        store.release_client_attempt("192.0.2.7", 600).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.reserve_client_attempt("192.0.2.7", 600, 10).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(!store.reserve_client_attempt("192.0.2.7", 600, 10).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(store.reserve_client_attempt("192.0.2.7", 1_200, 10).await.unwrap_or_else(|e| panic!("{e}")), "{backend}");
+        assert_eq!(store.delete_old_throttle_windows(1_200).await.unwrap_or_else(|e| panic!("{e}")), 1, "{backend}");
     }
 }
 
@@ -145,7 +217,7 @@ async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
         }
         let mut wins = 0;
         for t in tasks {
-            if t.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{backend}: {e}")) {
+            if t.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{backend}: {e}")) == CodeUse::Used {
                 wins += 1;
             }
         }
@@ -154,12 +226,15 @@ async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
         let recorded = store.recent_sign_ins(id, 100).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(recorded.len(), 1, "{backend}: only the use that consumed the code is recorded, with it");
         let unknown = TokenHash::of(&k, "backup-code", "NOPE");
-        assert!(
-            !store
-                .consume_backup_code(id, &unknown, 6, &attempt(id, 6, "success"))
-                .await
-                .unwrap_or_else(|e| panic!("{e}"))
-        );
+        let used = store.consume_backup_code(id, &unknown, 6, &attempt(id, 6, "success")).await;
+        assert_eq!(used.unwrap_or_else(|e| panic!("{e}")), CodeUse::NotAccepted);
+        // On a locked account a right code is refused and stays unused.
+        for _ in 0..5 {
+            fail(store.as_ref(), id, &no_delays(), 7).await;
+        }
+        let used = store.consume_backup_code(id, &codes[5], 8, &attempt(id, 8, "success")).await;
+        assert_eq!(used.unwrap_or_else(|e| panic!("{e}")), CodeUse::Refused, "{backend}");
+        assert_eq!(store.unused_backup_codes(id).await.unwrap_or_else(|e| panic!("{e}")), 9, "{backend}");
     }
 }
 
@@ -167,24 +242,18 @@ async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
 async fn totp_steps_only_move_forward() {
     for (backend, store, _dir) in stores().await {
         let id = person(store.as_ref(), "ada").await;
-        store.begin_totp_enrolment(id, b"sealed", 1).await.unwrap_or_else(|e| panic!("{e}"));
+        let use_step = async |step: i64| {
+            store.use_totp_step(id, step, 50, &attempt(id, 50, "success")).await.unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(use_step(10).await, CodeUse::NotAccepted, "{backend}: no authenticator yet");
+        assert!(store.enrol_totp(id, b"sealed", 10, &[], 2, &audit(), true).await.unwrap_or_else(|e| panic!("{e}")));
         assert!(
-            !store.use_totp_step(id, 10, &attempt(id, 10, "success")).await.unwrap_or_else(|e| panic!("{e}")),
-            "{backend}: unconfirmed secrets are not usable"
+            !store.enrol_totp(id, b"other", 11, &[], 3, &audit(), true).await.unwrap_or_else(|e| panic!("{e}")),
+            "{backend}: a confirmed authenticator is not replaced by an enrolment"
         );
-        assert!(store.confirm_totp(id, 10, &[], 2, &audit()).await.unwrap_or_else(|e| panic!("{e}")));
-        assert!(
-            !store.confirm_totp(id, 11, &[], 2, &audit()).await.unwrap_or_else(|e| panic!("{e}")),
-            "{backend}: confirmed once"
-        );
-        assert!(
-            !store.use_totp_step(id, 10, &attempt(id, 10, "success")).await.unwrap_or_else(|e| panic!("{e}")),
-            "{backend}: step used at confirmation"
-        );
-        assert!(store.use_totp_step(id, 11, &attempt(id, 11, "success")).await.unwrap_or_else(|e| panic!("{e}")));
-        assert!(!store.use_totp_step(id, 11, &attempt(id, 11, "success")).await.unwrap_or_else(|e| panic!("{e}")));
-        // A new enrolment does not replace the confirmed secret.
-        store.begin_totp_enrolment(id, b"other", 3).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(use_step(10).await, CodeUse::NotAccepted, "{backend}: step used at confirmation");
+        assert_eq!(use_step(11).await, CodeUse::Used);
+        assert_eq!(use_step(11).await, CodeUse::NotAccepted);
         let record = store.totp(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("totp"));
         assert_eq!((record.sealed_secret.as_slice(), record.confirmed_at), (&b"sealed"[..], Some(2)), "{backend}");
     }
@@ -306,7 +375,11 @@ async fn copy_db_knows_every_table_of_the_schema() {
 async fn concurrent_audit_writers_build_one_unbroken_chain() {
     for (backend, store, _db) in stores().await {
         let id = person(store.as_ref(), "ada").await;
-        let policy = LockoutPolicy::default();
+        let policy = no_delays();
+        // Five attempts in flight, so that the first failure recorded below locks the account.
+        for _ in 0..5 {
+            assert!(admit(store.as_ref(), id, &policy, 1).await);
+        }
         let mut tasks = Vec::new();
         for i in 0..40 {
             let (store, policy) = (store.clone(), policy.clone());

@@ -1,6 +1,6 @@
 use crate::domain::AccountSource;
 use crate::http::middleware::CsrfToken;
-use crate::http::session::{self, MaybeSession};
+use crate::http::session::{self, Client, MaybeSession};
 use crate::http::templates::{BackupCodesPage, ChangePasswordPage, EventRow, HomePage, SecurityQuestionsPage, render};
 use crate::http::{AppState, PageError, error::ValidForm};
 use crate::signin::{QaResetError, SignInError};
@@ -81,6 +81,9 @@ pub async fn password_get(
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
+    /// Asked for on a change from the account page; a required change follows the password just given.
+    #[serde(default)]
+    current_password: Option<String>,
     new_password: String,
     confirm_password: String,
 }
@@ -88,6 +91,7 @@ pub struct PasswordForm {
 pub async fn password_post(
     State(state): State<AppState>,
     session: MaybeSession,
+    Client(ctx): Client,
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<PasswordForm>,
 ) -> Result<Response, PageError> {
@@ -95,29 +99,33 @@ pub async fn password_post(
         Ok(s) => s,
         Err(redirect) => return Ok(redirect.into_response()),
     };
-    match state.signin.change_password(session.account_id, &form.new_password, &form.confirm_password).await {
+    let required = session.stage == SessionStage::ChangePassword;
+    // A voluntary change must give the current password; an absent field is an empty (wrong) one.
+    let current = if required { None } else { Some(form.current_password.as_deref().unwrap_or_default()) };
+    let changed = state
+        .signin
+        .change_password(&session.token, session.account_id, current, &form.new_password, &form.confirm_password, &ctx)
+        .await;
+    let error = match changed {
         Ok(()) => {
+            // The session moves on under a new token either way: the password changed under it.
             let next = Redirect::to("/").into_response();
-            if session.stage == SessionStage::ChangePassword {
-                session::advance(&state, &session, SessionStage::Active, next).await
-            } else {
-                Ok(next)
-            }
+            return session::advance(&state, &session, SessionStage::Active, next).await;
         }
-        Err(SignInError::Password(rejection)) => {
-            let mut response = render(&ChangePasswordPage {
-                title: "Choose a new password",
-                csrf: &csrf.0,
-                required: session.stage == SessionStage::ChangePassword,
-                min_length: min_length(&state),
-                error: Some(&rejection.to_string()),
-            });
-            *response.status_mut() = StatusCode::BAD_REQUEST;
-            Ok(response)
-        }
-        Err(e @ SignInError::NotLocal) => Err(PageError::bad_request(e.to_string())),
-        Err(e) => Err(e.into()),
-    }
+        Err(SignInError::Password(rejection)) => rejection.to_string(),
+        Err(e @ SignInError::CurrentPassword) => e.to_string(),
+        Err(e @ SignInError::NotLocal) => return Err(PageError::bad_request(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let mut response = render(&ChangePasswordPage {
+        title: "Choose a new password",
+        csrf: &csrf.0,
+        required,
+        min_length: min_length(&state),
+        error: Some(&error),
+    });
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    Ok(response)
 }
 
 pub async fn backup_codes_post(State(state): State<AppState>, session: MaybeSession) -> Result<Response, PageError> {

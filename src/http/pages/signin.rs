@@ -9,13 +9,32 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-pub const INVALID: &str = "The username or password is incorrect.";
-pub const LOCKED: &str = "This account is locked. Use \"Can't sign in?\" below to find out who can unlock it.";
+/// The one answer to every failed attempt: a wrong password, an unknown login, and an account that takes
+/// no attempt now (locked, or too soon after a failure) must read the same, so it says what to do in each.
+pub const INVALID: &str = "The username or password is incorrect, or your account may be locked after too many \
+    attempts. Wait a few minutes and try again, or use \"Can't sign in?\" below.";
+/// A second-factor step that cannot go on: the sign-in starts again.
+pub const START_AGAIN: &str = "Your sign-in could not continue: your account may be locked after too many \
+    attempts. Wait a few minutes and sign in again, or use \"Can't sign in?\" below.";
 const DISABLED: &str = "This account is disabled. Contact your helpdesk.";
 
 fn signin_page(csrf: &str, login: &str, error: Option<&str>, status: StatusCode) -> Response {
     let mut response = render(&SignInPage { title: "Sign in", csrf, login, error, notice: None });
     *response.status_mut() = status;
+    response
+}
+
+/// Too many failed sign-ins from this client address: 429 with `Retry-After`.
+fn throttled_page(csrf: &str, login: &str, retry_after: u64) -> Response {
+    let minutes = retry_after.div_ceil(60);
+    let error = format!(
+        "Too many failed sign-ins from your network. Try again in {minutes} minute{}, or use \"Can't sign in?\" below.",
+        if minutes == 1 { "" } else { "s" }
+    );
+    let mut response = signin_page(csrf, login, Some(&error), StatusCode::TOO_MANY_REQUESTS);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+    }
     response
 }
 
@@ -43,7 +62,7 @@ pub async fn signin_post(
     let outcome = state.signin.password(&login, &form.password, &ctx).await?;
     match outcome {
         PasswordOutcome::Invalid => Ok(signin_page(&csrf.0, &login, Some(INVALID), StatusCode::UNAUTHORIZED)),
-        PasswordOutcome::Locked => Ok(signin_page(&csrf.0, &login, Some(LOCKED), StatusCode::UNAUTHORIZED)),
+        PasswordOutcome::Throttled { retry_after } => Ok(throttled_page(&csrf.0, &login, retry_after)),
         PasswordOutcome::Disabled => Ok(signin_page(&csrf.0, &login, Some(DISABLED), StatusCode::UNAUTHORIZED)),
         PasswordOutcome::Proceed { account, stage } => session::start(&state, old.as_ref(), account, stage).await,
     }
@@ -83,10 +102,11 @@ pub async fn mfa_post(
             *response.status_mut() = StatusCode::UNAUTHORIZED;
             Ok(response)
         }
-        SecondFactorOutcome::Locked => {
-            let page = signin_page(&csrf.0, "", Some(LOCKED), StatusCode::UNAUTHORIZED);
+        SecondFactorOutcome::Refused => {
+            let page = signin_page(&csrf.0, "", Some(START_AGAIN), StatusCode::UNAUTHORIZED);
             session::end(&state, Some(&session), page).await
         }
+        SecondFactorOutcome::Throttled { retry_after } => Ok(throttled_page(&csrf.0, "", retry_after)),
         SecondFactorOutcome::Proceed(stage) => {
             session::advance(&state, &session, stage, Redirect::to(session::stage_path(stage)).into_response()).await
         }
@@ -102,11 +122,16 @@ pub async fn enroll_get(
         Ok(s) => s,
         Err(redirect) => return Ok(redirect.into_response()),
     };
-    enroll_page(&state, session.account_id, &csrf.0, None).await
+    enroll_page(&state, &session, &csrf.0, None).await
 }
 
-async fn enroll_page(state: &AppState, account: i64, csrf: &str, error: Option<&str>) -> Result<Response, PageError> {
-    let enrolment = state.signin.enrolment(account).await?;
+async fn enroll_page(
+    state: &AppState,
+    session: &session::Session,
+    csrf: &str,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
+    let enrolment = state.signin.enrolment(&session.token, session.account_id).await?;
     let mut response = render(&EnrollMfaPage {
         title: "Set up two-step verification",
         csrf,
@@ -131,11 +156,11 @@ pub async fn enroll_post(
         Ok(s) => s,
         Err(redirect) => return Ok(redirect.into_response()),
     };
-    match state.signin.confirm_enrolment(session.account_id, &form.code).await? {
+    match state.signin.confirm_enrolment(&session.token, session.account_id, &form.code).await? {
         None => {
             enroll_page(
                 &state,
-                session.account_id,
+                &session,
                 &csrf.0,
                 Some("That code is not valid. Check the time on your phone and try the next code."),
             )
