@@ -9,6 +9,7 @@ mod helpers;
 mod instances;
 mod lockout;
 mod security_questions;
+mod sessions;
 mod signin;
 mod smtp_sink;
 mod store_conformance;

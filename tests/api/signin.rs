@@ -468,7 +468,8 @@ async fn signed_in_people_can_make_new_backup_codes_and_the_old_ones_stop_workin
 async fn a_wrong_password_and_an_unknown_login_take_the_same_time() {
     each_backend_with(
         |s| {
-            s.policy.failed_sign_in_floor_ms = 300;
+            // Well above the work of a failure on a loaded machine (lookup, admission, argon2, the writes).
+            s.policy.failed_sign_in_floor_ms = 500;
             s.lockout.failed_attempts_before_lock = 100;
         },
         async |app: TestApp| {
@@ -501,7 +502,7 @@ async fn a_wrong_password_and_an_unknown_login_take_the_same_time() {
             let (k, u) = (median(known), median(unknown));
             println!("median wrong password {k:?}, unknown login {u:?}");
             assert!(k.abs_diff(u) < std::time::Duration::from_millis(5), "medians {k:?} vs {u:?}");
-            assert!(k >= std::time::Duration::from_millis(300), "the floor holds");
+            assert!(k >= std::time::Duration::from_millis(500), "the floor holds");
         },
     )
     .await;

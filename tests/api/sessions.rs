@@ -1,0 +1,134 @@
+//! Sessions that belong to their account's current state: an enrolment secret is the enrolling session's
+//! own, a disabled person's sessions die on every page, and a password change needs the current password
+//! and signs the account out everywhere else.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+
+async fn disable(app: &TestApp, email: &str) {
+    // Disabling comes with the recovery actions; until then, straight in the directory.
+    sqlx::query("UPDATE person SET status = 'disabled' WHERE email = $1")
+        .bind(email)
+        .execute(app.state.db.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn secret_on(page: &str) -> lifeline::totp::TotpSecret {
+    let text = page.split("<code class=\"secret\">").nth(1).and_then(|s| s.split('<').next()).unwrap_or_default();
+    lifeline::totp::TotpSecret::from_base32(text).unwrap_or_else(|| panic!("no secret on the page:\n{page}"))
+}
+
+async fn page(client: &reqwest::Client, url: String) -> String {
+    client.get(url).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_enrolment_secret_belongs_to_the_session_that_was_shown_it() {
+    each_backend(async |app: TestApp| {
+        let sam = app.add_person("sam", false).await;
+        // Someone who knew Sam's initial password opens the enrolment and walks away.
+        let intruder = browser();
+        assert_eq!(location(&app.post_sign_in(&intruder, &sam.username, &sam.password).await), "/signin/enroll");
+        let intruders_secret = secret_on(&page(&intruder, app.url("/signin/enroll")).await);
+        // Sam enrols later, in a session of their own: a different secret.
+        let own = browser();
+        assert_eq!(location(&app.post_sign_in(&own, &sam.username, &sam.password).await), "/signin/enroll");
+        let sams_secret = secret_on(&page(&own, app.url("/signin/enroll")).await);
+        assert_ne!(intruders_secret.to_base32(), sams_secret.to_base32());
+        // Showing the page again keeps each session's own secret.
+        assert_eq!(secret_on(&page(&own, app.url("/signin/enroll")).await).to_base32(), sams_secret.to_base32());
+        // Sam's session cannot confirm the intruder's secret.
+        let wrong = app.post_form(&own, "/signin/enroll", &[("code", &code(&intruders_secret, 0))]).await;
+        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+        let confirmed = app.post_form(&own, "/signin/enroll", &[("code", &code(&sams_secret, 0))]).await;
+        assert_eq!(confirmed.status(), StatusCode::OK);
+        // The intruder's secret is worth nothing now: not at the enrolment, not at the second factor.
+        let late = app.post_form(&intruder, "/signin/enroll", &[("code", &code(&intruders_secret, 1))]).await;
+        assert_ne!(late.status(), StatusCode::OK);
+        let again = browser();
+        assert_eq!(location(&app.post_sign_in(&again, &sam.username, &sam.password).await), "/signin/mfa");
+        let refused = app.post_code(&again, &code(&intruders_secret, 1)).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_disabled_person_is_refused_on_every_page_and_between_password_and_second_factor() {
+    each_backend(async |app: TestApp| {
+        let pat = app.add_admin("pat", 1).await;
+        let signed_in = app.sign_in_from(&pat, "81.2.69.142", 0).await;
+        let csrf = app.csrf(&signed_in).await;
+        let halfway = browser();
+        assert_eq!(location(&app.post_sign_in(&halfway, &pat.username, &pat.password).await), "/signin/mfa");
+        disable(&app, &pat.email).await;
+
+        for path in ["/", "/account/password", "/account/security-questions", "/console/requests"] {
+            let response = signed_in.get(app.url(path)).send().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                (response.status(), location(&response)),
+                (StatusCode::SEE_OTHER, "/signin".to_owned()),
+                "GET {path}"
+            );
+        }
+        for (path, fields) in [
+            ("/account/backup-codes", vec![]),
+            ("/account/password", vec![("current_password", PASSWORD), ("new_password", "x"), ("confirm_password", "x")]),
+        ] {
+            let mut form = fields.clone();
+            form.push(("csrf", &csrf));
+            let response = signed_in.post(app.url(path)).form(&form).send().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(location(&response), "/signin", "POST {path}");
+        }
+        assert_eq!(app.person_json(&pat.email).await["accounts"][0]["mfa"]["backup_codes_unused"], 10);
+        // Disabled between the password and the second factor: no session comes of the right code.
+        let secret = pat.totp.as_ref().unwrap_or_else(|| panic!("totp"));
+        let response = app.post_code(&halfway, &code(secret, 1)).await;
+        assert_ne!(location(&response), "/");
+        assert_eq!(location(&halfway.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"))), "/signin");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_password_change_needs_the_current_password_and_ends_every_other_session() {
+    each_backend(async |app: TestApp| {
+        let ada = app.add_person("ada", true).await;
+        let mut browsers = Vec::new();
+        for code in ada.backup_codes.iter().take(3) {
+            let client = browser();
+            assert_eq!(location(&app.post_sign_in(&client, &ada.username, &ada.password).await), "/signin/mfa");
+            assert_eq!(location(&app.post_code(&client, code).await), "/");
+            browsers.push(client);
+        }
+        let new = "fresh-orchard-lantern-93";
+        let change = async |current: Option<&str>| {
+            let mut fields = vec![("new_password", new), ("confirm_password", new)];
+            if let Some(current) = current {
+                fields.push(("current_password", current));
+            }
+            app.post_form(&browsers[0], "/account/password", &fields).await
+        };
+        for current in [None, Some("not-my-password-at-all")] {
+            let refused = change(current).await;
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{current:?}");
+            assert!(refused.text().await.unwrap_or_default().contains("Your current password is not right."));
+        }
+        let old_still_works = browser();
+        assert_eq!(location(&app.post_sign_in(&old_still_works, &ada.username, &ada.password).await), "/signin/mfa");
+
+        let done = change(Some(&ada.password)).await;
+        assert_eq!(location(&done), "/");
+        let home = browsers[0].get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(home.status(), StatusCode::OK, "the session that changed it goes on");
+        for other in &browsers[1..] {
+            let home = other.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(location(&home), "/signin", "every other session ended");
+        }
+        assert_eq!(location(&app.post_sign_in(&browser(), &ada.username, new).await), "/signin/mfa");
+        let audit = stdout(&run_lifeline(app.dir(), &app.db_url(), &["audit", "export"], "", &[]));
+        assert_eq!(audit.matches("\"password.change\"").count(), 1, "{audit}");
+    })
+    .await;
+}
