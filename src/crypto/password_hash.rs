@@ -1,15 +1,21 @@
-//! argon2id password hashing, off the async runtime and with bounded concurrency.
+//! argon2id password hashing on a fixed set of worker threads, each reusing its own memory.
 //!
-//! Each hash costs ~19 MiB and tens of milliseconds of CPU; running them on the blocking pool behind a
-//! semaphore keeps memory flat under a flood of sign-ins (the excess waits) and keeps the runtime free
-//! to answer other requests. Unknown accounts are verified against a dummy hash so that a failed
-//! sign-in costs the same time whether or not the account exists.
+//! Each hash needs ~19 MiB. Run on tokio's blocking pool, every short-lived thread allocated that afresh and
+//! the allocator kept it per thread: 450 MiB after 1,500 sign-ins. Here `max_concurrent` threads (one per core
+//! by default) live as long as the process and hash into a block buffer they keep, so memory is bounded by
+//! workers × cost, whatever the load. Jobs wait in one first-in-first-out queue; a job that waited longer than
+//! `max_queue_wait_ms` (or finds the queue full) is answered [`HashError::Busy`] — the page says 503 and
+//! `Retry-After` — instead of every sign-in slowing to a crawl. Unknown accounts are verified against a dummy
+//! hash so that a failed sign-in costs the same whether or not the account exists.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, SaltString, rand_core::OsRng};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::Deserialize;
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+use tokio::sync::oneshot;
 
 /// argon2id cost parameters; stored in each PHC string, so they can be raised later.
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
@@ -18,14 +24,25 @@ pub struct Argon2Settings {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
-    /// How many hashes may run at once (0: one per CPU core).
+    /// Worker threads that hash (0: one per CPU core); memory is bounded by this × `memory_kib`.
     pub max_concurrent: usize,
+    /// A hash that waited longer than this in the queue is refused (503) instead of run.
+    pub max_queue_wait_ms: u32,
+    /// Hashes that may wait at once; more are refused straight away.
+    pub max_queued: usize,
 }
 
 impl Default for Argon2Settings {
     /// OWASP's first recommended argon2id configuration: m = 19 MiB, t = 2, p = 1.
     fn default() -> Self {
-        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1, max_concurrent: 0 }
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: 0,
+            max_queue_wait_ms: 2000,
+            max_queued: 512,
+        }
     }
 }
 
@@ -33,93 +50,264 @@ impl Argon2Settings {
     pub fn validate(&self) -> Result<(), String> {
         Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map(|_| ())
-            .map_err(|e| format!("argon2 parameters: {e}"))
+            .map_err(|e| format!("argon2 parameters: {e}"))?;
+        if self.max_concurrent > 256 {
+            return Err("argon2.max_concurrent must be at most 256 (0: one per CPU core)".into());
+        }
+        if self.max_queue_wait_ms == 0 || self.max_queued == 0 {
+            return Err("argon2.max_queue_wait_ms and argon2.max_queued must be at least 1".into());
+        }
+        Ok(())
     }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum HashError {
+    /// Too many hashes waiting: try again shortly.
+    #[error("too many sign-ins at once; try again in a moment")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+enum Work {
+    Hash(String),
+    /// Verify against a PHC string; `None` verifies the dummy hash and answers false.
+    Verify(String, Option<String>),
+}
+
+enum Done {
+    Hashed(String),
+    Verified(bool),
+}
+
+struct Job {
+    work: Work,
+    queued_at: Instant,
+    reply: oneshot::Sender<Result<Done, HashError>>,
 }
 
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    queue: SyncSender<Job>,
     dummy_hash: Arc<str>,
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(String);
 
 impl PasswordHasher {
     pub fn new(settings: Argon2Settings) -> Result<Self, HashError> {
         let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
-            .map_err(|e| HashError(e.to_string()))?;
-        let permits = if settings.max_concurrent == 0 {
+            .map_err(|e| HashError::Failed(e.to_string()))?;
+        let workers = if settings.max_concurrent == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
         } else {
             settings.max_concurrent
         };
-        let dummy_hash = hash_blocking(&params, "lifeline dummy password for unknown accounts")?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(permits)), dummy_hash: dummy_hash.into() })
+        let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(settings.max_queued);
+        let jobs = Arc::new(Mutex::new(jobs));
+        let max_wait = Duration::from_millis(u64::from(settings.max_queue_wait_ms));
+        let mut dummy = None;
+        for n in 0..workers {
+            let mut worker = Worker { params: params.clone(), memory: Vec::new(), dummy_hash: Arc::from("") };
+            if dummy.is_none() {
+                // The first worker makes the dummy hash, in the memory it will keep using anyway.
+                dummy = Some(Arc::<str>::from(worker.hash("lifeline dummy password for unknown accounts")?));
+            }
+            worker.dummy_hash = dummy.clone().unwrap_or_else(|| Arc::from(""));
+            let jobs = jobs.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || worker.run(&jobs, max_wait))
+                .map_err(|e| HashError::Failed(format!("cannot start a hashing thread: {e}")))?;
+        }
+        Ok(Self { params, queue, dummy_hash: dummy.unwrap_or_else(|| Arc::from("")) })
+    }
+
+    async fn submit(&self, work: Work) -> Result<Done, HashError> {
+        let (reply, answer) = oneshot::channel();
+        match self.queue.try_send(Job { work, queued_at: Instant::now(), reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Disconnected(_)) => return Err(HashError::Failed("the hashing threads stopped".into())),
+        }
+        answer.await.map_err(|_| HashError::Failed("a hashing thread stopped".into()))?
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|e| HashError(e.to_string()))?;
-        let params = self.params.clone();
-        let password = password.to_owned();
-        tokio::task::spawn_blocking(move || hash_blocking(&params, &password))
-            .await
-            .map_err(|e| HashError(e.to_string()))?
+        match self.submit(Work::Hash(password.to_owned())).await? {
+            Done::Hashed(hash) => Ok(hash),
+            Done::Verified(_) => Err(HashError::Failed("unexpected answer".into())),
+        }
     }
 
     /// True only when `stored` is a hash of `password`. With `None` (no account, or no password) a dummy
     /// hash is verified instead and the answer is false: the same work either way.
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else { return false };
-        let (stored, real) = match stored {
-            Some(hash) => (hash.to_owned(), true),
-            None => (self.dummy_hash.to_string(), false),
-        };
-        let password = password.to_owned();
-        let matched = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored)
-                .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-        })
-        .await
-        .unwrap_or(false);
-        matched && real
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, HashError> {
+        match self.submit(Work::Verify(password.to_owned(), stored.map(str::to_owned))).await? {
+            Done::Verified(matched) => Ok(matched),
+            Done::Hashed(_) => Err(HashError::Failed("unexpected answer".into())),
+        }
     }
 
     /// Synchronous hashing for the CLI and tests that are not on a runtime.
     pub fn hash_now(&self, password: &str) -> Result<String, HashError> {
-        hash_blocking(&self.params, password)
+        Worker { params: self.params.clone(), memory: Vec::new(), dummy_hash: self.dummy_hash.clone() }.hash(password)
     }
 }
 
-fn hash_blocking(params: &Params, password: &str) -> Result<String, HashError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError(e.to_string()))
+/// One hashing thread and the memory it keeps.
+struct Worker {
+    params: Params,
+    memory: Vec<Block>,
+    dummy_hash: Arc<str>,
+}
+
+impl Worker {
+    fn run(mut self, jobs: &Mutex<Receiver<Job>>, max_wait: Duration) {
+        loop {
+            let job = match jobs.lock() {
+                Ok(receiver) => match receiver.recv() {
+                    Ok(job) => job,
+                    Err(_) => return, // every sender is gone: the process is shutting down
+                },
+                Err(_) => return,
+            };
+            let result = if job.queued_at.elapsed() > max_wait {
+                Err(HashError::Busy)
+            } else {
+                match job.work {
+                    Work::Hash(password) => self.hash(&password).map(Done::Hashed),
+                    Work::Verify(password, stored) => Ok(Done::Verified(self.verify(&password, stored.as_deref()))),
+                }
+            };
+            let _ = job.reply.send(result); // the asker may have gone away (client disconnected)
+        }
+    }
+
+    /// Grow (never shrink) the kept memory to what `params` needs.
+    fn memory_for(&mut self, params: &Params) -> &mut [Block] {
+        let blocks = params.block_count();
+        if self.memory.len() < blocks {
+            self.memory.resize(blocks, Block::default());
+        }
+        &mut self.memory[..blocks]
+    }
+
+    fn hash(&mut self, password: &str) -> Result<String, HashError> {
+        let salt = SaltString::generate(&mut OsRng);
+        let mut salt_bytes = [0u8; 64];
+        let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(|e| HashError::Failed(e.to_string()))?;
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        let params = self.params.clone();
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), raw_salt, &mut out, self.memory_for(&params))
+            .map_err(|e| HashError::Failed(e.to_string()))?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: (&params).try_into().map_err(|e: argon2::password_hash::Error| HashError::Failed(e.to_string()))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(|e| HashError::Failed(e.to_string()))?),
+        };
+        Ok(phc.to_string())
+    }
+
+    fn verify(&mut self, password: &str, stored: Option<&str>) -> bool {
+        let real = stored.is_some();
+        let dummy = self.dummy_hash.clone();
+        let matched = self.verify_phc(password, stored.unwrap_or(&dummy)).unwrap_or(false);
+        matched && real
+    }
+
+    /// Recompute a PHC string's hash with its own algorithm, version, parameters and salt, in the kept
+    /// memory, and compare in constant time.
+    fn verify_phc(&mut self, password: &str, phc: &str) -> Option<bool> {
+        let parsed = PasswordHash::new(phc).ok()?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+        let version = parsed.version.map(Version::try_from).transpose().ok()?.unwrap_or_default();
+        let expected = parsed.hash?;
+        let params = Params::try_from(&parsed).ok()?;
+        let mut salt_bytes = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut salt_bytes).ok()?;
+        let mut out = vec![0u8; expected.len()];
+        Argon2::new(algorithm, version, params.clone())
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, self.memory_for(&params))
+            .ok()?;
+        Some(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordVerifier as _;
 
-    fn cheap() -> PasswordHasher {
-        PasswordHasher::new(Argon2Settings { memory_kib: 1024, iterations: 1, parallelism: 1, max_concurrent: 2 })
-            .unwrap_or_else(|e| panic!("{e}"))
+    fn cheap(workers: usize) -> PasswordHasher {
+        PasswordHasher::new(Argon2Settings {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            max_concurrent: workers,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[tokio::test]
-    async fn hashes_are_phc_strings_that_verify() {
-        let hasher = cheap();
+    async fn hashes_are_phc_strings_that_verify_here_and_with_the_reference_verifier() {
+        let hasher = cheap(2);
         let hash = hasher.hash("a long passphrase").await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
-        assert!(hasher.verify("a long passphrase", Some(&hash)).await);
-        assert!(!hasher.verify("a long passphrasE", Some(&hash)).await);
-        assert!(!hasher.verify("a long passphrase", None).await);
-        assert!(!hasher.verify("x", Some("not a phc string")).await);
+        assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
+        assert_eq!(hasher.verify("a long passphrase", Some(&hash)).await, Ok(true));
+        assert_eq!(hasher.verify("a long passphrasE", Some(&hash)).await, Ok(false));
+        assert_eq!(hasher.verify("a long passphrase", None).await, Ok(false));
+        assert_eq!(hasher.verify("x", Some("not a phc string")).await, Ok(false));
+        // The argon2 crate's own verifier agrees, so hashes stay readable by anything that reads PHC strings.
+        let parsed = PasswordHash::new(&hash).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Argon2::default().verify_password(b"a long passphrase", &parsed).is_ok());
+    }
+
+    #[tokio::test]
+    async fn hashes_made_elsewhere_with_other_costs_still_verify() {
+        // A hash with more memory than the workers started with: the kept buffer grows for it.
+        let params = Params::new(4096, 2, 1, None).unwrap_or_else(|e| panic!("{e}"));
+        let salt = SaltString::generate(&mut OsRng);
+        let other = argon2::password_hash::PasswordHasher::hash_password(
+            &Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            b"correct horse",
+            &salt,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
+        let hasher = cheap(1);
+        assert_eq!(hasher.verify("correct horse", Some(&other)).await, Ok(true));
+        assert_eq!(hasher.verify("wrong horse", Some(&other)).await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_or_a_long_wait_is_busy_not_slow() {
+        let hasher = PasswordHasher::new(Argon2Settings {
+            memory_kib: 8 * 1024,
+            iterations: 4,
+            parallelism: 1,
+            max_concurrent: 1,
+            max_queue_wait_ms: 1,
+            max_queued: 4,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.verify("guess", None).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap_or_else(|e| panic!("{e}")));
+        }
+        assert!(results.contains(&Err(HashError::Busy)), "{results:?}");
+        assert!(results.contains(&Ok(false)), "the first ones still run: {results:?}");
     }
 
     #[test]

@@ -155,7 +155,10 @@ mod tests {
 
     #[test]
     fn reasons_are_short_sentences() {
-        assert_eq!(Reason::parse("  called back on file number ").map(|r| r.0), Ok("called back on file number".into()));
+        assert_eq!(
+            Reason::parse("  called back on file number ").map(|r| r.0),
+            Ok("called back on file number".into())
+        );
         assert!(Reason::parse("  ").is_err());
         assert!(Reason::parse("ok\nforged line").is_err());
         assert!(Reason::parse(&"x".repeat(501)).is_err());

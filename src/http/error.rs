@@ -20,11 +20,13 @@ pub fn request_id() -> String {
 pub struct PageError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for a `Retry-After` header (503 when busy).
+    pub retry_after: Option<u64>,
 }
 
 impl PageError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -44,7 +46,16 @@ impl PageError {
 
 impl From<crate::signin::SignInError> for PageError {
     fn from(e: crate::signin::SignInError) -> Self {
-        Self::internal(e)
+        match e {
+            crate::signin::SignInError::Busy => Self {
+                retry_after: Some(2),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many people are signing in right now. Please try again in a few seconds.",
+                )
+            },
+            e => Self::internal(e),
+        }
     }
 }
 
@@ -64,6 +75,11 @@ impl IntoResponse for PageError {
         };
         let mut response = render(&page);
         *response.status_mut() = self.status;
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+        }
         response
     }
 }

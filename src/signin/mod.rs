@@ -66,11 +66,23 @@ pub enum SignInError {
     /// The current password given to authorise a change is not right (or the account takes no attempt).
     #[error("Your current password is not right.")]
     CurrentPassword,
+    /// Password hashing is saturated: nothing was checked; try again shortly (503).
+    #[error("too many sign-ins at once")]
+    Busy,
     /// Too many failed sign-ins from this client address.
     #[error("Too many failed sign-ins from your network. Try again in {retry_after} seconds.")]
     Throttled { retry_after: u64 },
     #[error("{0}")]
     Unexpected(String),
+}
+
+impl From<crate::crypto::HashError> for SignInError {
+    fn from(e: crate::crypto::HashError) -> Self {
+        match e {
+            crate::crypto::HashError::Busy => Self::Busy,
+            e => Self::Unexpected(e.to_string()),
+        }
+    }
 }
 
 /// What the password step decided.
@@ -82,7 +94,9 @@ pub enum PasswordOutcome {
     /// Correct password, but the person is disabled.
     Disabled,
     /// Too many failed sign-ins from this client address: nothing was checked.
-    Throttled { retry_after: u64 },
+    Throttled {
+        retry_after: u64,
+    },
     Proceed {
         account: AccountId,
         stage: SessionStage,
@@ -94,7 +108,9 @@ pub enum SecondFactorOutcome {
     Invalid,
     /// The account takes no attempt now (locked, disabled, or too soon): the sign-in must start again.
     Refused,
-    Throttled { retry_after: u64 },
+    Throttled {
+        retry_after: u64,
+    },
     Proceed(SessionStage),
 }
 
@@ -177,7 +193,11 @@ impl SignIn {
     }
 
     /// Take one attempt from the client address's window, or say how long to wait.
-    async fn reserve_client(&self, ctx: &RequestContext, now: Timestamp) -> Result<Result<ClientSlot, u64>, SignInError> {
+    async fn reserve_client(
+        &self,
+        ctx: &RequestContext,
+        now: Timestamp,
+    ) -> Result<Result<ClientSlot, u64>, SignInError> {
         let limit = self.settings.lockout.per_client;
         let slot = ClientSlot { bucket: client_bucket(ctx.ip), window_start: limit.window_start(now) };
         if self.store.reserve_client_attempt(&slot.bucket, slot.window_start, limit.max).await? {
@@ -265,7 +285,10 @@ impl SignIn {
             self.store.account_by_login(login).await?
         };
         let Some(account) = account else {
-            self.hasher.verify(password, None).await;
+            if let Err(busy) = self.hasher.verify(password, None).await {
+                self.release_client(&slot).await?;
+                return Err(busy.into());
+            }
             self.event(None, "unknown_account", "password", ctx).await?;
             return Ok(PasswordOutcome::Invalid);
         };
@@ -277,7 +300,16 @@ impl SignIn {
                 return Ok(PasswordOutcome::Invalid);
             }
         };
-        if !self.hasher.verify(password, account.password_hash.as_deref()).await {
+        let correct = match self.hasher.verify(password, account.password_hash.as_deref()).await {
+            Ok(correct) => correct,
+            Err(busy) => {
+                // Nothing was checked: the attempt and the client's slot are given back.
+                self.store.release_attempt(account.id, admitted.at, admitted.previous_last_failed_at, now).await?;
+                self.release_client(&slot).await?;
+                return Err(busy.into());
+            }
+        };
+        if !correct {
             let event = self.sign_in_event(Some(account.id), "bad_password", "password", ctx);
             if self.store.record_failure(account.id, &self.settings.lockout, now, &event).await?.locked_now {
                 tracing::warn!(account = account.id, "account locked after repeated failures");
@@ -532,7 +564,7 @@ impl SignIn {
             self.verify_current_password(&account, current, ctx).await?;
         }
         self.check_new_password(&account, new, confirm).await?;
-        let hash = self.hasher.hash(new).await.map_err(|e| SignInError::Unexpected(e.to_string()))?;
+        let hash = self.hasher.hash(new).await?;
         let audit = self.self_service(&account, "password.change");
         self.store.set_password(account_id, &hash, false, self.now(), &audit).await?;
         let ended = self.store.delete_other_sessions(account_id, session).await?;
@@ -556,7 +588,14 @@ impl SignIn {
                 return Err(SignInError::CurrentPassword);
             }
         };
-        if !self.hasher.verify(current, account.password_hash.as_deref()).await {
+        let correct = match self.hasher.verify(current, account.password_hash.as_deref()).await {
+            Ok(correct) => correct,
+            Err(busy) => {
+                self.store.release_attempt(account.id, admitted.at, admitted.previous_last_failed_at, now).await?;
+                return Err(busy.into());
+            }
+        };
+        if !correct {
             let event = self.sign_in_event(Some(account.id), "bad_password", "password_change", ctx);
             self.store.record_failure(account.id, &self.settings.lockout, now, &event).await?;
             self.failure_floor(started).await;

@@ -138,7 +138,8 @@ impl SignIn {
         let mut all_match = stored.len() == questions && answers.len() == questions;
         for i in 0..questions {
             let answer = answers.get(i).map(|a| normalise_answer(a)).unwrap_or_default();
-            all_match &= self.hasher.verify(&answer, stored.get(i).map(String::as_str)).await;
+            all_match &=
+                self.hasher.verify(&answer, stored.get(i).map(String::as_str)).await.map_err(SignInError::from)?;
         }
         let Some(account) = account else {
             self.event(None, "unknown_account", "security_questions", ctx).await?;
@@ -161,7 +162,7 @@ impl SignIn {
         let words = self.personal_words(&account).await?;
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         crate::policy::password::check(new_password, self.settings.policy.mfa_required, &words)?;
-        let hash = self.hasher.hash(new_password).await.map_err(|e| SignInError::Unexpected(e.to_string()))?;
+        let hash = self.hasher.hash(new_password).await.map_err(SignInError::from)?;
         let audit = crate::audit::AuditEntry::new(now, &crate::audit::Actor::Public, "password.reset", "success")
             .person(account.person_id)
             .account(account.id)

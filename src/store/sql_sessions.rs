@@ -230,8 +230,10 @@ impl ThrottleStore for SqlStore {
     }
 
     async fn delete_old_throttle_windows(&self, before: Timestamp) -> StoreResult<u64> {
-        let result =
-            sqlx::query("DELETE FROM sign_in_throttle WHERE window_start < $1").bind(before).execute(&self.pool).await?;
+        let result = sqlx::query("DELETE FROM sign_in_throttle WHERE window_start < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected())
     }
 }

@@ -3,18 +3,18 @@
 //! file and the MaxMind test databases, plus typed helpers that speak HTTP to it like a browser would.
 
 use lifeline::config::Settings;
-use lifeline::policy::lockout::LockoutPolicy;
-use lifeline::policy::rate_limit::RateLimit;
 use lifeline::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
 use lifeline::http::AppState;
+use lifeline::policy::lockout::LockoutPolicy;
+use lifeline::policy::rate_limit::RateLimit;
+use lifeline::signin::Clock;
 use lifeline::store::NewPerson;
 use lifeline::totp::TotpSecret;
-use lifeline::signin::Clock;
 use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 pub fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/geoip").join(name)

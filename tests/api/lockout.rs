@@ -132,8 +132,9 @@ async fn a_spray_from_one_address_is_throttled_long_before_a_hundred_and_ipv6_co
             let mut first_throttled = None;
             for attempt in 1..=100 {
                 let login = format!("user{}", attempt % 10);
-                let response =
-                    app.post_form_from(&client, "89.160.20.112", "/signin", &[("login", &login), ("password", "x")]).await;
+                let response = app
+                    .post_form_from(&client, "89.160.20.112", "/signin", &[("login", &login), ("password", "x")])
+                    .await;
                 if response.status() == StatusCode::TOO_MANY_REQUESTS {
                     let retry: u64 = response
                         .headers()
@@ -210,7 +211,14 @@ async fn a_lock_by_strangers_ends_by_itself_and_comes_back_longer() {
         assert!(account["locked_until"].as_str().is_some(), "the default lock is temporary: {account}");
         // (A few real seconds pass during the test, so "just before the end" is some seconds before it.)
         app.clock.advance(290);
-        assert!(app.post_sign_in(&browser(), &ada.username, &ada.password).await.text().await.unwrap_or_default().contains(INVALID));
+        assert!(
+            app.post_sign_in(&browser(), &ada.username, &ada.password)
+                .await
+                .text()
+                .await
+                .unwrap_or_default()
+                .contains(INVALID)
+        );
         app.clock.advance(10);
         let client = browser();
         assert_eq!(location(&app.post_sign_in(&client, &ada.username, &ada.password).await), "/signin/mfa");
@@ -222,7 +230,14 @@ async fn a_lock_by_strangers_ends_by_itself_and_comes_back_longer() {
         let account = &app.person_json(&ada.email).await["accounts"][0];
         assert_eq!(account["locked"], true, "{account}");
         app.clock.advance(300);
-        assert!(app.post_sign_in(&browser(), &ada.username, &ada.password).await.text().await.unwrap_or_default().contains(INVALID));
+        assert!(
+            app.post_sign_in(&browser(), &ada.username, &ada.password)
+                .await
+                .text()
+                .await
+                .unwrap_or_default()
+                .contains(INVALID)
+        );
         app.clock.advance(300);
         assert_eq!(location(&app.post_sign_in(&browser(), &ada.username, &ada.password).await), "/signin/mfa");
     })

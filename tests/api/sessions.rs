@@ -74,7 +74,10 @@ async fn a_disabled_person_is_refused_on_every_page_and_between_password_and_sec
         }
         for (path, fields) in [
             ("/account/backup-codes", vec![]),
-            ("/account/password", vec![("current_password", PASSWORD), ("new_password", "x"), ("confirm_password", "x")]),
+            (
+                "/account/password",
+                vec![("current_password", PASSWORD), ("new_password", "x"), ("confirm_password", "x")],
+            ),
         ] {
             let mut form = fields.clone();
             form.push(("csrf", &csrf));

@@ -90,7 +90,12 @@ async fn fail(store: &dyn Store, id: i64, policy: &LockoutPolicy, now: i64) -> O
     if !admit(store, id, policy, now).await {
         return None;
     }
-    Some(store.record_failure(id, policy, now, &attempt(id, now, "bad_password")).await.unwrap_or_else(|e| panic!("{e}")))
+    Some(
+        store
+            .record_failure(id, policy, now, &attempt(id, now, "bad_password"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 fn no_delays() -> LockoutPolicy {
@@ -196,7 +201,10 @@ async fn client_windows_take_at_most_their_limit_under_concurrency() {
         store.release_client_attempt("192.0.2.7", 600).await.unwrap_or_else(|e| panic!("{e}"));
         assert!(store.reserve_client_attempt("192.0.2.7", 600, 10).await.unwrap_or_else(|e| panic!("{e}")));
         assert!(!store.reserve_client_attempt("192.0.2.7", 600, 10).await.unwrap_or_else(|e| panic!("{e}")));
-        assert!(store.reserve_client_attempt("192.0.2.7", 1_200, 10).await.unwrap_or_else(|e| panic!("{e}")), "{backend}");
+        assert!(
+            store.reserve_client_attempt("192.0.2.7", 1_200, 10).await.unwrap_or_else(|e| panic!("{e}")),
+            "{backend}"
+        );
         assert_eq!(store.delete_old_throttle_windows(1_200).await.unwrap_or_else(|e| panic!("{e}")), 1, "{backend}");
     }
 }
