@@ -31,6 +31,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_outbox_and_assistance.sql"),
         postgres: include_str!("../../migrations/postgres/0003_outbox_and_assistance.sql"),
     },
+    Migration {
+        version: 4,
+        name: "audit_key",
+        sqlite: include_str!("../../migrations/sqlite/0004_audit_key.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_audit_key.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

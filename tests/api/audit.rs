@@ -81,10 +81,12 @@ async fn tampering_with_any_row_is_found_and_the_row_named() {
                     stderr(&verify)
                 );
                 // Put the row back exactly as it was: the log verifies again.
-                db_exec(&app, &format!("DELETE FROM audit_event WHERE audit_event_id = {row}")).await;
                 db_exec(
                     &app,
-                    &format!("INSERT INTO audit_event SELECT * FROM audit_backup WHERE audit_event_id = {row}"),
+                    &format!(
+                        "UPDATE audit_event SET {column} = (SELECT {column} FROM audit_backup WHERE audit_event_id = {row}) \
+                         WHERE audit_event_id = {row}"
+                    ),
                 )
                 .await;
                 db_exec(&app, "DELETE FROM audit_backup").await;
@@ -117,6 +119,43 @@ async fn export_since_filters_by_time_and_refuses_nonsense() {
         assert!(none.status.success() && none.stdout.is_empty());
         let bad = lifeline(dir, &url, &["audit", "export", "--since", "yesterday"]);
         assert!(!bad.status.success() && stderr(&bad).contains("--since"));
+    })
+    .await;
+}
+
+/// A log of six rows: the person and their authenticator, then four standalone entries.
+async fn six_rows(app: &TestApp) -> Vec<lifeline::audit::AuditRecord> {
+    app.add_person("ada", true).await;
+    for i in 0..4 {
+        let entry = lifeline::audit::AuditEntry::new(1_800_000_000 + i, &lifeline::audit::Actor::System, "test", "ok");
+        app.state.db.append_audit(&entry).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let rows = chain_rows(app).await;
+    assert_eq!(rows.len(), 6);
+    assert!(lifeline(app.dir(), &app.db_url(), &["audit", "verify"]).status.success(), "the untouched log verifies");
+    rows
+}
+
+async fn chain_rows(app: &TestApp) -> Vec<lifeline::audit::AuditRecord> {
+    app.state.db.audit_records(0, 10_000).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn the_schema_refuses_audit_rows_without_the_next_id() {
+    each_backend(async |app: TestApp| {
+        six_rows(&app).await;
+        let insert = |id: &str| {
+            format!(
+                "INSERT INTO audit_event (audit_event_id, at, actor, action, outcome, prev_hash, hash) \
+                 VALUES ({id}, 1, 'system', 'test', 'ok', 'x', 'y')"
+            )
+        };
+        for id in ["NULL", "9", "3"] {
+            let result = sqlx::raw_sql(&insert(id)).execute(app.state.db.pool()).await;
+            assert!(result.is_err(), "an audit row with id {id} must be refused");
+        }
+        // Rows the schema refuses never reach the dossier either: the log is what verify checked.
+        assert!(lifeline(app.dir(), &app.db_url(), &["audit", "verify"]).status.success());
     })
     .await;
 }
