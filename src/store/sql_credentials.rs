@@ -43,7 +43,7 @@ impl CredentialStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         history(&mut tx, account, "password", "bound", now).await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -94,10 +94,10 @@ impl CredentialStore for SqlStore {
                 .account(account)
                 .reason("failures")
                 .details(format!("{failed_attempts} consecutive failed sign-in attempts"));
-            append(&mut tx, &entry).await?;
+            append(&mut tx, self.audit_key()?, &entry).await?;
             locked_now = true;
         }
-        insert_sign_in(&mut tx, event).await?;
+        insert_sign_in(&mut tx, self.audit_key()?, event).await?;
         tx.commit().await?;
         Ok(FailureResult { failed_attempts, locked_now })
     }
@@ -178,7 +178,7 @@ impl CredentialStore for SqlStore {
             .bind(account)
             .execute(&mut *tx)
             .await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -196,7 +196,7 @@ impl CredentialStore for SqlStore {
         .rows_affected()
             == 1;
         if used {
-            insert_sign_in(&mut tx, event).await?;
+            insert_sign_in(&mut tx, self.audit_key()?, event).await?;
         }
         tx.commit().await?;
         Ok(used)
@@ -211,7 +211,7 @@ impl CredentialStore for SqlStore {
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         insert_backup_codes(&mut tx, account, codes, now).await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -237,7 +237,7 @@ impl CredentialStore for SqlStore {
         .rows_affected()
             == 1;
         if used {
-            insert_sign_in(&mut tx, event).await?;
+            insert_sign_in(&mut tx, self.audit_key()?, event).await?;
         }
         tx.commit().await?;
         Ok(used)
@@ -279,7 +279,7 @@ impl CredentialStore for SqlStore {
             now,
         )
         .await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -312,7 +312,7 @@ impl CredentialStore for SqlStore {
                 .person(row.try_get("person_id")?)
                 .account(account)
                 .reason("qa_failures");
-            append(&mut tx, &entry).await?;
+            append(&mut tx, self.audit_key()?, &entry).await?;
         }
         tx.commit().await?;
         Ok(locked_now)
@@ -337,7 +337,7 @@ impl CredentialStore for SqlStore {
         .await?;
         history(&mut tx, account, "password", "bound", now).await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -357,7 +357,7 @@ impl CredentialStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(())
     }
