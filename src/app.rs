@@ -8,7 +8,7 @@ use crate::http::AppState;
 use crate::mail::outbox::OutboxWorker;
 use crate::mail::{MailDir, Mailer, Smtp};
 use crate::signin::{Clock, SignIn, SystemClock};
-use crate::store::SqlStore;
+use crate::store::{AuditStore, Sealing, SqlStore};
 use anyhow::Context;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -20,10 +20,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<AppState> {
 
 pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     let db = open_store(&settings).await?;
-    let master = match &settings.secret_key {
-        Some(hex) => MasterKey::from_hex(&hex.0).context("LIFELINE_SECRET_KEY")?,
-        None => MasterKey::load_or_create(&settings.key_file)?,
-    };
+    let keys = Keys::new(&master_key(&settings, true)?);
+    let db = db.with_audit_key(keys.audit_key());
+    seal_audit_chain(&db, clock.now()).await?;
     let geo = Geo::open(settings.geoip_city.as_deref(), settings.geoip_asn.as_deref())?;
     let hasher = PasswordHasher::new(settings.argon2)?;
     let mailer: Arc<dyn Mailer> = match &settings.smtp_url {
@@ -31,14 +30,7 @@ pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyh
         None => Arc::new(MailDir::new(settings.mail_dir.clone())),
     };
     let db = Arc::new(db);
-    let signin = SignIn {
-        store: db.clone(),
-        keys: Keys::new(&master),
-        hasher,
-        geo: Arc::new(geo),
-        settings: Arc::new(settings),
-        clock,
-    };
+    let signin = SignIn { store: db.clone(), keys, hasher, geo: Arc::new(geo), settings: Arc::new(settings), clock };
     let signin = Arc::new(signin);
     let assistance = Arc::new(Assistance {
         signin: signin.clone(),
@@ -87,6 +79,30 @@ pub async fn periodic_jobs(state: AppState) {
             tracing::warn!("sign-in throttle cleanup failed: {e}");
         }
     }
+}
+
+/// The master key from `LIFELINE_SECRET_KEY` or the key file; `create` makes a new key file when there is none
+/// (starting a server), which a command that checks existing data must not do.
+pub fn master_key(settings: &Settings, create: bool) -> anyhow::Result<MasterKey> {
+    Ok(match &settings.secret_key {
+        Some(hex) => MasterKey::from_hex(&hex.0).context("LIFELINE_SECRET_KEY")?,
+        None if create => MasterKey::load_or_create(&settings.key_file)?,
+        None => MasterKey::load(&settings.key_file)?,
+    })
+}
+
+/// Seal the audit chain's head with the key on the first start with it (see docs/decisions.md, "Audit chain").
+/// A head sealed by another key stops the start: most likely the key file is not this database's.
+async fn seal_audit_chain(db: &SqlStore, now: crate::domain::Timestamp) -> anyhow::Result<()> {
+    match db.seal_audit_chain(now).await.context("cannot start with this audit log")? {
+        Sealing::AlreadySealed => {}
+        Sealing::NewLog => tracing::info!("audit log: a new log, its head sealed with the key"),
+        Sealing::PinnedLegacyRows { legacy_rows, seal_row } => tracing::warn!(
+            "audit log: {legacy_rows} rows written before the chain was keyed are pinned by row {seal_row} \
+             (audit.seal); `lifeline audit verify` checks them with plain SHA-256"
+        ),
+    }
+    Ok(())
 }
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<SqlStore> {

@@ -2,10 +2,11 @@
 //! privilege tiers. Errors go to stderr with a non-zero exit; `--json` output goes to stdout.
 
 use crate::app;
-use crate::audit::{Actor, AuditEntry};
+use crate::audit::{Actor, AuditEntry, AuditKey, Verified, Verifier};
 use crate::config::{DEFAULT_DATABASE_URL, Settings};
+use crate::crypto::Keys;
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
-use crate::store::{AuditStore, NewPerson};
+use crate::store::{AuditStore, NewPerson, SqlStore};
 use crate::totp::TotpSecret;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -91,7 +92,7 @@ pub enum PersonCommand {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain; exit 0 when every row matches, 1 naming the first row that does not.
+    /// Walk the chain with the key; exit 0 when every row matches, 1 naming every row that does not.
     Verify,
     /// Print the log as JSON lines (one row per line), oldest first.
     Export {
@@ -360,27 +361,25 @@ fn parse_since(text: &str) -> anyhow::Result<i64> {
     }
 }
 
+/// Audit rows read per query.
+const PAGE: i64 = 1000;
+
 async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
     let store = app::open_store(&settings).await?;
-    const PAGE: i64 = 1000;
     match cmd {
         AuditCommand::Verify => {
-            let (head_id, head_hash) = store.audit_head().await?;
-            let mut verifier = crate::audit::Verifier::default();
-            let mut after = 0;
-            loop {
-                let page = store.audit_records(after, PAGE).await?;
-                for record in &page {
-                    verifier.check(record).map_err(|e| anyhow::anyhow!("audit log does not verify: {e}"))?;
-                }
-                match page.last() {
-                    Some(last) => after = last.id,
-                    None => break,
-                }
+            let key =
+                app::master_key(&settings, false).context("audit verify needs the key the log was written with")?;
+            let verified = verify_audit_log(&store, &Keys::new(&key).audit_key()).await?;
+            match verified.legacy_rows {
+                0 => println!("audit log verified: {} rows, chain intact", verified.rows),
+                n => println!(
+                    "audit log verified: {} rows, chain intact (rows 1 to {n} were written before the chain was keyed: \
+                     checked with plain SHA-256 and pinned by row {})",
+                    verified.rows,
+                    n + 1
+                ),
             }
-            let rows =
-                verifier.finish(head_id, &head_hash).map_err(|e| anyhow::anyhow!("audit log does not verify: {e}"))?;
-            println!("audit log verified: {rows} rows, chain intact");
         }
         AuditCommand::Export { since } => {
             let since = since.as_deref().map(parse_since).transpose()?;
@@ -401,6 +400,34 @@ async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Walk the whole log; every problem goes to stderr, one line per row, and the result is an error that counts them.
+async fn verify_audit_log(store: &SqlStore, key: &AuditKey) -> anyhow::Result<Verified> {
+    let head = store.audit_head().await?;
+    let mut verifier = Verifier::new(key);
+    let mut after = 0;
+    loop {
+        let page = store.audit_rows(after, PAGE).await?;
+        for row in &page {
+            match row {
+                Ok(record) => verifier.check(record),
+                Err(unreadable) => verifier.unreadable(unreadable),
+            }
+        }
+        match page.last() {
+            Some(Ok(record)) => after = record.id,
+            Some(Err(unreadable)) => after = unreadable.id,
+            None => break,
+        }
+    }
+    verifier.finish(&head).map_err(|breaks| {
+        for problem in &breaks {
+            eprintln!("{problem}");
+        }
+        let problems = if breaks.len() == 1 { "problem" } else { "problems" };
+        anyhow::anyhow!("audit log does not verify: {} {problems}, each named above", breaks.len())
+    })
 }
 
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {

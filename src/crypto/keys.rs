@@ -36,6 +36,14 @@ impl MasterKey {
         Ok(Self(key))
     }
 
+    /// Read the key file; a missing file is an error (for commands that must not invent a key, such as checking
+    /// the audit log).
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|error| KeyError::Io { path: path.display().to_string(), error })?;
+        Self::from_hex(&text)
+    }
+
     /// Read the key file, or create it (mode 0600) with a fresh random key when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         let io = |error| KeyError::Io { path: path.display().to_string(), error };
@@ -72,6 +80,7 @@ pub struct Keys {
     seal: Aes256Gcm,
     pub(crate) csrf: [u8; 32],
     pub(crate) token_pepper: [u8; 32],
+    audit: crate::audit::AuditKey,
 }
 
 impl fmt::Debug for Keys {
@@ -87,7 +96,14 @@ impl Keys {
             seal: Aes256Gcm::new(&seal_key.into()),
             csrf: master.derive("csrf"),
             token_pepper: master.derive("token-pepper"),
+            audit: crate::audit::AuditKey::from_bytes(master.derive("audit-chain")),
         }
+    }
+
+    /// The key that seals the audit chain. The database never holds it, so writing to the database is not enough
+    /// to forge the log.
+    pub fn audit_key(&self) -> crate::audit::AuditKey {
+        self.audit.clone()
     }
 
     /// AES-256-GCM with a random 96-bit nonce, stored in front of the ciphertext. `context` is bound as

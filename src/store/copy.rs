@@ -244,11 +244,14 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
         counts.push((*table, rows.len()));
     }
     // The audit chain's head moves with its rows, so the copied log verifies and continues the same chain.
-    let head =
-        sqlx::query("SELECT last_id, last_hash FROM audit_head WHERE audit_head_id = 1").fetch_one(from.pool()).await?;
-    sqlx::query("UPDATE audit_head SET last_id = $1, last_hash = $2 WHERE audit_head_id = 1")
+    // Its seal too: the same key file keeps it valid, and no key is needed here.
+    let head = sqlx::query("SELECT last_id, last_hash, seal FROM audit_head WHERE audit_head_id = 1")
+        .fetch_one(from.pool())
+        .await?;
+    sqlx::query("UPDATE audit_head SET last_id = $1, last_hash = $2, seal = $3 WHERE audit_head_id = 1")
         .bind(head.try_get::<i64, _>("last_id")?)
         .bind(head.try_get::<String, _>("last_hash")?)
+        .bind(head.try_get::<Option<String>, _>("seal")?)
         .execute(&mut *tx)
         .await?;
     // Identity columns continue after the copied keys (SQLite's AUTOINCREMENT follows inserted keys itself).

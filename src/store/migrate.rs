@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0003_outbox_and_assistance.sql"),
     },
     Migration {
+        version: 4,
+        name: "audit_key",
+        sqlite: include_str!("../../migrations/sqlite/0004_audit_key.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_audit_key.sql"),
+    },
+    Migration {
         version: 6,
         name: "sign_in_hardening",
         sqlite: include_str!("../../migrations/sqlite/0006_sign_in_hardening.sql"),

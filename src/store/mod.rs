@@ -10,11 +10,12 @@ pub mod copy;
 mod migrate;
 mod sql;
 mod sql_assistance;
+mod sql_audit;
 mod sql_credentials;
 mod sql_directory;
 mod sql_sessions;
 
-use crate::audit::{AuditEntry, AuditRecord};
+use crate::audit::{AuditEntry, AuditHead, AuditRecord, UnreadableRow};
 use crate::crypto::TokenHash;
 use crate::domain::{
     Account, AccountId, AccountSource, DisplayName, EmailAddress, Grant, Person, PersonId, PersonStatus, Timestamp,
@@ -37,6 +38,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The store was opened without the audit key (as `migrate` and `copy-db` do), so it cannot seal audit rows.
+    #[error("this store was opened without the audit key, so it cannot write audit rows")]
+    NoAuditKey,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -344,14 +348,37 @@ pub trait ThrottleStore: Send + Sync {
 }
 
 /// The audit log. Changes elsewhere write their audit rows in their own transaction; this trait appends
-/// standalone entries and reads the chain back.
+/// standalone entries, seals the chain and reads it back.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64>;
-    /// Records with `id > after`, in chain order, at most `limit`.
-    async fn audit_records(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>>;
-    /// The chain's head: the last id and its hash.
-    async fn audit_head(&self) -> StoreResult<(i64, String)>;
+    /// Records with `id > after`, in chain order, at most `limit`. A row whose values cannot be read as their
+    /// types is an error that names it.
+    async fn audit_records(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        self.audit_rows(after, limit)
+            .await?
+            .into_iter()
+            .map(|row| row.map_err(|u| StoreError::Corrupt(format!("audit row {}: {}", u.id, u.problem))))
+            .collect()
+    }
+    /// Like `audit_records`, but an unreadable row comes back as such, so a reader can name it and carry on.
+    async fn audit_rows(&self, after: i64, limit: i64) -> StoreResult<Vec<Result<AuditRecord, UnreadableRow>>>;
+    /// The chain's head: the last id, its hash, and their seal.
+    async fn audit_head(&self) -> StoreResult<AuditHead>;
+    /// Seal the head with the audit key if it never was (a new database, or one from before the chain was keyed);
+    /// run once at start, before anything is appended. See docs/decisions.md, "Audit chain".
+    async fn seal_audit_chain(&self, now: Timestamp) -> StoreResult<Sealing>;
+}
+
+/// What [`AuditStore::seal_audit_chain`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// Sealed before: nothing to do.
+    AlreadySealed,
+    /// An empty log: its head is sealed now.
+    NewLog,
+    /// A log from before the chain was keyed: its rows are pinned by a keyed `audit.seal` row (this id).
+    PinnedLegacyRows { legacy_rows: i64, seal_row: i64 },
 }
 
 #[async_trait]

@@ -1,5 +1,6 @@
+pub(super) use super::sql_audit::append;
 use super::*;
-use crate::audit::{self, Actor};
+use crate::audit::{Actor, AuditKey};
 use crate::domain::LockReason;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Row};
@@ -16,6 +17,8 @@ pub enum Backend {
 pub struct SqlStore {
     pub(super) pool: AnyPool,
     backend: Backend,
+    /// Seals audit rows. Only the commands that write audit rows need it (not `migrate` or `copy-db`).
+    audit_key: Option<AuditKey>,
 }
 
 pub(super) const ACCOUNT_COLUMNS: &str = "account_id, person_id, username, source, password_hash, password_changed_at, \
@@ -50,7 +53,17 @@ impl SqlStore {
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .connect(&url)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, audit_key: None })
+    }
+
+    /// The key that seals audit rows; without it the store reads the log but cannot append to it.
+    pub fn with_audit_key(mut self, key: AuditKey) -> Self {
+        self.audit_key = Some(key);
+        self
+    }
+
+    pub(super) fn audit_key(&self) -> StoreResult<&AuditKey> {
+        self.audit_key.as_ref().ok_or(StoreError::NoAuditKey)
     }
 
     pub fn backend(&self) -> Backend {
@@ -146,6 +159,7 @@ pub(super) fn unique_violation(e: sqlx::Error, what: &str) -> StoreError {
 
 pub(super) async fn insert_person(
     conn: &mut sqlx::AnyConnection,
+    key: &AuditKey,
     new: &NewPerson,
     now: Timestamp,
     audit: &AuditEntry,
@@ -199,7 +213,7 @@ pub(super) async fn insert_person(
     let mut entry = audit.clone();
     entry.subject_person_id = Some(person.id);
     entry.subject_account_id = Some(account.id);
-    append(conn, &entry).await?;
+    append(conn, key, &entry).await?;
     Ok((person, account))
 }
 
@@ -246,10 +260,8 @@ pub(super) async fn history(
     Ok(())
 }
 
-/// Append one audit row inside the caller's transaction. Updating the head first takes its lock, so
-/// concurrent appenders (threads or instances) queue here and the chain stays one line.
 /// Record a sign-in attempt and its audit row inside the caller's transaction.
-pub(super) async fn insert_sign_in(conn: &mut sqlx::AnyConnection, e: &SignInEvent) -> StoreResult<()> {
+pub(super) async fn insert_sign_in(conn: &mut sqlx::AnyConnection, key: &AuditKey, e: &SignInEvent) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO sign_in_event (account_id, at, outcome, method, client_ip, city, country, asn, network, user_agent) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -273,40 +285,6 @@ pub(super) async fn insert_sign_in(conn: &mut sqlx::AnyConnection, e: &SignInEve
         .ip(e.client_ip.clone())
         .details(details.to_string());
     entry.subject_account_id = e.account_id;
-    append(conn, &entry).await?;
+    append(conn, key, &entry).await?;
     Ok(())
-}
-
-pub(super) async fn append(conn: &mut sqlx::AnyConnection, entry: &AuditEntry) -> StoreResult<i64> {
-    let head =
-        sqlx::query("UPDATE audit_head SET last_id = last_id + 1 WHERE audit_head_id = 1 RETURNING last_id, last_hash")
-            .fetch_one(&mut *conn)
-            .await?;
-    let id: i64 = head.try_get("last_id")?;
-    let prev_hash: String = head.try_get("last_hash")?;
-    let hash = audit::hash(id, entry, &prev_hash);
-    sqlx::query(
-        "INSERT INTO audit_event (audit_event_id, at, actor, on_behalf_of, action, subject_person_id, subject_account_id, \
-         reason, details, client_ip, outcome, reference, notified, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(id)
-    .bind(entry.at)
-    .bind(&entry.actor)
-    .bind(entry.on_behalf_of.as_deref())
-    .bind(&entry.action)
-    .bind(entry.subject_person_id)
-    .bind(entry.subject_account_id)
-    .bind(entry.reason.as_deref())
-    .bind(entry.details.as_deref())
-    .bind(entry.client_ip.as_deref())
-    .bind(&entry.outcome)
-    .bind(entry.reference.as_deref())
-    .bind(entry.notified.as_deref())
-    .bind(&prev_hash)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE audit_head_id = 1").bind(&hash).execute(&mut *conn).await?;
-    Ok(id)
 }

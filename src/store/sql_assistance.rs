@@ -196,7 +196,7 @@ impl AssistanceStore for SqlStore {
                 serde_json::json!({ "submitted_email": r.submitted_email, "type": r.problem.as_str() }).to_string(),
             );
         entry.reference = Some(r.reference.to_string());
-        append(&mut tx, &entry).await?;
+        append(&mut tx, self.audit_key()?, &entry).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -311,7 +311,7 @@ impl AssistanceStore for SqlStore {
             entry.notified = Some(notified);
             ProcessOutcome::Opened
         };
-        append(&mut tx, &entry).await?;
+        append(&mut tx, self.audit_key()?, &entry).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -368,7 +368,7 @@ impl AssistanceStore for SqlStore {
         if !done {
             return Ok(false);
         }
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -2,7 +2,7 @@
 
 use super::sql::*;
 use super::*;
-use crate::audit::Actor;
+use crate::audit::{Actor, AuditKey};
 use crate::domain::LockReason;
 use crate::policy::lockout::AttemptState;
 use sqlx::Row;
@@ -35,6 +35,7 @@ async fn reset_if_usable(conn: &mut sqlx::AnyConnection, account: AccountId, now
 /// reset, event recorded) only if the code was used and the account is still usable; otherwise nothing.
 async fn complete_with_code(
     mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    key: &AuditKey,
     used: bool,
     account: AccountId,
     now: Timestamp,
@@ -47,7 +48,7 @@ async fn complete_with_code(
         tx.rollback().await?;
         return Ok(CodeUse::Refused);
     }
-    insert_sign_in(&mut tx, event).await?;
+    insert_sign_in(&mut tx, key, event).await?;
     tx.commit().await?;
     Ok(CodeUse::Used)
 }
@@ -89,7 +90,7 @@ impl CredentialStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         history(&mut tx, account, "password", "bound", now).await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -164,10 +165,10 @@ impl CredentialStore for SqlStore {
                     .account(account)
                     .reason("failures")
                     .details(format!("{failed_attempts} consecutive failed sign-in attempts; locked {until}"));
-                append(&mut tx, &entry).await?;
+                append(&mut tx, self.audit_key()?, &entry).await?;
             }
         }
-        insert_sign_in(&mut tx, event).await?;
+        insert_sign_in(&mut tx, self.audit_key()?, event).await?;
         tx.commit().await?;
         Ok(FailureResult { failed_attempts, locked_now })
     }
@@ -220,7 +221,7 @@ impl CredentialStore for SqlStore {
         .rows_affected()
             == 1;
         if done {
-            append(&mut tx, audit).await?;
+            append(&mut tx, self.audit_key()?, audit).await?;
             tx.commit().await?;
         }
         Ok(done)
@@ -292,7 +293,7 @@ impl CredentialStore for SqlStore {
         }
         history(&mut tx, account, "totp", "bound", now).await?;
         insert_backup_codes(&mut tx, account, backup_codes, now).await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -315,7 +316,7 @@ impl CredentialStore for SqlStore {
         .await?
         .rows_affected()
             == 1;
-        complete_with_code(tx, used, account, now, event).await
+        complete_with_code(tx, self.audit_key()?, used, account, now, event).await
     }
 
     async fn replace_backup_codes(
@@ -327,7 +328,7 @@ impl CredentialStore for SqlStore {
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         insert_backup_codes(&mut tx, account, codes, now).await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -352,7 +353,7 @@ impl CredentialStore for SqlStore {
         .await?
         .rows_affected()
             == 1;
-        complete_with_code(tx, used, account, now, event).await
+        complete_with_code(tx, self.audit_key()?, used, account, now, event).await
     }
 
     async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<i64> {
@@ -391,7 +392,7 @@ impl CredentialStore for SqlStore {
             now,
         )
         .await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -434,7 +435,7 @@ impl CredentialStore for SqlStore {
                 .person(row.try_get("person_id")?)
                 .account(account)
                 .reason("qa_failures");
-            append(&mut tx, &entry).await?;
+            append(&mut tx, self.audit_key()?, &entry).await?;
         }
         tx.commit().await?;
         Ok(locked_now)
@@ -465,7 +466,7 @@ impl CredentialStore for SqlStore {
         }
         history(&mut tx, account, "password", "bound", now).await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -485,7 +486,7 @@ impl CredentialStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(())
     }

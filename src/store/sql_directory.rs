@@ -13,7 +13,7 @@ impl DirectoryStore for SqlStore {
         audit: &AuditEntry,
     ) -> StoreResult<(Person, Account)> {
         let mut tx = self.pool.begin().await?;
-        let created = insert_person(&mut tx, new, now, audit).await?;
+        let created = insert_person(&mut tx, self.audit_key()?, new, now, audit).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -27,7 +27,7 @@ impl DirectoryStore for SqlStore {
     ) -> StoreResult<usize> {
         let mut tx = self.pool.begin().await?;
         for (i, row) in rows.iter().enumerate() {
-            insert_person(&mut tx, row, now, audit).await?;
+            insert_person(&mut tx, self.audit_key()?, row, now, audit).await?;
             progress(i + 1);
         }
         tx.commit().await?;
@@ -101,7 +101,7 @@ impl DirectoryStore for SqlStore {
     async fn set_grant(&self, person: PersonId, grant: &Grant, audit: &AuditEntry) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         write_grant(&mut tx, person, grant, &audit.actor, audit.at).await?;
-        append(&mut tx, audit).await?;
+        append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! Sessions, sign-in events and the audit chain on the SQL backends.
+//! Sessions and sign-in events on the SQL backends.
 
 use super::sql::*;
 use super::*;
@@ -114,7 +114,7 @@ impl SessionStore for SqlStore {
 impl EventStore for SqlStore {
     async fn record_sign_in(&self, e: &SignInEvent) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        insert_sign_in(&mut tx, e).await?;
+        insert_sign_in(&mut tx, self.audit_key()?, e).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -144,58 +144,6 @@ impl EventStore for SqlStore {
                 })
             })
             .collect()
-    }
-}
-
-#[async_trait]
-impl AuditStore for SqlStore {
-    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64> {
-        let mut tx = self.pool.begin().await?;
-        let id = append(&mut tx, entry).await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    async fn audit_records(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(
-            "SELECT audit_event_id, at, actor, on_behalf_of, action, subject_person_id, subject_account_id, reason, details, \
-             client_ip, outcome, reference, notified, prev_hash, hash FROM audit_event \
-             WHERE audit_event_id > $1 ORDER BY audit_event_id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    id: r.try_get("audit_event_id")?,
-                    entry: AuditEntry {
-                        at: r.try_get("at")?,
-                        actor: r.try_get("actor")?,
-                        on_behalf_of: r.try_get("on_behalf_of")?,
-                        action: r.try_get("action")?,
-                        subject_person_id: r.try_get("subject_person_id")?,
-                        subject_account_id: r.try_get("subject_account_id")?,
-                        reason: r.try_get("reason")?,
-                        details: r.try_get("details")?,
-                        client_ip: r.try_get("client_ip")?,
-                        outcome: r.try_get("outcome")?,
-                        reference: r.try_get("reference")?,
-                        notified: r.try_get("notified")?,
-                    },
-                    prev_hash: r.try_get("prev_hash")?,
-                    hash: r.try_get("hash")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn audit_head(&self) -> StoreResult<(i64, String)> {
-        let row = sqlx::query("SELECT last_id, last_hash FROM audit_head WHERE audit_head_id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((row.try_get("last_id")?, row.try_get("last_hash")?))
     }
 }
 

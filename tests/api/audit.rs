@@ -55,7 +55,7 @@ async fn tampering_with_any_row_is_found_and_the_row_named() {
             app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
         }
         let (dir, url) = (app.dir(), app.db_url());
-        let (last, _) = app.state.db.audit_head().await.unwrap_or_else(|e| panic!("{e}"));
+        let last = app.state.db.audit_head().await.unwrap_or_else(|e| panic!("{e}")).last_id;
         assert!(last >= 5);
         let changes = [
             ("outcome", "'tampered'"),
@@ -81,10 +81,12 @@ async fn tampering_with_any_row_is_found_and_the_row_named() {
                     stderr(&verify)
                 );
                 // Put the row back exactly as it was: the log verifies again.
-                db_exec(&app, &format!("DELETE FROM audit_event WHERE audit_event_id = {row}")).await;
                 db_exec(
                     &app,
-                    &format!("INSERT INTO audit_event SELECT * FROM audit_backup WHERE audit_event_id = {row}"),
+                    &format!(
+                        "UPDATE audit_event SET {column} = (SELECT {column} FROM audit_backup WHERE audit_event_id = {row}) \
+                         WHERE audit_event_id = {row}"
+                    ),
                 )
                 .await;
                 db_exec(&app, "DELETE FROM audit_backup").await;
@@ -119,4 +121,333 @@ async fn export_since_filters_by_time_and_refuses_nonsense() {
         assert!(!bad.status.success() && stderr(&bad).contains("--since"));
     })
     .await;
+}
+
+// --- An attacker with the whole database but not the key ---------------------------------------------------
+//
+// Each test below rewrites the log the way someone who can write to the database would, recomputing every hash
+// it touches with an algorithm it knows: plain SHA-256 (the chain's algorithm before it was keyed) or HMAC under a
+// key of its own. Only the key derived from the master key seals rows, so `audit verify` names the row.
+
+/// The attacker's hash: the chain's canonical JSON, under plain SHA-256 or under a key of the attacker's.
+fn forged_hash(id: i64, e: &lifeline::audit::AuditEntry, prev_hash: &str, key: Option<&[u8]>) -> String {
+    use hmac::Mac;
+    use sha2::Digest;
+    let canonical = serde_json::json!([
+        id,
+        e.at,
+        e.actor,
+        e.on_behalf_of,
+        e.action,
+        e.subject_person_id,
+        e.subject_account_id,
+        e.reason,
+        e.details,
+        e.client_ip,
+        e.outcome,
+        e.reference,
+        e.notified,
+        prev_hash
+    ])
+    .to_string();
+    match key {
+        None => hex::encode(sha2::Sha256::digest(canonical.as_bytes())),
+        Some(key) => {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap_or_else(|e| panic!("{e}"));
+            mac.update(canonical.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        }
+    }
+}
+
+const ATTACKER_KEY: [u8; 32] = [0x5a; 32];
+
+/// A log of six rows: the person and their authenticator, then four standalone entries.
+async fn six_rows(app: &TestApp) -> Vec<lifeline::audit::AuditRecord> {
+    app.add_person("ada", true).await;
+    for i in 0..4 {
+        let entry = lifeline::audit::AuditEntry::new(1_800_000_000 + i, &lifeline::audit::Actor::System, "test", "ok");
+        app.state.db.append_audit(&entry).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let rows = chain_rows(app).await;
+    assert_eq!(rows.len(), 6);
+    assert!(lifeline(app.dir(), &app.db_url(), &["audit", "verify"]).status.success(), "the untouched log verifies");
+    rows
+}
+
+async fn chain_rows(app: &TestApp) -> Vec<lifeline::audit::AuditRecord> {
+    app.state.db.audit_records(0, 10_000).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Recompute every hash from row `from` to the end, as the attacker can, and point the head at the new end.
+async fn rehash_from(app: &TestApp, from: i64, key: Option<&[u8]>) {
+    let rows = chain_rows(app).await;
+    let mut prev = rows.iter().find(|r| r.id == from - 1).map(|r| r.hash.clone()).unwrap_or_else(|| "0".repeat(64));
+    for row in rows.iter().filter(|r| r.id >= from) {
+        let hash = forged_hash(row.id, &row.entry, &prev, key);
+        db_exec(
+            app,
+            &format!("UPDATE audit_event SET prev_hash = '{prev}', hash = '{hash}' WHERE audit_event_id = {}", row.id),
+        )
+        .await;
+        prev = hash;
+    }
+    let last = rows.last().map(|r| r.id).unwrap_or(0);
+    db_exec(app, &format!("UPDATE audit_head SET last_id = {last}, last_hash = '{prev}' WHERE audit_head_id = 1"))
+        .await;
+}
+
+/// `audit verify` with the real key file fails and names `row`.
+fn assert_verify_names(app: &TestApp, row: i64, what: &str) {
+    let verify = lifeline(app.dir(), &app.db_url(), &["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{what} must fail verify: {}{}", stdout(&verify), stderr(&verify));
+    assert!(stderr(&verify).contains(&format!("audit row {row}:")), "{what} must name row {row}: {}", stderr(&verify));
+}
+
+#[tokio::test]
+async fn cutting_the_tail_and_fixing_the_head_fails_verify_without_the_key() {
+    each_backend(async |app: TestApp| {
+        let rows = six_rows(&app).await;
+        db_exec(&app, "DELETE FROM audit_event WHERE audit_event_id > 4").await;
+        let (id, hash) = (rows[3].id, &rows[3].hash);
+        db_exec(&app, &format!("UPDATE audit_head SET last_id = {id}, last_hash = '{hash}' WHERE audit_head_id = 1"))
+            .await;
+        assert_verify_names(&app, 5, "cutting rows 5 and 6 and fixing the head");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rehashing_a_changed_row_to_the_end_fails_verify_without_the_key() {
+    each_backend(async |app: TestApp| {
+        six_rows(&app).await;
+        db_exec(&app, "UPDATE audit_event SET outcome = 'tampered' WHERE audit_event_id = 3").await;
+        rehash_from(&app, 3, None).await;
+        assert_verify_names(&app, 3, "changing row 3 and rehashing with plain SHA-256");
+        rehash_from(&app, 3, Some(&ATTACKER_KEY)).await;
+        assert_verify_names(&app, 3, "changing row 3 and rehashing under another key");
+        // From the very first row: no row is left that the attacker did not write.
+        db_exec(&app, "UPDATE audit_event SET actor = 'mallory' WHERE audit_event_id = 1").await;
+        rehash_from(&app, 1, None).await;
+        assert_verify_names(&app, 1, "changing row 1 and rehashing everything with plain SHA-256");
+        rehash_from(&app, 1, Some(&ATTACKER_KEY)).await;
+        assert_verify_names(&app, 1, "changing row 1 and rehashing everything under another key");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_row_and_renumbering_the_rest_fails_verify_without_the_key() {
+    each_backend(async |app: TestApp| {
+        six_rows(&app).await;
+        db_exec(&app, "DELETE FROM audit_event WHERE audit_event_id = 3").await;
+        // In two steps, so that no id is taken twice on the way.
+        db_exec(&app, "UPDATE audit_event SET audit_event_id = audit_event_id + 1000 WHERE audit_event_id > 3").await;
+        db_exec(&app, "UPDATE audit_event SET audit_event_id = audit_event_id - 1001 WHERE audit_event_id > 1000")
+            .await;
+        rehash_from(&app, 3, None).await;
+        assert_verify_names(&app, 3, "deleting row 3, renumbering and rehashing with plain SHA-256");
+        rehash_from(&app, 3, Some(&ATTACKER_KEY)).await;
+        assert_verify_names(&app, 3, "deleting row 3, renumbering and rehashing under another key");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn appending_a_forged_row_fails_verify_without_the_key() {
+    each_backend(async |app: TestApp| {
+        let rows = six_rows(&app).await;
+        let last = &rows[5];
+        let entry =
+            lifeline::audit::AuditEntry::new(last.entry.at, &lifeline::audit::Actor::System, "person.grant", "success")
+                .reason("approved by the board");
+        for key in [None, Some(&ATTACKER_KEY[..])] {
+            db_exec(&app, "DELETE FROM audit_event WHERE audit_event_id = 7").await;
+            let hash = forged_hash(7, &entry, &last.hash, key);
+            db_exec(
+                &app,
+                &format!(
+                    "INSERT INTO audit_event (audit_event_id, at, actor, action, reason, outcome, prev_hash, hash) \
+                     VALUES (7, {}, 'system', 'person.grant', 'approved by the board', 'success', '{}', '{hash}')",
+                    entry.at, last.hash
+                ),
+            )
+            .await;
+            db_exec(&app, &format!("UPDATE audit_head SET last_id = 7, last_hash = '{hash}' WHERE audit_head_id = 1"))
+                .await;
+            assert_verify_names(&app, 7, &format!("a forged row 7 (key {key:?})"));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_schema_refuses_audit_rows_without_the_next_id() {
+    each_backend(async |app: TestApp| {
+        six_rows(&app).await;
+        let insert = |id: &str| {
+            format!(
+                "INSERT INTO audit_event (audit_event_id, at, actor, action, outcome, prev_hash, hash) \
+                 VALUES ({id}, 1, 'system', 'test', 'ok', 'x', 'y')"
+            )
+        };
+        for id in ["NULL", "9", "3"] {
+            let result = sqlx::raw_sql(&insert(id)).execute(app.state.db.pool()).await;
+            assert!(result.is_err(), "an audit row with id {id} must be refused");
+        }
+        // Rows the schema refuses never reach the dossier either: the log is what verify checked.
+        assert!(lifeline(app.dir(), &app.db_url(), &["audit", "verify"]).status.success());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn verify_names_every_unreadable_row_and_carries_on() {
+    each_backend(async |app: TestApp| {
+        if app.state.db.backend() != lifeline::store::Backend::Sqlite {
+            return; // PostgreSQL's column types refuse such values; SQLite stores what it is given.
+        }
+        six_rows(&app).await;
+        db_exec(&app, "UPDATE audit_event SET at = 1.5 WHERE audit_event_id = 2").await;
+        db_exec(&app, "UPDATE audit_event SET subject_person_id = 'seven' WHERE audit_event_id = 4").await;
+        let verify = lifeline(app.dir(), &app.db_url(), &["audit", "verify"]);
+        assert_eq!(verify.status.code(), Some(1), "{}", stderr(&verify));
+        let err = stderr(&verify);
+        assert!(err.contains("audit row 2: unreadable") && err.contains("audit row 4: unreadable"), "{err}");
+        assert!(!err.contains("audit row 3:") && !err.contains("audit row 5:"), "only the bad rows are named: {err}");
+    })
+    .await;
+}
+
+// --- A log from before the chain was keyed ---------------------------------------------------------------------
+
+/// A database as Lifeline left it before the chain was keyed: migrations 1 to 3, and `rows` audit rows hashed with
+/// plain SHA-256.
+async fn legacy_database(db: &TestDb, rows: i64) {
+    let store = lifeline::store::SqlStore::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}"));
+    let pool = store.pool();
+    let migrations = match store.backend() {
+        lifeline::store::Backend::Sqlite => [
+            include_str!("../../migrations/sqlite/0001_directory_and_credentials.sql"),
+            include_str!("../../migrations/sqlite/0002_audit.sql"),
+            include_str!("../../migrations/sqlite/0003_outbox_and_assistance.sql"),
+        ],
+        lifeline::store::Backend::Postgres => [
+            include_str!("../../migrations/postgres/0001_directory_and_credentials.sql"),
+            include_str!("../../migrations/postgres/0002_audit.sql"),
+            include_str!("../../migrations/postgres/0003_outbox_and_assistance.sql"),
+        ],
+    };
+    sqlx::raw_sql(
+        "CREATE TABLE schema_migration (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL); \
+         INSERT INTO schema_migration VALUES (1, 'directory_and_credentials', 0), (2, 'audit', 0), \
+         (3, 'outbox_and_assistance', 0)",
+    )
+    .execute(pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    for sql in migrations {
+        sqlx::raw_sql(sql).execute(pool).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut prev = lifeline::audit::GENESIS.to_string();
+    for id in 1..=rows {
+        let entry = lifeline::audit::AuditEntry::new(
+            1_700_000_000 + id,
+            &lifeline::audit::Actor::System,
+            "person.add",
+            "success",
+        );
+        let hash = lifeline::audit::legacy_hash(id, &entry, &prev);
+        sqlx::query(
+            "INSERT INTO audit_event (audit_event_id, at, actor, action, outcome, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(entry.at)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.outcome)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_head SET last_id = $1, last_hash = $2 WHERE audit_head_id = 1")
+        .bind(rows)
+        .bind(&prev)
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_log_from_before_the_key_is_pinned_at_the_first_start_and_still_checked() {
+    for db in databases().await {
+        println!("--- on {}", db.label);
+        legacy_database(&db, 3).await;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        if db.label == "sqlite" {
+            // A row with a NULL id (the old table allowed it) stops the migration with a message, not silently.
+            sqlx::raw_sql("INSERT INTO audit_event (audit_event_id, at, actor, action, outcome, prev_hash, hash) VALUES (NULL, 1, 'x', 'x', 'x', 'x', 'x')")
+                .execute(&sqlx::AnyPool::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}")))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let migrate = lifeline(dir.path(), &db.url, &["migrate"]);
+            assert!(
+                !migrate.status.success() && stderr(&migrate).contains("NULL or not an integer"),
+                "{}",
+                stderr(&migrate)
+            );
+            sqlx::raw_sql("DELETE FROM audit_event WHERE audit_event_id IS NULL")
+                .execute(&sqlx::AnyPool::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}")))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        // Checking needs the key the log was written with: without a key file, verify says so and creates none.
+        let no_key = lifeline(dir.path(), &db.url, &["audit", "verify"]);
+        assert!(!no_key.status.success() && stderr(&no_key).contains("needs the key"), "{}", stderr(&no_key));
+        assert!(!dir.path().join("lifeline.key").exists());
+
+        let mut settings = test_settings(dir.path());
+        settings.database_url = db.url.clone();
+        let app = spawn_in(dir, settings, db).await;
+        let (dir, url) = (app.dir(), app.db_url());
+        let verify = lifeline(dir, &url, &["audit", "verify"]);
+        assert!(verify.status.success(), "{}", stderr(&verify));
+        assert!(
+            stdout(&verify).contains("4 rows") && stdout(&verify).contains("rows 1 to 3 were written before"),
+            "{}",
+            stdout(&verify)
+        );
+        let rows = chain_rows(&app).await;
+        assert_eq!((rows[3].entry.action.as_str(), rows[3].entry.actor.as_str()), ("audit.seal", "system"));
+        assert_eq!(
+            rows[2].hash,
+            lifeline::audit::legacy_hash(3, &rows[2].entry, &rows[2].prev_hash),
+            "old rows keep their hashes"
+        );
+        app.add_person("ada", false).await;
+        assert!(lifeline(dir, &url, &["audit", "verify"]).status.success(), "the log goes on, keyed");
+
+        // The old rows are pinned: a change, even rehashed up to the seal row, is found.
+        db_exec(&app, "UPDATE audit_event SET outcome = 'failure' WHERE audit_event_id = 2").await;
+        assert_verify_names(&app, 2, "changing an old row");
+        let mut prev = rows[0].hash.clone();
+        for row in chain_rows(&app).await.iter().filter(|r| r.id == 2 || r.id == 3) {
+            let hash = forged_hash(row.id, &row.entry, &prev, None);
+            db_exec(
+                &app,
+                &format!(
+                    "UPDATE audit_event SET prev_hash = '{prev}', hash = '{hash}' WHERE audit_event_id = {}",
+                    row.id
+                ),
+            )
+            .await;
+            prev = hash;
+        }
+        assert_verify_names(&app, 4, "changing an old row and rehashing the old rows");
+    }
 }

@@ -6,7 +6,9 @@ use lifeline::audit::{Actor, AuditEntry};
 use lifeline::crypto::{Keys, MasterKey, TokenHash};
 use lifeline::domain::LockReason;
 use lifeline::policy::lockout::LockoutPolicy;
-use lifeline::store::{CodeUse, FailureResult, SessionStage, SignInEvent, SqlStore, Store, StoreError};
+use lifeline::store::{
+    AuditStore, CodeUse, FailureResult, Sealing, SessionStage, SignInEvent, SqlStore, Store, StoreError,
+};
 use std::sync::Arc;
 
 /// A fresh, migrated store per backend, with its label for failure messages and the guard that drops it.
@@ -15,6 +17,8 @@ async fn stores() -> Vec<(&'static str, Arc<dyn Store>, crate::helpers::TestDb)>
     for db in crate::helpers::databases().await {
         let store = SqlStore::connect(&db.url).await.unwrap_or_else(|e| panic!("{}: {e}", db.label));
         store.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", db.label));
+        let store = store.with_audit_key(keys().audit_key());
+        store.seal_audit_chain(0).await.unwrap_or_else(|e| panic!("{}: {e}", db.label));
         stores.push((db.label, Arc::new(store), db));
     }
     stores
@@ -402,15 +406,32 @@ async fn concurrent_audit_writers_build_one_unbroken_chain() {
         for t in tasks {
             t.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{backend}: {e}"));
         }
-        let (head_id, head_hash) = store.audit_head().await.unwrap_or_else(|e| panic!("{e}"));
+        let head = store.audit_head().await.unwrap_or_else(|e| panic!("{e}"));
         let records = store.audit_records(0, 1000).await.unwrap_or_else(|e| panic!("{e}"));
         // person.add, 20 appends, 20 failed attempts, one lock.
         assert_eq!(records.len(), 42, "{backend}");
-        let mut verifier = lifeline::audit::Verifier::default();
-        for r in &records {
-            verifier.check(r).unwrap_or_else(|e| panic!("{backend}: {e}"));
-        }
-        assert_eq!(verifier.finish(head_id, &head_hash), Ok(42), "{backend}");
+        let key = keys().audit_key();
+        let mut verifier = lifeline::audit::Verifier::new(&key);
+        records.iter().for_each(|r| verifier.check(r));
+        // A new database has no row from before the chain was keyed.
+        assert_eq!(verifier.finish(&head), Ok(lifeline::audit::Verified { rows: 42, legacy_rows: 0 }), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_head_is_sealed_once_and_only_its_key_continues_the_log() {
+    for (backend, store, db) in stores().await {
+        assert_eq!(store.seal_audit_chain(5).await.unwrap_or_else(|e| panic!("{e}")), Sealing::AlreadySealed);
+        store.append_audit(&audit()).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        // Another key neither seals over the head nor continues the log (that would launder a moved head).
+        let other_key = Keys::new(&MasterKey::from_hex(&"17".repeat(32)).unwrap_or_else(|e| panic!("{e}"))).audit_key();
+        let other = SqlStore::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}")).with_audit_key(other_key);
+        assert!(other.seal_audit_chain(5).await.is_err(), "{backend}");
+        assert!(other.append_audit(&audit()).await.is_err(), "{backend}");
+        let keyless = SqlStore::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(keyless.append_audit(&audit()).await, Err(StoreError::NoAuditKey)), "{backend}");
+        let head = store.audit_head().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(head.last_id, 1, "{backend}: only the right key appended");
     }
 }
 
