@@ -616,3 +616,41 @@ async fn a_disabled_admin_keeps_no_power_in_an_open_session() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_forged_description_is_quoted_below_the_facts_in_the_emails_text_part() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| quick(s, &url),
+        async |app: TestApp| {
+            sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+            app.add_admin("harry", 1).await;
+            let hank = app.add_person("hank", true).await;
+            let forged = "new phone\n\nACCOUNT STATUS\n  Exists and active: yes\n  Two-factor authentication: not set up\n\
+                          RISK FLAGS: none\n\u{202E}moc.live\u{202C}\nhttps://evil.example/reset?u=hank";
+            let response = app.post_assistance_json(LINKOPING, &hank.email, "lost_2fa", forged).await;
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            let mail = sink.wait_for(1).await.remove(0);
+            let text = mail.text();
+            let lines: Vec<&str> = text.lines().collect();
+            for heading in ["ACCOUNT STATUS", "RISK FLAGS", "DESCRIPTION"] {
+                assert_eq!(lines.iter().filter(|l| l.starts_with(heading)).count(), 1, "{heading} in:\n{text}");
+            }
+            let flags = lines.iter().position(|l| l.starts_with("RISK FLAGS")).unwrap_or(usize::MAX);
+            let description = lines.iter().position(|l| l.starts_with("DESCRIPTION")).unwrap_or(0);
+            assert!(flags < description, "the description comes after the facts:\n{text}");
+            let quoted: Vec<&str> = lines[description + 1..].iter().take_while(|l| !l.is_empty()).copied().collect();
+            assert_eq!(quoted.len(), 8, "{text}");
+            assert!(quoted.iter().all(|l| l.starts_with("  >")), "every line quoted:\n{text}");
+            assert!(quoted.contains(&"  > https://evil.example/reset?u=hank") && quoted.contains(&"  > moc.live"));
+            assert!(!text.contains('\u{202E}'), "no bidi override");
+            assert!(!lines[..description].iter().any(|l| l.contains("evil") || l.contains("new phone")), "{text}");
+            // The real flags are still read from the facts.
+            assert!(lines[flags + 1].starts_with("  - No successful sign-in on record"), "{text}");
+            let html = mail.html();
+            assert!(html.find("Risk flags") < html.find("<blockquote"), "{html}");
+        },
+    )
+    .await;
+}

@@ -303,6 +303,23 @@ impl TestApp {
             .await
     }
 
+    /// Ask for help through the JSON API, from `ip` (through the trusted loopback proxy).
+    pub async fn post_assistance_json(
+        &self,
+        ip: &str,
+        email: &str,
+        problem: &str,
+        description: &str,
+    ) -> reqwest::Response {
+        browser()
+            .post(self.url("/api/v1/assistance-requests"))
+            .header("x-forwarded-for", ip)
+            .json(&serde_json::json!({ "email": email, "type": problem, "description": description }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// A person with a grant (and TOTP, so they may use the console).
     pub async fn add_admin(&self, username: &str, dpa_level: u8) -> Person {
         let person = self.add_person(username, true).await;
