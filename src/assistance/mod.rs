@@ -12,8 +12,9 @@ use crate::crypto::TokenHash;
 use crate::domain::{AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId};
 use crate::mail::OutgoingEmail;
 use crate::policy::permissions::Permission;
+use crate::policy::rate_limit;
 use crate::signin::{RequestContext, SignIn};
-use crate::store::{NewAssistanceRequest, ProcessOutcome, Processed, StoreError};
+use crate::store::{NewAssistanceRequest, ProcessOutcome, Processed, RateBucket, RateCharge, StoreError};
 use askama::Template;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,14 +71,23 @@ impl Assistance {
 
         let email_bucket = TokenHash::of(&self.signin.keys, "rate-limit-email", email.as_str()).0;
         let limits = [
-            (format!("assistance:ip:{}", ctx.ip), settings.per_ip),
+            (format!("assistance:ip:{}", rate_limit::client_key(ctx.ip)), settings.per_ip),
             (format!("assistance:email:{email_bucket}"), settings.per_email),
             ("assistance:global".to_owned(), settings.global),
         ];
-        let buckets: Vec<(String, i64)> = limits.iter().map(|(b, l)| (b.clone(), l.window_start(now))).collect();
-        let hits = self.signin.store.hit_rate_limits(&buckets).await?;
-        let wait = limits.iter().zip(&hits).filter_map(|((_, limit), hits)| limit.decide(*hits, now)).max();
-        if let Some(retry_after) = wait {
+        let buckets: Vec<RateBucket> = limits
+            .iter()
+            .map(|(key, limit)| RateBucket {
+                key: key.clone(),
+                window_start: limit.window_start(now),
+                max: i64::from(limit.max),
+            })
+            .collect();
+        // A refused request is charged to no bucket: otherwise a flood from one client would spend the
+        // global budget and the budgets of the addresses it names, locking out everyone else.
+        if let RateCharge::Refused { full } = self.signin.store.take_rate_limits(&buckets).await? {
+            let retry_after =
+                full.iter().filter_map(|i| limits.get(*i)).map(|(_, limit)| limit.retry_after(now)).max().unwrap_or(1);
             return Err(SubmitError::RateLimited { retry_after });
         }
 

@@ -354,10 +354,28 @@ pub enum ProcessOutcome {
     AlreadyProcessed,
 }
 
+/// One rate-limit counter a request is charged to: its key, the start of its current window, and the
+/// most hits that window may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateBucket {
+    pub key: String,
+    pub window_start: Timestamp,
+    pub max: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateCharge {
+    /// Every bucket had room and was charged one hit.
+    Taken,
+    /// Nothing was charged; these buckets (indexes into the caller's slice) are full.
+    Refused { full: Vec<usize> },
+}
+
 #[async_trait]
 pub trait AssistanceStore: Send + Sync {
-    /// Count one hit in each bucket's current window; returns the hits so far, in order.
-    async fn hit_rate_limits(&self, buckets: &[(String, Timestamp)]) -> StoreResult<Vec<i64>>;
+    /// Charge one hit to every bucket, or to none: when any bucket's window is already full, nothing is
+    /// charged. Atomic, so concurrent callers (on any instance) never take more than `max` between them.
+    async fn take_rate_limits(&self, buckets: &[RateBucket]) -> StoreResult<RateCharge>;
     /// Remove counter windows that started before `before` (housekeeping, idempotent).
     async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64>;
     /// Store a request (and its audit row) durably.

@@ -145,22 +145,53 @@ impl OutboxStore for SqlStore {
 
 #[async_trait]
 impl AssistanceStore for SqlStore {
-    async fn hit_rate_limits(&self, buckets: &[(String, Timestamp)]) -> StoreResult<Vec<i64>> {
+    async fn take_rate_limits(&self, buckets: &[RateBucket]) -> StoreResult<RateCharge> {
+        // Every caller locks the counters in the same (key) order, so two requests sharing buckets queue
+        // behind each other instead of deadlocking.
+        let mut order: Vec<usize> = (0..buckets.len()).collect();
+        order.sort_by(|a, b| buckets[*a].key.cmp(&buckets[*b].key));
         let mut tx = self.pool().begin().await?;
-        let mut hits = Vec::with_capacity(buckets.len());
-        for (bucket, window_start) in buckets {
-            let row = sqlx::query(
+        let mut refused = None;
+        for &i in &order {
+            let bucket = &buckets[i];
+            // The conditional upsert takes the row's lock and re-checks the count under it; a full
+            // window returns no row. Rolling back then un-charges the buckets taken before it.
+            let taken = sqlx::query(
                 "INSERT INTO rate_limit_counter (bucket, window_start, hits) VALUES ($1, $2, 1) \
-                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 RETURNING hits",
+                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 \
+                 WHERE rate_limit_counter.hits < $3 RETURNING hits",
             )
-            .bind(bucket)
-            .bind(window_start)
-            .fetch_one(&mut *tx)
+            .bind(&bucket.key)
+            .bind(bucket.window_start)
+            .bind(bucket.max)
+            .fetch_optional(&mut *tx)
             .await?;
-            hits.push(row.try_get("hits")?);
+            if taken.is_none() {
+                refused = Some(i);
+                break;
+            }
         }
-        tx.commit().await?;
-        Ok(hits)
+        let Some(first_full) = refused else {
+            tx.commit().await?;
+            return Ok(RateCharge::Taken);
+        };
+        tx.rollback().await?;
+        // Name every full bucket, so the client is told the longest wait.
+        let mut full = Vec::new();
+        for (i, bucket) in buckets.iter().enumerate() {
+            let hits: Option<i64> =
+                sqlx::query("SELECT hits FROM rate_limit_counter WHERE bucket = $1 AND window_start = $2")
+                    .bind(&bucket.key)
+                    .bind(bucket.window_start)
+                    .fetch_optional(self.pool())
+                    .await?
+                    .map(|r| r.try_get("hits"))
+                    .transpose()?;
+            if i == first_full || hits.is_some_and(|h| h >= bucket.max) {
+                full.push(i);
+            }
+        }
+        Ok(RateCharge::Refused { full })
     }
 
     async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64> {

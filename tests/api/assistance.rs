@@ -654,3 +654,66 @@ async fn a_forged_description_is_quoted_below_the_facts_in_the_emails_text_part(
     )
     .await;
 }
+
+fn day_long(settings: &mut Settings, per_ip: u32, per_email: u32, global: u32) {
+    use lifeline::policy::rate_limit::RateLimit;
+    settings.assistance.response_floor_ms = 10;
+    // Day-long windows, so that no window ends in the middle of a test.
+    settings.assistance.per_ip = RateLimit { max: per_ip, window_seconds: 86_400 };
+    settings.assistance.per_email = RateLimit { max: per_email, window_seconds: 86_400 };
+    settings.assistance.global = RateLimit { max: global, window_seconds: 86_400 };
+}
+
+#[tokio::test]
+async fn refused_requests_charge_no_bucket() {
+    each_backend_with(
+        |s| day_long(s, 3, 3, 20),
+        async |app: TestApp| {
+            const FLOODER: &str = "175.16.199.10";
+            for i in 0..3 {
+                let response = app.post_assistance_json(FLOODER, &format!("p{i}@example.org"), "other", "").await;
+                assert_eq!(response.status(), StatusCode::ACCEPTED);
+            }
+            // The flooder's budget is spent; 40 more, each naming the victim, are refused.
+            for _ in 0..40 {
+                let response = app.post_assistance_json(FLOODER, "victim@example.org", "locked_out", "").await;
+                assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            }
+            // Neither the global budget (20) nor the victim's (3) paid for them.
+            let other = app.post_assistance_json(LONDON, "other@example.org", "other", "").await;
+            assert_eq!(other.status(), StatusCode::ACCEPTED, "another client asking about another address");
+            for _ in 0..3 {
+                let own = app.post_assistance_json(LINKOPING, "victim@example.org", "locked_out", "").await;
+                assert_eq!(own.status(), StatusCode::ACCEPTED, "the victim asking for themself");
+            }
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM assistance_request")
+                .fetch_one(app.state.db.pool())
+                .await
+                .unwrap_or(-1);
+            assert_eq!(rows, 7, "refused requests are not stored");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn thirty_ipv6_addresses_of_one_64_share_one_bucket() {
+    each_backend_with(
+        |s| day_long(s, 5, 100, 1000),
+        async |app: TestApp| {
+            let mut accepted = 0;
+            for i in 1..=30 {
+                let ip = format!("2001:db8:1:2:{i:x}::{:x}", (i * 7919) % 0xffff);
+                let response = app.post_assistance_json(&ip, &format!("p{i}@example.org"), "other", "").await;
+                match response.status() {
+                    StatusCode::ACCEPTED => accepted += 1,
+                    status => assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{ip}"),
+                }
+            }
+            assert_eq!(accepted, 5, "one /64 is one client");
+            let next_door = app.post_assistance_json("2001:db8:1:3::1", "p31@example.org", "other", "").await;
+            assert_eq!(next_door.status(), StatusCode::ACCEPTED, "another /64 is another client");
+        },
+    )
+    .await;
+}

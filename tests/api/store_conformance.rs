@@ -6,7 +6,7 @@ use lifeline::audit::{Actor, AuditEntry};
 use lifeline::crypto::{Keys, MasterKey, TokenHash};
 use lifeline::domain::LockReason;
 use lifeline::policy::lockout::LockoutPolicy;
-use lifeline::store::{SessionStage, SignInEvent, SqlStore, Store, StoreError};
+use lifeline::store::{RateBucket, RateCharge, SessionStage, SignInEvent, SqlStore, Store, StoreError};
 use std::sync::Arc;
 
 /// A fresh, migrated store per backend, with its label for failure messages and the guard that drops it.
@@ -333,19 +333,76 @@ async fn concurrent_audit_writers_build_one_unbroken_chain() {
     }
 }
 
+fn bucket(key: &str, window_start: i64, max: i64) -> RateBucket {
+    RateBucket { key: key.into(), window_start, max }
+}
+
 #[tokio::test]
-async fn rate_limit_counters_add_up_per_window_and_old_windows_are_swept() {
+async fn rate_limits_charge_every_bucket_or_none_and_old_windows_are_swept() {
     for (backend, store, _db) in stores().await {
-        let hits =
-            store.hit_rate_limits(&[("ip:a".into(), 0), ("global".into(), 0)]).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(hits, [1, 1], "{backend}");
-        let hits =
-            store.hit_rate_limits(&[("ip:a".into(), 0), ("global".into(), 0)]).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(hits, [2, 2], "{backend}");
-        let later = store.hit_rate_limits(&[("ip:a".into(), 100_000)]).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(later, [1], "{backend}: a new window starts at one");
-        assert_eq!(store.delete_old_rate_limit_windows(50_000).await.unwrap_or_else(|e| panic!("{e}")), 2, "{backend}");
-        let again = store.hit_rate_limits(&[("ip:a".into(), 100_000)]).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(again, [2], "{backend}: the current window was kept");
+        let take = |buckets: Vec<RateBucket>| {
+            let store = store.clone();
+            async move { store.take_rate_limits(&buckets).await.unwrap_or_else(|e| panic!("{e}")) }
+        };
+        for _ in 0..2 {
+            assert_eq!(take(vec![bucket("ip:a", 0, 2), bucket("global", 0, 3)]).await, RateCharge::Taken, "{backend}");
+        }
+        // ip:a is full: refused, and global is not charged for it — however often it is asked.
+        for _ in 0..5 {
+            assert_eq!(
+                take(vec![bucket("ip:a", 0, 2), bucket("global", 0, 3)]).await,
+                RateCharge::Refused { full: vec![0] },
+                "{backend}"
+            );
+        }
+        assert_eq!(take(vec![bucket("ip:b", 0, 2), bucket("global", 0, 3)]).await, RateCharge::Taken, "{backend}");
+        // Now both are full and both are named; ip:c, refused with them, keeps its room.
+        assert_eq!(
+            take(vec![bucket("ip:a", 0, 2), bucket("ip:c", 0, 1), bucket("global", 0, 3)]).await,
+            RateCharge::Refused { full: vec![0, 2] },
+            "{backend}"
+        );
+        assert_eq!(take(vec![bucket("ip:c", 0, 1)]).await, RateCharge::Taken, "{backend}");
+        assert_eq!(take(vec![bucket("ip:a", 100_000, 2)]).await, RateCharge::Taken, "{backend}: a new window");
+        assert_eq!(store.delete_old_rate_limit_windows(50_000).await.unwrap_or_else(|e| panic!("{e}")), 4, "{backend}");
+        assert_eq!(take(vec![bucket("ip:a", 100_000, 2)]).await, RateCharge::Taken, "{backend}: the window was kept");
+        assert_eq!(take(vec![bucket("ip:a", 100_000, 2)]).await, RateCharge::Refused { full: vec![0] }, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_takers_never_take_more_than_a_bucket_holds() {
+    for (backend, store, _db) in stores().await {
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let store = store.clone();
+                // Shared buckets in different orders: still no deadlock, and still exactly ten.
+                let mut buckets =
+                    vec![bucket("global", 0, 50), bucket("email:victim", 0, 10), bucket(&format!("ip:{i}"), 0, 5)];
+                if i % 2 == 0 {
+                    buckets.reverse();
+                }
+                tokio::spawn(async move { store.take_rate_limits(&buckets).await })
+            })
+            .collect();
+        let mut taken = 0;
+        for task in tasks {
+            if task.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{backend}: {e}"))
+                == RateCharge::Taken
+            {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, 10, "{backend}");
+        // The 30 refused were not charged to the global bucket: exactly 40 more fit.
+        for _ in 0..40 {
+            if store.take_rate_limits(&[bucket("global", 0, 50)]).await.unwrap_or_else(|e| panic!("{e}"))
+                != RateCharge::Taken
+            {
+                panic!("{backend}: the global bucket was charged for refused requests");
+            }
+        }
+        let over = store.take_rate_limits(&[bucket("global", 0, 50)]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(over, RateCharge::Refused { full: vec![0] }, "{backend}");
     }
 }
