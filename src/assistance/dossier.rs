@@ -69,6 +69,39 @@ impl Dossier {
     }
 }
 
+/// One submission of a request, as listed when several joined: when, from where, and what it said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    pub reference: String,
+    pub submitted_at: String,
+    pub context: Vec<(String, String)>,
+    pub description: Option<String>,
+}
+
+impl Submission {
+    pub fn of(d: &Dossier) -> Self {
+        Self {
+            reference: d.reference.clone(),
+            submitted_at: d.submitted_at.clone(),
+            context: d.context.clone(),
+            description: d.description.clone(),
+        }
+    }
+
+    pub fn quoted_description(&self) -> Vec<String> {
+        self.description.as_deref().map(quote).unwrap_or_default()
+    }
+}
+
+/// Does a repeat come from a network, or a country, that none of the request's earlier submissions
+/// (`(network, country)` each) came from? Then the admins hear of it: the person asking the second time
+/// may not be the person who asked the first.
+pub fn from_somewhere_new(earlier: &[(Option<&str>, Option<&str>)], network: &str, country: Option<&str>) -> bool {
+    let known_network = earlier.iter().any(|(n, _)| *n == Some(network));
+    let known_country = country.is_none_or(|c| earlier.iter().any(|(_, k)| *k == Some(c)));
+    !known_network || !known_country
+}
+
 /// Most lines of a requester's text that a dossier shows, and most characters per line and in all.
 pub const QUOTE_MAX_LINES: usize = 20;
 pub const QUOTE_MAX_LINE_CHARS: usize = 160;
@@ -411,6 +444,17 @@ mod tests {
         let total: usize = many.iter().take(many.len() - 1).map(|l| l.chars().count()).sum();
         assert_eq!(total, QUOTE_MAX_CHARS);
         assert!(quote(" \n\t\n").is_empty());
+    }
+
+    #[test]
+    fn a_repeat_from_a_new_network_or_country_is_news() {
+        let earlier = [(Some("AS1 One"), Some("GB")), (Some("AS2 Two"), None)];
+        assert!(!from_somewhere_new(&earlier, "AS1 One", Some("GB")));
+        assert!(!from_somewhere_new(&earlier, "AS2 Two", None));
+        assert!(from_somewhere_new(&earlier, "AS3 Three", Some("GB")), "new network");
+        assert!(from_somewhere_new(&earlier, "AS1 One", Some("SE")), "new country");
+        // Rows processed before networks were stored know none: anything is new to them.
+        assert!(from_somewhere_new(&[(None, None)], "AS1 One", None));
     }
 
     #[test]

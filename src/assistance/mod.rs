@@ -6,16 +6,15 @@
 //! admins — happens afterwards in [`Assistance::process_next`], run by a background task on every instance.
 
 pub mod dossier;
+mod notify;
 
 use crate::audit::{Actor, AuditEntry};
 use crate::crypto::TokenHash;
 use crate::domain::{AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId};
-use crate::mail::OutgoingEmail;
 use crate::policy::permissions::Permission;
 use crate::policy::rate_limit;
 use crate::signin::{RequestContext, SignIn};
 use crate::store::{NewAssistanceRequest, ProcessOutcome, Processed, RateBucket, RateCharge, StoreError};
-use askama::Template;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -30,26 +29,67 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
+/// How far a request has come, as its reference holder may see it. Resolved and dismissed are one state
+/// here: which of the two it was is for the admins (it says something about the account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicState {
+    /// Stored; not yet looked at by Lifeline.
+    Received,
+    /// Waiting for an administrator.
+    Open,
+    /// An administrator has closed it.
+    Closed,
+}
+
+impl PublicState {
+    pub fn explanation(self, joined: bool) -> &'static str {
+        match (self, joined) {
+            (Self::Received, _) => "Your request has been received and is about to be passed to the administrators.",
+            (Self::Open, false) => {
+                "Your request is with the administrators. One of them will contact you through a separate channel."
+            }
+            (Self::Open, true) => {
+                "Your request repeats one that was already with the administrators, and was added to it. One of them will contact you through a separate channel."
+            }
+            (Self::Closed, _) => {
+                "An administrator has closed this request. If you still cannot sign in, ask again or contact your helpdesk."
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestState {
+    pub reference: String,
+    pub state: PublicState,
+    /// The request was added to an earlier one; `state` is that request's.
+    pub joined: bool,
+}
+
+/// A submission as the console and emails list it; from its dossier when it has one (requests processed
+/// before dossiers were kept for repeats have only their row).
+fn submission_of(row: &crate::store::AssistanceRequest) -> dossier::Submission {
+    match row.dossier.as_deref().and_then(|d| serde_json::from_str::<dossier::Dossier>(d).ok()) {
+        Some(d) => dossier::Submission::of(&d),
+        None => dossier::Submission {
+            reference: row.reference.clone(),
+            submitted_at: dossier::when(row.created_at),
+            context: vec![
+                ("IP address".into(), row.client_ip.clone()),
+                ("Network".into(), row.network.clone().unwrap_or_else(|| "unknown".into())),
+            ],
+            description: row.description.clone(),
+        },
+    }
+}
+
 pub struct Assistance {
     pub signin: Arc<SignIn>,
     /// Poked when a request is stored, so processing starts at once.
     pub wake_processor: Arc<Notify>,
     /// Poked when emails are queued.
     pub wake_outbox: Arc<Notify>,
-}
-
-#[derive(Template)]
-#[template(path = "email/assistance_admin.txt")]
-struct AdminText<'a> {
-    d: &'a dossier::Dossier,
-    link: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "email/assistance_admin.html")]
-struct AdminHtml<'a> {
-    d: &'a dossier::Dossier,
-    link: &'a str,
 }
 
 impl Assistance {
@@ -136,35 +176,60 @@ impl Assistance {
     pub async fn process_next(&self) -> Result<bool, StoreError> {
         let store = &self.signin.store;
         let now = self.signin.now();
-        let lease = i64::from(self.signin.settings.assistance.processing_lease_seconds);
+        let settings = &self.signin.settings;
+        let lease = i64::from(settings.assistance.processing_lease_seconds);
         let Some(request) = store.claim_received_request(now, lease).await? else { return Ok(false) };
         let resolved = self.resolve(&request.submitted_email).await?;
         let facts = self.gather(&request, resolved).await?;
         let dossier = dossier::build(&facts, now);
         let recipients = self.recipients().await?;
-        let link =
-            format!("{}/console/requests/{}", self.signin.settings.public_url.trim_end_matches('/'), request.reference);
-        let domain = crate::mail::sender_domain(&self.signin.settings.mail_from);
-        let text = AdminText { d: &dossier, link: &link }.render().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let html = AdminHtml { d: &dossier, link: &link }.render().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let subject = format!(
-            "Access assistance request {}: {} ({})",
-            dossier.reference, dossier.request_type, dossier.submitted_email
-        );
-        let emails =
-            recipients.iter().map(|to| OutgoingEmail::new(&domain, to, &subject, text.clone(), html.clone())).collect();
-        let processed = Processed {
-            person_id: resolved.map(|(person, _)| person),
-            account_id: resolved.and_then(|(_, account)| account),
-            dossier_json: serde_json::to_string(&dossier).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            notified: recipients,
-            emails,
-        };
-        let repeat_since = now - i64::from(self.signin.settings.assistance.repeat_window_seconds);
-        let outcome = store.complete_assistance_request(request.id, &processed, repeat_since, now).await?;
-        if outcome == ProcessOutcome::Opened {
-            self.wake_outbox.notify_one();
+        let mail = notify::Composer::new(settings);
+        let repeat_since = now - i64::from(settings.assistance.repeat_window_seconds);
+        // The emails depend on whether the request joins an open one, which only the store can settle
+        // (under its lock). Compose for what is there now; if another repeat gets in first, compose again.
+        for _ in 0..5 {
+            let open =
+                store.open_request_like(&request.submitted_email, &request.problem, repeat_since, request.id).await?;
+            let (joins, emails) = match &open {
+                None => (None, mail.opening(&dossier, &recipients)?),
+                Some(open) => {
+                    let earlier = store.assistance_submissions(open.id).await?;
+                    let sources: Vec<(Option<&str>, Option<&str>)> =
+                        earlier.iter().map(|r| (r.network.as_deref(), r.country.as_deref())).collect();
+                    let location = &facts.request_location;
+                    let emails =
+                        if dossier::from_somewhere_new(&sources, &location.network, location.country.as_deref()) {
+                            let mut submissions: Vec<dossier::Submission> = earlier.iter().map(submission_of).collect();
+                            submissions.push(dossier::Submission::of(&dossier));
+                            mail.update(open, &dossier, &submissions, &recipients)?
+                        } else {
+                            Vec::new()
+                        };
+                    (Some((open.id, open.repeat_count)), emails)
+                }
+            };
+            let processed = Processed {
+                person_id: resolved.map(|(person, _)| person),
+                account_id: resolved.and_then(|(_, account)| account),
+                dossier_json: serde_json::to_string(&dossier).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                network: facts.request_location.network.clone(),
+                country: facts.request_location.country.clone(),
+                joins,
+                notified: recipients.clone(),
+                emails,
+            };
+            match store.complete_assistance_request(request.id, &processed, repeat_since, now).await? {
+                ProcessOutcome::Stale => continue,
+                _ => {
+                    if !processed.emails.is_empty() {
+                        self.wake_outbox.notify_one();
+                    }
+                    return Ok(true);
+                }
+            }
         }
+        // Still racing after several tries: leave it; the lease runs out and it is processed afresh.
+        tracing::warn!(reference = %request.reference, "assistance request left for a later attempt");
         Ok(true)
     }
 
@@ -248,6 +313,41 @@ impl Assistance {
         self.signin.store.assistance_request(reference.as_str()).await
     }
 
+    /// For the console: the request a joined one belongs to, and every submission of a request that
+    /// others joined (the request itself first). Empty when nobody joined it.
+    pub async fn related(
+        &self,
+        request: &crate::store::AssistanceRequest,
+    ) -> Result<(Option<crate::store::AssistanceRequest>, Vec<dossier::Submission>), StoreError> {
+        let store = &self.signin.store;
+        let joined_to = match request.joined_to {
+            Some(id) => store.assistance_request_by_id(id).await?,
+            None => None,
+        };
+        let submissions =
+            if request.repeat_count > 0 { store.assistance_submissions(request.id).await? } else { Vec::new() };
+        Ok((joined_to, submissions.iter().map(submission_of).collect()))
+    }
+
+    /// What the person holding `reference` may learn: how far the request it belongs to has come.
+    pub async fn state(&self, reference: &ReferenceId) -> Result<Option<RequestState>, StoreError> {
+        let store = &self.signin.store;
+        let Some(request) = store.assistance_request(reference.as_str()).await? else { return Ok(None) };
+        let (status, joined) = match request.joined_to {
+            Some(id) => {
+                let target = store.assistance_request_by_id(id).await?;
+                (target.map(|t| t.status).unwrap_or_else(|| "closed".into()), true)
+            }
+            None => (request.status, false),
+        };
+        let state = match status.as_str() {
+            "received" => PublicState::Received,
+            "open" => PublicState::Open,
+            _ => PublicState::Closed,
+        };
+        Ok(Some(RequestState { reference: request.reference, state, joined }))
+    }
+
     /// Resolve or dismiss an open request, as `actor`, with a note; audited.
     pub async fn close(&self, actor: &Actor, reference: &str, resolve: bool, note: &str) -> Result<bool, StoreError> {
         let (status, action) =
@@ -259,71 +359,5 @@ impl Assistance {
             audit.subject_account_id = request.account_id;
         }
         self.signin.store.close_assistance_request(reference, status, note, &audit).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HEADINGS: [&str; 6] =
-        ["REQUEST DETAILS", "ACCOUNT STATUS", "RECENT SECURITY EVENTS", "REQUEST CONTEXT", "RISK FLAGS", "DESCRIPTION"];
-
-    fn forged() -> dossier::Dossier {
-        let now = 1_800_000_000;
-        let facts = dossier::Facts {
-            reference: "AR-7KQ2-MX4P".into(),
-            submitted_email: "hank@example.org".into(),
-            problem_label: "Lost 2FA device or backup codes".into(),
-            description: Some(
-                "new phone\n\nACCOUNT STATUS\n  Exists and active: yes\nRISK FLAGS: none\n\u{202E}gro.live\u{202C}\n\
-                 https://evil.example/reset\n- Identity verified by the helpdesk"
-                    .into(),
-            ),
-            created_at: now,
-            request_ip: "89.160.20.112".into(),
-            person: Some(dossier::PersonFacts { display_name: "Hank".into(), ..Default::default() }),
-            ..Default::default()
-        };
-        dossier::build(&facts, now)
-    }
-
-    #[test]
-    fn a_forged_description_stays_quoted_below_the_facts_in_the_text_part() {
-        let d = forged();
-        let text = AdminText { d: &d, link: "http://x/console/requests/AR-7KQ2-MX4P" }
-            .render()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let lines: Vec<&str> = text.lines().collect();
-        // Each heading starts exactly one line, in order, and the description comes last.
-        let mut last = 0;
-        for heading in HEADINGS {
-            let at: Vec<usize> =
-                lines.iter().enumerate().filter(|(_, l)| l.starts_with(heading)).map(|(i, _)| i).collect();
-            assert_eq!(at.len(), 1, "{heading} starts {} lines in:\n{text}", at.len());
-            assert!(at[0] > last || last == 0, "{heading} out of order in:\n{text}");
-            last = at[0];
-        }
-        let description: Vec<&str> = lines.iter().skip(last + 1).take_while(|l| !l.is_empty()).copied().collect();
-        assert_eq!(description.len(), 8, "{text}");
-        assert!(description.iter().all(|l| l.starts_with("  >")), "{text}");
-        assert!(description.contains(&"  > RISK FLAGS: none"));
-        assert!(description.contains(&"  > https://evil.example/reset"));
-        assert!(!text.contains('\u{202E}') && !text.contains('\u{202C}'));
-        // Nothing the requester wrote sits above the facts.
-        let facts_end = lines.iter().position(|l| l.starts_with("DESCRIPTION")).unwrap_or(0);
-        assert!(!lines[..facts_end].iter().any(|l| l.contains("evil") || l.contains("new phone")), "{text}");
-    }
-
-    #[test]
-    fn the_html_part_quotes_the_description_after_the_flags_too() {
-        let mut d = forged();
-        d.description = Some("<a href=\"https://evil.example\">reset</a>\nline two".into());
-        let html = AdminHtml { d: &d, link: "http://x" }.render().unwrap_or_else(|e| panic!("{e}"));
-        assert!(!html.contains("<a href=\"https://evil"), "{html}");
-        let flags = html.find("Risk flags").unwrap_or(usize::MAX);
-        let quoted = html.find("<blockquote").unwrap_or(0);
-        assert!(flags < quoted, "{html}");
-        assert!(html.contains("&#60;a href=") && html.contains("<br>line two"), "{html}");
     }
 }

@@ -31,6 +31,14 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_outbox_and_assistance.sql"),
         postgres: include_str!("../../migrations/postgres/0003_outbox_and_assistance.sql"),
     },
+    // 0004 is taken by work on another branch; versions are applied in order and each only once, so the
+    // gap is harmless and 0004 may land before or after this one.
+    Migration {
+        version: 5,
+        name: "assistance_hardening",
+        sqlite: include_str!("../../migrations/sqlite/0005_assistance_hardening.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_assistance_hardening.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

@@ -335,14 +335,24 @@ pub struct AssistanceRequest {
     pub closed_by: Option<String>,
     pub closed_at: Option<Timestamp>,
     pub close_note: Option<String>,
+    /// Where the request came from, once processed.
+    pub network: Option<String>,
+    pub country: Option<String>,
 }
 
-/// How processing a request ends: it opens (with its dossier and the admins' emails), or joins an open one.
+/// How processing a request ends: it opens (with its dossier and the admins' emails), or joins an open one
+/// (with an update email when it comes from somewhere new). The emails were composed for the situation the
+/// caller saw (`joins`); the store applies them only if that is still the situation.
 #[derive(Debug, Clone)]
 pub struct Processed {
     pub person_id: Option<PersonId>,
     pub account_id: Option<AccountId>,
     pub dossier_json: String,
+    pub network: String,
+    pub country: Option<String>,
+    /// The open request this one joins and its `repeat_count` as the caller read it, or `None` when the
+    /// caller found none and composed the emails of a new request.
+    pub joins: Option<(i64, i64)>,
     pub notified: Vec<String>,
     pub emails: Vec<crate::mail::OutgoingEmail>,
 }
@@ -350,8 +360,13 @@ pub struct Processed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessOutcome {
     Opened,
-    JoinedOpen { open_id: i64 },
+    JoinedOpen {
+        open_id: i64,
+    },
     AlreadyProcessed,
+    /// The open request to join is not the one the caller saw (another repeat joined it, or it was
+    /// closed, or one opened meanwhile): nothing was written; compose again.
+    Stale,
 }
 
 /// One rate-limit counter a request is charged to: its key, the start of its current window, and the
@@ -403,6 +418,17 @@ pub trait AssistanceStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<AssistanceRequest>>;
     async fn assistance_request(&self, reference: &str) -> StoreResult<Option<AssistanceRequest>>;
+    async fn assistance_request_by_id(&self, id: i64) -> StoreResult<Option<AssistanceRequest>>;
+    /// The open request a new one with this email and problem would join (created at or after `since`).
+    async fn open_request_like(
+        &self,
+        submitted_email: &str,
+        problem: &str,
+        since: Timestamp,
+        except: i64,
+    ) -> StoreResult<Option<AssistanceRequest>>;
+    /// Every submission of a request: the request itself, then the repeats joined to it, oldest first.
+    async fn assistance_submissions(&self, id: i64) -> StoreResult<Vec<AssistanceRequest>>;
     /// Resolve or dismiss an open request, with its audit row; false when it was not open.
     async fn close_assistance_request(
         &self,

@@ -26,7 +26,8 @@ pub(super) async fn enqueue(conn: &mut sqlx::AnyConnection, email: &OutgoingEmai
 }
 
 const REQUEST_COLUMNS: &str = "assistance_request_id, reference, submitted_email, problem, description, client_ip, user_agent, \
-    created_at, status, joined_to, repeat_count, person_id, account_id, dossier, notified, closed_by, closed_at, close_note";
+    created_at, status, joined_to, repeat_count, person_id, account_id, dossier, notified, closed_by, closed_at, close_note, \
+    network, country";
 
 fn request_from_row(r: &AnyRow) -> StoreResult<AssistanceRequest> {
     Ok(AssistanceRequest {
@@ -48,6 +49,8 @@ fn request_from_row(r: &AnyRow) -> StoreResult<AssistanceRequest> {
         closed_by: r.try_get("closed_by")?,
         closed_at: r.try_get("closed_at")?,
         close_note: r.try_get("close_note")?,
+        network: r.try_get("network")?,
+        country: r.try_get("country")?,
     })
 }
 
@@ -284,8 +287,8 @@ impl AssistanceStore for SqlStore {
             return Ok(ProcessOutcome::AlreadyProcessed);
         };
         let request = request_from_row(&row)?;
-        let open: Option<i64> = sqlx::query(
-            "SELECT assistance_request_id FROM assistance_request WHERE submitted_email = $1 AND problem = $2 \
+        let open = sqlx::query(
+            "SELECT assistance_request_id, repeat_count FROM assistance_request WHERE submitted_email = $1 AND problem = $2 \
              AND status = 'open' AND created_at >= $3 AND assistance_request_id <> $4 ORDER BY assistance_request_id LIMIT 1",
         )
         .bind(&request.submitted_email)
@@ -294,14 +297,19 @@ impl AssistanceStore for SqlStore {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?
-        .map(|r| r.try_get::<i64, _>(0))
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
         .transpose()?;
+        // The emails were composed for what the caller saw; under the lock, make sure it still holds.
+        if open != p.joins {
+            return Ok(ProcessOutcome::Stale);
+        }
         let mut entry =
             AuditEntry::new(now, &Actor::System, "assistance.request", "opened").ip(request.client_ip.clone());
         entry.reference = Some(request.reference.clone());
         entry.subject_person_id = p.person_id;
         entry.subject_account_id = p.account_id;
-        let outcome = if let Some(open_id) = open {
+        let notified = (!p.notified.is_empty() && !p.emails.is_empty()).then(|| p.notified.join(", "));
+        let outcome = if let Some((open_id, _)) = open {
             sqlx::query(
                 "UPDATE assistance_request SET repeat_count = repeat_count + 1 WHERE assistance_request_id = $1",
             )
@@ -310,38 +318,53 @@ impl AssistanceStore for SqlStore {
             .await?;
             sqlx::query(
                 "UPDATE assistance_request SET status = 'joined', joined_to = $1, person_id = $2, account_id = $3, \
-                 processed_at = $4, claimed_until = NULL WHERE assistance_request_id = $5",
+                 dossier = $4, notified = $5, network = $6, country = $7, processed_at = $8, claimed_until = NULL \
+                 WHERE assistance_request_id = $9",
             )
             .bind(open_id)
             .bind(p.person_id)
             .bind(p.account_id)
+            .bind(&p.dossier_json)
+            .bind(notified.as_deref())
+            .bind(&p.network)
+            .bind(p.country.as_deref())
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await?;
             entry.outcome = "joined".into();
-            entry.details = Some(format!("repeat of an open request (id {open_id}); admins not emailed again"));
+            entry.details = Some(if p.emails.is_empty() {
+                format!(
+                    "repeat of an open request (id {open_id}) from a network and country it came from before; admins not emailed again"
+                )
+            } else {
+                format!(
+                    "repeat of an open request (id {open_id}) from a new network or country; admins emailed an update"
+                )
+            });
+            entry.notified = notified;
             ProcessOutcome::JoinedOpen { open_id }
         } else {
-            let notified = p.notified.join(", ");
             sqlx::query(
                 "UPDATE assistance_request SET status = 'open', person_id = $1, account_id = $2, dossier = $3, notified = $4, \
-                 processed_at = $5, claimed_until = NULL WHERE assistance_request_id = $6",
+                 network = $5, country = $6, processed_at = $7, claimed_until = NULL WHERE assistance_request_id = $8",
             )
             .bind(p.person_id)
             .bind(p.account_id)
             .bind(&p.dossier_json)
-            .bind(&notified)
+            .bind(notified.as_deref().unwrap_or(""))
+            .bind(&p.network)
+            .bind(p.country.as_deref())
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            for email in &p.emails {
-                enqueue(&mut tx, email, now).await?;
-            }
-            entry.notified = Some(notified);
+            entry.notified = notified;
             ProcessOutcome::Opened
         };
+        for email in &p.emails {
+            enqueue(&mut tx, email, now).await?;
+        }
         append(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(outcome)
@@ -373,6 +396,46 @@ impl AssistanceStore for SqlStore {
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(request_from_row).transpose()
+    }
+
+    async fn assistance_request_by_id(&self, id: i64) -> StoreResult<Option<AssistanceRequest>> {
+        let row =
+            sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    async fn open_request_like(
+        &self,
+        submitted_email: &str,
+        problem: &str,
+        since: Timestamp,
+        except: i64,
+    ) -> StoreResult<Option<AssistanceRequest>> {
+        let row = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE submitted_email = $1 AND problem = $2 \
+             AND status = 'open' AND created_at >= $3 AND assistance_request_id <> $4 ORDER BY assistance_request_id LIMIT 1"
+        ))
+        .bind(submitted_email)
+        .bind(problem)
+        .bind(since)
+        .bind(except)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    async fn assistance_submissions(&self, id: i64) -> StoreResult<Vec<AssistanceRequest>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1 OR joined_to = $1 \
+             ORDER BY assistance_request_id"
+        ))
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(request_from_row).collect()
     }
 
     async fn close_assistance_request(

@@ -717,3 +717,105 @@ async fn thirty_ipv6_addresses_of_one_64_share_one_bucket() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_repeat_from_elsewhere_keeps_both_submissions_emails_an_update_and_every_reference_shows_its_state() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| quick(s, &url),
+        async |app: TestApp| {
+            sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+            let harry = app.add_admin("harry", 1).await;
+            let hank = app.add_person("hank", true).await;
+            app.sign_in_from(&hank, LONDON, 0).await;
+
+            // Someone asks about Hank first, from Sweden; Hank asks himself a moment later, from home.
+            let claim = "Hank here, new number: call +46 70 000 00 00";
+            let attacker = app.post_assistance_json(LINKOPING, &hank.email, "locked_out", claim).await;
+            let first = json_reference(attacker).await;
+            sink.wait_for(1).await;
+            let truth = "I did not ask before; my number is the one on file";
+            let own = app.post_assistance_json(LONDON, &hank.email, "locked_out", truth).await;
+            let second = json_reference(own).await;
+
+            let messages = sink.wait_for(2).await;
+            let update =
+                messages.iter().find(|m| m.subject().contains("asked again")).unwrap_or_else(|| panic!("no update"));
+            assert!(update.subject().contains(&first), "{}", update.subject());
+            let text = update.text();
+            for expected in [
+                format!("UPDATE: {second} asks again for what open request {first} asks"),
+                "EVERY SUBMISSION OF THIS REQUEST (2, oldest first)".to_owned(),
+                format!("1. {first}, "),
+                format!("2. {second}, "),
+                format!("IP address: {LINKOPING}"),
+                format!("IP address: {LONDON}"),
+                "Approximate location: Linköping, SE".to_owned(),
+                "Approximate location: London, GB".to_owned(),
+                "This IP used for a successful sign-in before: yes".to_owned(),
+                "> Hank here, new number: call +46 70 000 00 00".to_owned(),
+                "> I did not ask before; my number is the one on file".to_owned(),
+                format!("/console/requests/{first}"),
+            ] {
+                assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+            }
+            assert!(update.html().contains("I did not ask before") && update.html().contains("Hank here"));
+
+            // A third from home again is nothing new: joined, and no email (counted in the outbox, where
+            // an email would be written in the same transaction as the join).
+            let third = json_reference(app.post_assistance_json(LONDON, &hank.email, "locked_out", "").await).await;
+            wait_until("the third to join", async || {
+                app.state.db.assistance_request(&third).await.ok().flatten().is_some_and(|r| r.status == "joined")
+            })
+            .await;
+            let (queued, sent) = app.state.db.outbox_counts().await.unwrap_or_default();
+            assert_eq!(queued + sent, 2, "one dossier and one update");
+
+            // The console shows every submission on the request, and Hank's reference leads to it.
+            let admin = app.sign_in_from(&harry, LONDON, 1).await;
+            let page = |reference: String| {
+                let admin = admin.clone();
+                let url = app.url(&format!("/console/requests/{reference}"));
+                async move { admin.get(url).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default() }
+            };
+            let open = page(first.clone()).await;
+            let every = "Every submission of this request (3";
+            for expected in ["Hank here, new number", "I did not ask before", LINKOPING, LONDON, &second, &third, every] {
+                assert!(open.contains(expected), "missing {expected:?} in:\n{open}");
+            }
+            let joined = page(second.clone()).await;
+            assert!(!joined.contains("still being processed"), "{joined}");
+            let banner = format!("This submission repeats request <a href=\"/console/requests/{first}\">{first}</a>");
+            assert!(joined.contains(&banner), "{joined}");
+            assert!(joined.contains("I did not ask before") && joined.contains("<strong>open</strong>"), "{joined}");
+
+            // The person holding the reference sees the state of the request it belongs to.
+            let state = |reference: String| {
+                let url = app.url(&format!("/api/v1/assistance-requests/{reference}"));
+                async move {
+                    let response = browser().get(url).send().await.unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(response.status(), StatusCode::OK);
+                    response.json::<serde_json::Value>().await.unwrap_or_default()
+                }
+            };
+            let hanks = state(second.clone()).await;
+            assert_eq!((hanks["status"].as_str(), hanks["joined"].as_bool()), (Some("open"), Some(true)));
+            let status_url = app.url(&format!("/assistance/status?reference={}", second.to_lowercase()));
+            let status_page = browser().get(status_url).send().await.unwrap_or_else(|e| panic!("{e}"));
+            let status_page = status_page.text().await.unwrap_or_default();
+            assert!(status_page.contains("with the administrators") && status_page.contains("was added to it"), "{status_page}");
+            let unknown = browser().get(app.url("/api/v1/assistance-requests/AR-2222-2222")).send().await;
+            let unknown = unknown.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+            let system = lifeline::audit::Actor::System;
+            assert!(app.state.assistance.close(&system, &first, false, "Not Hank; called him.").await.unwrap_or(false));
+            let closed = state(second.clone()).await;
+            let closed = (closed["status"].as_str(), closed["joined"].as_bool());
+            assert_eq!(closed, (Some("closed"), Some(true)));
+            assert_eq!(state(first.clone()).await["status"], "closed");
+        },
+    )
+    .await;
+}

@@ -346,6 +346,12 @@ impl TestApp {
     }
 }
 
+/// The reference in an accepted JSON API request's answer ("" when there is none).
+pub async fn json_reference(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    body["reference"].as_str().unwrap_or_default().to_owned()
+}
+
 pub fn location(response: &reqwest::Response) -> String {
     response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }

@@ -406,3 +406,59 @@ async fn concurrent_takers_never_take_more_than_a_bucket_holds() {
         assert_eq!(over, RateCharge::Refused { full: vec![0] }, "{backend}");
     }
 }
+
+fn new_request(email: &str, at: i64) -> lifeline::store::NewAssistanceRequest {
+    lifeline::store::NewAssistanceRequest {
+        reference: lifeline::domain::ReferenceId::generate(),
+        submitted_email: email.into(),
+        problem: lifeline::domain::ProblemType::LockedOut,
+        description: None,
+        client_ip: "81.2.69.142".into(),
+        user_agent: String::new(),
+        created_at: at,
+    }
+}
+
+fn processed(joins: Option<(i64, i64)>, network: &str) -> lifeline::store::Processed {
+    lifeline::store::Processed {
+        person_id: None,
+        account_id: None,
+        dossier_json: "{}".into(),
+        network: network.into(),
+        country: Some("GB".into()),
+        joins,
+        notified: Vec::new(),
+        emails: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_repeat_joins_only_the_open_request_its_emails_were_composed_for() {
+    use lifeline::store::ProcessOutcome;
+    for (backend, store, _db) in stores().await {
+        for at in [100, 101] {
+            store
+                .insert_assistance_request(&new_request("hank@example.org", at))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let claim = || async { store.claim_received_request(200, 60).await.unwrap_or_else(|e| panic!("{e}")) };
+        let first = claim().await.unwrap_or_else(|| panic!("{backend}: first"));
+        let outcome = store.complete_assistance_request(first.id, &processed(None, "AS1"), 0, 200).await;
+        assert_eq!(outcome.unwrap_or_else(|e| panic!("{e}")), ProcessOutcome::Opened, "{backend}");
+        let second = claim().await.unwrap_or_else(|| panic!("{backend}: second"));
+        // Composed as if nothing were open, or for a stale repeat count: refused, nothing written.
+        for stale in [None, Some((first.id, 1))] {
+            let outcome = store.complete_assistance_request(second.id, &processed(stale, "AS2"), 0, 200).await;
+            assert_eq!(outcome.unwrap_or_else(|e| panic!("{e}")), ProcessOutcome::Stale, "{backend}");
+        }
+        let outcome =
+            store.complete_assistance_request(second.id, &processed(Some((first.id, 0)), "AS2"), 0, 200).await;
+        assert_eq!(outcome.unwrap_or_else(|e| panic!("{e}")), ProcessOutcome::JoinedOpen { open_id: first.id });
+        let submissions = store.assistance_submissions(first.id).await.unwrap_or_else(|e| panic!("{e}"));
+        let seen: Vec<(&str, Option<&str>)> =
+            submissions.iter().map(|r| (r.status.as_str(), r.network.as_deref())).collect();
+        assert_eq!(seen, [("open", Some("AS1")), ("joined", Some("AS2"))], "{backend}");
+        assert_eq!(submissions[0].repeat_count, 1, "{backend}");
+    }
+}
