@@ -10,9 +10,11 @@ mod notify;
 
 use crate::audit::{Actor, AuditEntry};
 use crate::crypto::TokenHash;
-use crate::domain::{AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId};
+use crate::domain::{
+    AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId, Timestamp,
+};
 use crate::policy::permissions::Permission;
-use crate::policy::rate_limit;
+use crate::policy::{self, rate_limit};
 use crate::signin::{RequestContext, SignIn};
 use crate::store::{NewAssistanceRequest, ProcessOutcome, Processed, RateBucket, RateCharge, StoreError};
 use std::sync::Arc;
@@ -159,11 +161,25 @@ impl Assistance {
 
     /// Process requests until the process ends.
     pub async fn run_processor(self: Arc<Self>) {
+        let mut processed = 0u32;
         loop {
-            match self.process_next().await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => tracing::warn!("assistance processing: {e}"),
+            let busy = match self.process_next().await {
+                Ok(busy) => busy,
+                Err(e) => {
+                    tracing::warn!("assistance processing: {e}");
+                    false
+                }
+            };
+            // Digests go out when the queue is drained, and now and then during a steady flood.
+            processed = if busy { processed.wrapping_add(1) } else { 0 };
+            if busy && !processed.is_multiple_of(50) {
+                continue;
+            }
+            if let Err(e) = self.send_due_digest().await {
+                tracing::warn!("assistance digest: {e}");
+            }
+            if busy {
+                continue;
             }
             tokio::select! {
                 () = self.wake_processor.notified() => {},
@@ -187,10 +203,12 @@ impl Assistance {
         let repeat_since = now - i64::from(settings.assistance.repeat_window_seconds);
         // The emails depend on whether the request joins an open one, which only the store can settle
         // (under its lock). Compose for what is there now; if another repeat gets in first, compose again.
+        // Decided once, the first time there is something to tell the admins: new, or from somewhere new.
+        let mut digest_due_at: Option<Option<Timestamp>> = None;
         for _ in 0..5 {
             let open =
                 store.open_request_like(&request.submitted_email, &request.problem, repeat_since, request.id).await?;
-            let (joins, emails) = match &open {
+            let (joins, mut emails) = match &open {
                 None => (None, mail.opening(&dossier, &recipients)?),
                 Some(open) => {
                     let earlier = store.assistance_submissions(open.id).await?;
@@ -208,6 +226,17 @@ impl Assistance {
                     (Some((open.id, open.repeat_count)), emails)
                 }
             };
+            let due = if emails.is_empty() {
+                None
+            } else {
+                match digest_due_at {
+                    Some(due) => due,
+                    None => *digest_due_at.insert(self.digest_decision(now).await?),
+                }
+            };
+            if due.is_some() {
+                emails.clear();
+            }
             let processed = Processed {
                 person_id: resolved.map(|(person, _)| person),
                 account_id: resolved.and_then(|(_, account)| account),
@@ -217,6 +246,7 @@ impl Assistance {
                 joins,
                 notified: recipients.clone(),
                 emails,
+                digest_due_at: due,
             };
             match store.complete_assistance_request(request.id, &processed, repeat_since, now).await? {
                 ProcessOutcome::Stale => continue,
@@ -231,6 +261,47 @@ impl Assistance {
         // Still racing after several tries: leave it; the lease runs out and it is processed afresh.
         tracing::warn!(reference = %request.reference, "assistance request left for a later attempt");
         Ok(true)
+    }
+
+    /// Count one notification for the admins; `Some(due)` when it must wait for the digest due then.
+    async fn digest_decision(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        let settings = self.signin.settings.assistance.digest;
+        let (this, previous) = policy::digest::intervals(now, settings.interval_seconds);
+        let (this, previous) = self.signin.store.count_in_window("assistance:notify", this, previous).await?;
+        Ok((!policy::digest::individual(this, previous, settings.individual_per_interval))
+            .then(|| policy::digest::due_at(now, settings.interval_seconds)))
+    }
+
+    /// Send the digest of the requests put off for it, if one is due; returns how many it covered.
+    pub async fn send_due_digest(&self) -> Result<usize, StoreError> {
+        let store = &self.signin.store;
+        let now = self.signin.now();
+        for _ in 0..3 {
+            let due = store.digest_due(now).await?;
+            let Some(last) = due.last() else { return Ok(0) };
+            let recipients = self.recipients().await?;
+            let mut items = Vec::with_capacity(due.len().min(notify::DIGEST_LISTED));
+            for row in due.iter().take(notify::DIGEST_LISTED) {
+                let joined_to = match row.joined_to {
+                    Some(id) => store.assistance_request_by_id(id).await?.map(|r| r.reference),
+                    None => None,
+                };
+                items.push(notify::DigestItem::of(row, joined_to));
+            }
+            let settings = &self.signin.settings;
+            let emails =
+                notify::Composer::new(settings).digest(&items, due.len(), &settings.assistance.digest, &recipients)?;
+            let references: Vec<&str> = due.iter().map(|r| r.reference.as_str()).collect();
+            let audit = AuditEntry::new(now, &Actor::System, "assistance.digest", "sent")
+                .details(serde_json::json!({ "requests": due.len(), "references": references }).to_string());
+            if store.complete_digest(last.id, due.len(), &recipients, &emails, &audit, now).await? {
+                if !emails.is_empty() {
+                    self.wake_outbox.notify_one();
+                }
+                return Ok(due.len());
+            }
+        }
+        Ok(0)
     }
 
     /// Everyone who may view requests, active, with a valid email (every stored email is valid).

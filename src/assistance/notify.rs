@@ -27,6 +27,69 @@ struct AdminHtml<'a> {
     submissions: &'a [Submission],
 }
 
+/// Most requests a digest lists one by one; it counts them all.
+pub(super) const DIGEST_LISTED: usize = 100;
+
+/// One request as a digest lists it: enough to pick it out of the queue, and its risk flags.
+pub(super) struct DigestItem {
+    pub reference: String,
+    pub submitted_at: String,
+    pub request_type: String,
+    pub submitted_email: String,
+    pub resolved_account: String,
+    pub source: String,
+    pub risk_flags: Vec<String>,
+    /// For a repeat from somewhere new: the open request it was added to.
+    pub joined_to: Option<String>,
+}
+
+impl DigestItem {
+    pub(super) fn of(row: &AssistanceRequest, joined_to: Option<String>) -> Self {
+        let dossier = row.dossier.as_deref().and_then(|d| serde_json::from_str::<Dossier>(d).ok());
+        let context =
+            |key: &str| dossier.as_ref().and_then(|d| d.context.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()));
+        Self {
+            reference: row.reference.clone(),
+            submitted_at: super::dossier::when(row.created_at),
+            request_type: dossier.as_ref().map(|d| d.request_type.clone()).unwrap_or_else(|| row.problem.clone()),
+            submitted_email: row.submitted_email.clone(),
+            resolved_account: dossier.as_ref().map(|d| d.resolved_account.clone()).unwrap_or_default(),
+            source: format!(
+                "{} ({}; {})",
+                row.client_ip,
+                context("Approximate location").unwrap_or_else(|| "unknown".into()),
+                row.network.clone().unwrap_or_else(|| "unknown network".into())
+            ),
+            risk_flags: dossier.map(|d| d.risk_flags).unwrap_or_default(),
+            joined_to,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "email/assistance_digest.txt")]
+struct DigestText<'a> {
+    count: usize,
+    items: &'a [DigestItem],
+    unlisted: usize,
+    individual: u32,
+    minutes: u32,
+    queue: &'a str,
+    console: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/assistance_digest.html")]
+struct DigestHtml<'a> {
+    count: usize,
+    items: &'a [DigestItem],
+    unlisted: usize,
+    individual: u32,
+    minutes: u32,
+    queue: &'a str,
+    console: &'a str,
+}
+
 fn rendered(result: askama::Result<String>) -> Result<String, StoreError> {
     result.map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -83,6 +146,29 @@ impl Composer {
             "Access assistance request {}: asked again from a new network or country ({})",
             open.reference, d.submitted_email
         );
+        Ok(self.to_all(recipients, &subject, text, html))
+    }
+
+    /// One email for `count` requests put off during a flood, listing `items` (the first of them).
+    pub(super) fn digest(
+        &self,
+        items: &[DigestItem],
+        count: usize,
+        settings: &crate::config::DigestSettings,
+        recipients: &[String],
+    ) -> Result<Vec<OutgoingEmail>, StoreError> {
+        let queue = format!("{}/console/requests?status=open", self.public_url);
+        let console = format!("{}/console/requests/", self.public_url);
+        let (individual, minutes) = (settings.individual_per_interval, settings.interval_seconds.div_ceil(60));
+        let unlisted = count.saturating_sub(items.len());
+        let text = rendered(
+            DigestText { count, items, unlisted, individual, minutes, queue: &queue, console: &console }.render(),
+        )?;
+        let html = rendered(
+            DigestHtml { count, items, unlisted, individual, minutes, queue: &queue, console: &console }.render(),
+        )?;
+        let subject =
+            format!("Access assistance digest: {count} request{} during a flood", if count == 1 { "" } else { "s" });
         Ok(self.to_all(recipients, &subject, text, html))
     }
 }

@@ -355,6 +355,8 @@ pub struct Processed {
     pub joins: Option<(i64, i64)>,
     pub notified: Vec<String>,
     pub emails: Vec<crate::mail::OutgoingEmail>,
+    /// Instead of `emails` (empty then): the admins hear of this request in the digest due at this time.
+    pub digest_due_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,6 +393,10 @@ pub trait AssistanceStore: Send + Sync {
     /// Charge one hit to every bucket, or to none: when any bucket's window is already full, nothing is
     /// charged. Atomic, so concurrent callers (on any instance) never take more than `max` between them.
     async fn take_rate_limits(&self, buckets: &[RateBucket]) -> StoreResult<RateCharge>;
+    /// Count one event in the window of `key` that starts at `window_start`; returns the count of that
+    /// window now and of the window starting at `previous` (0 when none).
+    async fn count_in_window(&self, key: &str, window_start: Timestamp, previous: Timestamp)
+    -> StoreResult<(i64, i64)>;
     /// Remove counter windows that started before `before` (housekeeping, idempotent).
     async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64>;
     /// Store a request (and its audit row) durably.
@@ -429,6 +435,20 @@ pub trait AssistanceStore: Send + Sync {
     ) -> StoreResult<Option<AssistanceRequest>>;
     /// Every submission of a request: the request itself, then the repeats joined to it, oldest first.
     async fn assistance_submissions(&self, id: i64) -> StoreResult<Vec<AssistanceRequest>>;
+    /// Requests (new ones, and repeats from somewhere new) whose digest is due by `now`, oldest first.
+    async fn digest_due(&self, now: Timestamp) -> StoreResult<Vec<AssistanceRequest>>;
+    /// Queue a digest in one transaction: the requests due by `now` up to `last_id` are marked notified, the
+    /// emails and the audit row written. False, and nothing written, unless exactly `count` requests were
+    /// waiting (another instance sent some of them meanwhile, or more became due): compose again.
+    async fn complete_digest(
+        &self,
+        last_id: i64,
+        count: usize,
+        notified: &[String],
+        emails: &[crate::mail::OutgoingEmail],
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Resolve or dismiss an open request, with its audit row; false when it was not open.
     async fn close_assistance_request(
         &self,
@@ -457,12 +477,38 @@ pub trait AssistanceStore: Send + Sync {
     ) -> StoreResult<(bool, bool)>;
 }
 
+/// Removing personal data that has done its job. Each removal writes its audit row in its own
+/// transaction; the audit log itself is never touched.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Remove sign-in events from before `before`; returns how many.
+    async fn delete_sign_in_events_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64>;
+    /// Remove resolved and dismissed requests closed before `before`, with the repeats joined to them;
+    /// returns how many rows.
+    async fn delete_closed_requests_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64>;
+}
+
 /// Everything the application needs from storage.
 pub trait Store:
-    DirectoryStore + CredentialStore + SessionStore + EventStore + AuditStore + OutboxStore + AssistanceStore
+    DirectoryStore
+    + CredentialStore
+    + SessionStore
+    + EventStore
+    + AuditStore
+    + OutboxStore
+    + AssistanceStore
+    + RetentionStore
 {
 }
-impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + AuditStore + OutboxStore + AssistanceStore> Store
-    for T
+impl<
+    T: DirectoryStore
+        + CredentialStore
+        + SessionStore
+        + EventStore
+        + AuditStore
+        + OutboxStore
+        + AssistanceStore
+        + RetentionStore,
+> Store for T
 {
 }

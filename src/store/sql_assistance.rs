@@ -197,6 +197,32 @@ impl AssistanceStore for SqlStore {
         Ok(RateCharge::Refused { full })
     }
 
+    async fn count_in_window(
+        &self,
+        key: &str,
+        window_start: Timestamp,
+        previous: Timestamp,
+    ) -> StoreResult<(i64, i64)> {
+        let now: i64 = sqlx::query(
+            "INSERT INTO rate_limit_counter (bucket, window_start, hits) VALUES ($1, $2, 1) \
+             ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 RETURNING hits",
+        )
+        .bind(key)
+        .bind(window_start)
+        .fetch_one(self.pool())
+        .await?
+        .try_get("hits")?;
+        let before: Option<i64> =
+            sqlx::query("SELECT hits FROM rate_limit_counter WHERE bucket = $1 AND window_start = $2")
+                .bind(key)
+                .bind(previous)
+                .fetch_optional(self.pool())
+                .await?
+                .map(|r| r.try_get("hits"))
+                .transpose()?;
+        Ok((now, before.unwrap_or(0)))
+    }
+
     async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64> {
         let result = sqlx::query("DELETE FROM rate_limit_counter WHERE window_start < $1")
             .bind(before)
@@ -309,6 +335,7 @@ impl AssistanceStore for SqlStore {
         entry.subject_person_id = p.person_id;
         entry.subject_account_id = p.account_id;
         let notified = (!p.notified.is_empty() && !p.emails.is_empty()).then(|| p.notified.join(", "));
+        let digest = p.digest_due_at.map(|at| format!("; the admins will hear of it in the digest due at {at}"));
         let outcome = if let Some((open_id, _)) = open {
             sqlx::query(
                 "UPDATE assistance_request SET repeat_count = repeat_count + 1 WHERE assistance_request_id = $1",
@@ -347,7 +374,8 @@ impl AssistanceStore for SqlStore {
         } else {
             sqlx::query(
                 "UPDATE assistance_request SET status = 'open', person_id = $1, account_id = $2, dossier = $3, notified = $4, \
-                 network = $5, country = $6, processed_at = $7, claimed_until = NULL WHERE assistance_request_id = $8",
+                 network = $5, country = $6, processed_at = $7, claimed_until = NULL, digest_due_at = $8 \
+                 WHERE assistance_request_id = $9",
             )
             .bind(p.person_id)
             .bind(p.account_id)
@@ -356,9 +384,11 @@ impl AssistanceStore for SqlStore {
             .bind(&p.network)
             .bind(p.country.as_deref())
             .bind(now)
+            .bind(p.digest_due_at)
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            entry.details = digest.map(|d| d.trim_start_matches("; ").to_owned());
             entry.notified = notified;
             ProcessOutcome::Opened
         };
@@ -436,6 +466,53 @@ impl AssistanceStore for SqlStore {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(request_from_row).collect()
+    }
+
+    async fn digest_due(&self, now: Timestamp) -> StoreResult<Vec<AssistanceRequest>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE digest_due_at IS NOT NULL AND digest_due_at <= $1 \
+             ORDER BY assistance_request_id"
+        ))
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    async fn complete_digest(
+        &self,
+        last_id: i64,
+        count: usize,
+        notified: &[String],
+        emails: &[OutgoingEmail],
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        // Serialised with request processing, which is what marks requests for a digest.
+        sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await?;
+        let notified = notified.join(", ");
+        let marked = sqlx::query(
+            "UPDATE assistance_request SET digest_due_at = NULL, notified = $1 \
+             WHERE digest_due_at IS NOT NULL AND digest_due_at <= $2 AND assistance_request_id <= $3",
+        )
+        .bind(&notified)
+        .bind(now)
+        .bind(last_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if marked != count as u64 {
+            return Ok(false);
+        }
+        for email in emails {
+            enqueue(&mut tx, email, now).await?;
+        }
+        let mut entry = audit.clone();
+        entry.notified = Some(notified);
+        append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn close_assistance_request(
@@ -529,5 +606,55 @@ impl AssistanceStore for SqlStore {
         .fetch_one(self.pool())
         .await?;
         Ok((row.try_get::<i64, _>("ip_hits")? > 0, row.try_get::<i64, _>("network_hits")? > 0))
+    }
+}
+
+#[async_trait]
+impl RetentionStore for SqlStore {
+    async fn delete_sign_in_events_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64> {
+        let mut tx = self.pool().begin().await?;
+        let removed = sqlx::query("DELETE FROM sign_in_event WHERE at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Ok(0);
+        }
+        let mut entry = audit.clone();
+        entry.details = Some(serde_json::json!({ "removed": removed, "before": before }).to_string());
+        append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn delete_closed_requests_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64> {
+        let mut tx = self.pool().begin().await?;
+        let closed = "SELECT assistance_request_id FROM assistance_request \
+                      WHERE status IN ('resolved', 'dismissed') AND closed_at < $1";
+        // Repeats first: they point at the request they joined.
+        let repeats = sqlx::query(&format!("DELETE FROM assistance_request WHERE joined_to IN ({closed})"))
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let requests =
+            sqlx::query("DELETE FROM assistance_request WHERE status IN ('resolved', 'dismissed') AND closed_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let removed = repeats + requests;
+        if removed == 0 {
+            return Ok(0);
+        }
+        let mut entry = audit.clone();
+        entry.details = Some(
+            serde_json::json!({ "removed_requests": requests, "removed_repeats": repeats, "closed_before": before })
+                .to_string(),
+        );
+        append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 }

@@ -819,3 +819,114 @@ async fn a_repeat_from_elsewhere_keeps_both_submissions_emails_an_update_and_eve
     )
     .await;
 }
+
+/// Every email the outbox holds (queued or sent): (subject, text).
+async fn outbox(app: &TestApp) -> Vec<(String, String)> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT subject, text_body FROM outbox_email ORDER BY outbox_email_id")
+            .fetch_all(app.state.db.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    rows
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(app.state.db.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[tokio::test]
+async fn a_flood_reaches_the_admins_as_one_digest_per_interval_and_every_request_reaches_the_queue() {
+    // Ten seconds into a minute, so that the whole flood falls into one interval.
+    let start = 1_900_000_000 - 1_900_000_000 % 60 + 10;
+    each_backend_with_clock(
+        start,
+        |s| {
+            day_long(s, 1000, 1000, 1000);
+            s.assistance.digest.individual_per_interval = 5;
+            s.assistance.digest.interval_seconds = 60;
+        },
+        async |app: TestApp, clock| {
+            app.add_admin("harry", 1).await;
+            app.add_admin("ada", 3).await;
+            let processed = async |n: i64| {
+                wait_until("processing", async || {
+                    count(&app, "SELECT COUNT(*) FROM assistance_request WHERE status <> 'received'").await == n
+                })
+                .await
+            };
+
+            // 100 requests "in the same second", ten at a time.
+            let mut references = Vec::new();
+            for batch in 0..10 {
+                let requests = (0..10).map(|i| {
+                    let n = batch * 10 + i;
+                    let app = &app;
+                    async move {
+                        let ip = format!("10.9.{}.{}", n / 200, n % 200 + 1);
+                        json_reference(app.post_assistance_json(&ip, &format!("p{n}@example.org"), "other", "").await)
+                            .await
+                    }
+                });
+                references.extend(futures::future::join_all(requests).await);
+            }
+            processed(100).await;
+            // The first five went out one by one (to two admins); the other 95 wait for the digest.
+            let singles = outbox(&app).await;
+            assert_eq!(singles.len(), 10, "{:?}", singles.iter().map(|(s, _)| s).collect::<Vec<_>>());
+            assert!(singles.iter().all(|(subject, _)| subject.starts_with("Access assistance request AR-")));
+            assert_eq!(
+                count(&app, "SELECT COUNT(*) FROM assistance_request WHERE digest_due_at IS NOT NULL").await,
+                95
+            );
+
+            // The interval ends: one digest per admin, covering the 95.
+            clock.advance(60);
+            app.state.assistance.wake_processor.notify_one();
+            wait_until("the digest", async || outbox(&app).await.len() == 12).await;
+            let emails = outbox(&app).await;
+            let digests = &emails[10..];
+            for (subject, text) in digests {
+                assert_eq!(subject, "Access assistance digest: 95 requests during a flood");
+                assert!(text.starts_with("DIGEST of 95 access assistance requests"), "{text}");
+                assert!(text.contains("This is a digest, not a single request."), "{text}");
+                assert!(text.contains("more than 5 in 1 minute"), "{text}");
+            }
+            let emailed_alone: Vec<&String> =
+                references.iter().filter(|r| singles.iter().any(|(s, _)| s.contains(r.as_str()))).collect();
+            assert_eq!(emailed_alone.len(), 5);
+            for reference in references.iter().filter(|r| !emailed_alone.contains(r)) {
+                assert!(digests[0].1.contains(&format!("{reference}, ")), "{reference} listed in the digest");
+            }
+            // Every request is in the queue, and nothing is left waiting to be sent.
+            assert_eq!(app.state.assistance.list("open", "").await.unwrap_or_default().len(), 100);
+            assert_eq!(count(&app, "SELECT COUNT(*) FROM assistance_request WHERE digest_due_at IS NOT NULL").await, 0);
+            let digest_audits = app
+                .state
+                .db
+                .audit_records(0, 10_000)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.entry.action == "assistance.digest")
+                .count();
+            assert_eq!(digest_audits, 1);
+
+            // The next interval follows a flood: still a digest, even for a single request.
+            app.post_assistance_json(LONDON, "late@example.org", "other", "").await;
+            processed(101).await;
+            assert_eq!(outbox(&app).await.len(), 12, "no single email right after a flood");
+            clock.advance(60);
+            app.state.assistance.wake_processor.notify_one();
+            wait_until("the second digest", async || outbox(&app).await.len() == 14).await;
+            assert_eq!(outbox(&app).await[13].0, "Access assistance digest: 1 request during a flood");
+
+            // After a quiet interval, requests are emailed one by one again.
+            clock.advance(120);
+            app.post_assistance_json(LINKOPING, "calm@example.org", "other", "").await;
+            processed(102).await;
+            wait_until("a single email", async || outbox(&app).await.len() == 16).await;
+            assert!(outbox(&app).await[15].0.starts_with("Access assistance request AR-"));
+        },
+    )
+    .await;
+}

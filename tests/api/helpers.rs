@@ -141,11 +141,58 @@ pub fn test_settings(dir: &Path) -> Settings {
 }
 
 /// Spawn Lifeline on a random loopback port over `db`.
-pub async fn spawn_in(dir: tempfile::TempDir, mut settings: Settings, db: TestDb) -> TestApp {
+pub async fn spawn_in(dir: tempfile::TempDir, settings: Settings, db: TestDb) -> TestApp {
+    spawn_with_clock(dir, settings, db, std::sync::Arc::new(lifeline::signin::SystemClock)).await
+}
+
+/// A clock the test sets and moves on; it never moves by itself.
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn at(now: i64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self(std::sync::atomic::AtomicI64::new(now)))
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.0.fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl lifeline::signin::Clock for ManualClock {
+    fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Run `test` once per backend against an app whose services (and background work) read a manual clock
+/// that starts at `start` each time.
+pub async fn each_backend_with_clock(
+    start: i64,
+    adjust: impl Fn(&mut Settings),
+    test: impl AsyncFn(TestApp, std::sync::Arc<ManualClock>),
+) {
+    for db in databases().await {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut settings = test_settings(dir.path());
+        settings.database_url = db.url.clone();
+        adjust(&mut settings);
+        println!("--- on {}", db.label);
+        let clock = ManualClock::at(start);
+        test(spawn_with_clock(dir, settings, db, clock.clone()).await, clock).await;
+    }
+}
+
+/// Spawn Lifeline on a random loopback port over `db`, with its services reading `clock`.
+pub async fn spawn_with_clock(
+    dir: tempfile::TempDir,
+    mut settings: Settings,
+    db: TestDb,
+    clock: std::sync::Arc<dyn lifeline::signin::Clock>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let address = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
     settings.public_url = address.clone();
-    let state = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let state = lifeline::app::build_with_clock(settings, clock).await.unwrap_or_else(|e| panic!("{e:#}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server_state = state.clone();
     tokio::spawn(async move {

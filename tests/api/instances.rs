@@ -161,6 +161,8 @@ fn quick_env(smtp: &str) -> Vec<(&'static str, String)> {
         ("LIFELINE_OUTBOX__LEASE_SECONDS", "5".into()),
         ("LIFELINE_OUTBOX__RETRY_BASE_SECONDS", "1".into()),
         ("LIFELINE_OUTBOX__RETRY_MAX_SECONDS", "2".into()),
+        // These tests count single emails; digests have a test of their own.
+        ("LIFELINE_ASSISTANCE__DIGEST__INDIVIDUAL_PER_INTERVAL", "100000".into()),
     ]
 }
 

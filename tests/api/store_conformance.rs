@@ -429,6 +429,7 @@ fn processed(joins: Option<(i64, i64)>, network: &str) -> lifeline::store::Proce
         joins,
         notified: Vec::new(),
         emails: Vec::new(),
+        digest_due_at: None,
     }
 }
 
@@ -460,5 +461,77 @@ async fn a_repeat_joins_only_the_open_request_its_emails_were_composed_for() {
             submissions.iter().map(|r| (r.status.as_str(), r.network.as_deref())).collect();
         assert_eq!(seen, [("open", Some("AS1")), ("joined", Some("AS2"))], "{backend}");
         assert_eq!(submissions[0].repeat_count, 1, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn retention_removes_old_sign_in_events_and_closed_requests_and_keeps_the_audit_log() {
+    use lifeline::config::RetentionSettings;
+    use lifeline::retention::Removed;
+    const DAY: i64 = 86_400;
+    let now = 2_000_000_000;
+    let settings = RetentionSettings { sign_in_events_days: 365, closed_requests_days: 180 };
+    for (backend, store, _db) in stores().await {
+        let hank = person(store.as_ref(), "hank").await;
+        for at in [now - 400 * DAY, now - 10 * DAY] {
+            store.record_sign_in(&attempt(hank, at, "success")).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        // Requests opened at `at` (each a repeat of the one before when `joins`), closed at `closed`.
+        let mut references: Vec<(String, Option<i64>)> = Vec::new();
+        for (email, at, joins, closed) in [
+            ("old@example.org", now - 300 * DAY, false, Some(now - 200 * DAY)),
+            ("old@example.org", now - 300 * DAY + 1, true, None),
+            ("recent@example.org", now - 20 * DAY, false, Some(now - 10 * DAY)),
+            ("open@example.org", now - 300 * DAY, false, None),
+        ] {
+            let request = new_request(email, at);
+            store.insert_assistance_request(&request).await.unwrap_or_else(|e| panic!("{e}"));
+            let claimed = store.claim_received_request(at, 60).await.unwrap_or_else(|e| panic!("{e}"));
+            let claimed = claimed.unwrap_or_else(|| panic!("{backend}: claimed"));
+            let joins = if joins {
+                let open = store.assistance_request(&references[references.len() - 1].0).await;
+                open.unwrap_or_else(|e| panic!("{e}")).map(|o| (o.id, o.repeat_count))
+            } else {
+                None
+            };
+            let outcome = store.complete_assistance_request(claimed.id, &processed(joins, "AS1"), 0, at).await;
+            assert_ne!(outcome.unwrap_or_else(|e| panic!("{e}")), lifeline::store::ProcessOutcome::Stale, "{backend}");
+            references.push((request.reference.to_string(), closed));
+        }
+        for (reference, closed) in &references {
+            if let Some(at) = closed {
+                let audit = AuditEntry::new(*at, &Actor::System, "assistance.resolve", "success");
+                let done = store.close_assistance_request(reference, "resolved", "done", &audit).await;
+                assert!(done.unwrap_or_else(|e| panic!("{e}")), "{backend}");
+            }
+        }
+        let before = store.audit_records(0, 10_000).await.unwrap_or_else(|e| panic!("{e}"));
+
+        let removed = lifeline::retention::run(store.as_ref(), &settings, now).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(removed, Removed { sign_in_events: 1, closed_requests: 2 }, "{backend}");
+        let left = store.recent_sign_ins(hank, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(left.iter().map(|e| e.at).collect::<Vec<_>>(), [now - 10 * DAY], "{backend}");
+        let mut kept = Vec::new();
+        for (reference, _) in &references {
+            kept.push(store.assistance_request(reference).await.unwrap_or_else(|e| panic!("{e}")).is_some());
+        }
+        assert_eq!(kept, [false, false, true, true], "{backend}: the old closed request and its repeat went");
+
+        // The audit log keeps every row it had, and gains one per kind removed; the chain still verifies.
+        let after = store.audit_records(0, 10_000).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(after[..before.len()], before[..], "{backend}");
+        let added: Vec<&str> = after[before.len()..].iter().map(|r| r.entry.action.as_str()).collect();
+        assert_eq!(added, ["retention.sign_in_events", "retention.closed_requests"], "{backend}");
+        let (head_id, head_hash) = store.audit_head().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut verifier = lifeline::audit::Verifier::default();
+        for r in &after {
+            verifier.check(r).unwrap_or_else(|e| panic!("{backend}: {e}"));
+        }
+        assert!(verifier.finish(head_id, &head_hash).is_ok(), "{backend}");
+
+        // Idempotent: a second run (another instance) removes and audits nothing.
+        let again = lifeline::retention::run(store.as_ref(), &settings, now).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, Removed::default(), "{backend}");
+        assert_eq!(store.audit_records(0, 10_000).await.unwrap_or_default().len(), after.len(), "{backend}");
     }
 }
