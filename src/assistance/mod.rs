@@ -7,6 +7,7 @@
 
 pub mod dossier;
 mod notify;
+pub mod quote;
 
 use crate::audit::{Actor, AuditEntry};
 use crate::crypto::TokenHash;
@@ -344,6 +345,23 @@ impl Assistance {
             request_location: location.clone(),
             ..Default::default()
         };
+        // One source asking about several people is a warning sign whether or not this address has an account.
+        facts.same_source = store
+            .requests_from_source(
+                &request.client_ip,
+                &location.network,
+                request.created_at - 86_400,
+                &request.submitted_email,
+            )
+            .await?
+            .into_iter()
+            .map(|r| dossier::SourceRequest {
+                submitted_email: r.submitted_email,
+                client_ip: r.client_ip,
+                network: r.network,
+                at: r.created_at,
+            })
+            .collect();
         let Some((person_id, Some(account_id))) = resolved else { return Ok(facts) };
         let (Some(person), Some(account)) = (store.person(person_id).await?, store.account(account_id).await?) else {
             return Ok(facts);

@@ -433,6 +433,15 @@ pub trait AssistanceStore: Send + Sync {
         since: Timestamp,
         except: i64,
     ) -> StoreResult<Option<AssistanceRequest>>;
+    /// Requests from this IP or (once processed) this network created at or after `since` that name another
+    /// address than `except_email`; newest first, at most 50.
+    async fn requests_from_source(
+        &self,
+        ip: &str,
+        network: &str,
+        since: Timestamp,
+        except_email: &str,
+    ) -> StoreResult<Vec<AssistanceRequest>>;
     /// Every submission of a request: the request itself, then the repeats joined to it, oldest first.
     async fn assistance_submissions(&self, id: i64) -> StoreResult<Vec<AssistanceRequest>>;
     /// Requests (new ones, and repeats from somewhere new) whose digest is due by `now`, oldest first.

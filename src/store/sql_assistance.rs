@@ -457,6 +457,26 @@ impl AssistanceStore for SqlStore {
         row.as_ref().map(request_from_row).transpose()
     }
 
+    async fn requests_from_source(
+        &self,
+        ip: &str,
+        network: &str,
+        since: Timestamp,
+        except_email: &str,
+    ) -> StoreResult<Vec<AssistanceRequest>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE (client_ip = $1 OR network = $2) \
+             AND created_at >= $3 AND submitted_email <> $4 ORDER BY created_at DESC, assistance_request_id DESC LIMIT 50"
+        ))
+        .bind(ip)
+        .bind(network)
+        .bind(since)
+        .bind(except_email)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
     async fn assistance_submissions(&self, id: i64) -> StoreResult<Vec<AssistanceRequest>> {
         let rows = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1 OR joined_to = $1 \

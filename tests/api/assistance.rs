@@ -930,3 +930,48 @@ async fn a_flood_reaches_the_admins_as_one_digest_per_interval_and_every_request
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_dossier_says_when_the_source_asked_for_others_and_the_failures_came_from_it() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| quick(s, &url),
+        async |app: TestApp| {
+            sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+            app.add_admin("harry", 1).await;
+            let hank = app.add_person("hank", true).await;
+            app.sign_in_from(&hank, LONDON, 0).await;
+            // Someone in Linköping guesses Hank's password, asks about a colleague, then about Hank.
+            for _ in 0..3 {
+                let guess = [("login", hank.username.as_str()), ("password", "wrong-password-entirely")];
+                let response = app.post_form_from(&browser(), LINKOPING, "/signin", &guess).await;
+                assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            }
+            app.post_assistance_json(LINKOPING, "colleague@example.org", "lost_2fa", "").await;
+            sink.wait_for(1).await;
+            let reference =
+                json_reference(app.post_assistance_json(LINKOPING, &hank.email, "lost_2fa", "").await).await;
+            let messages = sink.wait_for(2).await;
+            let mail =
+                messages.iter().find(|m| m.subject().contains(&reference)).unwrap_or_else(|| panic!("Hank's dossier"));
+            let text = mail.text();
+            for expected in [
+                format!(
+                    "Same source, other people: this IP ({LINKOPING}) also asked about 1 other address in the last 24 \
+                     hours (colleague@example.org)."
+                ),
+                "The failed sign-ins came from where the request comes from: 3 from this IP, of 3 in the last 7 days, \
+                 on a network this person has never signed in from."
+                    .to_owned(),
+                "Burst of failures: 3 failed sign-in attempts in the last 24 hours, 3 of them from networks or devices \
+                 this person has never signed in with"
+                    .to_owned(),
+                "Other addresses asked about from this IP or network in the last 24 hours: 1 from this IP".to_owned(),
+            ] {
+                assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+            }
+        },
+    )
+    .await;
+}
