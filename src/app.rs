@@ -78,6 +78,15 @@ pub async fn periodic_jobs(state: AppState) {
         if let Err(e) = store.delete_old_throttle_windows(now - 86_400).await {
             tracing::warn!("sign-in throttle cleanup failed: {e}");
         }
+        match crate::retention::run(store.as_ref(), &state.signin.settings.retention, now).await {
+            Ok(removed) if removed != crate::retention::Removed::default() => tracing::info!(
+                "retention removed {} sign-in events and {} closed assistance requests",
+                removed.sign_in_events,
+                removed.closed_requests
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("retention failed: {e}"),
+        }
     }
 }
 

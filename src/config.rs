@@ -44,6 +44,7 @@ pub struct Settings {
     pub lockout: LockoutPolicy,
     pub argon2: Argon2Settings,
     pub help: HelpSettings,
+    pub retention: RetentionSettings,
 }
 
 impl Default for Settings {
@@ -68,6 +69,7 @@ impl Default for Settings {
             lockout: LockoutPolicy::default(),
             argon2: Argon2Settings::default(),
             help: HelpSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -123,6 +125,7 @@ pub struct AssistanceSettings {
     pub response_floor_ms: u32,
     /// How long an instance holds a request it is processing before another instance may take it over.
     pub processing_lease_seconds: u32,
+    pub digest: DigestSettings,
 }
 
 impl Default for AssistanceSettings {
@@ -134,7 +137,41 @@ impl Default for AssistanceSettings {
             repeat_window_seconds: 3600,
             response_floor_ms: 400,
             processing_lease_seconds: 120,
+            digest: DigestSettings::default(),
         }
+    }
+}
+
+/// When requests come faster than admins can read them (a flood, an outage), one digest per interval.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestSettings {
+    /// Emails about single requests (new ones, and repeats from somewhere new) per interval; beyond this,
+    /// and for the whole next interval too, the admins get one digest per interval instead.
+    pub individual_per_interval: u32,
+    pub interval_seconds: u32,
+}
+
+impl Default for DigestSettings {
+    fn default() -> Self {
+        Self { individual_per_interval: 10, interval_seconds: 300 }
+    }
+}
+
+/// How long personal data that has done its job is kept; the periodic job removes what is older.
+/// The audit log is kept whatever these say.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Sign-in events (time, IP, place, network, user agent of every attempt).
+    pub sign_in_events_days: u32,
+    /// Resolved and dismissed assistance requests, with their dossiers and repeats.
+    pub closed_requests_days: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self { sign_in_events_days: 365, closed_requests_days: 180 }
     }
 }
 
@@ -243,6 +280,20 @@ impl Settings {
         if a.response_floor_ms > 10_000 {
             return Err("assistance.response_floor_ms must be at most 10000".into());
         }
+        // Notification counts live in the rate-limit counter table, whose windows are swept after a day.
+        if !(60..=86_400).contains(&a.digest.interval_seconds) {
+            return Err("assistance.digest.interval_seconds must be between 60 and 86400".into());
+        }
+        if a.digest.individual_per_interval == 0 {
+            return Err("assistance.digest.individual_per_interval must be at least 1".into());
+        }
+        // The dossier compares a request with a person's sign-ins: it needs the last few weeks at least.
+        if !(30..=3650).contains(&self.retention.sign_in_events_days) {
+            return Err("retention.sign_in_events_days must be between 30 and 3650".into());
+        }
+        if !(1..=3650).contains(&self.retention.closed_requests_days) {
+            return Err("retention.closed_requests_days must be between 1 and 3650".into());
+        }
         if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
             return Err("mail_from must be an address like \"Lifeline <lifeline@example.org>\"".into());
         }
@@ -340,9 +391,29 @@ mod tests {
     }
 
     #[test]
+    fn digest_and_retention_have_defaults_and_can_be_set() {
+        let s = load(None, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.assistance.digest.individual_per_interval, s.assistance.digest.interval_seconds), (10, 300));
+        assert_eq!((s.retention.sign_in_events_days, s.retention.closed_requests_days), (365, 180));
+        let s = load(
+            None,
+            &[
+                ("LIFELINE_ASSISTANCE__DIGEST__INDIVIDUAL_PER_INTERVAL", "3"),
+                ("LIFELINE_RETENTION__CLOSED_REQUESTS_DAYS", "30"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.assistance.digest.individual_per_interval, s.assistance.digest.interval_seconds), (3, 300));
+        assert_eq!((s.retention.sign_in_events_days, s.retention.closed_requests_days), (365, 30));
+    }
+
+    #[test]
     fn bad_values_get_clear_errors() {
         type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case; 6] = [
+        let cases: [Case; 9] = [
+            (None, &[("LIFELINE_ASSISTANCE__DIGEST__INTERVAL_SECONDS", "5")], "digest.interval_seconds"),
+            (None, &[("LIFELINE_ASSISTANCE__DIGEST__INDIVIDUAL_PER_INTERVAL", "0")], "individual_per_interval"),
+            (None, &[("LIFELINE_RETENTION__SIGN_IN_EVENTS_DAYS", "7")], "retention.sign_in_events_days"),
             (None, &[("LIFELINE_LISTEN", "not-an-address")], "listen"),
             (None, &[("LIFELINE_LOCKOUT__FAILED_ATTEMPTS_BEFORE_LOCK", "0")], "failed_attempts_before_lock"),
             (None, &[("LIFELINE_LOCKOUT__FAILED_ATTEMPTS_BEFORE_LOCK", "many")], "failed_attempts_before_lock"),

@@ -16,6 +16,7 @@ pub mod geo;
 pub mod http;
 pub mod mail;
 pub mod policy;
+pub mod retention;
 pub mod signin;
 pub mod store;
 pub mod totp;

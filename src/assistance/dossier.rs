@@ -2,6 +2,7 @@
 //! status, recent security events, request context, and risk flags read from those facts. Pure: built
 //! from facts gathered by the service and a `now`.
 
+use super::quote::quote;
 use crate::domain::Timestamp;
 use crate::geo::Location;
 use crate::store::SignInEvent;
@@ -27,6 +28,17 @@ pub struct Facts {
     pub last_recovery_code: Option<Timestamp>,
     pub ip_seen_before: bool,
     pub network_seen_before: bool,
+    /// Other requests from the requesting IP or network in the last day, about other addresses.
+    pub same_source: Vec<SourceRequest>,
+}
+
+/// Another request from the same IP or network as this one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceRequest {
+    pub submitted_email: String,
+    pub client_ip: String,
+    pub network: Option<String>,
+    pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -53,12 +65,53 @@ pub struct Dossier {
     pub resolved_account: String,
     pub matched: bool,
     pub request_type: String,
+    /// The requester's own words, as stored. Never shown as is: see [`Dossier::quoted_description`].
     pub description: Option<String>,
     pub submitted_at: String,
     pub account: Vec<(String, String)>,
     pub events: Vec<(String, String)>,
     pub context: Vec<(String, String)>,
     pub risk_flags: Vec<String>,
+}
+
+impl Dossier {
+    /// The description as lines safe to quote in a plain-text email (see [`quote`]); empty when none.
+    pub fn quoted_description(&self) -> Vec<String> {
+        self.description.as_deref().map(quote).unwrap_or_default()
+    }
+}
+
+/// One submission of a request, as listed when several joined: when, from where, and what it said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    pub reference: String,
+    pub submitted_at: String,
+    pub context: Vec<(String, String)>,
+    pub description: Option<String>,
+}
+
+impl Submission {
+    pub fn of(d: &Dossier) -> Self {
+        Self {
+            reference: d.reference.clone(),
+            submitted_at: d.submitted_at.clone(),
+            context: d.context.clone(),
+            description: d.description.clone(),
+        }
+    }
+
+    pub fn quoted_description(&self) -> Vec<String> {
+        self.description.as_deref().map(quote).unwrap_or_default()
+    }
+}
+
+/// Does a repeat come from a network, or a country, that none of the request's earlier submissions
+/// (`(network, country)` each) came from? Then the admins hear of it: the person asking the second time
+/// may not be the person who asked the first.
+pub fn from_somewhere_new(earlier: &[(Option<&str>, Option<&str>)], network: &str, country: Option<&str>) -> bool {
+    let known_network = earlier.iter().any(|(n, _)| *n == Some(network));
+    let known_country = country.is_none_or(|c| earlier.iter().any(|(_, k)| *k == Some(c)));
+    !known_network || !known_country
 }
 
 pub fn when(at: Timestamp) -> String {
@@ -134,10 +187,17 @@ pub fn build(f: &Facts, now: Timestamp) -> Dossier {
             "Recent sign-in locations and networks".into(),
             if seen.is_empty() { "none".into() } else { seen.join("; ") },
         ));
-        events.push((
-            "Recent failed sign-in attempts".into(),
-            format!("{} in the last 24 hours, {} in the last 7 days", failures(now - DAY), failures(now - 7 * DAY)),
-        ));
+        let week = Failures::read(f, now - 7 * DAY);
+        let mut line =
+            format!("{} in the last 24 hours, {} in the last 7 days", failures(now - DAY), failures(now - 7 * DAY));
+        if week.total > 0 {
+            line.push_str(&format!(
+                "; of those 7 days' failures, {} came from the IP asking for help, {} more from its network, and {} \
+                 from the person's usual network and device",
+                week.from_ip, week.from_network, week.usual
+            ));
+        }
+        events.push(("Recent failed sign-in attempts".into(), line));
         events.push(("Access email last sent".into(), when_or_never(f.last_access_email)));
         events.push(("Recovery code last sent".into(), when_or_never(f.last_recovery_code)));
         let last_change = |kind: &str| f.authenticator_changes.iter().find(|(k, _, _)| k == kind).map(|(_, _, at)| *at);
@@ -158,6 +218,15 @@ pub fn build(f: &Facts, now: Timestamp) -> Dossier {
         context.push(("This IP used for a successful sign-in before".into(), yes_no(f.ip_seen_before)));
         context.push(("This network used for a successful sign-in before".into(), yes_no(f.network_seen_before)));
     }
+    let others = SameSource::read(f, now);
+    context.push((
+        "Other addresses asked about from this IP or network in the last 24 hours".into(),
+        if others.by_ip.is_empty() && others.by_network.is_empty() {
+            "none".into()
+        } else {
+            format!("{} from this IP, {} more from its network", others.by_ip.len(), others.by_network.len())
+        },
+    ));
 
     Dossier {
         reference: f.reference.clone(),
@@ -174,11 +243,124 @@ pub fn build(f: &Facts, now: Timestamp) -> Dossier {
     }
 }
 
-/// The seeds list raw facts; these are the readings of them an experienced admin would make.
+/// Failed sign-ins since a time, by where they came from.
+#[derive(Debug, Default)]
+struct Failures {
+    total: usize,
+    /// From the IP the request comes from.
+    from_ip: usize,
+    /// From the request's network, but another IP.
+    from_network: usize,
+    /// From a network and device (user agent) the person has signed in with successfully.
+    usual: usize,
+    /// Networks of the others, for the flag.
+    strange_networks: BTreeSet<String>,
+}
+
+impl Failures {
+    fn read(f: &Facts, since: Timestamp) -> Self {
+        let usual = |e: &SignInEvent| {
+            !e.user_agent.is_empty()
+                && f.sign_ins
+                    .iter()
+                    .any(|s| s.outcome == "success" && s.network == e.network && s.user_agent == e.user_agent)
+        };
+        let mut out = Self::default();
+        for e in f.sign_ins.iter().filter(|e| e.at >= since && e.outcome.starts_with("bad_")) {
+            out.total += 1;
+            if e.client_ip == f.request_ip {
+                out.from_ip += 1;
+            } else if e.network == f.request_location.network {
+                out.from_network += 1;
+            }
+            if usual(e) {
+                out.usual += 1;
+            } else {
+                out.strange_networks.insert(e.network.clone());
+            }
+        }
+        out
+    }
+
+    fn strangers(&self) -> usize {
+        self.total - self.usual
+    }
+
+    /// Failures from the person's usual network and device count a third: a few of them are a forgotten
+    /// password; from anywhere else, three are worth a look.
+    fn is_burst(&self) -> bool {
+        3 * self.strangers() + self.usual >= 9
+    }
+}
+
+/// The other addresses this request's IP, or else its network, asked about in the last day.
+struct SameSource<'a> {
+    by_ip: BTreeSet<&'a str>,
+    by_network: BTreeSet<&'a str>,
+}
+
+impl<'a> SameSource<'a> {
+    fn read(f: &'a Facts, now: Timestamp) -> Self {
+        let recent = f.same_source.iter().filter(|r| r.at >= now - DAY && r.submitted_email != f.submitted_email);
+        let mut by_ip = BTreeSet::new();
+        let mut by_network = BTreeSet::new();
+        for r in recent {
+            if r.client_ip == f.request_ip {
+                by_ip.insert(r.submitted_email.as_str());
+            } else if r.network.as_deref() == Some(f.request_location.network.as_str()) {
+                by_network.insert(r.submitted_email.as_str());
+            }
+        }
+        by_network.retain(|e| !by_ip.contains(e));
+        Self { by_ip, by_network }
+    }
+}
+
+/// "a@x, b@y, c@z and 2 more"
+fn some_of<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.into_iter().collect();
+    let shown = items.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+    match items.len() {
+        0..=3 => shown,
+        n => format!("{shown} and {} more", n - 3),
+    }
+}
+
+fn addresses(n: usize) -> String {
+    if n == 1 { "1 other address".into() } else { format!("{n} other addresses") }
+}
+
+/// Flags about who is asking, whether or not the address belongs to anyone.
+fn source_flags(f: &Facts, now: Timestamp, flags: &mut Vec<String>) {
+    let others = SameSource::read(f, now);
+    if !others.by_ip.is_empty() {
+        flags.push(format!(
+            "Same source, other people: this IP ({}) also asked about {} in the last 24 hours ({}). One source \
+             asking for several people is the classic helpdesk attack: verify this person through the number on \
+             file, and look at those requests too.",
+            f.request_ip,
+            addresses(others.by_ip.len()),
+            some_of(others.by_ip.iter().copied())
+        ));
+    }
+    if !others.by_network.is_empty() {
+        flags.push(format!(
+            "Same network, other people: {} also asked about {} in the last 24 hours ({}). That may be one office \
+             having a bad day, or one person asking for several: look at those requests before acting on this one.",
+            f.request_location.network,
+            addresses(others.by_network.len()),
+            some_of(others.by_network.iter().copied())
+        ));
+    }
+}
+
+/// The seeds list raw facts; these are the readings of them an experienced admin would make. Each is a
+/// sentence that says what was seen and what to do about it.
 pub fn risk_flags(f: &Facts, now: Timestamp) -> Vec<String> {
     let mut flags = Vec::new();
     let Some(person) = &f.person else {
         flags.push("No account has this email address: possibly a typo, or someone probing for accounts.".into());
+        source_flags(f, now, &mut flags);
         return flags;
     };
     let successes: Vec<&SignInEvent> = f.sign_ins.iter().filter(|e| e.outcome == "success").collect();
@@ -202,9 +384,54 @@ pub fn risk_flags(f: &Facts, now: Timestamp) -> Vec<String> {
     } else {
         flags.push("No successful sign-in on record: nothing to compare the request's location with.".into());
     }
-    let burst = f.sign_ins.iter().filter(|e| e.at >= now - DAY && e.outcome.starts_with("bad_")).count();
-    if burst >= 3 {
-        flags.push(format!("Burst of failures: {burst} failed sign-in attempts in the last 24 hours."));
+    source_flags(f, now, &mut flags);
+    let day = Failures::read(f, now - DAY);
+    if day.is_burst() {
+        flags.push(if day.strangers() == 0 {
+            format!(
+                "Burst of failures: {} failed sign-in attempts in the last 24 hours, all from the person's usual \
+                 network and device — more than a forgotten password explains: ask the person whether it was them.",
+                day.total
+            )
+        } else {
+            format!(
+                "Burst of failures: {} failed sign-in attempts in the last 24 hours, {} of them from networks or \
+                 devices this person has never signed in with ({}).",
+                day.total,
+                day.strangers(),
+                some_of(day.strange_networks.iter().map(String::as_str))
+            )
+        });
+    } else if day.total >= 3 {
+        flags.push(format!(
+            "Failed sign-ins from the person's usual network and device: {} of the {} in the last 24 hours — more \
+             likely a forgotten password than an attack.",
+            day.usual, day.total
+        ));
+    }
+    let week = Failures::read(f, now - 7 * DAY);
+    let nearby = week.from_ip + week.from_network;
+    if nearby > 0 {
+        let whence = match (week.from_ip, week.from_network) {
+            (0, n) => format!("{n} from its network"),
+            (i, 0) => format!("{i} from this IP"),
+            (i, n) => format!("{i} from this IP and {n} more from its network"),
+        };
+        flags.push(if f.network_seen_before {
+            format!(
+                "The failed sign-ins came from where the request comes from: {whence}, of {} in the last 7 days, on \
+                 a network this person has signed in from before. Most likely the person locked themselves out; \
+                 still verify before acting.",
+                week.total
+            )
+        } else {
+            format!(
+                "The failed sign-ins came from where the request comes from: {whence}, of {} in the last 7 days, on \
+                 a network this person has never signed in from. Whoever is asking may be whoever was guessing the \
+                 password: verify through the number on file, and reset nothing on the strength of this request.",
+                week.total
+            )
+        });
     }
     let recovery = f.last_access_email.max(f.last_recovery_code);
     if let Some(at) = recovery
@@ -332,6 +559,149 @@ mod tests {
             p.account_created_at = now - 600;
         }
         assert!(!risk_flags(&f, now).iter().any(|flag| flag.contains("password change")));
+    }
+
+    #[test]
+    fn a_repeat_from_a_new_network_or_country_is_news() {
+        let earlier = [(Some("AS1 One"), Some("GB")), (Some("AS2 Two"), None)];
+        assert!(!from_somewhere_new(&earlier, "AS1 One", Some("GB")));
+        assert!(!from_somewhere_new(&earlier, "AS2 Two", None));
+        assert!(from_somewhere_new(&earlier, "AS3 Three", Some("GB")), "new network");
+        assert!(from_somewhere_new(&earlier, "AS1 One", Some("SE")), "new country");
+        // Rows processed before networks were stored know none: anything is new to them.
+        assert!(from_somewhere_new(&[(None, None)], "AS1 One", None));
+    }
+
+    const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+    fn on_device(mut e: SignInEvent, agent: &str) -> SignInEvent {
+        e.user_agent = agent.into();
+        e
+    }
+
+    fn asked(email: &str, ip: &str, network: &str, at: Timestamp) -> SourceRequest {
+        SourceRequest { submitted_email: email.into(), client_ip: ip.into(), network: Some(network.into()), at }
+    }
+
+    #[test]
+    fn one_source_asking_about_other_people_is_flagged_by_ip_or_else_by_network() {
+        let now = 1_800_000_000;
+        let mut f = facts(now);
+        let (ip, network) = (f.request_ip.clone(), f.request_location.network.clone());
+        f.same_source = vec![
+            asked("bob@example.org", &ip, &network, now - 60),
+            asked("cy@example.org", &ip, &network, now - 3600),
+            asked("bob@example.org", &ip, &network, now - 7200),
+            asked("ada@example.org", &ip, &network, now - 60), // this very address: not another person
+            asked("old@example.org", &ip, &network, now - 2 * DAY), // too long ago
+            asked("dee@example.org", "89.160.20.113", &network, now - 60),
+        ];
+        let flags = risk_flags(&f, now);
+        assert!(
+            flags.contains(&format!(
+                "Same source, other people: this IP ({ip}) also asked about 2 other addresses in the last 24 hours \
+                 (bob@example.org, cy@example.org). One source asking for several people is the classic helpdesk \
+                 attack: verify this person through the number on file, and look at those requests too."
+            )),
+            "{flags:?}"
+        );
+        assert!(
+            flags.iter().any(|f| f.starts_with(&format!(
+                "Same network, other people: {network} also asked about 1 other address in the last 24 hours \
+                 (dee@example.org)."
+            ))),
+            "{flags:?}"
+        );
+        let dossier = build(&f, now);
+        let line = "Other addresses asked about from this IP or network in the last 24 hours";
+        assert!(dossier.context.contains(&(line.into(), "2 from this IP, 1 more from its network".into())));
+        // Probing for accounts from one place is flagged too.
+        f.person = None;
+        assert!(risk_flags(&f, now).iter().any(|f| f.starts_with("Same source, other people")));
+    }
+
+    #[test]
+    fn failures_from_where_the_request_comes_from_are_flagged_and_read_against_the_network() {
+        let now = 1_800_000_000;
+        let mut f = facts(now);
+        let (ip, network) = (f.request_ip.clone(), f.request_location.network.clone());
+        f.sign_ins.push(event(now - 600, "bad_password", &ip, "Linköping", "SE", &network));
+        f.sign_ins.push(event(now - 3 * DAY, "bad_totp", "89.160.20.1", "Linköping", "SE", &network));
+        f.sign_ins.push(event(now - 500, "bad_password", "81.2.69.142", "London", "GB", "81.2.69.0/24"));
+        let flag = |f: &Facts| {
+            risk_flags(f, now)
+                .into_iter()
+                .find(|flag| flag.starts_with("The failed sign-ins came from where the request comes from"))
+        };
+        let stranger = flag(&f).unwrap_or_else(|| panic!("no flag"));
+        assert_eq!(
+            stranger,
+            "The failed sign-ins came from where the request comes from: 1 from this IP and 1 more from its network, \
+             of 3 in the last 7 days, on a network this person has never signed in from. Whoever is asking may be \
+             whoever was guessing the password: verify through the number on file, and reset nothing on the \
+             strength of this request."
+        );
+        f.network_seen_before = true;
+        assert!(flag(&f).is_some_and(|flag| flag.contains("Most likely the person locked themselves out")));
+        let events = build(&f, now).events;
+        assert!(events.iter().any(|(k, v)| k == "Recent failed sign-in attempts"
+            && v.starts_with(
+                "2 in the last 24 hours, 3 in the last 7 days; of those 7 days' failures, 1 came from \
+                              the IP asking for help, 1 more from its network"
+            )));
+        // Failures from elsewhere only: no such flag.
+        f.sign_ins.retain(|e| e.network != network);
+        assert_eq!(flag(&f), None);
+    }
+
+    #[test]
+    fn failures_from_the_usual_network_and_device_are_not_a_burst_but_a_strangers_are() {
+        let now = 1_800_000_000;
+        let mut f = facts(now);
+        f.network_seen_before = true;
+        f.request_location.country = Some("GB".into());
+        let home = |at, outcome| on_device(event(at, outcome, "81.2.69.142", "London", "GB", "81.2.69.0/24"), FIREFOX);
+        f.sign_ins = vec![home(now - 3 * DAY, "success")];
+        for i in 0..4 {
+            f.sign_ins.push(home(now - 100 - i, "bad_password"));
+        }
+        let flags = risk_flags(&f, now);
+        assert!(!flags.iter().any(|f| f.starts_with("Burst")), "{flags:?}");
+        assert!(
+            flags.contains(
+                &"Failed sign-ins from the person's usual network and device: 4 of the 4 in the last 24 hours — more \
+                  likely a forgotten password than an attack."
+                    .to_owned()
+            ),
+            "{flags:?}"
+        );
+
+        // The same four from a stranger's network (or the usual network on another device) are a burst.
+        let mut stranger = f.clone();
+        for e in stranger.sign_ins.iter_mut().filter(|e| e.outcome != "success") {
+            e.network = "AS9999 Elsewhere".into();
+        }
+        let flags = risk_flags(&stranger, now);
+        assert!(
+            flags.iter().any(|f| f.starts_with(
+                "Burst of failures: 4 failed sign-in attempts in the last 24 hours, 4 of them from networks or \
+                 devices this person has never signed in with (AS9999 Elsewhere)."
+            )),
+            "{flags:?}"
+        );
+        let mut other_device = f.clone();
+        for e in other_device.sign_ins.iter_mut().filter(|e| e.outcome != "success") {
+            e.user_agent = "curl/8.5.0".into();
+        }
+        assert!(risk_flags(&other_device, now).iter().any(|f| f.starts_with("Burst of failures: 4")));
+
+        // Nine from home are more than a forgotten password: loud again, and said so.
+        for i in 0..5 {
+            f.sign_ins.push(home(now - 200 - i, "bad_totp"));
+        }
+        assert!(risk_flags(&f, now).iter().any(|f| f.starts_with(
+            "Burst of failures: 9 failed sign-in attempts in the last 24 hours, all from the person's usual network"
+        )));
     }
 
     #[test]

@@ -6,15 +6,18 @@
 //! admins — happens afterwards in [`Assistance::process_next`], run by a background task on every instance.
 
 pub mod dossier;
+mod notify;
+pub mod quote;
 
 use crate::audit::{Actor, AuditEntry};
 use crate::crypto::TokenHash;
-use crate::domain::{AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId};
-use crate::mail::OutgoingEmail;
+use crate::domain::{
+    AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId, Timestamp,
+};
 use crate::policy::permissions::Permission;
+use crate::policy::{self, rate_limit};
 use crate::signin::{RequestContext, SignIn};
-use crate::store::{NewAssistanceRequest, ProcessOutcome, Processed, StoreError};
-use askama::Template;
+use crate::store::{NewAssistanceRequest, ProcessOutcome, Processed, RateBucket, RateCharge, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -29,26 +32,67 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
+/// How far a request has come, as its reference holder may see it. Resolved and dismissed are one state
+/// here: which of the two it was is for the admins (it says something about the account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicState {
+    /// Stored; not yet looked at by Lifeline.
+    Received,
+    /// Waiting for an administrator.
+    Open,
+    /// An administrator has closed it.
+    Closed,
+}
+
+impl PublicState {
+    pub fn explanation(self, joined: bool) -> &'static str {
+        match (self, joined) {
+            (Self::Received, _) => "Your request has been received and is about to be passed to the administrators.",
+            (Self::Open, false) => {
+                "Your request is with the administrators. One of them will contact you through a separate channel."
+            }
+            (Self::Open, true) => {
+                "Your request repeats one that was already with the administrators, and was added to it. One of them will contact you through a separate channel."
+            }
+            (Self::Closed, _) => {
+                "An administrator has closed this request. If you still cannot sign in, ask again or contact your helpdesk."
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestState {
+    pub reference: String,
+    pub state: PublicState,
+    /// The request was added to an earlier one; `state` is that request's.
+    pub joined: bool,
+}
+
+/// A submission as the console and emails list it; from its dossier when it has one (requests processed
+/// before dossiers were kept for repeats have only their row).
+fn submission_of(row: &crate::store::AssistanceRequest) -> dossier::Submission {
+    match row.dossier.as_deref().and_then(|d| serde_json::from_str::<dossier::Dossier>(d).ok()) {
+        Some(d) => dossier::Submission::of(&d),
+        None => dossier::Submission {
+            reference: row.reference.clone(),
+            submitted_at: dossier::when(row.created_at),
+            context: vec![
+                ("IP address".into(), row.client_ip.clone()),
+                ("Network".into(), row.network.clone().unwrap_or_else(|| "unknown".into())),
+            ],
+            description: row.description.clone(),
+        },
+    }
+}
+
 pub struct Assistance {
     pub signin: Arc<SignIn>,
     /// Poked when a request is stored, so processing starts at once.
     pub wake_processor: Arc<Notify>,
     /// Poked when emails are queued.
     pub wake_outbox: Arc<Notify>,
-}
-
-#[derive(Template)]
-#[template(path = "email/assistance_admin.txt")]
-struct AdminText<'a> {
-    d: &'a dossier::Dossier,
-    link: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "email/assistance_admin.html")]
-struct AdminHtml<'a> {
-    d: &'a dossier::Dossier,
-    link: &'a str,
 }
 
 impl Assistance {
@@ -70,14 +114,23 @@ impl Assistance {
 
         let email_bucket = TokenHash::of(&self.signin.keys, "rate-limit-email", email.as_str()).0;
         let limits = [
-            (format!("assistance:ip:{}", ctx.ip), settings.per_ip),
+            (format!("assistance:ip:{}", rate_limit::client_key(ctx.ip)), settings.per_ip),
             (format!("assistance:email:{email_bucket}"), settings.per_email),
             ("assistance:global".to_owned(), settings.global),
         ];
-        let buckets: Vec<(String, i64)> = limits.iter().map(|(b, l)| (b.clone(), l.window_start(now))).collect();
-        let hits = self.signin.store.hit_rate_limits(&buckets).await?;
-        let wait = limits.iter().zip(&hits).filter_map(|((_, limit), hits)| limit.decide(*hits, now)).max();
-        if let Some(retry_after) = wait {
+        let buckets: Vec<RateBucket> = limits
+            .iter()
+            .map(|(key, limit)| RateBucket {
+                key: key.clone(),
+                window_start: limit.window_start(now),
+                max: i64::from(limit.max),
+            })
+            .collect();
+        // A refused request is charged to no bucket: otherwise a flood from one client would spend the
+        // global budget and the budgets of the addresses it names, locking out everyone else.
+        if let RateCharge::Refused { full } = self.signin.store.take_rate_limits(&buckets).await? {
+            let retry_after =
+                full.iter().filter_map(|i| limits.get(*i)).map(|(_, limit)| limit.retry_after(now)).max().unwrap_or(1);
             return Err(SubmitError::RateLimited { retry_after });
         }
 
@@ -109,11 +162,25 @@ impl Assistance {
 
     /// Process requests until the process ends.
     pub async fn run_processor(self: Arc<Self>) {
+        let mut processed = 0u32;
         loop {
-            match self.process_next().await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => tracing::warn!("assistance processing: {e}"),
+            let busy = match self.process_next().await {
+                Ok(busy) => busy,
+                Err(e) => {
+                    tracing::warn!("assistance processing: {e}");
+                    false
+                }
+            };
+            // Digests go out when the queue is drained, and now and then during a steady flood.
+            processed = if busy { processed.wrapping_add(1) } else { 0 };
+            if busy && !processed.is_multiple_of(50) {
+                continue;
+            }
+            if let Err(e) = self.send_due_digest().await {
+                tracing::warn!("assistance digest: {e}");
+            }
+            if busy {
+                continue;
             }
             tokio::select! {
                 () = self.wake_processor.notified() => {},
@@ -126,36 +193,116 @@ impl Assistance {
     pub async fn process_next(&self) -> Result<bool, StoreError> {
         let store = &self.signin.store;
         let now = self.signin.now();
-        let lease = i64::from(self.signin.settings.assistance.processing_lease_seconds);
+        let settings = &self.signin.settings;
+        let lease = i64::from(settings.assistance.processing_lease_seconds);
         let Some(request) = store.claim_received_request(now, lease).await? else { return Ok(false) };
         let resolved = self.resolve(&request.submitted_email).await?;
         let facts = self.gather(&request, resolved).await?;
         let dossier = dossier::build(&facts, now);
         let recipients = self.recipients().await?;
-        let link =
-            format!("{}/console/requests/{}", self.signin.settings.public_url.trim_end_matches('/'), request.reference);
-        let domain = crate::mail::sender_domain(&self.signin.settings.mail_from);
-        let text = AdminText { d: &dossier, link: &link }.render().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let html = AdminHtml { d: &dossier, link: &link }.render().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let subject = format!(
-            "Access assistance request {}: {} ({})",
-            dossier.reference, dossier.request_type, dossier.submitted_email
-        );
-        let emails =
-            recipients.iter().map(|to| OutgoingEmail::new(&domain, to, &subject, text.clone(), html.clone())).collect();
-        let processed = Processed {
-            person_id: resolved.map(|(person, _)| person),
-            account_id: resolved.and_then(|(_, account)| account),
-            dossier_json: serde_json::to_string(&dossier).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            notified: recipients,
-            emails,
-        };
-        let repeat_since = now - i64::from(self.signin.settings.assistance.repeat_window_seconds);
-        let outcome = store.complete_assistance_request(request.id, &processed, repeat_since, now).await?;
-        if outcome == ProcessOutcome::Opened {
-            self.wake_outbox.notify_one();
+        let mail = notify::Composer::new(settings);
+        let repeat_since = now - i64::from(settings.assistance.repeat_window_seconds);
+        // The emails depend on whether the request joins an open one, which only the store can settle
+        // (under its lock). Compose for what is there now; if another repeat gets in first, compose again.
+        // Decided once, the first time there is something to tell the admins: new, or from somewhere new.
+        let mut digest_due_at: Option<Option<Timestamp>> = None;
+        for _ in 0..5 {
+            let open =
+                store.open_request_like(&request.submitted_email, &request.problem, repeat_since, request.id).await?;
+            let (joins, mut emails) = match &open {
+                None => (None, mail.opening(&dossier, &recipients)?),
+                Some(open) => {
+                    let earlier = store.assistance_submissions(open.id).await?;
+                    let sources: Vec<(Option<&str>, Option<&str>)> =
+                        earlier.iter().map(|r| (r.network.as_deref(), r.country.as_deref())).collect();
+                    let location = &facts.request_location;
+                    let emails =
+                        if dossier::from_somewhere_new(&sources, &location.network, location.country.as_deref()) {
+                            let mut submissions: Vec<dossier::Submission> = earlier.iter().map(submission_of).collect();
+                            submissions.push(dossier::Submission::of(&dossier));
+                            mail.update(open, &dossier, &submissions, &recipients)?
+                        } else {
+                            Vec::new()
+                        };
+                    (Some((open.id, open.repeat_count)), emails)
+                }
+            };
+            let due = if emails.is_empty() {
+                None
+            } else {
+                match digest_due_at {
+                    Some(due) => due,
+                    None => *digest_due_at.insert(self.digest_decision(now).await?),
+                }
+            };
+            if due.is_some() {
+                emails.clear();
+            }
+            let processed = Processed {
+                person_id: resolved.map(|(person, _)| person),
+                account_id: resolved.and_then(|(_, account)| account),
+                dossier_json: serde_json::to_string(&dossier).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                network: facts.request_location.network.clone(),
+                country: facts.request_location.country.clone(),
+                joins,
+                notified: recipients.clone(),
+                emails,
+                digest_due_at: due,
+            };
+            match store.complete_assistance_request(request.id, &processed, repeat_since, now).await? {
+                ProcessOutcome::Stale => continue,
+                _ => {
+                    if !processed.emails.is_empty() {
+                        self.wake_outbox.notify_one();
+                    }
+                    return Ok(true);
+                }
+            }
         }
+        // Still racing after several tries: leave it; the lease runs out and it is processed afresh.
+        tracing::warn!(reference = %request.reference, "assistance request left for a later attempt");
         Ok(true)
+    }
+
+    /// Count one notification for the admins; `Some(due)` when it must wait for the digest due then.
+    async fn digest_decision(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        let settings = self.signin.settings.assistance.digest;
+        let (this, previous) = policy::digest::intervals(now, settings.interval_seconds);
+        let (this, previous) = self.signin.store.count_in_window("assistance:notify", this, previous).await?;
+        Ok((!policy::digest::individual(this, previous, settings.individual_per_interval))
+            .then(|| policy::digest::due_at(now, settings.interval_seconds)))
+    }
+
+    /// Send the digest of the requests put off for it, if one is due; returns how many it covered.
+    pub async fn send_due_digest(&self) -> Result<usize, StoreError> {
+        let store = &self.signin.store;
+        let now = self.signin.now();
+        for _ in 0..3 {
+            let due = store.digest_due(now).await?;
+            let Some(last) = due.last() else { return Ok(0) };
+            let recipients = self.recipients().await?;
+            let mut items = Vec::with_capacity(due.len().min(notify::DIGEST_LISTED));
+            for row in due.iter().take(notify::DIGEST_LISTED) {
+                let joined_to = match row.joined_to {
+                    Some(id) => store.assistance_request_by_id(id).await?.map(|r| r.reference),
+                    None => None,
+                };
+                items.push(notify::DigestItem::of(row, joined_to));
+            }
+            let settings = &self.signin.settings;
+            let emails =
+                notify::Composer::new(settings).digest(&items, due.len(), &settings.assistance.digest, &recipients)?;
+            let references: Vec<&str> = due.iter().map(|r| r.reference.as_str()).collect();
+            let audit = AuditEntry::new(now, &Actor::System, "assistance.digest", "sent")
+                .details(serde_json::json!({ "requests": due.len(), "references": references }).to_string());
+            if store.complete_digest(last.id, due.len(), &recipients, &emails, &audit, now).await? {
+                if !emails.is_empty() {
+                    self.wake_outbox.notify_one();
+                }
+                return Ok(due.len());
+            }
+        }
+        Ok(0)
     }
 
     /// Everyone who may view requests, active, with a valid email (every stored email is valid).
@@ -198,6 +345,23 @@ impl Assistance {
             request_location: location.clone(),
             ..Default::default()
         };
+        // One source asking about several people is a warning sign whether or not this address has an account.
+        facts.same_source = store
+            .requests_from_source(
+                &request.client_ip,
+                &location.network,
+                request.created_at - 86_400,
+                &request.submitted_email,
+            )
+            .await?
+            .into_iter()
+            .map(|r| dossier::SourceRequest {
+                submitted_email: r.submitted_email,
+                client_ip: r.client_ip,
+                network: r.network,
+                at: r.created_at,
+            })
+            .collect();
         let Some((person_id, Some(account_id))) = resolved else { return Ok(facts) };
         let (Some(person), Some(account)) = (store.person(person_id).await?, store.account(account_id).await?) else {
             return Ok(facts);
@@ -236,6 +400,41 @@ impl Assistance {
 
     pub async fn find(&self, reference: &ReferenceId) -> Result<Option<crate::store::AssistanceRequest>, StoreError> {
         self.signin.store.assistance_request(reference.as_str()).await
+    }
+
+    /// For the console: the request a joined one belongs to, and every submission of a request that
+    /// others joined (the request itself first). Empty when nobody joined it.
+    pub async fn related(
+        &self,
+        request: &crate::store::AssistanceRequest,
+    ) -> Result<(Option<crate::store::AssistanceRequest>, Vec<dossier::Submission>), StoreError> {
+        let store = &self.signin.store;
+        let joined_to = match request.joined_to {
+            Some(id) => store.assistance_request_by_id(id).await?,
+            None => None,
+        };
+        let submissions =
+            if request.repeat_count > 0 { store.assistance_submissions(request.id).await? } else { Vec::new() };
+        Ok((joined_to, submissions.iter().map(submission_of).collect()))
+    }
+
+    /// What the person holding `reference` may learn: how far the request it belongs to has come.
+    pub async fn state(&self, reference: &ReferenceId) -> Result<Option<RequestState>, StoreError> {
+        let store = &self.signin.store;
+        let Some(request) = store.assistance_request(reference.as_str()).await? else { return Ok(None) };
+        let (status, joined) = match request.joined_to {
+            Some(id) => {
+                let target = store.assistance_request_by_id(id).await?;
+                (target.map(|t| t.status).unwrap_or_else(|| "closed".into()), true)
+            }
+            None => (request.status, false),
+        };
+        let state = match status.as_str() {
+            "received" => PublicState::Received,
+            "open" => PublicState::Open,
+            _ => PublicState::Closed,
+        };
+        Ok(Some(RequestState { reference: request.reference, state, joined }))
     }
 
     /// Resolve or dismiss an open request, as `actor`, with a note; audited.

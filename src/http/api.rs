@@ -6,15 +6,17 @@ use super::error::request_id;
 use super::session::Client;
 use crate::assistance::SubmitError;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/assistance-requests", post(create_assistance_request))
+    Router::new()
+        .route("/api/v1/assistance-requests", post(create_assistance_request))
+        .route("/api/v1/assistance-requests/{reference}", get(get_assistance_request))
 }
 
 #[derive(Debug)]
@@ -129,6 +131,40 @@ pub async fn create_assistance_request(
         }),
         Err(SubmitError::Store(e)) => {
             tracing::error!(request_id = %request_id(), "assistance request failed: {e}");
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side."))
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AssistanceState {
+    reference: String,
+    /// `received`, `open` or `closed`: of the request this reference belongs to.
+    status: crate::assistance::PublicState,
+    /// This submission repeated an open request and was added to it; `status` is that request's.
+    joined: bool,
+    message: &'static str,
+}
+
+/// `GET /api/v1/assistance-requests/{reference}`: how far the request a reference belongs to has come.
+/// Only the holder of a reference (30^8 of them) can ask, and the answer says nothing about the account.
+pub async fn get_assistance_request(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "No request has this reference.");
+    let reference = crate::domain::ReferenceId::parse(&reference).map_err(|_| not_found())?;
+    match state.assistance.state(&reference).await {
+        Ok(Some(s)) => Ok(Json(AssistanceState {
+            reference: s.reference,
+            status: s.state,
+            joined: s.joined,
+            message: s.state.explanation(s.joined),
+        })
+        .into_response()),
+        Ok(None) => Err(not_found()),
+        Err(e) => {
+            tracing::error!(request_id = %request_id(), "assistance state failed: {e}");
             Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side."))
         }
     }

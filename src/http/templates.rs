@@ -147,6 +147,17 @@ pub struct AssistanceReceivedPage<'a> {
     pub reference: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "assistance_status.html")]
+pub struct AssistanceStatusPage<'a> {
+    pub title: &'a str,
+    /// What was typed, shown back in the form.
+    pub reference: &'a str,
+    /// (state, explanation) when the reference was found.
+    pub found: Option<(&'a str, &'a str)>,
+    pub error: Option<&'a str>,
+}
+
 pub struct RequestRow {
     pub reference: String,
     pub status: String,
@@ -179,4 +190,8 @@ pub struct ConsoleRequestPage<'a> {
     pub closed: Option<String>,
     pub dossier: Option<crate::assistance::dossier::Dossier>,
     pub notified: &'a str,
+    /// For a repeat: the reference and status of the request it was added to.
+    pub joined_to: Option<(String, String)>,
+    /// Every submission, when others joined this request.
+    pub submissions: Vec<crate::assistance::dossier::Submission>,
 }

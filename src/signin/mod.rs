@@ -27,8 +27,9 @@ use crate::config::Settings;
 use crate::crypto::{Keys, PasswordHasher, TokenHash};
 use crate::domain::{Account, AccountId, PersonStatus, Timestamp};
 use crate::geo::Geo;
-use crate::policy::lockout::{Refusal, client_bucket};
+use crate::policy::lockout::Refusal;
 use crate::policy::password::{self, PasswordRejection};
+use crate::policy::rate_limit::client_key;
 use crate::store::{CodeUse, SessionStage, SignInEvent, Store, StoreError};
 use crate::totp::{self, TotpSecret};
 use std::net::IpAddr;
@@ -199,11 +200,12 @@ impl SignIn {
         now: Timestamp,
     ) -> Result<Result<ClientSlot, u64>, SignInError> {
         let limit = self.settings.lockout.per_client;
-        let slot = ClientSlot { bucket: client_bucket(ctx.ip), window_start: limit.window_start(now) };
+        let slot =
+            ClientSlot { bucket: format!("sign-in:{}", client_key(ctx.ip)), window_start: limit.window_start(now) };
         if self.store.reserve_client_attempt(&slot.bucket, slot.window_start, limit.max).await? {
             Ok(Ok(slot))
         } else {
-            Ok(Err((slot.window_start + i64::from(limit.window_seconds) - now).max(1) as u64))
+            Ok(Err(limit.retry_after(now)))
         }
     }
 

@@ -180,6 +180,9 @@ const TABLES: &[Table] = &[
             ("closed_by", Text),
             ("closed_at", Int),
             ("close_note", Text),
+            ("network", Text),
+            ("country", Text),
+            ("digest_due_at", Int),
         ],
     ),
 ];

@@ -38,6 +38,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0004_audit_key.sql"),
     },
     Migration {
+        version: 5,
+        name: "assistance_hardening",
+        sqlite: include_str!("../../migrations/sqlite/0005_assistance_hardening.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_assistance_hardening.sql"),
+    },
+    Migration {
         version: 6,
         name: "sign_in_hardening",
         sqlite: include_str!("../../migrations/sqlite/0006_sign_in_hardening.sql"),

@@ -435,29 +435,68 @@ pub struct AssistanceRequest {
     pub closed_by: Option<String>,
     pub closed_at: Option<Timestamp>,
     pub close_note: Option<String>,
+    /// Where the request came from, once processed.
+    pub network: Option<String>,
+    pub country: Option<String>,
 }
 
-/// How processing a request ends: it opens (with its dossier and the admins' emails), or joins an open one.
+/// How processing a request ends: it opens (with its dossier and the admins' emails), or joins an open one
+/// (with an update email when it comes from somewhere new). The emails were composed for the situation the
+/// caller saw (`joins`); the store applies them only if that is still the situation.
 #[derive(Debug, Clone)]
 pub struct Processed {
     pub person_id: Option<PersonId>,
     pub account_id: Option<AccountId>,
     pub dossier_json: String,
+    pub network: String,
+    pub country: Option<String>,
+    /// The open request this one joins and its `repeat_count` as the caller read it, or `None` when the
+    /// caller found none and composed the emails of a new request.
+    pub joins: Option<(i64, i64)>,
     pub notified: Vec<String>,
     pub emails: Vec<crate::mail::OutgoingEmail>,
+    /// Instead of `emails` (empty then): the admins hear of this request in the digest due at this time.
+    pub digest_due_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessOutcome {
     Opened,
-    JoinedOpen { open_id: i64 },
+    JoinedOpen {
+        open_id: i64,
+    },
     AlreadyProcessed,
+    /// The open request to join is not the one the caller saw (another repeat joined it, or it was
+    /// closed, or one opened meanwhile): nothing was written; compose again.
+    Stale,
+}
+
+/// One rate-limit counter a request is charged to: its key, the start of its current window, and the
+/// most hits that window may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateBucket {
+    pub key: String,
+    pub window_start: Timestamp,
+    pub max: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateCharge {
+    /// Every bucket had room and was charged one hit.
+    Taken,
+    /// Nothing was charged; these buckets (indexes into the caller's slice) are full.
+    Refused { full: Vec<usize> },
 }
 
 #[async_trait]
 pub trait AssistanceStore: Send + Sync {
-    /// Count one hit in each bucket's current window; returns the hits so far, in order.
-    async fn hit_rate_limits(&self, buckets: &[(String, Timestamp)]) -> StoreResult<Vec<i64>>;
+    /// Charge one hit to every bucket, or to none: when any bucket's window is already full, nothing is
+    /// charged. Atomic, so concurrent callers (on any instance) never take more than `max` between them.
+    async fn take_rate_limits(&self, buckets: &[RateBucket]) -> StoreResult<RateCharge>;
+    /// Count one event in the window of `key` that starts at `window_start`; returns the count of that
+    /// window now and of the window starting at `previous` (0 when none).
+    async fn count_in_window(&self, key: &str, window_start: Timestamp, previous: Timestamp)
+    -> StoreResult<(i64, i64)>;
     /// Remove counter windows that started before `before` (housekeeping, idempotent).
     async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64>;
     /// Store a request (and its audit row) durably.
@@ -485,6 +524,40 @@ pub trait AssistanceStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<AssistanceRequest>>;
     async fn assistance_request(&self, reference: &str) -> StoreResult<Option<AssistanceRequest>>;
+    async fn assistance_request_by_id(&self, id: i64) -> StoreResult<Option<AssistanceRequest>>;
+    /// The open request a new one with this email and problem would join (created at or after `since`).
+    async fn open_request_like(
+        &self,
+        submitted_email: &str,
+        problem: &str,
+        since: Timestamp,
+        except: i64,
+    ) -> StoreResult<Option<AssistanceRequest>>;
+    /// Requests from this IP or (once processed) this network created at or after `since` that name another
+    /// address than `except_email`; newest first, at most 50.
+    async fn requests_from_source(
+        &self,
+        ip: &str,
+        network: &str,
+        since: Timestamp,
+        except_email: &str,
+    ) -> StoreResult<Vec<AssistanceRequest>>;
+    /// Every submission of a request: the request itself, then the repeats joined to it, oldest first.
+    async fn assistance_submissions(&self, id: i64) -> StoreResult<Vec<AssistanceRequest>>;
+    /// Requests (new ones, and repeats from somewhere new) whose digest is due by `now`, oldest first.
+    async fn digest_due(&self, now: Timestamp) -> StoreResult<Vec<AssistanceRequest>>;
+    /// Queue a digest in one transaction: the requests due by `now` up to `last_id` are marked notified, the
+    /// emails and the audit row written. False, and nothing written, unless exactly `count` requests were
+    /// waiting (another instance sent some of them meanwhile, or more became due): compose again.
+    async fn complete_digest(
+        &self,
+        last_id: i64,
+        count: usize,
+        notified: &[String],
+        emails: &[crate::mail::OutgoingEmail],
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Resolve or dismiss an open request, with its audit row; false when it was not open.
     async fn close_assistance_request(
         &self,
@@ -513,6 +586,17 @@ pub trait AssistanceStore: Send + Sync {
     ) -> StoreResult<(bool, bool)>;
 }
 
+/// Removing personal data that has done its job. Each removal writes its audit row in its own
+/// transaction; the audit log itself is never touched.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Remove sign-in events from before `before`; returns how many.
+    async fn delete_sign_in_events_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64>;
+    /// Remove resolved and dismissed requests closed before `before`, with the repeats joined to them;
+    /// returns how many rows.
+    async fn delete_closed_requests_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64>;
+}
+
 /// Everything the application needs from storage.
 pub trait Store:
     DirectoryStore
@@ -523,6 +607,7 @@ pub trait Store:
     + AuditStore
     + OutboxStore
     + AssistanceStore
+    + RetentionStore
 {
 }
 impl<T> Store for T where
@@ -534,5 +619,6 @@ impl<T> Store for T where
         + AuditStore
         + OutboxStore
         + AssistanceStore
+        + RetentionStore
 {
 }

@@ -26,7 +26,8 @@ pub(super) async fn enqueue(conn: &mut sqlx::AnyConnection, email: &OutgoingEmai
 }
 
 const REQUEST_COLUMNS: &str = "assistance_request_id, reference, submitted_email, problem, description, client_ip, user_agent, \
-    created_at, status, joined_to, repeat_count, person_id, account_id, dossier, notified, closed_by, closed_at, close_note";
+    created_at, status, joined_to, repeat_count, person_id, account_id, dossier, notified, closed_by, closed_at, close_note, \
+    network, country";
 
 fn request_from_row(r: &AnyRow) -> StoreResult<AssistanceRequest> {
     Ok(AssistanceRequest {
@@ -48,6 +49,8 @@ fn request_from_row(r: &AnyRow) -> StoreResult<AssistanceRequest> {
         closed_by: r.try_get("closed_by")?,
         closed_at: r.try_get("closed_at")?,
         close_note: r.try_get("close_note")?,
+        network: r.try_get("network")?,
+        country: r.try_get("country")?,
     })
 }
 
@@ -145,22 +148,79 @@ impl OutboxStore for SqlStore {
 
 #[async_trait]
 impl AssistanceStore for SqlStore {
-    async fn hit_rate_limits(&self, buckets: &[(String, Timestamp)]) -> StoreResult<Vec<i64>> {
+    async fn take_rate_limits(&self, buckets: &[RateBucket]) -> StoreResult<RateCharge> {
+        // Every caller locks the counters in the same (key) order, so two requests sharing buckets queue
+        // behind each other instead of deadlocking.
+        let mut order: Vec<usize> = (0..buckets.len()).collect();
+        order.sort_by(|a, b| buckets[*a].key.cmp(&buckets[*b].key));
         let mut tx = self.pool().begin().await?;
-        let mut hits = Vec::with_capacity(buckets.len());
-        for (bucket, window_start) in buckets {
-            let row = sqlx::query(
+        let mut refused = None;
+        for &i in &order {
+            let bucket = &buckets[i];
+            // The conditional upsert takes the row's lock and re-checks the count under it; a full
+            // window returns no row. Rolling back then un-charges the buckets taken before it.
+            let taken = sqlx::query(
                 "INSERT INTO rate_limit_counter (bucket, window_start, hits) VALUES ($1, $2, 1) \
-                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 RETURNING hits",
+                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 \
+                 WHERE rate_limit_counter.hits < $3 RETURNING hits",
             )
-            .bind(bucket)
-            .bind(window_start)
-            .fetch_one(&mut *tx)
+            .bind(&bucket.key)
+            .bind(bucket.window_start)
+            .bind(bucket.max)
+            .fetch_optional(&mut *tx)
             .await?;
-            hits.push(row.try_get("hits")?);
+            if taken.is_none() {
+                refused = Some(i);
+                break;
+            }
         }
-        tx.commit().await?;
-        Ok(hits)
+        let Some(first_full) = refused else {
+            tx.commit().await?;
+            return Ok(RateCharge::Taken);
+        };
+        tx.rollback().await?;
+        // Name every full bucket, so the client is told the longest wait.
+        let mut full = Vec::new();
+        for (i, bucket) in buckets.iter().enumerate() {
+            let hits: Option<i64> =
+                sqlx::query("SELECT hits FROM rate_limit_counter WHERE bucket = $1 AND window_start = $2")
+                    .bind(&bucket.key)
+                    .bind(bucket.window_start)
+                    .fetch_optional(self.pool())
+                    .await?
+                    .map(|r| r.try_get("hits"))
+                    .transpose()?;
+            if i == first_full || hits.is_some_and(|h| h >= bucket.max) {
+                full.push(i);
+            }
+        }
+        Ok(RateCharge::Refused { full })
+    }
+
+    async fn count_in_window(
+        &self,
+        key: &str,
+        window_start: Timestamp,
+        previous: Timestamp,
+    ) -> StoreResult<(i64, i64)> {
+        let now: i64 = sqlx::query(
+            "INSERT INTO rate_limit_counter (bucket, window_start, hits) VALUES ($1, $2, 1) \
+             ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 RETURNING hits",
+        )
+        .bind(key)
+        .bind(window_start)
+        .fetch_one(self.pool())
+        .await?
+        .try_get("hits")?;
+        let before: Option<i64> =
+            sqlx::query("SELECT hits FROM rate_limit_counter WHERE bucket = $1 AND window_start = $2")
+                .bind(key)
+                .bind(previous)
+                .fetch_optional(self.pool())
+                .await?
+                .map(|r| r.try_get("hits"))
+                .transpose()?;
+        Ok((now, before.unwrap_or(0)))
     }
 
     async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64> {
@@ -253,8 +313,8 @@ impl AssistanceStore for SqlStore {
             return Ok(ProcessOutcome::AlreadyProcessed);
         };
         let request = request_from_row(&row)?;
-        let open: Option<i64> = sqlx::query(
-            "SELECT assistance_request_id FROM assistance_request WHERE submitted_email = $1 AND problem = $2 \
+        let open = sqlx::query(
+            "SELECT assistance_request_id, repeat_count FROM assistance_request WHERE submitted_email = $1 AND problem = $2 \
              AND status = 'open' AND created_at >= $3 AND assistance_request_id <> $4 ORDER BY assistance_request_id LIMIT 1",
         )
         .bind(&request.submitted_email)
@@ -263,14 +323,20 @@ impl AssistanceStore for SqlStore {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?
-        .map(|r| r.try_get::<i64, _>(0))
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
         .transpose()?;
+        // The emails were composed for what the caller saw; under the lock, make sure it still holds.
+        if open != p.joins {
+            return Ok(ProcessOutcome::Stale);
+        }
         let mut entry =
             AuditEntry::new(now, &Actor::System, "assistance.request", "opened").ip(request.client_ip.clone());
         entry.reference = Some(request.reference.clone());
         entry.subject_person_id = p.person_id;
         entry.subject_account_id = p.account_id;
-        let outcome = if let Some(open_id) = open {
+        let notified = (!p.notified.is_empty() && !p.emails.is_empty()).then(|| p.notified.join(", "));
+        let digest = p.digest_due_at.map(|at| format!("; the admins will hear of it in the digest due at {at}"));
+        let outcome = if let Some((open_id, _)) = open {
             sqlx::query(
                 "UPDATE assistance_request SET repeat_count = repeat_count + 1 WHERE assistance_request_id = $1",
             )
@@ -279,38 +345,56 @@ impl AssistanceStore for SqlStore {
             .await?;
             sqlx::query(
                 "UPDATE assistance_request SET status = 'joined', joined_to = $1, person_id = $2, account_id = $3, \
-                 processed_at = $4, claimed_until = NULL WHERE assistance_request_id = $5",
+                 dossier = $4, notified = $5, network = $6, country = $7, processed_at = $8, claimed_until = NULL \
+                 WHERE assistance_request_id = $9",
             )
             .bind(open_id)
             .bind(p.person_id)
             .bind(p.account_id)
+            .bind(&p.dossier_json)
+            .bind(notified.as_deref())
+            .bind(&p.network)
+            .bind(p.country.as_deref())
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await?;
             entry.outcome = "joined".into();
-            entry.details = Some(format!("repeat of an open request (id {open_id}); admins not emailed again"));
+            entry.details = Some(if p.emails.is_empty() {
+                format!(
+                    "repeat of an open request (id {open_id}) from a network and country it came from before; admins not emailed again"
+                )
+            } else {
+                format!(
+                    "repeat of an open request (id {open_id}) from a new network or country; admins emailed an update"
+                )
+            });
+            entry.notified = notified;
             ProcessOutcome::JoinedOpen { open_id }
         } else {
-            let notified = p.notified.join(", ");
             sqlx::query(
                 "UPDATE assistance_request SET status = 'open', person_id = $1, account_id = $2, dossier = $3, notified = $4, \
-                 processed_at = $5, claimed_until = NULL WHERE assistance_request_id = $6",
+                 network = $5, country = $6, processed_at = $7, claimed_until = NULL, digest_due_at = $8 \
+                 WHERE assistance_request_id = $9",
             )
             .bind(p.person_id)
             .bind(p.account_id)
             .bind(&p.dossier_json)
-            .bind(&notified)
+            .bind(notified.as_deref().unwrap_or(""))
+            .bind(&p.network)
+            .bind(p.country.as_deref())
             .bind(now)
+            .bind(p.digest_due_at)
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            for email in &p.emails {
-                enqueue(&mut tx, email, now).await?;
-            }
-            entry.notified = Some(notified);
+            entry.details = digest.map(|d| d.trim_start_matches("; ").to_owned());
+            entry.notified = notified;
             ProcessOutcome::Opened
         };
+        for email in &p.emails {
+            enqueue(&mut tx, email, now).await?;
+        }
         append(&mut tx, self.audit_key()?, &entry).await?;
         tx.commit().await?;
         Ok(outcome)
@@ -342,6 +426,113 @@ impl AssistanceStore for SqlStore {
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(request_from_row).transpose()
+    }
+
+    async fn assistance_request_by_id(&self, id: i64) -> StoreResult<Option<AssistanceRequest>> {
+        let row =
+            sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    async fn open_request_like(
+        &self,
+        submitted_email: &str,
+        problem: &str,
+        since: Timestamp,
+        except: i64,
+    ) -> StoreResult<Option<AssistanceRequest>> {
+        let row = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE submitted_email = $1 AND problem = $2 \
+             AND status = 'open' AND created_at >= $3 AND assistance_request_id <> $4 ORDER BY assistance_request_id LIMIT 1"
+        ))
+        .bind(submitted_email)
+        .bind(problem)
+        .bind(since)
+        .bind(except)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    async fn requests_from_source(
+        &self,
+        ip: &str,
+        network: &str,
+        since: Timestamp,
+        except_email: &str,
+    ) -> StoreResult<Vec<AssistanceRequest>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE (client_ip = $1 OR network = $2) \
+             AND created_at >= $3 AND submitted_email <> $4 ORDER BY created_at DESC, assistance_request_id DESC LIMIT 50"
+        ))
+        .bind(ip)
+        .bind(network)
+        .bind(since)
+        .bind(except_email)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    async fn assistance_submissions(&self, id: i64) -> StoreResult<Vec<AssistanceRequest>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1 OR joined_to = $1 \
+             ORDER BY assistance_request_id"
+        ))
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    async fn digest_due(&self, now: Timestamp) -> StoreResult<Vec<AssistanceRequest>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE digest_due_at IS NOT NULL AND digest_due_at <= $1 \
+             ORDER BY assistance_request_id"
+        ))
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    async fn complete_digest(
+        &self,
+        last_id: i64,
+        count: usize,
+        notified: &[String],
+        emails: &[OutgoingEmail],
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        // Serialised with request processing, which is what marks requests for a digest.
+        sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await?;
+        let notified = notified.join(", ");
+        let marked = sqlx::query(
+            "UPDATE assistance_request SET digest_due_at = NULL, notified = $1 \
+             WHERE digest_due_at IS NOT NULL AND digest_due_at <= $2 AND assistance_request_id <= $3",
+        )
+        .bind(&notified)
+        .bind(now)
+        .bind(last_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if marked != count as u64 {
+            return Ok(false);
+        }
+        for email in emails {
+            enqueue(&mut tx, email, now).await?;
+        }
+        let mut entry = audit.clone();
+        entry.notified = Some(notified);
+        append(&mut tx, self.audit_key()?, &entry).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn close_assistance_request(
@@ -435,5 +626,55 @@ impl AssistanceStore for SqlStore {
         .fetch_one(self.pool())
         .await?;
         Ok((row.try_get::<i64, _>("ip_hits")? > 0, row.try_get::<i64, _>("network_hits")? > 0))
+    }
+}
+
+#[async_trait]
+impl RetentionStore for SqlStore {
+    async fn delete_sign_in_events_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64> {
+        let mut tx = self.pool().begin().await?;
+        let removed = sqlx::query("DELETE FROM sign_in_event WHERE at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Ok(0);
+        }
+        let mut entry = audit.clone();
+        entry.details = Some(serde_json::json!({ "removed": removed, "before": before }).to_string());
+        append(&mut tx, self.audit_key()?, &entry).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn delete_closed_requests_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64> {
+        let mut tx = self.pool().begin().await?;
+        let closed = "SELECT assistance_request_id FROM assistance_request \
+                      WHERE status IN ('resolved', 'dismissed') AND closed_at < $1";
+        // Repeats first: they point at the request they joined.
+        let repeats = sqlx::query(&format!("DELETE FROM assistance_request WHERE joined_to IN ({closed})"))
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let requests =
+            sqlx::query("DELETE FROM assistance_request WHERE status IN ('resolved', 'dismissed') AND closed_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let removed = repeats + requests;
+        if removed == 0 {
+            return Ok(0);
+        }
+        let mut entry = audit.clone();
+        entry.details = Some(
+            serde_json::json!({ "removed_requests": requests, "removed_repeats": repeats, "closed_before": before })
+                .to_string(),
+        );
+        append(&mut tx, self.audit_key()?, &entry).await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 }

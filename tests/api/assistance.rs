@@ -615,3 +615,362 @@ async fn a_disabled_admin_keeps_no_power_in_an_open_session() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_forged_description_is_quoted_below_the_facts_in_the_emails_text_part() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| quick(s, &url),
+        async |app: TestApp| {
+            sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+            app.add_admin("harry", 1).await;
+            let hank = app.add_person("hank", true).await;
+            let forged = "new phone\n\nACCOUNT STATUS\n  Exists and active: yes\n  Two-factor authentication: not set up\n\
+                          RISK FLAGS: none\n\u{202E}moc.live\u{202C}\nhttps://evil.example/reset?u=hank";
+            let response = app.post_assistance_json(LINKOPING, &hank.email, "lost_2fa", forged).await;
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            let mail = sink.wait_for(1).await.remove(0);
+            let text = mail.text();
+            let lines: Vec<&str> = text.lines().collect();
+            for heading in ["ACCOUNT STATUS", "RISK FLAGS", "DESCRIPTION"] {
+                assert_eq!(lines.iter().filter(|l| l.starts_with(heading)).count(), 1, "{heading} in:\n{text}");
+            }
+            let flags = lines.iter().position(|l| l.starts_with("RISK FLAGS")).unwrap_or(usize::MAX);
+            let description = lines.iter().position(|l| l.starts_with("DESCRIPTION")).unwrap_or(0);
+            assert!(flags < description, "the description comes after the facts:\n{text}");
+            let quoted: Vec<&str> = lines[description + 1..].iter().take_while(|l| !l.is_empty()).copied().collect();
+            assert_eq!(quoted.len(), 8, "{text}");
+            assert!(quoted.iter().all(|l| l.starts_with("  >")), "every line quoted:\n{text}");
+            assert!(quoted.contains(&"  > https://evil.example/reset?u=hank") && quoted.contains(&"  > moc.live"));
+            assert!(!text.contains('\u{202E}'), "no bidi override");
+            assert!(!lines[..description].iter().any(|l| l.contains("evil") || l.contains("new phone")), "{text}");
+            // The real flags are still read from the facts.
+            assert!(lines[flags + 1].starts_with("  - No successful sign-in on record"), "{text}");
+            let html = mail.html();
+            assert!(html.find("Risk flags") < html.find("<blockquote"), "{html}");
+        },
+    )
+    .await;
+}
+
+fn day_long(settings: &mut Settings, per_ip: u32, per_email: u32, global: u32) {
+    use lifeline::policy::rate_limit::RateLimit;
+    settings.assistance.response_floor_ms = 10;
+    // Day-long windows, so that no window ends in the middle of a test.
+    settings.assistance.per_ip = RateLimit { max: per_ip, window_seconds: 86_400 };
+    settings.assistance.per_email = RateLimit { max: per_email, window_seconds: 86_400 };
+    settings.assistance.global = RateLimit { max: global, window_seconds: 86_400 };
+}
+
+#[tokio::test]
+async fn refused_requests_charge_no_bucket() {
+    each_backend_with(
+        |s| day_long(s, 3, 3, 20),
+        async |app: TestApp| {
+            const FLOODER: &str = "175.16.199.10";
+            for i in 0..3 {
+                let response = app.post_assistance_json(FLOODER, &format!("p{i}@example.org"), "other", "").await;
+                assert_eq!(response.status(), StatusCode::ACCEPTED);
+            }
+            // The flooder's budget is spent; 40 more, each naming the victim, are refused.
+            for _ in 0..40 {
+                let response = app.post_assistance_json(FLOODER, "victim@example.org", "locked_out", "").await;
+                assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            }
+            // Neither the global budget (20) nor the victim's (3) paid for them.
+            let other = app.post_assistance_json(LONDON, "other@example.org", "other", "").await;
+            assert_eq!(other.status(), StatusCode::ACCEPTED, "another client asking about another address");
+            for _ in 0..3 {
+                let own = app.post_assistance_json(LINKOPING, "victim@example.org", "locked_out", "").await;
+                assert_eq!(own.status(), StatusCode::ACCEPTED, "the victim asking for themself");
+            }
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM assistance_request")
+                .fetch_one(app.state.db.pool())
+                .await
+                .unwrap_or(-1);
+            assert_eq!(rows, 7, "refused requests are not stored");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn thirty_ipv6_addresses_of_one_64_share_one_bucket() {
+    each_backend_with(
+        |s| day_long(s, 5, 100, 1000),
+        async |app: TestApp| {
+            let mut accepted = 0;
+            for i in 1..=30 {
+                let ip = format!("2001:db8:1:2:{i:x}::{:x}", (i * 7919) % 0xffff);
+                let response = app.post_assistance_json(&ip, &format!("p{i}@example.org"), "other", "").await;
+                match response.status() {
+                    StatusCode::ACCEPTED => accepted += 1,
+                    status => assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{ip}"),
+                }
+            }
+            assert_eq!(accepted, 5, "one /64 is one client");
+            let next_door = app.post_assistance_json("2001:db8:1:3::1", "p31@example.org", "other", "").await;
+            assert_eq!(next_door.status(), StatusCode::ACCEPTED, "another /64 is another client");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_repeat_from_elsewhere_keeps_both_submissions_emails_an_update_and_every_reference_shows_its_state() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| quick(s, &url),
+        async |app: TestApp| {
+            sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+            let harry = app.add_admin("harry", 1).await;
+            let hank = app.add_person("hank", true).await;
+            app.sign_in_from(&hank, LONDON, 0).await;
+
+            // Someone asks about Hank first, from Sweden; Hank asks himself a moment later, from home.
+            let claim = "Hank here, new number: call +46 70 000 00 00";
+            let attacker = app.post_assistance_json(LINKOPING, &hank.email, "locked_out", claim).await;
+            let first = json_reference(attacker).await;
+            sink.wait_for(1).await;
+            let truth = "I did not ask before; my number is the one on file";
+            let own = app.post_assistance_json(LONDON, &hank.email, "locked_out", truth).await;
+            let second = json_reference(own).await;
+
+            let messages = sink.wait_for(2).await;
+            let update =
+                messages.iter().find(|m| m.subject().contains("asked again")).unwrap_or_else(|| panic!("no update"));
+            assert!(update.subject().contains(&first), "{}", update.subject());
+            let text = update.text();
+            for expected in [
+                format!("UPDATE: {second} asks again for what open request {first} asks"),
+                "EVERY SUBMISSION OF THIS REQUEST (2, oldest first)".to_owned(),
+                format!("1. {first}, "),
+                format!("2. {second}, "),
+                format!("IP address: {LINKOPING}"),
+                format!("IP address: {LONDON}"),
+                "Approximate location: Linköping, SE".to_owned(),
+                "Approximate location: London, GB".to_owned(),
+                "This IP used for a successful sign-in before: yes".to_owned(),
+                "> Hank here, new number: call +46 70 000 00 00".to_owned(),
+                "> I did not ask before; my number is the one on file".to_owned(),
+                format!("/console/requests/{first}"),
+            ] {
+                assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+            }
+            assert!(update.html().contains("I did not ask before") && update.html().contains("Hank here"));
+
+            // A third from home again is nothing new: joined, and no email (counted in the outbox, where
+            // an email would be written in the same transaction as the join).
+            let third = json_reference(app.post_assistance_json(LONDON, &hank.email, "locked_out", "").await).await;
+            wait_until("the third to join", async || {
+                app.state.db.assistance_request(&third).await.ok().flatten().is_some_and(|r| r.status == "joined")
+            })
+            .await;
+            let (queued, sent) = app.state.db.outbox_counts().await.unwrap_or_default();
+            assert_eq!(queued + sent, 2, "one dossier and one update");
+
+            // The console shows every submission on the request, and Hank's reference leads to it.
+            let admin = app.sign_in_from(&harry, LONDON, 1).await;
+            let page = |reference: String| {
+                let admin = admin.clone();
+                let url = app.url(&format!("/console/requests/{reference}"));
+                async move { admin.get(url).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default() }
+            };
+            let open = page(first.clone()).await;
+            let every = "Every submission of this request (3";
+            for expected in ["Hank here, new number", "I did not ask before", LINKOPING, LONDON, &second, &third, every] {
+                assert!(open.contains(expected), "missing {expected:?} in:\n{open}");
+            }
+            let joined = page(second.clone()).await;
+            assert!(!joined.contains("still being processed"), "{joined}");
+            let banner = format!("This submission repeats request <a href=\"/console/requests/{first}\">{first}</a>");
+            assert!(joined.contains(&banner), "{joined}");
+            assert!(joined.contains("I did not ask before") && joined.contains("<strong>open</strong>"), "{joined}");
+
+            // The person holding the reference sees the state of the request it belongs to.
+            let state = |reference: String| {
+                let url = app.url(&format!("/api/v1/assistance-requests/{reference}"));
+                async move {
+                    let response = browser().get(url).send().await.unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(response.status(), StatusCode::OK);
+                    response.json::<serde_json::Value>().await.unwrap_or_default()
+                }
+            };
+            let hanks = state(second.clone()).await;
+            assert_eq!((hanks["status"].as_str(), hanks["joined"].as_bool()), (Some("open"), Some(true)));
+            let status_url = app.url(&format!("/assistance/status?reference={}", second.to_lowercase()));
+            let status_page = browser().get(status_url).send().await.unwrap_or_else(|e| panic!("{e}"));
+            let status_page = status_page.text().await.unwrap_or_default();
+            assert!(status_page.contains("with the administrators") && status_page.contains("was added to it"), "{status_page}");
+            let unknown = browser().get(app.url("/api/v1/assistance-requests/AR-2222-2222")).send().await;
+            let unknown = unknown.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+            let system = lifeline::audit::Actor::System;
+            assert!(app.state.assistance.close(&system, &first, false, "Not Hank; called him.").await.unwrap_or(false));
+            let closed = state(second.clone()).await;
+            let closed = (closed["status"].as_str(), closed["joined"].as_bool());
+            assert_eq!(closed, (Some("closed"), Some(true)));
+            assert_eq!(state(first.clone()).await["status"], "closed");
+        },
+    )
+    .await;
+}
+
+/// Every email the outbox holds (queued or sent): (subject, text).
+async fn outbox(app: &TestApp) -> Vec<(String, String)> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT subject, text_body FROM outbox_email ORDER BY outbox_email_id")
+            .fetch_all(app.state.db.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    rows
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(app.state.db.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[tokio::test]
+async fn a_flood_reaches_the_admins_as_one_digest_per_interval_and_every_request_reaches_the_queue() {
+    // Ten seconds into a minute, so that the whole flood falls into one interval.
+    let start = 1_900_000_000 - 1_900_000_000 % 60 + 10;
+    each_backend_with_clock(
+        start,
+        |s| {
+            day_long(s, 1000, 1000, 1000);
+            s.assistance.digest.individual_per_interval = 5;
+            s.assistance.digest.interval_seconds = 60;
+        },
+        async |app: TestApp, clock| {
+            app.add_admin("harry", 1).await;
+            app.add_admin("ada", 3).await;
+            let processed = async |n: i64| {
+                wait_until("processing", async || {
+                    count(&app, "SELECT COUNT(*) FROM assistance_request WHERE status <> 'received'").await == n
+                })
+                .await
+            };
+
+            // 100 requests "in the same second", ten at a time.
+            let mut references = Vec::new();
+            for batch in 0..10 {
+                let requests = (0..10).map(|i| {
+                    let n = batch * 10 + i;
+                    let app = &app;
+                    async move {
+                        let ip = format!("10.9.{}.{}", n / 200, n % 200 + 1);
+                        json_reference(app.post_assistance_json(&ip, &format!("p{n}@example.org"), "other", "").await)
+                            .await
+                    }
+                });
+                references.extend(futures::future::join_all(requests).await);
+            }
+            processed(100).await;
+            // The first five went out one by one (to two admins); the other 95 wait for the digest.
+            let singles = outbox(&app).await;
+            assert_eq!(singles.len(), 10, "{:?}", singles.iter().map(|(s, _)| s).collect::<Vec<_>>());
+            assert!(singles.iter().all(|(subject, _)| subject.starts_with("Access assistance request AR-")));
+            assert_eq!(
+                count(&app, "SELECT COUNT(*) FROM assistance_request WHERE digest_due_at IS NOT NULL").await,
+                95
+            );
+
+            // The interval ends: one digest per admin, covering the 95.
+            clock.advance(60);
+            app.state.assistance.wake_processor.notify_one();
+            wait_until("the digest", async || outbox(&app).await.len() == 12).await;
+            let emails = outbox(&app).await;
+            let digests = &emails[10..];
+            for (subject, text) in digests {
+                assert_eq!(subject, "Access assistance digest: 95 requests during a flood");
+                assert!(text.starts_with("DIGEST of 95 access assistance requests"), "{text}");
+                assert!(text.contains("This is a digest, not a single request."), "{text}");
+                assert!(text.contains("more than 5 in 1 minute"), "{text}");
+            }
+            let emailed_alone: Vec<&String> =
+                references.iter().filter(|r| singles.iter().any(|(s, _)| s.contains(r.as_str()))).collect();
+            assert_eq!(emailed_alone.len(), 5);
+            for reference in references.iter().filter(|r| !emailed_alone.contains(r)) {
+                assert!(digests[0].1.contains(&format!("{reference}, ")), "{reference} listed in the digest");
+            }
+            // Every request is in the queue, and nothing is left waiting to be sent.
+            assert_eq!(app.state.assistance.list("open", "").await.unwrap_or_default().len(), 100);
+            assert_eq!(count(&app, "SELECT COUNT(*) FROM assistance_request WHERE digest_due_at IS NOT NULL").await, 0);
+            let digest_audits = app
+                .state
+                .db
+                .audit_records(0, 10_000)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.entry.action == "assistance.digest")
+                .count();
+            assert_eq!(digest_audits, 1);
+
+            // The next interval follows a flood: still a digest, even for a single request.
+            app.post_assistance_json(LONDON, "late@example.org", "other", "").await;
+            processed(101).await;
+            assert_eq!(outbox(&app).await.len(), 12, "no single email right after a flood");
+            clock.advance(60);
+            app.state.assistance.wake_processor.notify_one();
+            wait_until("the second digest", async || outbox(&app).await.len() == 14).await;
+            assert_eq!(outbox(&app).await[13].0, "Access assistance digest: 1 request during a flood");
+
+            // After a quiet interval, requests are emailed one by one again.
+            clock.advance(120);
+            app.post_assistance_json(LINKOPING, "calm@example.org", "other", "").await;
+            processed(102).await;
+            wait_until("a single email", async || outbox(&app).await.len() == 16).await;
+            assert!(outbox(&app).await[15].0.starts_with("Access assistance request AR-"));
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_dossier_says_when_the_source_asked_for_others_and_the_failures_came_from_it() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| quick(s, &url),
+        async |app: TestApp| {
+            sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+            app.add_admin("harry", 1).await;
+            let hank = app.add_person("hank", true).await;
+            app.sign_in_from(&hank, LONDON, 0).await;
+            // Someone in Linköping guesses Hank's password, asks about a colleague, then about Hank.
+            for _ in 0..3 {
+                let guess = [("login", hank.username.as_str()), ("password", "wrong-password-entirely")];
+                let response = app.post_form_from(&browser(), LINKOPING, "/signin", &guess).await;
+                assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            }
+            app.post_assistance_json(LINKOPING, "colleague@example.org", "lost_2fa", "").await;
+            sink.wait_for(1).await;
+            let reference =
+                json_reference(app.post_assistance_json(LINKOPING, &hank.email, "lost_2fa", "").await).await;
+            let messages = sink.wait_for(2).await;
+            let mail =
+                messages.iter().find(|m| m.subject().contains(&reference)).unwrap_or_else(|| panic!("Hank's dossier"));
+            let text = mail.text();
+            for expected in [
+                format!(
+                    "Same source, other people: this IP ({LINKOPING}) also asked about 1 other address in the last 24 \
+                     hours (colleague@example.org)."
+                ),
+                "The failed sign-ins came from where the request comes from: 3 from this IP, of 3 in the last 7 days, \
+                 on a network this person has never signed in from."
+                    .to_owned(),
+                "Burst of failures: 3 failed sign-in attempts in the last 24 hours, 3 of them from networks or devices \
+                 this person has never signed in with"
+                    .to_owned(),
+                "Other addresses asked about from this IP or network in the last 24 hours: 1 from this IP".to_owned(),
+            ] {
+                assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+            }
+        },
+    )
+    .await;
+}

@@ -24,7 +24,7 @@ pub struct TestApp {
     pub address: String,
     pub state: AppState,
     /// The app's clock: the real time, moved forward when a test says "five minutes later".
-    pub clock: Arc<ShiftedClock>,
+    pub clock: Arc<dyn TestClock>,
     _background: Background,
     pub _dir: tempfile::TempDir,
     _db: TestDb,
@@ -159,11 +159,68 @@ pub const TEST_LOCKOUT_ENV: &[(&str, &str)] =
     &[("LIFELINE_LOCKOUT__DELAY_BASE_SECONDS", "0"), ("LIFELINE_LOCKOUT__PER_CLIENT__MAX", "10000")];
 
 /// Spawn Lifeline on a random loopback port over `db`.
-pub async fn spawn_in(dir: tempfile::TempDir, mut settings: Settings, db: TestDb) -> TestApp {
+pub async fn spawn_in(dir: tempfile::TempDir, settings: Settings, db: TestDb) -> TestApp {
+    spawn_with_clock(dir, settings, db, Arc::new(ShiftedClock::default())).await
+}
+
+/// A clock the test sets and moves on; it never moves by itself.
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn at(now: i64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self(std::sync::atomic::AtomicI64::new(now)))
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.0.fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl lifeline::signin::Clock for ManualClock {
+    fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl TestClock for ManualClock {
+    fn advance(&self, seconds: i64) {
+        ManualClock::advance(self, seconds);
+    }
+}
+
+/// A clock a test can move forward: the app's services read it.
+pub trait TestClock: Clock {
+    fn advance(&self, seconds: i64);
+}
+
+/// Run `test` once per backend against an app whose services (and background work) read a manual clock
+/// that starts at `start` each time.
+pub async fn each_backend_with_clock(
+    start: i64,
+    adjust: impl Fn(&mut Settings),
+    test: impl AsyncFn(TestApp, std::sync::Arc<ManualClock>),
+) {
+    for db in databases().await {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut settings = test_settings(dir.path());
+        settings.database_url = db.url.clone();
+        adjust(&mut settings);
+        println!("--- on {}", db.label);
+        let clock = ManualClock::at(start);
+        test(spawn_with_clock(dir, settings, db, clock.clone()).await, clock).await;
+    }
+}
+
+/// Spawn Lifeline on a random loopback port over `db`, with its services reading `clock`.
+pub async fn spawn_with_clock(
+    dir: tempfile::TempDir,
+    mut settings: Settings,
+    db: TestDb,
+    clock: Arc<dyn TestClock>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let address = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
     settings.public_url = address.clone();
-    let clock = Arc::new(ShiftedClock::default());
     let state = lifeline::app::build_with_clock(settings, clock.clone()).await.unwrap_or_else(|e| panic!("{e:#}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server_state = state.clone();
@@ -181,8 +238,8 @@ pub async fn spawn_in(dir: tempfile::TempDir, mut settings: Settings, db: TestDb
 #[derive(Default)]
 pub struct ShiftedClock(AtomicI64);
 
-impl ShiftedClock {
-    pub fn advance(&self, seconds: i64) {
+impl TestClock for ShiftedClock {
+    fn advance(&self, seconds: i64) {
         self.0.fetch_add(seconds, Ordering::SeqCst);
     }
 }
@@ -341,6 +398,23 @@ impl TestApp {
             .await
     }
 
+    /// Ask for help through the JSON API, from `ip` (through the trusted loopback proxy).
+    pub async fn post_assistance_json(
+        &self,
+        ip: &str,
+        email: &str,
+        problem: &str,
+        description: &str,
+    ) -> reqwest::Response {
+        browser()
+            .post(self.url("/api/v1/assistance-requests"))
+            .header("x-forwarded-for", ip)
+            .json(&serde_json::json!({ "email": email, "type": problem, "description": description }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// A person with a grant (and TOTP, so they may use the console).
     pub async fn add_admin(&self, username: &str, dpa_level: u8) -> Person {
         let person = self.add_person(username, true).await;
@@ -365,6 +439,12 @@ impl TestApp {
         let view = self.state.signin.person_view(email).await.unwrap_or_else(|e| panic!("{e}"));
         serde_json::to_value(view).unwrap_or_else(|e| panic!("{e}"))
     }
+}
+
+/// The reference in an accepted JSON API request's answer ("" when there is none).
+pub async fn json_reference(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    body["reference"].as_str().unwrap_or_default().to_owned()
 }
 
 pub fn location(response: &reqwest::Response) -> String {

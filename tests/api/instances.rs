@@ -173,6 +173,8 @@ fn quick_env(smtp: &str) -> Vec<(&'static str, String)> {
         ("LIFELINE_OUTBOX__LEASE_SECONDS", "5".into()),
         ("LIFELINE_OUTBOX__RETRY_BASE_SECONDS", "1".into()),
         ("LIFELINE_OUTBOX__RETRY_MAX_SECONDS", "2".into()),
+        // These tests count single emails; digests have a test of their own.
+        ("LIFELINE_ASSISTANCE__DIGEST__INDIVIDUAL_PER_INTERVAL", "100000".into()),
     ]
 }
 
@@ -249,27 +251,51 @@ async fn two_hundred_requests_over_two_instances_email_every_admin_exactly_once(
 }
 
 #[tokio::test]
-async fn the_per_ip_limit_holds_in_sum_across_instances() {
+async fn the_per_ip_limit_holds_in_sum_across_instances_and_refusals_charge_nothing() {
     for db in databases().await {
         println!("--- on {}", db.label);
         let sink = crate::smtp_sink::SmtpSink::start().await;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         arrange_admins(&db, dir.path()).await;
         let mut env = quick_env(&sink.url());
+        // Day-long windows, so that no window ends in the middle of the test.
         env.push(("LIFELINE_ASSISTANCE__PER_IP__MAX", "10".into()));
+        env.push(("LIFELINE_ASSISTANCE__PER_IP__WINDOW_SECONDS", "86400".into()));
+        env.push(("LIFELINE_ASSISTANCE__PER_EMAIL__MAX", "3".into()));
+        env.push(("LIFELINE_ASSISTANCE__PER_EMAIL__WINDOW_SECONDS", "86400".into()));
+        env.push(("LIFELINE_ASSISTANCE__GLOBAL__MAX", "13".into()));
+        env.push(("LIFELINE_ASSISTANCE__GLOBAL__WINDOW_SECONDS", "86400".into()));
         env.push(("LIFELINE_OUTBOX__LEASE_SECONDS", "60".into()));
         let pair = Instances::start(dir.path(), &db.url, 2, &as_refs(&env)).await;
+        let count = |statuses: &[StatusCode]| {
+            let accepted = statuses.iter().filter(|s| **s == StatusCode::ACCEPTED).count();
+            let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+            (accepted, limited)
+        };
+
+        // One IP, twenty requests at once over both instances: ten fit.
         let requests = (0..20).map(|n| {
             let pair = &pair;
             async move { pair.ask_for_help(n, "81.2.69.142", &format!("p{n}@example.org")).await.status() }
         });
         let statuses = futures::future::join_all(requests).await;
-        let accepted = statuses.iter().filter(|s| **s == StatusCode::ACCEPTED).count();
-        let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
-        assert_eq!((accepted, limited), (10, 10), "{}", db.label);
+        assert_eq!(count(&statuses), (10, 10), "{}", db.label);
         sink.wait_for(20).await;
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         assert_eq!(sink.messages().len(), 20, "{}: emails for the accepted ten only", db.label);
+
+        // Twenty IPs of one /24 naming one address at once: three fit. Had the ten refusals above been
+        // charged to the global budget (13), none would.
+        let requests = (0..20).map(|n| {
+            let pair = &pair;
+            async move { pair.ask_for_help(n, &format!("10.2.0.{}", n + 1), "victim@example.org").await.status() }
+        });
+        let statuses = futures::future::join_all(requests).await;
+        assert_eq!(count(&statuses), (3, 17), "{}", db.label);
+
+        // Thirteen accepted in all: the global budget is now spent, by accepted requests only.
+        let over = pair.ask_for_help(0, "175.16.199.1", "fresh@example.org").await.status();
+        assert_eq!(over, StatusCode::TOO_MANY_REQUESTS, "{}", db.label);
     }
 }
 

@@ -3,7 +3,6 @@
 
 use crate::helpers::*;
 use lifeline::policy::rate_limit::RateLimit;
-use lifeline::signin::Clock;
 use reqwest::StatusCode;
 use sqlx::Row;
 use std::time::Duration;

@@ -7,7 +7,8 @@ use lifeline::crypto::{Keys, MasterKey, TokenHash};
 use lifeline::domain::LockReason;
 use lifeline::policy::lockout::LockoutPolicy;
 use lifeline::store::{
-    AuditStore, CodeUse, FailureResult, Sealing, SessionStage, SignInEvent, SqlStore, Store, StoreError,
+    AuditStore, CodeUse, FailureResult, RateBucket, RateCharge, Sealing, SessionStage, SignInEvent, SqlStore, Store,
+    StoreError,
 };
 use std::sync::Arc;
 
@@ -435,19 +436,204 @@ async fn the_audit_head_is_sealed_once_and_only_its_key_continues_the_log() {
     }
 }
 
+fn bucket(key: &str, window_start: i64, max: i64) -> RateBucket {
+    RateBucket { key: key.into(), window_start, max }
+}
+
 #[tokio::test]
-async fn rate_limit_counters_add_up_per_window_and_old_windows_are_swept() {
+async fn rate_limits_charge_every_bucket_or_none_and_old_windows_are_swept() {
     for (backend, store, _db) in stores().await {
-        let hits =
-            store.hit_rate_limits(&[("ip:a".into(), 0), ("global".into(), 0)]).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(hits, [1, 1], "{backend}");
-        let hits =
-            store.hit_rate_limits(&[("ip:a".into(), 0), ("global".into(), 0)]).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(hits, [2, 2], "{backend}");
-        let later = store.hit_rate_limits(&[("ip:a".into(), 100_000)]).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(later, [1], "{backend}: a new window starts at one");
-        assert_eq!(store.delete_old_rate_limit_windows(50_000).await.unwrap_or_else(|e| panic!("{e}")), 2, "{backend}");
-        let again = store.hit_rate_limits(&[("ip:a".into(), 100_000)]).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(again, [2], "{backend}: the current window was kept");
+        let take = |buckets: Vec<RateBucket>| {
+            let store = store.clone();
+            async move { store.take_rate_limits(&buckets).await.unwrap_or_else(|e| panic!("{e}")) }
+        };
+        for _ in 0..2 {
+            assert_eq!(take(vec![bucket("ip:a", 0, 2), bucket("global", 0, 3)]).await, RateCharge::Taken, "{backend}");
+        }
+        // ip:a is full: refused, and global is not charged for it — however often it is asked.
+        for _ in 0..5 {
+            assert_eq!(
+                take(vec![bucket("ip:a", 0, 2), bucket("global", 0, 3)]).await,
+                RateCharge::Refused { full: vec![0] },
+                "{backend}"
+            );
+        }
+        assert_eq!(take(vec![bucket("ip:b", 0, 2), bucket("global", 0, 3)]).await, RateCharge::Taken, "{backend}");
+        // Now both are full and both are named; ip:c, refused with them, keeps its room.
+        assert_eq!(
+            take(vec![bucket("ip:a", 0, 2), bucket("ip:c", 0, 1), bucket("global", 0, 3)]).await,
+            RateCharge::Refused { full: vec![0, 2] },
+            "{backend}"
+        );
+        assert_eq!(take(vec![bucket("ip:c", 0, 1)]).await, RateCharge::Taken, "{backend}");
+        assert_eq!(take(vec![bucket("ip:a", 100_000, 2)]).await, RateCharge::Taken, "{backend}: a new window");
+        assert_eq!(store.delete_old_rate_limit_windows(50_000).await.unwrap_or_else(|e| panic!("{e}")), 4, "{backend}");
+        assert_eq!(take(vec![bucket("ip:a", 100_000, 2)]).await, RateCharge::Taken, "{backend}: the window was kept");
+        assert_eq!(take(vec![bucket("ip:a", 100_000, 2)]).await, RateCharge::Refused { full: vec![0] }, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_takers_never_take_more_than_a_bucket_holds() {
+    for (backend, store, _db) in stores().await {
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let store = store.clone();
+                // Shared buckets in different orders: still no deadlock, and still exactly ten.
+                let mut buckets =
+                    vec![bucket("global", 0, 50), bucket("email:victim", 0, 10), bucket(&format!("ip:{i}"), 0, 5)];
+                if i % 2 == 0 {
+                    buckets.reverse();
+                }
+                tokio::spawn(async move { store.take_rate_limits(&buckets).await })
+            })
+            .collect();
+        let mut taken = 0;
+        for task in tasks {
+            if task.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{backend}: {e}"))
+                == RateCharge::Taken
+            {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, 10, "{backend}");
+        // The 30 refused were not charged to the global bucket: exactly 40 more fit.
+        for _ in 0..40 {
+            if store.take_rate_limits(&[bucket("global", 0, 50)]).await.unwrap_or_else(|e| panic!("{e}"))
+                != RateCharge::Taken
+            {
+                panic!("{backend}: the global bucket was charged for refused requests");
+            }
+        }
+        let over = store.take_rate_limits(&[bucket("global", 0, 50)]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(over, RateCharge::Refused { full: vec![0] }, "{backend}");
+    }
+}
+
+fn new_request(email: &str, at: i64) -> lifeline::store::NewAssistanceRequest {
+    lifeline::store::NewAssistanceRequest {
+        reference: lifeline::domain::ReferenceId::generate(),
+        submitted_email: email.into(),
+        problem: lifeline::domain::ProblemType::LockedOut,
+        description: None,
+        client_ip: "81.2.69.142".into(),
+        user_agent: String::new(),
+        created_at: at,
+    }
+}
+
+fn processed(joins: Option<(i64, i64)>, network: &str) -> lifeline::store::Processed {
+    lifeline::store::Processed {
+        person_id: None,
+        account_id: None,
+        dossier_json: "{}".into(),
+        network: network.into(),
+        country: Some("GB".into()),
+        joins,
+        notified: Vec::new(),
+        emails: Vec::new(),
+        digest_due_at: None,
+    }
+}
+
+#[tokio::test]
+async fn a_repeat_joins_only_the_open_request_its_emails_were_composed_for() {
+    use lifeline::store::ProcessOutcome;
+    for (backend, store, _db) in stores().await {
+        for at in [100, 101] {
+            store
+                .insert_assistance_request(&new_request("hank@example.org", at))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let claim = || async { store.claim_received_request(200, 60).await.unwrap_or_else(|e| panic!("{e}")) };
+        let first = claim().await.unwrap_or_else(|| panic!("{backend}: first"));
+        let outcome = store.complete_assistance_request(first.id, &processed(None, "AS1"), 0, 200).await;
+        assert_eq!(outcome.unwrap_or_else(|e| panic!("{e}")), ProcessOutcome::Opened, "{backend}");
+        let second = claim().await.unwrap_or_else(|| panic!("{backend}: second"));
+        // Composed as if nothing were open, or for a stale repeat count: refused, nothing written.
+        for stale in [None, Some((first.id, 1))] {
+            let outcome = store.complete_assistance_request(second.id, &processed(stale, "AS2"), 0, 200).await;
+            assert_eq!(outcome.unwrap_or_else(|e| panic!("{e}")), ProcessOutcome::Stale, "{backend}");
+        }
+        let outcome =
+            store.complete_assistance_request(second.id, &processed(Some((first.id, 0)), "AS2"), 0, 200).await;
+        assert_eq!(outcome.unwrap_or_else(|e| panic!("{e}")), ProcessOutcome::JoinedOpen { open_id: first.id });
+        let submissions = store.assistance_submissions(first.id).await.unwrap_or_else(|e| panic!("{e}"));
+        let seen: Vec<(&str, Option<&str>)> =
+            submissions.iter().map(|r| (r.status.as_str(), r.network.as_deref())).collect();
+        assert_eq!(seen, [("open", Some("AS1")), ("joined", Some("AS2"))], "{backend}");
+        assert_eq!(submissions[0].repeat_count, 1, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn retention_removes_old_sign_in_events_and_closed_requests_and_keeps_the_audit_log() {
+    use lifeline::config::RetentionSettings;
+    use lifeline::retention::Removed;
+    const DAY: i64 = 86_400;
+    let now = 2_000_000_000;
+    let settings = RetentionSettings { sign_in_events_days: 365, closed_requests_days: 180 };
+    for (backend, store, _db) in stores().await {
+        let hank = person(store.as_ref(), "hank").await;
+        for at in [now - 400 * DAY, now - 10 * DAY] {
+            store.record_sign_in(&attempt(hank, at, "success")).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        // Requests opened at `at` (each a repeat of the one before when `joins`), closed at `closed`.
+        let mut references: Vec<(String, Option<i64>)> = Vec::new();
+        for (email, at, joins, closed) in [
+            ("old@example.org", now - 300 * DAY, false, Some(now - 200 * DAY)),
+            ("old@example.org", now - 300 * DAY + 1, true, None),
+            ("recent@example.org", now - 20 * DAY, false, Some(now - 10 * DAY)),
+            ("open@example.org", now - 300 * DAY, false, None),
+        ] {
+            let request = new_request(email, at);
+            store.insert_assistance_request(&request).await.unwrap_or_else(|e| panic!("{e}"));
+            let claimed = store.claim_received_request(at, 60).await.unwrap_or_else(|e| panic!("{e}"));
+            let claimed = claimed.unwrap_or_else(|| panic!("{backend}: claimed"));
+            let joins = if joins {
+                let open = store.assistance_request(&references[references.len() - 1].0).await;
+                open.unwrap_or_else(|e| panic!("{e}")).map(|o| (o.id, o.repeat_count))
+            } else {
+                None
+            };
+            let outcome = store.complete_assistance_request(claimed.id, &processed(joins, "AS1"), 0, at).await;
+            assert_ne!(outcome.unwrap_or_else(|e| panic!("{e}")), lifeline::store::ProcessOutcome::Stale, "{backend}");
+            references.push((request.reference.to_string(), closed));
+        }
+        for (reference, closed) in &references {
+            if let Some(at) = closed {
+                let audit = AuditEntry::new(*at, &Actor::System, "assistance.resolve", "success");
+                let done = store.close_assistance_request(reference, "resolved", "done", &audit).await;
+                assert!(done.unwrap_or_else(|e| panic!("{e}")), "{backend}");
+            }
+        }
+        let before = store.audit_records(0, 10_000).await.unwrap_or_else(|e| panic!("{e}"));
+
+        let removed = lifeline::retention::run(store.as_ref(), &settings, now).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(removed, Removed { sign_in_events: 1, closed_requests: 2 }, "{backend}");
+        let left = store.recent_sign_ins(hank, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(left.iter().map(|e| e.at).collect::<Vec<_>>(), [now - 10 * DAY], "{backend}");
+        let mut kept = Vec::new();
+        for (reference, _) in &references {
+            kept.push(store.assistance_request(reference).await.unwrap_or_else(|e| panic!("{e}")).is_some());
+        }
+        assert_eq!(kept, [false, false, true, true], "{backend}: the old closed request and its repeat went");
+
+        // The audit log keeps every row it had, and gains one per kind removed; the chain still verifies.
+        let after = store.audit_records(0, 10_000).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(after[..before.len()], before[..], "{backend}");
+        let added: Vec<&str> = after[before.len()..].iter().map(|r| r.entry.action.as_str()).collect();
+        assert_eq!(added, ["retention.sign_in_events", "retention.closed_requests"], "{backend}");
+        let head = store.audit_head().await.unwrap_or_else(|e| panic!("{e}"));
+        let key = keys().audit_key();
+        let mut verifier = lifeline::audit::Verifier::new(&key);
+        after.iter().for_each(|r| verifier.check(r));
+        assert!(verifier.finish(&head).is_ok(), "{backend}");
+
+        // Idempotent: a second run (another instance) removes and audits nothing.
+        let again = lifeline::retention::run(store.as_ref(), &settings, now).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, Removed::default(), "{backend}");
+        assert_eq!(store.audit_records(0, 10_000).await.unwrap_or_default().len(), after.len(), "{backend}");
     }
 }

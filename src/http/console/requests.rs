@@ -66,6 +66,7 @@ pub async fn request_get(
     let reference = ReferenceId::parse(&reference).map_err(|_| PageError::not_found())?;
     let request = state.assistance.find(&reference).await?.ok_or_else(PageError::not_found)?;
     let dossier = request.dossier.as_deref().and_then(|d| serde_json::from_str(d).ok());
+    let (joined_to, submissions) = state.assistance.related(&request).await?;
     let closed = request.closed_at.map(|at| {
         format!(
             "{} by {} on {}: {}",
@@ -84,7 +85,13 @@ pub async fn request_get(
         open: request.status == "open",
         closed,
         dossier,
-        notified: request.notified.as_deref().unwrap_or("nobody yet"),
+        notified: match request.notified.as_deref().filter(|n| !n.is_empty()) {
+            Some(who) => who,
+            None if request.status == "joined" => "nobody: a repeat from where the request came from before",
+            None => "nobody yet",
+        },
+        joined_to: joined_to.map(|t| (t.reference, t.status)),
+        submissions,
     }))
 }
 

@@ -2,9 +2,9 @@ use crate::assistance::SubmitError;
 use crate::domain::ProblemType;
 use crate::http::middleware::CsrfToken;
 use crate::http::session::Client;
-use crate::http::templates::{AssistancePage, AssistanceReceivedPage, render};
+use crate::http::templates::{AssistancePage, AssistanceReceivedPage, AssistanceStatusPage, render};
 use crate::http::{AppState, PageError, error::ValidForm};
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -71,4 +71,38 @@ pub async fn assistance_post(
         }
         Err(SubmitError::Store(e)) => Err(e.into()),
     }
+}
+
+#[derive(Deserialize, Default)]
+pub struct StatusQuery {
+    #[serde(default)]
+    reference: String,
+}
+
+/// Where a person with a reference sees how far their request has come (also when it was added to an
+/// earlier one). The same page for an unknown and a malformed reference.
+pub async fn status_get(
+    State(state): State<AppState>,
+    Query(query): Query<StatusQuery>,
+) -> Result<Response, PageError> {
+    let typed = query.reference.trim();
+    let page = |found: Option<(&str, &str)>, error: Option<&str>| {
+        render(&AssistanceStatusPage { title: "Your request", reference: typed, found, error })
+    };
+    if typed.is_empty() {
+        return Ok(page(None, None));
+    }
+    let unknown = "No request has this reference. Check it and try again.";
+    let Ok(reference) = crate::domain::ReferenceId::parse(typed) else { return Ok(page(None, Some(unknown))) };
+    Ok(match state.assistance.state(&reference).await? {
+        Some(s) => {
+            let label = match s.state {
+                crate::assistance::PublicState::Received => "received",
+                crate::assistance::PublicState::Open => "with the administrators",
+                crate::assistance::PublicState::Closed => "closed",
+            };
+            page(Some((label, s.state.explanation(s.joined))), None)
+        }
+        None => page(None, Some(unknown)),
+    })
 }

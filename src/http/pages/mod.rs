@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/help", get(reset::help_get))
         .route("/assistance", get(assistance::assistance_get).post(assistance::assistance_post))
+        .route("/assistance/status", get(assistance::status_get))
         .route("/reset", get(reset::reset_get).post(reset::reset_post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
