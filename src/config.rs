@@ -44,6 +44,7 @@ pub struct Settings {
     pub lockout: LockoutPolicy,
     pub argon2: Argon2Settings,
     pub help: HelpSettings,
+    pub http: crate::http::HttpSettings,
     pub retention: RetentionSettings,
 }
 
@@ -69,6 +70,7 @@ impl Default for Settings {
             lockout: LockoutPolicy::default(),
             argon2: Argon2Settings::default(),
             help: HelpSettings::default(),
+            http: crate::http::HttpSettings::default(),
             retention: RetentionSettings::default(),
         }
     }
@@ -298,6 +300,7 @@ impl Settings {
             return Err("mail_from must be an address like \"Lifeline <lifeline@example.org>\"".into());
         }
         self.argon2.validate()?;
+        self.http.validate()?;
         Ok(())
     }
 

@@ -438,6 +438,8 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         crate::demo::seed(&state.signin).await?;
         crate::demo::print_sign_ins(&public_url);
     }
+    let open_files = crate::http::raise_open_file_limit();
+    tracing::info!(?open_files, "open-file limit");
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr()?;
     tracing::info!("Lifeline listening on {bound} ({public_url})");

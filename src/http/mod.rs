@@ -6,16 +6,17 @@ mod console;
 mod error;
 mod middleware;
 mod pages;
+mod server;
 mod session;
 mod templates;
 
 pub use error::PageError;
+pub use server::{HttpSettings, raise_open_file_limit, serve};
 
 use crate::signin::SignIn;
 use crate::store::SqlStore;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest request body accepted anywhere (forms are tiny; this bounds memory and argon2 input).
@@ -52,15 +53,4 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::request_id))
         .with_state(state)
-}
-
-/// Serve until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
 }

@@ -17,12 +17,36 @@ pub struct Instances {
 impl Instances {
     /// Start `n` servers on `db_url`, sharing the key file in `dir`; each listens on a random port.
     pub async fn start(dir: &Path, db_url: &str, n: usize, env: &[(&str, &str)]) -> Self {
+        Self::start_limited(dir, db_url, n, env, None).await
+    }
+
+    /// Like [`Instances::start`], with the open-file limit (soft and hard) set to `open_files` first, like
+    /// a host with a small limit.
+    pub async fn start_limited(
+        dir: &Path,
+        db_url: &str,
+        n: usize,
+        env: &[(&str, &str)],
+        open_files: Option<u32>,
+    ) -> Self {
         let mut addresses = Vec::new();
         let mut children = Vec::new();
         for _ in 0..n {
-            let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeline"));
+            let mut command = match open_files {
+                Some(limit) => {
+                    let mut sh = tokio::process::Command::new("sh");
+                    sh.arg("-c")
+                        .arg(format!("ulimit -n {limit} && exec \"$0\" serve"))
+                        .arg(env!("CARGO_BIN_EXE_lifeline"));
+                    sh
+                }
+                None => {
+                    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeline"));
+                    command.arg("serve");
+                    command
+                }
+            };
             command
-                .arg("serve")
                 .current_dir(dir)
                 .env("LIFELINE_DATABASE_URL", db_url)
                 .env("LIFELINE_KEY_FILE", dir.join("lifeline.key"))
@@ -468,6 +492,51 @@ async fn memory_stays_flat_over_two_thousand_sign_ins_from_sixteen_clients() {
 
 fn location_of(response: &reqwest::Response) -> String {
     response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn eleven_hundred_half_open_connections_do_not_stop_healthz_on_a_host_with_1024_open_files() {
+    // SQLite only: this is about connections, not the database.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = databases().await.remove(0);
+    arrange(&db, dir.path()).await;
+    let env = [("LIFELINE_HTTP__HEADER_READ_TIMEOUT_SECONDS", "2")];
+    let one = Instances::start_limited(dir.path(), &db.url, 1, &env, Some(1024)).await;
+    let address = one.addresses[0].trim_start_matches("http://").to_owned();
+
+    // 1,100 clients connect and never finish a request: half say nothing, half send half a request.
+    let mut held = Vec::new();
+    for i in 0..1100 {
+        let connect = tokio::net::TcpStream::connect(&address);
+        let Ok(Ok(mut stream)) = tokio::time::timeout(std::time::Duration::from_millis(200), connect).await else {
+            continue; // the listen backlog is full: that client is held off by the kernel
+        };
+        if i % 2 == 0 {
+            use tokio::io::AsyncWriteExt;
+            let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: lifeline\r\n").await;
+        }
+        held.push(stream);
+    }
+    assert!(held.len() > 1024, "only {} connections were made", held.len());
+
+    // While they are all still open on the client side, the health check is answered.
+    let started = std::time::Instant::now();
+    let health = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(one.url(0, "/healthz"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("/healthz did not answer: {e}"));
+    assert_eq!(health.status(), StatusCode::OK);
+    println!("/healthz answered in {:?} with {} half-open connections", started.elapsed(), held.len());
+
+    // The server closed the silent ones itself (the client side reads end-of-stream or a reset).
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 256];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(20), held[1].read(&mut buffer)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "a silent connection is closed by the server: {closed:?}");
 }
 
 #[tokio::test]

@@ -1,0 +1,196 @@
+//! The listener: our own accept loop over hyper, so that a slow or silent client cannot hold the process.
+//!
+//! `axum::serve` sets no timer, so hyper's header-read timeout never fires there: 3,000 half-open
+//! connections were held for 70 s and, at 1,100, the process ran out of file descriptors. Here a connection
+//! must start its request within `http.header_read_timeout_seconds` and finish sending the headers within
+//! the same time (hyper's timer, which starts only at the first byte); a connection on which nothing moves
+//! for longer than a request may take is closed; every request is answered within
+//! `http.request_timeout_seconds` (tower-http's timeout, 408); connections beyond `http.max_connections`
+//! are closed as soon as they are accepted; and the open-file limit is raised to the hard limit at start.
+
+use super::{AppState, router};
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+/// Limits on connections and requests.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// A connection must send a request's headers within this long, or it is closed.
+    pub header_read_timeout_seconds: u32,
+    /// A request is answered within this long (408 otherwise).
+    pub request_timeout_seconds: u32,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { header_read_timeout_seconds: 10, request_timeout_seconds: 30, max_connections: 4096 }
+    }
+}
+
+impl HttpSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=300).contains(&self.header_read_timeout_seconds) || !(1..=600).contains(&self.request_timeout_seconds)
+        {
+            return Err("http.header_read_timeout_seconds must be 1–300 and http.request_timeout_seconds 1–600".into());
+        }
+        if self.max_connections == 0 {
+            return Err("http.max_connections must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Raise the soft open-file limit to the hard one (a process may do that without privileges); returns the
+/// limit in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    rlimit::increase_nofile_limit(u64::MAX).ok()
+}
+
+/// Serve until `shutdown` resolves; connections still open then get a few seconds to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.signin.settings.http;
+    let app = router(state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        Duration::from_secs(u64::from(limits.request_timeout_seconds)),
+    ));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(u64::from(limits.header_read_timeout_seconds)));
+    builder.http2().timer(TokioTimer::new());
+    let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors (or another transient error): back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; closing a new connection");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let idle = Duration::from_secs(u64::from(limits.request_timeout_seconds + limits.header_read_timeout_seconds));
+        let first_byte = Duration::from_secs(u64::from(limits.header_read_timeout_seconds));
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request)
+        });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // A client that connects and says nothing is closed here: hyper's header timer would never start.
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(first_byte, stream.peek(&mut first)).await, Ok(Ok(1))) {
+                return;
+            }
+            let io = TokioIo::new(IdleTimeout::new(stream, idle));
+            let _ = watcher.watch(builder.serve_connection(io, service).into_owned()).await;
+            drop(slot); // a client that went away or timed out is no error of ours
+        });
+    }
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(5)) => tracing::info!("closing connections that did not finish"),
+    }
+    Ok(())
+}
+
+/// A stream that fails with `TimedOut` when nothing was read or written for `limit`, so a connection that
+/// stalls between requests (or in the middle of one) cannot be held open for ever.
+struct IdleTimeout<S> {
+    inner: S,
+    limit: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> IdleTimeout<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        Self { inner, limit, deadline: Box::pin(tokio::time::sleep(limit)) }
+    }
+
+    fn moved(&mut self) {
+        self.deadline.as_mut().reset(tokio::time::Instant::now() + self.limit);
+    }
+
+    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+}
+
+use std::future::Future as _;
+use std::task::Poll;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection idle for too long")
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match std::pin::Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                self.moved();
+                Poll::Ready(result)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, data) {
+            Poll::Ready(result) => {
+                self.moved();
+                Poll::Ready(result)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
