@@ -32,6 +32,14 @@ impl EmailAddress {
         if value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
             return Err(err("must not contain spaces or control characters"));
         }
+        if value.chars().any(is_invisible_or_bidi) {
+            return Err(err("contains an invisible or text-direction character; type the address again by hand"));
+        }
+        if value.split(['@', '.']).any(mixes_scripts) {
+            return Err(err(
+                "mixes alphabets in one part (such as Latin and Cyrillic letters that look alike); check the address",
+            ));
+        }
         let Some((local, domain)) = value.split_once('@') else {
             return Err(err("must look like name@example.org"));
         };
@@ -94,6 +102,48 @@ impl fmt::Display for Username {
     }
 }
 
+/// Characters that show nothing or reorder what is shown: an address with one can look like another.
+fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}')
+}
+
+/// The alphabet a letter belongs to, for the few that hold look-alikes of each other.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Script {
+    Latin,
+    Greek,
+    Cyrillic,
+    Other,
+}
+
+fn script(c: char) -> Option<Script> {
+    if !c.is_alphabetic() {
+        return None;
+    }
+    Some(match c as u32 {
+        0x0041..=0x024F | 0x1E00..=0x1EFF => Script::Latin,
+        0x0370..=0x03FF | 0x1F00..=0x1FFF => Script::Greek,
+        0x0400..=0x052F | 0x2DE0..=0x2DFF | 0xA640..=0xA69F => Script::Cyrillic,
+        _ => Script::Other,
+    })
+}
+
+/// One part of an address (the local part, or a domain label) with letters from two of Latin, Greek and
+/// Cyrillic: the classic look-alike (`pаypal` with a Cyrillic а).
+fn mixes_scripts(part: &str) -> bool {
+    let mut seen: Option<Script> = None;
+    for s in part.chars().filter_map(script).filter(|s| *s != Script::Other) {
+        match seen {
+            Some(first) if first != s => return true,
+            _ => seen = Some(s),
+        }
+    }
+    false
+}
+
 /// A person's display name: 1–200 printable characters, surrounding space trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
@@ -151,6 +201,24 @@ mod tests {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(EmailAddress::parse(&format!("{}@example.org", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn look_alike_emails_are_refused_with_a_reason() {
+        for (bad, reason) in [
+            ("ad\u{200B}a@example.org", "invisible"),
+            ("ada@exa\u{202E}elpmaxe.org", "text-direction"),
+            ("ada@\u{FEFF}example.org", "invisible"),
+            ("ada@p\u{0430}ypal.com", "mixes alphabets"),
+            ("\u{0430}da@example.org", "mixes alphabets"),
+        ] {
+            let refused = EmailAddress::parse(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(refused.contains(reason), "{bad:?}: {refused:?}");
+        }
+        // One alphabet per part is fine, whichever it is.
+        for good in ["иван@пример.рф", "иван@example.org", "zoë@example.org", "名前@example.jp"] {
+            assert!(EmailAddress::parse(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

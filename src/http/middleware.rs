@@ -23,10 +23,14 @@ pub async fn request_id(req: Request, next: Next) -> Response {
 }
 
 /// Strict CSP (no script at all, styles only from ourselves), no framing, no sniffing, no caching of
-/// pages that may show secrets (backup codes, QR codes).
-pub async fn security_headers(req: Request, next: Next) -> Response {
+/// pages that may show secrets (backup codes, QR codes), and HSTS when Lifeline is reached over https.
+pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
+    if state.https() {
+        // Two years, this host only: subdomains belong to whoever runs them.
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000"));
+    }
     let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
@@ -46,15 +50,23 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
 
 /// Signed double-submit CSRF protection for every form POST.
 ///
-/// A visitor gets a random nonce cookie; forms carry HMAC(csrf key, nonce). A cross-site page can make a
-/// browser send the cookie but can neither read it nor compute the MAC. The body is read here (bounded)
-/// and handed on unchanged, so handlers never see a request that failed the check.
+/// A visitor gets a random nonce cookie; forms carry HMAC(csrf key, nonce, session cookie). A cross-site
+/// page can make a browser send the cookies but can neither read them nor compute the MAC. Binding the token
+/// to the session (when there is one) means a nonce and token pair obtained elsewhere — say, planted as a
+/// cookie by a sibling subdomain — is worthless against a signed-in browser. The body is read here
+/// (bounded) and handed on unchanged, so handlers never see a request that failed the check.
 pub async fn csrf_guard(State(state): State<AppState>, jar: CookieJar, req: Request, next: Next) -> Response {
     let name = state.cookie_name("lifeline_csrf");
     let existing = jar.get(&name).map(|c| c.value().to_owned()).filter(|v| v.len() == 43);
     let fresh = existing.is_none();
     let nonce = existing.unwrap_or_else(random_token);
-    let token = state.signin.keys.csrf_mac(nonce.as_bytes());
+    let session = jar.get(&state.cookie_name(super::session::SESSION_COOKIE)).map(|c| c.value().to_owned());
+    let mut bound = nonce.clone().into_bytes();
+    if let Some(session) = session.filter(|v| v.len() == 43) {
+        bound.push(0);
+        bound.extend_from_slice(session.as_bytes());
+    }
+    let token = state.signin.keys.csrf_mac(&bound);
 
     let mut req =
         if req.method() != Method::GET && req.method() != Method::HEAD && !req.uri().path().starts_with("/api/") {

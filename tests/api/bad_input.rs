@@ -97,3 +97,29 @@ async fn a_garbage_session_cookie_is_just_no_session() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn look_alike_email_addresses_are_refused_with_a_clear_message() {
+    each_backend(async |app: TestApp| {
+        for (email, says) in [
+            ("ad\u{200B}a@example.org", "invisible or text-direction character"),
+            ("ada@exa\u{202E}gro.elpm", "invisible or text-direction character"),
+            ("ada@p\u{0430}ypal.com", "mixes alphabets"),
+        ] {
+            let response = app.post_assistance("81.2.69.142", email, "other").await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{email:?}");
+            let html = response.text().await.unwrap_or_default();
+            assert!(html.contains(says), "{email:?}: {html}");
+        }
+        let cli = run_lifeline(
+            app.dir(),
+            &app.db_url(),
+            &["person", "add", "--email", "p\u{0430}ypal@example.org", "--name", "Pal"],
+            "a-long-enough-passphrase-here\n",
+            &[],
+        );
+        assert_eq!(cli.status.code(), Some(1));
+        assert!(stderr(&cli).contains("mixes alphabets"), "{}", stderr(&cli));
+    })
+    .await;
+}

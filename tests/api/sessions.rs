@@ -135,3 +135,69 @@ async fn a_password_change_needs_the_current_password_and_ends_every_other_sessi
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_planted_csrf_cookie_and_token_pair_is_refused_in_a_signed_in_browser() {
+    each_backend(async |app: TestApp| {
+        let ada = app.add_person("ada", true).await;
+        let url: reqwest::Url = app.url("/").parse().unwrap_or_else(|e| panic!("{e}"));
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let victim = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(location(&app.post_sign_in(&victim, &ada.username, &ada.password).await), "/signin/mfa");
+        let secret = ada.totp.as_ref().unwrap_or_else(|| panic!("totp"));
+        assert_eq!(location(&app.post_code(&victim, &code(secret, 0)).await), "/");
+
+        // The attacker's own nonce and the token that goes with it, from a browser of their own.
+        let attacker_jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let attacker =
+            reqwest::Client::builder().cookie_provider(attacker_jar.clone()).build().unwrap_or_else(|e| panic!("{e}"));
+        let token = csrf_of(&page(&attacker, app.url("/signin")).await);
+        let cookie = |jar: &reqwest::cookie::Jar, name: &str| -> String {
+            use reqwest::cookie::CookieStore;
+            let header = jar.cookies(&url).map(|h| h.to_str().unwrap_or_default().to_owned()).unwrap_or_default();
+            header
+                .split("; ")
+                .find_map(|c| c.strip_prefix(&format!("{name}=")).map(str::to_owned))
+                .unwrap_or_else(|| panic!("no {name} cookie in {header}"))
+        };
+        let nonce = cookie(&attacker_jar, "lifeline_csrf");
+        let session = cookie(&jar, "lifeline_session");
+
+        // Planted into the victim's browser (as a sibling subdomain could), the pair does not pass.
+        let planted = reqwest::Client::new()
+            .post(app.url("/account/backup-codes"))
+            .header("cookie", format!("lifeline_session={session}; lifeline_csrf={nonce}"))
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(planted.status(), StatusCode::FORBIDDEN);
+        assert_eq!(app.person_json(&ada.email).await["accounts"][0]["mfa"]["backup_codes_unused"], 10);
+        // The victim's own form still works.
+        let own = app.post_form(&victim, "/account/backup-codes", &[]).await;
+        assert_eq!(own.status(), StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn https_deployments_send_strict_transport_security_and_http_ones_do_not() {
+    use tower::ServiceExt;
+    for (public_url, expected) in
+        [("https://id.example.org", Some("max-age=63072000")), ("http://127.0.0.1:8080", None)]
+    {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut settings = test_settings(dir.path());
+        settings.public_url = public_url.into();
+        let state = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let request =
+            axum::http::Request::get("/signin").body(axum::body::Body::empty()).unwrap_or_else(|e| panic!("{e}"));
+        let response = lifeline::http::router(state).oneshot(request).await.unwrap_or_else(|e| panic!("{e}"));
+        let hsts = response.headers().get("strict-transport-security").and_then(|v| v.to_str().ok());
+        assert_eq!(hsts, expected, "{public_url}");
+    }
+}
