@@ -55,6 +55,12 @@ pub struct PersonFacts {
     pub password_changed_at: Option<Timestamp>,
     /// A password set when the account was created is not a change.
     pub account_created_at: Timestamp,
+    /// The phone number on file, to call back on.
+    pub phone: Option<String>,
+    /// "Name <email>" of the line manager, who can vouch for the person.
+    pub manager: Option<String>,
+    /// When a temporary lock ends by itself.
+    pub locked_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,10 +134,28 @@ fn yes_no(b: bool) -> String {
 
 const DAY: i64 = 86_400;
 
+/// A sign-in attempt whose password, code or answers were checked and wrong.
+fn is_failure(outcome: &str) -> bool {
+    outcome.starts_with("bad_")
+}
+
+fn lock_reason_label(reason: Option<&str>) -> &'static str {
+    match reason {
+        Some("failures") => "too many failed sign-ins",
+        Some("qa_failures") => "too many wrong security answers",
+        Some("admin") => "locked by an admin",
+        Some("reported_not_me") => "the person reported activity that was not theirs",
+        _ => "reason not recorded",
+    }
+}
+
 pub fn build(f: &Facts, now: Timestamp) -> Dossier {
     let successes: Vec<&SignInEvent> = f.sign_ins.iter().filter(|e| e.outcome == "success").collect();
-    let failures = |since: Timestamp| {
-        f.sign_ins.iter().filter(|e| e.at >= since && (e.outcome.starts_with("bad_") || e.outcome == "locked")).count()
+    // One definition of a failure everywhere in the dossier: a wrong password or code that was checked.
+    // Attempts refused without a check (locked, too soon) are counted on a line of their own.
+    let failures = |since: Timestamp| f.sign_ins.iter().filter(|e| e.at >= since && is_failure(&e.outcome)).count();
+    let refused = |since: Timestamp| {
+        f.sign_ins.iter().filter(|e| e.at >= since && matches!(e.outcome.as_str(), "locked" | "delayed")).count()
     };
     let place = |e: &SignInEvent| {
         Location { city: e.city.clone(), country: e.country.clone(), asn: e.asn, network: e.network.clone() }.place()
@@ -152,11 +176,15 @@ pub fn build(f: &Facts, now: Timestamp) -> Dossier {
                 (
                     "Locked".into(),
                     if p.locked {
-                        format!("yes ({})", p.lock_reason.as_deref().unwrap_or("unknown reason"))
+                        let until =
+                            p.locked_until.map(|t| format!(", ends by itself at {}", when(t))).unwrap_or_default();
+                        format!("yes ({}{until})", lock_reason_label(p.lock_reason.as_deref()))
                     } else {
                         "no".into()
                     },
                 ),
+                ("Phone on file".into(), p.phone.clone().unwrap_or_else(|| "none on file".into())),
+                ("Line manager".into(), p.manager.clone().unwrap_or_else(|| "none on file".into())),
                 ("Account type".into(), p.source.clone()),
                 (
                     "Two-factor authentication".into(),
@@ -198,6 +226,13 @@ pub fn build(f: &Facts, now: Timestamp) -> Dossier {
             ));
         }
         events.push(("Recent failed sign-in attempts".into(), line));
+        let refused_week = refused(now - 7 * DAY);
+        if refused_week > 0 {
+            events.push((
+                "Attempts refused unchecked (account locked, or too soon after a failure)".into(),
+                format!("{} in the last 24 hours, {refused_week} in the last 7 days", refused(now - DAY)),
+            ));
+        }
         events.push(("Access email last sent".into(), when_or_never(f.last_access_email)));
         events.push(("Recovery code last sent".into(), when_or_never(f.last_recovery_code)));
         let last_change = |kind: &str| f.authenticator_changes.iter().find(|(k, _, _)| k == kind).map(|(_, _, at)| *at);
@@ -266,7 +301,7 @@ impl Failures {
                     .any(|s| s.outcome == "success" && s.network == e.network && s.user_agent == e.user_agent)
         };
         let mut out = Self::default();
-        for e in f.sign_ins.iter().filter(|e| e.at >= since && e.outcome.starts_with("bad_")) {
+        for e in f.sign_ins.iter().filter(|e| e.at >= since && is_failure(&e.outcome)) {
             out.total += 1;
             if e.client_ip == f.request_ip {
                 out.from_ip += 1;

@@ -379,6 +379,12 @@ impl Assistance {
             backup_codes_unused: store.unused_backup_codes(account.id).await?,
             password_changed_at: account.password_changed_at,
             account_created_at: account.created_at,
+            phone: person.phone.clone(),
+            manager: match person.manager_id {
+                Some(id) => store.person(id).await?.map(|m| format!("{} <{}>", m.display_name, m.email)),
+                None => None,
+            },
+            locked_until: account.locked_until.filter(|_| account.lock().is_locked(now)),
         });
         facts.sign_ins = store.recent_sign_ins(account.id, 100).await?;
         facts.authenticator_changes = store.authenticator_changes(account.id, 50).await?;

@@ -27,6 +27,9 @@ pub enum Command {
         /// Seed a demo organisation (in lifeline-demo.db unless LIFELINE_DATABASE_URL is set) and print its sign-ins.
         #[arg(long)]
         demo: bool,
+        /// With --demo: start the demo again from scratch (removes lifeline-demo.db and the demo's mail).
+        #[arg(long, requires = "demo")]
+        reset: bool,
     },
     /// Create or upgrade the database schema.
     Migrate,
@@ -136,6 +139,34 @@ fn password_from_stdin() -> anyhow::Result<Option<String>> {
     Ok(if line.is_empty() { None } else { Some(line) })
 }
 
+/// Remove the demo database (and its WAL files) and the mail folder's `.eml` files, so the next start seeds
+/// the demo afresh. Only the demo's own file: a database named by `LIFELINE_DATABASE_URL` is never touched.
+fn reset_demo(settings: &Settings) -> anyhow::Result<()> {
+    if settings.database_url != "sqlite://lifeline-demo.db" {
+        anyhow::bail!(
+            "--reset only removes the demo's own lifeline-demo.db; LIFELINE_DATABASE_URL names another database \
+             ({}), which it leaves alone",
+            app::redact_url(&settings.database_url)
+        );
+    }
+    for file in ["lifeline-demo.db", "lifeline-demo.db-wal", "lifeline-demo.db-shm"] {
+        match std::fs::remove_file(file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {file}")),
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(&settings.mail_dir) {
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "eml") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    println!("The demo starts again from scratch.");
+    Ok(())
+}
+
 fn parse<T>(r: Result<T, crate::domain::ParseError>) -> anyhow::Result<T> {
     r.map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -143,10 +174,13 @@ fn parse<T>(r: Result<T, crate::domain::ParseError>) -> anyhow::Result<T> {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut settings = Settings::load()?;
     match cli.command {
-        Command::Serve { demo } => {
+        Command::Serve { demo, reset } => {
             if demo {
                 if settings.database_url == DEFAULT_DATABASE_URL {
                     settings.database_url = "sqlite://lifeline-demo.db".into();
+                }
+                if reset {
+                    reset_demo(&settings)?;
                 }
                 settings.policy.qa_enabled = true;
             }

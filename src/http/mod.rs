@@ -4,6 +4,7 @@
 pub mod api;
 mod console;
 mod error;
+mod labels;
 mod middleware;
 mod pages;
 mod server;

@@ -61,6 +61,13 @@ pub struct BackupCodesPage<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "confirm_backup_codes.html")]
+pub struct ConfirmBackupCodesPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "change_password.html")]
 pub struct ChangePasswordPage<'a> {
     pub title: &'a str,
@@ -115,7 +122,16 @@ pub struct ResetPage<'a> {
     pub enabled: bool,
     pub questions: &'a [String],
     pub email: &'a str,
+    /// The answers given, kept after an error (passwords are never put back into a page).
+    pub answers: &'a [String],
     pub error: Option<&'a str>,
+}
+
+impl ResetPage<'_> {
+    /// The answer given to question `i` before an error, or nothing.
+    pub fn answer(&self, i: impl std::borrow::Borrow<usize>) -> &str {
+        self.answers.get(*i.borrow()).map(String::as_str).unwrap_or_default()
+    }
 }
 
 #[derive(Template)]
@@ -194,4 +210,8 @@ pub struct ConsoleRequestPage<'a> {
     pub joined_to: Option<(String, String)>,
     /// Every submission, when others joined this request.
     pub submissions: Vec<crate::assistance::dossier::Submission>,
+    /// Why closing did not work, with what the admin had typed, to correct and send again.
+    pub close_error: Option<&'a str>,
+    pub decision: &'a str,
+    pub note: &'a str,
 }

@@ -560,7 +560,13 @@ async fn helpdesk_admins_work_the_queue_in_the_console() {
                         .unwrap_or_else(|e| panic!("{e}"))
                 }
             };
-            assert_eq!(close("resolve", "   ").await.status(), StatusCode::BAD_REQUEST);
+            // A blank note comes back on the request's own page, with the choice kept, to correct.
+            let blank = close("resolve", "   ").await;
+            assert_eq!(blank.status(), StatusCode::BAD_REQUEST);
+            let blank = blank.text().await.unwrap_or_default();
+            assert!(blank.contains("Write a note of 1 to 2000 characters") && blank.contains("Close the request"));
+            assert!(blank.contains(r#"value="resolve" required checked"#), "the decision is kept");
+            assert!(blank.contains("Verify the person"), "the dossier is still there");
             assert_eq!(close("explode", "x").await.status(), StatusCode::BAD_REQUEST);
             let done = close("resolve", "Called the number on file; sent recovery code.").await;
             assert_eq!(location(&done), format!("/console/requests/{reference}"));

@@ -8,6 +8,7 @@ mod cli;
 mod helpers;
 mod instances;
 mod lockout;
+mod pages;
 mod security_questions;
 mod sessions;
 mod signin;

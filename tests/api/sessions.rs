@@ -73,7 +73,7 @@ async fn a_disabled_person_is_refused_on_every_page_and_between_password_and_sec
             );
         }
         for (path, fields) in [
-            ("/account/backup-codes", vec![]),
+            ("/account/backup-codes", vec![("confirm", "yes")]),
             (
                 "/account/password",
                 vec![("current_password", PASSWORD), ("new_password", "x"), ("confirm_password", "x")],
@@ -171,15 +171,16 @@ async fn a_planted_csrf_cookie_and_token_pair_is_refused_in_a_signed_in_browser(
         let planted = reqwest::Client::new()
             .post(app.url("/account/backup-codes"))
             .header("cookie", format!("lifeline_session={session}; lifeline_csrf={nonce}"))
-            .form(&[("csrf", token.as_str())])
+            .form(&[("csrf", token.as_str()), ("confirm", "yes")])
             .send()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(planted.status(), StatusCode::FORBIDDEN);
         assert_eq!(app.person_json(&ada.email).await["accounts"][0]["mfa"]["backup_codes_unused"], 10);
         // The victim's own form still works.
-        let own = app.post_form(&victim, "/account/backup-codes", &[]).await;
+        let own = app.post_form(&victim, "/account/backup-codes", &[("confirm", "yes")]).await;
         assert_eq!(own.status(), StatusCode::OK);
+        assert_eq!(own.text().await.unwrap_or_default().matches("<li><code>").count(), 10);
     })
     .await;
 }

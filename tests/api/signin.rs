@@ -448,7 +448,12 @@ async fn signed_in_people_can_make_new_backup_codes_and_the_old_ones_stop_workin
         let browser = browser();
         app.post_sign_in(&browser, &ada.username, &ada.password).await;
         app.post_code(&browser, &code(ada.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
-        let page = app.post_form(&browser, "/account/backup-codes", &[]).await.text().await.unwrap_or_default();
+        // The account page asks first: the codes in hand stop working.
+        let asked = app.post_form(&browser, "/account/backup-codes", &[]).await.text().await.unwrap_or_default();
+        assert!(asked.contains("stop working at once") && !asked.contains("<li><code>"), "{asked}");
+        assert_eq!(app.person_json(&ada.email).await["accounts"][0]["mfa"]["backup_codes_unused"], 10);
+        let page = app.post_form(&browser, "/account/backup-codes", &[("confirm", "yes")]).await;
+        let page = page.text().await.unwrap_or_default();
         assert_eq!(page.matches("<li><code>").count(), 10);
         let new_code = page.split("<li><code>").nth(1).and_then(|s| s.split('<').next()).unwrap_or_default().to_owned();
 

@@ -2,6 +2,7 @@
 
 use super::Admin;
 use crate::domain::{ProblemType, ReferenceId};
+use crate::http::labels;
 use crate::http::middleware::CsrfToken;
 use crate::http::pages::problems;
 use crate::http::templates::{ConsoleRequestPage, ConsoleRequestsPage, RequestRow, render};
@@ -40,8 +41,8 @@ pub async fn requests_get(
         .map(|r| RequestRow {
             at: crate::assistance::dossier::when(r.created_at),
             reference: r.reference,
-            status: r.status,
-            problem: r.problem,
+            status: labels::request_status(&r.status),
+            problem: labels::problem(&r.problem),
             email: r.submitted_email,
             repeats: r.repeat_count,
         })
@@ -64,23 +65,40 @@ pub async fn request_get(
 ) -> Result<Response, PageError> {
     admin.require(Permission::ViewRequests, &state)?;
     let reference = ReferenceId::parse(&reference).map_err(|_| PageError::not_found())?;
+    request_page(&state, &reference, &csrf.0, None).await
+}
+
+/// What the admin typed into the close form, to show again with the error.
+struct CloseAttempt<'a> {
+    error: &'a str,
+    decision: &'a str,
+    note: &'a str,
+}
+
+async fn request_page(
+    state: &AppState,
+    reference: &ReferenceId,
+    csrf: &str,
+    attempt: Option<CloseAttempt<'_>>,
+) -> Result<Response, PageError> {
     let request = state.assistance.find(&reference).await?.ok_or_else(PageError::not_found)?;
     let dossier = request.dossier.as_deref().and_then(|d| serde_json::from_str(d).ok());
     let (joined_to, submissions) = state.assistance.related(&request).await?;
     let closed = request.closed_at.map(|at| {
         format!(
             "{} by {} on {}: {}",
-            request.status,
-            request.closed_by.as_deref().unwrap_or("?"),
+            labels::request_status(&request.status),
+            labels::actor(request.closed_by.as_deref().unwrap_or("?")),
             crate::assistance::dossier::when(at),
             request.close_note.as_deref().unwrap_or("")
         )
     });
-    Ok(render(&ConsoleRequestPage {
+    let status = labels::request_status(&request.status);
+    let mut response = render(&ConsoleRequestPage {
         title: "Assistance request",
-        csrf: &csrf.0,
+        csrf,
         reference: &request.reference,
-        status: &request.status,
+        status: &status,
         repeats: request.repeat_count,
         open: request.status == "open",
         closed,
@@ -90,9 +108,16 @@ pub async fn request_get(
             None if request.status == "joined" => "nobody: a repeat from where the request came from before",
             None => "nobody yet",
         },
-        joined_to: joined_to.map(|t| (t.reference, t.status)),
+        joined_to: joined_to.map(|t| (t.reference, labels::request_status(&t.status))),
         submissions,
-    }))
+        close_error: attempt.as_ref().map(|a| a.error),
+        decision: attempt.as_ref().map(|a| a.decision).unwrap_or_default(),
+        note: attempt.as_ref().map(|a| a.note).unwrap_or_default(),
+    });
+    if attempt.is_some() {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -105,20 +130,22 @@ pub async fn close_post(
     State(state): State<AppState>,
     admin: Admin,
     Path(reference): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<CloseForm>,
 ) -> Result<Response, PageError> {
     admin.require(Permission::ViewRequests, &state)?;
     let reference = ReferenceId::parse(&reference).map_err(|_| PageError::not_found())?;
+    // A mistake in the form comes back on the request's page, with what was typed, to correct.
+    let again = |error| CloseAttempt { error, decision: &form.decision, note: &form.note };
     let resolve = match form.decision.as_str() {
         "resolve" => true,
         "dismiss" => false,
-        _ => return Err(PageError::bad_request("Choose resolve or dismiss.")),
+        _ => return request_page(&state, &reference, &csrf.0, Some(again("Choose resolved or dismissed."))).await,
     };
     let note = form.note.trim();
     if note.is_empty() || note.chars().count() > 2000 {
-        return Err(PageError::bad_request(
-            "Write a note of 1 to 2000 characters: what you verified and what you did.",
-        ));
+        let error = "Write a note of 1 to 2000 characters: what you verified and what you did.";
+        return request_page(&state, &reference, &csrf.0, Some(again(error))).await;
     }
     if !state.assistance.close(&admin.actor(), reference.as_str(), resolve, note).await? {
         return Err(PageError::new(

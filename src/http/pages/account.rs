@@ -1,7 +1,9 @@
 use crate::domain::AccountSource;
 use crate::http::middleware::CsrfToken;
 use crate::http::session::{self, Client, MaybeSession};
-use crate::http::templates::{BackupCodesPage, ChangePasswordPage, EventRow, HomePage, SecurityQuestionsPage, render};
+use crate::http::templates::{
+    BackupCodesPage, ChangePasswordPage, ConfirmBackupCodesPage, EventRow, HomePage, SecurityQuestionsPage, render,
+};
 use crate::http::{AppState, PageError, error::ValidForm};
 use crate::signin::{QaResetError, SignInError};
 use crate::store::SessionStage;
@@ -32,8 +34,8 @@ pub async fn home_get(
             at: when(e.at),
             place: crate::geo::Location { city: e.city, country: e.country, asn: e.asn, network: String::new() }
                 .place(),
-            outcome: e.outcome,
-            method: e.method,
+            outcome: crate::http::labels::outcome(&e.outcome),
+            method: crate::http::labels::method(&e.method),
             ip: e.client_ip,
             network: e.network,
         })
@@ -128,11 +130,33 @@ pub async fn password_post(
     Ok(response)
 }
 
-pub async fn backup_codes_post(State(state): State<AppState>, session: MaybeSession) -> Result<Response, PageError> {
+/// "Make new backup codes" asks first: the codes the person has stop working at once.
+pub async fn backup_codes_get(session: MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Response {
+    match session.at(&[SessionStage::Active]) {
+        Ok(_) => render(&ConfirmBackupCodesPage { title: "Make new backup codes", csrf: &csrf.0 }),
+        Err(redirect) => redirect.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+pub async fn backup_codes_post(
+    State(state): State<AppState>,
+    session: MaybeSession,
+    Extension(csrf): Extension<CsrfToken>,
+    ValidForm(form): ValidForm<ConfirmForm>,
+) -> Result<Response, PageError> {
     let session = match session.at(&[SessionStage::Active]) {
         Ok(s) => s,
         Err(redirect) => return Ok(redirect.into_response()),
     };
+    if form.confirm.as_deref() != Some("yes") {
+        return Ok(render(&ConfirmBackupCodesPage { title: "Make new backup codes", csrf: &csrf.0 }));
+    }
     let codes = state.signin.regenerate_backup_codes(session.account_id).await?;
     Ok(render(&BackupCodesPage { title: "Backup codes", codes: &codes, next: "/" }))
 }

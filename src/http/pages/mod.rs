@@ -20,7 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/signin/enroll", get(signin::enroll_get).post(signin::enroll_post))
         .route("/signout", post(signin::signout_post))
         .route("/account/password", get(account::password_get).post(account::password_post))
-        .route("/account/backup-codes", post(account::backup_codes_post))
+        .route("/account/backup-codes", get(account::backup_codes_get).post(account::backup_codes_post))
         .route(
             "/account/security-questions",
             get(account::security_questions_get).post(account::security_questions_post),

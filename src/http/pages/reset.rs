@@ -18,7 +18,7 @@ pub async fn help_get(State(state): State<AppState>) -> Response {
     })
 }
 
-fn reset_page(state: &AppState, csrf: &str, email: &str, error: Option<&str>) -> Response {
+fn reset_page(state: &AppState, csrf: &str, email: &str, answers: &[String], error: Option<&str>) -> Response {
     let policy = &state.signin.settings.policy;
     render(&ResetPage {
         title: "Reset your password",
@@ -26,12 +26,13 @@ fn reset_page(state: &AppState, csrf: &str, email: &str, error: Option<&str>) ->
         enabled: policy.qa_enabled,
         questions: &policy.qa_questions,
         email,
+        answers,
         error,
     })
 }
 
 pub async fn reset_get(State(state): State<AppState>, Extension(csrf): Extension<CsrfToken>) -> Response {
-    reset_page(&state, &csrf.0, "", None)
+    reset_page(&state, &csrf.0, "", &[], None)
 }
 
 pub async fn reset_post(
@@ -63,7 +64,7 @@ pub async fn reset_post(
         Err(QaResetError::Other(e)) => return Err(e.into()),
         Err(e) => e.to_string(),
     };
-    let mut response = reset_page(&state, &csrf.0, &email, Some(&error));
+    let mut response = reset_page(&state, &csrf.0, &email, &given, Some(&error));
     *response.status_mut() = StatusCode::BAD_REQUEST;
     Ok(response)
 }

@@ -1,0 +1,78 @@
+//! Words for people instead of stored values: `bad_second_factor` is "Wrong code", `account:2:harry` is
+//! "harry". Unknown values are shown as they are rather than hidden.
+
+/// A sign-in event's outcome.
+pub fn outcome(value: &str) -> String {
+    match value {
+        "success" => "Signed in",
+        "password_accepted" => "Password right, second step next",
+        "second_factor_accepted" => "Second step right",
+        "bad_password" => "Wrong password",
+        "bad_second_factor" => "Wrong code",
+        "bad_answers" => "Wrong security answers",
+        "unknown_account" => "No such account",
+        "locked" => "Refused: account locked",
+        "delayed" => "Refused: too soon after a failure",
+        "disabled" => "Refused: account disabled",
+        "qa_locked" => "Refused: security-question reset locked",
+        "password_reset" => "Password reset with security questions",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// How a sign-in step was made.
+pub fn method(value: &str) -> String {
+    match value {
+        "password" => "Password",
+        "totp" => "Authenticator app",
+        "backup_code" => "Backup code",
+        "second_factor" => "Second step",
+        "security_questions" => "Security questions",
+        "password_change" => "Password change",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// Who did something, from the audit form (`account:ID:USERNAME`, `system`, `public`).
+pub fn actor(value: &str) -> String {
+    match value {
+        "system" => "the system (command line)".to_owned(),
+        "public" => "someone not signed in".to_owned(),
+        other => match other.strip_prefix("account:").and_then(|rest| rest.split_once(':')) {
+            Some((_, username)) => username.to_owned(),
+            None => other.to_owned(),
+        },
+    }
+}
+
+/// An assistance request's status.
+pub fn request_status(value: &str) -> String {
+    match value {
+        "received" => "Received (being processed)",
+        "open" => "Open",
+        "joined" => "Joined to an earlier request",
+        "resolved" => "Resolved",
+        "dismissed" => "Dismissed",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// An assistance request's problem type.
+pub fn problem(value: &str) -> String {
+    crate::domain::ProblemType::parse(value).map(|p| p.label().to_owned()).unwrap_or_else(|_| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stored_values_read_as_words() {
+        assert_eq!(super::actor("account:2:harry"), "harry");
+        assert_eq!(super::outcome("bad_second_factor"), "Wrong code");
+        assert_eq!(super::outcome("password_accepted"), "Password right, second step next");
+        assert_eq!(super::problem("lost_2fa"), "Lost 2FA device or backup codes");
+        assert_eq!(super::outcome("something_new"), "something_new");
+    }
+}
