@@ -81,7 +81,7 @@ async fn request_page(
     csrf: &str,
     attempt: Option<CloseAttempt<'_>>,
 ) -> Result<Response, PageError> {
-    let request = state.assistance.find(&reference).await?.ok_or_else(PageError::not_found)?;
+    let request = state.assistance.find(reference).await?.ok_or_else(PageError::not_found)?;
     let dossier = request.dossier.as_deref().and_then(|d| serde_json::from_str(d).ok());
     let (joined_to, submissions) = state.assistance.related(&request).await?;
     let closed = request.closed_at.map(|at| {
