@@ -172,6 +172,9 @@ impl Worker {
                 },
                 Err(_) => return,
             };
+            if job.reply.is_closed() {
+                continue; // nobody waits for this answer any more (the attempt was given back)
+            }
             let result = if job.queued_at.elapsed() > max_wait {
                 Err(HashError::Busy)
             } else {

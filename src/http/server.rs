@@ -66,13 +66,17 @@ pub async fn serve(
         axum::http::StatusCode::REQUEST_TIMEOUT,
         Duration::from_secs(u64::from(limits.request_timeout_seconds)),
     ));
-    let mut builder = Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: Lifeline sits behind a TLS-terminating proxy, and cleartext HTTP/2 would bring a
+    // protocol without a header timeout, whose pings keep a connection alive for ever.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(u64::from(limits.header_read_timeout_seconds)));
-    builder.http2().timer(TokioTimer::new());
-    let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
+    // Never more connections than file descriptors to hold them (keeping some for the database and files).
+    let open_files = rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(1024);
+    let capacity = u64::from(limits.max_connections).min(open_files.saturating_sub(128).max(16));
+    let slots = Arc::new(Semaphore::new(capacity as usize));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -28,7 +28,8 @@ pub struct LockoutPolicy {
     pub temporary_lock_seconds: Option<u32>,
     /// Ceiling for the back-off of temporary locks.
     pub max_temporary_lock_seconds: u32,
-    /// After this many consecutive locks the next one is permanent (0: never).
+    /// After this many consecutive locks the next one is permanent (0: never, the default — see
+    /// docs/decisions.md for why NIST's 100-failure ceiling is not the default).
     pub permanent_after_locks: u32,
     /// Consecutive failures allowed without any wait.
     pub free_failures: u32,
@@ -47,7 +48,7 @@ impl Default for LockoutPolicy {
             failed_attempts_before_lock: 5,
             temporary_lock_seconds: Some(300),
             max_temporary_lock_seconds: 3600,
-            permanent_after_locks: 20,
+            permanent_after_locks: 0,
             free_failures: 2,
             delay_base_seconds: 5,
             per_client: RateLimit { max: 20, window_seconds: 600 },
@@ -71,6 +72,10 @@ impl AttemptState {
         LockState { locked_at: self.locked_at, locked_until: self.locked_until }
     }
 }
+
+/// An admitted attempt settles (gives its count back, or records its failure) within seconds; one still
+/// unsettled after this long was lost (a crash, a store error) and counts as a failure.
+pub const SETTLE_SECONDS: i64 = 120;
 
 /// Why an attempt is not evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +127,22 @@ impl LockoutPolicy {
             next.failed_attempts = 0;
         }
         if next.failed_attempts >= self.failed_attempts_before_lock {
-            return Err(Refusal::InFlight);
+            // Every remaining attempt is in flight — or was, and never settled. Lost attempts count as
+            // failures: the account is locked as they would have locked it, from the moment they were given
+            // up, and the count starts again when that lock has run out. Without this a lost attempt would
+            // leave the account refusing everything, with no lock to expire or to lift.
+            let Some(last) = next.last_failed_at.filter(|last| now >= last + SETTLE_SECONDS) else {
+                return Err(Refusal::InFlight);
+            };
+            let lock = self.after_failure(next.failed_attempts, next.lock_count, last + SETTLE_SECONDS);
+            match lock.and_then(|l| l.locked_until) {
+                Some(until) if now >= until => {
+                    next.failed_attempts = 0;
+                    next.lock_count += 1;
+                    next.last_failed_at = None;
+                }
+                until => return Err(Refusal::Locked { until }),
+            }
         }
         if let Some(last) = next.last_failed_at {
             let until = last + self.delay_after(next.failed_attempts);
@@ -200,9 +220,10 @@ mod tests {
         assert_eq!(until(2), Some(2200));
         assert_eq!(until(3), Some(3400));
         assert_eq!(until(4), Some(4600));
-        // The twentieth lock in a row (a hundred consecutive failures) stays until an operator unlocks it.
-        assert_eq!(until(19), None);
-        assert!(policy.after_failure(5, 19, 1000).is_some());
+        assert_eq!(until(19), Some(4600), "no lock by strangers is for ever by default");
+        // With NIST's strict ceiling, the twentieth lock in a row (a hundred consecutive failures) stays.
+        let strict = LockoutPolicy { permanent_after_locks: 20, ..LockoutPolicy::default() };
+        assert_eq!(strict.after_failure(5, 19, 1000).map(|l| l.locked_until), Some(None));
     }
 
     #[test]
@@ -237,6 +258,19 @@ mod tests {
         assert_eq!(policy.admit(&after_two, 105).map(|s| s.failed_attempts), Ok(3));
         let after_one = AttemptState { failed_attempts: 1, last_failed_at: Some(100), ..Default::default() };
         assert!(policy.admit(&after_one, 100).is_ok(), "one mistyped password costs no wait");
+    }
+
+    #[test]
+    fn attempts_that_never_settle_lock_the_account_for_a_while_not_for_ever() {
+        let policy = LockoutPolicy { delay_base_seconds: 0, ..Default::default() };
+        let lost = AttemptState { failed_attempts: 5, last_failed_at: Some(1_000), ..Default::default() };
+        assert_eq!(policy.admit(&lost, 1_000 + SETTLE_SECONDS - 1), Err(Refusal::InFlight));
+        let locked_from = 1_000 + SETTLE_SECONDS;
+        assert_eq!(policy.admit(&lost, locked_from), Err(Refusal::Locked { until: Some(locked_from + 300) }));
+        let after = policy.admit(&lost, locked_from + 300).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!((after.failed_attempts, after.lock_count), (1, 1));
+        let permanent = LockoutPolicy { temporary_lock_seconds: Some(0), ..policy };
+        assert_eq!(permanent.admit(&lost, i64::MAX / 2), Err(Refusal::Locked { until: None }));
     }
 
     #[test]

@@ -115,6 +115,16 @@ pub enum SecondFactorOutcome {
     Proceed(SessionStage),
 }
 
+/// Run an attempt to its end even if the request that asked for it goes away (a client that closes the
+/// connection, a request timeout): once an attempt is counted, it must settle — give its count back or record
+/// its failure — or the account would wait for it. (`policy::lockout::SETTLE_SECONDS` is the backstop for a
+/// crash.)
+async fn settled<T: Send + 'static>(
+    attempt: impl std::future::Future<Output = Result<T, SignInError>> + Send + 'static,
+) -> Result<T, SignInError> {
+    tokio::spawn(attempt).await.map_err(|e| SignInError::Unexpected(format!("a sign-in task failed: {e}")))?
+}
+
 /// An attempt admitted on an account: counted as a failure until it proves correct.
 struct Admitted {
     at: Timestamp,
@@ -253,13 +263,14 @@ impl SignIn {
     /// Step one: the password.
     #[tracing::instrument(skip_all)]
     pub async fn password(
-        &self,
+        self: &Arc<Self>,
         login: &str,
         password: &str,
         ctx: &RequestContext,
     ) -> Result<PasswordOutcome, SignInError> {
         let started = std::time::Instant::now();
-        let outcome = self.check_password(login, password, ctx).await?;
+        let (this, login, password, ctx) = (self.clone(), login.to_owned(), password.to_owned(), ctx.clone());
+        let outcome = settled(async move { this.check_password(&login, &password, &ctx).await }).await?;
         // A failed attempt is answered no sooner than the floor: whether the login exists, whether the
         // account is locked, and how much is written (a failure counter, a lock) stay out of the timing.
         if outcome == PasswordOutcome::Invalid {
@@ -297,7 +308,12 @@ impl SignIn {
         let admitted = match self.admit(&account, now).await? {
             Ok(admitted) => admitted,
             Err(refusal) => {
-                // Not evaluated at all: the answer cannot depend on the password.
+                // Not evaluated: the answer cannot depend on the password. A dummy verification keeps the work
+                // (and a busy queue's 503) the same as for any other failure, so a refusal says nothing more.
+                if let Err(busy) = self.hasher.verify(password, None).await {
+                    self.release_client(&slot).await?;
+                    return Err(busy.into());
+                }
                 self.event(Some(account.id), Self::refused_outcome(refusal), "password", ctx).await?;
                 return Ok(PasswordOutcome::Invalid);
             }
@@ -320,6 +336,9 @@ impl SignIn {
         }
         self.release_client(&slot).await?;
         if !self.person_active(&account).await? {
+            // The right password is no failure: it is given back, or a disabled person who tries a few times
+            // would find the account refusing everything once they are enabled again.
+            self.store.give_back_attempt(account.id).await?;
             self.event(Some(account.id), "disabled", "password", ctx).await?;
             return Ok(PasswordOutcome::Disabled);
         }
@@ -356,13 +375,14 @@ impl SignIn {
     /// Step two: a TOTP code (six digits) or a backup code (anything else).
     #[tracing::instrument(skip_all, fields(account = account_id))]
     pub async fn second_factor(
-        &self,
+        self: &Arc<Self>,
         account_id: AccountId,
         code: &str,
         ctx: &RequestContext,
     ) -> Result<SecondFactorOutcome, SignInError> {
         let started = std::time::Instant::now();
-        let outcome = self.check_second_factor(account_id, code, ctx).await?;
+        let (this, code, ctx) = (self.clone(), code.to_owned(), ctx.clone());
+        let outcome = settled(async move { this.check_second_factor(account_id, &code, &ctx).await }).await?;
         if matches!(outcome, SecondFactorOutcome::Invalid | SecondFactorOutcome::Refused) {
             self.failure_floor(started).await;
         }
@@ -550,7 +570,7 @@ impl SignIn {
     /// change from their account page, which must give the current password (ASVS 5.0 6.2.3; checked like
     /// a sign-in attempt, so it is no way around the lockout). Every other session of the account ends.
     pub async fn change_password(
-        &self,
+        self: &Arc<Self>,
         session: &TokenHash,
         account_id: AccountId,
         current: Option<&str>,
@@ -563,7 +583,13 @@ impl SignIn {
             return Err(SignInError::NotLocal);
         }
         if let Some(current) = current {
-            self.verify_current_password(&account, current, ctx).await?;
+            let (this, held, current, ctx) = (self.clone(), account.clone(), current.to_owned(), ctx.clone());
+            let started = std::time::Instant::now();
+            let checked = settled(async move { this.verify_current_password(&held, &current, &ctx).await }).await;
+            if checked.is_err() {
+                self.failure_floor(started).await;
+            }
+            checked?;
         }
         self.check_new_password(&account, new, confirm).await?;
         let hash = self.hasher.hash(new).await?;
@@ -582,14 +608,7 @@ impl SignIn {
         ctx: &RequestContext,
     ) -> Result<(), SignInError> {
         let now = self.now();
-        let started = std::time::Instant::now();
-        let admitted = match self.admit(account, now).await? {
-            Ok(admitted) => admitted,
-            Err(_) => {
-                self.failure_floor(started).await;
-                return Err(SignInError::CurrentPassword);
-            }
-        };
+        let Ok(admitted) = self.admit(account, now).await? else { return Err(SignInError::CurrentPassword) };
         let correct = match self.hasher.verify(current, account.password_hash.as_deref()).await {
             Ok(correct) => correct,
             Err(busy) => {
@@ -600,7 +619,6 @@ impl SignIn {
         if !correct {
             let event = self.sign_in_event(Some(account.id), "bad_password", "password_change", ctx);
             self.store.record_failure(account.id, &self.settings.lockout, now, &event).await?;
-            self.failure_floor(started).await;
             return Err(SignInError::CurrentPassword);
         }
         if !self.store.release_attempt(account.id, admitted.at, admitted.previous_last_failed_at, self.now()).await? {

@@ -59,12 +59,7 @@ impl SignIn {
         }
         let mut hashes = Vec::with_capacity(answers.len());
         for answer in answers {
-            hashes.push(
-                self.hasher
-                    .hash(&normalise_answer(answer))
-                    .await
-                    .map_err(|e| SignInError::Unexpected(e.to_string()))?,
-            );
+            hashes.push(self.hasher.hash(&normalise_answer(answer)).await.map_err(SignInError::from)?);
         }
         let holder = self.account_or_gone(account).await?;
         let audit = self.self_service(&holder, "qa.enrol");
@@ -75,7 +70,7 @@ impl SignIn {
     /// The self-service reset: email, every answer and a new password in one step.
     #[tracing::instrument(skip_all)]
     pub async fn reset_with_security_questions(
-        &self,
+        self: &std::sync::Arc<Self>,
         email: &str,
         answers: &[String],
         new_password: &str,
@@ -83,7 +78,15 @@ impl SignIn {
         ctx: &RequestContext,
     ) -> Result<(), QaResetError> {
         let started = std::time::Instant::now();
-        let result = self.try_reset_with_security_questions(email, answers, new_password, confirm, ctx).await;
+        // Run to the end even if the request goes away: an admitted attempt must settle.
+        let this = self.clone();
+        let (email, answers, new_password, confirm, ctx) =
+            (email.to_owned(), answers.to_vec(), new_password.to_owned(), confirm.to_owned(), ctx.clone());
+        let result = tokio::spawn(async move {
+            this.try_reset_with_security_questions(&email, &answers, &new_password, &confirm, &ctx).await
+        })
+        .await
+        .unwrap_or_else(|e| Err(QaResetError::Other(SignInError::Unexpected(format!("a reset task failed: {e}")))));
         // As for sign-in: a mismatch for a known address writes more (the Q&A counter) than one for an unknown
         // address, and the floor keeps that out of the timing.
         if matches!(result, Err(QaResetError::NoMatch)) {
@@ -130,6 +133,29 @@ impl SignIn {
             Some(a) => self.store.admit_qa_attempt(a.id, &self.settings.lockout).await.map_err(SignInError::from)?,
             None => false,
         };
+        let mut failure_recorded = false;
+        let result = self
+            .check_answers_and_reset(account.as_ref(), admitted, answers, new_password, now, ctx, &mut failure_recorded)
+            .await;
+        // Every way out that is not a wrong answer gives the admitted attempt back (a busy hashing queue, a
+        // new password the rule refuses, a locked account): only wrong answers count toward the Q&A lock.
+        if let (Some(account), true, false, Err(_)) = (&account, admitted, failure_recorded, &result) {
+            self.store.release_qa_attempt(account.id).await.map_err(SignInError::from)?;
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn check_answers_and_reset(
+        &self,
+        account: Option<&crate::domain::Account>,
+        admitted: bool,
+        answers: &[String],
+        new_password: &str,
+        now: crate::domain::Timestamp,
+        ctx: &RequestContext,
+        failure_recorded: &mut bool,
+    ) -> Result<(), QaResetError> {
         let stored = match &account {
             Some(a) if admitted => self.store.qa_answers(a.id).await.map_err(SignInError::from)?,
             _ => Vec::new(),
@@ -150,6 +176,7 @@ impl SignIn {
             return Err(QaResetError::NoMatch);
         }
         if !all_match {
+            *failure_recorded = true;
             if self.store.record_qa_failure(account.id, &self.settings.lockout, now).await.map_err(SignInError::from)? {
                 tracing::warn!(account = account.id, "security-question reset locked after repeated failures");
             }

@@ -208,11 +208,14 @@ pub trait CredentialStore: Send + Sync {
         previous_last_failed_at: Option<Timestamp>,
         now: Timestamp,
     ) -> StoreResult<bool>;
+    /// Give an admitted attempt back whatever the account's state (it was not a failure, though the step
+    /// does not go on: a disabled person's right password, a busy hashing queue).
+    async fn give_back_attempt(&self, account: AccountId) -> StoreResult<()>;
     /// A completed sign-in: the failure counter starts again. False (and nothing changed) when the account
     /// is locked or its person disabled: the sign-in must not complete.
     async fn reset_failures(&self, account: AccountId, now: Timestamp) -> StoreResult<bool>;
-    /// An operator lifts a lock: lock fields and counters cleared, `unlocked_by`/`unlocked_at` set, with
-    /// its audit row. False when the account was not locked.
+    /// An operator lifts a lock: lock fields and counters (sign-in and Q&A) cleared, `unlocked_by` and
+    /// `unlocked_at` set, with its audit row. False when there was nothing to lift (no lock, no count).
     async fn unlock_account(
         &self,
         account: AccountId,
@@ -274,6 +277,8 @@ pub trait CredentialStore: Send + Sync {
     /// Admit one Q&A attempt before the answers are checked: counted as a failure straight away; false
     /// when Q&A reset is locked or every remaining attempt is already being checked.
     async fn admit_qa_attempt(&self, account: AccountId, policy: &LockoutPolicy) -> StoreResult<bool>;
+    /// Give an admitted Q&A attempt back: it was not a wrong answer.
+    async fn release_qa_attempt(&self, account: AccountId) -> StoreResult<()>;
     /// An admitted Q&A attempt failed (it is counted already); true when this failure locked Q&A reset.
     async fn record_qa_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<bool>;
     /// Self-service reset succeeded: new password, Q&A counter cleared, sessions ended. False (nothing

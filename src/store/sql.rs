@@ -110,7 +110,7 @@ pub(super) fn person_from_row(row: &AnyRow) -> StoreResult<Person> {
     Ok(Person {
         id: row.try_get("person_id")?,
         display_name: row.try_get("display_name")?,
-        email: EmailAddress::parse(&email).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        email: EmailAddress::from_stored(&email).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         phone: row.try_get("phone")?,
         manager_id: row.try_get("manager_id")?,
         department: row.try_get("department")?,

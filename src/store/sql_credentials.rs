@@ -100,15 +100,16 @@ impl CredentialStore for SqlStore {
         // exactly one writes its successor; the others read again and meet the new count (or delay).
         let done = sqlx::query(
             "UPDATE account SET failed_attempts = $1, locked_at = $2, locked_until = $3, last_failed_at = $4, \
-               lock_reason = CASE WHEN $2 IS NULL THEN NULL ELSE lock_reason END \
-             WHERE account_id = $5 AND failed_attempts = $6 AND lock_count = $7 \
-               AND COALESCE(locked_at, -1) = $8 AND COALESCE(locked_until, -1) = $9 \
-               AND COALESCE(last_failed_at, -1) = $10",
+               lock_count = $5, lock_reason = CASE WHEN $2 IS NULL THEN NULL ELSE lock_reason END \
+             WHERE account_id = $6 AND failed_attempts = $7 AND lock_count = $8 \
+               AND COALESCE(locked_at, -1) = $9 AND COALESCE(locked_until, -1) = $10 \
+               AND COALESCE(last_failed_at, -1) = $11",
         )
         .bind(i64::from(next.failed_attempts))
         .bind(next.locked_at)
         .bind(next.locked_until)
         .bind(next.last_failed_at)
+        .bind(i64::from(next.lock_count))
         .bind(account)
         .bind(i64::from(seen.failed_attempts))
         .bind(i64::from(seen.lock_count))
@@ -196,6 +197,16 @@ impl CredentialStore for SqlStore {
         Ok(done == 1)
     }
 
+    async fn give_back_attempt(&self, account: AccountId) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE account SET failed_attempts = failed_attempts - 1 WHERE account_id = $1 AND failed_attempts > 0",
+        )
+        .bind(account)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn reset_failures(&self, account: AccountId, now: Timestamp) -> StoreResult<bool> {
         Ok(reset_if_usable(&mut *self.pool.acquire().await?, account, now).await?)
     }
@@ -210,8 +221,10 @@ impl CredentialStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE account SET locked_at = NULL, locked_until = NULL, lock_reason = NULL, failed_attempts = 0, \
-               lock_count = 0, last_failed_at = NULL, unlocked_by = $1, unlocked_at = $2 \
-             WHERE account_id = $3 AND locked_at IS NOT NULL",
+               lock_count = 0, last_failed_at = NULL, qa_failed_attempts = 0, qa_locked_at = NULL, \
+               unlocked_by = $1, unlocked_at = $2 \
+             WHERE account_id = $3 AND (locked_at IS NOT NULL OR failed_attempts > 0 OR qa_locked_at IS NOT NULL \
+               OR qa_failed_attempts > 0)",
         )
         .bind(unlocked_by)
         .bind(now)
@@ -373,6 +386,11 @@ impl CredentialStore for SqlStore {
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM qa_answer WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
+        // New answers, chosen by the signed-in person, start the Q&A lockout again.
+        sqlx::query("UPDATE account SET qa_failed_attempts = 0, qa_locked_at = NULL WHERE account_id = $1")
+            .bind(account)
+            .execute(&mut *tx)
+            .await?;
         for (i, hash) in answer_hashes.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO qa_answer (account_id, question_index, answer_hash, created_at) VALUES ($1, $2, $3, $4)",
@@ -416,6 +434,17 @@ impl CredentialStore for SqlStore {
         .await?
         .rows_affected();
         Ok(done == 1)
+    }
+
+    async fn release_qa_attempt(&self, account: AccountId) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE account SET qa_failed_attempts = qa_failed_attempts - 1 \
+             WHERE account_id = $1 AND qa_failed_attempts > 0 AND qa_locked_at IS NULL",
+        )
+        .bind(account)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn record_qa_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<bool> {

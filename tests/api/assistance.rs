@@ -793,7 +793,7 @@ async fn a_repeat_from_elsewhere_keeps_both_submissions_emails_an_update_and_eve
             assert!(!joined.contains("still being processed"), "{joined}");
             let banner = format!("This submission repeats request <a href=\"/console/requests/{first}\">{first}</a>");
             assert!(joined.contains(&banner), "{joined}");
-            assert!(joined.contains("I did not ask before") && joined.contains("<strong>open</strong>"), "{joined}");
+            assert!(joined.contains("I did not ask before") && joined.contains("<strong>Open</strong>"), "{joined}");
 
             // The person holding the reference sees the state of the request it belongs to.
             let state = |reference: String| {

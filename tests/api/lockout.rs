@@ -287,3 +287,70 @@ async fn an_operator_unlocks_from_the_command_line_with_a_reason_that_is_audited
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_attempt_whose_client_hangs_up_still_settles_and_the_account_is_not_stuck() {
+    each_backend(async |app: TestApp| {
+        let ada = app.add_person("ada", true).await;
+        for _ in 0..4 {
+            app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
+        }
+        // The fifth guess is sent by hand, and the connection closed the moment it is out.
+        let url: reqwest::Url = app.url("/signin").parse().unwrap_or_else(|e| panic!("{e}"));
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder().cookie_provider(jar.clone()).build().unwrap_or_else(|e| panic!("{e}"));
+        let html =
+            client.get(url.clone()).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default();
+        let cookies = {
+            use reqwest::cookie::CookieStore;
+            jar.cookies(&url).map(|h| h.to_str().unwrap_or_default().to_owned()).unwrap_or_default()
+        };
+        let body = format!("login={}&password=wrong-and-gone&csrf={}", ada.username, csrf_of(&html));
+        let request = format!(
+            "POST /signin HTTP/1.1\r\nHost: lifeline\r\nCookie: {cookies}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        {
+            use tokio::io::AsyncWriteExt;
+            let address = app.address.trim_start_matches("http://");
+            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap_or_else(|e| panic!("{e}"));
+            stream.write_all(request.as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+        } // closed here
+        // The guess is still checked and recorded, and its lock set, although nobody waits for the answer.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while events(&app, ada.account_id, "bad_password").await < 5 {
+            assert!(std::time::Instant::now() < deadline, "the abandoned attempt never settled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let account = &app.person_json(&ada.email).await["accounts"][0];
+        assert_eq!(account["locked"], true, "{account}");
+        app.clock.advance(300);
+        assert_eq!(location(&app.post_sign_in(&browser(), &ada.username, &ada.password).await), "/signin/mfa");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_disabled_person_trying_the_right_password_is_not_locked_out_once_enabled_again() {
+    each_backend(async |app: TestApp| {
+        let ada = app.add_person("ada", true).await;
+        let set = async |status: &str| {
+            sqlx::query("UPDATE person SET status = $1 WHERE email = $2")
+                .bind(status)
+                .bind(&ada.email)
+                .execute(app.state.db.pool())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        };
+        set("disabled").await;
+        for _ in 0..8 {
+            let response = app.post_sign_in(&browser(), &ada.username, &ada.password).await;
+            assert!(response.text().await.unwrap_or_default().contains("This account is disabled"));
+        }
+        assert_eq!(failed_attempts(&app, ada.account_id).await, 0, "the right password counts for nothing");
+        set("active").await;
+        assert_eq!(location(&app.post_sign_in(&browser(), &ada.username, &ada.password).await), "/signin/mfa");
+    })
+    .await;
+}

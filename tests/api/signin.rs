@@ -20,7 +20,7 @@ async fn a_person_signs_in_with_password_and_totp() {
         assert_eq!(home.status(), StatusCode::OK);
         let html = home.text().await.unwrap_or_default();
         assert!(html.contains("Hello, Test ada"), "{html}");
-        assert!(html.contains("success"));
+        assert!(html.contains("Signed in"), "the sign-in is listed, in words");
     })
     .await;
 }
@@ -116,7 +116,9 @@ async fn wrong_second_factors_count_toward_the_lock_too() {
             assert_eq!(app.post_code(&browser, "000000").await.status(), StatusCode::UNAUTHORIZED);
         }
         let fifth = app.post_code(&browser, "NOT-A-REAL-CODE").await;
-        assert!(fifth.text().await.unwrap_or_default().contains("your account may be locked"));
+        assert_eq!(location(&fifth), "/signin?m=again", "the sign-in starts again");
+        let again = browser.get(app.url("/signin?m=again")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.text().await.unwrap_or_default().contains("your account may be locked"));
         assert_eq!(app.person_json(&ada.email).await["accounts"][0]["locked"], true);
     })
     .await;

@@ -160,6 +160,12 @@ async fn a_released_attempt_gives_its_count_back_unless_a_lock_came_first() {
             (None, 0, Some("system"), Some(300)),
             "{backend}"
         );
+        // Attempts counted but never settled (no lock to lift) are lifted too.
+        for _ in 0..5 {
+            assert!(admit(store.as_ref(), id, &policy, 400).await);
+        }
+        assert!(store.unlock_account(id, "system", 401, &unlock).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(admit(store.as_ref(), id, &policy, 402).await, "{backend}: admitted again at once");
     }
 }
 

@@ -4,7 +4,7 @@ use crate::http::templates::{BackupCodesPage, EnrollMfaPage, MfaPage, SignInPage
 use crate::http::{AppState, PageError, error::ValidForm};
 use crate::signin::{PasswordOutcome, SecondFactorOutcome};
 use crate::store::SessionStage;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -38,10 +38,18 @@ fn throttled_page(csrf: &str, login: &str, retry_after: u64) -> Response {
     response
 }
 
-pub async fn signin_get(MaybeSession(session): MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Response {
+pub async fn signin_get(
+    MaybeSession(session): MaybeSession,
+    Extension(csrf): Extension<CsrfToken>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    // `?m=again`: a sign-in that could not go on (the second step was refused) starts here again. Anything
+    // else in the query is ignored.
+    let again = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).any(|(k, v)| k == "m" && v == "again");
+    let error = again.then_some(START_AGAIN);
     match session {
         Some(s) => Redirect::to(session::stage_path(s.stage)).into_response(),
-        None => signin_page(&csrf.0, "", None, StatusCode::OK),
+        None => signin_page(&csrf.0, "", error, StatusCode::OK),
     }
 }
 
@@ -103,8 +111,9 @@ pub async fn mfa_post(
             Ok(response)
         }
         SecondFactorOutcome::Refused => {
-            let page = signin_page(&csrf.0, "", Some(START_AGAIN), StatusCode::UNAUTHORIZED);
-            session::end(&state, Some(&session), page).await
+            // A redirect, not a page: the sign-in form must carry a CSRF token made without the session that
+            // this response ends.
+            session::end(&state, Some(&session), Redirect::to("/signin?m=again").into_response()).await
         }
         SecondFactorOutcome::Throttled { retry_after } => Ok(throttled_page(&csrf.0, "", retry_after)),
         SecondFactorOutcome::Proceed(stage) => {
