@@ -186,7 +186,7 @@ impl SignIn {
         if account.source != AccountSource::Local {
             return Err(QaResetError::NotLocal);
         }
-        let words = self.personal_words(&account).await?;
+        let words = self.personal_words(account).await?;
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         crate::policy::password::check(new_password, self.settings.policy.mfa_required, &words)?;
         let hash = self.hasher.hash(new_password).await.map_err(SignInError::from)?;
