@@ -5,8 +5,9 @@
 //! must start its request within `http.header_read_timeout_seconds` and finish sending the headers within
 //! the same time (hyper's timer, which starts only at the first byte); a connection on which nothing moves
 //! for longer than a request may take is closed; every request is answered within
-//! `http.request_timeout_seconds` (tower-http's timeout, 408); connections beyond `http.max_connections`
-//! are closed as soon as they are accepted; and the open-file limit is raised to the hard limit at start.
+//! `http.request_timeout_seconds` (tower-http's timeout, 408); beyond `http.max_connections` (and never more
+//! than the open-file limit allows) nothing more is accepted until a connection closes; and the open-file
+//! limit is raised to the hard limit at start.
 
 use super::{AppState, router};
 use axum::extract::ConnectInfo;
@@ -80,6 +81,16 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // At the cap, nothing more is accepted: new clients wait in the listen backlog until the timeouts
+        // above free a slot (a flood of silent connections delays a health check by one header timeout at
+        // most, instead of making the process fail to accept at all).
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -91,10 +102,6 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; closing a new connection");
-            continue;
         };
         let _ = stream.set_nodelay(true);
         let idle = Duration::from_secs(u64::from(limits.request_timeout_seconds + limits.header_read_timeout_seconds));
