@@ -28,6 +28,13 @@ async fn sessions(app: &TestApp, account: i64) -> i64 {
         .get::<i64, _>("n")
 }
 
+/// `n` wrong passwords for `person`, one after the other, each from a fresh browser.
+async fn wrong_passwords(app: &TestApp, person: &Person, n: usize) {
+    for _ in 0..n {
+        app.post_sign_in(&browser(), &person.username, "wrong-password-entirely").await;
+    }
+}
+
 async fn failed_attempts(app: &TestApp, account: i64) -> u32 {
     app.state.db.account(account).await.unwrap_or_else(|e| panic!("{e}")).map(|a| a.failed_attempts).unwrap_or(0)
 }
@@ -75,9 +82,7 @@ async fn on_a_locked_account_the_right_and_a_wrong_password_get_the_same_bytes_i
         |s| s.policy.failed_sign_in_floor_ms = 300,
         async |app: TestApp| {
             let ada = app.add_person("ada", true).await;
-            for _ in 0..5 {
-                app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
-            }
+            wrong_passwords(&app, &ada, 5).await;
             assert_eq!(app.person_json(&ada.email).await["accounts"][0]["locked"], true);
             let client = browser();
             let csrf = app.csrf(&client).await;
@@ -176,9 +181,7 @@ async fn failures_after_the_first_two_wait_longer_each_time_and_a_right_password
         |s| s.lockout.delay_base_seconds = 5,
         async |app: TestApp| {
             let ada = app.add_person("ada", true).await;
-            for _ in 0..2 {
-                app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
-            }
+            wrong_passwords(&app, &ada, 2).await;
             // Too soon: not evaluated, not counted, the one answer.
             let early = app.post_sign_in(&browser(), &ada.username, &ada.password).await;
             assert!(early.text().await.unwrap_or_default().contains(INVALID));
@@ -202,9 +205,7 @@ async fn failures_after_the_first_two_wait_longer_each_time_and_a_right_password
 async fn a_lock_by_strangers_ends_by_itself_and_comes_back_longer() {
     each_backend(async |app: TestApp| {
         let ada = app.add_person("ada", true).await;
-        for _ in 0..5 {
-            app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
-        }
+        wrong_passwords(&app, &ada, 5).await;
         let account = &app.person_json(&ada.email).await["accounts"][0];
         assert_eq!(account["locked"], true);
         assert!(account["locked_until"].as_str().is_some(), "the default lock is temporary: {account}");
@@ -223,9 +224,7 @@ async fn a_lock_by_strangers_ends_by_itself_and_comes_back_longer() {
         assert_eq!(location(&app.post_sign_in(&client, &ada.username, &ada.password).await), "/signin/mfa");
 
         // Five more failures lock it again, for twice as long.
-        for _ in 0..5 {
-            app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
-        }
+        wrong_passwords(&app, &ada, 5).await;
         let account = &app.person_json(&ada.email).await["accounts"][0];
         assert_eq!(account["locked"], true, "{account}");
         app.clock.advance(300);
@@ -249,9 +248,7 @@ async fn an_operator_unlocks_from_the_command_line_with_a_reason_that_is_audited
         |s| s.lockout.temporary_lock_seconds = Some(0),
         async |app: TestApp| {
             let ada = app.add_person("ada", true).await;
-            for _ in 0..5 {
-                app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
-            }
+            wrong_passwords(&app, &ada, 5).await;
             let account = &app.person_json(&ada.email).await["accounts"][0];
             assert_eq!((account["locked"].as_bool(), account["locked_until"].as_str()), (Some(true), None));
 
@@ -292,9 +289,7 @@ async fn an_operator_unlocks_from_the_command_line_with_a_reason_that_is_audited
 async fn an_attempt_whose_client_hangs_up_still_settles_and_the_account_is_not_stuck() {
     each_backend(async |app: TestApp| {
         let ada = app.add_person("ada", true).await;
-        for _ in 0..4 {
-            app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
-        }
+        wrong_passwords(&app, &ada, 4).await;
         // The fifth guess is sent by hand, and the connection closed the moment it is out.
         let url: reqwest::Url = app.url("/signin").parse().unwrap_or_else(|e| panic!("{e}"));
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
