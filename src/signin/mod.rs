@@ -107,8 +107,13 @@ pub enum PasswordOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecondFactorOutcome {
     Invalid,
-    /// The account takes no attempt now (locked, disabled, or too soon): the sign-in must start again.
+    /// The account takes no attempt now (locked or disabled): the sign-in must start again.
     Refused,
+    /// Too soon after a wrong code (the growing delay): nothing was checked; try again after this long. The
+    /// person has proved the password already, so saying so gives nothing away.
+    TooSoon {
+        retry_after: u64,
+    },
     Throttled {
         retry_after: u64,
     },
@@ -403,7 +408,11 @@ impl SignIn {
         };
         if let Err(refusal) = self.admit(&account, now).await? {
             self.event(Some(account_id), Self::refused_outcome(refusal), "second_factor", ctx).await?;
-            return Ok(SecondFactorOutcome::Refused);
+            return Ok(match refusal {
+                Refusal::Delayed { until } => SecondFactorOutcome::TooSoon { retry_after: (until - now).max(1) as u64 },
+                Refusal::InFlight => SecondFactorOutcome::TooSoon { retry_after: 1 },
+                Refusal::Locked { .. } => SecondFactorOutcome::Refused,
+            });
         }
         let next = Self::after_mfa(&account);
         let success = if next == SessionStage::Active { "success" } else { "second_factor_accepted" };

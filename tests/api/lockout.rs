@@ -196,6 +196,20 @@ async fn failures_after_the_first_two_wait_longer_each_time_and_a_right_password
             let response = app.post_code(&client, &lifeline::totp::code_at(secret, now)).await;
             assert_eq!(location(&response), "/");
             assert_eq!(failed_attempts(&app, ada.account_id).await, 0);
+
+            // Two wrong codes, then a quick third try: told to wait, not thrown out of the sign-in.
+            let client = browser();
+            app.clock.advance(60);
+            assert_eq!(location(&app.post_sign_in(&client, &ada.username, &ada.password).await), "/signin/mfa");
+            for _ in 0..2 {
+                assert_eq!(app.post_code(&client, "000000").await.status(), StatusCode::UNAUTHORIZED);
+            }
+            let soon = app.post_code(&client, &lifeline::totp::code_at(secret, app.clock.now())).await;
+            assert_eq!(soon.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert!(soon.text().await.unwrap_or_default().contains("seconds, then try again"));
+            app.clock.advance(5);
+            let code = lifeline::totp::code_at(secret, app.clock.now() + 30);
+            assert_eq!(location(&app.post_code(&client, &code).await), "/");
         },
     )
     .await;

@@ -116,6 +116,15 @@ pub async fn mfa_post(
             session::end(&state, Some(&session), Redirect::to("/signin?m=again").into_response()).await
         }
         SecondFactorOutcome::Throttled { retry_after } => Ok(throttled_page(&csrf.0, "", retry_after)),
+        SecondFactorOutcome::TooSoon { retry_after } => {
+            let error = format!("Too many wrong codes in a row: wait {retry_after} seconds, then try again.");
+            let mut response = render(&MfaPage { title: "Two-step verification", csrf: &csrf.0, error: Some(&error) });
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+            }
+            Ok(response)
+        }
         SecondFactorOutcome::Proceed(stage) => {
             session::advance(&state, &session, stage, Redirect::to(session::stage_path(stage)).into_response()).await
         }
