@@ -19,8 +19,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<AppState> {
 }
 
 pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
-    let db = open_store(&settings).await?;
-    let keys = Keys::new(&master_key(&settings, true)?);
+    let (db, keys) = open_with_key(&settings, true, clock.now()).await?;
     let db = db.with_audit_key(keys.audit_key());
     seal_audit_chain(&db, clock.now()).await?;
     let geo = Geo::open(settings.geoip_city.as_deref(), settings.geoip_asn.as_deref())?;
@@ -88,6 +87,64 @@ pub async fn periodic_jobs(state: AppState) {
             Err(e) => tracing::warn!("retention failed: {e}"),
         }
     }
+}
+
+/// Open the database and the master key that belongs to it. The database records the key's fingerprint on
+/// first use; from then on a key that does not match is refused (naming the key and the database) before it
+/// can seal a secret or sign an audit row, and no new key file is ever created for it. A database that holds
+/// data but no fingerprint yet (written before fingerprints) gets one only from a key that opens its sealed
+/// secrets; a new key file is created only for an empty database, and only when `create` (starting a server,
+/// adding people) allows it.
+pub async fn open_with_key(
+    settings: &Settings,
+    create: bool,
+    now: crate::domain::Timestamp,
+) -> anyhow::Result<(SqlStore, Keys)> {
+    use crate::store::KeyStore;
+    let db = open_store(settings).await?;
+    let database = redact_url(&settings.database_url);
+    let source = match &settings.secret_key {
+        Some(_) => "LIFELINE_SECRET_KEY".to_owned(),
+        None => format!("the key file {}", settings.key_file.display()),
+    };
+    let recorded = db.key_fingerprint().await?;
+    let may_create = create && recorded.is_none() && !db.holds_data().await?;
+    let master = master_key(settings, may_create).with_context(|| match &recorded {
+        Some(_) => format!(
+            "the database at {database} was set up with a key: point LIFELINE_KEY_FILE at that key file (or set \
+             LIFELINE_SECRET_KEY); no new key is made for a database that has one"
+        ),
+        None if create => format!(
+            "the database at {database} holds people, so it needs the key it was set up with, and no new one is made \
+             for it: {source} cannot be read"
+        ),
+        None => format!("the database at {database} needs its key: {source} cannot be read"),
+    })?;
+    let keys = Keys::new(&master);
+    let mismatch = || {
+        anyhow::anyhow!(
+            "{source} does not belong to the database at {database}: it was set up with another key. Point \
+             LIFELINE_KEY_FILE (or LIFELINE_SECRET_KEY) at the key this database was set up with; nothing was changed."
+        )
+    };
+    let fingerprint = keys.fingerprint();
+    match recorded {
+        Some(recorded) if !crate::crypto::ct_eq(recorded.as_bytes(), fingerprint.as_bytes()) => return Err(mismatch()),
+        Some(_) => {}
+        None => {
+            // Written before fingerprints: the key must open what it sealed before it is recorded as the key.
+            if let Some((account, sealed)) = db.any_sealed_secret().await?
+                && keys.open(&sealed, &format!("totp:{account}")).is_err()
+            {
+                return Err(mismatch());
+            }
+            let in_force = db.record_key_fingerprint(&fingerprint, now).await?;
+            if !crate::crypto::ct_eq(in_force.as_bytes(), fingerprint.as_bytes()) {
+                return Err(mismatch());
+            }
+        }
+    }
+    Ok((db, keys))
 }
 
 /// The master key from `LIFELINE_SECRET_KEY` or the key file; `create` makes a new key file when there is none

@@ -4,7 +4,6 @@
 use crate::app;
 use crate::audit::{Actor, AuditEntry, AuditKey, Verified, Verifier};
 use crate::config::{DEFAULT_DATABASE_URL, Settings};
-use crate::crypto::Keys;
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
 use crate::store::{AuditStore, NewPerson, SqlStore};
 use crate::totp::TotpSecret;
@@ -399,12 +398,12 @@ fn parse_since(text: &str) -> anyhow::Result<i64> {
 const PAGE: i64 = 1000;
 
 async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
-    let store = app::open_store(&settings).await?;
+    let (store, keys) = app::open_with_key(&settings, false, chrono::Utc::now().timestamp())
+        .await
+        .context("audit verify needs the key the log was written with")?;
     match cmd {
         AuditCommand::Verify => {
-            let key =
-                app::master_key(&settings, false).context("audit verify needs the key the log was written with")?;
-            let verified = verify_audit_log(&store, &Keys::new(&key).audit_key()).await?;
+            let verified = verify_audit_log(&store, &keys.audit_key()).await?;
             match verified.legacy_rows {
                 0 => println!("audit log verified: {} rows, chain intact", verified.rows),
                 n => println!(

@@ -81,6 +81,7 @@ pub struct Keys {
     pub(crate) csrf: [u8; 32],
     pub(crate) token_pepper: [u8; 32],
     audit: crate::audit::AuditKey,
+    fingerprint: [u8; 32],
 }
 
 impl fmt::Debug for Keys {
@@ -97,7 +98,14 @@ impl Keys {
             csrf: master.derive("csrf"),
             token_pepper: master.derive("token-pepper"),
             audit: crate::audit::AuditKey::from_bytes(master.derive("audit-chain")),
+            fingerprint: master.derive("key-fingerprint"),
         }
+    }
+
+    /// The key's fingerprint: a keyed hash of a constant (so it says nothing about the key), recorded in the
+    /// database on first use and compared at every start.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(self.fingerprint)
     }
 
     /// The key that seals the audit chain. The database never holds it, so writing to the database is not enough

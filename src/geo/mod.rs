@@ -122,7 +122,7 @@ mod tests {
     }
 
     fn testdata(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/geoip").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/geoip").join(name)
     }
 
     #[test]

@@ -22,6 +22,12 @@ type Table = (&'static str, &'static str, &'static [(&'static str, Kind)]);
 
 /// Every table with data worth moving, parents before children.
 const TABLES: &[Table] = &[
+    // The same key serves the copy, so its fingerprint moves with the data.
+    (
+        "key_fingerprint",
+        "key_fingerprint_id",
+        &[("key_fingerprint_id", Int), ("fingerprint", Text), ("created_at", Int)],
+    ),
     (
         "person",
         "person_id",

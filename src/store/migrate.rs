@@ -49,6 +49,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0006_sign_in_hardening.sql"),
         postgres: include_str!("../../migrations/postgres/0006_sign_in_hardening.sql"),
     },
+    Migration {
+        version: 7,
+        name: "key_fingerprint",
+        sqlite: include_str!("../../migrations/sqlite/0007_key_fingerprint.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_key_fingerprint.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

@@ -341,6 +341,20 @@ pub trait EventStore: Send + Sync {
     async fn recent_sign_ins(&self, account: AccountId, limit: i64) -> StoreResult<Vec<SignInEvent>>;
 }
 
+/// The master key's fingerprint, recorded once per database.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// The recorded fingerprint, if any.
+    async fn key_fingerprint(&self) -> StoreResult<Option<String>>;
+    /// Record `fingerprint` unless one is recorded already; returns the one in force (another instance
+    /// starting at the same moment may have recorded first).
+    async fn record_key_fingerprint(&self, fingerprint: &str, now: Timestamp) -> StoreResult<String>;
+    /// Whether the database holds anything a key protects (people's keyed codes, sealed secrets).
+    async fn holds_data(&self) -> StoreResult<bool>;
+    /// One sealed TOTP secret and its account, to try a key on.
+    async fn any_sealed_secret(&self) -> StoreResult<Option<(AccountId, Vec<u8>)>>;
+}
+
 /// Failed sign-ins per client address, in fixed windows shared by every instance.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
@@ -613,6 +627,7 @@ pub trait Store:
     + OutboxStore
     + AssistanceStore
     + RetentionStore
+    + KeyStore
 {
 }
 impl<T> Store for T where
@@ -625,5 +640,6 @@ impl<T> Store for T where
         + OutboxStore
         + AssistanceStore
         + RetentionStore
+        + KeyStore
 {
 }

@@ -185,3 +185,47 @@ impl ThrottleStore for SqlStore {
         Ok(result.rows_affected())
     }
 }
+
+#[async_trait]
+impl KeyStore for SqlStore {
+    async fn key_fingerprint(&self) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT fingerprint FROM key_fingerprint WHERE key_fingerprint_id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("fingerprint")?),
+            None => None,
+        })
+    }
+
+    async fn record_key_fingerprint(&self, fingerprint: &str, now: Timestamp) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO key_fingerprint (key_fingerprint_id, fingerprint, created_at) VALUES (1, $1, $2) \
+             ON CONFLICT (key_fingerprint_id) DO NOTHING",
+        )
+        .bind(fingerprint)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.key_fingerprint().await?.ok_or_else(|| StoreError::Corrupt("the key fingerprint vanished".into()))
+    }
+
+    async fn holds_data(&self) -> StoreResult<bool> {
+        // People (their backup codes and sessions are keyed hashes) and TOTP secrets (sealed). A keyed audit
+        // log is guarded by its sealed head already; rows from before the chain was keyed need no key.
+        let row = sqlx::query("SELECT (SELECT COUNT(*) FROM person) + (SELECT COUNT(*) FROM totp_credential) AS n")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    async fn any_sealed_secret(&self) -> StoreResult<Option<(AccountId, Vec<u8>)>> {
+        let row = sqlx::query("SELECT account_id, secret_ciphertext FROM totp_credential ORDER BY account_id LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some((row.try_get("account_id")?, row.try_get("secret_ciphertext")?)),
+            None => None,
+        })
+    }
+}

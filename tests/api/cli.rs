@@ -341,3 +341,118 @@ async fn instances_starting_together_migrate_once() {
     })
     .await;
 }
+
+/// `lifeline serve` in `dir` on `db_url` with `env`; its exit status, or a panic if it is still serving
+/// after `seconds` (it was expected to refuse to start).
+fn serve_must_stop(dir: &Path, db_url: &str, env: &[(&str, &str)], seconds: u64) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lifeline"));
+    command
+        .arg("serve")
+        .current_dir(dir)
+        .env("LIFELINE_DATABASE_URL", db_url)
+        .env("LIFELINE_KEY_FILE", dir.join("lifeline.key"))
+        .env("LIFELINE_LISTEN", "127.0.0.1:0")
+        .env_remove("LIFELINE_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+            }
+            return (status.code(), err);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started although its key does not belong to the database");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn a_key_that_does_not_belong_to_the_database_stops_every_command_and_no_key_is_made() {
+    each_shell(async |shell: Shell| {
+        let added = shell.lifeline(
+            &["person", "add", "--email", "ada@example.org", "--name", "Ada", "--totp"],
+            "amber-falcon-harbour-42\n",
+            &[],
+        );
+        assert!(added.status.success(), "{}", stderr(&added));
+        let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let there = |args: &[&str], env: &[(&str, &str)]| run_lifeline(elsewhere.path(), &shell.db.url, args, "", env);
+
+        // From another directory, with no key file there: refused, and no key file is made.
+        let missing = there(&["person", "show", "ada@example.org"], &[]);
+        assert_eq!(missing.status.code(), Some(1), "{}", stderr(&missing));
+        assert!(stderr(&missing).contains("was set up with a key"), "{}", stderr(&missing));
+        assert!(!elsewhere.path().join("lifeline.key").exists(), "no new key for a database that has one");
+
+        // Another key file: refused, naming the key file and the database.
+        std::fs::write(elsewhere.path().join("lifeline.key"), hex::encode(rand::random::<[u8; 32]>()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for args in [
+            &["person", "show", "ada@example.org"][..],
+            &["audit", "verify"],
+            &["person", "unlock", "ada@example.org", "--reason", "test run"],
+        ] {
+            let wrong = there(args, &[]);
+            assert_eq!(wrong.status.code(), Some(1), "{args:?}: {}", stderr(&wrong));
+            let message = stderr(&wrong);
+            assert!(message.contains("does not belong to the database"), "{args:?}: {message}");
+            assert!(message.contains(&elsewhere.path().join("lifeline.key").display().to_string()), "{message}");
+        }
+        let (code, message) = serve_must_stop(elsewhere.path(), &shell.db.url, &[], 30);
+        assert_eq!(code, Some(1), "{message}");
+        assert!(message.contains("does not belong to the database"), "{message}");
+
+        // A wrong LIFELINE_SECRET_KEY, even beside the right key file: refused too.
+        let secret = hex::encode(rand::random::<[u8; 32]>());
+        let wrong = shell.lifeline(&["person", "show", "ada@example.org"], "", &[("LIFELINE_SECRET_KEY", &secret)]);
+        assert_eq!(wrong.status.code(), Some(1));
+        assert!(stderr(&wrong).contains("LIFELINE_SECRET_KEY does not belong"), "{}", stderr(&wrong));
+
+        // The right key still works.
+        assert!(shell.lifeline(&["person", "show", "ada@example.org"], "", &[]).status.success());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_database_from_before_fingerprints_takes_one_only_from_the_key_that_opens_its_secrets() {
+    each_shell(async |shell: Shell| {
+        let added = shell.lifeline(
+            &["person", "add", "--email", "ada@example.org", "--name", "Ada", "--totp"],
+            "amber-falcon-harbour-42\n",
+            &[],
+        );
+        assert!(added.status.success(), "{}", stderr(&added));
+        // As a database written before this change: no fingerprint.
+        let store = lifeline::store::SqlStore::connect(&shell.db.url).await.unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("DELETE FROM key_fingerprint").execute(store.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+
+        let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let missing = run_lifeline(elsewhere.path(), &shell.db.url, &["person", "show", "ada@example.org"], "", &[]);
+        assert_eq!(missing.status.code(), Some(1), "{}", stderr(&missing));
+        assert!(!elsewhere.path().join("lifeline.key").exists(), "a database with data gets no new key");
+        std::fs::write(elsewhere.path().join("lifeline.key"), hex::encode(rand::random::<[u8; 32]>()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let wrong = run_lifeline(elsewhere.path(), &shell.db.url, &["person", "show", "ada@example.org"], "", &[]);
+        assert_eq!(wrong.status.code(), Some(1), "a key that cannot open the sealed secrets is not recorded");
+        use lifeline::store::KeyStore;
+        assert_eq!(store.key_fingerprint().await.unwrap_or_else(|e| panic!("{e}")), None);
+
+        let right = shell.lifeline(&["person", "show", "ada@example.org"], "", &[]);
+        assert!(right.status.success(), "{}", stderr(&right));
+        assert!(store.key_fingerprint().await.unwrap_or_else(|e| panic!("{e}")).is_some(), "recorded on first use");
+        store.close().await;
+    })
+    .await;
+}

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 pub fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/geoip").join(name)
+    // In the repository, so that `cargo test` needs nothing beside a fresh clone (README there says where
+    // the files come from and under which licences).
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/geoip").join(name)
 }
 
 pub struct TestApp {
