@@ -2,6 +2,8 @@
 //!
 //! Layers, arrows pointing down: `http` and `cli` (fronts) → `signin`, `directory` (services) →
 //! `policy`, `domain`, `totp` (pure) → `store`, `geo`, `crypto` (behind narrow interfaces).
+// Tests may unwrap: a panic with the error is exactly what a failing test should do.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
 pub mod assistance;

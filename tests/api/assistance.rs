@@ -34,6 +34,15 @@ async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Wait until the outbox has nothing left to send and has sent `sent` emails: from then on nothing more can
+/// arrive, so a test can count what did without sleeping "long enough".
+async fn outbox_settled(app: &TestApp, sent: i64) {
+    wait_until(&format!("the outbox to settle at {sent} sent"), async || {
+        app.state.db.outbox_counts().await.ok() == Some((0, sent))
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn admins_get_a_dossier_by_real_smtp_that_reads_a_new_country_and_network() {
     let sink = SmtpSink::start().await;
@@ -168,9 +177,10 @@ async fn with_smtp_down_requests_are_accepted_and_every_email_arrives_once_after
         let (db, dir) = app.stop();
         let sink = SmtpSink::start_on(port).await;
         let restarted = spawn_in(dir, settings, db).await;
-        let messages = sink.wait_for(6).await;
-        tokio::time::sleep(Duration::from_secs(3)).await; // room for a duplicate to show up, if any
-        let messages = if sink.messages().len() > messages.len() { sink.messages() } else { messages };
+        sink.wait_for(6).await;
+        // Every row marked sent (a row is marked only after its delivery finished): nothing else can come.
+        outbox_settled(&restarted, 6).await;
+        let messages = sink.messages();
         let mut ids: Vec<String> = messages.iter().map(|m| m.message_id()).collect();
         ids.sort();
         ids.dedup();
@@ -183,7 +193,7 @@ async fn with_smtp_down_requests_are_accepted_and_every_email_arrives_once_after
 async fn the_answer_is_the_same_for_known_and_unknown_addresses() {
     each_backend_with(
         |s| {
-            s.assistance.response_floor_ms = 60;
+            s.assistance.response_floor_ms = 300; // well above the work of a submission on a loaded machine
             s.assistance.per_ip.max = 10_000;
             s.assistance.per_email.max = 10_000;
             s.assistance.global.max = 10_000;
@@ -241,7 +251,7 @@ async fn the_answer_is_the_same_for_known_and_unknown_addresses() {
             let difference = k.abs_diff(u);
             println!("median known {k:?}, unknown {u:?}, difference {difference:?}");
             assert!(difference < Duration::from_millis(5), "medians {k:?} vs {u:?}");
-            assert!(k >= Duration::from_millis(60), "the floor holds");
+            assert!(k >= Duration::from_millis(300), "the floor holds");
         },
     )
     .await;
@@ -275,7 +285,7 @@ async fn the_request_over_the_limit_gets_429_sends_nothing_and_the_limit_survive
         // Another address is not limited by this one's count.
         assert_eq!(app.post_assistance(LINKOPING, "p9@example.org", "other").await.status(), StatusCode::OK);
         sink.wait_for(4).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        outbox_settled(&app, 4).await;
         assert_eq!(sink.messages().len(), 4, "nothing sent for the refused request");
         assert!(
             app.state
@@ -322,7 +332,7 @@ async fn a_repeat_joins_the_open_request_instead_of_emailing_again() {
                 app.state.db.assistance_request(&second).await.ok().flatten().is_some_and(|r| r.status == "joined")
             })
             .await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            outbox_settled(&app, 1).await;
             assert_eq!(sink.messages().len(), 1, "admins were not emailed again");
             let open =
                 app.state.db.assistance_request(&first).await.unwrap_or_default().unwrap_or_else(|| panic!("open"));

@@ -431,8 +431,11 @@ async fn a_hundred_parallel_guesses_over_two_instances_then_the_right_password_e
             (first.status(), second.status())
         };
         let (statuses, right) = tokio::join!(guesses, right);
-        assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
-        assert_eq!(right, (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED), "{}", db.label);
+        // Refused or wrong (401), or — when the hashing queue is full on a loaded machine — "busy" (503):
+        // never signed in.
+        let refused = |s: &StatusCode| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::SERVICE_UNAVAILABLE;
+        assert!(statuses.iter().all(refused), "{statuses:?}");
+        assert!(refused(&right.0) && refused(&right.1), "{}: the right password got {right:?}", db.label);
         let checked = count("SELECT COUNT(*) FROM sign_in_event WHERE account_id = $1 AND outcome = 'bad_password'");
         assert_eq!(checked.await, 5, "{}: exactly the limit was checked", db.label);
         let sessions = count("SELECT COUNT(*) FROM web_session WHERE account_id = $1").await;

