@@ -14,10 +14,13 @@
 //! - failed sign-ins are also limited per client address (per /64 for IPv6);
 //! - every attempt is a sign-in event with its client IP, place and network.
 
+mod attempts;
 mod backup_codes;
 mod overview;
+mod password_change;
 mod security_questions;
 
+use attempts::settled;
 pub use backup_codes::{BACKUP_CODE_COUNT, normalise_backup_code};
 pub use overview::{AccountOverview, Operator};
 pub use security_questions::{QaResetError, normalise_answer};
@@ -28,8 +31,7 @@ use crate::crypto::{Keys, PasswordHasher, TokenHash};
 use crate::domain::{Account, AccountId, PersonStatus, Timestamp};
 use crate::geo::Geo;
 use crate::policy::lockout::Refusal;
-use crate::policy::password::{self, PasswordRejection};
-use crate::policy::rate_limit::client_key;
+use crate::policy::password::PasswordRejection;
 use crate::store::{CodeUse, SessionStage, SignInEvent, Store, StoreError};
 use crate::totp::{self, TotpSecret};
 use std::net::IpAddr;
@@ -120,28 +122,6 @@ pub enum SecondFactorOutcome {
     Proceed(SessionStage),
 }
 
-/// Run an attempt to its end even if the request that asked for it goes away (a client that closes the
-/// connection, a request timeout): once an attempt is counted, it must settle — give its count back or record
-/// its failure — or the account would wait for it. (`policy::lockout::SETTLE_SECONDS` is the backstop for a
-/// crash.)
-async fn settled<T: Send + 'static>(
-    attempt: impl std::future::Future<Output = Result<T, SignInError>> + Send + 'static,
-) -> Result<T, SignInError> {
-    tokio::spawn(attempt).await.map_err(|e| SignInError::Unexpected(format!("a sign-in task failed: {e}")))?
-}
-
-/// An attempt admitted on an account: counted as a failure until it proves correct.
-struct Admitted {
-    at: Timestamp,
-    previous_last_failed_at: Option<Timestamp>,
-}
-
-/// One failed attempt taken from a client address's window.
-struct ClientSlot {
-    bucket: String,
-    window_start: Timestamp,
-}
-
 /// A pending TOTP enrolment, to show as QR code, URI and secret.
 #[derive(Debug, Clone)]
 pub struct Enrolment {
@@ -206,63 +186,6 @@ impl SignIn {
     async fn has_second_factor(&self, account: AccountId) -> Result<bool, SignInError> {
         let totp = self.store.totp(account).await?.is_some_and(|t| t.confirmed_at.is_some());
         Ok(totp || self.store.unused_backup_codes(account).await? > 0)
-    }
-
-    /// Take one attempt from the client address's window, or say how long to wait.
-    async fn reserve_client(
-        &self,
-        ctx: &RequestContext,
-        now: Timestamp,
-    ) -> Result<Result<ClientSlot, u64>, SignInError> {
-        let limit = self.settings.lockout.per_client;
-        let slot =
-            ClientSlot { bucket: format!("sign-in:{}", client_key(ctx.ip)), window_start: limit.window_start(now) };
-        if self.store.reserve_client_attempt(&slot.bucket, slot.window_start, limit.max).await? {
-            Ok(Ok(slot))
-        } else {
-            Ok(Err(limit.retry_after(now)))
-        }
-    }
-
-    async fn release_client(&self, slot: &ClientSlot) -> Result<(), SignInError> {
-        Ok(self.store.release_client_attempt(&slot.bucket, slot.window_start).await?)
-    }
-
-    /// Admit one attempt on `account` (compare-and-set against what was read; re-read and decide again
-    /// when another attempt got there first). Heavy contention ends in a refusal rather than a spin.
-    async fn admit(&self, account: &Account, now: Timestamp) -> Result<Result<Admitted, Refusal>, SignInError> {
-        let policy = &self.settings.lockout;
-        let mut seen = account.attempt_state();
-        for _ in 0..8 {
-            let next = match policy.admit(&seen, now) {
-                Ok(next) => next,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            if self.store.admit_attempt(account.id, &seen, &next).await? {
-                return Ok(Ok(Admitted { at: now, previous_last_failed_at: seen.last_failed_at }));
-            }
-            match self.store.account(account.id).await? {
-                Some(fresh) => seen = fresh.attempt_state(),
-                None => break,
-            }
-        }
-        Ok(Err(Refusal::InFlight))
-    }
-
-    /// The sign-in event's outcome for an attempt that was not admitted.
-    fn refused_outcome(refusal: Refusal) -> &'static str {
-        match refusal {
-            Refusal::Locked { .. } => "locked",
-            Refusal::Delayed { .. } | Refusal::InFlight => "delayed",
-        }
-    }
-
-    /// Wait out the floor that every failed attempt is answered after.
-    async fn failure_floor(&self, started: std::time::Instant) {
-        let floor = std::time::Duration::from_millis(u64::from(self.settings.policy.failed_sign_in_floor_ms));
-        if let Some(rest) = floor.checked_sub(started.elapsed()) {
-            tokio::time::sleep(rest).await;
-        }
     }
 
     /// Step one: the password.
@@ -551,88 +474,5 @@ impl SignIn {
     pub(crate) fn self_service(&self, account: &Account, action: &str) -> AuditEntry {
         let actor = Actor::Account { account_id: account.id, username: account.username.clone() };
         AuditEntry::new(self.now(), &actor, action, "success").person(account.person_id).account(account.id)
-    }
-
-    /// Words a password must not be built from: the person's name, email and username.
-    async fn personal_words(&self, account: &Account) -> Result<Vec<String>, SignInError> {
-        let mut words = vec![account.username.clone()];
-        if let Some(person) = self.store.person(account.person_id).await? {
-            words.push(person.email.to_string());
-            words.extend(person.email.as_str().split(['@', '.']).map(str::to_owned));
-            words.extend(person.display_name.split_whitespace().map(str::to_lowercase));
-        }
-        Ok(words)
-    }
-
-    /// Check a new password against the rule, with this account's personal words.
-    pub async fn check_new_password(&self, account: &Account, new: &str, confirm: &str) -> Result<(), SignInError> {
-        if new != confirm {
-            return Err(PasswordRejection::Mismatch.into());
-        }
-        let words = self.personal_words(account).await?;
-        let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        password::check(new, self.settings.policy.mfa_required, &words)?;
-        Ok(())
-    }
-
-    /// Set a new password chosen by the account holder: a required change right after signing in, or a
-    /// change from their account page, which must give the current password (ASVS 5.0 6.2.3; checked like
-    /// a sign-in attempt, so it is no way around the lockout). Every other session of the account ends.
-    pub async fn change_password(
-        self: &Arc<Self>,
-        session: &TokenHash,
-        account_id: AccountId,
-        current: Option<&str>,
-        new: &str,
-        confirm: &str,
-        ctx: &RequestContext,
-    ) -> Result<(), SignInError> {
-        let account = self.account_or_gone(account_id).await?;
-        if account.source != crate::domain::AccountSource::Local {
-            return Err(SignInError::NotLocal);
-        }
-        if let Some(current) = current {
-            let (this, held, current, ctx) = (self.clone(), account.clone(), current.to_owned(), ctx.clone());
-            let started = std::time::Instant::now();
-            let checked = settled(async move { this.verify_current_password(&held, &current, &ctx).await }).await;
-            if checked.is_err() {
-                self.failure_floor(started).await;
-            }
-            checked?;
-        }
-        self.check_new_password(&account, new, confirm).await?;
-        let hash = self.hasher.hash(new).await?;
-        let audit = self.self_service(&account, "password.change");
-        self.store.set_password(account_id, &hash, false, self.now(), &audit).await?;
-        let ended = self.store.delete_other_sessions(account_id, session).await?;
-        tracing::info!(account = account_id, ended, "password changed; other sessions ended");
-        Ok(())
-    }
-
-    /// The current password, checked as one admitted attempt: a wrong one counts toward the lock.
-    async fn verify_current_password(
-        &self,
-        account: &Account,
-        current: &str,
-        ctx: &RequestContext,
-    ) -> Result<(), SignInError> {
-        let now = self.now();
-        let Ok(admitted) = self.admit(account, now).await? else { return Err(SignInError::CurrentPassword) };
-        let correct = match self.hasher.verify(current, account.password_hash.as_deref()).await {
-            Ok(correct) => correct,
-            Err(busy) => {
-                self.store.release_attempt(account.id, admitted.at, admitted.previous_last_failed_at, now).await?;
-                return Err(busy.into());
-            }
-        };
-        if !correct {
-            let event = self.sign_in_event(Some(account.id), "bad_password", "password_change", ctx);
-            self.store.record_failure(account.id, &self.settings.lockout, now, &event).await?;
-            return Err(SignInError::CurrentPassword);
-        }
-        if !self.store.release_attempt(account.id, admitted.at, admitted.previous_last_failed_at, self.now()).await? {
-            return Err(SignInError::CurrentPassword);
-        }
-        Ok(())
     }
 }
