@@ -1,14 +1,12 @@
-//! Sessions live server-side; the browser holds a 256-bit random token in an HttpOnly, SameSite cookie
-//! (Secure and `__Host-` on https). The database holds only the token's keyed hash. Every completed
-//! sign-in step replaces the token, so a token seen before authentication is worthless after it.
+//! The session cookie: an HttpOnly, SameSite cookie (Secure and `__Host-` on https) that carries the token
+//! the sign-in service hands out. Creating, moving on and ending sessions is the service's business.
 
 use super::middleware::append_cookie;
 use super::{AppState, PageError};
-use crate::crypto::{TokenHash, random_token};
 use crate::domain::AccountId;
 use crate::geo;
-use crate::signin::RequestContext;
-use crate::store::{SessionRecord, SessionStage};
+use crate::signin::{LiveSession, RequestContext};
+use crate::store::SessionStage;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -21,12 +19,7 @@ pub const SESSION_COOKIE: &str = "lifeline_session";
 /// The request's session, if it carries a live one.
 pub struct MaybeSession(pub Option<Session>);
 
-#[derive(Clone)]
-pub struct Session {
-    pub token: TokenHash,
-    pub account_id: AccountId,
-    pub stage: SessionStage,
-}
+pub type Session = LiveSession;
 
 impl FromRequestParts<AppState> for MaybeSession {
     type Rejection = PageError;
@@ -34,12 +27,7 @@ impl FromRequestParts<AppState> for MaybeSession {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
         let Some(cookie) = jar.get(&state.cookie_name(SESSION_COOKIE)) else { return Ok(Self(None)) };
-        if cookie.value().len() != 43 {
-            return Ok(Self(None));
-        }
-        let token = TokenHash::of(&state.signin.keys, "session", cookie.value());
-        let record: Option<SessionRecord> = state.signin.store.session(&token, state.signin.now()).await?;
-        Ok(Self(record.map(|r| Session { token, account_id: r.account_id, stage: r.stage })))
+        Ok(Self(state.signin.session(cookie.value()).await?))
     }
 }
 
@@ -73,12 +61,6 @@ fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
         .build()
 }
 
-fn lifetime(state: &AppState, stage: SessionStage) -> i64 {
-    let policy = &state.signin.settings.policy;
-    let minutes = if stage == SessionStage::Active { policy.session_minutes } else { policy.pending_sign_in_minutes };
-    i64::from(minutes) * 60
-}
-
 /// Start a new session (after the password) and send its cookie with a redirect to its stage.
 pub async fn start(
     state: &AppState,
@@ -86,13 +68,7 @@ pub async fn start(
     account: AccountId,
     stage: SessionStage,
 ) -> Result<Response, PageError> {
-    if let Some(old) = old {
-        state.signin.store.delete_session(&old.token).await?;
-    }
-    let token = random_token();
-    let now = state.signin.now();
-    let hash = TokenHash::of(&state.signin.keys, "session", &token);
-    state.signin.store.create_session(&hash, account, stage, now, now + lifetime(state, stage)).await?;
+    let token = state.signin.start_session(old, account, stage).await?;
     let mut response = Redirect::to(stage_path(stage)).into_response();
     append_cookie(&mut response, session_cookie(state, token));
     Ok(response)
@@ -105,12 +81,9 @@ pub async fn advance(
     stage: SessionStage,
     mut response: Response,
 ) -> Result<Response, PageError> {
-    let token = random_token();
-    let now = state.signin.now();
-    let hash = TokenHash::of(&state.signin.keys, "session", &token);
-    if !state.signin.store.advance_session(&session.token, &hash, stage, now, now + lifetime(state, stage)).await? {
+    let Some(token) = state.signin.advance_session(session, stage).await? else {
         return Ok(Redirect::to("/signin").into_response());
-    }
+    };
     append_cookie(&mut response, session_cookie(state, token));
     Ok(response)
 }
@@ -118,7 +91,7 @@ pub async fn advance(
 /// End a session and clear its cookie.
 pub async fn end(state: &AppState, session: Option<&Session>, mut response: Response) -> Result<Response, PageError> {
     if let Some(session) = session {
-        state.signin.store.delete_session(&session.token).await?;
+        state.signin.end_session(session).await?;
     }
     let mut cookie = session_cookie(state, String::new());
     cookie.make_removal();

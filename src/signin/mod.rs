@@ -19,11 +19,13 @@ mod backup_codes;
 mod overview;
 mod password_change;
 mod security_questions;
+mod sessions;
 
 use attempts::settled;
 pub use backup_codes::{BACKUP_CODE_COUNT, normalise_backup_code};
 pub use overview::{AccountOverview, Operator};
 pub use security_questions::{QaResetError, normalise_answer};
+pub use sessions::LiveSession;
 
 use crate::audit::{Actor, AuditEntry};
 use crate::config::Settings;
