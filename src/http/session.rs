@@ -122,3 +122,46 @@ impl FromRequestParts<AppState> for Client {
         Ok(Self(RequestContext { ip, user_agent }))
     }
 }
+
+/// Which stages a handler serves.
+pub trait Stages: Send + Sync {
+    const STAGES: &'static [SessionStage];
+}
+
+/// A signed-in session (every step done).
+pub struct Active;
+/// Password given, the second factor due.
+pub struct SecondFactor;
+/// Password given, an authenticator to set up first.
+pub struct Enrolling;
+/// A password to choose: required right after signing in, or by choice when signed in.
+pub struct ChoosingPassword;
+
+impl Stages for Active {
+    const STAGES: &'static [SessionStage] = &[SessionStage::Active];
+}
+impl Stages for SecondFactor {
+    const STAGES: &'static [SessionStage] = &[SessionStage::Mfa];
+}
+impl Stages for Enrolling {
+    const STAGES: &'static [SessionStage] = &[SessionStage::EnrollMfa];
+}
+impl Stages for ChoosingPassword {
+    const STAGES: &'static [SessionStage] = &[SessionStage::ChangePassword, SessionStage::Active];
+}
+
+/// A session at one of the stages `S` serves. Any other request is sent where it belongs (to sign in, or to
+/// the step its session is at) before the handler runs, so no handler matches on stages itself.
+pub struct AtStage<S: Stages>(pub Session, pub std::marker::PhantomData<S>);
+
+impl<S: Stages> FromRequestParts<AppState> for AtStage<S> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let session = MaybeSession::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        match session.at(S::STAGES) {
+            Ok(session) => Ok(Self(session, std::marker::PhantomData)),
+            Err(redirect) => Err(redirect.into_response()),
+        }
+    }
+}

@@ -4,12 +4,11 @@
 
 mod requests;
 
-use super::session::MaybeSession;
+use super::session::{Active, MaybeSession, Stages};
 use super::{AppState, PageError};
 use crate::audit::Actor;
 use crate::domain::{Account, Grant};
 use crate::policy::permissions::{Permission, allows};
-use crate::store::SessionStage;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -55,7 +54,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let session = MaybeSession::from_request_parts(parts, state).await?;
-        let session = session.at(&[SessionStage::Active]).map_err(Refusal::SignIn)?;
+        let session = session.at(<Active as Stages>::STAGES).map_err(Refusal::SignIn)?;
         let operator = state.signin.operator(session.account_id).await.map_err(PageError::from)?;
         if !operator.active {
             return Err(PageError::new(StatusCode::FORBIDDEN, "This account is disabled.").into());

@@ -1,6 +1,6 @@
 use crate::domain::AccountSource;
 use crate::http::middleware::CsrfToken;
-use crate::http::session::{self, Client, MaybeSession};
+use crate::http::session::{self, Active, AtStage, ChoosingPassword, Client};
 use crate::http::templates::{
     BackupCodesPage, ChangePasswordPage, ConfirmBackupCodesPage, EventRow, HomePage, SecurityQuestionsPage, render,
 };
@@ -19,13 +19,9 @@ fn when(at: i64) -> String {
 
 pub async fn home_get(
     State(state): State<AppState>,
-    session: MaybeSession,
+    AtStage(session, _): AtStage<Active>,
     Extension(csrf): Extension<CsrfToken>,
 ) -> Result<Response, PageError> {
-    let session = match session.at(&[SessionStage::Active]) {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
     let overview = state.signin.account_overview(session.account_id).await?;
     let events = overview
         .recent_sign_ins
@@ -66,19 +62,16 @@ fn min_length(state: &AppState) -> usize {
 
 pub async fn password_get(
     State(state): State<AppState>,
-    session: MaybeSession,
+    AtStage(session, _): AtStage<ChoosingPassword>,
     Extension(csrf): Extension<CsrfToken>,
 ) -> Response {
-    match session.at(&[SessionStage::ChangePassword, SessionStage::Active]) {
-        Ok(s) => render(&ChangePasswordPage {
-            title: "Choose a new password",
-            csrf: &csrf.0,
-            required: s.stage == SessionStage::ChangePassword,
-            min_length: min_length(&state),
-            error: None,
-        }),
-        Err(redirect) => redirect.into_response(),
-    }
+    render(&ChangePasswordPage {
+        title: "Choose a new password",
+        csrf: &csrf.0,
+        required: session.stage == SessionStage::ChangePassword,
+        min_length: min_length(&state),
+        error: None,
+    })
 }
 
 #[derive(Deserialize)]
@@ -92,15 +85,11 @@ pub struct PasswordForm {
 
 pub async fn password_post(
     State(state): State<AppState>,
-    session: MaybeSession,
+    AtStage(session, _): AtStage<ChoosingPassword>,
     Client(ctx): Client,
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<PasswordForm>,
 ) -> Result<Response, PageError> {
-    let session = match session.at(&[SessionStage::ChangePassword, SessionStage::Active]) {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
     let required = session.stage == SessionStage::ChangePassword;
     // A voluntary change must give the current password; an absent field is an empty (wrong) one.
     let current = if required { None } else { Some(form.current_password.as_deref().unwrap_or_default()) };
@@ -131,11 +120,8 @@ pub async fn password_post(
 }
 
 /// "Make new backup codes" asks first: the codes the person has stop working at once.
-pub async fn backup_codes_get(session: MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Response {
-    match session.at(&[SessionStage::Active]) {
-        Ok(_) => render(&ConfirmBackupCodesPage { title: "Make new backup codes", csrf: &csrf.0 }),
-        Err(redirect) => redirect.into_response(),
-    }
+pub async fn backup_codes_get(_: AtStage<Active>, Extension(csrf): Extension<CsrfToken>) -> Response {
+    render(&ConfirmBackupCodesPage { title: "Make new backup codes", csrf: &csrf.0 })
 }
 
 #[derive(Deserialize)]
@@ -146,14 +132,10 @@ pub struct ConfirmForm {
 
 pub async fn backup_codes_post(
     State(state): State<AppState>,
-    session: MaybeSession,
+    AtStage(session, _): AtStage<Active>,
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<ConfirmForm>,
 ) -> Result<Response, PageError> {
-    let session = match session.at(&[SessionStage::Active]) {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
     if form.confirm.as_deref() != Some("yes") {
         return Ok(render(&ConfirmBackupCodesPage { title: "Make new backup codes", csrf: &csrf.0 }));
     }
@@ -163,12 +145,9 @@ pub async fn backup_codes_post(
 
 pub async fn security_questions_get(
     State(state): State<AppState>,
-    session: MaybeSession,
+    _: AtStage<Active>,
     Extension(csrf): Extension<CsrfToken>,
 ) -> Result<Response, PageError> {
-    if let Err(redirect) = session.at(&[SessionStage::Active]) {
-        return Ok(redirect.into_response());
-    }
     if !state.signin.settings.policy.qa_enabled {
         return Err(PageError::not_found());
     }
@@ -189,14 +168,10 @@ pub fn answers(form: &HashMap<String, String>, questions: usize) -> Vec<String> 
 
 pub async fn security_questions_post(
     State(state): State<AppState>,
-    session: MaybeSession,
+    AtStage(session, _): AtStage<Active>,
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let session = match session.at(&[SessionStage::Active]) {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
     let questions = &state.signin.settings.policy.qa_questions;
     if !state.signin.settings.policy.qa_enabled {
         return Err(PageError::not_found());

@@ -1,9 +1,8 @@
 use crate::http::middleware::CsrfToken;
-use crate::http::session::{self, Client, MaybeSession};
+use crate::http::session::{self, AtStage, Client, Enrolling, MaybeSession, SecondFactor};
 use crate::http::templates::{BackupCodesPage, EnrollMfaPage, MfaPage, SignInPage, render};
 use crate::http::{AppState, PageError, error::ValidForm};
 use crate::signin::{PasswordOutcome, SecondFactorOutcome};
-use crate::store::SessionStage;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -76,11 +75,8 @@ pub async fn signin_post(
     }
 }
 
-pub async fn mfa_get(MaybeSession(session): MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Response {
-    match MaybeSession(session).at(&[SessionStage::Mfa]) {
-        Ok(_) => render(&MfaPage { title: "Two-step verification", csrf: &csrf.0, error: None }),
-        Err(redirect) => redirect.into_response(),
-    }
+pub async fn mfa_get(_: AtStage<SecondFactor>, Extension(csrf): Extension<CsrfToken>) -> Response {
+    render(&MfaPage { title: "Two-step verification", csrf: &csrf.0, error: None })
 }
 
 #[derive(Deserialize)]
@@ -90,15 +86,11 @@ pub struct CodeForm {
 
 pub async fn mfa_post(
     State(state): State<AppState>,
-    session: MaybeSession,
+    AtStage(session, _): AtStage<SecondFactor>,
     Client(ctx): Client,
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<CodeForm>,
 ) -> Result<Response, PageError> {
-    let session = match session.at(&[SessionStage::Mfa]) {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
     let code: String = form.code.chars().take(64).collect();
     match state.signin.second_factor(session.account_id, &code, &ctx).await? {
         SecondFactorOutcome::Invalid => {
@@ -133,13 +125,9 @@ pub async fn mfa_post(
 
 pub async fn enroll_get(
     State(state): State<AppState>,
-    session: MaybeSession,
+    AtStage(session, _): AtStage<Enrolling>,
     Extension(csrf): Extension<CsrfToken>,
 ) -> Result<Response, PageError> {
-    let session = match session.at(&[SessionStage::EnrollMfa]) {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
     enroll_page(&state, &session, &csrf.0, None).await
 }
 
@@ -166,14 +154,10 @@ async fn enroll_page(
 
 pub async fn enroll_post(
     State(state): State<AppState>,
-    session: MaybeSession,
+    AtStage(session, _): AtStage<Enrolling>,
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<CodeForm>,
 ) -> Result<Response, PageError> {
-    let session = match session.at(&[SessionStage::EnrollMfa]) {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
     match state.signin.confirm_enrolment(&session.token, session.account_id, &form.code).await? {
         None => {
             enroll_page(
