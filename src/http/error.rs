@@ -75,10 +75,8 @@ impl IntoResponse for PageError {
         };
         let mut response = render(&page);
         *response.status_mut() = self.status;
-        if let Some(seconds) = self.retry_after
-            && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
-        {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
         }
         response
     }

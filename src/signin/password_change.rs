@@ -59,8 +59,7 @@ impl SignIn {
         self.check_new_password(&account, new, confirm).await?;
         let hash = self.hasher.hash(new).await?;
         let audit = self.self_service(&account, "password.change");
-        self.store.set_password(account_id, &hash, false, self.now(), &audit).await?;
-        let ended = self.store.delete_other_sessions(account_id, session).await?;
+        let ended = self.store.set_password(account_id, &hash, false, Some(session), self.now(), &audit).await?;
         tracing::info!(account = account_id, ended, "password changed; other sessions ended");
         Ok(())
     }

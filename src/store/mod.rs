@@ -172,14 +172,17 @@ pub trait DirectoryStore: Send + Sync {
 
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
+    /// A new password, with its audit row, ending every session of the account but `keep` in the same
+    /// transaction (so no old session outlives the change); returns how many sessions ended.
     async fn set_password(
         &self,
         account: AccountId,
         hash: &str,
         require_change: bool,
+        keep: Option<&TokenHash>,
         now: Timestamp,
         audit: &AuditEntry,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<u64>;
     /// Admit one sign-in attempt before it is checked: write `next` (the attempt counted as a failure, see
     /// [`LockoutPolicy::admit`]) only if the account's lockout fields still equal `seen`. False when
     /// another attempt changed them first: read again and decide again.
@@ -325,8 +328,6 @@ pub trait SessionStore: Send + Sync {
         expires_at: Timestamp,
     ) -> StoreResult<bool>;
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()>;
-    /// End every session of the account except `keep` (e.g. after a password change).
-    async fn delete_other_sessions(&self, account: AccountId, keep: &TokenHash) -> StoreResult<u64>;
     /// The sealed TOTP secret this session is enrolling, if any.
     async fn session_pending_totp(&self, token: &TokenHash) -> StoreResult<Option<Vec<u8>>>;
     /// Keep a new sealed TOTP secret with this session (replacing any earlier one of the session).

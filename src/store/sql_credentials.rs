@@ -78,9 +78,10 @@ impl CredentialStore for SqlStore {
         account: AccountId,
         hash: &str,
         require_change: bool,
+        keep: Option<&TokenHash>,
         now: Timestamp,
         audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = $3 WHERE account_id = $4")
             .bind(hash)
@@ -90,9 +91,15 @@ impl CredentialStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         history(&mut tx, account, "password", "bound", now).await?;
+        let ended = sqlx::query("DELETE FROM web_session WHERE account_id = $1 AND token_hash <> $2")
+            .bind(account)
+            .bind(keep.map(|k| k.0.as_str()).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         append(&mut tx, self.audit_key()?, audit).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(ended)
     }
 
     async fn admit_attempt(&self, account: AccountId, seen: &AttemptState, next: &AttemptState) -> StoreResult<bool> {

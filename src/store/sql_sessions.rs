@@ -74,15 +74,6 @@ impl SessionStore for SqlStore {
         Ok(())
     }
 
-    async fn delete_other_sessions(&self, account: AccountId, keep: &TokenHash) -> StoreResult<u64> {
-        let result = sqlx::query("DELETE FROM web_session WHERE account_id = $1 AND token_hash <> $2")
-            .bind(account)
-            .bind(&keep.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected())
-    }
-
     async fn session_pending_totp(&self, token: &TokenHash) -> StoreResult<Option<Vec<u8>>> {
         let row = sqlx::query("SELECT pending_totp FROM web_session WHERE token_hash = $1")
             .bind(&token.0)

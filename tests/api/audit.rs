@@ -129,33 +129,14 @@ async fn export_since_filters_by_time_and_refuses_nonsense() {
 // it touches with an algorithm it knows: plain SHA-256 (the chain's algorithm before it was keyed) or HMAC under a
 // key of its own. Only the key derived from the master key seals rows, so `audit verify` names the row.
 
-/// The attacker's hash: the chain's canonical JSON, under plain SHA-256 or under a key of the attacker's.
+/// The attacker's hash: the chain's own algorithm (it is no secret), under plain SHA-256 or under a key of the
+/// attacker's — never the key derived from the master key.
 fn forged_hash(id: i64, e: &lifeline::audit::AuditEntry, prev_hash: &str, key: Option<&[u8]>) -> String {
-    use hmac::Mac;
-    use sha2::Digest;
-    let canonical = serde_json::json!([
-        id,
-        e.at,
-        e.actor,
-        e.on_behalf_of,
-        e.action,
-        e.subject_person_id,
-        e.subject_account_id,
-        e.reason,
-        e.details,
-        e.client_ip,
-        e.outcome,
-        e.reference,
-        e.notified,
-        prev_hash
-    ])
-    .to_string();
     match key {
-        None => hex::encode(sha2::Sha256::digest(canonical.as_bytes())),
+        None => lifeline::audit::legacy_hash(id, e, prev_hash),
         Some(key) => {
-            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap_or_else(|e| panic!("{e}"));
-            mac.update(canonical.as_bytes());
-            hex::encode(mac.finalize().into_bytes())
+            let key: [u8; 32] = key.try_into().unwrap_or_else(|_| panic!("a 32-byte attacker key"));
+            lifeline::audit::hash(&lifeline::audit::AuditKey::from_bytes(key), id, e, prev_hash)
         }
     }
 }

@@ -477,7 +477,7 @@ async fn memory_stays_flat_over_two_thousand_sign_ins_from_sixteen_clients() {
             for _ in 0..125 {
                 let (_, response) = one.sign_in(0, &format!("p{n}"), PASSWORD).await;
                 let status = response.status();
-                assert_eq!(location_of(&response), "/signin/enroll", "{status}");
+                assert_eq!(location(&response), "/signin/enroll", "{status}");
                 if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 200 {
                     *after_200.lock().unwrap_or_else(|e| panic!("{e}")) = Some(one.memory_kib(0, "VmRSS"));
                 }
@@ -495,10 +495,6 @@ async fn memory_stays_flat_over_two_thousand_sign_ins_from_sixteen_clients() {
     // does not have and that never grows (BENCHMARKS.md has the release figures, made with this test).
     assert!(anonymous <= 64 * 1024, "{anonymous} KiB anonymous memory after 2,000 sign-ins");
     assert!(end * 10 <= early * 11, "{early} KiB after 200, {end} KiB after 2,000: more than 10% growth");
-}
-
-fn location_of(response: &reqwest::Response) -> String {
-    response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 #[tokio::test]

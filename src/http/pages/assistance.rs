@@ -64,9 +64,7 @@ pub async fn assistance_post(
                 format!("Too many requests. Please wait {} minute(s) and try again.", retry_after.div_ceil(60)),
             )
             .into_response();
-            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             Ok(response)
         }
         Err(SubmitError::Store(e)) => Err(e.into()),

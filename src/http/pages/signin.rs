@@ -31,9 +31,7 @@ fn throttled_page(csrf: &str, login: &str, retry_after: u64) -> Response {
         if minutes == 1 { "" } else { "s" }
     );
     let mut response = signin_page(csrf, login, Some(&error), StatusCode::TOO_MANY_REQUESTS);
-    if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
-        response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
-    }
+    response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(retry_after));
     response
 }
 
@@ -112,9 +110,7 @@ pub async fn mfa_post(
             let error = format!("Too many wrong codes in a row: wait {retry_after} seconds, then try again.");
             let mut response = render(&MfaPage { title: "Two-step verification", csrf: &csrf.0, error: Some(&error) });
             *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-            if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
-                response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
-            }
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(retry_after));
             Ok(response)
         }
         SecondFactorOutcome::Proceed(stage) => {
