@@ -82,7 +82,9 @@ pub async fn csrf_guard(State(state): State<AppState>, jar: CookieJar, req: Requ
                 }
             };
             let submitted = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
-            let valid = !fresh && submitted.is_some_and(|s| ct_eq(s.as_bytes(), token.as_bytes()));
+            let valid = !fresh
+                && !cross_site(&parts.headers, &state.signin.settings.public_url)
+                && submitted.is_some_and(|s| ct_eq(s.as_bytes(), token.as_bytes()));
             if !valid {
                 let mut response = PageError::new(
                     StatusCode::FORBIDDEN,
@@ -104,6 +106,22 @@ pub async fn csrf_guard(State(state): State<AppState>, jar: CookieJar, req: Requ
         append_cookie(&mut response, csrf_cookie(&state, name, nonce));
     }
     response
+}
+
+/// What the browser says about where a form came from, as a second line behind the token: a form posted
+/// from another site (`Sec-Fetch-Site: cross-site`, or an `Origin` other than Lifeline's own, `null`
+/// included) is refused even with a valid token. Clients that send neither header are judged by the token.
+fn cross_site(headers: &axum::http::HeaderMap, public_url: &str) -> bool {
+    if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site") {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else { return false };
+    // The public URL's origin: scheme, host and port, without any path.
+    let own = match public_url.find("://") {
+        Some(i) => public_url[i + 3..].find('/').map_or(public_url, |j| &public_url[..i + 3 + j]),
+        None => public_url,
+    };
+    !origin.as_bytes().eq_ignore_ascii_case(own.trim_end_matches('/').as_bytes())
 }
 
 fn csrf_cookie(state: &AppState, name: String, nonce: String) -> Cookie<'static> {

@@ -202,3 +202,30 @@ async fn https_deployments_send_strict_transport_security_and_http_ones_do_not()
         assert_eq!(hsts, expected, "{public_url}");
     }
 }
+
+#[tokio::test]
+async fn a_form_posted_from_another_site_is_refused_even_with_a_valid_token() {
+    each_backend(async |app: TestApp| {
+        let ada = app.add_person("ada", true).await;
+        let client = app.sign_in_from(&ada, "81.2.69.142", 0).await;
+        let token = csrf_of(&page(&client, app.url("/account/backup-codes")).await);
+        let post = async |header: &str, value: &str| {
+            client
+                .post(app.url("/account/backup-codes"))
+                .header(header, value)
+                .form(&[("csrf", token.as_str()), ("confirm", "yes")])
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .status()
+        };
+        assert_eq!(post("origin", "http://evil.example").await, StatusCode::FORBIDDEN);
+        assert_eq!(post("origin", "null").await, StatusCode::FORBIDDEN);
+        assert_eq!(post("sec-fetch-site", "cross-site").await, StatusCode::FORBIDDEN);
+        assert_eq!(app.person_json(&ada.email).await["accounts"][0]["mfa"]["backup_codes_unused"], 10);
+        // From Lifeline's own pages the browser says so, and the form goes through.
+        assert_eq!(post("origin", &app.address).await, StatusCode::OK);
+        assert_eq!(post("sec-fetch-site", "same-origin").await, StatusCode::OK);
+    })
+    .await;
+}
