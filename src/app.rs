@@ -1,13 +1,14 @@
 //! Assembling the application from settings: storage, keys, hashing, GeoIP.
 
 use crate::assistance::Assistance;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::{Keys, MasterKey, PasswordHasher};
 use crate::geo::Geo;
 use crate::http::AppState;
 use crate::mail::outbox::OutboxWorker;
 use crate::mail::{MailDir, Mailer, Smtp};
-use crate::signin::{Clock, SignIn, SystemClock};
+use crate::signin::SignIn;
 use crate::store::{AuditStore, Sealing, SqlStore};
 use anyhow::Context;
 use std::sync::Arc;

@@ -44,7 +44,7 @@ pub struct Settings {
     pub lockout: LockoutPolicy,
     pub argon2: Argon2Settings,
     pub help: HelpSettings,
-    pub http: crate::http::HttpSettings,
+    pub http: HttpSettings,
     pub retention: RetentionSettings,
 }
 
@@ -70,7 +70,7 @@ impl Default for Settings {
             lockout: LockoutPolicy::default(),
             argon2: Argon2Settings::default(),
             help: HelpSettings::default(),
-            http: crate::http::HttpSettings::default(),
+            http: HttpSettings::default(),
             retention: RetentionSettings::default(),
         }
     }
@@ -332,6 +332,37 @@ fn comma_separated_nets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Ve
                 .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address or CIDR network")))
         })
         .collect()
+}
+
+/// Limits on connections and requests.
+#[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// A connection must send a request's headers within this long, or it is closed.
+    pub header_read_timeout_seconds: u32,
+    /// A request is answered within this long (408 otherwise).
+    pub request_timeout_seconds: u32,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { header_read_timeout_seconds: 10, request_timeout_seconds: 30, max_connections: 4096 }
+    }
+}
+
+impl HttpSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=300).contains(&self.header_read_timeout_seconds) || !(1..=600).contains(&self.request_timeout_seconds)
+        {
+            return Err("http.header_read_timeout_seconds must be 1–300 and http.request_timeout_seconds 1–600".into());
+        }
+        if self.max_connections == 0 {
+            return Err("http.max_connections must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

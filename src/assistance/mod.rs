@@ -14,6 +14,7 @@ use crate::crypto::TokenHash;
 use crate::domain::{
     AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId, Timestamp,
 };
+use crate::policy::lockout::LockState;
 use crate::policy::permissions::Permission;
 use crate::policy::{self, rate_limit};
 use crate::signin::{RequestContext, SignIn};
@@ -134,7 +135,7 @@ impl Assistance {
             return Err(SubmitError::RateLimited { retry_after });
         }
 
-        let mut reference = ReferenceId::generate();
+        let mut reference = ReferenceId::from_code(&crate::crypto::typed_code(2));
         for attempt in 0.. {
             let request = NewAssistanceRequest {
                 reference: reference.clone(),
@@ -148,7 +149,9 @@ impl Assistance {
             match self.signin.store.insert_assistance_request(&request).await {
                 Ok(()) => break,
                 // 30^8 references: a collision is rare, two in a row rarer still.
-                Err(StoreError::Conflict(_)) if attempt < 3 => reference = ReferenceId::generate(),
+                Err(StoreError::Conflict(_)) if attempt < 3 => {
+                    reference = ReferenceId::from_code(&crate::crypto::typed_code(2))
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -373,7 +376,7 @@ impl Assistance {
             username: account.username.clone(),
             source: account.source.to_string(),
             active: person.status == PersonStatus::Active,
-            locked: account.lock().is_locked(now),
+            locked: LockState::of(&account).is_locked(now),
             lock_reason: account.lock_reason.map(|r| r.to_string()),
             mfa_enabled: store.totp(account.id).await?.is_some_and(|t| t.confirmed_at.is_some()),
             backup_codes_unused: store.unused_backup_codes(account.id).await?,
@@ -384,7 +387,7 @@ impl Assistance {
                 Some(id) => store.person(id).await?.map(|m| format!("{} <{}>", m.display_name, m.email)),
                 None => None,
             },
-            locked_until: account.locked_until.filter(|_| account.lock().is_locked(now)),
+            locked_until: account.locked_until.filter(|_| LockState::of(&account).is_locked(now)),
         });
         facts.sign_ins = store.recent_sign_ins(account.id, 100).await?;
         facts.authenticator_changes = store.authenticator_changes(account.id, 50).await?;

@@ -3,7 +3,7 @@
 
 use super::dossier::{Dossier, Submission};
 use crate::config::Settings;
-use crate::mail::OutgoingEmail;
+use crate::email::OutgoingEmail;
 use crate::store::{AssistanceRequest, StoreError};
 use askama::Template;
 
@@ -103,7 +103,7 @@ impl Composer {
     pub(super) fn new(settings: &Settings) -> Self {
         Self {
             public_url: settings.public_url.trim_end_matches('/').to_owned(),
-            domain: crate::mail::sender_domain(&settings.mail_from),
+            domain: crate::email::sender_domain(&settings.mail_from),
         }
     }
 

@@ -10,44 +10,12 @@
 //! log, before the first keyed row, whose hash covers the last of them; a plain row anywhere after a keyed one is
 //! a forgery.
 
+pub use crate::crypto::AuditKey;
 use crate::domain::Timestamp;
-use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// The key that seals the chain. Its `Debug` never shows it.
-#[derive(Clone)]
-pub struct AuditKey([u8; 32]);
-
-impl std::fmt::Debug for AuditKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuditKey(<redacted>)")
-    }
-}
-
-impl AuditKey {
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    fn mac(&self, message: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(message.as_bytes());
-        mac
-    }
-
-    fn sign(&self, message: &str) -> String {
-        hex::encode(self.mac(message).finalize().into_bytes())
-    }
-
-    /// Whether `stored` (hex) is this key's MAC of `message`, compared in constant time.
-    fn signed(&self, message: &str, stored: &str) -> bool {
-        hex::decode(stored).is_ok_and(|bytes| self.mac(message).verify_slice(&bytes).is_ok())
-    }
-}
 
 /// Who did something: the public (an unauthenticated request), the system (the CLI run by an operator on
 /// the host, background work), or an account acting for itself or on others.

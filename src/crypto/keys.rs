@@ -80,7 +80,7 @@ pub struct Keys {
     seal: Aes256Gcm,
     pub(crate) csrf: [u8; 32],
     pub(crate) token_pepper: [u8; 32],
-    audit: crate::audit::AuditKey,
+    audit: super::AuditKey,
     fingerprint: [u8; 32],
 }
 
@@ -97,7 +97,7 @@ impl Keys {
             seal: Aes256Gcm::new(&seal_key.into()),
             csrf: master.derive("csrf"),
             token_pepper: master.derive("token-pepper"),
-            audit: crate::audit::AuditKey::from_bytes(master.derive("audit-chain")),
+            audit: super::AuditKey::from_bytes(master.derive("audit-chain")),
             fingerprint: master.derive("key-fingerprint"),
         }
     }
@@ -110,7 +110,7 @@ impl Keys {
 
     /// The key that seals the audit chain. The database never holds it, so writing to the database is not enough
     /// to forge the log.
-    pub fn audit_key(&self) -> crate::audit::AuditKey {
+    pub fn audit_key(&self) -> super::AuditKey {
         self.audit.clone()
     }
 

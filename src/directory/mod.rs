@@ -6,6 +6,7 @@ pub use import::{ImportError, parse_csv};
 
 use crate::audit::{Actor, AuditEntry};
 use crate::domain::{AccountSource, Grant, PersonStatus, Reason};
+use crate::policy::lockout::LockState;
 use crate::policy::password;
 use crate::signin::SignIn;
 use crate::store::{NewPerson, StoreError};
@@ -112,7 +113,7 @@ impl SignIn {
             let totp_enabled = self.store.totp(a.id).await?.is_some_and(|t| t.confirmed_at.is_some());
             accounts.push(AccountView {
                 account_id: a.id,
-                locked: a.lock().is_locked(now),
+                locked: LockState::of(&a).is_locked(now),
                 locked_at: iso(a.locked_at),
                 locked_until: iso(a.locked_until.filter(|_| a.locked_at.is_some())),
                 lock_reason: a.lock_reason.map(|r| r.to_string()),

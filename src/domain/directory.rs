@@ -95,19 +95,3 @@ pub struct Account {
     /// When the last failed (or still undecided) sign-in attempt was admitted.
     pub last_failed_at: Option<Timestamp>,
 }
-
-impl Account {
-    pub fn lock(&self) -> crate::policy::lockout::LockState {
-        crate::policy::lockout::LockState { locked_at: self.locked_at, locked_until: self.locked_until }
-    }
-
-    pub fn attempt_state(&self) -> crate::policy::lockout::AttemptState {
-        crate::policy::lockout::AttemptState {
-            failed_attempts: self.failed_attempts,
-            lock_count: self.lock_count,
-            locked_at: self.locked_at,
-            locked_until: self.locked_until,
-            last_failed_at: self.last_failed_at,
-        }
-    }
-}

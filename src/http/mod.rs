@@ -11,8 +11,9 @@ mod server;
 mod session;
 mod templates;
 
+pub use crate::config::HttpSettings;
 pub use error::PageError;
-pub use server::{HttpSettings, raise_open_file_limit, serve};
+pub use server::{raise_open_file_limit, serve};
 
 use crate::signin::SignIn;
 use crate::store::SqlStore;

@@ -13,42 +13,10 @@ use super::{AppState, router};
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
-
-/// Limits on connections and requests.
-#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpSettings {
-    /// A connection must send a request's headers within this long, or it is closed.
-    pub header_read_timeout_seconds: u32,
-    /// A request is answered within this long (408 otherwise).
-    pub request_timeout_seconds: u32,
-    /// Connections open at once; more are closed as soon as they are accepted.
-    pub max_connections: u32,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        Self { header_read_timeout_seconds: 10, request_timeout_seconds: 30, max_connections: 4096 }
-    }
-}
-
-impl HttpSettings {
-    pub fn validate(&self) -> Result<(), String> {
-        if !(1..=300).contains(&self.header_read_timeout_seconds) || !(1..=600).contains(&self.request_timeout_seconds)
-        {
-            return Err("http.header_read_timeout_seconds must be 1–300 and http.request_timeout_seconds 1–600".into());
-        }
-        if self.max_connections == 0 {
-            return Err("http.max_connections must be at least 1".into());
-        }
-        Ok(())
-    }
-}
 
 /// Raise the soft open-file limit to the hard one (a process may do that without privileges); returns the
 /// limit in force.

@@ -3,23 +3,13 @@
 //! delivery and marking leaves the lease to expire and the email to be delivered again: at least once,
 //! with the same Message-ID.
 
-use super::{Mailer, OutgoingEmail};
+use super::Mailer;
+use crate::clock::Clock;
 use crate::policy::outbox::next_attempt;
-use crate::signin::Clock;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-
-/// After this many failed attempts (about a day of back-off) an email is left for an operator.
-pub const MAX_ATTEMPTS: i64 = 30;
-
-#[derive(Debug, Clone)]
-pub struct QueuedEmail {
-    pub id: i64,
-    pub attempts: i64,
-    pub email: OutgoingEmail,
-}
 
 pub struct OutboxWorker {
     pub store: Arc<dyn Store>,
@@ -59,7 +49,7 @@ impl OutboxWorker {
                 break;
             };
             claimed += 1;
-            let result = match queued.email.to_message(&self.from) {
+            let result = match super::message(&queued.email, &self.from) {
                 Ok(message) => self.mailer.send(&message).await,
                 Err(e) => Err(e),
             };

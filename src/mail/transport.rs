@@ -73,7 +73,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let folder = MailDir::new(dir.path().join("mail"));
         let email = OutgoingEmail::new("example.org", "ada@example.org", "Hello", "text".into(), "<p>html</p>".into());
-        let message = email.to_message("Lifeline <lifeline@example.org>").unwrap_or_else(|e| panic!("{e}"));
+        let message = crate::mail::message(&email, "Lifeline <lifeline@example.org>").unwrap_or_else(|e| panic!("{e}"));
         folder.send(&message).await.unwrap_or_else(|e| panic!("{e}"));
         folder.send(&message).await.unwrap_or_else(|e| panic!("{e}"));
         let files: Vec<_> =

@@ -68,6 +68,17 @@ pub struct AttemptState {
 }
 
 impl AttemptState {
+    /// The account's attempt counters, as the policy reads them.
+    pub fn of(account: &crate::domain::Account) -> Self {
+        Self {
+            failed_attempts: account.failed_attempts,
+            lock_count: account.lock_count,
+            locked_at: account.locked_at,
+            locked_until: account.locked_until,
+            last_failed_at: account.last_failed_at,
+        }
+    }
+
     pub fn lock(&self) -> LockState {
         LockState { locked_at: self.locked_at, locked_until: self.locked_until }
     }
@@ -185,6 +196,10 @@ pub struct LockState {
 }
 
 impl LockState {
+    pub fn of(account: &crate::domain::Account) -> Self {
+        Self { locked_at: account.locked_at, locked_until: account.locked_until }
+    }
+
     /// Locked now? A temporary lock ends at `locked_until` exactly.
     pub fn is_locked(&self, now: Timestamp) -> bool {
         match (self.locked_at, self.locked_until) {

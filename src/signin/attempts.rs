@@ -3,7 +3,7 @@
 
 use super::{RequestContext, SignIn, SignInError};
 use crate::domain::{Account, Timestamp};
-use crate::policy::lockout::Refusal;
+use crate::policy::lockout::{AttemptState, Refusal};
 use crate::policy::rate_limit::client_key;
 
 /// Run an attempt to its end even if the request that asked for it goes away (a client that closes the
@@ -57,7 +57,7 @@ impl SignIn {
         now: Timestamp,
     ) -> Result<Result<Admitted, Refusal>, SignInError> {
         let policy = &self.settings.lockout;
-        let mut seen = account.attempt_state();
+        let mut seen = AttemptState::of(&account);
         for _ in 0..8 {
             let next = match policy.admit(&seen, now) {
                 Ok(next) => next,
@@ -67,7 +67,7 @@ impl SignIn {
                 return Ok(Ok(Admitted { at: now, previous_last_failed_at: seen.last_failed_at }));
             }
             match self.store.account(account.id).await? {
-                Some(fresh) => seen = fresh.attempt_state(),
+                Some(fresh) => seen = AttemptState::of(&fresh),
                 None => break,
             }
         }

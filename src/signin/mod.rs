@@ -28,6 +28,7 @@ pub use security_questions::{QaResetError, normalise_answer};
 pub use sessions::LiveSession;
 
 use crate::audit::{Actor, AuditEntry};
+pub use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::{Keys, PasswordHasher, TokenHash};
 use crate::domain::{Account, AccountId, PersonStatus, Timestamp};
@@ -38,19 +39,6 @@ use crate::store::{CodeUse, SessionStage, SignInEvent, Store, StoreError};
 use crate::totp::{self, TotpSecret};
 use std::net::IpAddr;
 use std::sync::Arc;
-
-/// The time, as the services see it. Tests pass a fixed one.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        chrono::Utc::now().timestamp()
-    }
-}
 
 /// Who is asking, as the HTTP layer saw it.
 #[derive(Debug, Clone)]

@@ -409,7 +409,7 @@ pub trait OutboxStore: Send + Sync {
         now: Timestamp,
         lease_seconds: i64,
         limit: i64,
-    ) -> StoreResult<Vec<crate::mail::outbox::QueuedEmail>>;
+    ) -> StoreResult<Vec<crate::email::QueuedEmail>>;
     async fn mark_email_sent(&self, id: i64, now: Timestamp) -> StoreResult<()>;
     async fn mark_email_failed(
         &self,
@@ -474,7 +474,7 @@ pub struct Processed {
     /// caller found none and composed the emails of a new request.
     pub joins: Option<(i64, i64)>,
     pub notified: Vec<String>,
-    pub emails: Vec<crate::mail::OutgoingEmail>,
+    pub emails: Vec<crate::email::OutgoingEmail>,
     /// Instead of `emails` (empty then): the admins hear of this request in the digest due at this time.
     pub digest_due_at: Option<Timestamp>,
 }
@@ -574,7 +574,7 @@ pub trait AssistanceStore: Send + Sync {
         last_id: i64,
         count: usize,
         notified: &[String],
-        emails: &[crate::mail::OutgoingEmail],
+        emails: &[crate::email::OutgoingEmail],
         audit: &AuditEntry,
         now: Timestamp,
     ) -> StoreResult<bool>;

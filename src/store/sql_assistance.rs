@@ -3,8 +3,7 @@
 use super::sql::{SqlStore, append};
 use super::*;
 use crate::audit::Actor;
-use crate::mail::OutgoingEmail;
-use crate::mail::outbox::{MAX_ATTEMPTS, QueuedEmail};
+use crate::email::{MAX_ATTEMPTS, OutgoingEmail, QueuedEmail};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 

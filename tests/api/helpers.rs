@@ -2,12 +2,12 @@
 //! PostgreSQL when `LIFELINE_TEST_POSTGRES_URL` is set), its own key
 //! file and the MaxMind test databases, plus typed helpers that speak HTTP to it like a browser would.
 
+use lifeline::clock::Clock;
 use lifeline::config::Settings;
 use lifeline::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
 use lifeline::http::AppState;
 use lifeline::policy::lockout::LockoutPolicy;
 use lifeline::policy::rate_limit::RateLimit;
-use lifeline::signin::Clock;
 use lifeline::store::NewPerson;
 use lifeline::totp::TotpSecret;
 use std::io::Write;
@@ -178,7 +178,7 @@ impl ManualClock {
     }
 }
 
-impl lifeline::signin::Clock for ManualClock {
+impl lifeline::clock::Clock for ManualClock {
     fn now(&self) -> i64 {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
