@@ -4,22 +4,35 @@ use crate::assistance::Assistance;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::{Keys, MasterKey, PasswordHasher};
+use crate::directory::Directory;
 use crate::geo::Geo;
 use crate::http::AppState;
+use crate::mail::compose::Templates;
 use crate::mail::outbox::OutboxWorker;
 use crate::mail::{MailDir, Mailer, Smtp};
+use crate::services::Core;
 use crate::signin::SignIn;
-use crate::store::{AuditStore, Sealing, SqlStore};
+use crate::store::{AssistanceStore, AuditStore, Sealing, SessionStore, SqlStore, ThrottleStore};
 use anyhow::Context;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+/// A built application: the services the fronts use (`state`), and what only the process itself needs —
+/// the concrete store (to close it; the tests' SQL), the mailer and the core for the background work.
+#[derive(Clone)]
+pub struct App {
+    pub state: AppState,
+    pub core: Arc<Core>,
+    pub store: Arc<SqlStore>,
+    pub mailer: Arc<dyn Mailer>,
+}
+
 /// Open the database (running migrations), load or create the master key, open GeoIP databases.
-pub async fn build(settings: Settings) -> anyhow::Result<AppState> {
+pub async fn build(settings: Settings) -> anyhow::Result<App> {
     build_with_clock(settings, Arc::new(SystemClock)).await
 }
 
-pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
     let (db, keys) = open_with_key(&settings, true, clock.now()).await?;
     let db = db.with_audit_key(keys.audit_key());
     seal_audit_chain(&db, clock.now()).await?;
@@ -29,43 +42,49 @@ pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyh
         Some(url) => Arc::new(Smtp::from_url(&url.0)?),
         None => Arc::new(MailDir::new(settings.mail_dir.clone())),
     };
-    let db = Arc::new(db);
-    let signin = SignIn { store: db.clone(), keys, hasher, geo: Arc::new(geo), settings: Arc::new(settings), clock };
-    let signin = Arc::new(signin);
-    let assistance = Arc::new(Assistance {
-        signin: signin.clone(),
+    let store = Arc::new(db);
+    let core = Arc::new(Core { settings, clock, keys, hasher, geo });
+    let assistance = Assistance {
+        core: core.clone(),
+        store: store.clone(),
+        letters: Arc::new(Templates),
         wake_processor: Arc::new(Notify::new()),
         wake_outbox: Arc::new(Notify::new()),
-    });
-    Ok(AppState { signin, db, assistance, mailer })
+    };
+    let state = AppState {
+        signin: Arc::new(SignIn::new(core.clone(), store.clone())),
+        directory: Arc::new(Directory::new(core.clone(), store.clone())),
+        assistance: Arc::new(assistance),
+        readiness: store.clone(),
+    };
+    Ok(App { state, core, store, mailer })
 }
 
 /// Start the background work of an instance: request processing, email delivery, housekeeping. Every
 /// instance runs all of it; claims and locks in the database keep them from doing the same work twice.
-pub fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
     let outbox = OutboxWorker {
-        store: state.signin.store.clone(),
-        mailer: state.mailer.clone(),
-        from: state.signin.settings.mail_from.clone(),
-        clock: state.signin.clock.clone(),
-        wake: state.assistance.wake_outbox.clone(),
-        settings: state.signin.settings.outbox.clone(),
+        store: app.store.clone(),
+        mailer: app.mailer.clone(),
+        from: app.core.settings.mail_from.clone(),
+        clock: app.core.clock.clone(),
+        wake: app.state.assistance.wake_outbox.clone(),
+        settings: app.core.settings.outbox.clone(),
     };
     vec![
-        tokio::spawn(state.assistance.clone().run_processor()),
+        tokio::spawn(app.state.assistance.clone().run_processor()),
         tokio::spawn(outbox.run()),
-        tokio::spawn(periodic_jobs(state.clone())),
+        tokio::spawn(periodic_jobs(app.core.clone(), app.store.clone())),
     ]
 }
 
 /// Housekeeping that every instance runs; each job is idempotent, so several instances on one database
 /// may run it at the same time.
-pub async fn periodic_jobs(state: AppState) {
+pub async fn periodic_jobs(core: Arc<Core>, store: Arc<SqlStore>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let now = state.signin.now();
-        let store = &state.signin.store;
+        let now = core.now();
         match store.delete_expired_sessions(now).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!("removed {n} expired sessions"),
@@ -78,7 +97,7 @@ pub async fn periodic_jobs(state: AppState) {
         if let Err(e) = store.delete_old_throttle_windows(now - 86_400).await {
             tracing::warn!("sign-in throttle cleanup failed: {e}");
         }
-        match crate::retention::run(store.as_ref(), &state.signin.settings.retention, now).await {
+        match crate::retention::run(store.as_ref(), &core.settings.retention, now).await {
             Ok(removed) if removed != crate::retention::Removed::default() => tracing::info!(
                 "retention removed {} sign-in events and {} closed assistance requests",
                 removed.sign_in_events,

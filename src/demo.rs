@@ -3,10 +3,10 @@
 //! Passwords and TOTP secrets are fixed and printed, so that a newcomer can sign in at once (with
 //! `oathtool --totp -b SECRET` for the codes). That is exactly why the demo must never hold real data.
 
+use crate::app::App;
 use crate::audit::{Actor, AuditEntry};
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, LockReason, PersonStatus, Username};
-use crate::signin::SignIn;
-use crate::store::NewPerson;
+use crate::store::{CredentialStore, DirectoryStore, EventStore, NewPerson};
 use crate::totp::TotpSecret;
 use anyhow::Context;
 
@@ -118,8 +118,9 @@ pub const PEOPLE: &[DemoPerson] = &[
 pub const SAM_ANSWERS: [&str; 3] = ["Hillside Primary", "Leeds", "Dune"];
 
 /// Create the demo organisation unless the directory already has people.
-pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
-    if signin.store.count_people().await? > 0 {
+pub async fn seed(app: &App) -> anyhow::Result<()> {
+    let (signin, store) = (&app.state.signin, &app.store);
+    if store.count_people().await? > 0 {
         return Ok(());
     }
     for p in PEOPLE {
@@ -137,7 +138,9 @@ pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
             require_change_password: false,
             grant: p.grant,
         };
-        let (_, account) = signin
+        let (_, account) = app
+            .state
+            .directory
             .add_person(new, p.password, &Actor::System)
             .await
             .with_context(|| format!("demo person {}", p.email))?;
@@ -151,7 +154,7 @@ pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
                 .account(account.id)
                 .reason("failures")
                 .details("demo data");
-            signin.store.lock_account(account.id, LockReason::Failures, signin.now(), &audit).await?;
+            store.lock_account(account.id, LockReason::Failures, signin.now(), &audit).await?;
         }
         // A little history, so that a dossier has something to read: everyone signed in from the office
         // in London over the past days; Lou's lock came from a burst of failures from elsewhere.
@@ -159,8 +162,7 @@ pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
             let now = signin.now();
             for days_ago in [1, 2, 5] {
                 let at = now - days_ago * 86_400;
-                signin
-                    .store
+                store
                     .record_sign_in(&demo_event(
                         account.id,
                         at,
@@ -175,8 +177,7 @@ pub async fn seed(signin: &SignIn) -> anyhow::Result<()> {
             if p.locked {
                 for minute in 0..5 {
                     let at = now - 3600 + minute * 60;
-                    signin
-                        .store
+                    store
                         .record_sign_in(&demo_event(
                             account.id,
                             at,

@@ -21,6 +21,7 @@ pub mod http;
 pub mod mail;
 pub mod policy;
 pub mod retention;
+pub mod services;
 pub mod signin;
 pub mod store;
 pub mod totp;

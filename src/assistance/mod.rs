@@ -6,7 +6,7 @@
 //! admins — happens afterwards in [`Assistance::process_next`], run by a background task on every instance.
 
 pub mod dossier;
-mod notify;
+pub mod notify;
 pub mod quote;
 
 use crate::audit::{Actor, AuditEntry};
@@ -17,8 +17,12 @@ use crate::domain::{
 use crate::policy::lockout::LockState;
 use crate::policy::permissions::Permission;
 use crate::policy::{self, rate_limit};
-use crate::signin::{RequestContext, SignIn};
-use crate::store::{NewAssistanceRequest, ProcessOutcome, Processed, RateBucket, RateCharge, StoreError};
+use crate::services::Core;
+use crate::signin::RequestContext;
+use crate::store::{
+    AssistanceStore, CredentialStore, DirectoryStore, EventStore, NewAssistanceRequest, ProcessOutcome, Processed,
+    RateBucket, RateCharge, StoreError,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -88,8 +92,15 @@ fn submission_of(row: &crate::store::AssistanceRequest) -> dossier::Submission {
     }
 }
 
+/// The store capabilities assistance requests use.
+pub trait AssistanceServiceStore: AssistanceStore + DirectoryStore + CredentialStore + EventStore {}
+impl<T: AssistanceStore + DirectoryStore + CredentialStore + EventStore> AssistanceServiceStore for T {}
+
 pub struct Assistance {
-    pub signin: Arc<SignIn>,
+    pub core: Arc<Core>,
+    pub store: Arc<dyn AssistanceServiceStore>,
+    /// Renders the admins' emails (templates live outside the core).
+    pub letters: Arc<dyn notify::Letters>,
     /// Poked when a request is stored, so processing starts at once.
     pub wake_processor: Arc<Notify>,
     /// Poked when emails are queued.
@@ -110,10 +121,10 @@ impl Assistance {
         let email = EmailAddress::parse(email)?;
         let problem = ProblemType::parse(problem)?;
         let description = Description::parse(description)?;
-        let settings = &self.signin.settings.assistance;
-        let now = self.signin.now();
+        let settings = &self.core.settings.assistance;
+        let now = self.core.now();
 
-        let email_bucket = TokenHash::of(&self.signin.keys, "rate-limit-email", email.as_str()).0;
+        let email_bucket = TokenHash::of(&self.core.keys, "rate-limit-email", email.as_str()).0;
         let limits = [
             (format!("assistance:ip:{}", rate_limit::client_key(ctx.ip)), settings.per_ip),
             (format!("assistance:email:{email_bucket}"), settings.per_email),
@@ -129,7 +140,7 @@ impl Assistance {
             .collect();
         // A refused request is charged to no bucket: otherwise a flood from one client would spend the
         // global budget and the budgets of the addresses it names, locking out everyone else.
-        if let RateCharge::Refused { full } = self.signin.store.take_rate_limits(&buckets).await? {
+        if let RateCharge::Refused { full } = self.store.take_rate_limits(&buckets).await? {
             let retry_after =
                 full.iter().filter_map(|i| limits.get(*i)).map(|(_, limit)| limit.retry_after(now)).max().unwrap_or(1);
             return Err(SubmitError::RateLimited { retry_after });
@@ -146,7 +157,7 @@ impl Assistance {
                 user_agent: ctx.user_agent.chars().take(512).collect(),
                 created_at: now,
             };
-            match self.signin.store.insert_assistance_request(&request).await {
+            match self.store.insert_assistance_request(&request).await {
                 Ok(()) => break,
                 // 30^8 references: a collision is rare, two in a row rarer still.
                 Err(StoreError::Conflict(_)) if attempt < 3 => {
@@ -194,16 +205,16 @@ impl Assistance {
 
     /// Claim and process one stored request; false when there was none.
     pub async fn process_next(&self) -> Result<bool, StoreError> {
-        let store = &self.signin.store;
-        let now = self.signin.now();
-        let settings = &self.signin.settings;
+        let store = &self.store;
+        let now = self.core.now();
+        let settings = &self.core.settings;
         let lease = i64::from(settings.assistance.processing_lease_seconds);
         let Some(request) = store.claim_received_request(now, lease).await? else { return Ok(false) };
         let resolved = self.resolve(&request.submitted_email).await?;
         let facts = self.gather(&request, resolved).await?;
         let dossier = dossier::build(&facts, now);
         let recipients = self.recipients().await?;
-        let mail = notify::Composer::new(settings);
+        let mail = notify::Composer::new(settings, self.letters.clone());
         let repeat_since = now - i64::from(settings.assistance.repeat_window_seconds);
         // The emails depend on whether the request joins an open one, which only the store can settle
         // (under its lock). Compose for what is there now; if another repeat gets in first, compose again.
@@ -269,17 +280,17 @@ impl Assistance {
 
     /// Count one notification for the admins; `Some(due)` when it must wait for the digest due then.
     async fn digest_decision(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
-        let settings = self.signin.settings.assistance.digest;
+        let settings = self.core.settings.assistance.digest;
         let (this, previous) = policy::digest::intervals(now, settings.interval_seconds);
-        let (this, previous) = self.signin.store.count_in_window("assistance:notify", this, previous).await?;
+        let (this, previous) = self.store.count_in_window("assistance:notify", this, previous).await?;
         Ok((!policy::digest::individual(this, previous, settings.individual_per_interval))
             .then(|| policy::digest::due_at(now, settings.interval_seconds)))
     }
 
     /// Send the digest of the requests put off for it, if one is due; returns how many it covered.
     pub async fn send_due_digest(&self) -> Result<usize, StoreError> {
-        let store = &self.signin.store;
-        let now = self.signin.now();
+        let store = &self.store;
+        let now = self.core.now();
         for _ in 0..3 {
             let due = store.digest_due(now).await?;
             let Some(last) = due.last() else { return Ok(0) };
@@ -292,9 +303,13 @@ impl Assistance {
                 };
                 items.push(notify::DigestItem::of(row, joined_to));
             }
-            let settings = &self.signin.settings;
-            let emails =
-                notify::Composer::new(settings).digest(&items, due.len(), &settings.assistance.digest, &recipients)?;
+            let settings = &self.core.settings;
+            let emails = notify::Composer::new(settings, self.letters.clone()).digest(
+                &items,
+                due.len(),
+                &settings.assistance.digest,
+                &recipients,
+            )?;
             let references: Vec<&str> = due.iter().map(|r| r.reference.as_str()).collect();
             let audit = AuditEntry::new(now, &Actor::System, "assistance.digest", "sent")
                 .details(serde_json::json!({ "requests": due.len(), "references": references }).to_string());
@@ -310,10 +325,10 @@ impl Assistance {
 
     /// Everyone who may view requests, active, with a valid email (every stored email is valid).
     async fn recipients(&self) -> Result<Vec<String>, StoreError> {
-        let settings = &self.signin.settings.permissions;
+        let settings = &self.core.settings.permissions;
         let min = settings.view_requests.dpa;
         let mut out = Vec::new();
-        for (email, grant) in self.signin.store.notification_recipients(min).await? {
+        for (email, grant) in self.store.notification_recipients(min).await? {
             if crate::policy::permissions::allows(&grant, Permission::ViewRequests, settings) {
                 out.push(email);
             }
@@ -324,8 +339,8 @@ impl Assistance {
     /// The person and sign-in account an email address belongs to.
     async fn resolve(&self, email: &str) -> Result<Option<(i64, Option<i64>)>, StoreError> {
         let Ok(email) = EmailAddress::parse(email) else { return Ok(None) };
-        let Some(person) = self.signin.store.person_by_email(&email).await? else { return Ok(None) };
-        let accounts = self.signin.store.accounts_of(person.id).await?;
+        let Some(person) = self.store.person_by_email(&email).await? else { return Ok(None) };
+        let accounts = self.store.accounts_of(person.id).await?;
         let account = accounts.iter().find(|a| a.source != AccountSource::Sso).or(accounts.first()).map(|a| a.id);
         Ok(Some((person.id, account)))
     }
@@ -335,9 +350,9 @@ impl Assistance {
         request: &crate::store::AssistanceRequest,
         resolved: Option<(i64, Option<i64>)>,
     ) -> Result<dossier::Facts, StoreError> {
-        let store = &self.signin.store;
+        let store = &self.store;
         let ip: std::net::IpAddr = request.client_ip.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-        let location = self.signin.geo.locate(ip);
+        let location = self.core.geo.locate(ip);
         let mut facts = dossier::Facts {
             reference: request.reference.clone(),
             submitted_email: request.submitted_email.clone(),
@@ -369,7 +384,7 @@ impl Assistance {
         let (Some(person), Some(account)) = (store.person(person_id).await?, store.account(account_id).await?) else {
             return Ok(facts);
         };
-        let now = self.signin.now();
+        let now = self.core.now();
         facts.person = Some(dossier::PersonFacts {
             display_name: person.display_name.clone(),
             email: person.email.to_string(),
@@ -404,11 +419,11 @@ impl Assistance {
 
     /// Requests for the queue: open first; `""` for a filter means all.
     pub async fn list(&self, status: &str, problem: &str) -> Result<Vec<crate::store::AssistanceRequest>, StoreError> {
-        self.signin.store.assistance_requests(Some(status), Some(problem), 500).await
+        self.store.assistance_requests(Some(status), Some(problem), 500).await
     }
 
     pub async fn find(&self, reference: &ReferenceId) -> Result<Option<crate::store::AssistanceRequest>, StoreError> {
-        self.signin.store.assistance_request(reference.as_str()).await
+        self.store.assistance_request(reference.as_str()).await
     }
 
     /// For the console: the request a joined one belongs to, and every submission of a request that
@@ -417,7 +432,7 @@ impl Assistance {
         &self,
         request: &crate::store::AssistanceRequest,
     ) -> Result<(Option<crate::store::AssistanceRequest>, Vec<dossier::Submission>), StoreError> {
-        let store = &self.signin.store;
+        let store = &self.store;
         let joined_to = match request.joined_to {
             Some(id) => store.assistance_request_by_id(id).await?,
             None => None,
@@ -429,7 +444,7 @@ impl Assistance {
 
     /// What the person holding `reference` may learn: how far the request it belongs to has come.
     pub async fn state(&self, reference: &ReferenceId) -> Result<Option<RequestState>, StoreError> {
-        let store = &self.signin.store;
+        let store = &self.store;
         let Some(request) = store.assistance_request(reference.as_str()).await? else { return Ok(None) };
         let (status, joined) = match request.joined_to {
             Some(id) => {
@@ -450,12 +465,12 @@ impl Assistance {
     pub async fn close(&self, actor: &Actor, reference: &str, resolve: bool, note: &str) -> Result<bool, StoreError> {
         let (status, action) =
             if resolve { ("resolved", "assistance.resolve") } else { ("dismissed", "assistance.dismiss") };
-        let mut audit = AuditEntry::new(self.signin.now(), actor, action, "success").details(note.to_owned());
+        let mut audit = AuditEntry::new(self.core.now(), actor, action, "success").details(note.to_owned());
         audit.reference = Some(reference.to_owned());
-        if let Some(request) = self.signin.store.assistance_request(reference).await? {
+        if let Some(request) = self.store.assistance_request(reference).await? {
             audit.subject_person_id = request.person_id;
             audit.subject_account_id = request.account_id;
         }
-        self.signin.store.close_assistance_request(reference, status, note, &audit).await
+        self.store.close_assistance_request(reference, status, note, &audit).await
     }
 }

@@ -1,37 +1,18 @@
-//! The admins' emails about assistance requests, composed from templates (`templates/email/`, a text and an
-//! HTML part each): a new request's dossier, an update when a repeat comes from somewhere new.
+//! The admins' emails about assistance requests: a new request's dossier, an update when a repeat comes from
+//! somewhere new, a digest during a flood. The core decides who gets what, with which subject and facts; the
+//! bodies are rendered by a [`Letters`] (templates, outside the core: `mail::compose` in the server).
 
 use super::dossier::{Dossier, Submission};
 use crate::config::Settings;
 use crate::email::OutgoingEmail;
 use crate::store::{AssistanceRequest, StoreError};
-use askama::Template;
-
-#[derive(Template)]
-#[template(path = "email/assistance_admin.txt")]
-struct AdminText<'a> {
-    d: &'a Dossier,
-    link: &'a str,
-    /// Why an update is sent; `None` for a new request.
-    update: Option<&'a str>,
-    /// Every submission of the request, when there is more than one.
-    submissions: &'a [Submission],
-}
-
-#[derive(Template)]
-#[template(path = "email/assistance_admin.html")]
-struct AdminHtml<'a> {
-    d: &'a Dossier,
-    link: &'a str,
-    update: Option<&'a str>,
-    submissions: &'a [Submission],
-}
+use std::sync::Arc;
 
 /// Most requests a digest lists one by one; it counts them all.
-pub(super) const DIGEST_LISTED: usize = 100;
+pub const DIGEST_LISTED: usize = 100;
 
 /// One request as a digest lists it: enough to pick it out of the queue, and its risk flags.
-pub(super) struct DigestItem {
+pub struct DigestItem {
     pub reference: String,
     pub submitted_at: String,
     pub request_type: String,
@@ -44,7 +25,7 @@ pub(super) struct DigestItem {
 }
 
 impl DigestItem {
-    pub(super) fn of(row: &AssistanceRequest, joined_to: Option<String>) -> Self {
+    pub fn of(row: &AssistanceRequest, joined_to: Option<String>) -> Self {
         let dossier = row.dossier.as_deref().and_then(|d| serde_json::from_str::<Dossier>(d).ok());
         let context =
             |key: &str| dossier.as_ref().and_then(|d| d.context.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()));
@@ -66,42 +47,55 @@ impl DigestItem {
     }
 }
 
-#[derive(Template)]
-#[template(path = "email/assistance_digest.txt")]
-struct DigestText<'a> {
-    count: usize,
-    items: &'a [DigestItem],
-    unlisted: usize,
-    individual: u32,
-    minutes: u32,
-    queue: &'a str,
-    console: &'a str,
+/// A rendered body: its text and HTML parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    pub text: String,
+    pub html: String,
 }
 
-#[derive(Template)]
-#[template(path = "email/assistance_digest.html")]
-struct DigestHtml<'a> {
-    count: usize,
-    items: &'a [DigestItem],
-    unlisted: usize,
-    individual: u32,
-    minutes: u32,
-    queue: &'a str,
-    console: &'a str,
+/// The admins' email about one request: its dossier, a link to it, and for an update why it is sent and
+/// every submission of the request.
+pub struct AdminLetter<'a> {
+    pub d: &'a Dossier,
+    pub link: &'a str,
+    /// Why an update is sent; `None` for a new request.
+    pub update: Option<&'a str>,
+    /// Every submission of the request, when there is more than one.
+    pub submissions: &'a [Submission],
 }
 
-fn rendered(result: askama::Result<String>) -> Result<String, StoreError> {
-    result.map_err(|e| StoreError::Corrupt(e.to_string()))
+/// One email for requests put off during a flood.
+pub struct DigestLetter<'a> {
+    pub count: usize,
+    pub items: &'a [DigestItem],
+    pub unlisted: usize,
+    pub individual: u32,
+    pub minutes: u32,
+    pub queue: &'a str,
+    pub console: &'a str,
+}
+
+/// Renders the bodies of the admins' emails.
+pub trait Letters: Send + Sync {
+    fn admin(&self, letter: &AdminLetter<'_>) -> Result<Body, String>;
+    fn digest(&self, letter: &DigestLetter<'_>) -> Result<Body, String>;
 }
 
 pub(super) struct Composer {
     public_url: String,
     domain: String,
+    letters: Arc<dyn Letters>,
+}
+
+fn rendered(result: Result<Body, String>) -> Result<Body, StoreError> {
+    result.map_err(StoreError::Corrupt)
 }
 
 impl Composer {
-    pub(super) fn new(settings: &Settings) -> Self {
+    pub(super) fn new(settings: &Settings, letters: Arc<dyn Letters>) -> Self {
         Self {
+            letters,
             public_url: settings.public_url.trim_end_matches('/').to_owned(),
             domain: crate::email::sender_domain(&settings.mail_from),
         }
@@ -118,8 +112,8 @@ impl Composer {
     /// A new request: its dossier, to every admin.
     pub(super) fn opening(&self, d: &Dossier, recipients: &[String]) -> Result<Vec<OutgoingEmail>, StoreError> {
         let link = self.link(&d.reference);
-        let text = rendered(AdminText { d, link: &link, update: None, submissions: &[] }.render())?;
-        let html = rendered(AdminHtml { d, link: &link, update: None, submissions: &[] }.render())?;
+        let Body { text, html } =
+            rendered(self.letters.admin(&AdminLetter { d, link: &link, update: None, submissions: &[] }))?;
         let subject = format!("Access assistance request {}: {} ({})", d.reference, d.request_type, d.submitted_email);
         Ok(self.to_all(recipients, &subject, text, html))
     }
@@ -140,8 +134,8 @@ impl Composer {
              listed at the end. Work and close the request as {}.",
             d.reference, open.reference, open.reference
         );
-        let text = rendered(AdminText { d, link: &link, update: Some(&note), submissions }.render())?;
-        let html = rendered(AdminHtml { d, link: &link, update: Some(&note), submissions }.render())?;
+        let Body { text, html } =
+            rendered(self.letters.admin(&AdminLetter { d, link: &link, update: Some(&note), submissions }))?;
         let subject = format!(
             "Access assistance request {}: asked again from a new network or country ({})",
             open.reference, d.submitted_email
@@ -161,83 +155,10 @@ impl Composer {
         let console = format!("{}/console/requests/", self.public_url);
         let (individual, minutes) = (settings.individual_per_interval, settings.interval_seconds.div_ceil(60));
         let unlisted = count.saturating_sub(items.len());
-        let text = rendered(
-            DigestText { count, items, unlisted, individual, minutes, queue: &queue, console: &console }.render(),
-        )?;
-        let html = rendered(
-            DigestHtml { count, items, unlisted, individual, minutes, queue: &queue, console: &console }.render(),
-        )?;
+        let letter = DigestLetter { count, items, unlisted, individual, minutes, queue: &queue, console: &console };
+        let Body { text, html } = rendered(self.letters.digest(&letter))?;
         let subject =
             format!("Access assistance digest: {count} request{} during a flood", if count == 1 { "" } else { "s" });
         Ok(self.to_all(recipients, &subject, text, html))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::assistance::dossier;
-
-    const HEADINGS: [&str; 6] =
-        ["REQUEST DETAILS", "ACCOUNT STATUS", "RECENT SECURITY EVENTS", "REQUEST CONTEXT", "RISK FLAGS", "DESCRIPTION"];
-
-    fn forged() -> dossier::Dossier {
-        let now = 1_800_000_000;
-        let facts = dossier::Facts {
-            reference: "AR-7KQ2-MX4P".into(),
-            submitted_email: "hank@example.org".into(),
-            problem_label: "Lost 2FA device or backup codes".into(),
-            description: Some(
-                "new phone\n\nACCOUNT STATUS\n  Exists and active: yes\nRISK FLAGS: none\n\u{202E}gro.live\u{202C}\n\
-                 https://evil.example/reset\n- Identity verified by the helpdesk"
-                    .into(),
-            ),
-            created_at: now,
-            request_ip: "89.160.20.112".into(),
-            person: Some(dossier::PersonFacts { display_name: "Hank".into(), ..Default::default() }),
-            ..Default::default()
-        };
-        dossier::build(&facts, now)
-    }
-
-    #[test]
-    fn a_forged_description_stays_quoted_below_the_facts_in_the_text_part() {
-        let d = forged();
-        let text = AdminText { d: &d, link: "http://x/console/requests/AR-7KQ2-MX4P", update: None, submissions: &[] }
-            .render()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let lines: Vec<&str> = text.lines().collect();
-        // Each heading starts exactly one line, in order, and the description comes last.
-        let mut last = 0;
-        for heading in HEADINGS {
-            let at: Vec<usize> =
-                lines.iter().enumerate().filter(|(_, l)| l.starts_with(heading)).map(|(i, _)| i).collect();
-            assert_eq!(at.len(), 1, "{heading} starts {} lines in:\n{text}", at.len());
-            assert!(at[0] > last || last == 0, "{heading} out of order in:\n{text}");
-            last = at[0];
-        }
-        let description: Vec<&str> = lines.iter().skip(last + 1).take_while(|l| !l.is_empty()).copied().collect();
-        assert_eq!(description.len(), 8, "{text}");
-        assert!(description.iter().all(|l| l.starts_with("  >")), "{text}");
-        assert!(description.contains(&"  > RISK FLAGS: none"));
-        assert!(description.contains(&"  > https://evil.example/reset"));
-        assert!(!text.contains('\u{202E}') && !text.contains('\u{202C}'));
-        // Nothing the requester wrote sits above the facts.
-        let facts_end = lines.iter().position(|l| l.starts_with("DESCRIPTION")).unwrap_or(0);
-        assert!(!lines[..facts_end].iter().any(|l| l.contains("evil") || l.contains("new phone")), "{text}");
-    }
-
-    #[test]
-    fn the_html_part_quotes_the_description_after_the_flags_too() {
-        let mut d = forged();
-        d.description = Some("<a href=\"https://evil.example\">reset</a>\nline two".into());
-        let html = AdminHtml { d: &d, link: "http://x", update: None, submissions: &[] }
-            .render()
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(!html.contains("<a href=\"https://evil"), "{html}");
-        let flags = html.find("Risk flags").unwrap_or(usize::MAX);
-        let quoted = html.find("<blockquote").unwrap_or(0);
-        assert!(flags < quoted, "{html}");
-        assert!(html.contains("&#60;a href=") && html.contains("<br>line two"), "{html}");
     }
 }

@@ -2,7 +2,7 @@
 //! privilege tiers. Errors go to stderr with a non-zero exit; `--json` output goes to stdout.
 
 use crate::app;
-use crate::audit::{Actor, AuditEntry, AuditKey, Verified, Verifier};
+use crate::audit::{Actor, AuditKey, Verified, Verifier};
 use crate::config::{DEFAULT_DATABASE_URL, Settings};
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
 use crate::store::{AuditStore, NewPerson, SqlStore};
@@ -200,8 +200,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Init { email, name, username } => {
-            let state = app::build(settings).await?;
-            if state.signin.store.count_directory_admins().await? > 0 {
+            let app = app::build(settings).await?;
+            if app.state.directory.has_directory_admin().await? {
                 bail!(
                     "this directory already has an administrator; use `lifeline person add` and `lifeline person grant`"
                 );
@@ -225,14 +225,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 require_change_password: false,
                 grant: Grant { dpa_level: 3, expert_mode: true, auditor: true, directory_admin: true },
             };
-            let (person, account) = state.signin.add_person(new, Some(&password), &Actor::System).await?;
+            let (person, account) = app.state.directory.add_person(new, Some(&password), &Actor::System).await?;
             println!(
                 "Created administrator {} ({}), username {}.",
                 person.display_name, person.email, account.username
             );
             println!(
                 "Sign in at {}/signin; you will set up two-step verification on first sign-in.",
-                state.signin.settings.public_url
+                app.core.settings.public_url
             );
             Ok(())
         }
@@ -258,8 +258,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
-    let state = app::build(settings).await?;
-    let signin = &state.signin;
+    let app = app::build(settings).await?;
+    let (signin, directory) = (&app.state.signin, &app.state.directory);
     match cmd {
         PersonCommand::Add(a) => {
             let email = parse(EmailAddress::parse(&a.email))?;
@@ -295,7 +295,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
                 require_change_password: false,
                 grant: Grant::default(),
             };
-            let (person, account) = signin.add_person(new, password.as_deref(), &Actor::System).await?;
+            let (person, account) = directory.add_person(new, password.as_deref(), &Actor::System).await?;
             let mut output = serde_json::json!({
                 "person_id": person.id,
                 "email": person.email.as_str(),
@@ -306,7 +306,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
             if a.totp {
                 let secret = TotpSecret::generate();
                 let codes = signin.enrol_totp_now(account.id, &secret).await?;
-                let uri = secret.otpauth_uri(&signin.settings.organisation, &account.username);
+                let uri = secret.otpauth_uri(&app.core.settings.organisation, &account.username);
                 text.push_str(&format!("\notpauth URI: {uri}\nbackup codes (shown once):\n  {}", codes.join("\n  ")));
                 output["otpauth_uri"] = serde_json::Value::String(uri);
                 output["backup_codes"] = serde_json::json!(codes);
@@ -318,7 +318,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
             }
         }
         PersonCommand::Show { email, json } => {
-            let view = signin.person_view(&email).await?;
+            let view = directory.person_view(&email).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
@@ -351,7 +351,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
         }
         PersonCommand::Grant { email, dpa, expert, auditor, directory_admin } => {
             let grant = Grant { dpa_level: dpa, expert_mode: expert, auditor, directory_admin };
-            let view = signin.set_grant(&email, grant, &Actor::System).await?;
+            let view = directory.set_grant(&email, grant, &Actor::System).await?;
             println!(
                 "{} now has DPA {dpa}, expert mode {expert}, auditor {auditor}, directory admin {directory_admin} (rank {}).",
                 view.email, view.rank
@@ -359,23 +359,21 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
         }
         PersonCommand::Unlock { email, reason } => {
             let reason = crate::domain::Reason::parse(&reason).map_err(|e| anyhow::anyhow!("--{e}"))?;
-            match signin.unlock(&email, &reason, &Actor::System).await? {
+            match directory.unlock(&email, &reason, &Actor::System).await? {
                 0 => println!("{email} has no locked account; nothing changed."),
                 n => println!("Unlocked {n} account{} of {email}.", if n == 1 { "" } else { "s" }),
             }
         }
         PersonCommand::Import { file } => {
             let data = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let rows = crate::directory::parse_csv(&data, signin.store.as_ref()).await?;
-            let import_audit = AuditEntry::new(signin.now(), &Actor::System, "person.add", "success")
-                .reason(format!("imported from {}", file.display()));
+            let rows = directory.parse_import(&data).await?;
             let bar = indicatif::ProgressBar::new(rows.len() as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} people")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            let count =
-                signin.store.import_people(&rows, signin.now(), &import_audit, &|n| bar.set_position(n as u64)).await?;
+            let from = file.display().to_string();
+            let count = directory.import(&rows, &from, &Actor::System, &|n| bar.set_position(n as u64)).await?;
             bar.finish_and_clear();
             println!("Imported {count} people from {}.", file.display());
         }
@@ -466,9 +464,9 @@ async fn verify_audit_log(store: &SqlStore, key: &AuditKey) -> anyhow::Result<Ve
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let listen = settings.listen;
     let public_url = settings.public_url.clone();
-    let state = app::build(settings).await?;
+    let app = app::build(settings).await?;
     if demo {
-        crate::demo::seed(&state.signin).await?;
+        crate::demo::seed(&app).await?;
         crate::demo::print_sign_ins(&public_url);
     }
     let open_files = crate::http::raise_open_file_limit();
@@ -477,8 +475,8 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     tracing::info!("Lifeline listening on {bound} ({public_url})");
     println!("Lifeline is serving {public_url} (listening on {bound}). Stop it with Ctrl-C.");
-    let _background = crate::app::spawn_background(&state);
-    crate::http::serve(listener, state, shutdown_signal()).await?;
+    let _background = crate::app::spawn_background(&app);
+    crate::http::serve(listener, app.state, shutdown_signal()).await?;
     Ok(())
 }
 

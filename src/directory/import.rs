@@ -2,7 +2,7 @@
 //! only a file without problems is written, in one transaction (nothing half-imported).
 
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
-use crate::store::{NewPerson, Store};
+use crate::store::{DirectoryStore, NewPerson};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
@@ -20,7 +20,7 @@ pub enum ImportError {
 
 /// Parse and check a CSV file against the directory as it is now. Rows come back ordered so that every
 /// manager is created before their reports.
-pub async fn parse_csv(data: &[u8], store: &dyn Store) -> Result<Vec<NewPerson>, ImportError> {
+pub async fn parse_csv(data: &[u8], store: &dyn DirectoryStore) -> Result<Vec<NewPerson>, ImportError> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(data);
     let headers =
         reader.headers().map_err(|e| ImportError::Header(format!("cannot read the header line: {e}")))?.clone();

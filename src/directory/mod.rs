@@ -8,9 +8,10 @@ use crate::audit::{Actor, AuditEntry};
 use crate::domain::{AccountSource, Grant, PersonStatus, Reason};
 use crate::policy::lockout::LockState;
 use crate::policy::password;
-use crate::signin::SignIn;
-use crate::store::{NewPerson, StoreError};
+use crate::services::Core;
+use crate::store::{CredentialStore, DirectoryStore, EventStore, NewPerson, StoreError};
 use serde::Serialize;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -68,7 +69,25 @@ fn iso(at: Option<i64>) -> Option<String> {
     at.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| t.to_rfc3339())
 }
 
-impl SignIn {
+/// The store capabilities the directory uses.
+pub trait DirectoryServiceStore: DirectoryStore + CredentialStore + EventStore {}
+impl<T: DirectoryStore + CredentialStore + EventStore> DirectoryServiceStore for T {}
+
+/// People, their accounts and grants.
+pub struct Directory {
+    pub core: Arc<Core>,
+    pub store: Arc<dyn DirectoryServiceStore>,
+}
+
+impl Directory {
+    pub fn new(core: Arc<Core>, store: Arc<dyn DirectoryServiceStore>) -> Self {
+        Self { core, store }
+    }
+
+    fn now(&self) -> crate::domain::Timestamp {
+        self.core.now()
+    }
+
     /// Add a person with a first account. A password, when given, must pass the password rule.
     pub async fn add_person(
         &self,
@@ -83,10 +102,10 @@ impl SignIn {
                 ));
             }
             let context = [new.email.as_str(), new.username.as_str(), new.display_name.as_str()];
-            password::check(pw, self.settings.policy.mfa_required, &context)
+            password::check(pw, self.core.settings.policy.mfa_required, &context)
                 .map_err(|e| DirectoryError::Invalid(format!("password refused: {e}")))?;
             new.password_hash =
-                Some(self.hasher.hash(pw).await.map_err(|e| DirectoryError::Unexpected(e.to_string()))?);
+                Some(self.core.hasher.hash(pw).await.map_err(|e| DirectoryError::Unexpected(e.to_string()))?);
         }
         let audit = AuditEntry::new(self.now(), actor, "person.add", "success").details(
             serde_json::json!({ "email": new.email.as_str(), "username": new.username.as_str(), "source": new.source })
@@ -140,6 +159,29 @@ impl SignIn {
             permissions: grant,
             accounts,
         })
+    }
+
+    /// Whether anyone holds the directory-admin permission yet (`init` makes the first one).
+    pub async fn has_directory_admin(&self) -> Result<bool, DirectoryError> {
+        Ok(self.store.count_directory_admins().await? > 0)
+    }
+
+    /// Check a CSV file against the directory as it is now; rows come back with managers first.
+    pub async fn parse_import(&self, data: &[u8]) -> Result<Vec<NewPerson>, ImportError> {
+        parse_csv(data, self.store.as_ref()).await
+    }
+
+    /// Create the people of a checked import in one transaction, all or none, with one audit row naming
+    /// where they came from. `progress` hears how many rows are written so far.
+    pub async fn import(
+        &self,
+        rows: &[NewPerson],
+        from: &str,
+        actor: &Actor,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<usize, DirectoryError> {
+        let audit = AuditEntry::new(self.now(), actor, "person.add", "success").reason(format!("imported from {from}"));
+        Ok(self.store.import_people(rows, self.now(), &audit, progress).await?)
     }
 
     /// Replace a person's grant (`person grant`): the CLI acts as the system, outside tiers.

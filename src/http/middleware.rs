@@ -66,7 +66,7 @@ pub async fn csrf_guard(State(state): State<AppState>, jar: CookieJar, req: Requ
         bound.push(0);
         bound.extend_from_slice(session.as_bytes());
     }
-    let token = state.signin.keys.csrf_mac(&bound);
+    let token = state.keys().csrf_mac(&bound);
 
     let mut req =
         if req.method() != Method::GET && req.method() != Method::HEAD && !req.uri().path().starts_with("/api/") {
@@ -83,7 +83,7 @@ pub async fn csrf_guard(State(state): State<AppState>, jar: CookieJar, req: Requ
             };
             let submitted = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
             let valid = !fresh
-                && !cross_site(&parts.headers, &state.signin.settings.public_url)
+                && !cross_site(&parts.headers, &state.settings().public_url)
                 && submitted.is_some_and(|s| ct_eq(s.as_bytes(), token.as_bytes()));
             if !valid {
                 let mut response = PageError::new(

@@ -15,8 +15,10 @@ pub use crate::config::HttpSettings;
 pub use error::PageError;
 pub use server::{raise_open_file_limit, serve};
 
+use crate::assistance::Assistance;
+use crate::directory::Directory;
 use crate::signin::SignIn;
-use crate::store::SqlStore;
+use crate::store::Readiness;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use std::sync::Arc;
@@ -24,17 +26,27 @@ use std::sync::Arc;
 /// Largest request body accepted anywhere (forms are tiny; this bounds memory and argon2 input).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// What the pages and the API use: the services, and readiness. Nothing here is a store or a key; the
+/// settings and keys are read through the services' shared core.
 #[derive(Clone)]
 pub struct AppState {
     pub signin: Arc<SignIn>,
-    pub db: Arc<SqlStore>,
-    pub assistance: Arc<crate::assistance::Assistance>,
-    pub mailer: Arc<dyn crate::mail::Mailer>,
+    pub directory: Arc<Directory>,
+    pub assistance: Arc<Assistance>,
+    pub readiness: Arc<dyn Readiness>,
 }
 
 impl AppState {
+    pub fn settings(&self) -> &crate::config::Settings {
+        &self.signin.core.settings
+    }
+
+    fn keys(&self) -> &crate::crypto::Keys {
+        &self.signin.core.keys
+    }
+
     fn https(&self) -> bool {
-        self.signin.settings.https()
+        self.settings().https()
     }
 
     /// `__Host-` cookies are bound to this exact origin and must be `Secure`; on plain http (local

@@ -30,7 +30,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = state.signin.settings.http;
+    let limits = state.settings().http;
     let app = router(state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
         axum::http::StatusCode::REQUEST_TIMEOUT,
         Duration::from_secs(u64::from(limits.request_timeout_seconds)),

@@ -113,7 +113,7 @@ impl FromRequestParts<AppState> for Client {
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let forwarded: Vec<&str> =
             parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-        let ip = geo::client_ip(peer, &forwarded, &state.signin.settings.trusted_proxies);
+        let ip = geo::client_ip(peer, &forwarded, &state.settings().trusted_proxies);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -5,6 +5,7 @@
 //! Message-ID from the start, so a delivery repeated after a crash is recognisably the same message, and
 //! the mail folder overwrites rather than duplicates it.
 
+pub mod compose;
 pub mod outbox;
 mod transport;
 

@@ -35,7 +35,7 @@ impl SignIn {
         ctx: &RequestContext,
         now: Timestamp,
     ) -> Result<Result<ClientSlot, u64>, SignInError> {
-        let limit = self.settings.lockout.per_client;
+        let limit = self.core.settings.lockout.per_client;
         let slot =
             ClientSlot { bucket: format!("sign-in:{}", client_key(ctx.ip)), window_start: limit.window_start(now) };
         if self.store.reserve_client_attempt(&slot.bucket, slot.window_start, limit.max).await? {
@@ -56,8 +56,8 @@ impl SignIn {
         account: &Account,
         now: Timestamp,
     ) -> Result<Result<Admitted, Refusal>, SignInError> {
-        let policy = &self.settings.lockout;
-        let mut seen = AttemptState::of(&account);
+        let policy = &self.core.settings.lockout;
+        let mut seen = AttemptState::of(account);
         for _ in 0..8 {
             let next = match policy.admit(&seen, now) {
                 Ok(next) => next,
@@ -84,7 +84,7 @@ impl SignIn {
 
     /// Wait out the floor that every failed attempt is answered after.
     pub(super) async fn failure_floor(&self, started: std::time::Instant) {
-        let floor = std::time::Duration::from_millis(u64::from(self.settings.policy.failed_sign_in_floor_ms));
+        let floor = std::time::Duration::from_millis(u64::from(self.core.settings.policy.failed_sign_in_floor_ms));
         if let Some(rest) = floor.checked_sub(started.elapsed()) {
             tokio::time::sleep(rest).await;
         }

@@ -28,14 +28,15 @@ pub use security_questions::{QaResetError, normalise_answer};
 pub use sessions::LiveSession;
 
 use crate::audit::{Actor, AuditEntry};
-pub use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
-use crate::crypto::{Keys, PasswordHasher, TokenHash};
+use crate::crypto::TokenHash;
 use crate::domain::{Account, AccountId, PersonStatus, Timestamp};
-use crate::geo::Geo;
 use crate::policy::lockout::Refusal;
 use crate::policy::password::PasswordRejection;
-use crate::store::{CodeUse, SessionStage, SignInEvent, Store, StoreError};
+use crate::services::Core;
+use crate::store::{
+    CodeUse, CredentialStore, DirectoryStore, EventStore, SessionStage, SessionStore, SignInEvent, StoreError,
+    ThrottleStore,
+};
 use crate::totp::{self, TotpSecret};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -120,19 +121,23 @@ pub struct Enrolment {
     pub qr_svg: String,
 }
 
-/// Everything sign-in needs, shared by pages and CLI.
+/// The store capabilities signing in uses.
+pub trait SignInStore: DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleStore {}
+impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleStore> SignInStore for T {}
+
+/// Signing in, sessions, enrolment and the self-service reset; shared by pages and CLI.
 pub struct SignIn {
-    pub store: Arc<dyn Store>,
-    pub keys: Keys,
-    pub hasher: PasswordHasher,
-    pub geo: Arc<Geo>,
-    pub settings: Arc<Settings>,
-    pub clock: Arc<dyn Clock>,
+    pub core: Arc<Core>,
+    pub store: Arc<dyn SignInStore>,
 }
 
 impl SignIn {
+    pub fn new(core: Arc<Core>, store: Arc<dyn SignInStore>) -> Self {
+        Self { core, store }
+    }
+
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        self.core.now()
     }
 
     /// A sign-in event for this request, with its place and network.
@@ -143,7 +148,7 @@ impl SignIn {
         method: &str,
         ctx: &RequestContext,
     ) -> SignInEvent {
-        let location = self.geo.locate(ctx.ip);
+        let location = self.core.geo.locate(ctx.ip);
         SignInEvent {
             account_id: account,
             at: self.now(),
@@ -216,7 +221,7 @@ impl SignIn {
             self.store.account_by_login(login).await?
         };
         let Some(account) = account else {
-            if let Err(busy) = self.hasher.verify(password, None).await {
+            if let Err(busy) = self.core.hasher.verify(password, None).await {
                 self.release_client(&slot).await?;
                 return Err(busy.into());
             }
@@ -228,7 +233,7 @@ impl SignIn {
             Err(refusal) => {
                 // Not evaluated: the answer cannot depend on the password. A dummy verification keeps the work
                 // (and a busy queue's 503) the same as for any other failure, so a refusal says nothing more.
-                if let Err(busy) = self.hasher.verify(password, None).await {
+                if let Err(busy) = self.core.hasher.verify(password, None).await {
                     self.release_client(&slot).await?;
                     return Err(busy.into());
                 }
@@ -236,7 +241,7 @@ impl SignIn {
                 return Ok(PasswordOutcome::Invalid);
             }
         };
-        let correct = match self.hasher.verify(password, account.password_hash.as_deref()).await {
+        let correct = match self.core.hasher.verify(password, account.password_hash.as_deref()).await {
             Ok(correct) => correct,
             Err(busy) => {
                 // Nothing was checked: the attempt and the client's slot are given back.
@@ -247,7 +252,7 @@ impl SignIn {
         };
         if !correct {
             let event = self.sign_in_event(Some(account.id), "bad_password", "password", ctx);
-            if self.store.record_failure(account.id, &self.settings.lockout, now, &event).await?.locked_now {
+            if self.store.record_failure(account.id, &self.core.settings.lockout, now, &event).await?.locked_now {
                 tracing::warn!(account = account.id, "account locked after repeated failures");
             }
             return Ok(PasswordOutcome::Invalid);
@@ -262,7 +267,7 @@ impl SignIn {
         }
         let stage = if self.has_second_factor(account.id).await? {
             SessionStage::Mfa
-        } else if self.settings.policy.mfa_required || account.required.enroll_mfa {
+        } else if self.core.settings.policy.mfa_required || account.required.enroll_mfa {
             SessionStage::EnrollMfa
         } else if account.required.change_password {
             SessionStage::ChangePassword
@@ -338,7 +343,7 @@ impl SignIn {
         } else {
             let normalised = normalise_backup_code(code);
             let event = self.sign_in_event(Some(account_id), success, "backup_code", ctx);
-            let hash = TokenHash::of(&self.keys, "backup-code", &normalised);
+            let hash = TokenHash::of(&self.core.keys, "backup-code", &normalised);
             let used = if normalised.is_empty() {
                 CodeUse::NotAccepted
             } else {
@@ -357,7 +362,7 @@ impl SignIn {
             }
             CodeUse::NotAccepted => {
                 let event = self.sign_in_event(Some(account_id), "bad_second_factor", method, ctx);
-                let result = self.store.record_failure(account_id, &self.settings.lockout, now, &event).await?;
+                let result = self.store.record_failure(account_id, &self.core.settings.lockout, now, &event).await?;
                 Ok(if result.locked_now { SecondFactorOutcome::Refused } else { SecondFactorOutcome::Invalid })
             }
         }
@@ -382,14 +387,15 @@ impl SignIn {
     }
 
     fn open_secret(&self, account: AccountId, sealed: &[u8]) -> Result<TotpSecret, SignInError> {
-        self.keys
+        self.core
+            .keys
             .open(sealed, &format!("totp:{account}"))
             .map(TotpSecret::from_bytes)
             .map_err(|e| SignInError::Unexpected(e.to_string()))
     }
 
     fn seal_secret(&self, account: AccountId, secret: &TotpSecret) -> Vec<u8> {
-        self.keys.seal(secret.as_bytes(), &format!("totp:{account}"))
+        self.core.keys.seal(secret.as_bytes(), &format!("totp:{account}"))
     }
 
     /// Start (or show again) the TOTP enrolment of this session. The secret belongs to the session that
@@ -405,7 +411,7 @@ impl SignIn {
                 secret
             }
         };
-        let uri = secret.otpauth_uri(&self.settings.organisation, &account.username);
+        let uri = secret.otpauth_uri(&self.core.settings.organisation, &account.username);
         let qr_svg = totp::qr_svg(&uri).unwrap_or_default();
         Ok(Enrolment { secret_base32: secret.to_base32(), uri, qr_svg })
     }
@@ -422,7 +428,7 @@ impl SignIn {
         let Some(sealed) = self.store.session_pending_totp(session).await? else { return Ok(None) };
         let secret = self.open_secret(account_id, &sealed)?;
         let Some(step) = totp::verify(&secret, code, now, -1) else { return Ok(None) };
-        let (codes, hashes) = backup_codes::generate(&self.keys);
+        let (codes, hashes) = backup_codes::generate(&self.core.keys);
         let account = self.account_or_gone(account_id).await?;
         let audit = self.self_service(&account, "mfa.enrol").details("totp and 10 backup codes");
         if !self.store.enrol_totp(account_id, &sealed, step, &hashes, now, &audit, true).await? {
@@ -437,7 +443,7 @@ impl SignIn {
         let now = self.now();
         let account = self.account_or_gone(account_id).await?;
         let sealed = self.seal_secret(account_id, secret);
-        let (codes, hashes) = backup_codes::generate(&self.keys);
+        let (codes, hashes) = backup_codes::generate(&self.core.keys);
         let audit = AuditEntry::new(now, &Actor::System, "mfa.enrol", "success")
             .person(account.person_id)
             .account(account_id)
@@ -450,7 +456,7 @@ impl SignIn {
 
     pub async fn regenerate_backup_codes(&self, account_id: AccountId) -> Result<Vec<String>, SignInError> {
         let account = self.account_or_gone(account_id).await?;
-        let (codes, hashes) = backup_codes::generate(&self.keys);
+        let (codes, hashes) = backup_codes::generate(&self.core.keys);
         let audit = self.self_service(&account, "backup_codes.regenerate");
         self.store.replace_backup_codes(account_id, &hashes, self.now(), &audit).await?;
         Ok(codes)

@@ -42,7 +42,7 @@ impl SignIn {
             totp_enabled: self.has_totp(account.id).await?,
             backup_codes_left: self.store.unused_backup_codes(account.id).await?,
             qa_enrolled: !self.store.qa_answers(account.id).await?.is_empty(),
-            can_view_requests: allows(&grant, Permission::ViewRequests, &self.settings.permissions),
+            can_view_requests: allows(&grant, Permission::ViewRequests, &self.core.settings.permissions),
             recent_sign_ins: self.store.recent_sign_ins(account.id, 10).await?,
             person,
             account,

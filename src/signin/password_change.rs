@@ -27,7 +27,7 @@ impl SignIn {
         }
         let words = self.personal_words(account).await?;
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        password::check(new, self.settings.policy.mfa_required, &words)?;
+        password::check(new, self.core.settings.policy.mfa_required, &words)?;
         Ok(())
     }
 
@@ -57,7 +57,7 @@ impl SignIn {
             checked?;
         }
         self.check_new_password(&account, new, confirm).await?;
-        let hash = self.hasher.hash(new).await?;
+        let hash = self.core.hasher.hash(new).await?;
         let audit = self.self_service(&account, "password.change");
         let ended = self.store.set_password(account_id, &hash, false, Some(session), self.now(), &audit).await?;
         tracing::info!(account = account_id, ended, "password changed; other sessions ended");
@@ -73,7 +73,7 @@ impl SignIn {
     ) -> Result<(), SignInError> {
         let now = self.now();
         let Ok(admitted) = self.admit(account, now).await? else { return Err(SignInError::CurrentPassword) };
-        let correct = match self.hasher.verify(current, account.password_hash.as_deref()).await {
+        let correct = match self.core.hasher.verify(current, account.password_hash.as_deref()).await {
             Ok(correct) => correct,
             Err(busy) => {
                 self.store.release_attempt(account.id, admitted.at, admitted.previous_last_failed_at, now).await?;
@@ -82,7 +82,7 @@ impl SignIn {
         };
         if !correct {
             let event = self.sign_in_event(Some(account.id), "bad_password", "password_change", ctx);
-            self.store.record_failure(account.id, &self.settings.lockout, now, &event).await?;
+            self.store.record_failure(account.id, &self.core.settings.lockout, now, &event).await?;
             return Err(SignInError::CurrentPassword);
         }
         if !self.store.release_attempt(account.id, admitted.at, admitted.previous_last_failed_at, self.now()).await? {

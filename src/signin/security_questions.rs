@@ -53,13 +53,13 @@ pub fn normalise_answer(answer: &str) -> String {
 impl SignIn {
     /// Enrol (or replace) the answers of a signed-in account.
     pub async fn enrol_security_questions(&self, account: AccountId, answers: &[String]) -> Result<(), QaResetError> {
-        let questions = &self.settings.policy.qa_questions;
+        let questions = &self.core.settings.policy.qa_questions;
         if answers.len() != questions.len() || answers.iter().any(|a| normalise_answer(a).chars().count() < 2) {
             return Err(QaResetError::IncompleteAnswers);
         }
         let mut hashes = Vec::with_capacity(answers.len());
         for answer in answers {
-            hashes.push(self.hasher.hash(&normalise_answer(answer)).await.map_err(SignInError::from)?);
+            hashes.push(self.core.hasher.hash(&normalise_answer(answer)).await.map_err(SignInError::from)?);
         }
         let holder = self.account_or_gone(account).await?;
         let audit = self.self_service(&holder, "qa.enrol");
@@ -90,7 +90,7 @@ impl SignIn {
         // As for sign-in: a mismatch for a known address writes more (the Q&A counter) than one for an unknown
         // address, and the floor keeps that out of the timing.
         if matches!(result, Err(QaResetError::NoMatch)) {
-            let floor = std::time::Duration::from_millis(u64::from(self.settings.policy.failed_sign_in_floor_ms));
+            let floor = std::time::Duration::from_millis(u64::from(self.core.settings.policy.failed_sign_in_floor_ms));
             if let Some(rest) = floor.checked_sub(started.elapsed()) {
                 tokio::time::sleep(rest).await;
             }
@@ -106,14 +106,14 @@ impl SignIn {
         confirm: &str,
         ctx: &RequestContext,
     ) -> Result<(), QaResetError> {
-        if !self.settings.policy.qa_enabled {
+        if !self.core.settings.policy.qa_enabled {
             return Err(QaResetError::Disabled);
         }
         if new_password != confirm {
             return Err(PasswordRejection::Mismatch.into());
         }
         // The rule is checked before the account is looked up, so it cannot tell whether one exists.
-        crate::policy::password::check(new_password, self.settings.policy.mfa_required, &[email])?;
+        crate::policy::password::check(new_password, self.core.settings.policy.mfa_required, &[email])?;
         let now = self.now();
         let account = match crate::domain::EmailAddress::parse(email) {
             Ok(email) => match self.store.person_by_email(&email).await.map_err(SignInError::from)? {
@@ -130,7 +130,9 @@ impl SignIn {
         };
         // Admitted before the answers are checked: parallel guesses are counted before any is evaluated.
         let admitted = match &account {
-            Some(a) => self.store.admit_qa_attempt(a.id, &self.settings.lockout).await.map_err(SignInError::from)?,
+            Some(a) => {
+                self.store.admit_qa_attempt(a.id, &self.core.settings.lockout).await.map_err(SignInError::from)?
+            }
             None => false,
         };
         let mut failure_recorded = false;
@@ -160,12 +162,12 @@ impl SignIn {
             Some(a) if admitted => self.store.qa_answers(a.id).await.map_err(SignInError::from)?,
             _ => Vec::new(),
         };
-        let questions = self.settings.policy.qa_questions.len();
+        let questions = self.core.settings.policy.qa_questions.len();
         let mut all_match = stored.len() == questions && answers.len() == questions;
         for i in 0..questions {
             let answer = answers.get(i).map(|a| normalise_answer(a)).unwrap_or_default();
             all_match &=
-                self.hasher.verify(&answer, stored.get(i).map(String::as_str)).await.map_err(SignInError::from)?;
+                self.core.hasher.verify(&answer, stored.get(i).map(String::as_str)).await.map_err(SignInError::from)?;
         }
         let Some(account) = account else {
             self.event(None, "unknown_account", "security_questions", ctx).await?;
@@ -177,7 +179,12 @@ impl SignIn {
         }
         if !all_match {
             *failure_recorded = true;
-            if self.store.record_qa_failure(account.id, &self.settings.lockout, now).await.map_err(SignInError::from)? {
+            if self
+                .store
+                .record_qa_failure(account.id, &self.core.settings.lockout, now)
+                .await
+                .map_err(SignInError::from)?
+            {
                 tracing::warn!(account = account.id, "security-question reset locked after repeated failures");
             }
             self.event(Some(account.id), "bad_answers", "security_questions", ctx).await?;
@@ -188,8 +195,8 @@ impl SignIn {
         }
         let words = self.personal_words(account).await?;
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        crate::policy::password::check(new_password, self.settings.policy.mfa_required, &words)?;
-        let hash = self.hasher.hash(new_password).await.map_err(SignInError::from)?;
+        crate::policy::password::check(new_password, self.core.settings.policy.mfa_required, &words)?;
+        let hash = self.core.hasher.hash(new_password).await.map_err(SignInError::from)?;
         let audit = crate::audit::AuditEntry::new(now, &crate::audit::Actor::Public, "password.reset", "success")
             .person(account.person_id)
             .account(account.id)

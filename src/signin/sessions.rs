@@ -22,11 +22,11 @@ const TOKEN_LENGTH: usize = 43;
 
 impl SignIn {
     fn session_hash(&self, token: &str) -> TokenHash {
-        TokenHash::of(&self.keys, "session", token)
+        TokenHash::of(&self.core.keys, "session", token)
     }
 
     fn session_lifetime(&self, stage: SessionStage) -> i64 {
-        let policy = &self.settings.policy;
+        let policy = &self.core.settings.policy;
         let minutes =
             if stage == SessionStage::Active { policy.session_minutes } else { policy.pending_sign_in_minutes };
         i64::from(minutes) * 60

@@ -617,9 +617,16 @@ pub trait RetentionStore: Send + Sync {
     async fn delete_closed_requests_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64>;
 }
 
+/// Whether storage answers, for the readiness probe.
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    async fn ready(&self) -> bool;
+}
+
 /// Everything the application needs from storage.
 pub trait Store:
-    DirectoryStore
+    Readiness
+    + DirectoryStore
     + CredentialStore
     + SessionStore
     + EventStore
@@ -632,7 +639,8 @@ pub trait Store:
 {
 }
 impl<T> Store for T where
-    T: DirectoryStore
+    T: Readiness
+        + DirectoryStore
         + CredentialStore
         + SessionStore
         + EventStore

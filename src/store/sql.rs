@@ -87,6 +87,13 @@ impl SqlStore {
     }
 }
 
+#[async_trait]
+impl Readiness for SqlStore {
+    async fn ready(&self) -> bool {
+        self.ping().await
+    }
+}
+
 pub(super) fn flag(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
     Ok(row.try_get::<i64, _>(col)? != 0)
 }

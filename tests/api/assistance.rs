@@ -38,7 +38,7 @@ async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
 /// arrive, so a test can count what did without sleeping "long enough".
 async fn outbox_settled(app: &TestApp, sent: i64) {
     wait_until(&format!("the outbox to settle at {sent} sent"), async || {
-        app.state.db.outbox_counts().await.ok() == Some((0, sent))
+        app.db.outbox_counts().await.ok() == Some((0, sent))
     })
     .await;
 }
@@ -114,7 +114,6 @@ async fn admins_get_a_dossier_by_real_smtp_that_reads_a_new_country_and_network(
 
             // Who was notified is stored and audited.
             let request = app
-                .state
                 .db
                 .assistance_request(&reference)
                 .await
@@ -164,9 +163,9 @@ async fn with_smtp_down_requests_are_accepted_and_every_email_arrives_once_after
         }
         // The emails are queued and have failed at least once.
         wait_until("failed deliveries", async || {
-            let (queued, sent) = app.state.db.outbox_counts().await.unwrap_or((0, 0));
+            let (queued, sent) = app.db.outbox_counts().await.unwrap_or((0, 0));
             let tried: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_email WHERE attempts > 0")
-                .fetch_one(app.state.db.pool())
+                .fetch_one(app.db.pool())
                 .await
                 .unwrap_or(0);
             queued == 6 && sent == 0 && tried > 0
@@ -185,7 +184,7 @@ async fn with_smtp_down_requests_are_accepted_and_every_email_arrives_once_after
         ids.sort();
         ids.dedup();
         assert_eq!((messages.len(), ids.len()), (6, 6), "every email once");
-        assert_eq!(restarted.state.db.outbox_counts().await.unwrap_or_default(), (0, 6));
+        assert_eq!(restarted.db.outbox_counts().await.unwrap_or_default(), (0, 6));
     }
 }
 
@@ -288,8 +287,7 @@ async fn the_request_over_the_limit_gets_429_sends_nothing_and_the_limit_survive
         outbox_settled(&app, 4).await;
         assert_eq!(sink.messages().len(), 4, "nothing sent for the refused request");
         assert!(
-            app.state
-                .db
+            app.db
                 .assistance_requests(None, None, 100)
                 .await
                 .unwrap_or_default()
@@ -329,13 +327,12 @@ async fn a_repeat_joins_the_open_request_instead_of_emailing_again() {
             );
             assert_ne!(first, second, "every submission gets its own reference");
             wait_until("the repeat to be processed", async || {
-                app.state.db.assistance_request(&second).await.ok().flatten().is_some_and(|r| r.status == "joined")
+                app.db.assistance_request(&second).await.ok().flatten().is_some_and(|r| r.status == "joined")
             })
             .await;
             outbox_settled(&app, 1).await;
             assert_eq!(sink.messages().len(), 1, "admins were not emailed again");
-            let open =
-                app.state.db.assistance_request(&first).await.unwrap_or_default().unwrap_or_else(|| panic!("open"));
+            let open = app.db.assistance_request(&first).await.unwrap_or_default().unwrap_or_else(|| panic!("open"));
             assert_eq!((open.status.as_str(), open.repeat_count), ("open", 1));
             // Another problem type is a request of its own.
             app.post_assistance(LONDON, &sam.email, "lost_2fa").await;
@@ -422,13 +419,11 @@ async fn bad_input_gets_a_clear_4xx_writes_nothing_and_sends_nothing() {
                 assert!(problem["request_id"].as_str().is_some_and(|r| r.len() == 16));
             }
         }
-        assert!(app.state.db.assistance_requests(None, None, 10).await.unwrap_or_default().is_empty());
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM assistance_request")
-            .fetch_one(app.state.db.pool())
-            .await
-            .unwrap_or(-1);
+        assert!(app.db.assistance_requests(None, None, 10).await.unwrap_or_default().is_empty());
+        let rows: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM assistance_request").fetch_one(app.db.pool()).await.unwrap_or(-1);
         assert_eq!(rows, 0, "no row written");
-        assert_eq!(app.state.db.outbox_counts().await.unwrap_or((-1, -1)), (0, 0), "no email");
+        assert_eq!(app.db.outbox_counts().await.unwrap_or((-1, -1)), (0, 0), "no email");
     })
     .await;
 }
@@ -448,13 +443,8 @@ async fn the_json_api_accepts_requests_like_the_form() {
             let body: serde_json::Value = response.json().await.unwrap_or_default();
             let reference = body["reference"].as_str().unwrap_or_default().to_owned();
             assert!(lifeline::domain::ReferenceId::parse(&reference).is_ok(), "{body}");
-            let stored = app
-                .state
-                .db
-                .assistance_request(&reference)
-                .await
-                .unwrap_or_default()
-                .unwrap_or_else(|| panic!("stored"));
+            let stored =
+                app.db.assistance_request(&reference).await.unwrap_or_default().unwrap_or_else(|| panic!("stored"));
             assert_eq!(
                 (stored.submitted_email.as_str(), stored.description.as_deref()),
                 ("sam@example.org", Some("new phone"))
@@ -471,7 +461,7 @@ async fn the_mail_folder_holds_one_eml_per_message_by_default() {
         async |app: TestApp| {
             app.add_admin("harry", 1).await;
             app.post_assistance(LONDON, "ghost@example.org", "other").await;
-            let dir = app.state.signin.settings.mail_dir.clone();
+            let dir = app.state.settings().mail_dir.clone();
             wait_until("an .eml file", async || {
                 std::fs::read_dir(&dir)
                     .map(|d| d.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == "eml")))
@@ -504,7 +494,7 @@ async fn helpdesk_admins_work_the_queue_in_the_console() {
                 &app.post_assistance(LINKOPING, &staff.email, "lost_2fa").await.text().await.unwrap_or_default(),
             );
             wait_until("processing", async || {
-                app.state.db.assistance_request(&reference).await.ok().flatten().is_some_and(|r| r.status == "open")
+                app.db.assistance_request(&reference).await.ok().flatten().is_some_and(|r| r.status == "open")
             })
             .await;
 
@@ -581,18 +571,13 @@ async fn helpdesk_admins_work_the_queue_in_the_console() {
             let done = close("resolve", "Called the number on file; sent recovery code.").await;
             assert_eq!(location(&done), format!("/console/requests/{reference}"));
             assert_eq!(close("dismiss", "again").await.status(), StatusCode::CONFLICT);
-            let closed = app
-                .state
-                .db
-                .assistance_request(&reference)
-                .await
-                .unwrap_or_default()
-                .unwrap_or_else(|| panic!("request"));
+            let closed =
+                app.db.assistance_request(&reference).await.unwrap_or_default().unwrap_or_else(|| panic!("request"));
             assert_eq!(closed.status, "resolved");
             assert_eq!(closed.closed_by.as_deref(), Some(format!("account:{}:harry", harry.account_id).as_str()));
 
             // Received, opened (with who was notified), resolved: all in the audit log.
-            let records = app.state.db.audit_records(0, 1000).await.unwrap_or_default();
+            let records = app.db.audit_records(0, 1000).await.unwrap_or_default();
             let trail: Vec<(&str, &str)> = records
                 .iter()
                 .filter(|r| r.entry.reference.as_deref() == Some(reference.as_str()))
@@ -622,7 +607,7 @@ async fn a_disabled_admin_keeps_no_power_in_an_open_session() {
         // Disabling comes with the recovery actions; until then, straight in the directory.
         sqlx::query("UPDATE person SET status = 'disabled' WHERE email = $1")
             .bind(&harry.email)
-            .execute(app.state.db.pool())
+            .execute(app.db.pool())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         // The session dies with the person's status: every page sends it to sign in again.
@@ -702,7 +687,7 @@ async fn refused_requests_charge_no_bucket() {
                 assert_eq!(own.status(), StatusCode::ACCEPTED, "the victim asking for themself");
             }
             let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM assistance_request")
-                .fetch_one(app.state.db.pool())
+                .fetch_one(app.db.pool())
                 .await
                 .unwrap_or(-1);
             assert_eq!(rows, 7, "refused requests are not stored");
@@ -781,10 +766,10 @@ async fn a_repeat_from_elsewhere_keeps_both_submissions_emails_an_update_and_eve
             // an email would be written in the same transaction as the join).
             let third = json_reference(app.post_assistance_json(LONDON, &hank.email, "locked_out", "").await).await;
             wait_until("the third to join", async || {
-                app.state.db.assistance_request(&third).await.ok().flatten().is_some_and(|r| r.status == "joined")
+                app.db.assistance_request(&third).await.ok().flatten().is_some_and(|r| r.status == "joined")
             })
             .await;
-            let (queued, sent) = app.state.db.outbox_counts().await.unwrap_or_default();
+            let (queued, sent) = app.db.outbox_counts().await.unwrap_or_default();
             assert_eq!(queued + sent, 2, "one dossier and one update");
 
             // The console shows every submission on the request, and Hank's reference leads to it.
@@ -839,14 +824,14 @@ async fn a_repeat_from_elsewhere_keeps_both_submissions_emails_an_update_and_eve
 async fn outbox(app: &TestApp) -> Vec<(String, String)> {
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT subject, text_body FROM outbox_email ORDER BY outbox_email_id")
-            .fetch_all(app.state.db.pool())
+            .fetch_all(app.db.pool())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     rows
 }
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(app.state.db.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    sqlx::query_scalar(sql).fetch_one(app.db.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 #[tokio::test]
@@ -916,7 +901,6 @@ async fn a_flood_reaches_the_admins_as_one_digest_per_interval_and_every_request
             assert_eq!(app.state.assistance.list("open", "").await.unwrap_or_default().len(), 100);
             assert_eq!(count(&app, "SELECT COUNT(*) FROM assistance_request WHERE digest_due_at IS NOT NULL").await, 0);
             let digest_audits = app
-                .state
                 .db
                 .audit_records(0, 10_000)
                 .await

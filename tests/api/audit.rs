@@ -10,7 +10,7 @@ fn lifeline(app_dir: &std::path::Path, db_url: &str, args: &[&str]) -> Output {
 }
 
 async fn db_exec(app: &TestApp, sql: &str) {
-    sqlx::raw_sql(sql).execute(app.state.db.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    sqlx::raw_sql(sql).execute(app.db.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 #[tokio::test]
@@ -55,7 +55,7 @@ async fn tampering_with_any_row_is_found_and_the_row_named() {
             app.post_sign_in(&browser(), &ada.username, "wrong-password-entirely").await;
         }
         let (dir, url) = (app.dir(), app.db_url());
-        let last = app.state.db.audit_head().await.unwrap_or_else(|e| panic!("{e}")).last_id;
+        let last = app.db.audit_head().await.unwrap_or_else(|e| panic!("{e}")).last_id;
         assert!(last >= 5);
         let changes = [
             ("outcome", "'tampered'"),
@@ -148,7 +148,7 @@ async fn six_rows(app: &TestApp) -> Vec<lifeline::audit::AuditRecord> {
     app.add_person("ada", true).await;
     for i in 0..4 {
         let entry = lifeline::audit::AuditEntry::new(1_800_000_000 + i, &lifeline::audit::Actor::System, "test", "ok");
-        app.state.db.append_audit(&entry).await.unwrap_or_else(|e| panic!("{e}"));
+        app.db.append_audit(&entry).await.unwrap_or_else(|e| panic!("{e}"));
     }
     let rows = chain_rows(app).await;
     assert_eq!(rows.len(), 6);
@@ -157,7 +157,7 @@ async fn six_rows(app: &TestApp) -> Vec<lifeline::audit::AuditRecord> {
 }
 
 async fn chain_rows(app: &TestApp) -> Vec<lifeline::audit::AuditRecord> {
-    app.state.db.audit_records(0, 10_000).await.unwrap_or_else(|e| panic!("{e}"))
+    app.db.audit_records(0, 10_000).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Recompute every hash from row `from` to the end, as the attacker can, and point the head at the new end.
@@ -273,7 +273,7 @@ async fn the_schema_refuses_audit_rows_without_the_next_id() {
             )
         };
         for id in ["NULL", "9", "3"] {
-            let result = sqlx::raw_sql(&insert(id)).execute(app.state.db.pool()).await;
+            let result = sqlx::raw_sql(&insert(id)).execute(app.db.pool()).await;
             assert!(result.is_err(), "an audit row with id {id} must be refused");
         }
         // Rows the schema refuses never reach the dossier either: the log is what verify checked.
@@ -285,7 +285,7 @@ async fn the_schema_refuses_audit_rows_without_the_next_id() {
 #[tokio::test]
 async fn verify_names_every_unreadable_row_and_carries_on() {
     each_backend(async |app: TestApp| {
-        if app.state.db.backend() != lifeline::store::Backend::Sqlite {
+        if app.db.backend() != lifeline::store::Backend::Sqlite {
             return; // PostgreSQL's column types refuse such values; SQLite stores what it is given.
         }
         six_rows(&app).await;

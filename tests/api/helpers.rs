@@ -25,6 +25,8 @@ pub fn testdata(name: &str) -> PathBuf {
 pub struct TestApp {
     pub address: String,
     pub state: AppState,
+    /// The concrete store, for the tests' own SQL and for closing it.
+    pub db: Arc<lifeline::store::SqlStore>,
     /// The app's clock: the real time, moved forward when a test says "five minutes later".
     pub clock: Arc<dyn TestClock>,
     _background: Background,
@@ -223,17 +225,26 @@ pub async fn spawn_with_clock(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let address = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
     settings.public_url = address.clone();
-    let state = lifeline::app::build_with_clock(settings, clock.clone()).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let built = lifeline::app::build_with_clock(settings, clock.clone()).await.unwrap_or_else(|e| panic!("{e:#}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server_state = state.clone();
+    let server_state = built.state.clone();
     tokio::spawn(async move {
         let _ = lifeline::http::serve(listener, server_state, async {
             let _ = rx.await;
         })
         .await;
     });
-    let background = Background(lifeline::app::spawn_background(&state));
-    TestApp { address, state, clock, _background: background, _dir: dir, _db: db, _shutdown: tx }
+    let background = Background(lifeline::app::spawn_background(&built));
+    TestApp {
+        address,
+        state: built.state,
+        db: built.store,
+        clock,
+        _background: background,
+        _dir: dir,
+        _db: db,
+        _shutdown: tx,
+    }
 }
 
 /// The real time plus an offset that a test moves forward, so "after the lock has run out" needs no wait.
@@ -328,7 +339,7 @@ impl TestApp {
         let (email, username) = (new.email.to_string(), new.username.to_string());
         let (_, account) = self
             .state
-            .signin
+            .directory
             .add_person(new, Some(PASSWORD), &lifeline::audit::Actor::System)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -422,7 +433,7 @@ impl TestApp {
         let person = self.add_person(username, true).await;
         let grant = lifeline::domain::Grant { dpa_level, ..Default::default() };
         self.state
-            .signin
+            .directory
             .set_grant(&person.email, grant, &lifeline::audit::Actor::System)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -438,7 +449,7 @@ impl TestApp {
     }
 
     pub async fn person_json(&self, email: &str) -> serde_json::Value {
-        let view = self.state.signin.person_view(email).await.unwrap_or_else(|e| panic!("{e}"));
+        let view = self.state.directory.person_view(email).await.unwrap_or_else(|e| panic!("{e}"));
         serde_json::to_value(view).unwrap_or_else(|e| panic!("{e}"))
     }
 }

@@ -147,10 +147,11 @@ impl Instances {
 async fn arrange(db: &TestDb, dir: &Path) -> Person {
     let mut settings = test_settings(dir);
     settings.database_url = db.url.clone();
-    let state = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let app = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
     let person = {
-        let (_, account) = state
-            .signin
+        let (_, account) = app
+            .state
+            .directory
             .add_person(
                 new_person("Ada Admin", "ada@example.org", "ada"),
                 Some(PASSWORD),
@@ -159,7 +160,7 @@ async fn arrange(db: &TestDb, dir: &Path) -> Person {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let secret = lifeline::totp::TotpSecret::generate();
-        let codes = state.signin.enrol_totp_now(account.id, &secret).await.unwrap_or_else(|e| panic!("{e}"));
+        let codes = app.state.signin.enrol_totp_now(account.id, &secret).await.unwrap_or_else(|e| panic!("{e}"));
         Person {
             email: "ada@example.org".into(),
             username: "ada".into(),
@@ -169,7 +170,7 @@ async fn arrange(db: &TestDb, dir: &Path) -> Person {
             account_id: account.id,
         }
     };
-    state.db.close().await;
+    app.store.close().await;
     person
 }
 
@@ -177,17 +178,17 @@ async fn arrange(db: &TestDb, dir: &Path) -> Person {
 async fn arrange_admins(db: &TestDb, dir: &Path) {
     let mut settings = test_settings(dir);
     settings.database_url = db.url.clone();
-    let state = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let app = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
     for (name, dpa_level) in [("harry", 1), ("ada", 3)] {
         let mut new = new_person(name, &format!("{name}@example.org"), name);
         new.grant.dpa_level = dpa_level;
-        state
-            .signin
+        app.state
+            .directory
             .add_person(new, Some(PASSWORD), &lifeline::audit::Actor::System)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    state.db.close().await;
+    app.store.close().await;
 }
 
 /// Settings for instances that talk to a test SMTP sink and answer quickly.
@@ -457,16 +458,16 @@ async fn memory_stays_flat_over_two_thousand_sign_ins_from_sixteen_clients() {
         // the lockout's limit on attempts in flight.
         let mut settings = test_settings(dir.path());
         settings.database_url = db.url.clone();
-        let state = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let app = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
         for n in 0..16 {
             let new = new_person(&format!("Person {n}"), &format!("p{n}@example.org"), &format!("p{n}"));
-            state
-                .signin
+            app.state
+                .directory
                 .add_person(new, Some(PASSWORD), &lifeline::audit::Actor::System)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         }
-        state.db.close().await;
+        app.store.close().await;
     }
     let one = Instances::start(dir.path(), &db.url, 1, &[]).await;
     let done = std::sync::atomic::AtomicUsize::new(0);

@@ -13,7 +13,7 @@ pub async fn events(app: &TestApp, account: i64, outcome: &str) -> i64 {
     sqlx::query("SELECT COUNT(*) AS n FROM sign_in_event WHERE account_id = $1 AND outcome = $2")
         .bind(account)
         .bind(outcome)
-        .fetch_one(app.state.db.pool())
+        .fetch_one(app.db.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .get::<i64, _>("n")
@@ -22,7 +22,7 @@ pub async fn events(app: &TestApp, account: i64, outcome: &str) -> i64 {
 async fn sessions(app: &TestApp, account: i64) -> i64 {
     sqlx::query("SELECT COUNT(*) AS n FROM web_session WHERE account_id = $1")
         .bind(account)
-        .fetch_one(app.state.db.pool())
+        .fetch_one(app.db.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .get::<i64, _>("n")
@@ -36,7 +36,7 @@ async fn wrong_passwords(app: &TestApp, person: &Person, n: usize) {
 }
 
 async fn failed_attempts(app: &TestApp, account: i64) -> u32 {
-    app.state.db.account(account).await.unwrap_or_else(|e| panic!("{e}")).map(|a| a.failed_attempts).unwrap_or(0)
+    app.db.account(account).await.unwrap_or_else(|e| panic!("{e}")).map(|a| a.failed_attempts).unwrap_or(0)
 }
 
 use lifeline::store::DirectoryStore;
@@ -351,7 +351,7 @@ async fn a_disabled_person_trying_the_right_password_is_not_locked_out_once_enab
             sqlx::query("UPDATE person SET status = $1 WHERE email = $2")
                 .bind(status)
                 .bind(&ada.email)
-                .execute(app.state.db.pool())
+                .execute(app.db.pool())
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         };

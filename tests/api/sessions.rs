@@ -9,7 +9,7 @@ async fn disable(app: &TestApp, email: &str) {
     // Disabling comes with the recovery actions; until then, straight in the directory.
     sqlx::query("UPDATE person SET status = 'disabled' WHERE email = $1")
         .bind(email)
-        .execute(app.state.db.pool())
+        .execute(app.db.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
@@ -197,7 +197,7 @@ async fn https_deployments_send_strict_transport_security_and_http_ones_do_not()
         let state = lifeline::app::build(settings).await.unwrap_or_else(|e| panic!("{e:#}"));
         let request =
             axum::http::Request::get("/signin").body(axum::body::Body::empty()).unwrap_or_else(|e| panic!("{e}"));
-        let response = lifeline::http::router(state).oneshot(request).await.unwrap_or_else(|e| panic!("{e}"));
+        let response = lifeline::http::router(state.state).oneshot(request).await.unwrap_or_else(|e| panic!("{e}"));
         let hsts = response.headers().get("strict-transport-security").and_then(|v| v.to_str().ok());
         assert_eq!(hsts, expected, "{public_url}");
     }

@@ -333,7 +333,9 @@ async fn the_client_ip_place_and_network_are_recorded_through_a_trusted_proxy() 
             .send()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let events = app.state.signin.store.recent_sign_ins(ada.account_id, 5).await.unwrap_or_else(|e| panic!("{e}"));
+        let events = lifeline::store::EventStore::recent_sign_ins(app.db.as_ref(), ada.account_id, 5)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let event = &events[0];
         assert_eq!(event.client_ip, "81.2.69.142");
         assert_eq!((event.city.as_deref(), event.country.as_deref()), (Some("London"), Some("GB")));
@@ -358,8 +360,9 @@ async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
-            let events =
-                app.state.signin.store.recent_sign_ins(ada.account_id, 5).await.unwrap_or_else(|e| panic!("{e}"));
+            let events = lifeline::store::EventStore::recent_sign_ins(app.db.as_ref(), ada.account_id, 5)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(events[0].client_ip, "127.0.0.1");
             assert_eq!(events[0].city, None);
         },
@@ -373,7 +376,7 @@ async fn health_and_readiness() {
         let client = browser();
         assert_eq!(client.get(app.url("/healthz")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
         assert_eq!(client.get(app.url("/readyz")).send().await.map(|r| r.status()).ok(), Some(StatusCode::OK));
-        app.state.db.close().await;
+        app.db.close().await;
         assert_eq!(
             client.get(app.url("/readyz")).send().await.map(|r| r.status()).ok(),
             Some(StatusCode::SERVICE_UNAVAILABLE)
@@ -387,7 +390,11 @@ async fn sso_accounts_have_no_password_here_and_say_nothing_about_it() {
     each_backend(async |app: TestApp| {
         let mut new = new_person("Sue Sso", "sue@example.org", "sue");
         new.source = lifeline::domain::AccountSource::Sso;
-        app.state.signin.add_person(new, None, &lifeline::audit::Actor::System).await.unwrap_or_else(|e| panic!("{e}"));
+        app.state
+            .directory
+            .add_person(new, None, &lifeline::audit::Actor::System)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let response = app.post_sign_in(&browser(), "sue", "anything-at-all-here").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(response.text().await.unwrap_or_default().contains(INVALID));

@@ -74,7 +74,7 @@ impl FromRequestParts<AppState> for Admin {
 impl Admin {
     /// Refuse with 403 (and a log line: failed authorisations are security events) unless allowed.
     pub fn require(&self, permission: Permission, state: &AppState) -> Result<(), PageError> {
-        if allows(&self.grant, permission, &state.signin.settings.permissions) {
+        if allows(&self.grant, permission, &state.settings().permissions) {
             Ok(())
         } else {
             tracing::warn!(account = self.account.id, ?permission, "authorisation refused");

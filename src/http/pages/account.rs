@@ -46,7 +46,7 @@ pub async fn home_get(
         source: account.source.as_str(),
         totp_enabled: overview.totp_enabled,
         backup_codes_left: overview.backup_codes_left,
-        qa_enabled: state.signin.settings.policy.qa_enabled,
+        qa_enabled: state.settings().policy.qa_enabled,
         qa_enrolled: overview.qa_enrolled,
         can_change_password: account.source == AccountSource::Local,
         can_view_requests: overview.can_view_requests,
@@ -57,7 +57,7 @@ pub async fn home_get(
 }
 
 fn min_length(state: &AppState) -> usize {
-    if state.signin.settings.policy.mfa_required { 8 } else { 15 }
+    if state.settings().policy.mfa_required { 8 } else { 15 }
 }
 
 pub async fn password_get(
@@ -148,13 +148,13 @@ pub async fn security_questions_get(
     _: AtStage<Active>,
     Extension(csrf): Extension<CsrfToken>,
 ) -> Result<Response, PageError> {
-    if !state.signin.settings.policy.qa_enabled {
+    if !state.settings().policy.qa_enabled {
         return Err(PageError::not_found());
     }
     Ok(render(&SecurityQuestionsPage {
         title: "Security questions",
         csrf: &csrf.0,
-        questions: &state.signin.settings.policy.qa_questions,
+        questions: &state.settings().policy.qa_questions,
         error: None,
     }))
 }
@@ -172,8 +172,8 @@ pub async fn security_questions_post(
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let questions = &state.signin.settings.policy.qa_questions;
-    if !state.signin.settings.policy.qa_enabled {
+    let questions = &state.settings().policy.qa_questions;
+    if !state.settings().policy.qa_enabled {
         return Err(PageError::not_found());
     }
     match state.signin.enrol_security_questions(session.account_id, &answers(&form, questions.len())).await {

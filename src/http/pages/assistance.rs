@@ -14,7 +14,7 @@ pub fn problems() -> Vec<(&'static str, &'static str)> {
 }
 
 fn page(state: &AppState, csrf: &str, form: &AssistanceForm, error: Option<&str>) -> Response {
-    let settings = &state.signin.settings;
+    let settings = &state.settings();
     render(&AssistancePage {
         title: "Can't sign in?",
         csrf,

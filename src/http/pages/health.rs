@@ -10,7 +10,7 @@ pub async fn healthz() -> &'static str {
 
 /// Ready: the database answers too.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.db.ping().await {
+    if state.readiness.ready().await {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")

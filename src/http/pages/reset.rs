@@ -10,7 +10,7 @@ use axum::response::Response;
 use std::collections::HashMap;
 
 pub async fn help_get(State(state): State<AppState>) -> Response {
-    let settings = &state.signin.settings;
+    let settings = &state.settings();
     render(&HelpPage {
         title: "Can't sign in?",
         contacts: &settings.help.contacts,
@@ -19,7 +19,7 @@ pub async fn help_get(State(state): State<AppState>) -> Response {
 }
 
 fn reset_page(state: &AppState, csrf: &str, email: &str, answers: &[String], error: Option<&str>) -> Response {
-    let policy = &state.signin.settings.policy;
+    let policy = &state.settings().policy;
     render(&ResetPage {
         title: "Reset your password",
         csrf,
@@ -43,7 +43,7 @@ pub async fn reset_post(
 ) -> Result<Response, PageError> {
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     let email: String = field("email").chars().take(254).collect();
-    let given = answers(&form, state.signin.settings.policy.qa_questions.len());
+    let given = answers(&form, state.settings().policy.qa_questions.len());
     let result = state
         .signin
         .reset_with_security_questions(&email, &given, field("new_password"), field("confirm_password"), &ctx)
