@@ -1,27 +1,25 @@
-//! Lifeline: a self-hosted identity service for the moment a person cannot sign in.
+//! Lifeline's server: the HTTP front (pages, console, API), the CLI, the mail transports and the `lifeline`
+//! binary, on top of `lifeline-core` (what the product does) and `lifeline-store` (where it is kept).
 //!
-//! Layers, arrows pointing down: `http` and `cli` (fronts) → `signin`, `directory` (services) →
-//! `policy`, `domain`, `totp` (pure) → `store`, `geo`, `crypto` (behind narrow interfaces).
+//! Layers, arrows pointing down: `http` and `cli` (fronts) → the core's services (`signin`, `directory`,
+//! `assistance`) → the core's pure layers (`policy`, `domain`, `totp`) → the store's traits, `geo`, `crypto`.
+//! `app` assembles them; `mail` renders and delivers what the services put in the outbox.
 // Tests may unwrap: a panic with the error is exactly what a failing test should do.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
-pub mod assistance;
-pub mod audit;
 pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod crypto;
 pub mod demo;
-pub mod directory;
-pub mod domain;
-pub mod email;
-pub mod geo;
 pub mod http;
 pub mod mail;
-pub mod policy;
-pub mod retention;
-pub mod services;
-pub mod signin;
-pub mod store;
-pub mod totp;
+
+// The core's modules under their usual names, so `crate::signin::…` reads the same from here and from tests.
+pub use lifeline_core::{
+    assistance, audit, clock, config, crypto, directory, domain, email, geo, policy, retention, services, signin, totp,
+};
+
+/// The store: the core's traits and the SQL implementation, in one place.
+pub mod store {
+    pub use lifeline_core::store::*;
+    pub use lifeline_store::{Backend, SqlStore, copy};
+}

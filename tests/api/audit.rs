@@ -309,14 +309,14 @@ async fn legacy_database(db: &TestDb, rows: i64) {
     let pool = store.pool();
     let migrations = match store.backend() {
         lifeline::store::Backend::Sqlite => [
-            include_str!("../../migrations/sqlite/0001_directory_and_credentials.sql"),
-            include_str!("../../migrations/sqlite/0002_audit.sql"),
-            include_str!("../../migrations/sqlite/0003_outbox_and_assistance.sql"),
+            include_str!("../../crates/store/migrations/sqlite/0001_directory_and_credentials.sql"),
+            include_str!("../../crates/store/migrations/sqlite/0002_audit.sql"),
+            include_str!("../../crates/store/migrations/sqlite/0003_outbox_and_assistance.sql"),
         ],
         lifeline::store::Backend::Postgres => [
-            include_str!("../../migrations/postgres/0001_directory_and_credentials.sql"),
-            include_str!("../../migrations/postgres/0002_audit.sql"),
-            include_str!("../../migrations/postgres/0003_outbox_and_assistance.sql"),
+            include_str!("../../crates/store/migrations/postgres/0001_directory_and_credentials.sql"),
+            include_str!("../../crates/store/migrations/postgres/0002_audit.sql"),
+            include_str!("../../crates/store/migrations/postgres/0003_outbox_and_assistance.sql"),
         ],
     };
     sqlx::raw_sql(

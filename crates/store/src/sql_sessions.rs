@@ -21,7 +21,7 @@ impl SessionStore for SqlStore {
             .bind(now)
             .bind(expires_at)
             .execute(&self.pool)
-            .await?;
+            .await.db()?;
         Ok(())
     }
 
@@ -37,14 +37,15 @@ impl SessionStore for SqlStore {
         .bind(&token.0)
         .bind(now)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .db()?;
         let Some(row) = row else { return Ok(None) };
-        let stage: String = row.try_get("stage")?;
+        let stage: String = row.try_get("stage").db()?;
         Ok(Some(SessionRecord {
-            account_id: row.try_get("account_id")?,
+            account_id: row.try_get("account_id").db()?,
             stage: SessionStage::parse(&stage)
                 .ok_or_else(|| StoreError::Corrupt(format!("session stage {stage:?}")))?,
-            expires_at: row.try_get("expires_at")?,
+            expires_at: row.try_get("expires_at").db()?,
         }))
     }
 
@@ -65,12 +66,12 @@ impl SessionStore for SqlStore {
         .bind(&old.0)
         .bind(now)
         .execute(&self.pool)
-        .await?;
+        .await.db()?;
         Ok(result.rows_affected() == 1)
     }
 
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()> {
-        sqlx::query("DELETE FROM web_session WHERE token_hash = $1").bind(&token.0).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM web_session WHERE token_hash = $1").bind(&token.0).execute(&self.pool).await.db()?;
         Ok(())
     }
 
@@ -78,9 +79,10 @@ impl SessionStore for SqlStore {
         let row = sqlx::query("SELECT pending_totp FROM web_session WHERE token_hash = $1")
             .bind(&token.0)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .db()?;
         Ok(match row {
-            Some(row) => row.try_get("pending_totp")?,
+            Some(row) => row.try_get("pending_totp").db()?,
             None => None,
         })
     }
@@ -90,13 +92,14 @@ impl SessionStore for SqlStore {
             .bind(sealed.to_vec())
             .bind(&token.0)
             .execute(&self.pool)
-            .await?;
+            .await
+            .db()?;
         Ok(())
     }
 
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         let result =
-            sqlx::query("DELETE FROM web_session WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM web_session WHERE expires_at <= $1").bind(now).execute(&self.pool).await.db()?;
         Ok(result.rows_affected())
     }
 }
@@ -104,9 +107,9 @@ impl SessionStore for SqlStore {
 #[async_trait]
 impl EventStore for SqlStore {
     async fn record_sign_in(&self, e: &SignInEvent) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         insert_sign_in(&mut tx, self.audit_key()?, e).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(())
     }
 
@@ -118,20 +121,20 @@ impl EventStore for SqlStore {
         .bind(account)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
+        .await.db()?;
         rows.iter()
             .map(|r| {
                 Ok(SignInEvent {
-                    account_id: r.try_get("account_id")?,
-                    at: r.try_get("at")?,
-                    outcome: r.try_get("outcome")?,
-                    method: r.try_get("method")?,
-                    client_ip: r.try_get("client_ip")?,
-                    city: r.try_get("city")?,
-                    country: r.try_get("country")?,
-                    asn: r.try_get::<Option<i64>, _>("asn")?.and_then(|a| u32::try_from(a).ok()),
-                    network: r.try_get("network")?,
-                    user_agent: r.try_get("user_agent")?,
+                    account_id: r.try_get("account_id").db()?,
+                    at: r.try_get("at").db()?,
+                    outcome: r.try_get("outcome").db()?,
+                    method: r.try_get("method").db()?,
+                    client_ip: r.try_get("client_ip").db()?,
+                    city: r.try_get("city").db()?,
+                    country: r.try_get("country").db()?,
+                    asn: r.try_get::<Option<i64>, _>("asn").db()?.and_then(|a| u32::try_from(a).ok()),
+                    network: r.try_get("network").db()?,
+                    user_agent: r.try_get("user_agent").db()?,
                 })
             })
             .collect()
@@ -152,7 +155,8 @@ impl ThrottleStore for SqlStore {
         .bind(window_start)
         .bind(i64::from(max))
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(row.is_some())
     }
 
@@ -164,7 +168,8 @@ impl ThrottleStore for SqlStore {
         .bind(bucket)
         .bind(window_start)
         .execute(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(())
     }
 
@@ -172,7 +177,8 @@ impl ThrottleStore for SqlStore {
         let result = sqlx::query("DELETE FROM sign_in_throttle WHERE window_start < $1")
             .bind(before)
             .execute(&self.pool)
-            .await?;
+            .await
+            .db()?;
         Ok(result.rows_affected())
     }
 }
@@ -182,9 +188,10 @@ impl KeyStore for SqlStore {
     async fn key_fingerprint(&self) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT fingerprint FROM key_fingerprint WHERE key_fingerprint_id = 1")
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .db()?;
         Ok(match row {
-            Some(row) => Some(row.try_get("fingerprint")?),
+            Some(row) => Some(row.try_get("fingerprint").db()?),
             None => None,
         })
     }
@@ -197,7 +204,8 @@ impl KeyStore for SqlStore {
         .bind(fingerprint)
         .bind(now)
         .execute(&self.pool)
-        .await?;
+        .await
+        .db()?;
         self.key_fingerprint().await?.ok_or_else(|| StoreError::Corrupt("the key fingerprint vanished".into()))
     }
 
@@ -206,16 +214,18 @@ impl KeyStore for SqlStore {
         // log is guarded by its sealed head already; rows from before the chain was keyed need no key.
         let row = sqlx::query("SELECT (SELECT COUNT(*) FROM person) + (SELECT COUNT(*) FROM totp_credential) AS n")
             .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
+            .await
+            .db()?;
+        Ok(row.try_get::<i64, _>("n").db()? > 0)
     }
 
     async fn any_sealed_secret(&self) -> StoreResult<Option<(AccountId, Vec<u8>)>> {
         let row = sqlx::query("SELECT account_id, secret_ciphertext FROM totp_credential ORDER BY account_id LIMIT 1")
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .db()?;
         Ok(match row {
-            Some(row) => Some((row.try_get("account_id")?, row.try_get("secret_ciphertext")?)),
+            Some(row) => Some((row.try_get("account_id").db()?, row.try_get("secret_ciphertext").db()?)),
             None => None,
         })
     }

@@ -2,18 +2,9 @@
 //! caller never sees half a change; counters and single-use secrets are changed with one conditional
 //! statement, so two concurrent callers (or two instances) cannot both win.
 //!
-//! One SQL implementation ([`SqlStore`]) serves SQLite and PostgreSQL through sqlx's `Any` driver:
+//! One SQL implementation (`SqlStore`, in the `lifeline-store` crate) serves SQLite and PostgreSQL through sqlx's `Any` driver:
 //! the SQL is written once in the dialect both accept (`$n` placeholders in order, BIGINT and TEXT),
 //! and each backend has its own migrations. Services never learn which backend they talk to.
-
-pub mod copy;
-mod migrate;
-mod sql;
-mod sql_assistance;
-mod sql_audit;
-mod sql_credentials;
-mod sql_directory;
-mod sql_sessions;
 
 use crate::audit::{AuditEntry, AuditHead, AuditRecord, UnreadableRow};
 use crate::crypto::TokenHash;
@@ -24,8 +15,6 @@ use crate::domain::{
 use crate::policy::lockout::LockoutPolicy;
 use async_trait::async_trait;
 
-pub use sql::{Backend, SqlStore};
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken (an email or username already taken); the text says which.
@@ -34,8 +23,9 @@ pub enum StoreError {
     /// A reference that must exist does not (a manager's email, a person).
     #[error("{0}")]
     NotFound(String),
+    /// The database failed (connection, statement); the text is the driver's.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(String),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
     /// The store was opened without the audit key (as `migrate` and `copy-db` do), so it cannot seal audit rows.

@@ -1,8 +1,8 @@
 //! A small migration runner: plain SQL files per backend, applied in order, each in its own transaction
 //! and recorded in `schema_migration`. A migration is never edited once released; add a new one.
 
-use super::StoreResult;
 use super::sql::Backend;
+use super::{Db, StoreResult};
 use sqlx::{AnyConnection, AnyPool};
 
 struct Migration {
@@ -16,44 +16,44 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "directory_and_credentials",
-        sqlite: include_str!("../../migrations/sqlite/0001_directory_and_credentials.sql"),
-        postgres: include_str!("../../migrations/postgres/0001_directory_and_credentials.sql"),
+        sqlite: include_str!("../migrations/sqlite/0001_directory_and_credentials.sql"),
+        postgres: include_str!("../migrations/postgres/0001_directory_and_credentials.sql"),
     },
     Migration {
         version: 2,
         name: "audit",
-        sqlite: include_str!("../../migrations/sqlite/0002_audit.sql"),
-        postgres: include_str!("../../migrations/postgres/0002_audit.sql"),
+        sqlite: include_str!("../migrations/sqlite/0002_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0002_audit.sql"),
     },
     Migration {
         version: 3,
         name: "outbox_and_assistance",
-        sqlite: include_str!("../../migrations/sqlite/0003_outbox_and_assistance.sql"),
-        postgres: include_str!("../../migrations/postgres/0003_outbox_and_assistance.sql"),
+        sqlite: include_str!("../migrations/sqlite/0003_outbox_and_assistance.sql"),
+        postgres: include_str!("../migrations/postgres/0003_outbox_and_assistance.sql"),
     },
     Migration {
         version: 4,
         name: "audit_key",
-        sqlite: include_str!("../../migrations/sqlite/0004_audit_key.sql"),
-        postgres: include_str!("../../migrations/postgres/0004_audit_key.sql"),
+        sqlite: include_str!("../migrations/sqlite/0004_audit_key.sql"),
+        postgres: include_str!("../migrations/postgres/0004_audit_key.sql"),
     },
     Migration {
         version: 5,
         name: "assistance_hardening",
-        sqlite: include_str!("../../migrations/sqlite/0005_assistance_hardening.sql"),
-        postgres: include_str!("../../migrations/postgres/0005_assistance_hardening.sql"),
+        sqlite: include_str!("../migrations/sqlite/0005_assistance_hardening.sql"),
+        postgres: include_str!("../migrations/postgres/0005_assistance_hardening.sql"),
     },
     Migration {
         version: 6,
         name: "sign_in_hardening",
-        sqlite: include_str!("../../migrations/sqlite/0006_sign_in_hardening.sql"),
-        postgres: include_str!("../../migrations/postgres/0006_sign_in_hardening.sql"),
+        sqlite: include_str!("../migrations/sqlite/0006_sign_in_hardening.sql"),
+        postgres: include_str!("../migrations/postgres/0006_sign_in_hardening.sql"),
     },
     Migration {
         version: 7,
         name: "key_fingerprint",
-        sqlite: include_str!("../../migrations/sqlite/0007_key_fingerprint.sql"),
-        postgres: include_str!("../../migrations/postgres/0007_key_fingerprint.sql"),
+        sqlite: include_str!("../migrations/sqlite/0007_key_fingerprint.sql"),
+        postgres: include_str!("../migrations/postgres/0007_key_fingerprint.sql"),
     },
 ];
 
@@ -63,13 +63,13 @@ const MIGRATIONS: &[Migration] = &[
 /// time; on SQLite each migration's transaction takes the write lock up front (`BEGIN IMMEDIATE`), so
 /// the second migrator waits and then sees the work done.
 pub async fn run(pool: &AnyPool, backend: Backend) -> StoreResult<Vec<String>> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = pool.acquire().await.db()?;
     if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_lock(7402116531)").execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_lock(7402116531)").execute(&mut *conn).await.db()?;
     }
     let result = apply(&mut conn, backend).await;
     if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock(7402116531)").execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_unlock(7402116531)").execute(&mut *conn).await.db()?;
     }
     result
 }
@@ -79,17 +79,17 @@ async fn apply(conn: &mut AnyConnection, backend: Backend) -> StoreResult<Vec<St
         "CREATE TABLE IF NOT EXISTS schema_migration (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
     .execute(&mut *conn)
-    .await?;
+    .await.db()?;
     let begin = match backend {
         Backend::Sqlite => "BEGIN IMMEDIATE",
         Backend::Postgres => "BEGIN",
     };
     let mut applied = Vec::new();
     for m in MIGRATIONS {
-        sqlx::raw_sql(begin).execute(&mut *conn).await?;
+        sqlx::raw_sql(begin).execute(&mut *conn).await.db()?;
         match apply_one(conn, backend, m).await {
             Ok(done) => {
-                sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+                sqlx::raw_sql("COMMIT").execute(&mut *conn).await.db()?;
                 if done {
                     applied.push(format!("{:04}_{}", m.version, m.name));
                 }
@@ -108,7 +108,8 @@ async fn apply_one(conn: &mut AnyConnection, backend: Backend, m: &Migration) ->
     let seen = sqlx::query("SELECT version FROM schema_migration WHERE version = $1")
         .bind(m.version)
         .fetch_optional(&mut *conn)
-        .await?
+        .await
+        .db()?
         .is_some();
     if seen {
         return Ok(false);
@@ -117,12 +118,13 @@ async fn apply_one(conn: &mut AnyConnection, backend: Backend, m: &Migration) ->
         Backend::Sqlite => m.sqlite,
         Backend::Postgres => m.postgres,
     };
-    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+    sqlx::raw_sql(sql).execute(&mut *conn).await.db()?;
     sqlx::query("INSERT INTO schema_migration (version, name, applied_at) VALUES ($1, $2, $3)")
         .bind(m.version)
         .bind(m.name)
         .bind(chrono::Utc::now().timestamp())
         .execute(&mut *conn)
-        .await?;
+        .await
+        .db()?;
     Ok(true)
 }

@@ -20,7 +20,8 @@ pub(super) async fn enqueue(conn: &mut sqlx::AnyConnection, email: &OutgoingEmai
     .bind(&email.html)
     .bind(now)
     .execute(&mut *conn)
-    .await?;
+    .await
+    .db()?;
     Ok(())
 }
 
@@ -30,26 +31,26 @@ const REQUEST_COLUMNS: &str = "assistance_request_id, reference, submitted_email
 
 fn request_from_row(r: &AnyRow) -> StoreResult<AssistanceRequest> {
     Ok(AssistanceRequest {
-        id: r.try_get("assistance_request_id")?,
-        reference: r.try_get("reference")?,
-        submitted_email: r.try_get("submitted_email")?,
-        problem: r.try_get("problem")?,
-        description: r.try_get("description")?,
-        client_ip: r.try_get("client_ip")?,
-        user_agent: r.try_get("user_agent")?,
-        created_at: r.try_get("created_at")?,
-        status: r.try_get("status")?,
-        joined_to: r.try_get("joined_to")?,
-        repeat_count: r.try_get("repeat_count")?,
-        person_id: r.try_get("person_id")?,
-        account_id: r.try_get("account_id")?,
-        dossier: r.try_get("dossier")?,
-        notified: r.try_get("notified")?,
-        closed_by: r.try_get("closed_by")?,
-        closed_at: r.try_get("closed_at")?,
-        close_note: r.try_get("close_note")?,
-        network: r.try_get("network")?,
-        country: r.try_get("country")?,
+        id: r.try_get("assistance_request_id").db()?,
+        reference: r.try_get("reference").db()?,
+        submitted_email: r.try_get("submitted_email").db()?,
+        problem: r.try_get("problem").db()?,
+        description: r.try_get("description").db()?,
+        client_ip: r.try_get("client_ip").db()?,
+        user_agent: r.try_get("user_agent").db()?,
+        created_at: r.try_get("created_at").db()?,
+        status: r.try_get("status").db()?,
+        joined_to: r.try_get("joined_to").db()?,
+        repeat_count: r.try_get("repeat_count").db()?,
+        person_id: r.try_get("person_id").db()?,
+        account_id: r.try_get("account_id").db()?,
+        dossier: r.try_get("dossier").db()?,
+        notified: r.try_get("notified").db()?,
+        closed_by: r.try_get("closed_by").db()?,
+        closed_at: r.try_get("closed_at").db()?,
+        close_note: r.try_get("close_note").db()?,
+        network: r.try_get("network").db()?,
+        country: r.try_get("country").db()?,
     })
 }
 
@@ -65,10 +66,10 @@ impl OutboxStore for SqlStore {
         // A few spare candidates, for the ones another instance claims first.
         .bind(limit + 8)
         .fetch_all(self.pool())
-        .await?
+        .await.db()?
         .iter()
         .map(|r| r.try_get::<i64, _>(0))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>().db()?;
         let mut claimed = Vec::new();
         for id in candidates {
             if claimed.len() as i64 >= limit {
@@ -84,17 +85,18 @@ impl OutboxStore for SqlStore {
             .bind(id)
             .bind(now)
             .fetch_optional(self.pool())
-            .await?;
+            .await
+            .db()?;
             if let Some(r) = row {
                 claimed.push(QueuedEmail {
-                    id: r.try_get("outbox_email_id")?,
-                    attempts: r.try_get("attempts")?,
+                    id: r.try_get("outbox_email_id").db()?,
+                    attempts: r.try_get("attempts").db()?,
                     email: OutgoingEmail {
-                        message_id: r.try_get("message_id")?,
-                        to: r.try_get("to_address")?,
-                        subject: r.try_get("subject")?,
-                        text: r.try_get("text_body")?,
-                        html: r.try_get("html_body")?,
+                        message_id: r.try_get("message_id").db()?,
+                        to: r.try_get("to_address").db()?,
+                        subject: r.try_get("subject").db()?,
+                        text: r.try_get("text_body").db()?,
+                        html: r.try_get("html_body").db()?,
                     },
                 });
             }
@@ -109,7 +111,8 @@ impl OutboxStore for SqlStore {
         .bind(now)
         .bind(id)
         .execute(self.pool())
-        .await?;
+        .await
+        .db()?;
         Ok(())
     }
 
@@ -130,7 +133,8 @@ impl OutboxStore for SqlStore {
         .bind(error)
         .bind(id)
         .execute(self.pool())
-        .await?;
+        .await
+        .db()?;
         Ok(())
     }
 
@@ -140,8 +144,9 @@ impl OutboxStore for SqlStore {
              COALESCE(SUM(CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END), 0) AS sent FROM outbox_email",
         )
         .fetch_one(self.pool())
-        .await?;
-        Ok((row.try_get("queued")?, row.try_get("sent")?))
+        .await
+        .db()?;
+        Ok((row.try_get("queued").db()?, row.try_get("sent").db()?))
     }
 }
 
@@ -152,7 +157,7 @@ impl AssistanceStore for SqlStore {
         // behind each other instead of deadlocking.
         let mut order: Vec<usize> = (0..buckets.len()).collect();
         order.sort_by(|a, b| buckets[*a].key.cmp(&buckets[*b].key));
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.db()?;
         let mut refused = None;
         for &i in &order {
             let bucket = &buckets[i];
@@ -167,17 +172,18 @@ impl AssistanceStore for SqlStore {
             .bind(bucket.window_start)
             .bind(bucket.max)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await
+            .db()?;
             if taken.is_none() {
                 refused = Some(i);
                 break;
             }
         }
         let Some(first_full) = refused else {
-            tx.commit().await?;
+            tx.commit().await.db()?;
             return Ok(RateCharge::Taken);
         };
-        tx.rollback().await?;
+        tx.rollback().await.db()?;
         // Name every full bucket, so the client is told the longest wait.
         let mut full = Vec::new();
         for (i, bucket) in buckets.iter().enumerate() {
@@ -186,9 +192,11 @@ impl AssistanceStore for SqlStore {
                     .bind(&bucket.key)
                     .bind(bucket.window_start)
                     .fetch_optional(self.pool())
-                    .await?
+                    .await
+                    .db()?
                     .map(|r| r.try_get("hits"))
-                    .transpose()?;
+                    .transpose()
+                    .db()?;
             if i == first_full || hits.is_some_and(|h| h >= bucket.max) {
                 full.push(i);
             }
@@ -209,16 +217,20 @@ impl AssistanceStore for SqlStore {
         .bind(key)
         .bind(window_start)
         .fetch_one(self.pool())
-        .await?
-        .try_get("hits")?;
+        .await
+        .db()?
+        .try_get("hits")
+        .db()?;
         let before: Option<i64> =
             sqlx::query("SELECT hits FROM rate_limit_counter WHERE bucket = $1 AND window_start = $2")
                 .bind(key)
                 .bind(previous)
                 .fetch_optional(self.pool())
-                .await?
+                .await
+                .db()?
                 .map(|r| r.try_get("hits"))
-                .transpose()?;
+                .transpose()
+                .db()?;
         Ok((now, before.unwrap_or(0)))
     }
 
@@ -226,12 +238,13 @@ impl AssistanceStore for SqlStore {
         let result = sqlx::query("DELETE FROM rate_limit_counter WHERE window_start < $1")
             .bind(before)
             .execute(self.pool())
-            .await?;
+            .await
+            .db()?;
         Ok(result.rows_affected())
     }
 
     async fn insert_assistance_request(&self, r: &NewAssistanceRequest) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.db()?;
         sqlx::query(
             "INSERT INTO assistance_request (reference, submitted_email, problem, description, client_ip, user_agent, created_at, status) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'received')",
@@ -247,7 +260,7 @@ impl AssistanceStore for SqlStore {
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict("reference taken".into()),
-            _ => StoreError::Database(e),
+            _ => StoreError::Database(e.to_string()),
         })?;
         let mut entry = AuditEntry::new(r.created_at, &Actor::Public, "assistance.request", "received")
             .ip(r.client_ip.clone())
@@ -256,7 +269,7 @@ impl AssistanceStore for SqlStore {
             );
         entry.reference = Some(r.reference.to_string());
         append(&mut tx, self.audit_key()?, &entry).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(())
     }
 
@@ -271,10 +284,12 @@ impl AssistanceStore for SqlStore {
         )
         .bind(now)
         .fetch_all(self.pool())
-        .await?
+        .await
+        .db()?
         .iter()
         .map(|r| r.try_get::<i64, _>(0))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .db()?;
         for id in candidates {
             let row = sqlx::query(&format!(
                 "UPDATE assistance_request SET claimed_until = $1 WHERE assistance_request_id = $2 AND status = 'received' \
@@ -284,7 +299,7 @@ impl AssistanceStore for SqlStore {
             .bind(id)
             .bind(now)
             .fetch_optional(self.pool())
-            .await?;
+            .await.db()?;
             if let Some(r) = row {
                 return Ok(Some(request_from_row(&r)?));
             }
@@ -299,15 +314,16 @@ impl AssistanceStore for SqlStore {
         repeat_since: Timestamp,
         now: Timestamp,
     ) -> StoreResult<ProcessOutcome> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.db()?;
         // One completion at a time across instances, so two repeats cannot both open.
-        sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await?;
+        sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await.db()?;
         let Some(row) = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1 AND status = 'received'"
         ))
         .bind(id)
         .fetch_optional(&mut *tx)
-        .await?
+        .await
+        .db()?
         else {
             return Ok(ProcessOutcome::AlreadyProcessed);
         };
@@ -321,9 +337,9 @@ impl AssistanceStore for SqlStore {
         .bind(repeat_since)
         .bind(id)
         .fetch_optional(&mut *tx)
-        .await?
+        .await.db()?
         .map(|r| Ok::<_, sqlx::Error>((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
-        .transpose()?;
+        .transpose().db()?;
         // The emails were composed for what the caller saw; under the lock, make sure it still holds.
         if open != p.joins {
             return Ok(ProcessOutcome::Stale);
@@ -341,7 +357,8 @@ impl AssistanceStore for SqlStore {
             )
             .bind(open_id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
             sqlx::query(
                 "UPDATE assistance_request SET status = 'joined', joined_to = $1, person_id = $2, account_id = $3, \
                  dossier = $4, notified = $5, network = $6, country = $7, processed_at = $8, claimed_until = NULL \
@@ -357,7 +374,8 @@ impl AssistanceStore for SqlStore {
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
             entry.outcome = "joined".into();
             entry.details = Some(if p.emails.is_empty() {
                 format!(
@@ -386,7 +404,7 @@ impl AssistanceStore for SqlStore {
             .bind(p.digest_due_at)
             .bind(id)
             .execute(&mut *tx)
-            .await?;
+            .await.db()?;
             entry.details = digest.map(|d| d.trim_start_matches("; ").to_owned());
             entry.notified = notified;
             ProcessOutcome::Opened
@@ -395,7 +413,7 @@ impl AssistanceStore for SqlStore {
             enqueue(&mut tx, email, now).await?;
         }
         append(&mut tx, self.audit_key()?, &entry).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(outcome)
     }
 
@@ -415,7 +433,8 @@ impl AssistanceStore for SqlStore {
         .bind(problem.unwrap_or(""))
         .bind(limit)
         .fetch_all(self.pool())
-        .await?;
+        .await
+        .db()?;
         rows.iter().map(request_from_row).collect()
     }
 
@@ -423,7 +442,8 @@ impl AssistanceStore for SqlStore {
         let row = sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE reference = $1"))
             .bind(reference)
             .fetch_optional(self.pool())
-            .await?;
+            .await
+            .db()?;
         row.as_ref().map(request_from_row).transpose()
     }
 
@@ -432,7 +452,8 @@ impl AssistanceStore for SqlStore {
             sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1"))
                 .bind(id)
                 .fetch_optional(self.pool())
-                .await?;
+                .await
+                .db()?;
         row.as_ref().map(request_from_row).transpose()
     }
 
@@ -452,7 +473,7 @@ impl AssistanceStore for SqlStore {
         .bind(since)
         .bind(except)
         .fetch_optional(self.pool())
-        .await?;
+        .await.db()?;
         row.as_ref().map(request_from_row).transpose()
     }
 
@@ -472,7 +493,7 @@ impl AssistanceStore for SqlStore {
         .bind(since)
         .bind(except_email)
         .fetch_all(self.pool())
-        .await?;
+        .await.db()?;
         rows.iter().map(request_from_row).collect()
     }
 
@@ -483,7 +504,8 @@ impl AssistanceStore for SqlStore {
         ))
         .bind(id)
         .fetch_all(self.pool())
-        .await?;
+        .await
+        .db()?;
         rows.iter().map(request_from_row).collect()
     }
 
@@ -494,7 +516,8 @@ impl AssistanceStore for SqlStore {
         ))
         .bind(now)
         .fetch_all(self.pool())
-        .await?;
+        .await
+        .db()?;
         rows.iter().map(request_from_row).collect()
     }
 
@@ -507,9 +530,9 @@ impl AssistanceStore for SqlStore {
         audit: &AuditEntry,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.db()?;
         // Serialised with request processing, which is what marks requests for a digest.
-        sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await?;
+        sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await.db()?;
         let notified = notified.join(", ");
         let marked = sqlx::query(
             "UPDATE assistance_request SET digest_due_at = NULL, notified = $1 \
@@ -519,7 +542,8 @@ impl AssistanceStore for SqlStore {
         .bind(now)
         .bind(last_id)
         .execute(&mut *tx)
-        .await?
+        .await
+        .db()?
         .rows_affected();
         if marked != count as u64 {
             return Ok(false);
@@ -530,7 +554,7 @@ impl AssistanceStore for SqlStore {
         let mut entry = audit.clone();
         entry.notified = Some(notified);
         append(&mut tx, self.audit_key()?, &entry).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(true)
     }
 
@@ -541,7 +565,7 @@ impl AssistanceStore for SqlStore {
         note: &str,
         audit: &AuditEntry,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.db()?;
         let done = sqlx::query(
             "UPDATE assistance_request SET status = $1, closed_by = $2, closed_at = $3, close_note = $4 \
              WHERE reference = $5 AND status = 'open'",
@@ -552,14 +576,15 @@ impl AssistanceStore for SqlStore {
         .bind(note)
         .bind(reference)
         .execute(&mut *tx)
-        .await?
+        .await
+        .db()?
         .rows_affected()
             == 1;
         if !done {
             return Ok(false);
         }
         append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(true)
     }
 
@@ -571,8 +596,9 @@ impl AssistanceStore for SqlStore {
         )
         .bind(i64::from(min_dpa))
         .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(|r| Ok((r.try_get("email")?, super::sql::grant_from_row(r)?))).collect()
+        .await
+        .db()?;
+        rows.iter().map(|r| Ok((r.try_get("email").db()?, super::sql::grant_from_row(r)?))).collect()
     }
 
     async fn authenticator_changes(
@@ -587,8 +613,9 @@ impl AssistanceStore for SqlStore {
         .bind(account)
         .bind(limit)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(|r| Ok((r.try_get("kind")?, r.try_get("change")?, r.try_get("at")?))).collect()
+        .await
+        .db()?;
+        rows.iter().map(|r| Ok((r.try_get("kind").db()?, r.try_get("change").db()?, r.try_get("at").db()?))).collect()
     }
 
     async fn last_audit_action(&self, account: AccountId, actions: &[&str]) -> StoreResult<Option<Timestamp>> {
@@ -599,8 +626,8 @@ impl AssistanceStore for SqlStore {
                     .bind(account)
                     .bind(*action)
                     .fetch_one(self.pool())
-                    .await?
-                    .try_get("at")?;
+                    .await.db()?
+                    .try_get("at").db()?;
             newest = newest.max(at);
         }
         Ok(newest)
@@ -623,19 +650,21 @@ impl AssistanceStore for SqlStore {
         .bind(network)
         .bind(before)
         .fetch_one(self.pool())
-        .await?;
-        Ok((row.try_get::<i64, _>("ip_hits")? > 0, row.try_get::<i64, _>("network_hits")? > 0))
+        .await
+        .db()?;
+        Ok((row.try_get::<i64, _>("ip_hits").db()? > 0, row.try_get::<i64, _>("network_hits").db()? > 0))
     }
 }
 
 #[async_trait]
 impl RetentionStore for SqlStore {
     async fn delete_sign_in_events_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.db()?;
         let removed = sqlx::query("DELETE FROM sign_in_event WHERE at < $1")
             .bind(before)
             .execute(&mut *tx)
-            .await?
+            .await
+            .db()?
             .rows_affected();
         if removed == 0 {
             return Ok(0);
@@ -643,25 +672,27 @@ impl RetentionStore for SqlStore {
         let mut entry = audit.clone();
         entry.details = Some(serde_json::json!({ "removed": removed, "before": before }).to_string());
         append(&mut tx, self.audit_key()?, &entry).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(removed)
     }
 
     async fn delete_closed_requests_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.db()?;
         let closed = "SELECT assistance_request_id FROM assistance_request \
                       WHERE status IN ('resolved', 'dismissed') AND closed_at < $1";
         // Repeats first: they point at the request they joined.
         let repeats = sqlx::query(&format!("DELETE FROM assistance_request WHERE joined_to IN ({closed})"))
             .bind(before)
             .execute(&mut *tx)
-            .await?
+            .await
+            .db()?
             .rows_affected();
         let requests =
             sqlx::query("DELETE FROM assistance_request WHERE status IN ('resolved', 'dismissed') AND closed_at < $1")
                 .bind(before)
                 .execute(&mut *tx)
-                .await?
+                .await
+                .db()?
                 .rows_affected();
         let removed = repeats + requests;
         if removed == 0 {
@@ -673,7 +704,7 @@ impl RetentionStore for SqlStore {
                 .to_string(),
         );
         append(&mut tx, self.audit_key()?, &entry).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(removed)
     }
 }

@@ -122,7 +122,8 @@ mod tests {
     }
 
     fn testdata(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/geoip").join(name)
+        // The test databases live with the workspace's tests (tests/data/geoip), two levels up.
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/geoip").join(name)
     }
 
     #[test]

@@ -12,9 +12,9 @@ impl DirectoryStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<(Person, Account)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         let created = insert_person(&mut tx, self.audit_key()?, new, now, audit).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(created)
     }
 
@@ -25,12 +25,12 @@ impl DirectoryStore for SqlStore {
         audit: &AuditEntry,
         progress: &(dyn Fn(usize) + Sync),
     ) -> StoreResult<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         for (i, row) in rows.iter().enumerate() {
             insert_person(&mut tx, self.audit_key()?, row, now, audit).await?;
             progress(i + 1);
         }
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(rows.len())
     }
 
@@ -38,7 +38,8 @@ impl DirectoryStore for SqlStore {
         let row = sqlx::query(&format!("SELECT {PERSON_COLUMNS} FROM person WHERE person_id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .db()?;
         row.as_ref().map(person_from_row).transpose()
     }
 
@@ -46,7 +47,8 @@ impl DirectoryStore for SqlStore {
         let row = sqlx::query(&format!("SELECT {PERSON_COLUMNS} FROM person WHERE email = $1"))
             .bind(email.as_str())
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .db()?;
         row.as_ref().map(person_from_row).transpose()
     }
 
@@ -55,7 +57,8 @@ impl DirectoryStore for SqlStore {
             sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE person_id = $1 ORDER BY account_id"))
                 .bind(person)
                 .fetch_all(&self.pool)
-                .await?;
+                .await
+                .db()?;
         rows.iter().map(account_from_row).collect()
     }
 
@@ -63,7 +66,8 @@ impl DirectoryStore for SqlStore {
         let row = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE account_id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .db()?;
         row.as_ref().map(account_from_row).transpose()
     }
 
@@ -72,18 +76,18 @@ impl DirectoryStore for SqlStore {
         let by_username = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE username = $1"))
             .bind(&login)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .db()?;
         let row = match by_username {
             Some(row) => Some(row),
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM account WHERE source <> 'sso' AND person_id = \
+            None => sqlx::query(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM account WHERE source <> 'sso' AND person_id = \
                      (SELECT person_id FROM person WHERE email = $1) ORDER BY account_id LIMIT 1"
-                ))
-                .bind(&login)
-                .fetch_optional(&self.pool)
-                .await?
-            }
+            ))
+            .bind(&login)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?,
         };
         row.as_ref().map(account_from_row).transpose()
     }
@@ -94,26 +98,29 @@ impl DirectoryStore for SqlStore {
         )
         .bind(person)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .db()?;
         row.as_ref().map(grant_from_row).transpose().map(Option::unwrap_or_default)
     }
 
     async fn set_grant(&self, person: PersonId, grant: &Grant, audit: &AuditEntry) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         write_grant(&mut tx, person, grant, &audit.actor, audit.at).await?;
         append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(())
     }
 
     async fn count_people(&self) -> StoreResult<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM person").fetch_one(&self.pool).await?.try_get("n")?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM person").fetch_one(&self.pool).await.db()?.try_get("n").db()?)
     }
 
     async fn count_directory_admins(&self) -> StoreResult<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM permission_grant WHERE directory_admin = 1")
             .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+            .await
+            .db()?
+            .try_get("n")
+            .db()?)
     }
 }

@@ -6,7 +6,7 @@
 //! not in the database: keep the same key file or `LIFELINE_SECRET_KEY`, or TOTP secrets cannot be opened.
 
 use super::sql::{Backend, SqlStore};
-use super::{StoreError, StoreResult};
+use super::{Db, StoreError, StoreResult};
 use sqlx::Row;
 
 #[derive(Clone, Copy)]
@@ -207,19 +207,24 @@ pub fn copied_tables() -> Vec<&'static str> {
 pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static str, usize)>> {
     to.migrate().await?;
     for (table, _, _) in TABLES {
-        let n: i64 =
-            sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}")).fetch_one(to.pool()).await?.try_get("n")?;
+        let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(to.pool())
+            .await
+            .db()?
+            .try_get("n")
+            .db()?;
         if n > 0 {
             return Err(StoreError::Conflict(format!("the target database is not empty (table {table} has {n} rows)")));
         }
     }
-    let mut tx = to.pool().begin().await?;
+    let mut tx = to.pool().begin().await.db()?;
     let mut counts = Vec::new();
     for (table, order, columns) in TABLES {
         let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
         let rows = sqlx::query(&format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", ")))
             .fetch_all(from.pool())
-            .await?;
+            .await
+            .db()?;
         // A manager may have been added after their report: link managers in a second pass.
         let insert_names: Vec<&str> =
             names.iter().copied().filter(|c| !(*table == "person" && *c == "manager_id")).collect();
@@ -232,21 +237,22 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
                     continue;
                 }
                 query = match kind {
-                    Int => query.bind(row.try_get::<Option<i64>, _>(*name)?),
-                    Text => query.bind(row.try_get::<Option<String>, _>(*name)?),
-                    Bytes => query.bind(row.try_get::<Option<Vec<u8>>, _>(*name)?),
+                    Int => query.bind(row.try_get::<Option<i64>, _>(*name).db()?),
+                    Text => query.bind(row.try_get::<Option<String>, _>(*name).db()?),
+                    Bytes => query.bind(row.try_get::<Option<Vec<u8>>, _>(*name).db()?),
                 };
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut *tx).await.db()?;
         }
         if *table == "person" {
             for row in &rows {
-                if let Some(manager) = row.try_get::<Option<i64>, _>("manager_id")? {
+                if let Some(manager) = row.try_get::<Option<i64>, _>("manager_id").db()? {
                     sqlx::query("UPDATE person SET manager_id = $1 WHERE person_id = $2")
                         .bind(manager)
-                        .bind(row.try_get::<i64, _>("person_id")?)
+                        .bind(row.try_get::<i64, _>("person_id").db()?)
                         .execute(&mut *tx)
-                        .await?;
+                        .await
+                        .db()?;
                 }
             }
         }
@@ -256,13 +262,15 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
     // Its seal too: the same key file keeps it valid, and no key is needed here.
     let head = sqlx::query("SELECT last_id, last_hash, seal FROM audit_head WHERE audit_head_id = 1")
         .fetch_one(from.pool())
-        .await?;
+        .await
+        .db()?;
     sqlx::query("UPDATE audit_head SET last_id = $1, last_hash = $2, seal = $3 WHERE audit_head_id = 1")
-        .bind(head.try_get::<i64, _>("last_id")?)
-        .bind(head.try_get::<String, _>("last_hash")?)
-        .bind(head.try_get::<Option<String>, _>("seal")?)
+        .bind(head.try_get::<i64, _>("last_id").db()?)
+        .bind(head.try_get::<String, _>("last_hash").db()?)
+        .bind(head.try_get::<Option<String>, _>("seal").db()?)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .db()?;
     // Identity columns continue after the copied keys (SQLite's AUTOINCREMENT follows inserted keys itself).
     if to.backend() == Backend::Postgres {
         for (table, order, _) in TABLES {
@@ -273,9 +281,9 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
                 "SELECT setval(pg_get_serial_sequence('{table}', '{order}'), COALESCE((SELECT MAX({order}) FROM {table}), 0) + 1, false)"
             ))
             .execute(&mut *tx)
-            .await?;
+            .await.db()?;
         }
     }
-    tx.commit().await?;
+    tx.commit().await.db()?;
     Ok(counts)
 }

@@ -25,8 +25,13 @@ async fn lock_head(conn: &mut sqlx::AnyConnection) -> StoreResult<AuditHead> {
         "UPDATE audit_head SET last_id = last_id WHERE audit_head_id = 1 RETURNING last_id, last_hash, seal",
     )
     .fetch_one(&mut *conn)
-    .await?;
-    Ok(AuditHead { last_id: row.try_get("last_id")?, last_hash: row.try_get("last_hash")?, seal: row.try_get("seal")? })
+    .await
+    .db()?;
+    Ok(AuditHead {
+        last_id: row.try_get("last_id").db()?,
+        last_hash: row.try_get("last_hash").db()?,
+        seal: row.try_get("seal").db()?,
+    })
 }
 
 /// Write the row after `head` (whose lock the caller holds) and move the head to it, sealed.
@@ -60,7 +65,7 @@ async fn append_after(
     .bind(prev_hash)
     .bind(&hash)
     .execute(&mut *conn)
-    .await?;
+    .await.db()?;
     set_head(conn, key, id, &hash).await?;
     Ok(id)
 }
@@ -72,16 +77,17 @@ async fn set_head(conn: &mut sqlx::AnyConnection, key: &AuditKey, id: i64, hash:
         .bind(hash)
         .bind(audit::head_seal(key, id, hash))
         .execute(&mut *conn)
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
 #[async_trait]
 impl AuditStore for SqlStore {
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         let id = append(&mut tx, self.audit_key()?, entry).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(id)
     }
 
@@ -94,24 +100,25 @@ impl AuditStore for SqlStore {
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
+        .await.db()?;
         rows.iter().map(audit_row).collect()
     }
 
     async fn audit_head(&self) -> StoreResult<AuditHead> {
         let row = sqlx::query("SELECT last_id, last_hash, seal FROM audit_head WHERE audit_head_id = 1")
             .fetch_one(&self.pool)
-            .await?;
+            .await
+            .db()?;
         Ok(AuditHead {
-            last_id: row.try_get("last_id")?,
-            last_hash: row.try_get("last_hash")?,
-            seal: row.try_get("seal")?,
+            last_id: row.try_get("last_id").db()?,
+            last_hash: row.try_get("last_hash").db()?,
+            seal: row.try_get("seal").db()?,
         })
     }
 
     async fn seal_audit_chain(&self, now: Timestamp) -> StoreResult<Sealing> {
         let key = self.audit_key()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         let head = lock_head(&mut tx).await?;
         if head.seal.is_some() {
             // Sealed already, by this key or not; a foreign seal is never replaced (that would launder a moved head).
@@ -130,7 +137,7 @@ impl AuditStore for SqlStore {
             let seal_row = append_after(&mut tx, key, &head, &entry).await?;
             Sealing::PinnedLegacyRows { legacy_rows: head.last_id, seal_row }
         };
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(sealing)
     }
 }
@@ -146,7 +153,7 @@ fn head_not_ours() -> StoreError {
 /// A row as stored: its id must read (the schema makes it a NOT NULL integer); any other column that does not is
 /// reported with the row's id instead of failing the whole read.
 fn audit_row(r: &AnyRow) -> StoreResult<Result<AuditRecord, UnreadableRow>> {
-    let id: i64 = r.try_get("audit_event_id")?;
+    let id: i64 = r.try_get("audit_event_id").db()?;
     Ok(audit_record(r, id).map_err(|problem| UnreadableRow { id, hash: r.try_get("hash").ok(), problem }))
 }
 

@@ -26,7 +26,8 @@ async fn reset_if_usable(conn: &mut sqlx::AnyConnection, account: AccountId, now
     .bind(account)
     .bind(now)
     .execute(&mut *conn)
-    .await?
+    .await
+    .db()?
     .rows_affected();
     Ok(done == 1)
 }
@@ -45,11 +46,11 @@ async fn complete_with_code(
         return Ok(CodeUse::NotAccepted);
     }
     if !reset_if_usable(&mut tx, account, now).await? {
-        tx.rollback().await?;
+        tx.rollback().await.db()?;
         return Ok(CodeUse::Refused);
     }
     insert_sign_in(&mut tx, key, event).await?;
-    tx.commit().await?;
+    tx.commit().await.db()?;
     Ok(CodeUse::Used)
 }
 
@@ -59,14 +60,15 @@ async fn insert_backup_codes(
     codes: &[TokenHash],
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM backup_code WHERE account_id = $1").bind(account).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM backup_code WHERE account_id = $1").bind(account).execute(&mut *conn).await.db()?;
     for code in codes {
         sqlx::query("INSERT INTO backup_code (account_id, code_hash, created_at) VALUES ($1, $2, $3)")
             .bind(account)
             .bind(&code.0)
             .bind(now)
             .execute(&mut *conn)
-            .await?;
+            .await
+            .db()?;
     }
     history(conn, account, "backup_codes", if codes.is_empty() { "removed" } else { "bound" }, now).await
 }
@@ -82,23 +84,24 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         sqlx::query("UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = $3 WHERE account_id = $4")
             .bind(hash)
             .bind(now)
             .bind(i64::from(require_change))
             .bind(account)
             .execute(&mut *tx)
-            .await?;
+            .await.db()?;
         history(&mut tx, account, "password", "bound", now).await?;
         let ended = sqlx::query("DELETE FROM web_session WHERE account_id = $1 AND token_hash <> $2")
             .bind(account)
             .bind(keep.map(|k| k.0.as_str()).unwrap_or_default())
             .execute(&mut *tx)
-            .await?
+            .await
+            .db()?
             .rows_affected();
         append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(ended)
     }
 
@@ -124,7 +127,8 @@ impl CredentialStore for SqlStore {
         .bind(seen.locked_until.unwrap_or(-1))
         .bind(seen.last_failed_at.unwrap_or(-1))
         .execute(&self.pool)
-        .await?
+        .await
+        .db()?
         .rows_affected();
         Ok(done == 1)
     }
@@ -136,7 +140,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         event: &SignInEvent,
     ) -> StoreResult<FailureResult> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         // The attempt was counted when it was admitted. A no-op update takes the row's write lock first, so
         // concurrent failures decide the lock one after the other.
         let row = sqlx::query(
@@ -145,12 +149,13 @@ impl CredentialStore for SqlStore {
         )
         .bind(account)
         .fetch_one(&mut *tx)
-        .await?;
-        let failed_attempts = count(&row, "failed_attempts")?;
-        let already_locked: Option<i64> = row.try_get("locked_at")?;
+        .await
+        .db()?;
+        let failed_attempts = count(&row, "failed_attempts").db()?;
+        let already_locked: Option<i64> = row.try_get("locked_at").db()?;
         let mut locked_now = false;
         if already_locked.is_none()
-            && let Some(lock) = policy.after_failure(failed_attempts, count(&row, "lock_count")?, now)
+            && let Some(lock) = policy.after_failure(failed_attempts, count(&row, "lock_count").db()?, now)
         {
             locked_now = sqlx::query(
                 "UPDATE account SET locked_at = $1, locked_until = $2, lock_reason = 'failures', \
@@ -160,7 +165,8 @@ impl CredentialStore for SqlStore {
             .bind(lock.locked_until)
             .bind(account)
             .execute(&mut *tx)
-            .await?
+            .await
+            .db()?
             .rows_affected()
                 == 1;
             if locked_now {
@@ -169,7 +175,7 @@ impl CredentialStore for SqlStore {
                     None => "until an operator unlocks it".to_owned(),
                 };
                 let entry = AuditEntry::new(now, &Actor::Public, "account.lock", "locked")
-                    .person(row.try_get("person_id")?)
+                    .person(row.try_get("person_id").db()?)
                     .account(account)
                     .reason("failures")
                     .details(format!("{failed_attempts} consecutive failed sign-in attempts; locked {until}"));
@@ -177,7 +183,7 @@ impl CredentialStore for SqlStore {
             }
         }
         insert_sign_in(&mut tx, self.audit_key()?, event).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(FailureResult { failed_attempts, locked_now })
     }
 
@@ -199,7 +205,8 @@ impl CredentialStore for SqlStore {
         .bind(previous_last_failed_at)
         .bind(now)
         .execute(&self.pool)
-        .await?
+        .await
+        .db()?
         .rows_affected();
         Ok(done == 1)
     }
@@ -210,12 +217,13 @@ impl CredentialStore for SqlStore {
         )
         .bind(account)
         .execute(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(())
     }
 
     async fn reset_failures(&self, account: AccountId, now: Timestamp) -> StoreResult<bool> {
-        Ok(reset_if_usable(&mut *self.pool.acquire().await?, account, now).await?)
+        Ok(reset_if_usable(&mut *self.pool.acquire().await.db()?, account, now).await?)
     }
 
     async fn unlock_account(
@@ -225,7 +233,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         let done = sqlx::query(
             "UPDATE account SET locked_at = NULL, locked_until = NULL, lock_reason = NULL, failed_attempts = 0, \
                lock_count = 0, last_failed_at = NULL, qa_failed_attempts = 0, qa_locked_at = NULL, \
@@ -237,12 +245,13 @@ impl CredentialStore for SqlStore {
         .bind(now)
         .bind(account)
         .execute(&mut *tx)
-        .await?
+        .await
+        .db()?
         .rows_affected()
             == 1;
         if done {
             append(&mut tx, self.audit_key()?, audit).await?;
-            tx.commit().await?;
+            tx.commit().await.db()?;
         }
         Ok(done)
     }
@@ -253,12 +262,13 @@ impl CredentialStore for SqlStore {
         )
         .bind(account)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .db()?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(TotpRecord {
-            sealed_secret: row.try_get("secret_ciphertext")?,
-            confirmed_at: row.try_get("confirmed_at")?,
-            last_used_step: row.try_get("last_used_step")?,
+            sealed_secret: row.try_get("secret_ciphertext").db()?,
+            confirmed_at: row.try_get("confirmed_at").db()?,
+            last_used_step: row.try_get("last_used_step").db()?,
         }))
     }
 
@@ -272,7 +282,7 @@ impl CredentialStore for SqlStore {
         audit: &AuditEntry,
         self_service: bool,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         // Clearing the requirement doubles as the check that the account may still complete a step (and
         // takes its row lock, so two enrolments of one account run one after the other).
         let usable = if self_service {
@@ -280,12 +290,14 @@ impl CredentialStore for SqlStore {
                 .bind(account)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?
+                .await
+                .db()?
         } else {
             sqlx::query("UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1")
                 .bind(account)
                 .execute(&mut *tx)
-                .await?
+                .await
+                .db()?
         }
         .rows_affected()
             == 1;
@@ -293,7 +305,8 @@ impl CredentialStore for SqlStore {
         sqlx::query("DELETE FROM totp_credential WHERE account_id = $1 AND confirmed_at IS NULL")
             .bind(account)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
         let inserted = usable
             && sqlx::query(
                 "INSERT INTO totp_credential (account_id, secret_ciphertext, confirmed_at, last_used_step, created_at) \
@@ -304,17 +317,18 @@ impl CredentialStore for SqlStore {
             .bind(now)
             .bind(step)
             .execute(&mut *tx)
-            .await?
+            .await
+            .db()?
             .rows_affected()
                 == 1;
         if !inserted {
-            tx.rollback().await?;
+            tx.rollback().await.db()?;
             return Ok(false);
         }
         history(&mut tx, account, "totp", "bound", now).await?;
         insert_backup_codes(&mut tx, account, backup_codes, now).await?;
         append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(true)
     }
 
@@ -325,7 +339,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         event: &SignInEvent,
     ) -> StoreResult<CodeUse> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         let used = sqlx::query(
             "UPDATE totp_credential SET last_used_step = $1 \
              WHERE account_id = $2 AND confirmed_at IS NOT NULL AND last_used_step < $1",
@@ -333,7 +347,8 @@ impl CredentialStore for SqlStore {
         .bind(step)
         .bind(account)
         .execute(&mut *tx)
-        .await?
+        .await
+        .db()?
         .rows_affected()
             == 1;
         complete_with_code(tx, self.audit_key()?, used, account, now, event).await
@@ -346,10 +361,10 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         insert_backup_codes(&mut tx, account, codes, now).await?;
         append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(())
     }
 
@@ -362,7 +377,7 @@ impl CredentialStore for SqlStore {
     ) -> StoreResult<CodeUse> {
         // The lookup is by the keyed hash, so no secret is compared here at all; `used_at IS NULL` in the
         // same statement makes the consumption atomic.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         let used = sqlx::query(
             "UPDATE backup_code SET used_at = $1 WHERE account_id = $2 AND code_hash = $3 AND used_at IS NULL",
         )
@@ -370,7 +385,8 @@ impl CredentialStore for SqlStore {
         .bind(account)
         .bind(&code.0)
         .execute(&mut *tx)
-        .await?
+        .await
+        .db()?
         .rows_affected()
             == 1;
         complete_with_code(tx, self.audit_key()?, used, account, now, event).await
@@ -380,8 +396,10 @@ impl CredentialStore for SqlStore {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM backup_code WHERE account_id = $1 AND used_at IS NULL")
             .bind(account)
             .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+            .await
+            .db()?
+            .try_get("n")
+            .db()?)
     }
 
     async fn set_qa_answers(
@@ -391,13 +409,14 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM qa_answer WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
+        let mut tx = self.pool.begin().await.db()?;
+        sqlx::query("DELETE FROM qa_answer WHERE account_id = $1").bind(account).execute(&mut *tx).await.db()?;
         // New answers, chosen by the signed-in person, start the Q&A lockout again.
         sqlx::query("UPDATE account SET qa_failed_attempts = 0, qa_locked_at = NULL WHERE account_id = $1")
             .bind(account)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
         for (i, hash) in answer_hashes.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO qa_answer (account_id, question_index, answer_hash, created_at) VALUES ($1, $2, $3, $4)",
@@ -407,7 +426,8 @@ impl CredentialStore for SqlStore {
             .bind(hash)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
         }
         history(
             &mut tx,
@@ -418,7 +438,7 @@ impl CredentialStore for SqlStore {
         )
         .await?;
         append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(())
     }
 
@@ -426,8 +446,9 @@ impl CredentialStore for SqlStore {
         let rows = sqlx::query("SELECT answer_hash FROM qa_answer WHERE account_id = $1 ORDER BY question_index")
             .bind(account)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(StoreError::from)).collect()
+            .await
+            .db()?;
+        rows.iter().map(|r| r.try_get::<String, _>(0).db()).collect()
     }
 
     async fn admit_qa_attempt(&self, account: AccountId, policy: &LockoutPolicy) -> StoreResult<bool> {
@@ -438,7 +459,8 @@ impl CredentialStore for SqlStore {
         .bind(account)
         .bind(i64::from(policy.qa_failed_attempts_before_lock))
         .execute(&self.pool)
-        .await?
+        .await
+        .db()?
         .rows_affected();
         Ok(done == 1)
     }
@@ -450,12 +472,13 @@ impl CredentialStore for SqlStore {
         )
         .bind(account)
         .execute(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(())
     }
 
     async fn record_qa_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         let row = sqlx::query(
             "UPDATE account SET qa_locked_at = $1 \
              WHERE account_id = $2 AND qa_locked_at IS NULL AND qa_failed_attempts >= $3 RETURNING person_id",
@@ -464,16 +487,17 @@ impl CredentialStore for SqlStore {
         .bind(account)
         .bind(i64::from(policy.qa_failed_attempts_before_lock))
         .fetch_optional(&mut *tx)
-        .await?;
+        .await
+        .db()?;
         let locked_now = row.is_some();
         if let Some(row) = row {
             let entry = AuditEntry::new(now, &Actor::Public, "qa.lock", "locked")
-                .person(row.try_get("person_id")?)
+                .person(row.try_get("person_id").db()?)
                 .account(account)
                 .reason("qa_failures");
             append(&mut tx, self.audit_key()?, &entry).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(locked_now)
     }
 
@@ -484,7 +508,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         let done = sqlx::query(&format!(
             "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 0, \
              qa_failed_attempts = 0 WHERE account_id = $3 AND {}",
@@ -494,16 +518,17 @@ impl CredentialStore for SqlStore {
         .bind(now)
         .bind(account)
         .execute(&mut *tx)
-        .await?
+        .await
+        .db()?
         .rows_affected()
             == 1;
         if !done {
             return Ok(false);
         }
         history(&mut tx, account, "password", "bound", now).await?;
-        sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await.db()?;
         append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(true)
     }
 
@@ -514,16 +539,17 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         sqlx::query("UPDATE account SET locked_at = $1, lock_reason = $2, locked_until = NULL WHERE account_id = $3")
             .bind(now)
             .bind(reason.as_str())
             .bind(account)
             .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await?;
+            .await
+            .db()?;
+        sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await.db()?;
         append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(())
     }
 }

@@ -296,7 +296,7 @@ impl Settings {
         if !(1..=3650).contains(&self.retention.closed_requests_days) {
             return Err("retention.closed_requests_days must be between 1 and 3650".into());
         }
-        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+        if crate::email::sender_address(&self.mail_from).is_none() {
             return Err("mail_from must be an address like \"Lifeline <lifeline@example.org>\"".into());
         }
         self.argon2.validate()?;

@@ -42,9 +42,9 @@ impl SqlStore {
             };
             // WAL lets readers work while one writer commits. Set once, on a lone connection: the pragma
             // needs an exclusive lock that a busy pool could not give it.
-            let mut conn = sqlx::AnyConnection::connect(&url).await?;
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await?;
-            conn.close().await?;
+            let mut conn = sqlx::AnyConnection::connect(&url).await.db()?;
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await.db()?;
+            conn.close().await.db()?;
             (url, Backend::Sqlite)
         } else {
             (url.to_owned(), Backend::Postgres)
@@ -52,7 +52,8 @@ impl SqlStore {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .connect(&url)
-            .await?;
+            .await
+            .db()?;
         Ok(Self { pool, backend, audit_key: None })
     }
 
@@ -104,63 +105,64 @@ pub(super) fn count(row: &AnyRow, col: &str) -> Result<u32, sqlx::Error> {
 
 pub(super) fn grant_from_row(row: &AnyRow) -> StoreResult<Grant> {
     Ok(Grant {
-        dpa_level: u8::try_from(row.try_get::<i64, _>("dpa_level")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        expert_mode: flag(row, "expert_mode")?,
-        auditor: flag(row, "auditor")?,
-        directory_admin: flag(row, "directory_admin")?,
+        dpa_level: u8::try_from(row.try_get::<i64, _>("dpa_level").db()?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        expert_mode: flag(row, "expert_mode").db()?,
+        auditor: flag(row, "auditor").db()?,
+        directory_admin: flag(row, "directory_admin").db()?,
     })
 }
 
 pub(super) fn person_from_row(row: &AnyRow) -> StoreResult<Person> {
-    let email: String = row.try_get("email")?;
-    let status: String = row.try_get("status")?;
+    let email: String = row.try_get("email").db()?;
+    let status: String = row.try_get("status").db()?;
     Ok(Person {
-        id: row.try_get("person_id")?,
-        display_name: row.try_get("display_name")?,
+        id: row.try_get("person_id").db()?,
+        display_name: row.try_get("display_name").db()?,
         email: EmailAddress::from_stored(&email).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        phone: row.try_get("phone")?,
-        manager_id: row.try_get("manager_id")?,
-        department: row.try_get("department")?,
+        phone: row.try_get("phone").db()?,
+        manager_id: row.try_get("manager_id").db()?,
+        department: row.try_get("department").db()?,
         status: PersonStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        created_at: row.try_get("created_at")?,
+        created_at: row.try_get("created_at").db()?,
     })
 }
 
 pub(super) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
-    let source: String = row.try_get("source")?;
-    let reason: Option<String> = row.try_get("lock_reason")?;
+    let source: String = row.try_get("source").db()?;
+    let reason: Option<String> = row.try_get("lock_reason").db()?;
     Ok(Account {
-        id: row.try_get("account_id")?,
-        person_id: row.try_get("person_id")?,
-        username: row.try_get("username")?,
+        id: row.try_get("account_id").db()?,
+        person_id: row.try_get("person_id").db()?,
+        username: row.try_get("username").db()?,
         source: AccountSource::from_str(&source).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        password_hash: row.try_get("password_hash")?,
-        password_changed_at: row.try_get("password_changed_at")?,
-        failed_attempts: count(row, "failed_attempts")?,
-        lock_count: count(row, "lock_count")?,
-        locked_at: row.try_get("locked_at")?,
+        password_hash: row.try_get("password_hash").db()?,
+        password_changed_at: row.try_get("password_changed_at").db()?,
+        failed_attempts: count(row, "failed_attempts").db()?,
+        lock_count: count(row, "lock_count").db()?,
+        locked_at: row.try_get("locked_at").db()?,
         lock_reason: reason
             .map(|r| LockReason::from_str(&r))
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        locked_until: row.try_get("locked_until")?,
-        unlocked_by: row.try_get("unlocked_by")?,
-        unlocked_at: row.try_get("unlocked_at")?,
+        locked_until: row.try_get("locked_until").db()?,
+        unlocked_by: row.try_get("unlocked_by").db()?,
+        unlocked_at: row.try_get("unlocked_at").db()?,
         required: crate::domain::RequiredActions {
-            change_password: flag(row, "require_change_password")?,
-            enroll_mfa: flag(row, "require_enroll_mfa")?,
+            change_password: flag(row, "require_change_password").db()?,
+            enroll_mfa: flag(row, "require_enroll_mfa").db()?,
         },
-        qa_failed_attempts: count(row, "qa_failed_attempts")?,
-        qa_locked_at: row.try_get("qa_locked_at")?,
-        created_at: row.try_get("created_at")?,
-        last_failed_at: row.try_get("last_failed_at")?,
+        qa_failed_attempts: count(row, "qa_failed_attempts").db()?,
+        qa_locked_at: row.try_get("qa_locked_at").db()?,
+        created_at: row.try_get("created_at").db()?,
+        last_failed_at: row.try_get("last_failed_at").db()?,
     })
 }
 
 pub(super) fn unique_violation(e: sqlx::Error, what: &str) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what.to_owned()),
-        _ => StoreError::Database(e),
+        _ => StoreError::Database(e.to_string()),
     }
 }
 
@@ -177,9 +179,11 @@ pub(super) async fn insert_person(
             sqlx::query("SELECT person_id FROM person WHERE email = $1")
                 .bind(email.as_str())
                 .fetch_optional(&mut *conn)
-                .await?
+                .await
+                .db()?
                 .map(|r| r.try_get::<i64, _>(0))
-                .transpose()?
+                .transpose()
+                .db()?
                 .ok_or_else(|| StoreError::NotFound(format!("manager {email} is not in the directory")))?,
         ),
     };
@@ -246,7 +250,7 @@ pub(super) async fn write_grant(
     .bind(now)
     .bind(by)
     .execute(&mut *conn)
-    .await?;
+    .await.db()?;
     Ok(())
 }
 
@@ -263,7 +267,8 @@ pub(super) async fn history(
         .bind(change)
         .bind(now)
         .execute(&mut *conn)
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -284,7 +289,7 @@ pub(super) async fn insert_sign_in(conn: &mut sqlx::AnyConnection, key: &AuditKe
     .bind(&e.network)
     .bind(&e.user_agent)
     .execute(&mut *conn)
-    .await?;
+    .await.db()?;
     let details = serde_json::json!({
         "method": e.method, "city": e.city, "country": e.country, "network": e.network, "user_agent": e.user_agent,
     });
