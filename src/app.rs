@@ -1,6 +1,7 @@
 //! Assembling the application from settings: storage, keys, hashing, GeoIP.
 
 use crate::assistance::Assistance;
+use crate::authz::Authority;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::{Keys, MasterKey, PasswordHasher};
@@ -53,6 +54,7 @@ pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyh
     };
     let state = AppState {
         signin: Arc::new(SignIn::new(core.clone(), store.clone())),
+        authority: Arc::new(Authority::new(core.clone(), store.clone())),
         directory: Arc::new(Directory::new(core.clone(), store.clone())),
         assistance: Arc::new(assistance),
         readiness: store.clone(),

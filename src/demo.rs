@@ -5,6 +5,7 @@
 
 use crate::app::App;
 use crate::audit::{Actor, AuditEntry};
+use crate::authz::{AddPerson, Principal};
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, LockReason, PersonStatus, Username};
 use crate::store::{CredentialStore, DirectoryStore, EventStore, NewPerson};
 use crate::totp::TotpSecret;
@@ -120,6 +121,7 @@ pub const SAM_ANSWERS: [&str; 3] = ["Hillside Primary", "Leeds", "Dune"];
 /// Create the demo organisation unless the directory already has people.
 pub async fn seed(app: &App) -> anyhow::Result<()> {
     let (signin, store) = (&app.state.signin, &app.store);
+    let system = app.state.authority.authorize::<AddPerson>(Principal::System, None).await?;
     if store.count_people().await? > 0 {
         return Ok(());
     }
@@ -141,7 +143,7 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
         let (_, account) = app
             .state
             .directory
-            .add_person(new, p.password, &Actor::System)
+            .add_person(&system, new, p.password)
             .await
             .with_context(|| format!("demo person {}", p.email))?;
         if let Some(secret) = p.totp {

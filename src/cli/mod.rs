@@ -2,7 +2,7 @@
 //! privilege tiers. Errors go to stderr with a non-zero exit; `--json` output goes to stdout.
 
 use crate::app;
-use crate::audit::{Actor, AuditKey, Verified, Verifier};
+use crate::audit::{AuditKey, Verified, Verifier};
 use crate::config::{DEFAULT_DATABASE_URL, Settings};
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
 use crate::store::{AuditStore, NewPerson, SqlStore};
@@ -225,7 +225,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 require_change_password: false,
                 grant: Grant { dpa_level: 3, expert_mode: true, auditor: true, directory_admin: true },
             };
-            let (person, account) = app.state.directory.add_person(new, Some(&password), &Actor::System).await?;
+            let (person, account) =
+                app.state.directory.add_person(&system(&app, None).await?, new, Some(&password)).await?;
             println!(
                 "Created administrator {} ({}), username {}.",
                 person.display_name, person.email, account.username
@@ -295,7 +296,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
                 require_change_password: false,
                 grant: Grant::default(),
             };
-            let (person, account) = directory.add_person(new, password.as_deref(), &Actor::System).await?;
+            let (person, account) = directory.add_person(&system(&app, None).await?, new, password.as_deref()).await?;
             let mut output = serde_json::json!({
                 "person_id": person.id,
                 "email": person.email.as_str(),
@@ -351,7 +352,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
         }
         PersonCommand::Grant { email, dpa, expert, auditor, directory_admin } => {
             let grant = Grant { dpa_level: dpa, expert_mode: expert, auditor, directory_admin };
-            let view = directory.set_grant(&email, grant, &Actor::System).await?;
+            let view = directory.set_grant(&system(&app, Some(directory.find(&email).await?.id)).await?, grant).await?;
             println!(
                 "{} now has DPA {dpa}, expert mode {expert}, auditor {auditor}, directory admin {directory_admin} (rank {}).",
                 view.email, view.rank
@@ -359,7 +360,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
         }
         PersonCommand::Unlock { email, reason } => {
             let reason = crate::domain::Reason::parse(&reason).map_err(|e| anyhow::anyhow!("--{e}"))?;
-            match directory.unlock(&email, &reason, &Actor::System).await? {
+            match directory.unlock(&system(&app, Some(directory.find(&email).await?.id)).await?, &reason).await? {
                 0 => println!("{email} has no locked account; nothing changed."),
                 n => println!("Unlocked {n} account{} of {email}.", if n == 1 { "" } else { "s" }),
             }
@@ -373,12 +374,22 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let from = file.display().to_string();
-            let count = directory.import(&rows, &from, &Actor::System, &|n| bar.set_position(n as u64)).await?;
+            let count =
+                directory.import(&system(&app, None).await?, &rows, &from, &|n| bar.set_position(n as u64)).await?;
             bar.finish_and_clear();
             println!("Imported {count} people from {}.", file.display());
         }
     }
     Ok(())
+}
+
+/// The system's proof for `A`: the CLI is run by an operator on the host, outside grants and tiers, but it
+/// goes through the same one function as the console.
+async fn system<A: crate::authz::Action>(
+    app: &app::App,
+    subject: Option<crate::domain::PersonId>,
+) -> anyhow::Result<crate::authz::Proof<A>> {
+    Ok(app.state.authority.authorize::<A>(crate::authz::Principal::System, subject).await?)
 }
 
 /// Parse `--since`: an RFC 3339 time or a plain date (midnight UTC).

@@ -16,6 +16,7 @@ pub use error::PageError;
 pub use server::{raise_open_file_limit, serve};
 
 use crate::assistance::Assistance;
+use crate::authz::Authority;
 use crate::directory::Directory;
 use crate::signin::SignIn;
 use crate::store::Readiness;
@@ -31,6 +32,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub signin: Arc<SignIn>,
+    /// The one maker of proofs of authorisation.
+    pub authority: Arc<Authority>,
     pub directory: Arc<Directory>,
     pub assistance: Arc<Assistance>,
     pub readiness: Arc<dyn Readiness>,

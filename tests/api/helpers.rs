@@ -22,6 +22,12 @@ pub fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/geoip").join(name)
 }
 
+/// The system's proof for `A` (as the CLI gets it), to arrange what a test needs.
+pub async fn system<A: lifeline::authz::Action>(state: &AppState, subject: Option<i64>) -> lifeline::authz::Proof<A> {
+    let principal = lifeline::authz::Principal::System;
+    state.authority.authorize::<A>(principal, subject).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
 pub struct TestApp {
     pub address: String,
     pub state: AppState,
@@ -340,7 +346,7 @@ impl TestApp {
         let (_, account) = self
             .state
             .directory
-            .add_person(new, Some(PASSWORD), &lifeline::audit::Actor::System)
+            .add_person(&system(&self.state, None).await, new, Some(PASSWORD))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let (secret, backup_codes) = if totp {
@@ -432,9 +438,10 @@ impl TestApp {
     pub async fn add_admin(&self, username: &str, dpa_level: u8) -> Person {
         let person = self.add_person(username, true).await;
         let grant = lifeline::domain::Grant { dpa_level, ..Default::default() };
+        let subject = self.state.directory.find(&person.email).await.unwrap_or_else(|e| panic!("{e}")).id;
         self.state
             .directory
-            .set_grant(&person.email, grant, &lifeline::audit::Actor::System)
+            .set_grant(&system(&self.state, Some(subject)).await, grant)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         person

@@ -153,9 +153,9 @@ async fn arrange(db: &TestDb, dir: &Path) -> Person {
             .state
             .directory
             .add_person(
+                &system(&app.state, None).await,
                 new_person("Ada Admin", "ada@example.org", "ada"),
                 Some(PASSWORD),
-                &lifeline::audit::Actor::System,
             )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -184,7 +184,7 @@ async fn arrange_admins(db: &TestDb, dir: &Path) {
         new.grant.dpa_level = dpa_level;
         app.state
             .directory
-            .add_person(new, Some(PASSWORD), &lifeline::audit::Actor::System)
+            .add_person(&system(&app.state, None).await, new, Some(PASSWORD))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -463,7 +463,7 @@ async fn memory_stays_flat_over_two_thousand_sign_ins_from_sixteen_clients() {
             let new = new_person(&format!("Person {n}"), &format!("p{n}@example.org"), &format!("p{n}"));
             app.state
                 .directory
-                .add_person(new, Some(PASSWORD), &lifeline::audit::Actor::System)
+                .add_person(&system(&app.state, None).await, new, Some(PASSWORD))
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         }

@@ -5,6 +5,7 @@
 
 mod assistance;
 mod audit;
+mod authz;
 mod bad_input;
 mod cli;
 mod helpers;

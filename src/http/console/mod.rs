@@ -1,14 +1,14 @@
-//! The admin console. Every handler takes an [`Admin`], which exists only for a signed-in session whose
-//! account has a second factor; what the admin may do is then asked of `policy::permissions` through
-//! [`Admin::require`] — the one check that the API and CLI use too.
+//! The admin console. Every handler takes an [`Admin`] (a signed-in session) and asks
+//! [`Admin::authorize`] for the proof of what it is about to do: the core's `Authority::authorize`, the one
+//! function that the API and CLI use too (actor active with a second factor, permission, tier, not themself).
 
 mod requests;
 
 use super::session::{Active, MaybeSession, Stages};
 use super::{AppState, PageError};
-use crate::audit::Actor;
-use crate::domain::{Account, Grant};
-use crate::policy::permissions::{Permission, allows};
+use crate::authz::{Action, AuthzError, Principal, Proof};
+use crate::domain::{AccountId, PersonId};
+use crate::policy::authz::Denial;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -24,9 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/requests/{reference}/close", post(requests::close_post))
 }
 
+/// A signed-in account in the console. Having one decides nothing: every handler asks
+/// [`Admin::authorize`] for the proof its service method takes.
 pub struct Admin {
-    pub account: Account,
-    pub grant: Grant,
+    pub account_id: AccountId,
 }
 
 pub enum Refusal {
@@ -55,34 +56,25 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let session = MaybeSession::from_request_parts(parts, state).await?;
         let session = session.at(<Active as Stages>::STAGES).map_err(Refusal::SignIn)?;
-        let operator = state.signin.operator(session.account_id).await.map_err(PageError::from)?;
-        if !operator.active {
-            return Err(PageError::new(StatusCode::FORBIDDEN, "This account is disabled.").into());
-        }
-        if !operator.has_mfa {
-            return Err(PageError::new(
-                StatusCode::FORBIDDEN,
-                "The console needs two-step verification: set up an authenticator app first.",
-            )
-            .into());
-        }
-        let (account, grant) = (operator.account, operator.grant);
-        Ok(Self { account, grant })
+        Ok(Self { account_id: session.account_id })
     }
 }
 
 impl Admin {
-    /// Refuse with 403 (and a log line: failed authorisations are security events) unless allowed.
-    pub fn require(&self, permission: Permission, state: &AppState) -> Result<(), PageError> {
-        if allows(&self.grant, permission, &state.settings().permissions) {
-            Ok(())
-        } else {
-            tracing::warn!(account = self.account.id, ?permission, "authorisation refused");
-            Err(PageError::new(StatusCode::FORBIDDEN, "You do not have permission to see this page."))
-        }
-    }
-
-    pub fn actor(&self) -> Actor {
-        Actor::Account { account_id: self.account.id, username: self.account.username.clone() }
+    /// The proof that this admin may do `A` (to `subject`) now, from the one function that makes proofs;
+    /// a refusal is a 403 page that says why.
+    pub async fn authorize<A: Action>(
+        &self,
+        state: &AppState,
+        subject: Option<PersonId>,
+    ) -> Result<Proof<A>, PageError> {
+        state.authority.authorize::<A>(Principal::Account(self.account_id), subject).await.map_err(|e| match e {
+            AuthzError::Denied(Denial::NotPermitted) => {
+                PageError::new(StatusCode::FORBIDDEN, "You do not have permission to see this page.")
+            }
+            AuthzError::Denied(denial) => PageError::new(StatusCode::FORBIDDEN, denial.to_string()),
+            AuthzError::Gone => PageError::not_found(),
+            AuthzError::Store(e) => PageError::from(e),
+        })
     }
 }

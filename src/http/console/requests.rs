@@ -1,13 +1,13 @@
 //! The assistance request queue: list (open first, filters), detail with the dossier, resolve / dismiss.
 
 use super::Admin;
+use crate::authz::{CloseRequest, Proof, ViewRequests};
 use crate::domain::{ProblemType, ReferenceId};
 use crate::http::labels;
 use crate::http::middleware::CsrfToken;
 use crate::http::pages::problems;
 use crate::http::templates::{ConsoleRequestPage, ConsoleRequestsPage, RequestRow, render};
 use crate::http::{AppState, PageError, error::ValidForm};
-use crate::policy::permissions::Permission;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -21,7 +21,7 @@ pub async fn requests_get(
     admin: Admin,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
-    admin.require(Permission::ViewRequests, &state)?;
+    let proof = admin.authorize::<ViewRequests>(&state, None).await?;
     let query = query.unwrap_or_default();
     let param = |name: &str| {
         form_urlencoded::parse(query.as_bytes())
@@ -35,7 +35,7 @@ pub async fn requests_get(
     let problem = ProblemType::parse(&param("type")).map(|p| p.as_str()).unwrap_or("");
     let rows = state
         .assistance
-        .list(status, problem)
+        .list(&proof, status, problem)
         .await?
         .into_iter()
         .map(|r| RequestRow {
@@ -63,9 +63,9 @@ pub async fn request_get(
     Path(reference): Path<String>,
     Extension(csrf): Extension<CsrfToken>,
 ) -> Result<Response, PageError> {
-    admin.require(Permission::ViewRequests, &state)?;
+    let proof = admin.authorize::<ViewRequests>(&state, None).await?;
     let reference = ReferenceId::parse(&reference).map_err(|_| PageError::not_found())?;
-    request_page(&state, &reference, &csrf.0, None).await
+    request_page(&state, &proof, &reference, &csrf.0, None).await
 }
 
 /// What the admin typed into the close form, to show again with the error.
@@ -77,13 +77,14 @@ struct CloseAttempt<'a> {
 
 async fn request_page(
     state: &AppState,
+    proof: &Proof<ViewRequests>,
     reference: &ReferenceId,
     csrf: &str,
     attempt: Option<CloseAttempt<'_>>,
 ) -> Result<Response, PageError> {
-    let request = state.assistance.find(reference).await?.ok_or_else(PageError::not_found)?;
+    let request = state.assistance.find(proof, reference).await?.ok_or_else(PageError::not_found)?;
     let dossier = request.dossier.as_deref().and_then(|d| serde_json::from_str(d).ok());
-    let (joined_to, submissions) = state.assistance.related(&request).await?;
+    let (joined_to, submissions) = state.assistance.related(proof, &request).await?;
     let closed = request.closed_at.map(|at| {
         format!(
             "{} by {} on {}: {}",
@@ -133,21 +134,25 @@ pub async fn close_post(
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<CloseForm>,
 ) -> Result<Response, PageError> {
-    admin.require(Permission::ViewRequests, &state)?;
+    let proof = admin.authorize::<CloseRequest>(&state, None).await?;
+    let view = admin.authorize::<ViewRequests>(&state, None).await?;
     let reference = ReferenceId::parse(&reference).map_err(|_| PageError::not_found())?;
     // A mistake in the form comes back on the request's page, with what was typed, to correct.
     let again = |error| CloseAttempt { error, decision: &form.decision, note: &form.note };
     let resolve = match form.decision.as_str() {
         "resolve" => true,
         "dismiss" => false,
-        _ => return request_page(&state, &reference, &csrf.0, Some(again("Choose resolved or dismissed."))).await,
+        _ => {
+            return request_page(&state, &view, &reference, &csrf.0, Some(again("Choose resolved or dismissed.")))
+                .await;
+        }
     };
     let note = form.note.trim();
     if note.is_empty() || note.chars().count() > 2000 {
         let error = "Write a note of 1 to 2000 characters: what you verified and what you did.";
-        return request_page(&state, &reference, &csrf.0, Some(again(error))).await;
+        return request_page(&state, &view, &reference, &csrf.0, Some(again(error))).await;
     }
-    if !state.assistance.close(&admin.actor(), reference.as_str(), resolve, note).await? {
+    if !state.assistance.close(&proof, reference.as_str(), resolve, note).await? {
         return Err(PageError::new(
             StatusCode::CONFLICT,
             "This request is not open (someone may have closed it already).",

@@ -10,6 +10,7 @@ pub mod notify;
 pub mod quote;
 
 use crate::audit::{Actor, AuditEntry};
+use crate::authz::{CloseRequest, Proof, ViewRequests};
 use crate::crypto::TokenHash;
 use crate::domain::{
     AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId, Timestamp,
@@ -418,11 +419,20 @@ impl Assistance {
     }
 
     /// Requests for the queue: open first; `""` for a filter means all.
-    pub async fn list(&self, status: &str, problem: &str) -> Result<Vec<crate::store::AssistanceRequest>, StoreError> {
+    pub async fn list(
+        &self,
+        _proof: &Proof<ViewRequests>,
+        status: &str,
+        problem: &str,
+    ) -> Result<Vec<crate::store::AssistanceRequest>, StoreError> {
         self.store.assistance_requests(Some(status), Some(problem), 500).await
     }
 
-    pub async fn find(&self, reference: &ReferenceId) -> Result<Option<crate::store::AssistanceRequest>, StoreError> {
+    pub async fn find(
+        &self,
+        _proof: &Proof<ViewRequests>,
+        reference: &ReferenceId,
+    ) -> Result<Option<crate::store::AssistanceRequest>, StoreError> {
         self.store.assistance_request(reference.as_str()).await
     }
 
@@ -430,6 +440,7 @@ impl Assistance {
     /// others joined (the request itself first). Empty when nobody joined it.
     pub async fn related(
         &self,
+        _proof: &Proof<ViewRequests>,
         request: &crate::store::AssistanceRequest,
     ) -> Result<(Option<crate::store::AssistanceRequest>, Vec<dossier::Submission>), StoreError> {
         let store = &self.store;
@@ -461,8 +472,15 @@ impl Assistance {
         Ok(Some(RequestState { reference: request.reference, state, joined }))
     }
 
-    /// Resolve or dismiss an open request, as `actor`, with a note; audited.
-    pub async fn close(&self, actor: &Actor, reference: &str, resolve: bool, note: &str) -> Result<bool, StoreError> {
+    /// Resolve or dismiss an open request, as the proof's actor, with a note; audited.
+    pub async fn close(
+        &self,
+        proof: &Proof<CloseRequest>,
+        reference: &str,
+        resolve: bool,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        let actor = proof.actor();
         let (status, action) =
             if resolve { ("resolved", "assistance.resolve") } else { ("dismissed", "assistance.dismiss") };
         let mut audit = AuditEntry::new(self.core.now(), actor, action, "success").details(note.to_owned());

@@ -4,8 +4,9 @@ mod import;
 
 pub use import::{ImportError, parse_csv};
 
-use crate::audit::{Actor, AuditEntry};
-use crate::domain::{AccountSource, Grant, PersonStatus, Reason};
+use crate::audit::AuditEntry;
+use crate::authz::{AddPerson, Proof, SetGrant, Unlock};
+use crate::domain::{AccountSource, Grant, Person, PersonStatus, Reason};
 use crate::policy::lockout::LockState;
 use crate::policy::password;
 use crate::services::Core;
@@ -91,9 +92,9 @@ impl Directory {
     /// Add a person with a first account. A password, when given, must pass the password rule.
     pub async fn add_person(
         &self,
+        proof: &Proof<AddPerson>,
         mut new: NewPerson,
         password: Option<&str>,
-        actor: &Actor,
     ) -> Result<(crate::domain::Person, crate::domain::Account), DirectoryError> {
         if let Some(pw) = password {
             if new.source == AccountSource::Sso {
@@ -107,20 +108,26 @@ impl Directory {
             new.password_hash =
                 Some(self.core.hasher.hash(pw).await.map_err(|e| DirectoryError::Unexpected(e.to_string()))?);
         }
-        let audit = AuditEntry::new(self.now(), actor, "person.add", "success").details(
+        let audit = AuditEntry::new(self.now(), proof.actor(), "person.add", "success").details(
             serde_json::json!({ "email": new.email.as_str(), "username": new.username.as_str(), "source": new.source })
                 .to_string(),
         );
         Ok(self.store.create_person(&new, self.now(), &audit).await?)
     }
 
-    pub async fn person_view(&self, email: &str) -> Result<PersonView, DirectoryError> {
+    /// The person with this email, or [`DirectoryError::UnknownPerson`]: how a front finds the subject it
+    /// asks authorisation for.
+    pub async fn find(&self, email: &str) -> Result<Person, DirectoryError> {
         let parsed = crate::domain::EmailAddress::parse(email).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
-        let person = self
-            .store
-            .person_by_email(&parsed)
-            .await?
-            .ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
+        self.store.person_by_email(&parsed).await?.ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))
+    }
+
+    pub async fn person_view(&self, email: &str) -> Result<PersonView, DirectoryError> {
+        let person = self.find(email).await?;
+        self.view(person).await
+    }
+
+    async fn view(&self, person: Person) -> Result<PersonView, DirectoryError> {
         let manager_email = match person.manager_id {
             Some(id) => self.store.person(id).await?.map(|m| m.email.to_string()),
             None => None,
@@ -175,42 +182,39 @@ impl Directory {
     /// where they came from. `progress` hears how many rows are written so far.
     pub async fn import(
         &self,
+        proof: &Proof<AddPerson>,
         rows: &[NewPerson],
         from: &str,
-        actor: &Actor,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<usize, DirectoryError> {
-        let audit = AuditEntry::new(self.now(), actor, "person.add", "success").reason(format!("imported from {from}"));
+        let audit =
+            AuditEntry::new(self.now(), proof.actor(), "person.add", "success").reason(format!("imported from {from}"));
         Ok(self.store.import_people(rows, self.now(), &audit, progress).await?)
     }
 
-    /// Replace a person's grant (`person grant`): the CLI acts as the system, outside tiers.
-    pub async fn set_grant(&self, email: &str, grant: Grant, actor: &Actor) -> Result<PersonView, DirectoryError> {
+    /// Replace the grant of the proof's subject (`person grant`: the CLI acts as the system, outside tiers).
+    pub async fn set_grant(&self, proof: &Proof<SetGrant>, grant: Grant) -> Result<PersonView, DirectoryError> {
         if grant.dpa_level > 3 {
             return Err(DirectoryError::Invalid("--dpa must be 0, 1, 2 or 3".into()));
         }
-        let parsed = crate::domain::EmailAddress::parse(email).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
-        let person = self
-            .store
-            .person_by_email(&parsed)
-            .await?
-            .ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
-        let audit = AuditEntry::new(self.now(), actor, "person.grant", "success")
+        let person = self.subject(proof.subject()).await?;
+        let audit = AuditEntry::new(self.now(), proof.actor(), "person.grant", "success")
             .person(person.id)
             .details(serde_json::to_string(&grant).unwrap_or_default());
         self.store.set_grant(person.id, &grant, &audit).await?;
-        self.person_view(email).await
+        self.view(person).await
+    }
+
+    async fn subject(&self, subject: Option<crate::domain::PersonId>) -> Result<Person, DirectoryError> {
+        let id = subject.ok_or_else(|| DirectoryError::Unexpected("a proof for a person names one".into()))?;
+        self.store.person(id).await?.ok_or_else(|| DirectoryError::UnknownPerson(format!("person {id}")))
     }
 
     /// Lift the sign-in lock of every locked account of a person (`person unlock`), audited with the
     /// actor and the reason. Returns how many accounts were unlocked (0: none was locked).
-    pub async fn unlock(&self, email: &str, reason: &Reason, actor: &Actor) -> Result<usize, DirectoryError> {
-        let parsed = crate::domain::EmailAddress::parse(email).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
-        let person = self
-            .store
-            .person_by_email(&parsed)
-            .await?
-            .ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))?;
+    pub async fn unlock(&self, proof: &Proof<Unlock>, reason: &Reason) -> Result<usize, DirectoryError> {
+        let person = self.subject(proof.subject()).await?;
+        let actor = proof.actor();
         let mut unlocked = 0;
         for account in self.store.accounts_of(person.id).await? {
             let now = self.now();

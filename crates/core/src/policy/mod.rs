@@ -1,6 +1,7 @@
 //! Pure policy: decisions over plain values and a `now` passed in. No I/O, no clock of its own,
 //! so every rule ("locked after exactly five failures", "expired after exactly ten minutes") is testable.
 
+pub mod authz;
 pub mod digest;
 pub mod lockout;
 pub mod outbox;

@@ -10,6 +10,12 @@ pub enum Permission {
     ViewRequests,
     /// Read the audit log.
     ReadAudit,
+    /// Lift the sign-in lock of someone's accounts.
+    UnlockAccounts,
+    /// Add people to the directory.
+    AddPeople,
+    /// Change what someone may do (their grant).
+    ManageGrants,
 }
 
 /// The minimum data protection access level, and whether expert mode is needed.
@@ -25,18 +31,24 @@ pub struct Requirement {
 #[serde(deny_unknown_fields, default)]
 pub struct PermissionSettings {
     pub view_requests: Requirement,
+    pub unlock_accounts: Requirement,
 }
 
 impl Default for PermissionSettings {
     fn default() -> Self {
-        Self { view_requests: Requirement { dpa: 1, expert: false } }
+        Self {
+            view_requests: Requirement { dpa: 1, expert: false },
+            unlock_accounts: Requirement { dpa: 1, expert: false },
+        }
     }
 }
 
 impl PermissionSettings {
     pub fn validate(&self) -> Result<(), String> {
-        if self.view_requests.dpa > 3 {
-            return Err("permissions.view_requests.dpa must be 0 to 3".into());
+        for (name, requirement) in [("view_requests", self.view_requests), ("unlock_accounts", self.unlock_accounts)] {
+            if requirement.dpa > 3 {
+                return Err(format!("permissions.{name}.dpa must be 0 to 3"));
+            }
         }
         Ok(())
     }
@@ -47,6 +59,9 @@ pub fn allows(grant: &Grant, permission: Permission, settings: &PermissionSettin
     match permission {
         Permission::ViewRequests => meets(grant, settings.view_requests),
         Permission::ReadAudit => grant.auditor || grant.directory_admin,
+        Permission::UnlockAccounts => meets(grant, settings.unlock_accounts),
+        // The directory's shape and who holds power in it are the directory admins' alone.
+        Permission::AddPeople | Permission::ManageGrants => grant.directory_admin,
     }
 }
 
@@ -64,7 +79,8 @@ mod tests {
         let with = |dpa_level| Grant { dpa_level, ..Default::default() };
         assert!(!allows(&with(0), Permission::ViewRequests, &settings));
         assert!(allows(&with(1), Permission::ViewRequests, &settings));
-        let strict = PermissionSettings { view_requests: Requirement { dpa: 2, expert: true } };
+        let strict =
+            PermissionSettings { view_requests: Requirement { dpa: 2, expert: true }, ..PermissionSettings::default() };
         assert!(!allows(&with(3), Permission::ViewRequests, &strict));
         assert!(allows(
             &Grant { dpa_level: 2, expert_mode: true, ..Default::default() },

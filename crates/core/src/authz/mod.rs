@@ -1,0 +1,152 @@
+//! Authorisation as a value. [`Authority::authorize`] is the only way to obtain a [`Proof`] that *this actor
+//! may do this action to this subject now*; every service method that acts on someone, or on the request
+//! queue, takes the proof for its own action (the type says which), and acts as the proof's actor on the
+//! proof's subject. Pages, the API and the CLI all go through it: there is no other path.
+//!
+//! A proof is made for one use: it is not `Clone`, not serialisable, and carries the moment it was made.
+//! The decision itself is pure (`policy::authz::decide`); this module reads the facts it needs — the actor's
+//! grant, whether their person is active, whether they have a second factor, the subject's grant — just
+//! before deciding.
+
+use crate::audit::Actor;
+use crate::domain::{AccountId, PersonId, PersonStatus, Timestamp};
+use crate::policy::authz::{ActorFacts, Denial, decide};
+use crate::policy::permissions::Permission;
+use crate::services::Core;
+use crate::store::{CredentialStore, DirectoryStore, StoreError};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// An action someone may be authorised to do. Each is a type, so a service method names the one its proof
+/// must be for, and the compiler refuses a proof for another.
+pub trait Action: Send + Sync + 'static {
+    /// The permission that guards it.
+    const PERMISSION: Permission;
+    /// Whether it acts on a person (and so is bounded by privilege tiers and never on oneself).
+    const ON_PERSON: bool;
+    /// For log lines and messages.
+    const NAME: &'static str;
+}
+
+macro_rules! actions {
+    ($($(#[$doc:meta])* $name:ident => $permission:ident, $on_person:expr, $text:literal;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $name {}
+        impl Action for $name {
+            const PERMISSION: Permission = Permission::$permission;
+            const ON_PERSON: bool = $on_person;
+            const NAME: &'static str = $text;
+        }
+    )*};
+}
+
+actions! {
+    /// List and read assistance requests.
+    ViewRequests => ViewRequests, false, "view requests";
+    /// Resolve or dismiss an assistance request.
+    CloseRequest => ViewRequests, false, "close a request";
+    /// Add people to the directory.
+    AddPerson => AddPeople, false, "add people";
+    /// Replace a person's grant.
+    SetGrant => ManageGrants, true, "change a grant";
+    /// Lift the sign-in lock of a person's accounts.
+    Unlock => UnlockAccounts, true, "unlock accounts";
+}
+
+/// Who asks: the system (the CLI run by an operator on the host, background work), or a signed-in account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    System,
+    Account(AccountId),
+}
+
+/// The proof that an actor may do `A` to the subject now. Only [`Authority::authorize`] makes one.
+#[derive(Debug)]
+pub struct Proof<A: Action> {
+    actor: Actor,
+    subject: Option<PersonId>,
+    at: Timestamp,
+    action: PhantomData<A>,
+}
+
+impl<A: Action> Proof<A> {
+    /// Who acts, for the audit row.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The person acted on (always present for an action on a person).
+    pub fn subject(&self) -> Option<PersonId> {
+        self.subject
+    }
+
+    /// When the decision was made.
+    pub fn at(&self) -> Timestamp {
+        self.at
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    /// The signed-in account, or the subject, no longer exists.
+    #[error("no such account or person")]
+    Gone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The store capabilities authorisation reads.
+pub trait AuthorityStore: DirectoryStore + CredentialStore {}
+impl<T: DirectoryStore + CredentialStore> AuthorityStore for T {}
+
+/// Decides who may do what; the only maker of proofs.
+pub struct Authority {
+    pub core: Arc<Core>,
+    pub store: Arc<dyn AuthorityStore>,
+}
+
+impl Authority {
+    pub fn new(core: Arc<Core>, store: Arc<dyn AuthorityStore>) -> Self {
+        Self { core, store }
+    }
+
+    /// May `principal` do `A` to `subject` now? Reads the facts, asks `policy::authz::decide`, and on yes
+    /// returns the proof the service method for `A` takes. A refusal is logged: failed authorisations are
+    /// security events.
+    pub async fn authorize<A: Action>(
+        &self,
+        principal: Principal,
+        subject: Option<PersonId>,
+    ) -> Result<Proof<A>, AuthzError> {
+        let (actor, facts) = match principal {
+            Principal::System => (Actor::System, None),
+            Principal::Account(id) => {
+                let account = self.store.account(id).await?.ok_or(AuthzError::Gone)?;
+                let person = self.store.person(account.person_id).await?.ok_or(AuthzError::Gone)?;
+                let totp = self.store.totp(id).await?.is_some_and(|t| t.confirmed_at.is_some());
+                let facts = ActorFacts {
+                    person: person.id,
+                    grant: self.store.grant(person.id).await?,
+                    active: person.status == PersonStatus::Active,
+                    has_second_factor: totp,
+                };
+                (Actor::Account { account_id: id, username: account.username.to_string() }, Some(facts))
+            }
+        };
+        let subject_grant = match subject {
+            Some(person) if self.store.person(person).await?.is_none() => return Err(AuthzError::Gone),
+            Some(person) => Some((person, self.store.grant(person).await?)),
+            None => None,
+        };
+        let subject_ref = subject_grant.as_ref().map(|(p, g)| (*p, g));
+        let settings = &self.core.settings.permissions;
+        if let Err(denial) = decide(facts.as_ref(), A::PERMISSION, A::ON_PERSON, subject_ref, settings) {
+            tracing::warn!(actor = %actor, action = A::NAME, ?subject, ?denial, "authorisation refused");
+            return Err(denial.into());
+        }
+        Ok(Proof { actor, subject, at: self.core.now(), action: PhantomData })
+    }
+}

@@ -1,0 +1,120 @@
+//! The decision behind every proof of authorisation (see `authz`): pure, over facts read just before.
+//!
+//! In order: the actor is an active person with a second factor; the action's permission is in their grant
+//! (the table in `permissions`); an action on a person names one, who is not the actor and ranks below them
+//! (`tiers`). The system (the CLI on the host, background work) stands outside the grants and tiers, but an
+//! action on a person must still name one.
+
+use super::permissions::{Permission, PermissionSettings, allows};
+use super::tiers::outranks;
+use crate::domain::{Grant, PersonId};
+
+/// What is known of an account acting in the console or API, read at the moment of asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorFacts {
+    pub person: PersonId,
+    pub grant: Grant,
+    /// A disabled person keeps no power, even with a session still open.
+    pub active: bool,
+    pub has_second_factor: bool,
+}
+
+/// Why an action was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("This account is disabled.")]
+    Inactive,
+    #[error("The console needs two-step verification: set up an authenticator app first.")]
+    NoSecondFactor,
+    #[error("You do not have permission to do this.")]
+    NotPermitted,
+    #[error("Nobody may do this to their own account; ask another administrator.")]
+    Themself,
+    #[error("This person ranks as high as you or higher; ask someone who outranks them.")]
+    Outranked,
+    /// An action on a person was asked without one, or one without a person was asked with one.
+    #[error("This action needs the person it acts on.")]
+    Subject,
+}
+
+/// May `actor` (`None`: the system) do what `permission` guards, to `subject` (a person and their grant)
+/// when `on_person`?
+pub fn decide(
+    actor: Option<&ActorFacts>,
+    permission: Permission,
+    on_person: bool,
+    subject: Option<(PersonId, &Grant)>,
+    settings: &PermissionSettings,
+) -> Result<(), Denial> {
+    if on_person != subject.is_some() {
+        return Err(Denial::Subject);
+    }
+    let Some(actor) = actor else { return Ok(()) };
+    if !actor.active {
+        return Err(Denial::Inactive);
+    }
+    if !actor.has_second_factor {
+        return Err(Denial::NoSecondFactor);
+    }
+    if !allows(&actor.grant, permission, settings) {
+        return Err(Denial::NotPermitted);
+    }
+    if let Some((person, grant)) = subject {
+        if person == actor.person {
+            return Err(Denial::Themself);
+        }
+        if !outranks(&actor.grant, grant) {
+            return Err(Denial::Outranked);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin(dpa_level: u8) -> ActorFacts {
+        ActorFacts {
+            person: 1,
+            grant: Grant { dpa_level, ..Default::default() },
+            active: true,
+            has_second_factor: true,
+        }
+    }
+
+    const S: fn() -> PermissionSettings = PermissionSettings::default;
+
+    #[test]
+    fn an_admin_acts_only_below_their_rank_and_never_on_themself() {
+        let staff = Grant::default();
+        let peer = Grant { dpa_level: 2, ..Default::default() };
+        let unlock = Permission::UnlockAccounts;
+        assert_eq!(decide(Some(&admin(2)), unlock, true, Some((7, &staff)), &S()), Ok(()));
+        assert_eq!(decide(Some(&admin(2)), unlock, true, Some((7, &peer)), &S()), Err(Denial::Outranked));
+        assert_eq!(decide(Some(&admin(2)), unlock, true, Some((1, &staff)), &S()), Err(Denial::Themself));
+    }
+
+    #[test]
+    fn power_needs_an_active_person_with_a_second_factor_and_the_permission() {
+        let staff = Grant::default();
+        let unlock = Permission::UnlockAccounts;
+        let disabled = ActorFacts { active: false, ..admin(3) };
+        let no_mfa = ActorFacts { has_second_factor: false, ..admin(3) };
+        assert_eq!(decide(Some(&disabled), unlock, true, Some((7, &staff)), &S()), Err(Denial::Inactive));
+        assert_eq!(decide(Some(&no_mfa), unlock, true, Some((7, &staff)), &S()), Err(Denial::NoSecondFactor));
+        assert_eq!(decide(Some(&admin(0)), unlock, true, Some((7, &staff)), &S()), Err(Denial::NotPermitted));
+        assert_eq!(
+            decide(Some(&admin(3)), Permission::ManageGrants, true, Some((7, &staff)), &S()),
+            Err(Denial::NotPermitted)
+        );
+    }
+
+    #[test]
+    fn the_system_is_outside_tiers_but_still_names_its_subject() {
+        let top = Grant { directory_admin: true, ..Default::default() };
+        assert_eq!(decide(None, Permission::ManageGrants, true, Some((7, &top)), &S()), Ok(()));
+        assert_eq!(decide(None, Permission::ManageGrants, true, None, &S()), Err(Denial::Subject));
+        assert_eq!(decide(None, Permission::ViewRequests, false, Some((7, &top)), &S()), Err(Denial::Subject));
+    }
+}
