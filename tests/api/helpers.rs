@@ -97,6 +97,11 @@ pub async fn databases() -> Vec<TestDb> {
     dbs
 }
 
+/// An SQLite database file that already exists (a fixture copied into a test's directory).
+pub fn existing_sqlite(path: &Path) -> TestDb {
+    TestDb { label: "sqlite", url: format!("sqlite://{}", path.display()), drop_pg: None, _dir: None }
+}
+
 pub async fn fresh_postgres(admin_url: &str) -> TestDb {
     use sqlx::Connection;
     let name = format!("lifeline_test_{}", hex::encode(rand::random::<[u8; 6]>()));

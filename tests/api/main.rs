@@ -17,3 +17,4 @@ mod sessions;
 mod signin;
 mod smtp_sink;
 mod store_conformance;
+mod upgrade;
