@@ -413,7 +413,12 @@ async fn a_hundred_parallel_guesses_over_two_instances_then_the_right_password_e
         let store = lifeline::store::SqlStore::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}"));
         let count = async |sql: &str| -> i64 {
             use sqlx::Row;
-            sqlx::query(sql).bind(ada.account_id).fetch_one(store.pool()).await.unwrap_or_else(|e| panic!("{e}")).get(0)
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(ada.account_id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .get(0)
         };
 
         let guesses = futures::future::join_all((0..100).map(|i| {

@@ -207,7 +207,7 @@ pub fn copied_tables() -> Vec<&'static str> {
 pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static str, usize)>> {
     to.migrate().await?;
     for (table, _, _) in TABLES {
-        let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
             .fetch_one(to.pool())
             .await
             .db()?
@@ -221,17 +221,20 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
     let mut counts = Vec::new();
     for (table, order, columns) in TABLES {
         let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
-        let rows = sqlx::query(&format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", ")))
-            .fetch_all(from.pool())
-            .await
-            .db()?;
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", "))))
+                .fetch_all(from.pool())
+                .await
+                .db()?;
         // A manager may have been added after their report: link managers in a second pass.
         let insert_names: Vec<&str> =
             names.iter().copied().filter(|c| !(*table == "person" && *c == "manager_id")).collect();
         let placeholders: Vec<String> = (1..=insert_names.len()).map(|i| format!("${i}")).collect();
-        let insert = format!("INSERT INTO {table} ({}) VALUES ({})", insert_names.join(", "), placeholders.join(", "));
+        // Built once per table from the fixed table list, never from data; shared by every row's statement.
+        let insert: std::sync::Arc<str> =
+            format!("INSERT INTO {table} ({}) VALUES ({})", insert_names.join(", "), placeholders.join(", ")).into();
         for row in &rows {
-            let mut query = sqlx::query(&insert);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert.clone()));
             for (name, kind) in columns.iter() {
                 if *table == "person" && *name == "manager_id" {
                     continue;
@@ -277,9 +280,9 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
             if order.contains(',') || ["permission_grant", "totp_credential", "audit_event"].contains(table) {
                 continue;
             }
-            sqlx::raw_sql(&format!(
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', '{order}'), COALESCE((SELECT MAX({order}) FROM {table}), 0) + 1, false)"
-            ))
+            )))
             .execute(&mut *tx)
             .await.db()?;
         }

@@ -187,10 +187,10 @@ pub(super) async fn insert_person(
                 .ok_or_else(|| StoreError::NotFound(format!("manager {email} is not in the directory")))?,
         ),
     };
-    let row = sqlx::query(&format!(
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO person (display_name, email, phone, manager_id, department, status, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {PERSON_COLUMNS}"
-    ))
+    )))
     .bind(new.display_name.as_str())
     .bind(new.email.as_str())
     .bind(new.phone.as_deref())
@@ -202,10 +202,10 @@ pub(super) async fn insert_person(
     .await
     .map_err(|e| unique_violation(e, &format!("a person with email {} already exists", new.email)))?;
     let person = person_from_row(&row)?;
-    let row = sqlx::query(&format!(
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO account (person_id, username, source, password_hash, password_changed_at, require_change_password, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACCOUNT_COLUMNS}"
-    ))
+    )))
     .bind(person.id)
     .bind(new.username.as_str())
     .bind(new.source.as_str())

@@ -291,10 +291,10 @@ impl AssistanceStore for SqlStore {
         .collect::<Result<_, _>>()
         .db()?;
         for id in candidates {
-            let row = sqlx::query(&format!(
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE assistance_request SET claimed_until = $1 WHERE assistance_request_id = $2 AND status = 'received' \
                  AND (claimed_until IS NULL OR claimed_until <= $3) RETURNING {REQUEST_COLUMNS}"
-            ))
+            )))
             .bind(now + lease_seconds)
             .bind(id)
             .bind(now)
@@ -317,9 +317,9 @@ impl AssistanceStore for SqlStore {
         let mut tx = self.pool().begin().await.db()?;
         // One completion at a time across instances, so two repeats cannot both open.
         sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await.db()?;
-        let Some(row) = sqlx::query(&format!(
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1 AND status = 'received'"
-        ))
+        )))
         .bind(id)
         .fetch_optional(&mut *tx)
         .await
@@ -424,11 +424,11 @@ impl AssistanceStore for SqlStore {
         limit: i64,
     ) -> StoreResult<Vec<AssistanceRequest>> {
         // Open requests first, newest first within each status.
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE status <> 'received' AND status <> 'joined' \
              AND ($1 = '' OR status = $1) AND ($2 = '' OR problem = $2) \
              ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END, created_at DESC, assistance_request_id DESC LIMIT $3"
-        ))
+        )))
         .bind(status.unwrap_or(""))
         .bind(problem.unwrap_or(""))
         .bind(limit)
@@ -439,21 +439,24 @@ impl AssistanceStore for SqlStore {
     }
 
     async fn assistance_request(&self, reference: &str) -> StoreResult<Option<AssistanceRequest>> {
-        let row = sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE reference = $1"))
-            .bind(reference)
-            .fetch_optional(self.pool())
-            .await
-            .db()?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE reference = $1"
+        )))
+        .bind(reference)
+        .fetch_optional(self.pool())
+        .await
+        .db()?;
         row.as_ref().map(request_from_row).transpose()
     }
 
     async fn assistance_request_by_id(&self, id: i64) -> StoreResult<Option<AssistanceRequest>> {
-        let row =
-            sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1"))
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await
-                .db()?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .db()?;
         row.as_ref().map(request_from_row).transpose()
     }
 
@@ -464,10 +467,10 @@ impl AssistanceStore for SqlStore {
         since: Timestamp,
         except: i64,
     ) -> StoreResult<Option<AssistanceRequest>> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE submitted_email = $1 AND problem = $2 \
              AND status = 'open' AND created_at >= $3 AND assistance_request_id <> $4 ORDER BY assistance_request_id LIMIT 1"
-        ))
+        )))
         .bind(submitted_email)
         .bind(problem)
         .bind(since)
@@ -484,10 +487,10 @@ impl AssistanceStore for SqlStore {
         since: Timestamp,
         except_email: &str,
     ) -> StoreResult<Vec<AssistanceRequest>> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE (client_ip = $1 OR network = $2) \
              AND created_at >= $3 AND submitted_email <> $4 ORDER BY created_at DESC, assistance_request_id DESC LIMIT 50"
-        ))
+        )))
         .bind(ip)
         .bind(network)
         .bind(since)
@@ -498,10 +501,10 @@ impl AssistanceStore for SqlStore {
     }
 
     async fn assistance_submissions(&self, id: i64) -> StoreResult<Vec<AssistanceRequest>> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE assistance_request_id = $1 OR joined_to = $1 \
              ORDER BY assistance_request_id"
-        ))
+        )))
         .bind(id)
         .fetch_all(self.pool())
         .await
@@ -510,10 +513,10 @@ impl AssistanceStore for SqlStore {
     }
 
     async fn digest_due(&self, now: Timestamp) -> StoreResult<Vec<AssistanceRequest>> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE digest_due_at IS NOT NULL AND digest_due_at <= $1 \
              ORDER BY assistance_request_id"
-        ))
+        )))
         .bind(now)
         .fetch_all(self.pool())
         .await
@@ -681,12 +684,13 @@ impl RetentionStore for SqlStore {
         let closed = "SELECT assistance_request_id FROM assistance_request \
                       WHERE status IN ('resolved', 'dismissed') AND closed_at < $1";
         // Repeats first: they point at the request they joined.
-        let repeats = sqlx::query(&format!("DELETE FROM assistance_request WHERE joined_to IN ({closed})"))
-            .bind(before)
-            .execute(&mut *tx)
-            .await
-            .db()?
-            .rows_affected();
+        let repeats =
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM assistance_request WHERE joined_to IN ({closed})")))
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .db()?
+                .rows_affected();
         let requests =
             sqlx::query("DELETE FROM assistance_request WHERE status IN ('resolved', 'dismissed') AND closed_at < $1")
                 .bind(before)

@@ -18,11 +18,11 @@ fn usable(now_param: usize) -> String {
 
 /// A completed sign-in clears the counters (and an expired lock), only while the account is usable.
 async fn reset_if_usable(conn: &mut sqlx::AnyConnection, account: AccountId, now: Timestamp) -> StoreResult<bool> {
-    let done = sqlx::query(&format!(
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE account SET failed_attempts = 0, lock_count = 0, last_failed_at = NULL, locked_at = NULL, \
            locked_until = NULL, lock_reason = NULL WHERE account_id = $1 AND {}",
         usable(2)
-    ))
+    )))
     .bind(account)
     .bind(now)
     .execute(&mut *conn)
@@ -194,12 +194,12 @@ impl CredentialStore for SqlStore {
         previous_last_failed_at: Option<Timestamp>,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(&format!(
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE account SET failed_attempts = CASE WHEN failed_attempts > 0 THEN failed_attempts - 1 ELSE 0 END, \
                last_failed_at = CASE WHEN last_failed_at = $2 THEN $3 ELSE last_failed_at END \
              WHERE account_id = $1 AND {}",
             usable(4)
-        ))
+        )))
         .bind(account)
         .bind(admitted_at)
         .bind(previous_last_failed_at)
@@ -286,12 +286,15 @@ impl CredentialStore for SqlStore {
         // Clearing the requirement doubles as the check that the account may still complete a step (and
         // takes its row lock, so two enrolments of one account run one after the other).
         let usable = if self_service {
-            sqlx::query(&format!("UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1 AND {}", usable(2)))
-                .bind(account)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .db()?
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1 AND {}",
+                usable(2)
+            )))
+            .bind(account)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .db()?
         } else {
             sqlx::query("UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1")
                 .bind(account)
@@ -509,11 +512,11 @@ impl CredentialStore for SqlStore {
         audit: &AuditEntry,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.db()?;
-        let done = sqlx::query(&format!(
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 0, \
              qa_failed_attempts = 0 WHERE account_id = $3 AND {}",
             usable(2)
-        ))
+        )))
         .bind(hash)
         .bind(now)
         .bind(account)

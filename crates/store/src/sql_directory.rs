@@ -35,7 +35,7 @@ impl DirectoryStore for SqlStore {
     }
 
     async fn person(&self, id: PersonId) -> StoreResult<Option<Person>> {
-        let row = sqlx::query(&format!("SELECT {PERSON_COLUMNS} FROM person WHERE person_id = $1"))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PERSON_COLUMNS} FROM person WHERE person_id = $1")))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -44,7 +44,7 @@ impl DirectoryStore for SqlStore {
     }
 
     async fn person_by_email(&self, email: &EmailAddress) -> StoreResult<Option<Person>> {
-        let row = sqlx::query(&format!("SELECT {PERSON_COLUMNS} FROM person WHERE email = $1"))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PERSON_COLUMNS} FROM person WHERE email = $1")))
             .bind(email.as_str())
             .fetch_optional(&self.pool)
             .await
@@ -53,37 +53,40 @@ impl DirectoryStore for SqlStore {
     }
 
     async fn accounts_of(&self, person: PersonId) -> StoreResult<Vec<Account>> {
-        let rows =
-            sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE person_id = $1 ORDER BY account_id"))
-                .bind(person)
-                .fetch_all(&self.pool)
-                .await
-                .db()?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM account WHERE person_id = $1 ORDER BY account_id"
+        )))
+        .bind(person)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
         rows.iter().map(account_from_row).collect()
     }
 
     async fn account(&self, id: AccountId) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE account_id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .db()?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE account_id = $1")))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
         row.as_ref().map(account_from_row).transpose()
     }
 
     async fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>> {
         let login = login.trim().to_lowercase();
-        let by_username = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE username = $1"))
-            .bind(&login)
-            .fetch_optional(&self.pool)
-            .await
-            .db()?;
+        let by_username =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE username = $1")))
+                .bind(&login)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
         let row = match by_username {
             Some(row) => Some(row),
-            None => sqlx::query(&format!(
+            None => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM account WHERE source <> 'sso' AND person_id = \
                      (SELECT person_id FROM person WHERE email = $1) ORDER BY account_id LIMIT 1"
-            ))
+            )))
             .bind(&login)
             .fetch_optional(&self.pool)
             .await

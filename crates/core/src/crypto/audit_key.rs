@@ -1,10 +1,10 @@
 //! The key that seals the audit chain (see `audit`), derived from the master key.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 /// The key that seals the chain. Its `Debug` never shows it.
-#[derive(Clone)]
+#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct AuditKey([u8; 32]);
 
 impl std::fmt::Debug for AuditKey {
@@ -19,7 +19,7 @@ impl AuditKey {
     }
 
     pub(crate) fn mac(&self, message: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(message.as_bytes());
         mac

@@ -1,6 +1,7 @@
-use aes_gcm::aead::{Aead, KeyInit, OsRng};
-use aes_gcm::{AeadCore, Aes256Gcm, Nonce};
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, Generate, KeyInit, Nonce};
 use hmac::{Hmac, Mac};
+use rand::TryRng as _;
 use sha2::Sha256;
 use std::fmt;
 use std::io::Write;
@@ -16,8 +17,9 @@ pub enum KeyError {
     Decrypt,
 }
 
-/// 256 bits that every other server key is derived from. Its `Debug` never shows it.
-#[derive(Clone)]
+/// 256 bits that every other server key is derived from. Its `Debug` never shows it, and its memory is wiped
+/// when it is dropped.
+#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct MasterKey([u8; 32]);
 
 impl fmt::Debug for MasterKey {
@@ -51,7 +53,9 @@ impl MasterKey {
             Ok(text) => Self::from_hex(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
-                rand::RngCore::fill_bytes(&mut OsRng, &mut key);
+                rand::rngs::SysRng
+                    .try_fill_bytes(&mut key)
+                    .map_err(|e| KeyError::Invalid(format!("the system's random number generator failed: {e}")))?;
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
                 #[cfg(unix)]
@@ -66,7 +70,7 @@ impl MasterKey {
     }
 
     fn derive(&self, label: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(b"lifeline/v1/");
         mac.update(label.as_bytes());
@@ -76,10 +80,12 @@ impl MasterKey {
 
 /// Keys derived from the master key, one per purpose, so that no key is used for two things.
 #[derive(Clone)]
+/// The keys derived from the master key. The cipher wipes its key schedule on drop (aes-gcm's `zeroize`
+/// feature), the HMAC keys are wiped by `Zeroizing`, the audit key by its own type.
 pub struct Keys {
     seal: Aes256Gcm,
-    pub(crate) csrf: [u8; 32],
-    pub(crate) token_pepper: [u8; 32],
+    pub(crate) csrf: zeroize::Zeroizing<[u8; 32]>,
+    pub(crate) token_pepper: zeroize::Zeroizing<[u8; 32]>,
     audit: super::AuditKey,
     fingerprint: [u8; 32],
 }
@@ -92,11 +98,11 @@ impl fmt::Debug for Keys {
 
 impl Keys {
     pub fn new(master: &MasterKey) -> Self {
-        let seal_key = master.derive("seal");
+        let seal_key = zeroize::Zeroizing::new(master.derive("seal"));
         Self {
-            seal: Aes256Gcm::new(&seal_key.into()),
-            csrf: master.derive("csrf"),
-            token_pepper: master.derive("token-pepper"),
+            seal: Aes256Gcm::new(&(*seal_key).into()),
+            csrf: zeroize::Zeroizing::new(master.derive("csrf")),
+            token_pepper: zeroize::Zeroizing::new(master.derive("token-pepper")),
             audit: super::AuditKey::from_bytes(master.derive("audit-chain")),
             fingerprint: master.derive("key-fingerprint"),
         }
@@ -117,7 +123,7 @@ impl Keys {
     /// AES-256-GCM with a random 96-bit nonce, stored in front of the ciphertext. `context` is bound as
     /// associated data so a ciphertext copied to another row does not decrypt.
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Vec<u8> {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let nonce = Nonce::<Aes256Gcm>::generate();
         let payload = aes_gcm::aead::Payload { msg: plaintext, aad: context.as_bytes() };
         let ciphertext =
             self.seal.encrypt(&nonce, payload).unwrap_or_else(|_| unreachable!("in-memory AES-GCM cannot fail"));
@@ -132,13 +138,14 @@ impl Keys {
         }
         let (nonce, ciphertext) = sealed.split_at(12);
         let payload = aes_gcm::aead::Payload { msg: ciphertext, aad: context.as_bytes() };
-        self.seal.decrypt(Nonce::from_slice(nonce), payload).map_err(|_| KeyError::Decrypt)
+        let nonce = Nonce::<Aes256Gcm>::try_from(nonce).map_err(|_| KeyError::Decrypt)?;
+        self.seal.decrypt(&nonce, payload).map_err(|_| KeyError::Decrypt)
     }
 
     /// HMAC-SHA256 under the CSRF key, hex-encoded.
     pub fn csrf_mac(&self, message: &[u8]) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.csrf).unwrap_or_else(|_| unreachable!("any key length"));
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.csrf.as_slice())
+            .unwrap_or_else(|_| unreachable!("any key length"));
         mac.update(message);
         hex::encode(mac.finalize().into_bytes())
     }

@@ -8,7 +8,7 @@
 //! `Retry-After` — instead of every sign-in slowing to a crawl. Unknown accounts are verified against a dummy
 //! hash so that a failed sign-in costs the same whether or not the account exists.
 
-use argon2::password_hash::{Output, PasswordHash, SaltString, rand_core::OsRng};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::Deserialize;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -197,20 +197,19 @@ impl Worker {
     }
 
     fn hash(&mut self, password: &str) -> Result<String, HashError> {
-        let salt = SaltString::generate(&mut OsRng);
-        let mut salt_bytes = [0u8; 64];
-        let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(|e| HashError::Failed(e.to_string()))?;
+        let salt = argon2::password_hash::try_generate_salt().map_err(|e| HashError::Failed(e.to_string()))?;
+        let salt = Salt::new(&salt).map_err(|e| HashError::Failed(e.to_string()))?;
         let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
         let params = self.params.clone();
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         argon2
-            .hash_password_into_with_memory(password.as_bytes(), raw_salt, &mut out, self.memory_for(&params))
+            .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, self.memory_for(&params))
             .map_err(|e| HashError::Failed(e.to_string()))?;
         let phc = PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
             version: Some(Version::V0x13.into()),
-            params: (&params).try_into().map_err(|e: argon2::password_hash::Error| HashError::Failed(e.to_string()))?,
-            salt: Some(salt.as_salt()),
+            params: ParamsString::try_from(&params).map_err(|e| HashError::Failed(e.to_string()))?,
+            salt: Some(salt),
             hash: Some(Output::new(&out).map_err(|e| HashError::Failed(e.to_string()))?),
         };
         Ok(phc.to_string())
@@ -227,15 +226,14 @@ impl Worker {
     /// memory, and compare in constant time.
     fn verify_phc(&mut self, password: &str, phc: &str) -> Option<bool> {
         let parsed = PasswordHash::new(phc).ok()?;
-        let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+        let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
         let version = parsed.version.map(Version::try_from).transpose().ok()?.unwrap_or_default();
         let expected = parsed.hash?;
         let params = Params::try_from(&parsed).ok()?;
-        let mut salt_bytes = [0u8; 64];
-        let salt = parsed.salt?.decode_b64(&mut salt_bytes).ok()?;
+        let salt = parsed.salt?;
         let mut out = vec![0u8; expected.len()];
         Argon2::new(algorithm, version, params.clone())
-            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, self.memory_for(&params))
+            .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, self.memory_for(&params))
             .ok()?;
         Some(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
     }
@@ -275,11 +273,9 @@ mod tests {
     async fn hashes_made_elsewhere_with_other_costs_still_verify() {
         // A hash with more memory than the workers started with: the kept buffer grows for it.
         let params = Params::new(4096, 2, 1, None).unwrap_or_else(|e| panic!("{e}"));
-        let salt = SaltString::generate(&mut OsRng);
         let other = argon2::password_hash::PasswordHasher::hash_password(
             &Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
             b"correct horse",
-            &salt,
         )
         .unwrap_or_else(|e| panic!("{e}"))
         .to_string();

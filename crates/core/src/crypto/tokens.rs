@@ -1,15 +1,20 @@
-use hmac::{Hmac, Mac};
-use rand::RngCore;
-use rand::rngs::OsRng;
+use hmac::{Hmac, KeyInit, Mac};
+use rand::Rng as _;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::Keys;
 
+/// The operating system's random number generator. Secrets come from nowhere else; it panics only if the
+/// operating system cannot give randomness at all (as rand's `OsRng` did), where no secret can be made.
+pub fn os_rng() -> rand::rand_core::UnwrapErr<rand::rngs::SysRng> {
+    rand::rand_core::UnwrapErr(rand::rngs::SysRng)
+}
+
 /// A fresh 256-bit token, URL-safe base64 without padding (43 characters).
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
+    os_rng().fill_bytes(&mut bytes);
     data_encoding::BASE64URL_NOPAD.encode(&bytes)
 }
 
@@ -21,13 +26,14 @@ const TYPED_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKMNPQRSTVWXYZ#%";
 pub fn typed_code(groups: usize) -> String {
     let alphabet = &TYPED_ALPHABET[..30];
     let mut out = String::with_capacity(groups * 5);
+    let mut rng = os_rng();
     for g in 0..groups {
         if g > 0 {
             out.push('-');
         }
         let mut n = 0;
         while n < 4 {
-            let byte = (OsRng.next_u32() & 0xff) as u8;
+            let byte = (rng.next_u32() & 0xff) as u8;
             // 240 = 8 * 30: bytes at or above it would bias the first symbols.
             if byte < 240 {
                 out.push(alphabet[usize::from(byte % 30)] as char);
@@ -45,7 +51,7 @@ pub struct TokenHash(pub String);
 
 impl TokenHash {
     pub fn of(keys: &Keys, purpose: &str, token: &str) -> Self {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&keys.token_pepper)
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(keys.token_pepper.as_slice())
             .unwrap_or_else(|_| unreachable!("any key length"));
         mac.update(purpose.as_bytes());
         mac.update(b"\0");

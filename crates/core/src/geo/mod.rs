@@ -54,13 +54,15 @@ impl Geo {
     pub fn locate(&self, ip: IpAddr) -> Location {
         let mut location = Location { network: prefix(ip).to_string(), ..Default::default() };
         if let Some(reader) = &self.city
-            && let Ok(Some(record)) = reader.lookup::<geoip2::City>(ip)
+            && let Ok(result) = reader.lookup(ip)
+            && let Ok(Some(record)) = result.decode::<geoip2::City>()
         {
-            location.city = record.city.and_then(|c| c.names).and_then(|n| n.get("en").map(|s| s.to_string()));
-            location.country = record.country.and_then(|c| c.iso_code).map(str::to_owned);
+            location.city = record.city.names.english.map(str::to_owned);
+            location.country = record.country.iso_code.map(str::to_owned);
         }
         if let Some(reader) = &self.asn
-            && let Ok(Some(record)) = reader.lookup::<geoip2::Asn>(ip)
+            && let Ok(result) = reader.lookup(ip)
+            && let Ok(Some(record)) = result.decode::<geoip2::Asn>()
             && let Some(number) = record.autonomous_system_number
         {
             location.asn = Some(number);

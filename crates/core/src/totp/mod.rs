@@ -5,8 +5,8 @@
 
 use crate::crypto::ct_eq;
 use crate::domain::Timestamp;
-use hmac::{Hmac, Mac};
-use rand::RngCore;
+use hmac::{Hmac, KeyInit, Mac};
+use rand::Rng as _;
 
 pub const STEP_SECONDS: i64 = 30;
 pub const DIGITS: u32 = 6;
@@ -18,8 +18,9 @@ pub enum Algorithm {
     Sha512,
 }
 
-/// A TOTP shared secret: 160 random bits, as RFC 4226 recommends. Its `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
+/// A TOTP shared secret: 160 random bits, as RFC 4226 recommends. Its `Debug` hides it; its memory is wiped
+/// when it is dropped.
+#[derive(Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct TotpSecret(Vec<u8>);
 
 impl std::fmt::Debug for TotpSecret {
@@ -31,7 +32,7 @@ impl std::fmt::Debug for TotpSecret {
 impl TotpSecret {
     pub fn generate() -> Self {
         let mut bytes = vec![0u8; 20];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        crate::crypto::os_rng().fill_bytes(&mut bytes);
         Self(bytes)
     }
 
@@ -79,8 +80,8 @@ fn percent_encode(text: &str) -> String {
 
 /// HOTP value for one counter (RFC 4226 §5.3, dynamic truncation).
 pub fn hotp(key: &[u8], counter: u64, digits: u32, algorithm: Algorithm) -> String {
-    fn mac<M: Mac + hmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
-        let mut m = <M as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    fn mac<M: Mac + KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
+        let mut m = <M as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         m.update(msg);
         m.finalize().into_bytes().to_vec()
     }
