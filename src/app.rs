@@ -13,7 +13,7 @@ use crate::mail::outbox::OutboxWorker;
 use crate::mail::{MailDir, Mailer, Smtp};
 use crate::services::Core;
 use crate::signin::SignIn;
-use crate::store::{AssistanceStore, AuditStore, Sealing, SessionStore, SqlStore, ThrottleStore};
+use crate::store::{AuditStore, RateLimitStore, Sealing, SessionStore, SqlStore, ThrottleStore};
 use anyhow::Context;
 use std::sync::Arc;
 use tokio::sync::Notify;

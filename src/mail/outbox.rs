@@ -6,13 +6,13 @@
 use super::Mailer;
 use crate::clock::Clock;
 use crate::policy::outbox::next_attempt;
-use crate::store::Store;
+use crate::store::OutboxStore;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
 pub struct OutboxWorker {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn OutboxStore>,
     pub mailer: Arc<dyn Mailer>,
     pub from: String,
     pub clock: Arc<dyn Clock>,

@@ -6,7 +6,7 @@
 use crate::audit::{Actor, AuditEntry};
 use crate::config::RetentionSettings;
 use crate::domain::Timestamp;
-use crate::store::{Store, StoreResult};
+use crate::store::{RetentionStore, StoreResult};
 
 const DAY: i64 = 86_400;
 
@@ -23,7 +23,7 @@ pub fn cutoffs(settings: &RetentionSettings, now: Timestamp) -> (Timestamp, Time
 }
 
 /// Remove what is older than the settings allow, each kind with its audit row.
-pub async fn run(store: &dyn Store, settings: &RetentionSettings, now: Timestamp) -> StoreResult<Removed> {
+pub async fn run(store: &dyn RetentionStore, settings: &RetentionSettings, now: Timestamp) -> StoreResult<Removed> {
     let (events_before, requests_before) = cutoffs(settings, now);
     let audit = |action: &str| AuditEntry::new(now, &Actor::System, action, "success");
     Ok(Removed {

@@ -498,8 +498,9 @@ pub enum RateCharge {
     Refused { full: Vec<usize> },
 }
 
+/// Counters in fixed windows, shared by every instance: rate limits and flood detection.
 #[async_trait]
-pub trait AssistanceStore: Send + Sync {
+pub trait RateLimitStore: Send + Sync {
     /// Charge one hit to every bucket, or to none: when any bucket's window is already full, nothing is
     /// charged. Atomic, so concurrent callers (on any instance) never take more than `max` between them.
     async fn take_rate_limits(&self, buckets: &[RateBucket]) -> StoreResult<RateCharge>;
@@ -509,6 +510,10 @@ pub trait AssistanceStore: Send + Sync {
     -> StoreResult<(i64, i64)>;
     /// Remove counter windows that started before `before` (housekeeping, idempotent).
     async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait AssistanceStore: Send + Sync {
     /// Store a request (and its audit row) durably.
     async fn insert_assistance_request(&self, request: &NewAssistanceRequest) -> StoreResult<()>;
     /// Claim the oldest unprocessed request for `lease_seconds`.
@@ -624,6 +629,7 @@ pub trait Store:
     + AuditStore
     + OutboxStore
     + AssistanceStore
+    + RateLimitStore
     + RetentionStore
     + KeyStore
 {
@@ -638,6 +644,7 @@ impl<T> Store for T where
         + AuditStore
         + OutboxStore
         + AssistanceStore
+        + RateLimitStore
         + RetentionStore
         + KeyStore
 {

@@ -10,10 +10,13 @@
 pub mod copy;
 mod migrate;
 mod sql;
-mod sql_assistance;
 mod sql_audit;
 mod sql_credentials;
 mod sql_directory;
+mod sql_outbox;
+mod sql_rate_limits;
+mod sql_requests;
+mod sql_retention;
 mod sql_sessions;
 
 pub use lifeline_core::store::*;

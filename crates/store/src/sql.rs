@@ -88,6 +88,77 @@ impl SqlStore {
     }
 }
 
+/// One audited change: a transaction that ends by writing the change's audit row — and the emails the change
+/// causes — and committing, all or nothing ("begin → change → audit row → outbox rows → commit", written once).
+/// The audit key is asked for before anything changes, so a store opened without it refuses at once. Dropped
+/// without a commit, it rolls back.
+pub(crate) struct Audited<'k> {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    key: &'k AuditKey,
+}
+
+impl SqlStore {
+    pub(crate) async fn audited(&self) -> StoreResult<Audited<'_>> {
+        let key = self.audit_key()?;
+        Ok(Audited { tx: self.pool.begin().await.db()?, key })
+    }
+}
+
+impl std::ops::Deref for Audited<'_> {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Audited<'_> {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+impl<'k> Audited<'k> {
+    /// The audit key, for writes that seal rows of their own (sign-in events).
+    pub(crate) fn key(&self) -> &'k AuditKey {
+        self.key
+    }
+
+    /// Undo everything written (a check inside the transaction failed).
+    pub(crate) async fn rollback(self) -> StoreResult<()> {
+        self.tx.rollback().await.db()
+    }
+
+    /// An audit row for part of the change (a change that may write several, or none).
+    pub(crate) async fn audit(&mut self, entry: &AuditEntry) -> StoreResult<i64> {
+        append(&mut self.tx, self.key, entry).await
+    }
+
+    /// Commit what was written, with the audit rows already added by [`Audited::audit`].
+    pub(crate) async fn finish(self) -> StoreResult<()> {
+        self.tx.commit().await.db()
+    }
+
+    /// Write the change's audit row and commit; returns the row's id.
+    pub(crate) async fn commit(self, entry: &AuditEntry) -> StoreResult<i64> {
+        self.commit_with_emails(entry, &[], 0).await
+    }
+
+    /// Queue the change's emails, write its audit row and commit; returns the row's id.
+    pub(crate) async fn commit_with_emails(
+        mut self,
+        entry: &AuditEntry,
+        emails: &[crate::email::OutgoingEmail],
+        now: Timestamp,
+    ) -> StoreResult<i64> {
+        for email in emails {
+            super::sql_outbox::enqueue(&mut self.tx, email, now).await?;
+        }
+        let id = append(&mut self.tx, self.key, entry).await?;
+        self.tx.commit().await.db()?;
+        Ok(id)
+    }
+}
+
 #[async_trait]
 impl Readiness for SqlStore {
     async fn ready(&self) -> bool {

@@ -85,9 +85,8 @@ async fn set_head(conn: &mut sqlx::AnyConnection, key: &AuditKey, id: i64, hash:
 #[async_trait]
 impl AuditStore for SqlStore {
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64> {
-        let mut tx = self.pool.begin().await.db()?;
-        let id = append(&mut tx, self.audit_key()?, entry).await?;
-        tx.commit().await.db()?;
+        let tx = self.audited().await?;
+        let id = tx.commit(entry).await?;
         Ok(id)
     }
 

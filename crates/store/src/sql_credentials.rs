@@ -84,7 +84,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.audited().await?;
         sqlx::query("UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = $3 WHERE account_id = $4")
             .bind(hash)
             .bind(now)
@@ -100,8 +100,7 @@ impl CredentialStore for SqlStore {
             .await
             .db()?
             .rows_affected();
-        append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await.db()?;
+        tx.commit(audit).await?;
         Ok(ended)
     }
 
@@ -140,7 +139,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         event: &SignInEvent,
     ) -> StoreResult<FailureResult> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.audited().await?;
         // The attempt was counted when it was admitted. A no-op update takes the row's write lock first, so
         // concurrent failures decide the lock one after the other.
         let row = sqlx::query(
@@ -179,11 +178,12 @@ impl CredentialStore for SqlStore {
                     .account(account)
                     .reason("failures")
                     .details(format!("{failed_attempts} consecutive failed sign-in attempts; locked {until}"));
-                append(&mut tx, self.audit_key()?, &entry).await?;
+                tx.audit(&entry).await?;
             }
         }
-        insert_sign_in(&mut tx, self.audit_key()?, event).await?;
-        tx.commit().await.db()?;
+        let key = tx.key();
+        insert_sign_in(&mut tx, key, event).await?;
+        tx.finish().await?;
         Ok(FailureResult { failed_attempts, locked_now })
     }
 
@@ -233,7 +233,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.audited().await?;
         let done = sqlx::query(
             "UPDATE account SET locked_at = NULL, locked_until = NULL, lock_reason = NULL, failed_attempts = 0, \
                lock_count = 0, last_failed_at = NULL, qa_failed_attempts = 0, qa_locked_at = NULL, \
@@ -250,8 +250,7 @@ impl CredentialStore for SqlStore {
         .rows_affected()
             == 1;
         if done {
-            append(&mut tx, self.audit_key()?, audit).await?;
-            tx.commit().await.db()?;
+            tx.commit(audit).await?;
         }
         Ok(done)
     }
@@ -282,7 +281,7 @@ impl CredentialStore for SqlStore {
         audit: &AuditEntry,
         self_service: bool,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.audited().await?;
         // Clearing the requirement doubles as the check that the account may still complete a step (and
         // takes its row lock, so two enrolments of one account run one after the other).
         let usable = if self_service {
@@ -325,13 +324,12 @@ impl CredentialStore for SqlStore {
             .rows_affected()
                 == 1;
         if !inserted {
-            tx.rollback().await.db()?;
+            tx.rollback().await?;
             return Ok(false);
         }
         history(&mut tx, account, "totp", "bound", now).await?;
         insert_backup_codes(&mut tx, account, backup_codes, now).await?;
-        append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await.db()?;
+        tx.commit(audit).await?;
         Ok(true)
     }
 
@@ -364,10 +362,9 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.audited().await?;
         insert_backup_codes(&mut tx, account, codes, now).await?;
-        append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await.db()?;
+        tx.commit(audit).await?;
         Ok(())
     }
 
@@ -412,7 +409,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.audited().await?;
         sqlx::query("DELETE FROM qa_answer WHERE account_id = $1").bind(account).execute(&mut *tx).await.db()?;
         // New answers, chosen by the signed-in person, start the Q&A lockout again.
         sqlx::query("UPDATE account SET qa_failed_attempts = 0, qa_locked_at = NULL WHERE account_id = $1")
@@ -440,8 +437,7 @@ impl CredentialStore for SqlStore {
             now,
         )
         .await?;
-        append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await.db()?;
+        tx.commit(audit).await?;
         Ok(())
     }
 
@@ -481,7 +477,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn record_qa_failure(&self, account: AccountId, policy: &LockoutPolicy, now: Timestamp) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.audited().await?;
         let row = sqlx::query(
             "UPDATE account SET qa_locked_at = $1 \
              WHERE account_id = $2 AND qa_locked_at IS NULL AND qa_failed_attempts >= $3 RETURNING person_id",
@@ -498,9 +494,9 @@ impl CredentialStore for SqlStore {
                 .person(row.try_get("person_id").db()?)
                 .account(account)
                 .reason("qa_failures");
-            append(&mut tx, self.audit_key()?, &entry).await?;
+            tx.audit(&entry).await?;
         }
-        tx.commit().await.db()?;
+        tx.finish().await?;
         Ok(locked_now)
     }
 
@@ -511,7 +507,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.audited().await?;
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 0, \
              qa_failed_attempts = 0 WHERE account_id = $3 AND {}",
@@ -530,8 +526,7 @@ impl CredentialStore for SqlStore {
         }
         history(&mut tx, account, "password", "bound", now).await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await.db()?;
-        append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await.db()?;
+        tx.commit(audit).await?;
         Ok(true)
     }
 
@@ -542,7 +537,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.audited().await?;
         sqlx::query("UPDATE account SET locked_at = $1, lock_reason = $2, locked_until = NULL WHERE account_id = $3")
             .bind(now)
             .bind(reason.as_str())
@@ -551,8 +546,7 @@ impl CredentialStore for SqlStore {
             .await
             .db()?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await.db()?;
-        append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await.db()?;
+        tx.commit(audit).await?;
         Ok(())
     }
 }

@@ -107,10 +107,9 @@ impl DirectoryStore for SqlStore {
     }
 
     async fn set_grant(&self, person: PersonId, grant: &Grant, audit: &AuditEntry) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.audited().await?;
         write_grant(&mut tx, person, grant, &audit.actor, audit.at).await?;
-        append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await.db()?;
+        tx.commit(audit).await?;
         Ok(())
     }
 

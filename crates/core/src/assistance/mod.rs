@@ -22,7 +22,7 @@ use crate::services::Core;
 use crate::signin::RequestContext;
 use crate::store::{
     AssistanceStore, CredentialStore, DirectoryStore, EventStore, NewAssistanceRequest, ProcessOutcome, Processed,
-    RateBucket, RateCharge, StoreError,
+    RateBucket, RateCharge, RateLimitStore, StoreError,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,8 +94,11 @@ fn submission_of(row: &crate::store::AssistanceRequest) -> dossier::Submission {
 }
 
 /// The store capabilities assistance requests use.
-pub trait AssistanceServiceStore: AssistanceStore + DirectoryStore + CredentialStore + EventStore {}
-impl<T: AssistanceStore + DirectoryStore + CredentialStore + EventStore> AssistanceServiceStore for T {}
+pub trait AssistanceServiceStore:
+    AssistanceStore + RateLimitStore + DirectoryStore + CredentialStore + EventStore
+{
+}
+impl<T: AssistanceStore + RateLimitStore + DirectoryStore + CredentialStore + EventStore> AssistanceServiceStore for T {}
 
 pub struct Assistance {
     pub core: Arc<Core>,

@@ -1,29 +1,12 @@
-//! The outbox and assistance requests on the SQL backends.
+//! Assistance requests on the SQL backends: stored, claimed for processing, completed with their dossier,
+//! emails and audit row in one transaction, listed and closed.
 
-use super::sql::{SqlStore, append};
+use super::sql::SqlStore;
 use super::*;
 use crate::audit::Actor;
-use crate::email::{MAX_ATTEMPTS, OutgoingEmail, QueuedEmail};
+use crate::email::OutgoingEmail;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-
-/// Queue an email inside the caller's transaction.
-pub(super) async fn enqueue(conn: &mut sqlx::AnyConnection, email: &OutgoingEmail, now: Timestamp) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO outbox_email (message_id, to_address, subject, text_body, html_body, created_at, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6)",
-    )
-    .bind(&email.message_id)
-    .bind(&email.to)
-    .bind(&email.subject)
-    .bind(&email.text)
-    .bind(&email.html)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .db()?;
-    Ok(())
-}
 
 const REQUEST_COLUMNS: &str = "assistance_request_id, reference, submitted_email, problem, description, client_ip, user_agent, \
     created_at, status, joined_to, repeat_count, person_id, account_id, dossier, notified, closed_by, closed_at, close_note, \
@@ -55,196 +38,9 @@ fn request_from_row(r: &AnyRow) -> StoreResult<AssistanceRequest> {
 }
 
 #[async_trait]
-impl OutboxStore for SqlStore {
-    async fn claim_due_emails(&self, now: Timestamp, lease_seconds: i64, limit: i64) -> StoreResult<Vec<QueuedEmail>> {
-        let candidates: Vec<i64> = sqlx::query(
-            "SELECT outbox_email_id FROM outbox_email WHERE sent_at IS NULL AND next_attempt_at <= $1 AND attempts < $2 \
-             AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY outbox_email_id LIMIT $3",
-        )
-        .bind(now)
-        .bind(MAX_ATTEMPTS)
-        // A few spare candidates, for the ones another instance claims first.
-        .bind(limit + 8)
-        .fetch_all(self.pool())
-        .await.db()?
-        .iter()
-        .map(|r| r.try_get::<i64, _>(0))
-        .collect::<Result<_, _>>().db()?;
-        let mut claimed = Vec::new();
-        for id in candidates {
-            if claimed.len() as i64 >= limit {
-                break;
-            }
-            // Compare-and-set: of several instances eyeing the same row, one wins the lease.
-            let row = sqlx::query(
-                "UPDATE outbox_email SET claimed_until = $1 WHERE outbox_email_id = $2 AND sent_at IS NULL \
-                 AND (claimed_until IS NULL OR claimed_until <= $3) \
-                 RETURNING outbox_email_id, message_id, to_address, subject, text_body, html_body, attempts",
-            )
-            .bind(now + lease_seconds)
-            .bind(id)
-            .bind(now)
-            .fetch_optional(self.pool())
-            .await
-            .db()?;
-            if let Some(r) = row {
-                claimed.push(QueuedEmail {
-                    id: r.try_get("outbox_email_id").db()?,
-                    attempts: r.try_get("attempts").db()?,
-                    email: OutgoingEmail {
-                        message_id: r.try_get("message_id").db()?,
-                        to: r.try_get("to_address").db()?,
-                        subject: r.try_get("subject").db()?,
-                        text: r.try_get("text_body").db()?,
-                        html: r.try_get("html_body").db()?,
-                    },
-                });
-            }
-        }
-        Ok(claimed)
-    }
-
-    async fn mark_email_sent(&self, id: i64, now: Timestamp) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox_email SET sent_at = $1, claimed_until = NULL, last_error = NULL WHERE outbox_email_id = $2",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(self.pool())
-        .await
-        .db()?;
-        Ok(())
-    }
-
-    async fn mark_email_failed(
-        &self,
-        id: i64,
-        attempts: i64,
-        next_attempt_at: Timestamp,
-        error: &str,
-    ) -> StoreResult<()> {
-        let error: String = error.chars().take(1000).collect();
-        sqlx::query(
-            "UPDATE outbox_email SET attempts = $1, next_attempt_at = $2, last_error = $3, claimed_until = NULL \
-             WHERE outbox_email_id = $4 AND sent_at IS NULL",
-        )
-        .bind(attempts)
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(id)
-        .execute(self.pool())
-        .await
-        .db()?;
-        Ok(())
-    }
-
-    async fn outbox_counts(&self) -> StoreResult<(i64, i64)> {
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(CASE WHEN sent_at IS NULL THEN 1 ELSE 0 END), 0) AS queued, \
-             COALESCE(SUM(CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END), 0) AS sent FROM outbox_email",
-        )
-        .fetch_one(self.pool())
-        .await
-        .db()?;
-        Ok((row.try_get("queued").db()?, row.try_get("sent").db()?))
-    }
-}
-
-#[async_trait]
 impl AssistanceStore for SqlStore {
-    async fn take_rate_limits(&self, buckets: &[RateBucket]) -> StoreResult<RateCharge> {
-        // Every caller locks the counters in the same (key) order, so two requests sharing buckets queue
-        // behind each other instead of deadlocking.
-        let mut order: Vec<usize> = (0..buckets.len()).collect();
-        order.sort_by(|a, b| buckets[*a].key.cmp(&buckets[*b].key));
-        let mut tx = self.pool().begin().await.db()?;
-        let mut refused = None;
-        for &i in &order {
-            let bucket = &buckets[i];
-            // The conditional upsert takes the row's lock and re-checks the count under it; a full
-            // window returns no row. Rolling back then un-charges the buckets taken before it.
-            let taken = sqlx::query(
-                "INSERT INTO rate_limit_counter (bucket, window_start, hits) VALUES ($1, $2, 1) \
-                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 \
-                 WHERE rate_limit_counter.hits < $3 RETURNING hits",
-            )
-            .bind(&bucket.key)
-            .bind(bucket.window_start)
-            .bind(bucket.max)
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?;
-            if taken.is_none() {
-                refused = Some(i);
-                break;
-            }
-        }
-        let Some(first_full) = refused else {
-            tx.commit().await.db()?;
-            return Ok(RateCharge::Taken);
-        };
-        tx.rollback().await.db()?;
-        // Name every full bucket, so the client is told the longest wait.
-        let mut full = Vec::new();
-        for (i, bucket) in buckets.iter().enumerate() {
-            let hits: Option<i64> =
-                sqlx::query("SELECT hits FROM rate_limit_counter WHERE bucket = $1 AND window_start = $2")
-                    .bind(&bucket.key)
-                    .bind(bucket.window_start)
-                    .fetch_optional(self.pool())
-                    .await
-                    .db()?
-                    .map(|r| r.try_get("hits"))
-                    .transpose()
-                    .db()?;
-            if i == first_full || hits.is_some_and(|h| h >= bucket.max) {
-                full.push(i);
-            }
-        }
-        Ok(RateCharge::Refused { full })
-    }
-
-    async fn count_in_window(
-        &self,
-        key: &str,
-        window_start: Timestamp,
-        previous: Timestamp,
-    ) -> StoreResult<(i64, i64)> {
-        let now: i64 = sqlx::query(
-            "INSERT INTO rate_limit_counter (bucket, window_start, hits) VALUES ($1, $2, 1) \
-             ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 RETURNING hits",
-        )
-        .bind(key)
-        .bind(window_start)
-        .fetch_one(self.pool())
-        .await
-        .db()?
-        .try_get("hits")
-        .db()?;
-        let before: Option<i64> =
-            sqlx::query("SELECT hits FROM rate_limit_counter WHERE bucket = $1 AND window_start = $2")
-                .bind(key)
-                .bind(previous)
-                .fetch_optional(self.pool())
-                .await
-                .db()?
-                .map(|r| r.try_get("hits"))
-                .transpose()
-                .db()?;
-        Ok((now, before.unwrap_or(0)))
-    }
-
-    async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64> {
-        let result = sqlx::query("DELETE FROM rate_limit_counter WHERE window_start < $1")
-            .bind(before)
-            .execute(self.pool())
-            .await
-            .db()?;
-        Ok(result.rows_affected())
-    }
-
     async fn insert_assistance_request(&self, r: &NewAssistanceRequest) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await.db()?;
+        let mut tx = self.audited().await?;
         sqlx::query(
             "INSERT INTO assistance_request (reference, submitted_email, problem, description, client_ip, user_agent, created_at, status) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'received')",
@@ -268,8 +64,7 @@ impl AssistanceStore for SqlStore {
                 serde_json::json!({ "submitted_email": r.submitted_email, "type": r.problem.as_str() }).to_string(),
             );
         entry.reference = Some(r.reference.to_string());
-        append(&mut tx, self.audit_key()?, &entry).await?;
-        tx.commit().await.db()?;
+        tx.commit(&entry).await?;
         Ok(())
     }
 
@@ -314,7 +109,7 @@ impl AssistanceStore for SqlStore {
         repeat_since: Timestamp,
         now: Timestamp,
     ) -> StoreResult<ProcessOutcome> {
-        let mut tx = self.pool().begin().await.db()?;
+        let mut tx = self.audited().await?;
         // One completion at a time across instances, so two repeats cannot both open.
         sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await.db()?;
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -409,11 +204,7 @@ impl AssistanceStore for SqlStore {
             entry.notified = notified;
             ProcessOutcome::Opened
         };
-        for email in &p.emails {
-            enqueue(&mut tx, email, now).await?;
-        }
-        append(&mut tx, self.audit_key()?, &entry).await?;
-        tx.commit().await.db()?;
+        tx.commit_with_emails(&entry, &p.emails, now).await?;
         Ok(outcome)
     }
 
@@ -533,7 +324,7 @@ impl AssistanceStore for SqlStore {
         audit: &AuditEntry,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await.db()?;
+        let mut tx = self.audited().await?;
         // Serialised with request processing, which is what marks requests for a digest.
         sqlx::query("UPDATE job_lock SET runs = runs + 1 WHERE name = 'assistance'").execute(&mut *tx).await.db()?;
         let notified = notified.join(", ");
@@ -551,13 +342,9 @@ impl AssistanceStore for SqlStore {
         if marked != count as u64 {
             return Ok(false);
         }
-        for email in emails {
-            enqueue(&mut tx, email, now).await?;
-        }
         let mut entry = audit.clone();
         entry.notified = Some(notified);
-        append(&mut tx, self.audit_key()?, &entry).await?;
-        tx.commit().await.db()?;
+        tx.commit_with_emails(&entry, emails, now).await?;
         Ok(true)
     }
 
@@ -568,7 +355,7 @@ impl AssistanceStore for SqlStore {
         note: &str,
         audit: &AuditEntry,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await.db()?;
+        let mut tx = self.audited().await?;
         let done = sqlx::query(
             "UPDATE assistance_request SET status = $1, closed_by = $2, closed_at = $3, close_note = $4 \
              WHERE reference = $5 AND status = 'open'",
@@ -586,8 +373,7 @@ impl AssistanceStore for SqlStore {
         if !done {
             return Ok(false);
         }
-        append(&mut tx, self.audit_key()?, audit).await?;
-        tx.commit().await.db()?;
+        tx.commit(audit).await?;
         Ok(true)
     }
 
@@ -656,59 +442,5 @@ impl AssistanceStore for SqlStore {
         .await
         .db()?;
         Ok((row.try_get::<i64, _>("ip_hits").db()? > 0, row.try_get::<i64, _>("network_hits").db()? > 0))
-    }
-}
-
-#[async_trait]
-impl RetentionStore for SqlStore {
-    async fn delete_sign_in_events_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64> {
-        let mut tx = self.pool().begin().await.db()?;
-        let removed = sqlx::query("DELETE FROM sign_in_event WHERE at < $1")
-            .bind(before)
-            .execute(&mut *tx)
-            .await
-            .db()?
-            .rows_affected();
-        if removed == 0 {
-            return Ok(0);
-        }
-        let mut entry = audit.clone();
-        entry.details = Some(serde_json::json!({ "removed": removed, "before": before }).to_string());
-        append(&mut tx, self.audit_key()?, &entry).await?;
-        tx.commit().await.db()?;
-        Ok(removed)
-    }
-
-    async fn delete_closed_requests_before(&self, before: Timestamp, audit: &AuditEntry) -> StoreResult<u64> {
-        let mut tx = self.pool().begin().await.db()?;
-        let closed = "SELECT assistance_request_id FROM assistance_request \
-                      WHERE status IN ('resolved', 'dismissed') AND closed_at < $1";
-        // Repeats first: they point at the request they joined.
-        let repeats =
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM assistance_request WHERE joined_to IN ({closed})")))
-                .bind(before)
-                .execute(&mut *tx)
-                .await
-                .db()?
-                .rows_affected();
-        let requests =
-            sqlx::query("DELETE FROM assistance_request WHERE status IN ('resolved', 'dismissed') AND closed_at < $1")
-                .bind(before)
-                .execute(&mut *tx)
-                .await
-                .db()?
-                .rows_affected();
-        let removed = repeats + requests;
-        if removed == 0 {
-            return Ok(0);
-        }
-        let mut entry = audit.clone();
-        entry.details = Some(
-            serde_json::json!({ "removed_requests": requests, "removed_repeats": repeats, "closed_before": before })
-                .to_string(),
-        );
-        append(&mut tx, self.audit_key()?, &entry).await?;
-        tx.commit().await.db()?;
-        Ok(removed)
     }
 }
