@@ -1,6 +1,8 @@
 //! Words for people instead of stored values: `bad_second_factor` is "Wrong code", `account:2:harry` is
 //! "harry". Unknown values are shown as they are rather than hidden.
 
+use crate::domain::RequestStatus;
+
 /// A sign-in event's outcome.
 pub fn outcome(value: &str) -> String {
     match value {
@@ -48,14 +50,13 @@ pub fn actor(value: &str) -> String {
 }
 
 /// An assistance request's status.
-pub fn request_status(value: &str) -> String {
+pub fn request_status(value: RequestStatus) -> String {
     match value {
-        "received" => "Received (being processed)",
-        "open" => "Open",
-        "joined" => "Joined to an earlier request",
-        "resolved" => "Resolved",
-        "dismissed" => "Dismissed",
-        other => other,
+        RequestStatus::Received => "Received (being processed)",
+        RequestStatus::Open => "Open",
+        RequestStatus::Joined => "Joined to an earlier request",
+        RequestStatus::Resolved => "Resolved",
+        RequestStatus::Dismissed => "Dismissed",
     }
     .to_owned()
 }

@@ -4,6 +4,7 @@
 use crate::helpers::*;
 use crate::smtp_sink::{SmtpSink, free_port};
 use lifeline::config::Settings;
+use lifeline::domain::RequestStatus;
 use lifeline::store::{AssistanceStore, AuditStore, OutboxStore};
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
@@ -119,7 +120,7 @@ async fn admins_get_a_dossier_by_real_smtp_that_reads_a_new_country_and_network(
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
                 .unwrap_or_else(|| panic!("stored"));
-            assert_eq!(request.status, "open");
+            assert_eq!(request.status, RequestStatus::Open);
             assert_eq!(request.notified.as_deref(), Some("ada@example.org, harry@example.org"));
         },
     )
@@ -327,13 +328,18 @@ async fn a_repeat_joins_the_open_request_instead_of_emailing_again() {
             );
             assert_ne!(first, second, "every submission gets its own reference");
             wait_until("the repeat to be processed", async || {
-                app.db.assistance_request(&second).await.ok().flatten().is_some_and(|r| r.status == "joined")
+                app.db
+                    .assistance_request(&second)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| r.status == RequestStatus::Joined)
             })
             .await;
             outbox_settled(&app, 1).await;
             assert_eq!(sink.messages().len(), 1, "admins were not emailed again");
             let open = app.db.assistance_request(&first).await.unwrap_or_default().unwrap_or_else(|| panic!("open"));
-            assert_eq!((open.status.as_str(), open.repeat_count), ("open", 1));
+            assert_eq!((open.status, open.repeat_count), (RequestStatus::Open, 1));
             // Another problem type is a request of its own.
             app.post_assistance(LONDON, &sam.email, "lost_2fa").await;
             sink.wait_for(2).await;
@@ -494,7 +500,12 @@ async fn helpdesk_admins_work_the_queue_in_the_console() {
                 &app.post_assistance(LINKOPING, &staff.email, "lost_2fa").await.text().await.unwrap_or_default(),
             );
             wait_until("processing", async || {
-                app.db.assistance_request(&reference).await.ok().flatten().is_some_and(|r| r.status == "open")
+                app.db
+                    .assistance_request(&reference)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| r.status == RequestStatus::Open)
             })
             .await;
 
@@ -573,7 +584,7 @@ async fn helpdesk_admins_work_the_queue_in_the_console() {
             assert_eq!(close("dismiss", "again").await.status(), StatusCode::CONFLICT);
             let closed =
                 app.db.assistance_request(&reference).await.unwrap_or_default().unwrap_or_else(|| panic!("request"));
-            assert_eq!(closed.status, "resolved");
+            assert_eq!(closed.status, RequestStatus::Resolved);
             assert_eq!(closed.closed_by.as_deref(), Some(format!("account:{}:harry", harry.account_id).as_str()));
 
             // Received, opened (with who was notified), resolved: all in the audit log.
@@ -766,7 +777,7 @@ async fn a_repeat_from_elsewhere_keeps_both_submissions_emails_an_update_and_eve
             // an email would be written in the same transaction as the join).
             let third = json_reference(app.post_assistance_json(LONDON, &hank.email, "locked_out", "").await).await;
             wait_until("the third to join", async || {
-                app.db.assistance_request(&third).await.ok().flatten().is_some_and(|r| r.status == "joined")
+                app.db.assistance_request(&third).await.ok().flatten().is_some_and(|r| r.status == RequestStatus::Joined)
             })
             .await;
             let (queued, sent) = app.db.outbox_counts().await.unwrap_or_default();
@@ -899,7 +910,12 @@ async fn a_flood_reaches_the_admins_as_one_digest_per_interval_and_every_request
             }
             // Every request is in the queue, and nothing is left waiting to be sent.
             assert_eq!(
-                app.state.assistance.list(&system(&app.state, None).await, "open", "").await.unwrap_or_default().len(),
+                app.state
+                    .assistance
+                    .list(&system(&app.state, None).await, Some(RequestStatus::Open), "")
+                    .await
+                    .unwrap_or_default()
+                    .len(),
                 100
             );
             assert_eq!(count(&app, "SELECT COUNT(*) FROM assistance_request WHERE digest_due_at IS NOT NULL").await, 0);

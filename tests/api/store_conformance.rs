@@ -626,7 +626,9 @@ async fn retention_removes_old_sign_in_events_and_closed_requests_and_keeps_the_
         for (reference, closed) in &references {
             if let Some(at) = closed {
                 let audit = AuditEntry::new(*at, &Actor::System, "assistance.resolve", "success");
-                let done = store.close_assistance_request(reference, "resolved", "done", &audit).await;
+                let done = store
+                    .close_assistance_request(reference, lifeline::domain::RequestStatus::Resolved, "done", &audit)
+                    .await;
                 assert!(done.unwrap_or_else(|e| panic!("{e}")), "{backend}");
             }
         }

@@ -9,8 +9,8 @@
 use crate::audit::{AuditEntry, AuditHead, AuditRecord, UnreadableRow};
 use crate::crypto::TokenHash;
 use crate::domain::{
-    Account, AccountId, AccountSource, DisplayName, EmailAddress, Grant, Person, PersonId, PersonStatus, Timestamp,
-    Username,
+    Account, AccountId, AccountSource, DisplayName, EmailAddress, Grant, Person, PersonId, PersonStatus, RequestStatus,
+    Timestamp, Username,
 };
 use crate::policy::lockout::LockoutPolicy;
 use async_trait::async_trait;
@@ -435,7 +435,7 @@ pub struct AssistanceRequest {
     pub user_agent: String,
     pub created_at: Timestamp,
     /// received (not yet processed), open, joined (a repeat of an open one), resolved, dismissed
-    pub status: String,
+    pub status: RequestStatus,
     pub joined_to: Option<i64>,
     pub repeat_count: i64,
     pub person_id: Option<PersonId>,
@@ -534,7 +534,7 @@ pub trait AssistanceStore: Send + Sync {
     ) -> StoreResult<ProcessOutcome>;
     async fn assistance_requests(
         &self,
-        status: Option<&str>,
+        status: Option<RequestStatus>,
         problem: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<AssistanceRequest>>;
@@ -577,7 +577,7 @@ pub trait AssistanceStore: Send + Sync {
     async fn close_assistance_request(
         &self,
         reference: &str,
-        status: &str,
+        status: RequestStatus,
         note: &str,
         audit: &AuditEntry,
     ) -> StoreResult<bool>;

@@ -28,7 +28,9 @@ use lifeline_core::{audit, crypto, domain, email, policy};
 use async_trait::async_trait;
 use audit::{AuditEntry, AuditHead, AuditRecord, UnreadableRow};
 use crypto::TokenHash;
-use domain::{Account, AccountId, AccountSource, EmailAddress, Grant, Person, PersonId, PersonStatus, Timestamp};
+use domain::{
+    Account, AccountId, AccountSource, EmailAddress, Grant, Person, PersonId, PersonStatus, RequestStatus, Timestamp,
+};
 use policy::lockout::LockoutPolicy;
 
 /// sqlx's errors as the core's [`StoreError`]: the core does not know sqlx, so the conversion lives here.

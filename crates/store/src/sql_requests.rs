@@ -22,7 +22,11 @@ fn request_from_row(r: &AnyRow) -> StoreResult<AssistanceRequest> {
         client_ip: r.try_get("client_ip").db()?,
         user_agent: r.try_get("user_agent").db()?,
         created_at: r.try_get("created_at").db()?,
-        status: r.try_get("status").db()?,
+        status: {
+            let status: String = r.try_get("status").db()?;
+            RequestStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown assistance request status {status:?}")))?
+        },
         joined_to: r.try_get("joined_to").db()?,
         repeat_count: r.try_get("repeat_count").db()?,
         person_id: r.try_get("person_id").db()?,
@@ -210,7 +214,7 @@ impl AssistanceStore for SqlStore {
 
     async fn assistance_requests(
         &self,
-        status: Option<&str>,
+        status: Option<RequestStatus>,
         problem: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<AssistanceRequest>> {
@@ -220,7 +224,7 @@ impl AssistanceStore for SqlStore {
              AND ($1 = '' OR status = $1) AND ($2 = '' OR problem = $2) \
              ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END, created_at DESC, assistance_request_id DESC LIMIT $3"
         )))
-        .bind(status.unwrap_or(""))
+        .bind(status.map(RequestStatus::as_str).unwrap_or(""))
         .bind(problem.unwrap_or(""))
         .bind(limit)
         .fetch_all(self.pool())
@@ -351,7 +355,7 @@ impl AssistanceStore for SqlStore {
     async fn close_assistance_request(
         &self,
         reference: &str,
-        status: &str,
+        status: RequestStatus,
         note: &str,
         audit: &AuditEntry,
     ) -> StoreResult<bool> {
@@ -360,7 +364,7 @@ impl AssistanceStore for SqlStore {
             "UPDATE assistance_request SET status = $1, closed_by = $2, closed_at = $3, close_note = $4 \
              WHERE reference = $5 AND status = 'open'",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(&audit.actor)
         .bind(audit.at)
         .bind(note)

@@ -2,7 +2,7 @@
 
 use super::Admin;
 use crate::authz::{CloseRequest, Proof, ViewRequests};
-use crate::domain::{ProblemType, ReferenceId};
+use crate::domain::{ProblemType, ReferenceId, RequestStatus};
 use crate::http::labels;
 use crate::http::middleware::CsrfToken;
 use crate::http::pages::problems;
@@ -32,16 +32,17 @@ pub async fn requests_get(
     // Unknown or malformed filter values are simply no filter.
     let wanted = param("status");
     let status = STATUSES.iter().map(|(v, _)| *v).find(|v| *v == wanted).unwrap_or("");
+    let filter = RequestStatus::parse(status);
     let problem = ProblemType::parse(&param("type")).map(|p| p.as_str()).unwrap_or("");
     let rows = state
         .assistance
-        .list(&proof, status, problem)
+        .list(&proof, filter, problem)
         .await?
         .into_iter()
         .map(|r| RequestRow {
             at: crate::assistance::dossier::when(r.created_at),
             reference: r.reference,
-            status: labels::request_status(&r.status),
+            status: labels::request_status(r.status),
             problem: labels::problem(&r.problem),
             email: r.submitted_email,
             repeats: r.repeat_count,
@@ -88,28 +89,30 @@ async fn request_page(
     let closed = request.closed_at.map(|at| {
         format!(
             "{} by {} on {}: {}",
-            labels::request_status(&request.status),
+            labels::request_status(request.status),
             labels::actor(request.closed_by.as_deref().unwrap_or("?")),
             crate::assistance::dossier::when(at),
             request.close_note.as_deref().unwrap_or("")
         )
     });
-    let status = labels::request_status(&request.status);
+    let status = labels::request_status(request.status);
     let mut response = render(&ConsoleRequestPage {
         title: "Assistance request",
         csrf,
         reference: &request.reference,
         status: &status,
         repeats: request.repeat_count,
-        open: request.status == "open",
+        open: request.status == RequestStatus::Open,
         closed,
         dossier,
         notified: match request.notified.as_deref().filter(|n| !n.is_empty()) {
             Some(who) => who,
-            None if request.status == "joined" => "nobody: a repeat from where the request came from before",
+            None if request.status == RequestStatus::Joined => {
+                "nobody: a repeat from where the request came from before"
+            }
             None => "nobody yet",
         },
-        joined_to: joined_to.map(|t| (t.reference, labels::request_status(&t.status))),
+        joined_to: joined_to.map(|t| (t.reference, labels::request_status(t.status))),
         submissions,
         close_error: attempt.as_ref().map(|a| a.error),
         decision: attempt.as_ref().map(|a| a.decision).unwrap_or_default(),

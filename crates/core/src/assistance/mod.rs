@@ -13,7 +13,8 @@ use crate::audit::{Actor, AuditEntry};
 use crate::authz::{CloseRequest, Proof, ViewRequests};
 use crate::crypto::TokenHash;
 use crate::domain::{
-    AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId, Timestamp,
+    AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId, RequestStatus,
+    Timestamp,
 };
 use crate::policy::lockout::LockState;
 use crate::policy::permissions::Permission;
@@ -421,14 +422,14 @@ impl Assistance {
         Ok(facts)
     }
 
-    /// Requests for the queue: open first; `""` for a filter means all.
+    /// Requests for the queue: open first; no status, or `""` for the problem, means all.
     pub async fn list(
         &self,
         _proof: &Proof<ViewRequests>,
-        status: &str,
+        status: Option<RequestStatus>,
         problem: &str,
     ) -> Result<Vec<crate::store::AssistanceRequest>, StoreError> {
-        self.store.assistance_requests(Some(status), Some(problem), 500).await
+        self.store.assistance_requests(status, Some(problem), 500).await
     }
 
     pub async fn find(
@@ -463,14 +464,15 @@ impl Assistance {
         let (status, joined) = match request.joined_to {
             Some(id) => {
                 let target = store.assistance_request_by_id(id).await?;
-                (target.map(|t| t.status).unwrap_or_else(|| "closed".into()), true)
+                // A request joined to one that is gone (removed by retention) is as good as closed.
+                (target.map(|t| t.status).unwrap_or(RequestStatus::Resolved), true)
             }
             None => (request.status, false),
         };
-        let state = match status.as_str() {
-            "received" => PublicState::Received,
-            "open" => PublicState::Open,
-            _ => PublicState::Closed,
+        let state = match status {
+            RequestStatus::Received => PublicState::Received,
+            RequestStatus::Open => PublicState::Open,
+            RequestStatus::Joined | RequestStatus::Resolved | RequestStatus::Dismissed => PublicState::Closed,
         };
         Ok(Some(RequestState { reference: request.reference, state, joined }))
     }
@@ -484,8 +486,11 @@ impl Assistance {
         note: &str,
     ) -> Result<bool, StoreError> {
         let actor = proof.actor();
-        let (status, action) =
-            if resolve { ("resolved", "assistance.resolve") } else { ("dismissed", "assistance.dismiss") };
+        let (status, action) = if resolve {
+            (RequestStatus::Resolved, "assistance.resolve")
+        } else {
+            (RequestStatus::Dismissed, "assistance.dismiss")
+        };
         let mut audit = AuditEntry::new(self.core.now(), actor, action, "success").details(note.to_owned());
         audit.reference = Some(reference.to_owned());
         if let Some(request) = self.store.assistance_request(reference).await? {

@@ -106,9 +106,55 @@ impl fmt::Display for ReferenceId {
     }
 }
 
+/// Where a request is. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Stored; not yet processed (resolved, dossier, emails).
+    Received,
+    /// Waiting for an administrator.
+    Open,
+    /// A repeat added to an earlier open request.
+    Joined,
+    Resolved,
+    Dismissed,
+}
+
+impl RequestStatus {
+    pub const ALL: [Self; 5] = [Self::Received, Self::Open, Self::Joined, Self::Resolved, Self::Dismissed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Open => "open",
+            Self::Joined => "joined",
+            Self::Resolved => "resolved",
+            Self::Dismissed => "dismissed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_are_stored_by_name_and_read_back() {
+        for status in RequestStatus::ALL {
+            assert_eq!(RequestStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(RequestStatus::parse("closed"), None);
+    }
 
     #[test]
     fn references_are_readable_and_parse_back_however_typed() {

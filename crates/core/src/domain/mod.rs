@@ -7,7 +7,7 @@ mod assistance;
 mod directory;
 mod values;
 
-pub use assistance::{Description, ProblemType, ReferenceId};
+pub use assistance::{Description, ProblemType, ReferenceId, RequestStatus};
 pub use directory::{Account, AccountSource, Grant, LockReason, Person, PersonStatus, RequiredActions};
 pub use values::{DisplayName, EmailAddress, ParseError, Reason, Username};
 
