@@ -202,7 +202,7 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
 }
 
 fn demo_event(
-    account: i64,
+    account: crate::domain::AccountId,
     at: i64,
     outcome: &str,
     ip: &str,

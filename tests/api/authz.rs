@@ -40,7 +40,7 @@ async fn an_admin_unlocks_only_people_below_them_and_never_themself() {
         let unlock = rows.iter().rev().find(|r| r.entry.action == "account.unlock");
         let unlock = unlock.unwrap_or_else(|| panic!("an unlock audit row"));
         assert_eq!(unlock.entry.actor, format!("account:{}:harry", harry.account_id));
-        assert_eq!(unlock.entry.subject_person_id, Some(sam_id));
+        assert_eq!(unlock.entry.subject_person_id, Some(sam_id.0));
     })
     .await;
 }

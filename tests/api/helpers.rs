@@ -23,7 +23,10 @@ pub fn testdata(name: &str) -> PathBuf {
 }
 
 /// The system's proof for `A` (as the CLI gets it), to arrange what a test needs.
-pub async fn system<A: lifeline::authz::Action>(state: &AppState, subject: Option<i64>) -> lifeline::authz::Proof<A> {
+pub async fn system<A: lifeline::authz::Action>(
+    state: &AppState,
+    subject: Option<lifeline::domain::PersonId>,
+) -> lifeline::authz::Proof<A> {
     let principal = lifeline::authz::Principal::System;
     state.authority.authorize::<A>(principal, subject).await.unwrap_or_else(|e| panic!("{e}"))
 }
@@ -293,7 +296,7 @@ pub struct Person {
     pub password: String,
     pub totp: Option<TotpSecret>,
     pub backup_codes: Vec<String>,
-    pub account_id: i64,
+    pub account_id: lifeline::domain::AccountId,
 }
 
 pub const PASSWORD: &str = "amber-falcon-harbour-42";

@@ -414,7 +414,7 @@ async fn a_hundred_parallel_guesses_over_two_instances_then_the_right_password_e
         let count = async |sql: &str| -> i64 {
             use sqlx::Row;
             sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(ada.account_id)
+                .bind(ada.account_id.0)
                 .fetch_one(store.pool())
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))

@@ -2,6 +2,7 @@
 //! one address cannot spray guesses or lock people out for good, and an operator can always unlock.
 
 use crate::helpers::*;
+use lifeline::domain::AccountId;
 use lifeline::policy::rate_limit::RateLimit;
 use reqwest::StatusCode;
 use sqlx::Row;
@@ -9,9 +10,9 @@ use std::time::Duration;
 
 /// How many sign-in events of `outcome` the account has: a `bad_password` event is a guess that was
 /// actually checked against the password.
-pub async fn events(app: &TestApp, account: i64, outcome: &str) -> i64 {
+pub async fn events(app: &TestApp, account: AccountId, outcome: &str) -> i64 {
     sqlx::query("SELECT COUNT(*) AS n FROM sign_in_event WHERE account_id = $1 AND outcome = $2")
-        .bind(account)
+        .bind(account.0)
         .bind(outcome)
         .fetch_one(app.db.pool())
         .await
@@ -19,9 +20,9 @@ pub async fn events(app: &TestApp, account: i64, outcome: &str) -> i64 {
         .get::<i64, _>("n")
 }
 
-async fn sessions(app: &TestApp, account: i64) -> i64 {
+async fn sessions(app: &TestApp, account: AccountId) -> i64 {
     sqlx::query("SELECT COUNT(*) AS n FROM web_session WHERE account_id = $1")
-        .bind(account)
+        .bind(account.0)
         .fetch_one(app.db.pool())
         .await
         .unwrap_or_else(|e| panic!("{e}"))
@@ -35,7 +36,7 @@ async fn wrong_passwords(app: &TestApp, person: &Person, n: usize) {
     }
 }
 
-async fn failed_attempts(app: &TestApp, account: i64) -> u32 {
+async fn failed_attempts(app: &TestApp, account: AccountId) -> u32 {
     app.db.account(account).await.unwrap_or_else(|e| panic!("{e}")).map(|a| a.failed_attempts).unwrap_or(0)
 }
 

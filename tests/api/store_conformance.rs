@@ -4,6 +4,7 @@
 use crate::helpers::new_person;
 use lifeline::audit::{Actor, AuditEntry};
 use lifeline::crypto::{Keys, MasterKey, TokenHash};
+use lifeline::domain::AccountId;
 use lifeline::domain::LockReason;
 use lifeline::policy::lockout::LockoutPolicy;
 use lifeline::store::{
@@ -30,7 +31,7 @@ fn audit() -> AuditEntry {
 }
 
 /// A sign-in attempt to record with a counter change or a consumed code.
-fn attempt(account: i64, at: i64, outcome: &str) -> SignInEvent {
+fn attempt(account: AccountId, at: i64, outcome: &str) -> SignInEvent {
     SignInEvent {
         account_id: Some(account),
         at,
@@ -49,7 +50,7 @@ fn keys() -> Keys {
     Keys::new(&MasterKey::from_hex(&"42".repeat(32)).unwrap_or_else(|e| panic!("{e}")))
 }
 
-async fn person(store: &dyn Store, username: &str) -> i64 {
+async fn person(store: &dyn Store, username: &str) -> AccountId {
     let (_, account) = store
         .create_person(&new_person("Some One", &format!("{username}@example.org"), username), 1_000, &audit())
         .await
@@ -78,7 +79,7 @@ async fn people_are_unique_by_email_and_username_and_found_by_either() {
 
 /// Admit one attempt the way the sign-in service does: read, decide with the policy, compare-and-set,
 /// and read again when another attempt got there first. Returns whether it was admitted.
-async fn admit(store: &dyn Store, id: i64, policy: &LockoutPolicy, now: i64) -> bool {
+async fn admit(store: &dyn Store, id: AccountId, policy: &LockoutPolicy, now: i64) -> bool {
     for _ in 0..100 {
         let account = store.account(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("account"));
         let seen = lifeline::policy::lockout::AttemptState::of(&account);
@@ -91,7 +92,7 @@ async fn admit(store: &dyn Store, id: i64, policy: &LockoutPolicy, now: i64) -> 
 }
 
 /// One wrong attempt, admitted and then recorded as a failure.
-async fn fail(store: &dyn Store, id: i64, policy: &LockoutPolicy, now: i64) -> Option<FailureResult> {
+async fn fail(store: &dyn Store, id: AccountId, policy: &LockoutPolicy, now: i64) -> Option<FailureResult> {
     if !admit(store, id, policy, now).await {
         return None;
     }

@@ -29,7 +29,7 @@ fn old(username: &str, totp: Option<&str>) -> Person {
         password: PASSWORD.into(),
         totp: totp.map(|s| TotpSecret::from_base32(s).unwrap_or_else(|| panic!("a base32 secret"))),
         backup_codes: Vec::new(),
-        account_id: 0,
+        account_id: lifeline::domain::AccountId(0),
     }
 }
 

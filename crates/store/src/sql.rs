@@ -188,11 +188,11 @@ pub(super) fn person_from_row(row: &AnyRow) -> StoreResult<Person> {
     let email: String = row.try_get("email").db()?;
     let status: String = row.try_get("status").db()?;
     Ok(Person {
-        id: row.try_get("person_id").db()?,
+        id: PersonId(row.try_get("person_id").db()?),
         display_name: row.try_get("display_name").db()?,
         email: EmailAddress::from_stored(&email).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         phone: row.try_get("phone").db()?,
-        manager_id: row.try_get("manager_id").db()?,
+        manager_id: row.try_get::<Option<i64>, _>("manager_id").db()?.map(PersonId),
         department: row.try_get("department").db()?,
         status: PersonStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         created_at: row.try_get("created_at").db()?,
@@ -203,8 +203,8 @@ pub(super) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
     let source: String = row.try_get("source").db()?;
     let reason: Option<String> = row.try_get("lock_reason").db()?;
     Ok(Account {
-        id: row.try_get("account_id").db()?,
-        person_id: row.try_get("person_id").db()?,
+        id: AccountId(row.try_get("account_id").db()?),
+        person_id: PersonId(row.try_get("person_id").db()?),
         username: row.try_get("username").db()?,
         source: AccountSource::from_str(&source).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         password_hash: row.try_get("password_hash").db()?,
@@ -277,7 +277,7 @@ pub(super) async fn insert_person(
         "INSERT INTO account (person_id, username, source, password_hash, password_changed_at, require_change_password, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACCOUNT_COLUMNS}"
     )))
-    .bind(person.id)
+    .bind(person.id.0)
     .bind(new.username.as_str())
     .bind(new.source.as_str())
     .bind(new.password_hash.as_deref())
@@ -293,8 +293,8 @@ pub(super) async fn insert_person(
         history(&mut *conn, account.id, "password", "bound", now).await?;
     }
     let mut entry = audit.clone();
-    entry.subject_person_id = Some(person.id);
-    entry.subject_account_id = Some(account.id);
+    entry.subject_person_id = Some(person.id.0);
+    entry.subject_account_id = Some(account.id.0);
     append(conn, key, &entry).await?;
     Ok((person, account))
 }
@@ -313,7 +313,7 @@ pub(super) async fn write_grant(
          auditor = excluded.auditor, directory_admin = excluded.directory_admin, granted_at = excluded.granted_at, \
          granted_by = excluded.granted_by",
     )
-    .bind(person)
+    .bind(person.0)
     .bind(i64::from(g.dpa_level))
     .bind(i64::from(g.expert_mode))
     .bind(i64::from(g.auditor))
@@ -333,7 +333,7 @@ pub(super) async fn history(
     now: Timestamp,
 ) -> StoreResult<()> {
     sqlx::query("INSERT INTO authenticator_history (account_id, kind, change, at) VALUES ($1, $2, $3, $4)")
-        .bind(account)
+        .bind(account.0)
         .bind(kind)
         .bind(change)
         .bind(now)
@@ -349,7 +349,7 @@ pub(super) async fn insert_sign_in(conn: &mut sqlx::AnyConnection, key: &AuditKe
         "INSERT INTO sign_in_event (account_id, at, outcome, method, client_ip, city, country, asn, network, user_agent) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
-    .bind(e.account_id)
+    .bind(e.account_id.map(i64::from))
     .bind(e.at)
     .bind(&e.outcome)
     .bind(&e.method)
@@ -367,7 +367,7 @@ pub(super) async fn insert_sign_in(conn: &mut sqlx::AnyConnection, key: &AuditKe
     let mut entry = AuditEntry::new(e.at, &Actor::Public, "sign_in", &e.outcome)
         .ip(e.client_ip.clone())
         .details(details.to_string());
-    entry.subject_account_id = e.account_id;
+    entry.subject_account_id = e.account_id.map(i64::from);
     append(conn, key, &entry).await?;
     Ok(())
 }

@@ -23,7 +23,7 @@ async fn reset_if_usable(conn: &mut sqlx::AnyConnection, account: AccountId, now
            locked_until = NULL, lock_reason = NULL WHERE account_id = $1 AND {}",
         usable(2)
     )))
-    .bind(account)
+    .bind(account.0)
     .bind(now)
     .execute(&mut *conn)
     .await
@@ -60,10 +60,10 @@ async fn insert_backup_codes(
     codes: &[TokenHash],
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM backup_code WHERE account_id = $1").bind(account).execute(&mut *conn).await.db()?;
+    sqlx::query("DELETE FROM backup_code WHERE account_id = $1").bind(account.0).execute(&mut *conn).await.db()?;
     for code in codes {
         sqlx::query("INSERT INTO backup_code (account_id, code_hash, created_at) VALUES ($1, $2, $3)")
-            .bind(account)
+            .bind(account.0)
             .bind(&code.0)
             .bind(now)
             .execute(&mut *conn)
@@ -89,12 +89,12 @@ impl CredentialStore for SqlStore {
             .bind(hash)
             .bind(now)
             .bind(i64::from(require_change))
-            .bind(account)
+            .bind(account.0)
             .execute(&mut *tx)
             .await.db()?;
         history(&mut tx, account, "password", "bound", now).await?;
         let ended = sqlx::query("DELETE FROM web_session WHERE account_id = $1 AND token_hash <> $2")
-            .bind(account)
+            .bind(account.0)
             .bind(keep.map(|k| k.0.as_str()).unwrap_or_default())
             .execute(&mut *tx)
             .await
@@ -119,7 +119,7 @@ impl CredentialStore for SqlStore {
         .bind(next.locked_until)
         .bind(next.last_failed_at)
         .bind(i64::from(next.lock_count))
-        .bind(account)
+        .bind(account.0)
         .bind(i64::from(seen.failed_attempts))
         .bind(i64::from(seen.lock_count))
         .bind(seen.locked_at.unwrap_or(-1))
@@ -146,7 +146,7 @@ impl CredentialStore for SqlStore {
             "UPDATE account SET failed_attempts = failed_attempts WHERE account_id = $1 \
              RETURNING failed_attempts, lock_count, locked_at, person_id",
         )
-        .bind(account)
+        .bind(account.0)
         .fetch_one(&mut *tx)
         .await
         .db()?;
@@ -162,7 +162,7 @@ impl CredentialStore for SqlStore {
             )
             .bind(lock.locked_at)
             .bind(lock.locked_until)
-            .bind(account)
+            .bind(account.0)
             .execute(&mut *tx)
             .await
             .db()?
@@ -174,7 +174,7 @@ impl CredentialStore for SqlStore {
                     None => "until an operator unlocks it".to_owned(),
                 };
                 let entry = AuditEntry::new(now, &Actor::Public, "account.lock", "locked")
-                    .person(row.try_get("person_id").db()?)
+                    .person(PersonId(row.try_get("person_id").db()?))
                     .account(account)
                     .reason("failures")
                     .details(format!("{failed_attempts} consecutive failed sign-in attempts; locked {until}"));
@@ -200,7 +200,7 @@ impl CredentialStore for SqlStore {
              WHERE account_id = $1 AND {}",
             usable(4)
         )))
-        .bind(account)
+        .bind(account.0)
         .bind(admitted_at)
         .bind(previous_last_failed_at)
         .bind(now)
@@ -215,7 +215,7 @@ impl CredentialStore for SqlStore {
         sqlx::query(
             "UPDATE account SET failed_attempts = failed_attempts - 1 WHERE account_id = $1 AND failed_attempts > 0",
         )
-        .bind(account)
+        .bind(account.0)
         .execute(&self.pool)
         .await
         .db()?;
@@ -243,7 +243,7 @@ impl CredentialStore for SqlStore {
         )
         .bind(unlocked_by)
         .bind(now)
-        .bind(account)
+        .bind(account.0)
         .execute(&mut *tx)
         .await
         .db()?
@@ -259,7 +259,7 @@ impl CredentialStore for SqlStore {
         let row = sqlx::query(
             "SELECT secret_ciphertext, confirmed_at, last_used_step FROM totp_credential WHERE account_id = $1",
         )
-        .bind(account)
+        .bind(account.0)
         .fetch_optional(&self.pool)
         .await
         .db()?;
@@ -289,14 +289,14 @@ impl CredentialStore for SqlStore {
                 "UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1 AND {}",
                 usable(2)
             )))
-            .bind(account)
+            .bind(account.0)
             .bind(now)
             .execute(&mut *tx)
             .await
             .db()?
         } else {
             sqlx::query("UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1")
-                .bind(account)
+                .bind(account.0)
                 .execute(&mut *tx)
                 .await
                 .db()?
@@ -305,7 +305,7 @@ impl CredentialStore for SqlStore {
             == 1;
         // Rows left unconfirmed by the code before secrets were bound to sessions are of no use now.
         sqlx::query("DELETE FROM totp_credential WHERE account_id = $1 AND confirmed_at IS NULL")
-            .bind(account)
+            .bind(account.0)
             .execute(&mut *tx)
             .await
             .db()?;
@@ -314,7 +314,7 @@ impl CredentialStore for SqlStore {
                 "INSERT INTO totp_credential (account_id, secret_ciphertext, confirmed_at, last_used_step, created_at) \
                  VALUES ($1, $2, $3, $4, $3) ON CONFLICT (account_id) DO NOTHING",
             )
-            .bind(account)
+            .bind(account.0)
             .bind(sealed_secret.to_vec())
             .bind(now)
             .bind(step)
@@ -346,7 +346,7 @@ impl CredentialStore for SqlStore {
              WHERE account_id = $2 AND confirmed_at IS NOT NULL AND last_used_step < $1",
         )
         .bind(step)
-        .bind(account)
+        .bind(account.0)
         .execute(&mut *tx)
         .await
         .db()?
@@ -382,7 +382,7 @@ impl CredentialStore for SqlStore {
             "UPDATE backup_code SET used_at = $1 WHERE account_id = $2 AND code_hash = $3 AND used_at IS NULL",
         )
         .bind(now)
-        .bind(account)
+        .bind(account.0)
         .bind(&code.0)
         .execute(&mut *tx)
         .await
@@ -394,7 +394,7 @@ impl CredentialStore for SqlStore {
 
     async fn unused_backup_codes(&self, account: AccountId) -> StoreResult<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM backup_code WHERE account_id = $1 AND used_at IS NULL")
-            .bind(account)
+            .bind(account.0)
             .fetch_one(&self.pool)
             .await
             .db()?
@@ -410,10 +410,10 @@ impl CredentialStore for SqlStore {
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         let mut tx = self.audited().await?;
-        sqlx::query("DELETE FROM qa_answer WHERE account_id = $1").bind(account).execute(&mut *tx).await.db()?;
+        sqlx::query("DELETE FROM qa_answer WHERE account_id = $1").bind(account.0).execute(&mut *tx).await.db()?;
         // New answers, chosen by the signed-in person, start the Q&A lockout again.
         sqlx::query("UPDATE account SET qa_failed_attempts = 0, qa_locked_at = NULL WHERE account_id = $1")
-            .bind(account)
+            .bind(account.0)
             .execute(&mut *tx)
             .await
             .db()?;
@@ -421,7 +421,7 @@ impl CredentialStore for SqlStore {
             sqlx::query(
                 "INSERT INTO qa_answer (account_id, question_index, answer_hash, created_at) VALUES ($1, $2, $3, $4)",
             )
-            .bind(account)
+            .bind(account.0)
             .bind(i as i64)
             .bind(hash)
             .bind(now)
@@ -443,7 +443,7 @@ impl CredentialStore for SqlStore {
 
     async fn qa_answers(&self, account: AccountId) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("SELECT answer_hash FROM qa_answer WHERE account_id = $1 ORDER BY question_index")
-            .bind(account)
+            .bind(account.0)
             .fetch_all(&self.pool)
             .await
             .db()?;
@@ -455,7 +455,7 @@ impl CredentialStore for SqlStore {
             "UPDATE account SET qa_failed_attempts = qa_failed_attempts + 1 \
              WHERE account_id = $1 AND qa_locked_at IS NULL AND qa_failed_attempts < $2",
         )
-        .bind(account)
+        .bind(account.0)
         .bind(i64::from(policy.qa_failed_attempts_before_lock))
         .execute(&self.pool)
         .await
@@ -469,7 +469,7 @@ impl CredentialStore for SqlStore {
             "UPDATE account SET qa_failed_attempts = qa_failed_attempts - 1 \
              WHERE account_id = $1 AND qa_failed_attempts > 0 AND qa_locked_at IS NULL",
         )
-        .bind(account)
+        .bind(account.0)
         .execute(&self.pool)
         .await
         .db()?;
@@ -483,7 +483,7 @@ impl CredentialStore for SqlStore {
              WHERE account_id = $2 AND qa_locked_at IS NULL AND qa_failed_attempts >= $3 RETURNING person_id",
         )
         .bind(now)
-        .bind(account)
+        .bind(account.0)
         .bind(i64::from(policy.qa_failed_attempts_before_lock))
         .fetch_optional(&mut *tx)
         .await
@@ -491,7 +491,7 @@ impl CredentialStore for SqlStore {
         let locked_now = row.is_some();
         if let Some(row) = row {
             let entry = AuditEntry::new(now, &Actor::Public, "qa.lock", "locked")
-                .person(row.try_get("person_id").db()?)
+                .person(PersonId(row.try_get("person_id").db()?))
                 .account(account)
                 .reason("qa_failures");
             tx.audit(&entry).await?;
@@ -515,7 +515,7 @@ impl CredentialStore for SqlStore {
         )))
         .bind(hash)
         .bind(now)
-        .bind(account)
+        .bind(account.0)
         .execute(&mut *tx)
         .await
         .db()?
@@ -525,7 +525,7 @@ impl CredentialStore for SqlStore {
             return Ok(false);
         }
         history(&mut tx, account, "password", "bound", now).await?;
-        sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await.db()?;
+        sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account.0).execute(&mut *tx).await.db()?;
         tx.commit(audit).await?;
         Ok(true)
     }
@@ -541,11 +541,11 @@ impl CredentialStore for SqlStore {
         sqlx::query("UPDATE account SET locked_at = $1, lock_reason = $2, locked_until = NULL WHERE account_id = $3")
             .bind(now)
             .bind(reason.as_str())
-            .bind(account)
+            .bind(account.0)
             .execute(&mut *tx)
             .await
             .db()?;
-        sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account).execute(&mut *tx).await.db()?;
+        sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account.0).execute(&mut *tx).await.db()?;
         tx.commit(audit).await?;
         Ok(())
     }

@@ -36,7 +36,7 @@ impl DirectoryStore for SqlStore {
 
     async fn person(&self, id: PersonId) -> StoreResult<Option<Person>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PERSON_COLUMNS} FROM person WHERE person_id = $1")))
-            .bind(id)
+            .bind(id.0)
             .fetch_optional(&self.pool)
             .await
             .db()?;
@@ -56,7 +56,7 @@ impl DirectoryStore for SqlStore {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ACCOUNT_COLUMNS} FROM account WHERE person_id = $1 ORDER BY account_id"
         )))
-        .bind(person)
+        .bind(person.0)
         .fetch_all(&self.pool)
         .await
         .db()?;
@@ -66,7 +66,7 @@ impl DirectoryStore for SqlStore {
     async fn account(&self, id: AccountId) -> StoreResult<Option<Account>> {
         let row =
             sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE account_id = $1")))
-                .bind(id)
+                .bind(id.0)
                 .fetch_optional(&self.pool)
                 .await
                 .db()?;
@@ -99,7 +99,7 @@ impl DirectoryStore for SqlStore {
         let row = sqlx::query(
             "SELECT dpa_level, expert_mode, auditor, directory_admin FROM permission_grant WHERE person_id = $1",
         )
-        .bind(person)
+        .bind(person.0)
         .fetch_optional(&self.pool)
         .await
         .db()?;

@@ -29,8 +29,8 @@ fn request_from_row(r: &AnyRow) -> StoreResult<AssistanceRequest> {
         },
         joined_to: r.try_get("joined_to").db()?,
         repeat_count: r.try_get("repeat_count").db()?,
-        person_id: r.try_get("person_id").db()?,
-        account_id: r.try_get("account_id").db()?,
+        person_id: r.try_get::<Option<i64>, _>("person_id").db()?.map(PersonId),
+        account_id: r.try_get::<Option<i64>, _>("account_id").db()?.map(AccountId),
         dossier: r.try_get("dossier").db()?,
         notified: r.try_get("notified").db()?,
         closed_by: r.try_get("closed_by").db()?,
@@ -146,8 +146,8 @@ impl AssistanceStore for SqlStore {
         let mut entry =
             AuditEntry::new(now, &Actor::System, "assistance.request", "opened").ip(request.client_ip.clone());
         entry.reference = Some(request.reference.clone());
-        entry.subject_person_id = p.person_id;
-        entry.subject_account_id = p.account_id;
+        entry.subject_person_id = p.person_id.map(i64::from);
+        entry.subject_account_id = p.account_id.map(i64::from);
         let notified = (!p.notified.is_empty() && !p.emails.is_empty()).then(|| p.notified.join(", "));
         let digest = p.digest_due_at.map(|at| format!("; the admins will hear of it in the digest due at {at}"));
         let outcome = if let Some((open_id, _)) = open {
@@ -164,8 +164,8 @@ impl AssistanceStore for SqlStore {
                  WHERE assistance_request_id = $9",
             )
             .bind(open_id)
-            .bind(p.person_id)
-            .bind(p.account_id)
+            .bind(p.person_id.map(i64::from))
+            .bind(p.account_id.map(i64::from))
             .bind(&p.dossier_json)
             .bind(notified.as_deref())
             .bind(&p.network)
@@ -193,8 +193,8 @@ impl AssistanceStore for SqlStore {
                  network = $5, country = $6, processed_at = $7, claimed_until = NULL, digest_due_at = $8 \
                  WHERE assistance_request_id = $9",
             )
-            .bind(p.person_id)
-            .bind(p.account_id)
+            .bind(p.person_id.map(i64::from))
+            .bind(p.account_id.map(i64::from))
             .bind(&p.dossier_json)
             .bind(notified.as_deref().unwrap_or(""))
             .bind(&p.network)
@@ -403,7 +403,7 @@ impl AssistanceStore for SqlStore {
             "SELECT kind, change, at FROM authenticator_history WHERE account_id = $1 \
              ORDER BY at DESC, authenticator_history_id DESC LIMIT $2",
         )
-        .bind(account)
+        .bind(account.0)
         .bind(limit)
         .fetch_all(self.pool())
         .await
@@ -416,7 +416,7 @@ impl AssistanceStore for SqlStore {
         for action in actions {
             let at: Option<i64> =
                 sqlx::query("SELECT MAX(at) AS at FROM audit_event WHERE subject_account_id = $1 AND action = $2 AND outcome = 'success'")
-                    .bind(account)
+                    .bind(account.0)
                     .bind(*action)
                     .fetch_one(self.pool())
                     .await.db()?
@@ -438,7 +438,7 @@ impl AssistanceStore for SqlStore {
              COALESCE(SUM(CASE WHEN network = $3 THEN 1 ELSE 0 END), 0) AS network_hits \
              FROM sign_in_event WHERE account_id = $1 AND outcome = 'success' AND at <= $4",
         )
-        .bind(account)
+        .bind(account.0)
         .bind(ip)
         .bind(network)
         .bind(before)

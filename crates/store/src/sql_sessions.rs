@@ -16,7 +16,7 @@ impl SessionStore for SqlStore {
     ) -> StoreResult<()> {
         sqlx::query("INSERT INTO web_session (token_hash, account_id, stage, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&token.0)
-            .bind(account)
+            .bind(account.0)
             .bind(stage.as_str())
             .bind(now)
             .bind(expires_at)
@@ -42,7 +42,7 @@ impl SessionStore for SqlStore {
         let Some(row) = row else { return Ok(None) };
         let stage: String = row.try_get("stage").db()?;
         Ok(Some(SessionRecord {
-            account_id: row.try_get("account_id").db()?,
+            account_id: AccountId(row.try_get("account_id").db()?),
             stage: SessionStage::parse(&stage)
                 .ok_or_else(|| StoreError::Corrupt(format!("session stage {stage:?}")))?,
             expires_at: row.try_get("expires_at").db()?,
@@ -118,14 +118,14 @@ impl EventStore for SqlStore {
             "SELECT account_id, at, outcome, method, client_ip, city, country, asn, network, user_agent FROM sign_in_event \
              WHERE account_id = $1 ORDER BY at DESC, sign_in_event_id DESC LIMIT $2",
         )
-        .bind(account)
+        .bind(account.0)
         .bind(limit)
         .fetch_all(&self.pool)
         .await.db()?;
         rows.iter()
             .map(|r| {
                 Ok(SignInEvent {
-                    account_id: r.try_get("account_id").db()?,
+                    account_id: r.try_get::<Option<i64>, _>("account_id").db()?.map(AccountId),
                     at: r.try_get("at").db()?,
                     outcome: r.try_get("outcome").db()?,
                     method: r.try_get("method").db()?,
@@ -225,7 +225,7 @@ impl KeyStore for SqlStore {
             .await
             .db()?;
         Ok(match row {
-            Some(row) => Some((row.try_get("account_id").db()?, row.try_get("secret_ciphertext").db()?)),
+            Some(row) => Some((AccountId(row.try_get("account_id").db()?), row.try_get("secret_ciphertext").db()?)),
             None => None,
         })
     }

@@ -493,7 +493,7 @@ mod tests {
 
     fn event(at: Timestamp, outcome: &str, ip: &str, city: &str, country: &str, network: &str) -> SignInEvent {
         SignInEvent {
-            account_id: Some(1),
+            account_id: Some(crate::domain::AccountId(1)),
             at,
             outcome: outcome.into(),
             method: "totp".into(),

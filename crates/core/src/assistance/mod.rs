@@ -13,8 +13,8 @@ use crate::audit::{Actor, AuditEntry};
 use crate::authz::{CloseRequest, Proof, ViewRequests};
 use crate::crypto::TokenHash;
 use crate::domain::{
-    AccountSource, Description, EmailAddress, ParseError, PersonStatus, ProblemType, ReferenceId, RequestStatus,
-    Timestamp,
+    AccountId, AccountSource, Description, EmailAddress, ParseError, PersonId, PersonStatus, ProblemType, ReferenceId,
+    RequestStatus, Timestamp,
 };
 use crate::policy::lockout::LockState;
 use crate::policy::permissions::Permission;
@@ -342,7 +342,7 @@ impl Assistance {
     }
 
     /// The person and sign-in account an email address belongs to.
-    async fn resolve(&self, email: &str) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+    async fn resolve(&self, email: &str) -> Result<Option<(PersonId, Option<AccountId>)>, StoreError> {
         let Ok(email) = EmailAddress::parse(email) else { return Ok(None) };
         let Some(person) = self.store.person_by_email(&email).await? else { return Ok(None) };
         let accounts = self.store.accounts_of(person.id).await?;
@@ -353,7 +353,7 @@ impl Assistance {
     async fn gather(
         &self,
         request: &crate::store::AssistanceRequest,
-        resolved: Option<(i64, Option<i64>)>,
+        resolved: Option<(PersonId, Option<AccountId>)>,
     ) -> Result<dossier::Facts, StoreError> {
         let store = &self.store;
         let ip: std::net::IpAddr = request.client_ip.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
@@ -494,8 +494,8 @@ impl Assistance {
         let mut audit = AuditEntry::new(self.core.now(), actor, action, "success").details(note.to_owned());
         audit.reference = Some(reference.to_owned());
         if let Some(request) = self.store.assistance_request(reference).await? {
-            audit.subject_person_id = request.person_id;
-            audit.subject_account_id = request.account_id;
+            audit.subject_person_id = request.person_id.map(i64::from);
+            audit.subject_account_id = request.account_id.map(i64::from);
         }
         self.store.close_assistance_request(reference, status, note, &audit).await
     }

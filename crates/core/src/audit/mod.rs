@@ -11,7 +11,7 @@
 //! a forgery.
 
 pub use crate::crypto::AuditKey;
-use crate::domain::Timestamp;
+use crate::domain::{AccountId, PersonId, Timestamp};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -23,7 +23,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub enum Actor {
     Public,
     System,
-    Account { account_id: i64, username: String },
+    Account { account_id: AccountId, username: String },
 }
 
 impl std::fmt::Display for Actor {
@@ -58,13 +58,13 @@ impl AuditEntry {
         Self { at, actor: actor.to_string(), action: action.into(), outcome: outcome.into(), ..Default::default() }
     }
 
-    pub fn person(mut self, person: i64) -> Self {
-        self.subject_person_id = Some(person);
+    pub fn person(mut self, person: PersonId) -> Self {
+        self.subject_person_id = Some(person.0);
         self
     }
 
-    pub fn account(mut self, account: i64) -> Self {
-        self.subject_account_id = Some(account);
+    pub fn account(mut self, account: AccountId) -> Self {
+        self.subject_account_id = Some(account.0);
         self
     }
 
@@ -324,7 +324,7 @@ mod tests {
         let mut prev = GENESIS.to_string();
         (1..=n)
             .map(|id| {
-                let entry = AuditEntry::new(id * 10, &Actor::Public, "sign_in", "success").account(7);
+                let entry = AuditEntry::new(id * 10, &Actor::Public, "sign_in", "success").account(AccountId(7));
                 let h = hash(&key(), id, &entry, &prev);
                 let record = AuditRecord { id, entry, prev_hash: prev.clone(), hash: h.clone() };
                 prev = h;

@@ -6,7 +6,7 @@ pub use import::{ImportError, parse_csv};
 
 use crate::audit::AuditEntry;
 use crate::authz::{AddPerson, Proof, SetGrant, Unlock};
-use crate::domain::{AccountSource, Grant, Person, PersonStatus, Reason};
+use crate::domain::{AccountId, AccountSource, Grant, Person, PersonId, PersonStatus, Reason};
 use crate::policy::lockout::LockState;
 use crate::policy::password;
 use crate::services::Core;
@@ -29,7 +29,7 @@ pub enum DirectoryError {
 /// What `person show --json` prints: the public contract of a person's state.
 #[derive(Debug, Serialize)]
 pub struct PersonView {
-    pub person_id: i64,
+    pub person_id: PersonId,
     pub display_name: String,
     pub email: String,
     pub phone: Option<String>,
@@ -43,7 +43,7 @@ pub struct PersonView {
 
 #[derive(Debug, Serialize)]
 pub struct AccountView {
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub username: String,
     pub source: AccountSource,
     pub locked: bool,

@@ -14,9 +14,37 @@ pub use values::{DisplayName, EmailAddress, ParseError, Reason, Username};
 /// Unix time in whole seconds (UTC). Every `now` in the policy layer is one of these.
 pub type Timestamp = i64;
 
-/// Identifiers are plain database keys; they never leave the server in a form that must be unguessable.
-pub type PersonId = i64;
-pub type AccountId = i64;
+/// Identifiers are database keys; they never leave the server in a form that must be unguessable. Each is a
+/// type of its own, so a person's id cannot be passed where an account's is meant.
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(id: $name) -> i64 {
+                id.0
+            }
+        }
+    };
+}
+
+id!(
+    /// A person in the directory.
+    PersonId
+);
+id!(
+    /// One of a person's accounts.
+    AccountId
+);
 
 /// A timestamp as people read it in logs and audit details: RFC 3339 in UTC, to the second.
 pub fn iso_time(at: Timestamp) -> String {

@@ -73,10 +73,11 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::PersonId;
 
     fn admin(dpa_level: u8) -> ActorFacts {
         ActorFacts {
-            person: 1,
+            person: PersonId(1),
             grant: Grant { dpa_level, ..Default::default() },
             active: true,
             has_second_factor: true,
@@ -90,9 +91,9 @@ mod tests {
         let staff = Grant::default();
         let peer = Grant { dpa_level: 2, ..Default::default() };
         let unlock = Permission::UnlockAccounts;
-        assert_eq!(decide(Some(&admin(2)), unlock, true, Some((7, &staff)), &S()), Ok(()));
-        assert_eq!(decide(Some(&admin(2)), unlock, true, Some((7, &peer)), &S()), Err(Denial::Outranked));
-        assert_eq!(decide(Some(&admin(2)), unlock, true, Some((1, &staff)), &S()), Err(Denial::Themself));
+        assert_eq!(decide(Some(&admin(2)), unlock, true, Some((PersonId(7), &staff)), &S()), Ok(()));
+        assert_eq!(decide(Some(&admin(2)), unlock, true, Some((PersonId(7), &peer)), &S()), Err(Denial::Outranked));
+        assert_eq!(decide(Some(&admin(2)), unlock, true, Some((PersonId(1), &staff)), &S()), Err(Denial::Themself));
     }
 
     #[test]
@@ -101,11 +102,11 @@ mod tests {
         let unlock = Permission::UnlockAccounts;
         let disabled = ActorFacts { active: false, ..admin(3) };
         let no_mfa = ActorFacts { has_second_factor: false, ..admin(3) };
-        assert_eq!(decide(Some(&disabled), unlock, true, Some((7, &staff)), &S()), Err(Denial::Inactive));
-        assert_eq!(decide(Some(&no_mfa), unlock, true, Some((7, &staff)), &S()), Err(Denial::NoSecondFactor));
-        assert_eq!(decide(Some(&admin(0)), unlock, true, Some((7, &staff)), &S()), Err(Denial::NotPermitted));
+        assert_eq!(decide(Some(&disabled), unlock, true, Some((PersonId(7), &staff)), &S()), Err(Denial::Inactive));
+        assert_eq!(decide(Some(&no_mfa), unlock, true, Some((PersonId(7), &staff)), &S()), Err(Denial::NoSecondFactor));
+        assert_eq!(decide(Some(&admin(0)), unlock, true, Some((PersonId(7), &staff)), &S()), Err(Denial::NotPermitted));
         assert_eq!(
-            decide(Some(&admin(3)), Permission::ManageGrants, true, Some((7, &staff)), &S()),
+            decide(Some(&admin(3)), Permission::ManageGrants, true, Some((PersonId(7), &staff)), &S()),
             Err(Denial::NotPermitted)
         );
     }
@@ -113,8 +114,11 @@ mod tests {
     #[test]
     fn the_system_is_outside_tiers_but_still_names_its_subject() {
         let top = Grant { directory_admin: true, ..Default::default() };
-        assert_eq!(decide(None, Permission::ManageGrants, true, Some((7, &top)), &S()), Ok(()));
+        assert_eq!(decide(None, Permission::ManageGrants, true, Some((PersonId(7), &top)), &S()), Ok(()));
         assert_eq!(decide(None, Permission::ManageGrants, true, None, &S()), Err(Denial::Subject));
-        assert_eq!(decide(None, Permission::ViewRequests, false, Some((7, &top)), &S()), Err(Denial::Subject));
+        assert_eq!(
+            decide(None, Permission::ViewRequests, false, Some((PersonId(7), &top)), &S()),
+            Err(Denial::Subject)
+        );
     }
 }

@@ -253,7 +253,7 @@ impl SignIn {
         if !correct {
             let event = self.sign_in_event(Some(account.id), "bad_password", "password", ctx);
             if self.store.record_failure(account.id, &self.core.settings.lockout, now, &event).await?.locked_now {
-                tracing::warn!(account = account.id, "account locked after repeated failures");
+                tracing::warn!(account = account.id.0, "account locked after repeated failures");
             }
             return Ok(PasswordOutcome::Invalid);
         }
@@ -296,7 +296,7 @@ impl SignIn {
     }
 
     /// Step two: a TOTP code (six digits) or a backup code (anything else).
-    #[tracing::instrument(skip_all, fields(account = account_id))]
+    #[tracing::instrument(skip_all, fields(account = account_id.0))]
     pub async fn second_factor(
         self: &Arc<Self>,
         account_id: AccountId,

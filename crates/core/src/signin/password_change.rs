@@ -60,7 +60,7 @@ impl SignIn {
         let hash = self.core.hasher.hash(new).await?;
         let audit = self.self_service(&account, "password.change");
         let ended = self.store.set_password(account_id, &hash, false, Some(session), self.now(), &audit).await?;
-        tracing::info!(account = account_id, ended, "password changed; other sessions ended");
+        tracing::info!(account = account_id.0, ended, "password changed; other sessions ended");
         Ok(())
     }
 

@@ -185,7 +185,7 @@ impl SignIn {
                 .await
                 .map_err(SignInError::from)?
             {
-                tracing::warn!(account = account.id, "security-question reset locked after repeated failures");
+                tracing::warn!(account = account.id.0, "security-question reset locked after repeated failures");
             }
             self.event(Some(account.id), "bad_answers", "security_questions", ctx).await?;
             return Err(QaResetError::NoMatch);
