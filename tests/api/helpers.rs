@@ -411,6 +411,11 @@ impl TestApp {
     }
 
     /// A complete sign-in (password and TOTP) from `ip`; `step` picks a TOTP code not used before.
+    /// A browser signed in as `person` (password, then the current TOTP code), each step checked.
+    pub async fn sign_in(&self, person: &Person) -> reqwest::Client {
+        self.sign_in_from(person, "127.0.0.1", 0).await
+    }
+
     pub async fn sign_in_from(&self, person: &Person, ip: &str, step: i64) -> reqwest::Client {
         let client = browser();
         let first = self

@@ -191,6 +191,21 @@ async fn arrange_admins(db: &TestDb, dir: &Path) {
     app.store.close().await;
 }
 
+/// Wait (up to 60 s) until the outbox of the database at `url` has nothing left to send and has sent `sent`
+/// emails: every delivery that will happen has been made and recorded.
+async fn outbox_settled(url: &str, sent: i64) {
+    use lifeline::store::OutboxStore;
+    let store = lifeline::store::SqlStore::connect(url).await.unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..600 {
+        if store.outbox_counts().await.ok() == Some((0, sent)) {
+            store.close().await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the outbox did not settle at {sent} sent: {:?}", store.outbox_counts().await);
+}
+
 /// Settings for instances that talk to a test SMTP sink and answer quickly.
 fn quick_env(smtp: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -263,7 +278,10 @@ async fn two_hundred_requests_over_two_instances_email_every_admin_exactly_once(
             references.extend(futures::future::join_all(requests).await);
         }
         sink.wait_for_within(400, 1200).await;
-        tokio::time::sleep(std::time::Duration::from_secs(3)).await; // time for a duplicate to show, if any
+        // Instead of sleeping "long enough" for a duplicate to show: once every outbox row is marked sent and
+        // no SMTP session is open, no delivery is left anywhere to arrive.
+        outbox_settled(&db.url, 400).await;
+        sink.wait_idle().await;
         let messages = sink.messages();
         assert!(messages.len() >= 400);
         let counts = emails_per_reference(&messages);
@@ -310,7 +328,8 @@ async fn the_per_ip_limit_holds_in_sum_across_instances_and_refusals_charge_noth
         let statuses = futures::future::join_all(requests).await;
         assert_eq!(count(&statuses), (10, 10), "{}", db.label);
         sink.wait_for(20).await;
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        outbox_settled(&db.url, 20).await;
+        sink.wait_idle().await;
         assert_eq!(sink.messages().len(), 20, "{}: emails for the accepted ten only", db.label);
 
         // Twenty IPs of one /24 naming one address at once: three fit. Had the ten refusals above been

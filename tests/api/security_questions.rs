@@ -126,9 +126,7 @@ async fn a_signed_in_person_enrols_answers_with_the_standards_warning_shown() {
         |s| s.policy.qa_enabled = true,
         async |app: TestApp| {
             let pat = app.add_person("pat", true).await;
-            let browser = browser();
-            app.post_sign_in(&browser, &pat.username, &pat.password).await;
-            app.post_code(&browser, &code(pat.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
+            let browser = app.sign_in(&pat).await;
 
             let page = browser
                 .get(app.url("/account/security-questions"))

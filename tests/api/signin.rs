@@ -454,9 +454,7 @@ async fn a_synchronized_account_cannot_change_its_password_here() {
 async fn signed_in_people_can_make_new_backup_codes_and_the_old_ones_stop_working() {
     each_backend(async |app: TestApp| {
         let ada = app.add_person("ada", true).await;
-        let browser = browser();
-        app.post_sign_in(&browser, &ada.username, &ada.password).await;
-        app.post_code(&browser, &code(ada.totp.as_ref().unwrap_or_else(|| panic!("totp")), 0)).await;
+        let browser = app.sign_in(&ada).await;
         // The account page asks first: the codes in hand stop working.
         let asked = app.post_form(&browser, "/account/backup-codes", &[]).await.text().await.unwrap_or_default();
         assert!(asked.contains("stop working at once") && !asked.contains("<li><code>"), "{asked}");

@@ -36,6 +36,8 @@ impl Received {
 pub struct SmtpSink {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// SMTP sessions open now: a message on its way is in one of them.
+    open: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -73,15 +75,21 @@ impl SmtpSink {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = received.clone();
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sessions = open.clone();
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let store = store.clone();
+                // Counted from the accept, so a session is open before its first byte is read.
+                sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let sessions = sessions.clone();
                 tokio::spawn(async move {
                     let _ = session(socket, store, delay).await;
+                    sessions.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 });
             }
         });
-        Self { port, received, task }
+        Self { port, received, open, task }
     }
 
     pub fn url(&self) -> String {
@@ -90,6 +98,17 @@ impl SmtpSink {
 
     pub fn messages(&self) -> Vec<Received> {
         self.received.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Wait (up to 30 s) until no SMTP session is open: nothing is on its way in.
+    pub async fn wait_idle(&self) {
+        for _ in 0..300 {
+            if self.open.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("an SMTP session stayed open for 30 s");
     }
 
     /// Wait (up to 30 s) until at least `n` messages have arrived.
