@@ -1,22 +1,17 @@
 //! Assembling the application from settings: storage, keys, hashing, GeoIP.
 
-use crate::assistance::Assistance;
-use crate::authz::Authority;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::{Keys, MasterKey, PasswordHasher};
-use crate::directory::Directory;
 use crate::geo::Geo;
 use crate::http::AppState;
 use crate::mail::compose::Templates;
 use crate::mail::outbox::OutboxWorker;
 use crate::mail::{MailDir, Mailer, Smtp};
 use crate::services::Core;
-use crate::signin::SignIn;
 use crate::store::{AuditStore, RateLimitStore, Sealing, SessionStore, SqlStore, ThrottleStore};
 use anyhow::Context;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// A built application: the services the fronts use (`state`), and what only the process itself needs —
 /// the concrete store (to close it; the tests' SQL), the mailer and the core for the background work.
@@ -33,8 +28,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     build_with_clock(settings, Arc::new(SystemClock)).await
 }
 
-pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
     let (db, keys) = open_with_key(&settings, true, clock.now()).await?;
+    // The keys are derived: the master key's hex form has no reader left, so it does not stay in the settings
+    // every service can read for as long as the process lives.
+    settings.secret_key = None;
     let db = db.with_audit_key(keys.audit_key());
     seal_audit_chain(&db, clock.now()).await?;
     let geo = Geo::open(settings.geoip_city.as_deref(), settings.geoip_asn.as_deref())?;
@@ -45,18 +43,12 @@ pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyh
     };
     let store = Arc::new(db);
     let core = Arc::new(Core { settings, clock, keys, hasher, geo });
-    let assistance = Assistance {
-        core: core.clone(),
-        store: store.clone(),
-        letters: Arc::new(Templates),
-        wake_processor: Arc::new(Notify::new()),
-        wake_outbox: Arc::new(Notify::new()),
-    };
+    let services = crate::services::assemble(core.clone(), store.clone(), Arc::new(Templates));
     let state = AppState {
-        signin: Arc::new(SignIn::new(core.clone(), store.clone())),
-        authority: Arc::new(Authority::new(core.clone(), store.clone())),
-        directory: Arc::new(Directory::new(core.clone(), store.clone())),
-        assistance: Arc::new(assistance),
+        signin: services.signin,
+        authority: services.authority,
+        directory: services.directory,
+        assistance: services.assistance,
         readiness: store.clone(),
     };
     Ok(App { state, core, store, mailer })

@@ -5,7 +5,7 @@
 
 use crate::app::App;
 use crate::audit::{Actor, AuditEntry};
-use crate::authz::{AddPerson, Principal};
+use crate::authz::{AddPerson, EnrolTotp, Principal};
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, LockReason, PersonStatus, Username};
 use crate::store::{CredentialStore, DirectoryStore, EventStore, NewPerson};
 use crate::totp::TotpSecret;
@@ -121,7 +121,6 @@ pub const SAM_ANSWERS: [&str; 3] = ["Hillside Primary", "Leeds", "Dune"];
 /// Create the demo organisation unless the directory already has people.
 pub async fn seed(app: &App) -> anyhow::Result<()> {
     let (signin, store) = (&app.state.signin, &app.store);
-    let system = app.state.authority.authorize::<AddPerson>(Principal::System, None).await?;
     if store.count_people().await? > 0 {
         return Ok(());
     }
@@ -143,12 +142,13 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
         let (_, account) = app
             .state
             .directory
-            .add_person(&system, new, p.password)
+            .add_person(app.state.authority.authorize::<AddPerson>(Principal::System, None).await?, new, p.password)
             .await
             .with_context(|| format!("demo person {}", p.email))?;
         if let Some(secret) = p.totp {
             let secret = TotpSecret::from_base32(secret).context("demo TOTP secret")?;
-            signin.enrol_totp_now(account.id, &secret).await?;
+            let proof = app.state.authority.authorize::<EnrolTotp>(Principal::System, Some(account.person_id)).await?;
+            signin.enrol_totp_now(proof, account.id, &secret).await?;
         }
         if p.locked {
             let audit = AuditEntry::new(signin.now(), &Actor::System, "account.lock", "locked")

@@ -172,6 +172,7 @@ fn parse<T>(r: Result<T, crate::domain::ParseError>) -> anyhow::Result<T> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut settings = Settings::load()?;
+    crate::mail::check_sender(&settings.mail_from)?;
     match cli.command {
         Command::Serve { demo, reset } => {
             if demo {
@@ -226,7 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 grant: Grant { dpa_level: 3, expert_mode: true, auditor: true, directory_admin: true },
             };
             let (person, account) =
-                app.state.directory.add_person(&system(&app, None).await?, new, Some(&password)).await?;
+                app.state.directory.add_person(system(&app, None).await?, new, Some(&password)).await?;
             println!(
                 "Created administrator {} ({}), username {}.",
                 person.display_name, person.email, account.username
@@ -296,7 +297,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
                 require_change_password: false,
                 grant: Grant::default(),
             };
-            let (person, account) = directory.add_person(&system(&app, None).await?, new, password.as_deref()).await?;
+            let (person, account) = directory.add_person(system(&app, None).await?, new, password.as_deref()).await?;
             let mut output = serde_json::json!({
                 "person_id": person.id,
                 "email": person.email.as_str(),
@@ -306,7 +307,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
             let mut text = format!("Added {} ({}), username {}.", person.display_name, person.email, account.username);
             if a.totp {
                 let secret = TotpSecret::generate();
-                let codes = signin.enrol_totp_now(account.id, &secret).await?;
+                let codes = signin.enrol_totp_now(system(&app, Some(person.id)).await?, account.id, &secret).await?;
                 let uri = secret.otpauth_uri(&app.core.settings.organisation, &account.username);
                 text.push_str(&format!("\notpauth URI: {uri}\nbackup codes (shown once):\n  {}", codes.join("\n  ")));
                 output["otpauth_uri"] = serde_json::Value::String(uri);
@@ -352,7 +353,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
         }
         PersonCommand::Grant { email, dpa, expert, auditor, directory_admin } => {
             let grant = Grant { dpa_level: dpa, expert_mode: expert, auditor, directory_admin };
-            let view = directory.set_grant(&system(&app, Some(directory.find(&email).await?.id)).await?, grant).await?;
+            let view = directory.set_grant(system(&app, Some(directory.find(&email).await?.id)).await?, grant).await?;
             println!(
                 "{} now has DPA {dpa}, expert mode {expert}, auditor {auditor}, directory admin {directory_admin} (rank {}).",
                 view.email, view.rank
@@ -360,7 +361,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
         }
         PersonCommand::Unlock { email, reason } => {
             let reason = crate::domain::Reason::parse(&reason).map_err(|e| anyhow::anyhow!("--{e}"))?;
-            match directory.unlock(&system(&app, Some(directory.find(&email).await?.id)).await?, &reason).await? {
+            match directory.unlock(system(&app, Some(directory.find(&email).await?.id)).await?, &reason).await? {
                 0 => println!("{email} has no locked account; nothing changed."),
                 n => println!("Unlocked {n} account{} of {email}.", if n == 1 { "" } else { "s" }),
             }
@@ -375,7 +376,7 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
             );
             let from = file.display().to_string();
             let count =
-                directory.import(&system(&app, None).await?, &rows, &from, &|n| bar.set_position(n as u64)).await?;
+                directory.import(system(&app, None).await?, &rows, &from, &|n| bar.set_position(n as u64)).await?;
             bar.finish_and_clear();
             println!("Imported {count} people from {}.", file.display());
         }

@@ -41,11 +41,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn settings(&self) -> &crate::config::Settings {
-        &self.signin.core.settings
+        &self.signin.core().settings
     }
 
     fn keys(&self) -> &crate::crypto::Keys {
-        &self.signin.core.keys
+        &self.signin.core().keys
     }
 
     fn https(&self) -> bool {
@@ -67,6 +67,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { PageError::not_found() })
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // A panic in a handler is a bug: that one request gets the 500 page (logged, with its request id and
+        // the security headers), and the connection and the server live on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(PageError::internal("a handler panicked"))
+        }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::request_id))
         .with_state(state)

@@ -31,16 +31,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.settings().http;
-    let app = router(state)
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(u64::from(limits.request_timeout_seconds)),
-        ))
-        // A panic in a handler is a bug: answer that one request 500 (the panic is logged by the panic hook)
-        // and keep the connection's task and the server alive.
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(super::PageError::internal("a handler panicked"))
-        }));
+    let app = router(state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        Duration::from_secs(u64::from(limits.request_timeout_seconds)),
+    ));
     // HTTP/1.1 only: Lifeline sits behind a TLS-terminating proxy, and cleartext HTTP/2 would bring a
     // protocol without a header timeout, whose pings keep a connection alive for ever.
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();

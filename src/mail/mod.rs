@@ -13,8 +13,32 @@ pub use crate::email::{MAX_ATTEMPTS, OutgoingEmail, QueuedEmail, sender_domain};
 pub use transport::{MailDir, Smtp};
 
 use async_trait::async_trait;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_sender_the_transport_refuses_stops_the_start() {
+        for bad in ["a..b@x.org", ".a@x.org", "Lifeline", "Lifeline <lifeline>"] {
+            assert!(super::check_sender(bad).is_err(), "{bad}");
+        }
+        for good in ["Lifeline <lifeline@localhost>", "it@acme.org", "\"IT @ Acme\" <it@acme.org>"] {
+            assert!(super::check_sender(good).is_ok(), "{good}");
+        }
+    }
+}
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
+
+/// The sender must be an address the transport can send from. The core checks its shape; the transport's own
+/// parser has the last word, before anything starts, so a sender it refuses stops the start instead of
+/// failing every email later.
+pub fn check_sender(from: &str) -> Result<(), crate::config::ConfigError> {
+    from.parse::<Mailbox>().map(|_| ()).map_err(|_| {
+        crate::config::ConfigError::Invalid(
+            "mail_from must be an address like \"Lifeline <lifeline@example.org>\"".into(),
+        )
+    })
+}
 
 /// The RFC 5322 message of an outbox email: text and HTML alternatives.
 pub fn message(email: &OutgoingEmail, from: &str) -> Result<Message, MailError> {

@@ -821,7 +821,7 @@ async fn a_repeat_from_elsewhere_keeps_both_submissions_emails_an_update_and_eve
             assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 
             let system = system(&app.state, None).await;
-            assert!(app.state.assistance.close(&system, &first, false, "Not Hank; called him.").await.unwrap_or(false));
+            assert!(app.state.assistance.close(system, &first, false, "Not Hank; called him.").await.unwrap_or(false));
             let closed = state(second.clone()).await;
             let closed = (closed["status"].as_str(), closed["joined"].as_bool());
             assert_eq!(closed, (Some("closed"), Some(true)));

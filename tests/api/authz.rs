@@ -35,7 +35,7 @@ async fn an_admin_unlocks_only_people_below_them_and_never_themself() {
         let proof = ask(sam_id).await.unwrap_or_else(|e| panic!("{e}"));
         let reason = lifeline::domain::Reason::parse("called back on the number in the directory")
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(app.state.directory.unlock(&proof, &reason).await.unwrap_or_else(|e| panic!("{e}")), 1);
+        assert_eq!(app.state.directory.unlock(proof, &reason).await.unwrap_or_else(|e| panic!("{e}")), 1);
         let rows = app.db.audit_records(0, 1000).await.unwrap_or_else(|e| panic!("{e}"));
         let unlock = rows.iter().rev().find(|r| r.entry.action == "account.unlock");
         let unlock = unlock.unwrap_or_else(|| panic!("an unlock audit row"));
@@ -53,13 +53,44 @@ async fn no_proof_without_a_second_factor_or_the_permission() {
         let nina_id = app.state.directory.find(&no_mfa.email).await.unwrap_or_else(|e| panic!("{e}")).id;
         let grant = lifeline::domain::Grant { dpa_level: 3, ..Default::default() };
         let proof = system(&app.state, Some(nina_id)).await;
-        app.state.directory.set_grant(&proof, grant).await.unwrap_or_else(|e| panic!("{e}"));
+        app.state.directory.set_grant(proof, grant).await.unwrap_or_else(|e| panic!("{e}"));
 
         let view = |account| app.state.authority.authorize::<ViewRequests>(Principal::Account(account), None);
         assert!(matches!(view(staff.account_id).await, Err(AuthzError::Denied(Denial::NotPermitted))));
         assert!(matches!(view(no_mfa.account_id).await, Err(AuthzError::Denied(Denial::NoSecondFactor))));
         // The system is outside grants and tiers.
         assert!(app.state.authority.authorize::<ViewRequests>(Principal::System, None).await.is_ok());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_decision_reads_the_actor_afresh_each_time() {
+    each_backend(async |app: TestApp| {
+        let harry = app.add_admin("harry", 1).await;
+        let harry_id = app.state.directory.find(&harry.email).await.unwrap_or_else(|e| panic!("{e}")).id;
+        let ask = || app.state.authority.authorize::<ViewRequests>(Principal::Account(harry.account_id), None);
+        assert!(ask().await.is_ok(), "an admin with a second factor may view requests");
+
+        // The grant taken away: no proof from the next question on, whatever session is still open.
+        let proof = system(&app.state, Some(harry_id)).await;
+        app.state
+            .directory
+            .set_grant(proof, lifeline::domain::Grant::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(ask().await, Err(AuthzError::Denied(Denial::NotPermitted))));
+
+        // Given back, then the person disabled: refused as inactive, before the grant is even looked at.
+        let proof = system(&app.state, Some(harry_id)).await;
+        let grant = lifeline::domain::Grant { dpa_level: 1, ..Default::default() };
+        app.state.directory.set_grant(proof, grant).await.unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("UPDATE person SET status = 'disabled' WHERE person_id = $1")
+            .bind(harry_id.0)
+            .execute(app.db.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(ask().await, Err(AuthzError::Denied(Denial::Inactive))));
     })
     .await;
 }

@@ -358,12 +358,17 @@ impl TestApp {
         let (_, account) = self
             .state
             .directory
-            .add_person(&system(&self.state, None).await, new, Some(PASSWORD))
+            .add_person(system(&self.state, None).await, new, Some(PASSWORD))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let (secret, backup_codes) = if totp {
             let secret = TotpSecret::generate();
-            let codes = self.state.signin.enrol_totp_now(account.id, &secret).await.unwrap_or_else(|e| panic!("{e}"));
+            let codes = self
+                .state
+                .signin
+                .enrol_totp_now(system(&self.state, Some(account.person_id)).await, account.id, &secret)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             (Some(secret), codes)
         } else {
             (None, Vec::new())
@@ -458,7 +463,7 @@ impl TestApp {
         let subject = self.state.directory.find(&person.email).await.unwrap_or_else(|e| panic!("{e}")).id;
         self.state
             .directory
-            .set_grant(&system(&self.state, Some(subject)).await, grant)
+            .set_grant(system(&self.state, Some(subject)).await, grant)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         person

@@ -153,14 +153,19 @@ async fn arrange(db: &TestDb, dir: &Path) -> Person {
             .state
             .directory
             .add_person(
-                &system(&app.state, None).await,
+                system(&app.state, None).await,
                 new_person("Ada Admin", "ada@example.org", "ada"),
                 Some(PASSWORD),
             )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let secret = lifeline::totp::TotpSecret::generate();
-        let codes = app.state.signin.enrol_totp_now(account.id, &secret).await.unwrap_or_else(|e| panic!("{e}"));
+        let codes = app
+            .state
+            .signin
+            .enrol_totp_now(system(&app.state, Some(account.person_id)).await, account.id, &secret)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         Person {
             email: "ada@example.org".into(),
             username: "ada".into(),
@@ -184,7 +189,7 @@ async fn arrange_admins(db: &TestDb, dir: &Path) {
         new.grant.dpa_level = dpa_level;
         app.state
             .directory
-            .add_person(&system(&app.state, None).await, new, Some(PASSWORD))
+            .add_person(system(&app.state, None).await, new, Some(PASSWORD))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -487,7 +492,7 @@ async fn memory_stays_flat_over_two_thousand_sign_ins_from_sixteen_clients() {
             let new = new_person(&format!("Person {n}"), &format!("p{n}@example.org"), &format!("p{n}"));
             app.state
                 .directory
-                .add_person(&system(&app.state, None).await, new, Some(PASSWORD))
+                .add_person(system(&app.state, None).await, new, Some(PASSWORD))
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         }

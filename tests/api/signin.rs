@@ -392,7 +392,7 @@ async fn sso_accounts_have_no_password_here_and_say_nothing_about_it() {
         new.source = lifeline::domain::AccountSource::Sso;
         app.state
             .directory
-            .add_person(&system(&app.state, None).await, new, None)
+            .add_person(system(&app.state, None).await, new, None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let response = app.post_sign_in(&browser(), "sue", "anything-at-all-here").await;

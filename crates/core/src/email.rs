@@ -31,7 +31,8 @@ pub struct QueuedEmail {
 }
 
 /// The address of a sender written `Name <user@domain>` or `user@domain`, as (local part, domain); `None` when
-/// it is not one. Deliberately plain: the transport parses it fully before sending.
+/// it is not one. Deliberately plain and lenient (international domains, quoted names): the server's transport
+/// parses `mail_from` fully when it starts (`mail::check_sender`), so nothing it refuses gets that far.
 pub fn sender_address(from: &str) -> Option<(&str, &str)> {
     let (name, address) = match (from.find('<'), from.rfind('>')) {
         (Some(open), Some(close)) if open < close && from[close + 1..].trim().is_empty() => {
@@ -40,17 +41,14 @@ pub fn sender_address(from: &str) -> Option<(&str, &str)> {
         (None, None) => ("", from),
         _ => return None,
     };
-    if name.chars().any(|c| c.is_control() || c == '<' || c == '>' || c == '@') {
+    if name.chars().any(|c| c.is_control() || c == '<' || c == '>') {
         return None;
     }
     let (local, domain) = address.trim().rsplit_once('@')?;
-    let local_ok =
-        !local.is_empty() && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
-    let domain_ok = !domain.is_empty()
-        && !domain.starts_with(['.', '-'])
-        && !domain.ends_with(['.', '-'])
-        && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-    (local_ok && domain_ok).then_some((local, domain))
+    let plain = |part: &str| {
+        !part.is_empty() && !part.chars().any(|c| c.is_whitespace() || c.is_control() || "<>@,;".contains(c))
+    };
+    (plain(local) && plain(domain)).then_some((local, domain))
 }
 
 /// The domain part of the sender, for Message-IDs; `localhost` when there is none.
@@ -67,6 +65,8 @@ mod tests {
         assert_eq!(super::sender_domain("not an address"), "localhost");
         assert_eq!(super::sender_domain("x@"), "localhost");
         assert_eq!(super::sender_domain("Lifeline <lifeline@localhost>"), "localhost");
+        assert_eq!(super::sender_domain("\"IT @ Acme\" <it@acme.org>"), "acme.org");
+        assert_eq!(super::sender_domain("x@bücher.example"), "bücher.example");
         for bad in
             ["", "Lifeline", "Lifeline <lifeline>", "a@b@", "Lifeline <a@b.org", "<a@b.org> trailing", "a b@c.org"]
         {

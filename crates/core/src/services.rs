@@ -2,11 +2,17 @@
 //! delegation services to come) are siblings, each holding a handle to one [`Core`] and only the store
 //! capabilities it uses; none reaches another's internals.
 
+use crate::assistance::Assistance;
+use crate::assistance::notify::Letters;
+use crate::authz::Authority;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::{Keys, PasswordHasher};
+use crate::directory::Directory;
 use crate::domain::Timestamp;
 use crate::geo::Geo;
+use crate::signin::SignIn;
+use crate::store::Store;
 use std::sync::Arc;
 
 /// The clock, the settings, the keys, the password hasher and the GeoIP databases.
@@ -21,5 +27,24 @@ pub struct Core {
 impl Core {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+}
+
+/// Every service, over one core and one store: the only place they are made, so no front can build a service
+/// (or an `Authority` that makes proofs) over a store of its own.
+pub struct Services {
+    pub signin: Arc<SignIn>,
+    pub directory: Arc<Directory>,
+    pub assistance: Arc<Assistance>,
+    /// The one maker of proofs of authorisation.
+    pub authority: Arc<Authority>,
+}
+
+pub fn assemble<S: Store + 'static>(core: Arc<Core>, store: Arc<S>, letters: Arc<dyn Letters>) -> Services {
+    Services {
+        signin: Arc::new(SignIn::new(core.clone(), store.clone())),
+        directory: Arc::new(Directory::new(core.clone(), store.clone())),
+        assistance: Arc::new(Assistance::new(core.clone(), store.clone(), letters)),
+        authority: Arc::new(Authority::new(core, store)),
     }
 }

@@ -155,7 +155,7 @@ pub async fn close_post(
         let error = "Write a note of 1 to 2000 characters: what you verified and what you did.";
         return request_page(&state, &view, &reference, &csrf.0, Some(again(error))).await;
     }
-    if !state.assistance.close(&proof, reference.as_str(), resolve, note).await? {
+    if !state.assistance.close(proof, reference.as_str(), resolve, note).await? {
         return Err(PageError::new(
             StatusCode::CONFLICT,
             "This request is not open (someone may have closed it already).",

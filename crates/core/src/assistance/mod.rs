@@ -102,10 +102,10 @@ pub trait AssistanceServiceStore:
 impl<T: AssistanceStore + RateLimitStore + DirectoryStore + CredentialStore + EventStore> AssistanceServiceStore for T {}
 
 pub struct Assistance {
-    pub core: Arc<Core>,
-    pub store: Arc<dyn AssistanceServiceStore>,
+    core: Arc<Core>,
+    store: Arc<dyn AssistanceServiceStore>,
     /// Renders the admins' emails (templates live outside the core).
-    pub letters: Arc<dyn notify::Letters>,
+    letters: Arc<dyn notify::Letters>,
     /// Poked when a request is stored, so processing starts at once.
     pub wake_processor: Arc<Notify>,
     /// Poked when emails are queued.
@@ -113,6 +113,14 @@ pub struct Assistance {
 }
 
 impl Assistance {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        store: Arc<dyn AssistanceServiceStore>,
+        letters: Arc<dyn notify::Letters>,
+    ) -> Self {
+        Self { core, store, letters, wake_processor: Arc::new(Notify::new()), wake_outbox: Arc::new(Notify::new()) }
+    }
+
     /// Accept a request. Returns its reference once it is stored durably.
     #[tracing::instrument(skip_all)]
     pub async fn submit(
@@ -480,7 +488,7 @@ impl Assistance {
     /// Resolve or dismiss an open request, as the proof's actor, with a note; audited.
     pub async fn close(
         &self,
-        proof: &Proof<CloseRequest>,
+        proof: Proof<CloseRequest>,
         reference: &str,
         resolve: bool,
         note: &str,

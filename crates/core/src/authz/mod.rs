@@ -3,7 +3,8 @@
 //! queue, takes the proof for its own action (the type says which), and acts as the proof's actor on the
 //! proof's subject. Pages, the API and the CLI all go through it: there is no other path.
 //!
-//! A proof is made for one use: it is not `Clone`, not serialisable, and carries the moment it was made.
+//! A proof is made for one use: it is not `Clone`, not serialisable, carries the moment it was made, and the
+//! service methods that change something take it by value, so it is spent by the change it authorised.
 //! The decision itself is pure (`policy::authz::decide`); this module reads the facts it needs — the actor's
 //! grant, whether their person is active, whether they have a second factor, the subject's grant — just
 //! before deciding.
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 /// An action someone may be authorised to do. Each is a type, so a service method names the one its proof
 /// must be for, and the compiler refuses a proof for another.
-pub trait Action: Send + Sync + 'static {
+pub trait Action: sealed::Sealed + Send + Sync + 'static {
     /// The permission that guards it.
     const PERMISSION: Permission;
     /// Whether it acts on a person (and so is bounded by privilege tiers and never on oneself).
@@ -28,11 +29,17 @@ pub trait Action: Send + Sync + 'static {
     const NAME: &'static str;
 }
 
+mod sealed {
+    /// Only this module declares actions: a new one is a line in `actions!`, with its permission.
+    pub trait Sealed {}
+}
+
 macro_rules! actions {
     ($($(#[$doc:meta])* $name:ident => $permission:ident, $on_person:expr, $text:literal;)*) => {$(
         $(#[$doc])*
         #[derive(Debug)]
         pub enum $name {}
+        impl sealed::Sealed for $name {}
         impl Action for $name {
             const PERMISSION: Permission = Permission::$permission;
             const ON_PERSON: bool = $on_person;
@@ -52,6 +59,8 @@ actions! {
     SetGrant => ManageGrants, true, "change a grant";
     /// Lift the sign-in lock of a person's accounts.
     Unlock => UnlockAccounts, true, "unlock accounts";
+    /// Enrol an authenticator for a person (as `person add --totp` does), with fresh backup codes.
+    EnrolTotp => AddPeople, true, "enrol an authenticator";
 }
 
 /// Who asks: the system (the CLI run by an operator on the host, background work), or a signed-in account.
@@ -104,12 +113,12 @@ impl<T: DirectoryStore + CredentialStore> AuthorityStore for T {}
 
 /// Decides who may do what; the only maker of proofs.
 pub struct Authority {
-    pub core: Arc<Core>,
-    pub store: Arc<dyn AuthorityStore>,
+    core: Arc<Core>,
+    store: Arc<dyn AuthorityStore>,
 }
 
 impl Authority {
-    pub fn new(core: Arc<Core>, store: Arc<dyn AuthorityStore>) -> Self {
+    pub(crate) fn new(core: Arc<Core>, store: Arc<dyn AuthorityStore>) -> Self {
         Self { core, store }
     }
 

@@ -76,12 +76,12 @@ impl<T: DirectoryStore + CredentialStore + EventStore> DirectoryServiceStore for
 
 /// People, their accounts and grants.
 pub struct Directory {
-    pub core: Arc<Core>,
-    pub store: Arc<dyn DirectoryServiceStore>,
+    core: Arc<Core>,
+    store: Arc<dyn DirectoryServiceStore>,
 }
 
 impl Directory {
-    pub fn new(core: Arc<Core>, store: Arc<dyn DirectoryServiceStore>) -> Self {
+    pub(crate) fn new(core: Arc<Core>, store: Arc<dyn DirectoryServiceStore>) -> Self {
         Self { core, store }
     }
 
@@ -92,7 +92,7 @@ impl Directory {
     /// Add a person with a first account. A password, when given, must pass the password rule.
     pub async fn add_person(
         &self,
-        proof: &Proof<AddPerson>,
+        proof: Proof<AddPerson>,
         mut new: NewPerson,
         password: Option<&str>,
     ) -> Result<(crate::domain::Person, crate::domain::Account), DirectoryError> {
@@ -182,7 +182,7 @@ impl Directory {
     /// where they came from. `progress` hears how many rows are written so far.
     pub async fn import(
         &self,
-        proof: &Proof<AddPerson>,
+        proof: Proof<AddPerson>,
         rows: &[NewPerson],
         from: &str,
         progress: &(dyn Fn(usize) + Sync),
@@ -193,7 +193,7 @@ impl Directory {
     }
 
     /// Replace the grant of the proof's subject (`person grant`: the CLI acts as the system, outside tiers).
-    pub async fn set_grant(&self, proof: &Proof<SetGrant>, grant: Grant) -> Result<PersonView, DirectoryError> {
+    pub async fn set_grant(&self, proof: Proof<SetGrant>, grant: Grant) -> Result<PersonView, DirectoryError> {
         if grant.dpa_level > 3 {
             return Err(DirectoryError::Invalid("--dpa must be 0, 1, 2 or 3".into()));
         }
@@ -212,7 +212,7 @@ impl Directory {
 
     /// Lift the sign-in lock of every locked account of a person (`person unlock`), audited with the
     /// actor and the reason. Returns how many accounts were unlocked (0: none was locked).
-    pub async fn unlock(&self, proof: &Proof<Unlock>, reason: &Reason) -> Result<usize, DirectoryError> {
+    pub async fn unlock(&self, proof: Proof<Unlock>, reason: &Reason) -> Result<usize, DirectoryError> {
         let person = self.subject(proof.subject()).await?;
         let actor = proof.actor();
         let mut unlocked = 0;

@@ -23,11 +23,12 @@ mod sessions;
 
 use attempts::settled;
 pub use backup_codes::{BACKUP_CODE_COUNT, normalise_backup_code};
-pub use overview::{AccountOverview, Operator};
+pub use overview::AccountOverview;
 pub use security_questions::{QaResetError, normalise_answer};
 pub use sessions::LiveSession;
 
 use crate::audit::{Actor, AuditEntry};
+use crate::authz::{EnrolTotp, Proof};
 use crate::crypto::TokenHash;
 use crate::domain::{Account, AccountId, PersonStatus, Timestamp};
 use crate::policy::lockout::Refusal;
@@ -127,12 +128,17 @@ impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleS
 
 /// Signing in, sessions, enrolment and the self-service reset; shared by pages and CLI.
 pub struct SignIn {
-    pub core: Arc<Core>,
-    pub store: Arc<dyn SignInStore>,
+    core: Arc<Core>,
+    store: Arc<dyn SignInStore>,
 }
 
 impl SignIn {
-    pub fn new(core: Arc<Core>, store: Arc<dyn SignInStore>) -> Self {
+    /// The shared core (settings, keys), read-only.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    pub(crate) fn new(core: Arc<Core>, store: Arc<dyn SignInStore>) -> Self {
         Self { core, store }
     }
 
@@ -439,12 +445,20 @@ impl SignIn {
     }
 
     /// Enrol TOTP directly, as the system (CLI `person add --totp`, demo data): returns the backup codes.
-    pub async fn enrol_totp_now(&self, account_id: AccountId, secret: &TotpSecret) -> Result<Vec<String>, SignInError> {
+    pub async fn enrol_totp_now(
+        &self,
+        proof: Proof<EnrolTotp>,
+        account_id: AccountId,
+        secret: &TotpSecret,
+    ) -> Result<Vec<String>, SignInError> {
         let now = self.now();
         let account = self.account_or_gone(account_id).await?;
+        if proof.subject() != Some(account.person_id) {
+            return Err(SignInError::Unexpected("the proof is for another person".into()));
+        }
         let sealed = self.seal_secret(account_id, secret);
         let (codes, hashes) = backup_codes::generate(&self.core.keys);
-        let audit = AuditEntry::new(now, &Actor::System, "mfa.enrol", "success")
+        let audit = AuditEntry::new(now, proof.actor(), "mfa.enrol", "success")
             .person(account.person_id)
             .account(account_id)
             .details("totp and 10 backup codes");

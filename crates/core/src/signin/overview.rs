@@ -1,7 +1,7 @@
 //! What a signed-in person sees of their own account, and what the console needs to know of an admin.
 
 use super::{SignIn, SignInError};
-use crate::domain::{Account, AccountId, Grant, Person};
+use crate::domain::{Account, AccountId, Person};
 use crate::policy::permissions::{Permission, allows};
 use crate::store::SignInEvent;
 
@@ -14,15 +14,6 @@ pub struct AccountOverview {
     pub can_view_requests: bool,
     /// Newest first.
     pub recent_sign_ins: Vec<SignInEvent>,
-}
-
-/// An account acting in the console: its grant, and whether it has a second factor.
-pub struct Operator {
-    pub account: Account,
-    pub grant: Grant,
-    pub has_mfa: bool,
-    /// A disabled person keeps no power, even with a session still open.
-    pub active: bool,
 }
 
 impl SignIn {
@@ -45,16 +36,6 @@ impl SignIn {
             can_view_requests: allows(&grant, Permission::ViewRequests, &self.core.settings.permissions),
             recent_sign_ins: self.store.recent_sign_ins(account.id, 10).await?,
             person,
-            account,
-        })
-    }
-
-    pub async fn operator(&self, account_id: AccountId) -> Result<Operator, SignInError> {
-        let account = self.account_or_gone(account_id).await?;
-        Ok(Operator {
-            grant: self.store.grant(account.person_id).await?,
-            has_mfa: self.has_totp(account.id).await?,
-            active: self.person_active(&account).await?,
             account,
         })
     }
