@@ -3,7 +3,7 @@
 //! actor the audit row names.
 
 use crate::helpers::*;
-use lifeline::authz::{AuthzError, Principal, Unlock, ViewRequests};
+use lifeline::authz::{AuthzError, Principal, SetGrant, Unlock, ViewRequests};
 use lifeline::policy::authz::Denial;
 use lifeline::store::AuditStore;
 
@@ -91,6 +91,36 @@ async fn the_decision_reads_the_actor_afresh_each_time() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(ask().await, Err(AuthzError::Denied(Denial::Inactive))));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nobody_gives_a_grant_that_ranks_as_high_as_their_own() {
+    each_backend(async |app: TestApp| {
+        let dora = app.add_person("dora", true).await;
+        let sam = app.add_person("sam", false).await;
+        let find = |email: String| {
+            let directory = app.state.directory.clone();
+            async move { directory.find(&email).await.unwrap_or_else(|e| panic!("{e}")).id }
+        };
+        let (dora_id, sam_id) = (find(dora.email.clone()).await, find(sam.email.clone()).await);
+        let admin = lifeline::domain::Grant { directory_admin: true, ..Default::default() };
+        app.state
+            .directory
+            .set_grant(system(&app.state, Some(dora_id)).await, admin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        let as_dora = || app.state.authority.authorize::<SetGrant>(Principal::Account(dora.account_id), Some(sam_id));
+        let helpdesk = lifeline::domain::Grant { dpa_level: 3, expert_mode: true, ..Default::default() };
+        let proof = as_dora().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(app.state.directory.set_grant(proof, helpdesk).await.is_ok(), "rank 4 is below a directory admin's 5");
+        // Sam now ranks 4: still below Dora, but Dora may not make a peer.
+        let proof = as_dora().await.unwrap_or_else(|e| panic!("{e}"));
+        let refused = app.state.directory.set_grant(proof, admin).await;
+        assert!(matches!(refused, Err(lifeline::directory::DirectoryError::Invalid(_))), "{refused:?}");
+        assert_eq!(app.person_json(&sam.email).await["permissions"]["directory_admin"], false);
     })
     .await;
 }

@@ -10,7 +10,7 @@
 //! before deciding.
 
 use crate::audit::Actor;
-use crate::domain::{AccountId, PersonId, PersonStatus, Timestamp};
+use crate::domain::{AccountId, Grant, PersonId, PersonStatus, Timestamp};
 use crate::policy::authz::{ActorFacts, Denial, decide};
 use crate::policy::permissions::Permission;
 use crate::services::Core;
@@ -74,6 +74,8 @@ pub enum Principal {
 #[derive(Debug)]
 pub struct Proof<A: Action> {
     actor: Actor,
+    /// The actor's grant when the decision was made; `None` for the system.
+    actor_grant: Option<Grant>,
     subject: Option<PersonId>,
     at: Timestamp,
     action: PhantomData<A>,
@@ -93,6 +95,12 @@ impl<A: Action> Proof<A> {
     /// When the decision was made.
     pub fn at(&self) -> Timestamp {
         self.at
+    }
+
+    /// Whether the actor may hand out `grant`: only a rank below their own, so nobody makes a peer or a
+    /// superior (the system may give any).
+    pub fn may_give(&self, grant: &Grant) -> bool {
+        self.actor_grant.as_ref().is_none_or(|own| crate::policy::tiers::outranks(own, grant))
     }
 }
 
@@ -156,6 +164,7 @@ impl Authority {
             tracing::warn!(actor = %actor, action = A::NAME, ?subject, ?denial, "authorisation refused");
             return Err(denial.into());
         }
-        Ok(Proof { actor, subject, at: self.core.now(), action: PhantomData })
+        let actor_grant = facts.map(|f| f.grant);
+        Ok(Proof { actor, actor_grant, subject, at: self.core.now(), action: PhantomData })
     }
 }

@@ -96,6 +96,9 @@ impl Directory {
         mut new: NewPerson,
         password: Option<&str>,
     ) -> Result<(crate::domain::Person, crate::domain::Account), DirectoryError> {
+        if !proof.may_give(&new.grant) {
+            return Err(DirectoryError::Invalid("you may only give a grant that ranks below your own".into()));
+        }
         if let Some(pw) = password {
             if new.source == AccountSource::Sso {
                 return Err(DirectoryError::Invalid(
@@ -196,6 +199,9 @@ impl Directory {
     pub async fn set_grant(&self, proof: Proof<SetGrant>, grant: Grant) -> Result<PersonView, DirectoryError> {
         if grant.dpa_level > 3 {
             return Err(DirectoryError::Invalid("--dpa must be 0, 1, 2 or 3".into()));
+        }
+        if !proof.may_give(&grant) {
+            return Err(DirectoryError::Invalid("you may only give a grant that ranks below your own".into()));
         }
         let person = self.subject(proof.subject()).await?;
         let audit = AuditEntry::new(self.now(), proof.actor(), "person.grant", "success")
