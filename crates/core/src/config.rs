@@ -442,6 +442,19 @@ mod tests {
     }
 
     #[test]
+    fn each_recovery_action_has_its_own_configurable_level() {
+        let s = load(Some("[permissions.reset_mfa]\ndpa = 3\n"), &[("LIFELINE_PERMISSIONS__UNLOCK__DPA", "2")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.permissions.reset_mfa.dpa, s.permissions.reset_mfa.expert), (3, false));
+        assert_eq!(s.permissions.unlock.dpa, 2);
+        assert!(s.permissions.send_recovery_code.expert, "the defaults stay for the rest");
+        let e = load(None, &[("LIFELINE_PERMISSIONS__DISABLE__DPA", "4")]).err().unwrap_or_default();
+        assert!(e.contains("permissions.disable.dpa"), "{e}");
+        let e = load(Some("[permissions.reset_everything]\ndpa = 1\n"), &[]).err().unwrap_or_default();
+        assert!(e.contains("reset_everything"), "{e}");
+    }
+
+    #[test]
     fn bad_values_get_clear_errors() {
         type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
         let cases: [Case; 9] = [

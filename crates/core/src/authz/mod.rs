@@ -12,7 +12,7 @@
 use crate::audit::Actor;
 use crate::domain::{AccountId, Grant, PersonId, PersonStatus, Timestamp};
 use crate::policy::authz::{ActorFacts, Denial, decide};
-use crate::policy::permissions::Permission;
+use crate::policy::permissions::{Permission, RecoveryAction};
 use crate::services::Core;
 use crate::store::{CredentialStore, DirectoryStore, StoreError};
 use std::marker::PhantomData;
@@ -35,13 +35,13 @@ mod sealed {
 }
 
 macro_rules! actions {
-    ($($(#[$doc:meta])* $name:ident => $permission:ident, $on_person:expr, $text:literal;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $permission:expr, $on_person:expr, $text:literal;)*) => {$(
         $(#[$doc])*
         #[derive(Debug)]
         pub enum $name {}
         impl sealed::Sealed for $name {}
         impl Action for $name {
-            const PERMISSION: Permission = Permission::$permission;
+            const PERMISSION: Permission = $permission;
             const ON_PERSON: bool = $on_person;
             const NAME: &'static str = $text;
         }
@@ -50,17 +50,30 @@ macro_rules! actions {
 
 actions! {
     /// List and read assistance requests.
-    ViewRequests => ViewRequests, false, "view requests";
+    ViewRequests => Permission::ViewRequests, false, "view requests";
     /// Resolve or dismiss an assistance request.
-    CloseRequest => ViewRequests, false, "close a request";
+    CloseRequest => Permission::ViewRequests, false, "close a request";
     /// Add people to the directory.
-    AddPerson => AddPeople, false, "add people";
+    AddPerson => Permission::AddPeople, false, "add people";
     /// Replace a person's grant.
-    SetGrant => ManageGrants, true, "change a grant";
-    /// Lift the sign-in lock of a person's accounts.
-    Unlock => UnlockAccounts, true, "unlock accounts";
+    SetGrant => Permission::ManageGrants, true, "change a grant";
     /// Enrol an authenticator for a person (as `person add --totp` does), with fresh backup codes.
-    EnrolTotp => AddPeople, true, "enrol an authenticator";
+    EnrolTotp => Permission::AddPeople, true, "enrol an authenticator";
+    /// The recovery actions of SPEC §4, by their SPEC §8 names; each needs what `[permissions]` says.
+    SendAccessEmail => Permission::Recovery(RecoveryAction::SendAccessEmail), true, "send-access-email";
+    SendRecoveryCode => Permission::Recovery(RecoveryAction::SendRecoveryCode), true, "send-recovery-code";
+    UnlockAccount => Permission::Recovery(RecoveryAction::Unlock), true, "unlock";
+    /// Lift the sign-in lock of every account of a person (`person unlock`).
+    Unlock => Permission::Recovery(RecoveryAction::UnlockPerson), true, "unlock-person";
+    ResetMfa => Permission::Recovery(RecoveryAction::ResetMfa), true, "reset-mfa";
+    IssueTemporaryAccessPass => Permission::Recovery(RecoveryAction::IssueTemporaryAccessPass), true,
+        "issue-temporary-access-pass";
+    SendOneTimePassword => Permission::Recovery(RecoveryAction::SendOneTimePassword), true, "send-one-time-password";
+    SendMagicLink => Permission::Recovery(RecoveryAction::SendMagicLink), true, "send-magic-link";
+    UnlockQa => Permission::Recovery(RecoveryAction::UnlockQa), true, "unlock-qa";
+    UnenrollQa => Permission::Recovery(RecoveryAction::UnenrollQa), true, "unenroll-qa";
+    Enable => Permission::Recovery(RecoveryAction::Enable), true, "enable";
+    Disable => Permission::Recovery(RecoveryAction::Disable), true, "disable";
 }
 
 /// Who asks: the system (the CLI run by an operator on the host, background work), or a signed-in account.

@@ -90,7 +90,7 @@ mod tests {
     fn an_admin_acts_only_below_their_rank_and_never_on_themself() {
         let staff = Grant::default();
         let peer = Grant { dpa_level: 2, ..Default::default() };
-        let unlock = Permission::UnlockAccounts;
+        let unlock = Permission::Recovery(crate::policy::permissions::RecoveryAction::UnlockPerson);
         assert_eq!(decide(Some(&admin(2)), unlock, true, Some((PersonId(7), &staff)), &S()), Ok(()));
         assert_eq!(decide(Some(&admin(2)), unlock, true, Some((PersonId(7), &peer)), &S()), Err(Denial::Outranked));
         assert_eq!(decide(Some(&admin(2)), unlock, true, Some((PersonId(1), &staff)), &S()), Err(Denial::Themself));
@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn power_needs_an_active_person_with_a_second_factor_and_the_permission() {
         let staff = Grant::default();
-        let unlock = Permission::UnlockAccounts;
+        let unlock = Permission::Recovery(crate::policy::permissions::RecoveryAction::UnlockPerson);
         let disabled = ActorFacts { active: false, ..admin(3) };
         let no_mfa = ActorFacts { has_second_factor: false, ..admin(3) };
         assert_eq!(decide(Some(&disabled), unlock, true, Some((PersonId(7), &staff)), &S()), Err(Denial::Inactive));
@@ -120,5 +120,58 @@ mod tests {
             decide(None, Permission::ViewRequests, false, Some((PersonId(7), &top)), &S()),
             Err(Denial::Subject)
         );
+    }
+
+    /// Every recovery action × every kind of actor × every rank of subject: allowed exactly when the actor
+    /// meets SPEC §1's table for the action and outranks the subject, never on themself.
+    #[test]
+    fn the_permission_matrix_is_the_table_and_the_tiers() {
+        use crate::policy::permissions::RecoveryAction;
+        let needs = |action: RecoveryAction| match action.name() {
+            "send-access-email" | "send-magic-link" | "unlock" | "unlock-person" | "unlock-qa" => (1, false),
+            "send-recovery-code" | "issue-temporary-access-pass" => (2, true),
+            _ => (2, false),
+        };
+        let mut actors = Vec::new();
+        for dpa_level in 0..=3 {
+            for expert_mode in [false, true] {
+                actors.push(Grant { dpa_level, expert_mode, ..Default::default() });
+            }
+        }
+        actors.push(Grant { directory_admin: true, ..Default::default() });
+        actors.push(Grant { directory_admin: true, dpa_level: 3, expert_mode: true, auditor: true });
+        let subjects: Vec<Grant> = actors.clone();
+        let settings = PermissionSettings::default();
+        let mut allowed = 0;
+        for action in RecoveryAction::ALL {
+            let (dpa, expert) = needs(action);
+            for actor in &actors {
+                let facts = ActorFacts { person: PersonId(1), grant: *actor, active: true, has_second_factor: true };
+                for (n, subject) in subjects.iter().enumerate() {
+                    for person in [PersonId(1), PersonId(100 + n as i64)] {
+                        let got = decide(
+                            Some(&facts),
+                            Permission::Recovery(action),
+                            true,
+                            Some((person, subject)),
+                            &settings,
+                        );
+                        let meets = actor.dpa_level >= dpa && (!expert || actor.expert_mode);
+                        let expected = if !meets {
+                            Err(Denial::NotPermitted)
+                        } else if person == facts.person {
+                            Err(Denial::Themself)
+                        } else if super::super::tiers::rank(actor) <= super::super::tiers::rank(subject) {
+                            Err(Denial::Outranked)
+                        } else {
+                            Ok(())
+                        };
+                        assert_eq!(got, expected, "{} by {actor:?} on {subject:?} ({person:?})", action.name());
+                        allowed += usize::from(got.is_ok());
+                    }
+                }
+            }
+        }
+        assert!(allowed > 0, "the matrix allows something");
     }
 }

@@ -10,12 +10,68 @@ pub enum Permission {
     ViewRequests,
     /// Read the audit log.
     ReadAudit,
-    /// Lift the sign-in lock of someone's accounts.
-    UnlockAccounts,
     /// Add people to the directory.
     AddPeople,
     /// Change what someone may do (their grant).
     ManageGrants,
+    /// A recovery action of SPEC §4, each with its own configurable requirement.
+    Recovery(RecoveryAction),
+}
+
+/// The recovery actions, by their SPEC §8 names (console, audit, emails and API use these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecoveryAction {
+    SendAccessEmail,
+    SendRecoveryCode,
+    Unlock,
+    UnlockPerson,
+    ResetMfa,
+    IssueTemporaryAccessPass,
+    SendOneTimePassword,
+    SendMagicLink,
+    UnlockQa,
+    UnenrollQa,
+    Enable,
+    Disable,
+}
+
+impl RecoveryAction {
+    pub const ALL: [Self; 12] = [
+        Self::SendAccessEmail,
+        Self::SendRecoveryCode,
+        Self::Unlock,
+        Self::UnlockPerson,
+        Self::ResetMfa,
+        Self::IssueTemporaryAccessPass,
+        Self::SendOneTimePassword,
+        Self::SendMagicLink,
+        Self::UnlockQa,
+        Self::UnenrollQa,
+        Self::Enable,
+        Self::Disable,
+    ];
+
+    /// The SPEC §8 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SendAccessEmail => "send-access-email",
+            Self::SendRecoveryCode => "send-recovery-code",
+            Self::Unlock => "unlock",
+            Self::UnlockPerson => "unlock-person",
+            Self::ResetMfa => "reset-mfa",
+            Self::IssueTemporaryAccessPass => "issue-temporary-access-pass",
+            Self::SendOneTimePassword => "send-one-time-password",
+            Self::SendMagicLink => "send-magic-link",
+            Self::UnlockQa => "unlock-qa",
+            Self::UnenrollQa => "unenroll-qa",
+            Self::Enable => "enable",
+            Self::Disable => "disable",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
 }
 
 /// The minimum data protection access level, and whether expert mode is needed.
@@ -27,25 +83,74 @@ pub struct Requirement {
     pub expert: bool,
 }
 
+const fn level(dpa: u8) -> Requirement {
+    Requirement { dpa, expert: false }
+}
+
+/// The required level of each action (`[permissions]`, one key per action in snake case); the defaults are
+/// SPEC §1's table.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PermissionSettings {
     pub view_requests: Requirement,
-    pub unlock_accounts: Requirement,
+    pub send_access_email: Requirement,
+    pub send_recovery_code: Requirement,
+    pub unlock: Requirement,
+    pub unlock_person: Requirement,
+    pub reset_mfa: Requirement,
+    pub issue_temporary_access_pass: Requirement,
+    pub send_one_time_password: Requirement,
+    pub send_magic_link: Requirement,
+    pub unlock_qa: Requirement,
+    pub unenroll_qa: Requirement,
+    pub enable: Requirement,
+    pub disable: Requirement,
 }
 
 impl Default for PermissionSettings {
     fn default() -> Self {
+        let expert = Requirement { dpa: 2, expert: true };
         Self {
-            view_requests: Requirement { dpa: 1, expert: false },
-            unlock_accounts: Requirement { dpa: 1, expert: false },
+            view_requests: level(1),
+            send_access_email: level(1),
+            send_recovery_code: expert,
+            unlock: level(1),
+            unlock_person: level(1),
+            reset_mfa: level(2),
+            issue_temporary_access_pass: expert,
+            send_one_time_password: level(2),
+            send_magic_link: level(1),
+            unlock_qa: level(1),
+            unenroll_qa: level(2),
+            enable: level(2),
+            disable: level(2),
         }
     }
 }
 
 impl PermissionSettings {
+    /// The requirement for a recovery action.
+    pub fn of(&self, action: RecoveryAction) -> Requirement {
+        match action {
+            RecoveryAction::SendAccessEmail => self.send_access_email,
+            RecoveryAction::SendRecoveryCode => self.send_recovery_code,
+            RecoveryAction::Unlock => self.unlock,
+            RecoveryAction::UnlockPerson => self.unlock_person,
+            RecoveryAction::ResetMfa => self.reset_mfa,
+            RecoveryAction::IssueTemporaryAccessPass => self.issue_temporary_access_pass,
+            RecoveryAction::SendOneTimePassword => self.send_one_time_password,
+            RecoveryAction::SendMagicLink => self.send_magic_link,
+            RecoveryAction::UnlockQa => self.unlock_qa,
+            RecoveryAction::UnenrollQa => self.unenroll_qa,
+            RecoveryAction::Enable => self.enable,
+            RecoveryAction::Disable => self.disable,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
-        for (name, requirement) in [("view_requests", self.view_requests), ("unlock_accounts", self.unlock_accounts)] {
+        let named = std::iter::once(("view_requests".to_owned(), self.view_requests))
+            .chain(RecoveryAction::ALL.into_iter().map(|a| (a.name().replace('-', "_"), self.of(a))));
+        for (name, requirement) in named {
             if requirement.dpa > 3 {
                 return Err(format!("permissions.{name}.dpa must be 0 to 3"));
             }
@@ -59,9 +164,9 @@ pub fn allows(grant: &Grant, permission: Permission, settings: &PermissionSettin
     match permission {
         Permission::ViewRequests => meets(grant, settings.view_requests),
         Permission::ReadAudit => grant.auditor || grant.directory_admin,
-        Permission::UnlockAccounts => meets(grant, settings.unlock_accounts),
         // The directory's shape and who holds power in it are the directory admins' alone.
         Permission::AddPeople | Permission::ManageGrants => grant.directory_admin,
+        Permission::Recovery(action) => meets(grant, settings.of(action)),
     }
 }
 
@@ -87,5 +192,30 @@ mod tests {
             Permission::ViewRequests,
             &strict
         ));
+    }
+
+    #[test]
+    fn the_default_table_is_spec_section_one() {
+        let settings = PermissionSettings::default();
+        let table = [
+            ("send-access-email", 1, false),
+            ("send-magic-link", 1, false),
+            ("unlock", 1, false),
+            ("unlock-person", 1, false),
+            ("unlock-qa", 1, false),
+            ("reset-mfa", 2, false),
+            ("unenroll-qa", 2, false),
+            ("send-one-time-password", 2, false),
+            ("send-recovery-code", 2, true),
+            ("issue-temporary-access-pass", 2, true),
+            ("enable", 2, false),
+            ("disable", 2, false),
+        ];
+        assert_eq!(table.len(), RecoveryAction::ALL.len());
+        for (name, dpa, expert) in table {
+            let action = RecoveryAction::parse(name).unwrap_or_else(|| panic!("{name} is an action"));
+            assert_eq!(action.name(), name);
+            assert_eq!(settings.of(action), Requirement { dpa, expert }, "{name}");
+        }
     }
 }
