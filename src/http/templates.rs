@@ -183,6 +183,28 @@ pub struct RequestRow {
     pub repeats: i64,
 }
 
+/// One account of a person found by a search: a row of the People grid.
+pub struct PersonRow {
+    pub name: String,
+    pub username: String,
+    pub email: String,
+    pub source: String,
+    pub status: String,
+    pub locked: String,
+    pub mfa: String,
+}
+
+#[derive(Template)]
+#[template(path = "console_people.html")]
+pub struct ConsolePeoplePage<'a> {
+    pub title: &'a str,
+    pub query: &'a str,
+    pub locked_only: bool,
+    pub error: Option<String>,
+    pub rows: Vec<PersonRow>,
+    pub more: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console_requests.html")]
 pub struct ConsoleRequestsPage<'a> {

@@ -12,6 +12,7 @@ mod helpers;
 mod instances;
 mod lockout;
 mod pages;
+mod people;
 mod security_questions;
 mod sessions;
 mod signin;

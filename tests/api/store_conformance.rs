@@ -77,6 +77,48 @@ async fn people_are_unique_by_email_and_username_and_found_by_either() {
     }
 }
 
+#[tokio::test]
+async fn people_are_found_by_part_of_a_name_username_or_email_and_by_lock() {
+    for (backend, store, _dir) in stores().await {
+        for (name, email, username) in [
+            ("Ada Lovelace", "ada@example.org", "alove"),
+            ("Lou Locked", "lou@corp.example", "lou"),
+            ("Percy 100% Sure", "percy@example.org", "per_cy"),
+        ] {
+            store
+                .create_person(&new_person(name, email, username), 1_000, &audit())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let names = |hits: Vec<lifeline::store::PersonHit>| {
+            hits.into_iter().map(|h| h.person.display_name.to_string()).collect::<Vec<_>>()
+        };
+        let search = |text: &'static str, locked_only: bool| {
+            let store = store.clone();
+            async move { store.search_people(text, locked_only, 2_000, 50).await.unwrap_or_else(|e| panic!("{e}")) }
+        };
+        assert_eq!(names(search("LOVE", false).await), ["Ada Lovelace"], "{backend}: name or username, any case");
+        assert_eq!(names(search("corp.ex", false).await), ["Lou Locked"], "{backend}: part of an email");
+        assert_eq!(names(search("", false).await), ["Ada Lovelace", "Lou Locked", "Percy 100% Sure"], "{backend}");
+        // Pattern characters are plain text: `%` and `_` match only themselves.
+        assert_eq!(names(search("0%", false).await), ["Percy 100% Sure"], "{backend}");
+        assert_eq!(names(search("r_c", false).await), ["Percy 100% Sure"], "{backend}");
+        assert!(search("a_a", false).await.is_empty(), "{backend}: _ is not a wildcard");
+
+        let lou = search("lou", false).await;
+        let account = lou[0].accounts[0].account.id;
+        assert!(!lou[0].accounts[0].has_totp, "{backend}");
+        store
+            .lock_account(account, lifeline::domain::LockReason::Failures, 1_500, &audit())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(names(search("", true).await), ["Lou Locked"], "{backend}: only the locked");
+        assert!(search("ada", true).await.is_empty(), "{backend}");
+        let limited = store.search_people("", false, 2_000, 2).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(limited.len(), 2, "{backend}");
+    }
+}
+
 /// Admit one attempt the way the sign-in service does: read, decide with the policy, compare-and-set,
 /// and read again when another attempt got there first. Returns whether it was admitted.
 async fn admit(store: &dyn Store, id: AccountId, policy: &LockoutPolicy, now: i64) -> bool {

@@ -158,6 +158,30 @@ pub trait DirectoryStore: Send + Sync {
     async fn set_grant(&self, person: PersonId, grant: &Grant, audit: &AuditEntry) -> StoreResult<()>;
     async fn count_people(&self) -> StoreResult<i64>;
     async fn count_directory_admins(&self) -> StoreResult<i64>;
+    /// People whose name, email or one of whose usernames contains `text` (case-insensitive; `""`: everyone),
+    /// only those with an account locked at `now` when `locked_only`; by name, at most `limit` people, each
+    /// with every account.
+    async fn search_people(
+        &self,
+        text: &str,
+        locked_only: bool,
+        now: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<PersonHit>>;
+}
+
+/// A person found by a search, with their accounts.
+#[derive(Debug, Clone)]
+pub struct PersonHit {
+    pub person: Person,
+    pub accounts: Vec<AccountHit>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountHit {
+    pub account: Account,
+    /// A confirmed authenticator.
+    pub has_totp: bool,
 }
 
 #[async_trait]

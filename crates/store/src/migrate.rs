@@ -55,6 +55,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_key_fingerprint.sql"),
         postgres: include_str!("../migrations/postgres/0007_key_fingerprint.sql"),
     },
+    Migration {
+        version: 8,
+        name: "people_search",
+        sqlite: include_str!("../migrations/sqlite/0008_people_search.sql"),
+        postgres: include_str!("../migrations/postgres/0008_people_search.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

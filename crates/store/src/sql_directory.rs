@@ -117,6 +117,54 @@ impl DirectoryStore for SqlStore {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM person").fetch_one(&self.pool).await.db()?.try_get("n").db()?)
     }
 
+    async fn search_people(
+        &self,
+        text: &str,
+        locked_only: bool,
+        now: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<PersonHit>> {
+        // The text is data, never pattern: `%`, `_` and the escape character itself match only themselves.
+        let escaped: String = text
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        let people = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PERSON_COLUMNS} FROM person WHERE person_id IN ( \
+                 SELECT person_id FROM person WHERE lower(display_name) LIKE $1 ESCAPE '\\' OR lower(email) LIKE $1 ESCAPE '\\' \
+                 UNION SELECT person_id FROM account WHERE lower(username) LIKE $1 ESCAPE '\\') \
+             AND ($2 = 0 OR person_id IN (SELECT person_id FROM account WHERE locked_at IS NOT NULL \
+                 AND (locked_until IS NULL OR locked_until > $3))) \
+             ORDER BY lower(display_name), person_id LIMIT $4"
+        )))
+        .bind(&pattern)
+        .bind(i64::from(locked_only))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        let mut hits = Vec::with_capacity(people.len());
+        for row in &people {
+            let person = person_from_row(row)?;
+            let accounts = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ACCOUNT_COLUMNS}, (SELECT COUNT(*) FROM totp_credential t WHERE t.account_id = account.account_id \
+                 AND t.confirmed_at IS NOT NULL) AS totp FROM account WHERE person_id = $1 ORDER BY account_id"
+            )))
+            .bind(person.id.0)
+            .fetch_all(&self.pool)
+            .await
+            .db()?
+            .iter()
+            .map(|r| Ok(AccountHit { account: account_from_row(r)?, has_totp: count(r, "totp").db()? > 0 }))
+            .collect::<StoreResult<Vec<_>>>()?;
+            hits.push(PersonHit { person, accounts });
+        }
+        Ok(hits)
+    }
+
     async fn count_directory_admins(&self) -> StoreResult<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM permission_grant WHERE directory_admin = 1")
             .fetch_one(&self.pool)

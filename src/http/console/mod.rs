@@ -2,6 +2,7 @@
 //! [`Admin::authorize`] for the proof of what it is about to do: the core's `Authority::authorize`, the one
 //! function that the API and CLI use too (actor active with a second factor, permission, tier, not themself).
 
+mod people;
 mod requests;
 
 use super::session::{Active, MaybeSession, Stages};
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/requests") }))
+        .route("/console/people", get(people::people_get))
         .route("/console/requests", get(requests::requests_get))
         .route("/console/requests/{reference}", get(requests::request_get))
         .route("/console/requests/{reference}/close", post(requests::close_post))

@@ -53,6 +53,8 @@ actions! {
     ViewRequests => Permission::ViewRequests, false, "view requests";
     /// Resolve or dismiss an assistance request.
     CloseRequest => Permission::ViewRequests, false, "close a request";
+    /// Search the directory (the console's People page).
+    SearchPeople => Permission::ViewPeople, false, "search people";
     /// Add people to the directory.
     AddPerson => Permission::AddPeople, false, "add people";
     /// Replace a person's grant.

@@ -5,7 +5,7 @@ mod import;
 pub use import::{ImportError, parse_csv};
 
 use crate::audit::AuditEntry;
-use crate::authz::{AddPerson, Proof, SetGrant, Unlock};
+use crate::authz::{AddPerson, Proof, SearchPeople, SetGrant, Unlock};
 use crate::domain::{AccountId, AccountSource, Grant, Person, PersonId, PersonStatus, Reason};
 use crate::policy::lockout::LockState;
 use crate::policy::password;
@@ -116,6 +116,25 @@ impl Directory {
                 .to_string(),
         );
         Ok(self.store.create_person(&new, self.now(), &audit).await?)
+    }
+
+    /// Most people a search lists; the page says when there may be more.
+    pub const SEARCH_LIMIT: i64 = 100;
+
+    /// People whose name, username or email contains `text` (any case), optionally only those locked now.
+    pub async fn search(
+        &self,
+        _proof: &Proof<SearchPeople>,
+        text: &str,
+        locked_only: bool,
+    ) -> Result<Vec<crate::store::PersonHit>, DirectoryError> {
+        let text = text.trim();
+        if text.chars().count() > 200 || text.chars().any(char::is_control) {
+            return Err(DirectoryError::Invalid(
+                "Search for at most 200 characters of a name, username or email.".into(),
+            ));
+        }
+        Ok(self.store.search_people(text, locked_only, self.now(), Self::SEARCH_LIMIT).await?)
     }
 
     /// The person with this email, or [`DirectoryError::UnknownPerson`]: how a front finds the subject it

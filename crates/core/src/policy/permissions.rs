@@ -8,6 +8,8 @@ use serde::Deserialize;
 pub enum Permission {
     /// Receive assistance emails, view and close requests.
     ViewRequests,
+    /// Search the directory and read people's records in the console.
+    ViewPeople,
     /// Read the audit log.
     ReadAudit,
     /// Add people to the directory.
@@ -93,6 +95,7 @@ const fn level(dpa: u8) -> Requirement {
 #[serde(deny_unknown_fields, default)]
 pub struct PermissionSettings {
     pub view_requests: Requirement,
+    pub view_people: Requirement,
     pub send_access_email: Requirement,
     pub send_recovery_code: Requirement,
     pub unlock: Requirement,
@@ -112,6 +115,7 @@ impl Default for PermissionSettings {
         let expert = Requirement { dpa: 2, expert: true };
         Self {
             view_requests: level(1),
+            view_people: level(1),
             send_access_email: level(1),
             send_recovery_code: expert,
             unlock: level(1),
@@ -148,7 +152,8 @@ impl PermissionSettings {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        let named = std::iter::once(("view_requests".to_owned(), self.view_requests))
+        let named = [("view_requests".to_owned(), self.view_requests), ("view_people".to_owned(), self.view_people)]
+            .into_iter()
             .chain(RecoveryAction::ALL.into_iter().map(|a| (a.name().replace('-', "_"), self.of(a))));
         for (name, requirement) in named {
             if requirement.dpa > 3 {
@@ -163,6 +168,7 @@ impl PermissionSettings {
 pub fn allows(grant: &Grant, permission: Permission, settings: &PermissionSettings) -> bool {
     match permission {
         Permission::ViewRequests => meets(grant, settings.view_requests),
+        Permission::ViewPeople => meets(grant, settings.view_people),
         Permission::ReadAudit => grant.auditor || grant.directory_admin,
         // The directory's shape and who holds power in it are the directory admins' alone.
         Permission::AddPeople | Permission::ManageGrants => grant.directory_admin,
