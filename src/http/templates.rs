@@ -185,6 +185,7 @@ pub struct RequestRow {
 
 /// One account of a person found by a search: a row of the People grid.
 pub struct PersonRow {
+    pub person_id: i64,
     pub name: String,
     pub username: String,
     pub email: String,
@@ -192,6 +193,54 @@ pub struct PersonRow {
     pub status: String,
     pub locked: String,
     pub mfa: String,
+}
+
+pub struct AccountBox {
+    pub username: String,
+    pub source: String,
+    pub locked: String,
+    pub locked_at: String,
+    pub lock_reason: String,
+    pub unlocked: String,
+    pub failed_attempts: u32,
+    pub totp: &'static str,
+    pub backup_codes: i64,
+    pub qa: &'static str,
+}
+
+pub struct SignInLine {
+    pub at: String,
+    pub account: String,
+    pub outcome: String,
+    pub ip: String,
+    pub place: String,
+    pub network: String,
+}
+
+pub struct ActivityLine {
+    pub at: String,
+    pub action: String,
+    pub outcome: String,
+    pub actor: String,
+    pub reason: String,
+    pub details: String,
+}
+
+#[derive(Template)]
+#[template(path = "console_person.html")]
+pub struct ConsolePersonPage<'a> {
+    pub title: &'a str,
+    pub name: String,
+    pub email: String,
+    pub status: String,
+    pub phone: String,
+    pub manager: String,
+    pub department: String,
+    pub rank: u8,
+    pub mfa_required: &'static str,
+    pub accounts: Vec<AccountBox>,
+    pub sign_ins: Vec<SignInLine>,
+    pub activity: Vec<ActivityLine>,
 }
 
 #[derive(Template)]

@@ -57,3 +57,31 @@ async fn people_without_the_permission_are_refused() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_persons_record_shows_the_lock_the_sign_ins_and_the_activity_log() {
+    each_backend(async |app: TestApp| {
+        let harry = app.add_admin("harry", 1).await;
+        let lou = app.add_person("lou", true).await;
+        for _ in 0..5 {
+            app.post_sign_in(&browser(), &lou.username, "not-lous-password-at-all").await;
+        }
+        let lou_id = app.state.directory.find(&lou.email).await.unwrap_or_else(|e| panic!("{e}")).id;
+        let admin = app.sign_in(&harry).await;
+
+        let (_, list) = page(&app, &admin, "?locked=1").await;
+        assert!(list.contains(&format!("href=\"/console/people/{}\"", lou_id.0)), "{list}");
+        let (status, html) = page(&app, &admin, &format!("/{}", lou_id.0)).await;
+        assert_eq!(status, StatusCode::OK);
+        for expected in ["Test lou", "lou@example.org", "failures", "Enrolled", "account.lock", "127.0.0.1"] {
+            assert!(html.contains(expected), "{expected} in {html}");
+        }
+        assert!(html.contains("<dt>Failed attempts</dt><dd>5</dd>"), "{html}");
+        assert!(html.contains("<dt>Backup codes left</dt><dd>10</dd>"), "{html}");
+
+        // Unknown and malformed ids are simply not found.
+        assert_eq!(page(&app, &admin, "/999999").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(page(&app, &admin, "/lou").await.0, StatusCode::NOT_FOUND);
+    })
+    .await;
+}

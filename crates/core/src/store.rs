@@ -397,6 +397,8 @@ pub trait AuditStore: Send + Sync {
     }
     /// Like `audit_records`, but an unreadable row comes back as such, so a reader can name it and carry on.
     async fn audit_rows(&self, after: i64, limit: i64) -> StoreResult<Vec<Result<AuditRecord, UnreadableRow>>>;
+    /// The newest `limit` records about a person (their activity log), newest first.
+    async fn audit_about(&self, person: PersonId, limit: i64) -> StoreResult<Vec<AuditRecord>>;
     /// The chain's head: the last id, its hash, and their seal.
     async fn audit_head(&self) -> StoreResult<AuditHead>;
     /// Seal the head with the audit key if it never was (a new database, or one from before the chain was keyed);

@@ -103,6 +103,22 @@ impl AuditStore for SqlStore {
         rows.iter().map(audit_row).collect()
     }
 
+    async fn audit_about(&self, person: PersonId, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT audit_event_id, at, actor, on_behalf_of, action, subject_person_id, subject_account_id, reason, details, \
+             client_ip, outcome, reference, notified, prev_hash, hash FROM audit_event \
+             WHERE subject_person_id = $1 ORDER BY audit_event_id DESC LIMIT $2",
+        )
+        .bind(person.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| audit_row(r)?.map_err(|u| StoreError::Corrupt(format!("audit row {}: {}", u.id, u.problem))))
+            .collect()
+    }
+
     async fn audit_head(&self) -> StoreResult<AuditHead> {
         let row = sqlx::query("SELECT last_id, last_hash, seal FROM audit_head WHERE audit_head_id = 1")
             .fetch_one(&self.pool)

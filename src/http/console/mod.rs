@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/requests") }))
         .route("/console/people", get(people::people_get))
+        .route("/console/people/{id}", get(people::person_get))
         .route("/console/requests", get(requests::requests_get))
         .route("/console/requests/{reference}", get(requests::request_get))
         .route("/console/requests/{reference}/close", post(requests::close_post))

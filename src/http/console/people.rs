@@ -3,10 +3,13 @@
 use super::Admin;
 use crate::authz::SearchPeople;
 use crate::directory::{Directory, DirectoryError};
-use crate::http::templates::{ConsolePeoplePage, PersonRow, render};
+use crate::http::labels;
+use crate::http::templates::{
+    AccountBox, ActivityLine, ConsolePeoplePage, ConsolePersonPage, PersonRow, SignInLine, render,
+};
 use crate::http::{AppState, PageError};
 use crate::policy::lockout::LockState;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -35,6 +38,7 @@ pub async fn people_get(
         .iter()
         .flat_map(|hit| {
             hit.accounts.iter().map(move |a| PersonRow {
+                person_id: hit.person.id.0,
                 name: hit.person.display_name.to_string(),
                 username: a.account.username.to_string(),
                 email: hit.person.email.to_string(),
@@ -54,4 +58,85 @@ pub async fn people_get(
         render(&ConsolePeoplePage { title: "People", query: text.trim(), locked_only, error, rows, more });
     *response.status_mut() = status;
     Ok(response)
+}
+
+/// One person's record: accounts with their lock and authentication, recent sign-ins, the activity log.
+pub async fn person_get(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let proof = admin.authorize::<SearchPeople>(&state, None).await?;
+    // A malformed id is as unknown as a missing one.
+    let id = id.parse::<i64>().map(crate::domain::PersonId).map_err(|_| PageError::not_found())?;
+    let record =
+        state.directory.record(&proof, id).await.map_err(PageError::internal)?.ok_or_else(PageError::not_found)?;
+    let v = &record.view;
+    let or_dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "–".into());
+    let when = |t: i64| crate::assistance::dossier::when(t);
+    let accounts = v
+        .accounts
+        .iter()
+        .map(|a| AccountBox {
+            username: a.username.clone(),
+            source: a.source.to_string(),
+            locked: if a.locked { "Yes".into() } else { "No".into() },
+            locked_at: or_dash(&a.locked_at),
+            lock_reason: or_dash(&a.lock_reason),
+            unlocked: match (&a.unlocked_by, &a.unlocked_at) {
+                (Some(by), Some(at)) => format!("{} at {at}", labels::actor(by)),
+                _ => "–".into(),
+            },
+            failed_attempts: a.failed_attempts,
+            totp: if a.mfa.totp_enabled { "Enrolled" } else { "Not enrolled" },
+            backup_codes: a.mfa.backup_codes_unused,
+            qa: match (a.qa_enrolled, a.qa_locked) {
+                (_, true) => "Locked after wrong answers",
+                (true, false) => "Enrolled",
+                (false, false) => "Not enrolled",
+            },
+        })
+        .collect();
+    let sign_ins = record
+        .sign_ins
+        .iter()
+        .map(|(account, e)| SignInLine {
+            at: when(e.at),
+            account: account.clone(),
+            outcome: labels::outcome(&e.outcome),
+            ip: e.client_ip.clone(),
+            place: match (&e.city, &e.country) {
+                (Some(city), Some(country)) => format!("{city}, {country}"),
+                (None, Some(country)) => country.clone(),
+                _ => "unknown".into(),
+            },
+            network: e.network.clone(),
+        })
+        .collect();
+    let activity = record
+        .activity
+        .iter()
+        .map(|r| ActivityLine {
+            at: when(r.entry.at),
+            action: r.entry.action.clone(),
+            outcome: r.entry.outcome.clone(),
+            actor: labels::actor(&r.entry.actor),
+            reason: r.entry.reason.clone().unwrap_or_default(),
+            details: r.entry.details.clone().unwrap_or_default(),
+        })
+        .collect();
+    Ok(render(&ConsolePersonPage {
+        title: "Person",
+        name: v.display_name.clone(),
+        email: v.email.clone(),
+        status: v.status.to_string(),
+        phone: or_dash(&v.phone),
+        manager: or_dash(&v.manager_email),
+        department: or_dash(&v.department),
+        rank: v.rank,
+        mfa_required: if state.settings().policy.mfa_required { "Yes" } else { "No" },
+        accounts,
+        sign_ins,
+        activity,
+    }))
 }

@@ -10,7 +10,7 @@ use crate::domain::{AccountId, AccountSource, Grant, Person, PersonId, PersonSta
 use crate::policy::lockout::LockState;
 use crate::policy::password;
 use crate::services::Core;
-use crate::store::{CredentialStore, DirectoryStore, EventStore, NewPerson, StoreError};
+use crate::store::{AuditStore, CredentialStore, DirectoryStore, EventStore, NewPerson, StoreError};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -71,8 +71,17 @@ fn iso(at: Option<i64>) -> Option<String> {
 }
 
 /// The store capabilities the directory uses.
-pub trait DirectoryServiceStore: DirectoryStore + CredentialStore + EventStore {}
-impl<T: DirectoryStore + CredentialStore + EventStore> DirectoryServiceStore for T {}
+pub trait DirectoryServiceStore: DirectoryStore + CredentialStore + EventStore + AuditStore {}
+impl<T: DirectoryStore + CredentialStore + EventStore + AuditStore> DirectoryServiceStore for T {}
+
+/// What the console shows of one person: their record, recent sign-ins and activity log.
+pub struct PersonRecord {
+    pub view: PersonView,
+    /// Newest first, each with the username of the account it was for.
+    pub sign_ins: Vec<(String, crate::store::SignInEvent)>,
+    /// Every audited event about the person, newest first (the latest 200).
+    pub activity: Vec<crate::audit::AuditRecord>,
+}
 
 /// People, their accounts and grants.
 pub struct Directory {
@@ -135,6 +144,24 @@ impl Directory {
             ));
         }
         Ok(self.store.search_people(text, locked_only, self.now(), Self::SEARCH_LIMIT).await?)
+    }
+
+    /// One person's record for the console, by id: `None` when there is no such person.
+    pub async fn record(
+        &self,
+        _proof: &Proof<SearchPeople>,
+        person: PersonId,
+    ) -> Result<Option<PersonRecord>, DirectoryError> {
+        let Some(found) = self.store.person(person).await? else { return Ok(None) };
+        let mut sign_ins = Vec::new();
+        for account in self.store.accounts_of(person).await? {
+            for event in self.store.recent_sign_ins(account.id, 10).await? {
+                sign_ins.push((account.username.to_string(), event));
+            }
+        }
+        sign_ins.sort_by(|a, b| b.1.at.cmp(&a.1.at));
+        let activity = self.store.audit_about(person, 200).await?;
+        Ok(Some(PersonRecord { view: self.view(found).await?, sign_ins, activity }))
     }
 
     /// The person with this email, or [`DirectoryError::UnknownPerson`]: how a front finds the subject it
