@@ -159,7 +159,7 @@ impl Directory {
                 sign_ins.push((account.username.to_string(), event));
             }
         }
-        sign_ins.sort_by(|a, b| b.1.at.cmp(&a.1.at));
+        sign_ins.sort_by_key(|(_, event)| std::cmp::Reverse(event.at));
         let activity = self.store.audit_about(person, 200).await?;
         Ok(Some(PersonRecord { view: self.view(found).await?, sign_ins, activity }))
     }
