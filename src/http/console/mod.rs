@@ -27,6 +27,12 @@ pub fn router() -> Router<AppState> {
         .route("/console/requests/{reference}/close", post(requests::close_post))
 }
 
+/// One parameter of a page's query string, `""` when absent (a malformed encoding is read leniently: a filter
+/// that cannot be read is simply no filter).
+fn query_param(query: &str, name: &str) -> String {
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
 /// A signed-in account in the console. Having one decides nothing: every handler asks
 /// [`Admin::authorize`] for the proof its service method takes.
 pub struct Admin {

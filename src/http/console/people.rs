@@ -20,12 +20,7 @@ pub async fn people_get(
 ) -> Result<Response, PageError> {
     let proof = admin.authorize::<SearchPeople>(&state, None).await?;
     let query = query.unwrap_or_default();
-    let param = |name: &str| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
+    let param = |name: &str| super::query_param(&query, name);
     let (text, locked_only) = (param("q"), param("locked") == "1");
     let now = state.signin.now();
     let (hits, error) = match state.directory.search(&proof, &text, locked_only).await {

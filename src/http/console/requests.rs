@@ -23,12 +23,7 @@ pub async fn requests_get(
 ) -> Result<Response, PageError> {
     let proof = admin.authorize::<ViewRequests>(&state, None).await?;
     let query = query.unwrap_or_default();
-    let param = |name: &str| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
+    let param = |name: &str| super::query_param(&query, name);
     // Unknown or malformed filter values are simply no filter.
     let wanted = param("status");
     let status = STATUSES.iter().map(|(v, _)| *v).find(|v| *v == wanted).unwrap_or("");
