@@ -49,6 +49,7 @@ pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         authority: services.authority,
         directory: services.directory,
         assistance: services.assistance,
+        recovery: services.recovery,
         readiness: store.clone(),
     };
     Ok(App { state, core, store, mailer })

@@ -36,6 +36,7 @@ pub struct AppState {
     pub authority: Arc<Authority>,
     pub directory: Arc<Directory>,
     pub assistance: Arc<Assistance>,
+    pub recovery: Arc<crate::recovery::Recovery>,
     pub readiness: Arc<dyn Readiness>,
 }
 

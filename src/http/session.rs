@@ -37,6 +37,8 @@ pub fn stage_path(stage: SessionStage) -> &'static str {
         SessionStage::Mfa => "/signin/mfa",
         SessionStage::EnrollMfa => "/signin/enroll",
         SessionStage::ChangePassword => "/account/password",
+        SessionStage::DeviceAuthorization => "/signin/device",
+        SessionStage::Recovering => "/recover/options",
         SessionStage::Active => "/",
     }
 }
@@ -136,6 +138,10 @@ pub struct SecondFactor;
 pub struct Enrolling;
 /// A password to choose: required right after signing in, or by choice when signed in.
 pub struct ChoosingPassword;
+/// After an MFA reset: the emailed device authorization code is due.
+pub struct AuthorizingDevice;
+/// A recovery code was redeemed: set a new password or remove the authenticator.
+pub struct Recovering;
 
 impl Stages for Active {
     const STAGES: &'static [SessionStage] = &[SessionStage::Active];
@@ -145,6 +151,12 @@ impl Stages for SecondFactor {
 }
 impl Stages for Enrolling {
     const STAGES: &'static [SessionStage] = &[SessionStage::EnrollMfa];
+}
+impl Stages for AuthorizingDevice {
+    const STAGES: &'static [SessionStage] = &[SessionStage::DeviceAuthorization];
+}
+impl Stages for Recovering {
+    const STAGES: &'static [SessionStage] = &[SessionStage::Recovering];
 }
 impl Stages for ChoosingPassword {
     const STAGES: &'static [SessionStage] = &[SessionStage::ChangePassword, SessionStage::Active];

@@ -2,7 +2,7 @@
 //! core decides what an email says; this module only lays it out.
 
 use crate::assistance::dossier::{Dossier, Submission};
-use crate::assistance::notify::{AdminLetter, Body, DigestItem, DigestLetter, Letters};
+use crate::assistance::notify::{AdminLetter, Body, DigestItem, DigestLetter, Letters, Notice};
 use askama::Template;
 
 #[derive(Template)]
@@ -49,6 +49,18 @@ struct DigestHtml<'a> {
     console: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "email/notice.txt")]
+struct NoticeText<'a> {
+    n: &'a Notice<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "email/notice.html")]
+struct NoticeHtml<'a> {
+    n: &'a Notice<'a>,
+}
+
 /// The templates, as the assistance service's [`Letters`].
 pub struct Templates;
 
@@ -58,6 +70,13 @@ impl Letters for Templates {
         Ok(Body {
             text: AdminText { d, link, update, submissions }.render().map_err(|e| e.to_string())?,
             html: AdminHtml { d, link, update, submissions }.render().map_err(|e| e.to_string())?,
+        })
+    }
+
+    fn notice(&self, n: &Notice<'_>) -> Result<Body, String> {
+        Ok(Body {
+            text: NoticeText { n }.render().map_err(|e| e.to_string())?,
+            html: NoticeHtml { n }.render().map_err(|e| e.to_string())?,
         })
     }
 

@@ -46,6 +46,7 @@ pub struct Settings {
     pub help: HelpSettings,
     pub http: HttpSettings,
     pub retention: RetentionSettings,
+    pub recovery: RecoverySettings,
 }
 
 impl Default for Settings {
@@ -72,7 +73,97 @@ impl Default for Settings {
             help: HelpSettings::default(),
             http: HttpSettings::default(),
             retention: RetentionSettings::default(),
+            recovery: RecoverySettings::default(),
         }
+    }
+}
+
+/// Recovery actions (SPEC §4): how long what they hand out lives, how admins verify, who is told.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoverySettings {
+    /// The verification methods an admin picks from (the "Reason" of every action). An entry starting with
+    /// "Other" needs details.
+    pub verification_methods: Vec<String>,
+    /// Access email and magic link: the set-new-password link lives this long (NIST: at most 24 h).
+    pub link_minutes: u32,
+    /// Recovery code email (seed 001: one hour).
+    pub recovery_code_minutes: u32,
+    /// One-time password (ASVS 6.5: at most 10 minutes).
+    pub one_time_password_minutes: u32,
+    /// Device authorization code after an MFA reset (an out-of-band code: at most 10 minutes).
+    pub device_code_minutes: u32,
+    /// Temporary access pass: the admin picks a lifetime within these bounds.
+    pub pass_min_minutes: u32,
+    pub pass_max_minutes: u32,
+    pub pass_default_minutes: u32,
+    /// The "this wasn't me" link in every notification works this long.
+    pub not_me_days: u32,
+    /// Email the person about every recovery action on their account.
+    pub notify_user: bool,
+    /// Name the admin in that email (default: only the role, "an administrator").
+    pub notify_actor_name: bool,
+    /// Expert actions need the admin's second factor within this long.
+    pub step_up_minutes: u32,
+    /// A four-eyes request waits this long for a second admin, then expires.
+    pub approval_hours: u32,
+}
+
+impl Default for RecoverySettings {
+    fn default() -> Self {
+        Self {
+            verification_methods: vec![
+                "Identity verified by callback to the number on file".into(),
+                "Verified in person".into(),
+                "Verified with line manager".into(),
+                "Other (see details)".into(),
+            ],
+            link_minutes: 24 * 60,
+            recovery_code_minutes: 60,
+            one_time_password_minutes: 10,
+            device_code_minutes: 10,
+            pass_min_minutes: 10,
+            pass_max_minutes: 8 * 60,
+            pass_default_minutes: 60,
+            not_me_days: 7,
+            notify_user: true,
+            notify_actor_name: false,
+            step_up_minutes: 10,
+            approval_hours: 24,
+        }
+    }
+}
+
+impl RecoverySettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.verification_methods.is_empty()
+            || self.verification_methods.iter().any(|m| m.trim().len() < 3 || m.chars().count() > 200)
+        {
+            return Err("recovery.verification_methods must list at least one method of 3 to 200 characters".into());
+        }
+        if !(1..=24 * 60).contains(&self.link_minutes) || !(1..=24 * 60).contains(&self.recovery_code_minutes) {
+            return Err(
+                "recovery.link_minutes and recovery.recovery_code_minutes must be 1–1440 (NIST: 24 h at most)".into()
+            );
+        }
+        if !(1..=10).contains(&self.one_time_password_minutes) || !(1..=10).contains(&self.device_code_minutes) {
+            return Err("recovery.one_time_password_minutes and recovery.device_code_minutes must be 1–10".into());
+        }
+        if !(1..=self.pass_max_minutes).contains(&self.pass_min_minutes)
+            || self.pass_max_minutes > 7 * 24 * 60
+            || !(self.pass_min_minutes..=self.pass_max_minutes).contains(&self.pass_default_minutes)
+        {
+            return Err(
+                "recovery.pass_min_minutes ≤ pass_default_minutes ≤ pass_max_minutes ≤ 10080, and at least 1".into()
+            );
+        }
+        if !(1..=90).contains(&self.not_me_days) || !(1..=60).contains(&self.step_up_minutes) {
+            return Err("recovery.not_me_days must be 1–90 and recovery.step_up_minutes 1–60".into());
+        }
+        if !(1..=24 * 7).contains(&self.approval_hours) {
+            return Err("recovery.approval_hours must be 1–168".into());
+        }
+        Ok(())
     }
 }
 
@@ -271,6 +362,7 @@ impl Settings {
             return Err("organisation must not be empty".into());
         }
         self.lockout.validate()?;
+        self.recovery.validate()?;
         let a = &self.assistance;
         a.per_ip.validate("assistance.per_ip")?;
         a.per_email.validate("assistance.per_email")?;

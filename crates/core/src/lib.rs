@@ -19,6 +19,7 @@ pub mod domain;
 pub mod email;
 pub mod geo;
 pub mod policy;
+pub mod recovery;
 pub mod retention;
 pub mod services;
 pub mod signin;

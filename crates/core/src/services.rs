@@ -11,6 +11,7 @@ use crate::crypto::{Keys, PasswordHasher};
 use crate::directory::Directory;
 use crate::domain::Timestamp;
 use crate::geo::Geo;
+use crate::recovery::Recovery;
 use crate::signin::SignIn;
 use crate::store::Store;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub struct Services {
     pub signin: Arc<SignIn>,
     pub directory: Arc<Directory>,
     pub assistance: Arc<Assistance>,
+    pub recovery: Arc<Recovery>,
     /// The one maker of proofs of authorisation.
     pub authority: Arc<Authority>,
 }
@@ -44,7 +46,8 @@ pub fn assemble<S: Store + 'static>(core: Arc<Core>, store: Arc<S>, letters: Arc
     Services {
         signin: Arc::new(SignIn::new(core.clone(), store.clone())),
         directory: Arc::new(Directory::new(core.clone(), store.clone())),
-        assistance: Arc::new(Assistance::new(core.clone(), store.clone(), letters)),
+        assistance: Arc::new(Assistance::new(core.clone(), store.clone(), letters.clone())),
+        recovery: Arc::new(Recovery::new(core.clone(), store.clone(), letters)),
         authority: Arc::new(Authority::new(core, store)),
     }
 }

@@ -84,6 +84,12 @@ pub enum SessionStage {
     EnrollMfa,
     /// Must choose a new password before anything else.
     ChangePassword,
+    /// After an MFA reset: the password is right; a code emailed to the registered address is due before
+    /// a new authenticator may be enrolled.
+    DeviceAuthorization,
+    /// A recovery code was redeemed on the public recovery page: the person may set a new password or
+    /// remove their authenticator, nothing else.
+    Recovering,
     Active,
 }
 
@@ -93,6 +99,8 @@ impl SessionStage {
             Self::Mfa => "mfa",
             Self::EnrollMfa => "enroll_mfa",
             Self::ChangePassword => "change_password",
+            Self::DeviceAuthorization => "device_authorization",
+            Self::Recovering => "recovering",
             Self::Active => "active",
         }
     }
@@ -102,6 +110,8 @@ impl SessionStage {
             "mfa" => Self::Mfa,
             "enroll_mfa" => Self::EnrollMfa,
             "change_password" => Self::ChangePassword,
+            "device_authorization" => Self::DeviceAuthorization,
+            "recovering" => Self::Recovering,
             "active" => Self::Active,
             _ => return None,
         })
@@ -113,6 +123,8 @@ pub struct SessionRecord {
     pub account_id: AccountId,
     pub stage: SessionStage,
     pub expires_at: Timestamp,
+    /// When this session last proved a second factor (the step-up check reads it).
+    pub second_factor_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -342,6 +354,8 @@ pub trait SessionStore: Send + Sync {
         expires_at: Timestamp,
     ) -> StoreResult<bool>;
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()>;
+    /// This session proved a second factor now (sign-in or a step-up).
+    async fn mark_second_factor(&self, token: &TokenHash, now: Timestamp) -> StoreResult<()>;
     /// The sealed TOTP secret this session is enrolling, if any.
     async fn session_pending_totp(&self, token: &TokenHash) -> StoreResult<Option<Vec<u8>>>;
     /// Keep a new sealed TOTP secret with this session (replacing any earlier one of the session).
@@ -627,6 +641,185 @@ pub trait AssistanceStore: Send + Sync {
     ) -> StoreResult<(bool, bool)>;
 }
 
+/// What kind of secret a recovery action (or a sign-in after one) handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// Send access email: a link to set a new password, with the username.
+    AccessLink,
+    /// Send magic link to change password.
+    MagicLink,
+    /// Send recovery code email: with the email address, on the public recovery page.
+    RecoveryCode,
+    /// Send one-time password: stands in for the password once.
+    OneTimePassword,
+    /// Issue temporary access pass: stands in for password and second factor.
+    TemporaryAccessPass,
+    /// The code emailed at the first sign-in after an MFA reset.
+    DeviceCode,
+    /// The "this wasn't me" link in a notification.
+    NotMe,
+}
+
+impl SecretKind {
+    pub const ALL: [Self; 7] = [
+        Self::AccessLink,
+        Self::MagicLink,
+        Self::RecoveryCode,
+        Self::OneTimePassword,
+        Self::TemporaryAccessPass,
+        Self::DeviceCode,
+        Self::NotMe,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessLink => "access_link",
+            Self::MagicLink => "magic_link",
+            Self::RecoveryCode => "recovery_code",
+            Self::OneTimePassword => "one_time_password",
+            Self::TemporaryAccessPass => "temporary_access_pass",
+            Self::DeviceCode => "device_code",
+            Self::NotMe => "not_me",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A secret to store with the action that creates it (only its keyed hash).
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    pub account: AccountId,
+    pub kind: SecretKind,
+    pub hash: TokenHash,
+    pub expires_at: Timestamp,
+    pub multi_use: bool,
+    /// For a "this wasn't me" link: the action it reports.
+    pub action: Option<String>,
+    pub reference: Option<String>,
+}
+
+/// A live (or just redeemed) secret, as the store found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSecret {
+    pub account: AccountId,
+    pub kind: SecretKind,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    pub action: Option<String>,
+}
+
+/// The change a recovery action makes, applied with its secrets, emails and audit row in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryChange {
+    /// Lift the lock and clear the counters (sign-in and Q&A) of these accounts; `unlocked_by` is recorded.
+    Unlock { accounts: Vec<AccountId>, unlocked_by: String },
+    /// Remove the authenticator and backup codes (the MFA policy stays), end the sessions and revoke the
+    /// live secrets; the next sign-in enrols again, after a device authorization when `device_authorization`.
+    ResetMfa { account: AccountId, device_authorization: bool },
+    /// Lift the security-question lock.
+    UnlockQa { account: AccountId },
+    /// Remove the security-question answers.
+    UnenrollQa { account: AccountId },
+    /// Enable or disable a person; disabling ends every session and revokes every live secret of theirs.
+    SetStatus { person: PersonId, status: PersonStatus },
+    /// Nothing but the secrets handed out (earlier live ones of the same kinds are revoked).
+    Issue { account: AccountId },
+}
+
+/// What redeeming a secret does besides using it up, in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedeemEffect {
+    /// A new password (the hash), sessions ended.
+    SetPassword(String),
+    /// Signed in with a one-time password: a new password is due.
+    RequireChangePassword,
+    /// Signed in with a temporary access pass: the old authenticator goes, a new one is enrolled.
+    ReplaceMfa,
+    /// The device authorization after an MFA reset is done.
+    DeviceAuthorized,
+    /// "This wasn't me": the account is locked (`reported_not_me`), its sessions end, its live secrets die.
+    ReportedNotMe,
+    /// Only used up (a recovery code opens the recovery page).
+    Nothing,
+}
+
+/// One redemption: the secret (by hash, of one of `kinds`, of `account` when given), its effect, and what
+/// commits with it.
+#[derive(Debug, Clone)]
+pub struct Redemption<'a> {
+    pub hash: &'a TokenHash,
+    pub kinds: &'a [SecretKind],
+    pub account: Option<AccountId>,
+    pub effect: RedeemEffect,
+    pub emails: &'a [crate::email::OutgoingEmail],
+    pub audit: &'a AuditEntry,
+    pub event: Option<&'a SignInEvent>,
+    pub now: Timestamp,
+}
+
+/// A four-eyes request as stored.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub id: i64,
+    pub action: String,
+    pub person: PersonId,
+    pub requested_by_account: AccountId,
+    pub requested_by: String,
+    /// The action's form, as JSON.
+    pub form: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Timestamp>,
+}
+
+/// Recovery actions, the secrets they hand out, and four-eyes approvals.
+#[async_trait]
+pub trait RecoveryStore: Send + Sync {
+    /// Apply an action: its change (false, and nothing written, when there was nothing to change), the
+    /// secrets it hands out, its emails and its audit row, and — when `resolve` names an open request — that
+    /// request resolved, all in one transaction.
+    async fn apply_recovery(
+        &self,
+        change: &RecoveryChange,
+        secrets: &[NewSecret],
+        emails: &[crate::email::OutgoingEmail],
+        resolve: Option<&str>,
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// The secret with this hash, live or not (`None`: no such secret).
+    async fn secret(&self, hash: &TokenHash) -> StoreResult<Option<LiveSecret>>;
+    /// Use a secret up and apply its effect in one transaction: of any number of concurrent redemptions of
+    /// one single-use secret exactly one gets `Some`. `None`, and nothing written, when the secret is unknown,
+    /// of another kind or account, used, revoked or expired, or its person is not active (but for
+    /// "this wasn't me", which a disabled person may still report).
+    async fn redeem(&self, redemption: &Redemption<'_>) -> StoreResult<Option<LiveSecret>>;
+    /// Store a four-eyes request with its audit row; returns its id.
+    async fn create_approval(&self, approval: &Approval, audit: &AuditEntry) -> StoreResult<i64>;
+    async fn approval(&self, id: i64) -> StoreResult<Option<Approval>>;
+    /// Requests still pending (and not expired at `now`), oldest first.
+    async fn pending_approvals(&self, now: Timestamp) -> StoreResult<Vec<Approval>>;
+    /// Take a pending, unexpired request for running (status `running`): exactly one of concurrent callers
+    /// gets true.
+    async fn reserve_approval(&self, id: i64, now: Timestamp) -> StoreResult<bool>;
+    /// Settle a request: `approved` or `failed` after running, `rejected` instead of running, or back to
+    /// `pending` when running was refused before anything changed; with its audit row.
+    async fn settle_approval(
+        &self,
+        id: i64,
+        status: &str,
+        decided_by: Option<&str>,
+        now: Timestamp,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<()>;
+}
+
 /// Removing personal data that has done its job. Each removal writes its audit row in its own
 /// transaction; the audit log itself is never touched.
 #[async_trait]
@@ -658,6 +851,7 @@ pub trait Store:
     + RateLimitStore
     + RetentionStore
     + KeyStore
+    + RecoveryStore
 {
 }
 impl<T> Store for T where
@@ -673,5 +867,6 @@ impl<T> Store for T where
         + RateLimitStore
         + RetentionStore
         + KeyStore
+        + RecoveryStore
 {
 }

@@ -15,6 +15,7 @@ mod sql_credentials;
 mod sql_directory;
 mod sql_outbox;
 mod sql_rate_limits;
+mod sql_recovery;
 mod sql_requests;
 mod sql_retention;
 mod sql_sessions;

@@ -61,6 +61,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_people_search.sql"),
         postgres: include_str!("../migrations/postgres/0008_people_search.sql"),
     },
+    Migration {
+        version: 9,
+        name: "recovery",
+        sqlite: include_str!("../migrations/sqlite/0009_recovery.sql"),
+        postgres: include_str!("../migrations/postgres/0009_recovery.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

@@ -23,7 +23,7 @@ pub struct SqlStore {
 
 pub(super) const ACCOUNT_COLUMNS: &str = "account_id, person_id, username, source, password_hash, password_changed_at, \
     failed_attempts, lock_count, locked_at, lock_reason, locked_until, unlocked_by, unlocked_at, \
-    require_change_password, require_enroll_mfa, qa_failed_attempts, qa_locked_at, created_at, last_failed_at";
+    require_change_password, require_enroll_mfa, require_device_authorization, qa_failed_attempts, qa_locked_at, created_at, last_failed_at";
 
 pub(super) const PERSON_COLUMNS: &str =
     "person_id, display_name, email, phone, manager_id, department, status, created_at";
@@ -222,6 +222,7 @@ pub(super) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
         required: crate::domain::RequiredActions {
             change_password: flag(row, "require_change_password").db()?,
             enroll_mfa: flag(row, "require_enroll_mfa").db()?,
+            device_authorization: flag(row, "require_device_authorization").db()?,
         },
         qa_failed_attempts: count(row, "qa_failed_attempts").db()?,
         qa_locked_at: row.try_get("qa_locked_at").db()?,

@@ -29,7 +29,7 @@ impl SessionStore for SqlStore {
         // The account's state is read with the session, on every request: a disabled person's session
         // dies at once, and a half-finished sign-in cannot finish on a locked account.
         let row = sqlx::query(
-            "SELECT s.account_id, s.stage, s.expires_at FROM web_session s \
+            "SELECT s.account_id, s.stage, s.expires_at, s.second_factor_at FROM web_session s \
              JOIN account a ON a.account_id = s.account_id JOIN person p ON p.person_id = a.person_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND p.status = 'active' \
                AND (s.stage = 'active' OR a.locked_at IS NULL OR a.locked_until <= $2)",
@@ -46,6 +46,7 @@ impl SessionStore for SqlStore {
             stage: SessionStage::parse(&stage)
                 .ok_or_else(|| StoreError::Corrupt(format!("session stage {stage:?}")))?,
             expires_at: row.try_get("expires_at").db()?,
+            second_factor_at: row.try_get("second_factor_at").db()?,
         }))
     }
 
@@ -58,7 +59,9 @@ impl SessionStore for SqlStore {
         expires_at: Timestamp,
     ) -> StoreResult<bool> {
         let result = sqlx::query(
-            "UPDATE web_session SET token_hash = $1, stage = $2, expires_at = $3 WHERE token_hash = $4 AND expires_at > $5",
+            "UPDATE web_session SET token_hash = $1, stage = $2, expires_at = $3, \
+               second_factor_at = CASE WHEN stage IN ('mfa', 'enroll_mfa') THEN $5 ELSE second_factor_at END \
+             WHERE token_hash = $4 AND expires_at > $5",
         )
         .bind(&new.0)
         .bind(stage.as_str())
@@ -66,8 +69,19 @@ impl SessionStore for SqlStore {
         .bind(&old.0)
         .bind(now)
         .execute(&self.pool)
-        .await.db()?;
+        .await
+        .db()?;
         Ok(result.rows_affected() == 1)
+    }
+
+    async fn mark_second_factor(&self, token: &TokenHash, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE web_session SET second_factor_at = $1 WHERE token_hash = $2")
+            .bind(now)
+            .bind(&token.0)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
     }
 
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()> {

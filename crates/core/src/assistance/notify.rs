@@ -80,6 +80,23 @@ pub struct DigestLetter<'a> {
 pub trait Letters: Send + Sync {
     fn admin(&self, letter: &AdminLetter<'_>) -> Result<Body, String>;
     fn digest(&self, letter: &DigestLetter<'_>) -> Result<Body, String>;
+    /// A notice to one person: what happened, and the code, link or "this wasn't me" link it carries.
+    fn notice(&self, letter: &Notice<'_>) -> Result<Body, String>;
+}
+
+/// A short email to one person (a recovery action's notice, its code or link, a device authorization, an
+/// alert to the admins).
+pub struct Notice<'a> {
+    pub greeting: &'a str,
+    /// Each a paragraph of plain text.
+    pub paragraphs: &'a [String],
+    /// A code to type, shown on a line of its own.
+    pub code: Option<&'a str>,
+    /// (what it does, address)
+    pub link: Option<(&'a str, &'a str)>,
+    /// The "this wasn't me" link.
+    pub not_me: Option<&'a str>,
+    pub organisation: &'a str,
 }
 
 pub(super) struct Composer {

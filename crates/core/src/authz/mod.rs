@@ -14,7 +14,7 @@ use crate::domain::{AccountId, Grant, PersonId, PersonStatus, Timestamp};
 use crate::policy::authz::{ActorFacts, Denial, decide};
 use crate::policy::permissions::{Permission, RecoveryAction};
 use crate::services::Core;
-use crate::store::{CredentialStore, DirectoryStore, StoreError};
+use crate::store::{AuditStore, CredentialStore, DirectoryStore, StoreError};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -55,6 +55,8 @@ actions! {
     CloseRequest => Permission::ViewRequests, false, "close a request";
     /// Search the directory (the console's People page).
     SearchPeople => Permission::ViewPeople, false, "search people";
+    /// Read and filter the audit log (auditors).
+    ReadAudit => Permission::ReadAudit, false, "read the audit log";
     /// Add people to the directory.
     AddPerson => Permission::AddPeople, false, "add people";
     /// Replace a person's grant.
@@ -76,6 +78,94 @@ actions! {
     UnenrollQa => Permission::Recovery(RecoveryAction::UnenrollQa), true, "unenroll-qa";
     Enable => Permission::Recovery(RecoveryAction::Enable), true, "enable";
     Disable => Permission::Recovery(RecoveryAction::Disable), true, "disable";
+}
+
+/// A recovery action of SPEC §4: an [`Action`] that the recovery service runs, with its SPEC §8 name.
+pub trait Recover: Action {
+    const RECOVERY: RecoveryAction;
+}
+
+macro_rules! recover {
+    ($($name:ident => $action:ident;)*) => {$(
+        impl Recover for $name {
+            const RECOVERY: RecoveryAction = RecoveryAction::$action;
+        }
+    )*};
+}
+
+recover! {
+    SendAccessEmail => SendAccessEmail;
+    SendRecoveryCode => SendRecoveryCode;
+    UnlockAccount => Unlock;
+    Unlock => UnlockPerson;
+    ResetMfa => ResetMfa;
+    IssueTemporaryAccessPass => IssueTemporaryAccessPass;
+    SendOneTimePassword => SendOneTimePassword;
+    SendMagicLink => SendMagicLink;
+    UnlockQa => UnlockQa;
+    UnenrollQa => UnenrollQa;
+    Enable => Enable;
+    Disable => Disable;
+}
+
+/// Call `$body` with the action type `$A` bound to the [`Recover`] type of `$action` (a [`RecoveryAction`]):
+/// how a front that reads an action's name from a form or a path reaches the one generic service method.
+#[macro_export]
+macro_rules! with_recover_type {
+    ($action:expr, $A:ident => $body:expr) => {{
+        use $crate::authz as az;
+        use $crate::policy::permissions::RecoveryAction as R;
+        match $action {
+            R::SendAccessEmail => {
+                type $A = az::SendAccessEmail;
+                $body
+            }
+            R::SendRecoveryCode => {
+                type $A = az::SendRecoveryCode;
+                $body
+            }
+            R::Unlock => {
+                type $A = az::UnlockAccount;
+                $body
+            }
+            R::UnlockPerson => {
+                type $A = az::Unlock;
+                $body
+            }
+            R::ResetMfa => {
+                type $A = az::ResetMfa;
+                $body
+            }
+            R::IssueTemporaryAccessPass => {
+                type $A = az::IssueTemporaryAccessPass;
+                $body
+            }
+            R::SendOneTimePassword => {
+                type $A = az::SendOneTimePassword;
+                $body
+            }
+            R::SendMagicLink => {
+                type $A = az::SendMagicLink;
+                $body
+            }
+            R::UnlockQa => {
+                type $A = az::UnlockQa;
+                $body
+            }
+            R::UnenrollQa => {
+                type $A = az::UnenrollQa;
+                $body
+            }
+            R::Enable => {
+                type $A = az::Enable;
+                $body
+            }
+            R::Disable => {
+                type $A = az::Disable;
+                $body
+            }
+        }
+    }};
 }
 
 /// Who asks: the system (the CLI run by an operator on the host, background work), or a signed-in account.
@@ -112,6 +202,19 @@ impl<A: Action> Proof<A> {
         self.at
     }
 
+    /// The actor's grant when the decision was made; `None` for the system.
+    pub fn actor_grant(&self) -> Option<&Grant> {
+        self.actor_grant.as_ref()
+    }
+
+    /// The signed-in account that acts (`None`: the system).
+    pub fn actor_account(&self) -> Option<AccountId> {
+        match &self.actor {
+            Actor::Account { account_id, .. } => Some(*account_id),
+            _ => None,
+        }
+    }
+
     /// Whether the actor may hand out `grant`: only a rank below their own, so nobody makes a peer or a
     /// superior (the system may give any).
     pub fn may_give(&self, grant: &Grant) -> bool {
@@ -130,9 +233,9 @@ pub enum AuthzError {
     Store(#[from] StoreError),
 }
 
-/// The store capabilities authorisation reads.
-pub trait AuthorityStore: DirectoryStore + CredentialStore {}
-impl<T: DirectoryStore + CredentialStore> AuthorityStore for T {}
+/// The store capabilities authorisation reads (and the audit log, where refusals are written).
+pub trait AuthorityStore: DirectoryStore + CredentialStore + AuditStore {}
+impl<T: DirectoryStore + CredentialStore + AuditStore> AuthorityStore for T {}
 
 /// Decides who may do what; the only maker of proofs.
 pub struct Authority {
@@ -146,13 +249,39 @@ impl Authority {
     }
 
     /// May `principal` do `A` to `subject` now? Reads the facts, asks `policy::authz::decide`, and on yes
-    /// returns the proof the service method for `A` takes. A refusal is logged: failed authorisations are
-    /// security events.
+    /// returns the proof the service method for `A` takes. A refusal is logged and audited (`authz.refused`):
+    /// failed authorisations are security events.
     pub async fn authorize<A: Action>(
         &self,
         principal: Principal,
         subject: Option<PersonId>,
     ) -> Result<Proof<A>, AuthzError> {
+        let result = self.decide::<A>(principal, subject).await;
+        if let Err(AuthzError::Denied(denial)) = &result {
+            let actor = match principal {
+                Principal::System => Actor::System,
+                Principal::Account(id) => match self.store.account(id).await? {
+                    Some(a) => Actor::Account { account_id: id, username: a.username.to_string() },
+                    None => Actor::Public,
+                },
+            };
+            tracing::warn!(actor = %actor, action = A::NAME, ?subject, ?denial, "authorisation refused");
+            let mut entry = crate::audit::AuditEntry::new(self.core.now(), &actor, "authz.refused", "denied")
+                .details(serde_json::json!({ "action": A::NAME, "denial": format!("{denial:?}") }).to_string());
+            entry.subject_person_id = subject.map(|p| p.0);
+            self.store.append_audit(&entry).await?;
+        }
+        result
+    }
+
+    /// Would `principal` be allowed `A` on `subject` now? For showing only the actions an admin may take
+    /// (the Actions menu); nothing is logged or audited, and nothing is proved: acting still asks
+    /// [`Authority::authorize`].
+    pub async fn may<A: Action>(&self, principal: Principal, subject: Option<PersonId>) -> bool {
+        self.decide::<A>(principal, subject).await.is_ok()
+    }
+
+    async fn decide<A: Action>(&self, principal: Principal, subject: Option<PersonId>) -> Result<Proof<A>, AuthzError> {
         let (actor, facts) = match principal {
             Principal::System => (Actor::System, None),
             Principal::Account(id) => {
@@ -175,10 +304,7 @@ impl Authority {
         };
         let subject_ref = subject_grant.as_ref().map(|(p, g)| (*p, g));
         let settings = &self.core.settings.permissions;
-        if let Err(denial) = decide(facts.as_ref(), A::PERMISSION, A::ON_PERSON, subject_ref, settings) {
-            tracing::warn!(actor = %actor, action = A::NAME, ?subject, ?denial, "authorisation refused");
-            return Err(denial.into());
-        }
+        decide(facts.as_ref(), A::PERMISSION, A::ON_PERSON, subject_ref, settings)?;
         let actor_grant = facts.map(|f| f.grant);
         Ok(Proof { actor, actor_grant, subject, at: self.core.now(), action: PhantomData })
     }

@@ -71,6 +71,8 @@ pub struct Grant {
 pub struct RequiredActions {
     pub change_password: bool,
     pub enroll_mfa: bool,
+    /// After an MFA reset: the next sign-in proves the registered mailbox with an emailed code first.
+    pub device_authorization: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

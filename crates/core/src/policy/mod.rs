@@ -8,4 +8,5 @@ pub mod outbox;
 pub mod password;
 pub mod permissions;
 pub mod rate_limit;
+pub mod recovery;
 pub mod tiers;

@@ -273,6 +273,9 @@ impl SignIn {
         }
         let stage = if self.has_second_factor(account.id).await? {
             SessionStage::Mfa
+        } else if account.required.device_authorization {
+            // After an MFA reset: the registered mailbox is proved before a new authenticator is bound.
+            SessionStage::DeviceAuthorization
         } else if self.core.settings.policy.mfa_required || account.required.enroll_mfa {
             SessionStage::EnrollMfa
         } else if account.required.change_password {
@@ -466,6 +469,23 @@ impl SignIn {
             return Err(SignInError::Unexpected("the account already has an authenticator".into()));
         }
         Ok(codes)
+    }
+
+    /// A step-up in the console: the admin's second factor again (admitted and counted like any sign-in
+    /// step, a used code refused); on success the session records when. True when the code was accepted.
+    pub async fn step_up(
+        self: &Arc<Self>,
+        session: &LiveSession,
+        code: &str,
+        ctx: &RequestContext,
+    ) -> Result<bool, SignInError> {
+        match self.second_factor(session.account_id, code, ctx).await? {
+            SecondFactorOutcome::Proceed(_) => {
+                self.mark_second_factor(session).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     pub async fn regenerate_backup_codes(&self, account_id: AccountId) -> Result<Vec<String>, SignInError> {

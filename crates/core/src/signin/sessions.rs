@@ -15,6 +15,8 @@ pub struct LiveSession {
     pub token: TokenHash,
     pub account_id: AccountId,
     pub stage: SessionStage,
+    /// When this session last proved a second factor.
+    pub second_factor_at: Option<crate::domain::Timestamp>,
 }
 
 /// The length of a token as the browser holds it (256 bits, base64url without padding).
@@ -39,7 +41,12 @@ impl SignIn {
         }
         let hash = self.session_hash(token);
         let record = self.store.session(&hash, self.now()).await?;
-        Ok(record.map(|r| LiveSession { token: hash, account_id: r.account_id, stage: r.stage }))
+        Ok(record.map(|r| LiveSession {
+            token: hash,
+            account_id: r.account_id,
+            stage: r.stage,
+            second_factor_at: r.second_factor_at,
+        }))
     }
 
     /// Start a session after the password (ending the browser's earlier one); returns the token to hand over.
@@ -72,6 +79,11 @@ impl SignIn {
         let moved =
             self.store.advance_session(&session.token, &self.session_hash(&token), stage, now, expires_at).await?;
         Ok(moved.then_some(token))
+    }
+
+    /// A step-up: the session proved a second factor just now.
+    pub(crate) async fn mark_second_factor(&self, session: &LiveSession) -> Result<(), SignInError> {
+        Ok(self.store.mark_second_factor(&session.token, self.now()).await?)
     }
 
     pub async fn end_session(&self, session: &LiveSession) -> Result<(), SignInError> {

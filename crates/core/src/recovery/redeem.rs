@@ -1,0 +1,387 @@
+//! The person's side: what they do with what an action handed out. Each secret is used up by one
+//! conditional write (`RecoveryStore::redeem`) together with its effect, so it works once, until it expires,
+//! and two concurrent uses cannot both succeed. Wrong or unknown codes get one answer, after the same floor.
+
+use super::{Recovery, RecoveryError, code_hash, link_hash};
+use crate::assistance::notify::Notice;
+use crate::audit::{Actor, AuditEntry};
+use crate::domain::{Account, AccountId, AccountSource, EmailAddress, Timestamp};
+use crate::policy::password;
+use crate::policy::permissions::Permission;
+use crate::signin::RequestContext;
+use crate::store::{
+    LiveSecret, NewSecret, RecoveryChange, RedeemEffect, Redemption, SecretKind, SessionStage, SignInEvent,
+};
+
+/// What a link is, for the page it opens (a GET uses nothing up: mail scanners fetch links).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    Live {
+        action: Option<String>,
+    },
+    Used {
+        at: Timestamp,
+    },
+    /// Expired, revoked or unknown: one answer.
+    Invalid,
+}
+
+/// Why a redemption did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    /// The code or link is wrong, used, expired or revoked (one answer for all).
+    #[error("This code or link is not valid: it may have been used already or have expired.")]
+    Invalid,
+    #[error(transparent)]
+    Password(#[from] crate::policy::password::PasswordRejection),
+    #[error("This account's password is managed elsewhere, not by Lifeline.")]
+    NotLocal,
+    #[error(transparent)]
+    Other(#[from] RecoveryError),
+}
+
+impl From<crate::store::StoreError> for RedeemError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+impl Recovery {
+    async fn floor(&self, started: std::time::Instant) {
+        let floor = std::time::Duration::from_millis(u64::from(self.core.settings.policy.failed_sign_in_floor_ms));
+        if let Some(rest) = floor.checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
+
+    fn live(&self, secret: Option<LiveSecret>, kinds: &[SecretKind]) -> LinkState {
+        match secret {
+            Some(s) if !kinds.contains(&s.kind) => LinkState::Invalid,
+            Some(LiveSecret { used_at: Some(at), .. }) => LinkState::Used { at },
+            Some(s) if s.expires_at > self.now() => LinkState::Live { action: s.action },
+            _ => LinkState::Invalid,
+        }
+    }
+
+    /// The state of a set-new-password link (access email, magic link).
+    pub async fn password_link(&self, token: &str) -> Result<LinkState, RecoveryError> {
+        let secret = self.store.secret(&link_hash(&self.core, token)).await?;
+        Ok(self.live(secret, &[SecretKind::AccessLink, SecretKind::MagicLink]))
+    }
+
+    async fn account_of(&self, id: AccountId) -> Result<Account, RecoveryError> {
+        self.store.account(id).await?.ok_or(RecoveryError::NotFound)
+    }
+
+    fn self_service(&self, account: &Account, action: &str) -> AuditEntry {
+        let actor = Actor::Account { account_id: account.id, username: account.username.to_string() };
+        AuditEntry::new(self.now(), &actor, action, "success").person(account.person_id).account(account.id)
+    }
+
+    async fn checked_hash(&self, account: &Account, new_password: &str) -> Result<String, RedeemError> {
+        if account.source != AccountSource::Local {
+            return Err(RedeemError::NotLocal);
+        }
+        let person = self.store.person(account.person_id).await?.ok_or(RecoveryError::NotFound)?;
+        let context = [person.email.as_str(), account.username.as_str(), person.display_name.as_str()];
+        password::check(new_password, self.core.settings.policy.mfa_required, &context)?;
+        self.core
+            .hasher
+            .hash(new_password)
+            .await
+            .map_err(|e| RedeemError::Other(RecoveryError::Unexpected(e.to_string())))
+    }
+
+    /// Set a new password with a link from an access email or a magic link: the password is checked first (a
+    /// refused one uses nothing up), then the link is used, the password set, the lock lifted and every
+    /// session ended, in one transaction.
+    pub async fn set_password_with_link(&self, token: &str, new_password: &str) -> Result<AccountId, RedeemError> {
+        let hash = link_hash(&self.core, token);
+        let kinds = [SecretKind::AccessLink, SecretKind::MagicLink];
+        let Some(secret) = self.store.secret(&hash).await?.filter(|s| kinds.contains(&s.kind)) else {
+            return Err(RedeemError::Invalid);
+        };
+        let account = self.account_of(secret.account).await?;
+        let password_hash = self.checked_hash(&account, new_password).await?;
+        let audit = self.self_service(&account, "password.reset").details(format!("with a {}", secret.kind.as_str()));
+        let redemption = Redemption {
+            hash: &hash,
+            kinds: &kinds,
+            account: Some(account.id),
+            effect: RedeemEffect::SetPassword(password_hash),
+            emails: &[],
+            audit: &audit,
+            event: None,
+            now: self.now(),
+        };
+        self.store.redeem(&redemption).await?.ok_or(RedeemError::Invalid)?;
+        Ok(account.id)
+    }
+
+    /// The public recovery page: the email address and a recovery code. Returns the account the code was
+    /// for, whose session may then set a new password or remove the authenticator; one answer, after the
+    /// same floor, for a wrong address, a wrong code and a used or expired one.
+    pub async fn redeem_recovery_code(&self, email: &str, code: &str) -> Result<Option<AccountId>, RecoveryError> {
+        let started = std::time::Instant::now();
+        let found = self.try_recovery_code(email, code).await?;
+        if found.is_none() {
+            self.floor(started).await;
+        }
+        Ok(found)
+    }
+
+    async fn try_recovery_code(&self, email: &str, code: &str) -> Result<Option<AccountId>, RecoveryError> {
+        let hash = code_hash(&self.core, code);
+        let Ok(email) = EmailAddress::parse(email) else { return Ok(None) };
+        let Some(person) = self.store.person_by_email(&email).await? else { return Ok(None) };
+        let Some(secret) = self.store.secret(&hash).await? else { return Ok(None) };
+        let Some(account) = self.store.account(secret.account).await? else { return Ok(None) };
+        if account.person_id != person.id {
+            return Ok(None);
+        }
+        let audit = self.self_service(&account, "recovery-code.redeem");
+        let redemption = Redemption {
+            hash: &hash,
+            kinds: &[SecretKind::RecoveryCode],
+            account: Some(account.id),
+            effect: RedeemEffect::Nothing,
+            emails: &[],
+            audit: &audit,
+            event: None,
+            now: self.now(),
+        };
+        Ok(self.store.redeem(&redemption).await?.map(|s| s.account))
+    }
+
+    /// In a recovery session: a new password (sessions other than `keep` end).
+    pub async fn recovery_set_password(
+        &self,
+        account: AccountId,
+        keep: &crate::crypto::TokenHash,
+        new_password: &str,
+    ) -> Result<(), RedeemError> {
+        let account = self.account_of(account).await?;
+        let hash = self.checked_hash(&account, new_password).await?;
+        let audit = self.self_service(&account, "password.reset").details("with a recovery code");
+        self.store.set_password(account.id, &hash, false, Some(keep), self.now(), &audit).await?;
+        Ok(())
+    }
+
+    /// In a recovery session: remove the lost authenticator and backup codes; the next sign-in enrols a new
+    /// one (no device authorization: the person has just proved the mailbox). Ends every session.
+    pub async fn recovery_remove_authenticator(&self, account: AccountId) -> Result<(), RecoveryError> {
+        let account = self.account_of(account).await?;
+        let audit = self.self_service(&account, "mfa.remove").details("with a recovery code");
+        let change = RecoveryChange::ResetMfa { account: account.id, device_authorization: false };
+        self.store.apply_recovery(&change, &[], &[], None, &audit, self.now()).await?;
+        Ok(())
+    }
+
+    /// Sign in with a one-time password (instead of the password; the second factor still applies, then a
+    /// new password) or a temporary access pass (instead of password and second factor; a new authenticator
+    /// is enrolled). Returns the account and the stage the session starts at.
+    pub async fn sign_in_with_code(
+        &self,
+        login: &str,
+        code: &str,
+        ctx: &RequestContext,
+    ) -> Result<Option<(AccountId, SessionStage)>, RecoveryError> {
+        let started = std::time::Instant::now();
+        let found = self.try_sign_in_code(login, code, ctx).await?;
+        if found.is_none() {
+            self.floor(started).await;
+        }
+        Ok(found)
+    }
+
+    async fn try_sign_in_code(
+        &self,
+        login: &str,
+        code: &str,
+        ctx: &RequestContext,
+    ) -> Result<Option<(AccountId, SessionStage)>, RecoveryError> {
+        let hash = code_hash(&self.core, code);
+        let login = login.trim();
+        if login.is_empty() || login.len() > 254 {
+            return Ok(None);
+        }
+        let Some(account) = self.store.account_by_login(login).await? else { return Ok(None) };
+        let Some(secret) = self.store.secret(&hash).await? else { return Ok(None) };
+        let (effect, method) = match secret.kind {
+            SecretKind::OneTimePassword => (RedeemEffect::RequireChangePassword, "one_time_password"),
+            SecretKind::TemporaryAccessPass => (RedeemEffect::ReplaceMfa, "temporary_access_pass"),
+            _ => return Ok(None),
+        };
+        let location = self.core.geo.locate(ctx.ip);
+        let event = SignInEvent {
+            account_id: Some(account.id),
+            at: self.now(),
+            outcome: "code_accepted".into(),
+            method: method.into(),
+            client_ip: ctx.ip.to_string(),
+            city: location.city,
+            country: location.country,
+            asn: location.asn,
+            network: location.network,
+            user_agent: ctx.user_agent.chars().take(512).collect(),
+        };
+        let audit = self.self_service(&account, &format!("{method}.redeem")).ip(ctx.ip.to_string());
+        let redemption = Redemption {
+            hash: &hash,
+            kinds: &[secret.kind],
+            account: Some(account.id),
+            effect,
+            emails: &[],
+            audit: &audit,
+            event: Some(&event),
+            now: self.now(),
+        };
+        if self.store.redeem(&redemption).await?.is_none() {
+            return Ok(None);
+        }
+        let stage = if secret.kind == SecretKind::TemporaryAccessPass {
+            SessionStage::EnrollMfa
+        } else {
+            let totp = self.store.totp(account.id).await?.is_some_and(|t| t.confirmed_at.is_some());
+            if totp || self.store.unused_backup_codes(account.id).await? > 0 {
+                SessionStage::Mfa
+            } else if self.core.settings.policy.mfa_required {
+                SessionStage::EnrollMfa
+            } else {
+                SessionStage::ChangePassword
+            }
+        };
+        Ok(Some((account.id, stage)))
+    }
+
+    /// The first sign-in after an MFA reset: email a device authorization code to the registered address
+    /// (it replaces any earlier one).
+    pub async fn send_device_code(&self, account: AccountId) -> Result<(), RecoveryError> {
+        let account = self.account_of(account).await?;
+        let person = self.store.person(account.person_id).await?.ok_or(RecoveryError::NotFound)?;
+        let code = crate::crypto::typed_code(super::CODE_GROUPS);
+        let now = self.now();
+        let minutes = self.core.settings.recovery.device_code_minutes;
+        let paragraphs = vec![
+            format!(
+                "Someone signed in as {} with the right password. Your two-step verification was reset, so before a \
+                 new authenticator can be set up we need to know that this mailbox is yours.",
+                account.username
+            ),
+            format!(
+                "Enter this code on the sign-in page within {minutes} minutes. If this was not you, change your password and tell your helpdesk."
+            ),
+        ];
+        let greeting = format!("Hello {},", person.display_name);
+        let notice = Notice {
+            greeting: &greeting,
+            paragraphs: &paragraphs,
+            code: Some(&code),
+            link: None,
+            not_me: None,
+            organisation: &self.core.settings.organisation,
+        };
+        let subject = format!("{}: device authorization code", self.core.settings.organisation);
+        let email = self.email(person.email.as_str(), &subject, &notice)?;
+        let secret = NewSecret {
+            account: account.id,
+            kind: SecretKind::DeviceCode,
+            hash: code_hash(&self.core, &code),
+            expires_at: now + i64::from(minutes) * 60,
+            multi_use: false,
+            action: None,
+            reference: None,
+        };
+        let audit = self.self_service(&account, "device-authorization.send");
+        self.store
+            .apply_recovery(&RecoveryChange::Issue { account: account.id }, &[secret], &[email], None, &audit, now)
+            .await?;
+        Ok(())
+    }
+
+    /// The emailed device authorization code; true when it was right (the session may enrol now).
+    pub async fn authorize_device(&self, account: AccountId, code: &str) -> Result<bool, RecoveryError> {
+        let started = std::time::Instant::now();
+        let account = self.account_of(account).await?;
+        let hash = code_hash(&self.core, code);
+        let audit = self.self_service(&account, "device-authorization.confirm");
+        let redemption = Redemption {
+            hash: &hash,
+            kinds: &[SecretKind::DeviceCode],
+            account: Some(account.id),
+            effect: RedeemEffect::DeviceAuthorized,
+            emails: &[],
+            audit: &audit,
+            event: None,
+            now: self.now(),
+        };
+        let ok = self.store.redeem(&redemption).await?.is_some();
+        if !ok {
+            self.floor(started).await;
+        }
+        Ok(ok)
+    }
+
+    /// The state of a "this wasn't me" link.
+    pub async fn not_me_link(&self, token: &str) -> Result<LinkState, RecoveryError> {
+        let secret = self.store.secret(&link_hash(&self.core, token)).await?;
+        Ok(self.live(secret, &[SecretKind::NotMe]))
+    }
+
+    /// "This wasn't me": lock the account (`reported_not_me`), end its sessions, revoke its live secrets, and
+    /// alert every admin who works the queue with the action it reports. False when the link is not live.
+    pub async fn report_not_me(&self, token: &str, ctx: &RequestContext) -> Result<bool, RecoveryError> {
+        let hash = link_hash(&self.core, token);
+        let Some(secret) = self.store.secret(&hash).await?.filter(|s| s.kind == SecretKind::NotMe) else {
+            return Ok(false);
+        };
+        let account = self.account_of(secret.account).await?;
+        let person = self.store.person(account.person_id).await?.ok_or(RecoveryError::NotFound)?;
+        let action = secret.action.clone().unwrap_or_else(|| "an action".into());
+        let when = crate::assistance::dossier::when(secret.created_at);
+        let paragraphs = vec![
+            format!(
+                "{} ({}, account {}) says they did not ask for {action}, done on {when} (UTC).",
+                person.display_name, person.email, account.username
+            ),
+            "The account is now locked (reason: reported_not_me), its sessions have ended and every link, code or \
+             pass handed out for it is revoked. Find out who asked for the action, then unlock the account once \
+             the person's identity is verified again."
+                .into(),
+        ];
+        let link = self.url(&format!("/console/people/{}", person.id));
+        let notice = Notice {
+            greeting: "Hello,",
+            paragraphs: &paragraphs,
+            code: None,
+            link: Some(("Open the person's record", &link)),
+            not_me: None,
+            organisation: &self.core.settings.organisation,
+        };
+        let subject = format!("Reported: {} did not ask for {action}", person.display_name);
+        let settings = &self.core.settings.permissions;
+        let mut emails = Vec::new();
+        for (to, grant) in self.store.notification_recipients(settings.view_requests.dpa).await? {
+            if crate::policy::permissions::allows(&grant, Permission::ViewRequests, settings) {
+                emails.push(self.email(&to, &subject, &notice)?);
+            }
+        }
+        let mut audit = AuditEntry::new(self.now(), &Actor::Public, "report-not-me", "success")
+            .person(person.id)
+            .account(account.id)
+            .ip(ctx.ip.to_string())
+            .details(format!("reports {action}"));
+        audit.notified = Some(emails.iter().map(|e| e.to.clone()).collect::<Vec<_>>().join(", "));
+        let redemption = Redemption {
+            hash: &hash,
+            kinds: &[SecretKind::NotMe],
+            account: Some(account.id),
+            effect: RedeemEffect::ReportedNotMe,
+            emails: &emails,
+            audit: &audit,
+            event: None,
+            now: self.now(),
+        };
+        Ok(self.store.redeem(&redemption).await?.is_some())
+    }
+}
