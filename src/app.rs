@@ -50,6 +50,7 @@ pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         directory: services.directory,
         assistance: services.assistance,
         recovery: services.recovery,
+        audit_log: services.audit_log,
         readiness: store.clone(),
     };
     Ok(App { state, core, store, mailer })

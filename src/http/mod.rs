@@ -37,6 +37,7 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     pub assistance: Arc<Assistance>,
     pub recovery: Arc<crate::recovery::Recovery>,
+    pub audit_log: Arc<crate::auditing::AuditLog>,
     pub readiness: Arc<dyn Readiness>,
 }
 

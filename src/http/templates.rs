@@ -196,6 +196,7 @@ pub struct PersonRow {
 }
 
 pub struct AccountBox {
+    pub account_id: i64,
     pub username: String,
     pub source: String,
     pub locked: String,
@@ -241,6 +242,13 @@ pub struct ConsolePersonPage<'a> {
     pub accounts: Vec<AccountBox>,
     pub sign_ins: Vec<SignInLine>,
     pub activity: Vec<ActivityLine>,
+    pub person_id: i64,
+    /// The actions this admin may take on this person: (wizard link, title).
+    pub actions: Vec<(String, &'static str)>,
+    /// Reset MFA beside the Authentication section, when this admin may.
+    pub reset_mfa: bool,
+    /// Open assistance requests about the person: (reference, type, when).
+    pub requests: Vec<(String, String, String)>,
 }
 
 #[derive(Template)]
@@ -285,4 +293,177 @@ pub struct ConsoleRequestPage<'a> {
     pub close_error: Option<&'a str>,
     pub decision: &'a str,
     pub note: &'a str,
+    /// The person the request is about, for "Help this person" (the wizard, pre-filled).
+    pub help_person: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub error: bool,
+    pub link: Option<(&'a str, &'a str)>,
+}
+
+#[derive(Template)]
+#[template(path = "recover.html")]
+pub struct RecoverPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub email: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "recover_options.html")]
+pub struct RecoverOptionsPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub local: bool,
+    pub min_length: usize,
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "reset_password.html")]
+pub struct ResetPasswordPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub token: &'a str,
+    pub min_length: usize,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "signin_code.html")]
+pub struct SignInCodePage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub login: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "not_me.html")]
+pub struct NotMePage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub token: &'a str,
+    pub action: &'a str,
+}
+
+pub struct AssistOption {
+    pub href: String,
+    pub title: &'static str,
+    pub name: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "console_assist.html")]
+pub struct ConsoleAssistPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub step: u8,
+    pub error: Option<&'a str>,
+    pub helping: Option<String>,
+    pub reference: String,
+    pub options: Vec<AssistOption>,
+    pub action: &'a str,
+    pub action_title: &'a str,
+    pub action_effect: String,
+    pub lookup_hint: &'a str,
+    pub query: String,
+    pub people: Vec<PersonRow>,
+    pub person_id: i64,
+    pub person_name: String,
+    pub person_email: String,
+    pub person_phone: String,
+    pub person_manager: String,
+    pub four_eyes: bool,
+    pub seen: String,
+    pub by_account: bool,
+    pub accounts: Vec<(i64, String, bool)>,
+    pub methods: Vec<(String, bool)>,
+    pub on_behalf_of: String,
+    pub details: String,
+    pub is_pass: bool,
+    pub pass_min: u32,
+    pub pass_max: u32,
+    pub pass_minutes: String,
+    pub step_up: bool,
+    pub step_up_minutes: u32,
+}
+
+#[derive(Template)]
+#[template(path = "console_result.html")]
+pub struct ConsoleResultPage<'a> {
+    pub title: &'a str,
+    pub heading: &'a str,
+    pub summary: &'a str,
+    pub pass: Option<String>,
+    pub pass_expires: String,
+    pub pass_multi: bool,
+    pub person_id: i64,
+    pub person_name: &'a str,
+}
+
+pub struct ApprovalRow {
+    pub id: i64,
+    pub at: String,
+    pub action: String,
+    pub person_id: i64,
+    pub person: String,
+    pub requested_by: String,
+    pub reason: String,
+    pub expires: String,
+    pub step_up: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console_approvals.html")]
+pub struct ConsoleApprovalsPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub hours: u32,
+    pub rows: Vec<ApprovalRow>,
+}
+
+pub struct AuditLine {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub on_behalf_of: String,
+    pub action: String,
+    pub person: Option<i64>,
+    pub outcome: String,
+    pub reason: String,
+    pub reference: String,
+    pub details: String,
+}
+
+#[derive(Template)]
+#[template(path = "console_audit.html")]
+pub struct ConsoleAuditPage<'a> {
+    pub title: &'a str,
+    pub chain_ok: bool,
+    pub chain: String,
+    pub problems: Vec<String>,
+    pub error: Option<String>,
+    pub person: String,
+    pub actor: String,
+    pub action: String,
+    pub from: String,
+    pub to: String,
+    pub limit: i64,
+    pub rows: Vec<AuditLine>,
 }

@@ -10,6 +10,7 @@
 
 pub mod assistance;
 pub mod audit;
+pub mod auditing;
 pub mod authz;
 pub mod clock;
 pub mod config;

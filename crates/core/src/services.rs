@@ -38,6 +38,7 @@ pub struct Services {
     pub directory: Arc<Directory>,
     pub assistance: Arc<Assistance>,
     pub recovery: Arc<Recovery>,
+    pub audit_log: Arc<crate::auditing::AuditLog>,
     /// The one maker of proofs of authorisation.
     pub authority: Arc<Authority>,
 }
@@ -48,6 +49,7 @@ pub fn assemble<S: Store + 'static>(core: Arc<Core>, store: Arc<S>, letters: Arc
         directory: Arc::new(Directory::new(core.clone(), store.clone())),
         assistance: Arc::new(Assistance::new(core.clone(), store.clone(), letters.clone())),
         recovery: Arc::new(Recovery::new(core.clone(), store.clone(), letters)),
+        audit_log: Arc::new(crate::auditing::AuditLog::new(core.clone(), store.clone())),
         authority: Arc::new(Authority::new(core, store)),
     }
 }

@@ -413,11 +413,25 @@ pub trait AuditStore: Send + Sync {
     async fn audit_rows(&self, after: i64, limit: i64) -> StoreResult<Vec<Result<AuditRecord, UnreadableRow>>>;
     /// The newest `limit` records about a person (their activity log), newest first.
     async fn audit_about(&self, person: PersonId, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+    /// Records matching `filter`, newest first, at most `limit`.
+    async fn audit_search(&self, filter: &AuditFilter, limit: i64) -> StoreResult<Vec<AuditRecord>>;
     /// The chain's head: the last id, its hash, and their seal.
     async fn audit_head(&self) -> StoreResult<AuditHead>;
     /// Seal the head with the audit key if it never was (a new database, or one from before the chain was keyed);
     /// run once at start, before anything is appended. See docs/decisions.md, "Audit chain".
     async fn seal_audit_chain(&self, now: Timestamp) -> StoreResult<Sealing>;
+}
+
+/// What the audit log page filters by (every field optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub person: Option<PersonId>,
+    /// A part of the actor (`account:3:harry`, `system`, `public`), any case.
+    pub actor: Option<String>,
+    /// The action's name, or its start (`approval.` finds every approval row).
+    pub action: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
 }
 
 /// What [`AuditStore::seal_audit_chain`] found.

@@ -119,6 +119,31 @@ impl AuditStore for SqlStore {
             .collect()
     }
 
+    async fn audit_search(&self, f: &AuditFilter, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        let escape = |s: &str| s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let actor = f.actor.as_deref().map(|a| format!("%{}%", escape(a)));
+        let action = f.action.as_deref().map(|a| format!("{}%", escape(a)));
+        let rows = sqlx::query(
+            "SELECT audit_event_id, at, actor, on_behalf_of, action, subject_person_id, subject_account_id, reason, details, \
+             client_ip, outcome, reference, notified, prev_hash, hash FROM audit_event \
+             WHERE ($1 < 0 OR subject_person_id = $1) AND ($2 = '' OR lower(actor) LIKE $2 ESCAPE '\\') \
+               AND ($3 = '' OR lower(action) LIKE $3 ESCAPE '\\') AND at >= $4 AND at <= $5 \
+             ORDER BY audit_event_id DESC LIMIT $6",
+        )
+        .bind(f.person.map(|p| p.0).unwrap_or(-1))
+        .bind(actor.unwrap_or_default())
+        .bind(action.unwrap_or_default())
+        .bind(f.since.unwrap_or(i64::MIN))
+        .bind(f.until.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| audit_row(r)?.map_err(|u| StoreError::Corrupt(format!("audit row {}: {}", u.id, u.problem))))
+            .collect()
+    }
+
     async fn audit_head(&self) -> StoreResult<AuditHead> {
         let row = sqlx::query("SELECT last_id, last_hash, seal FROM audit_head WHERE audit_head_id = 1")
             .fetch_one(&self.pool)

@@ -2,6 +2,8 @@
 //! [`Admin::authorize`] for the proof of what it is about to do: the core's `Authority::authorize`, the one
 //! function that the API and CLI use too (actor active with a second factor, permission, tier, not themself).
 
+mod assist;
+mod audit_log;
 mod people;
 mod requests;
 
@@ -22,6 +24,11 @@ pub fn router() -> Router<AppState> {
         .route("/console", get(|| async { Redirect::to("/console/requests") }))
         .route("/console/people", get(people::people_get))
         .route("/console/people/{id}", get(people::person_get))
+        .route("/console/assist", get(assist::assist_get))
+        .route("/console/people/{id}/actions/{action}", post(assist::action_post))
+        .route("/console/approvals", get(assist::approvals_get))
+        .route("/console/approvals/{id}/{decision}", post(assist::decision_post))
+        .route("/console/audit", get(audit_log::audit_get))
         .route("/console/requests", get(requests::requests_get))
         .route("/console/requests/{reference}", get(requests::request_get))
         .route("/console/requests/{reference}/close", post(requests::close_post))
@@ -37,6 +44,8 @@ fn query_param(query: &str, name: &str) -> String {
 /// [`Admin::authorize`] for the proof its service method takes.
 pub struct Admin {
     pub account_id: AccountId,
+    /// The session it acts in (when it last proved a second factor: the step-up check).
+    pub session: super::session::Session,
 }
 
 pub enum Refusal {
@@ -65,7 +74,7 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let session = MaybeSession::from_request_parts(parts, state).await?;
         let session = session.at(<Active as Stages>::STAGES).map_err(Refusal::SignIn)?;
-        Ok(Self { account_id: session.account_id })
+        Ok(Self { account_id: session.account_id, session })
     }
 }
 
@@ -79,11 +88,17 @@ impl Admin {
     ) -> Result<Proof<A>, PageError> {
         state.authority.authorize::<A>(Principal::Account(self.account_id), subject).await.map_err(|e| match e {
             AuthzError::Denied(Denial::NotPermitted) => {
-                PageError::new(StatusCode::FORBIDDEN, "You do not have permission to see this page.")
+                PageError::new(StatusCode::FORBIDDEN, "You do not have permission to do this.")
             }
             AuthzError::Denied(denial) => PageError::new(StatusCode::FORBIDDEN, denial.to_string()),
             AuthzError::Gone => PageError::not_found(),
             AuthzError::Store(e) => PageError::from(e),
         })
+    }
+
+    /// Would this admin be allowed `A` on `subject`? Only for showing what they may do; acting asks
+    /// [`Admin::authorize`].
+    pub async fn may<A: Action>(&self, state: &AppState, subject: Option<PersonId>) -> bool {
+        state.authority.may::<A>(Principal::Account(self.account_id), subject).await
     }
 }

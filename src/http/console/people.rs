@@ -73,6 +73,7 @@ pub async fn person_get(
         .accounts
         .iter()
         .map(|a| AccountBox {
+            account_id: a.account_id.0,
             username: a.username.clone(),
             source: a.source.to_string(),
             locked: if a.locked { "Yes".into() } else { "No".into() },
@@ -120,7 +121,29 @@ pub async fn person_get(
             details: r.entry.details.clone().unwrap_or_default(),
         })
         .collect();
+    // The Actions menu shows only what this admin may do to this person (acting still asks for the proof).
+    let mut actions = Vec::new();
+    for action in crate::policy::permissions::RecoveryAction::ALL {
+        if lifeline_core::with_recover_type!(action, A => admin.may::<A>(&state, Some(id)).await) {
+            let href = format!("/console/assist?action={}&person={}", action.name(), id.0);
+            actions.push((href, crate::recovery::title(action)));
+        }
+    }
+    let reset_mfa = admin.may::<crate::authz::ResetMfa>(&state, Some(id)).await;
+    let mut requests = Vec::new();
+    if admin.may::<crate::authz::ViewRequests>(&state, None).await {
+        let view = admin.authorize::<crate::authz::ViewRequests>(&state, None).await?;
+        for r in state.assistance.list(&view, Some(crate::domain::RequestStatus::Open), "").await? {
+            if r.person_id == Some(id) {
+                requests.push((r.reference, labels::problem(&r.problem), when(r.created_at)));
+            }
+        }
+    }
     Ok(render(&ConsolePersonPage {
+        person_id: id.0,
+        actions,
+        reset_mfa,
+        requests,
         title: "Person",
         name: v.display_name.clone(),
         email: v.email.clone(),

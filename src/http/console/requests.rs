@@ -112,6 +112,7 @@ async fn request_page(
         close_error: attempt.as_ref().map(|a| a.error),
         decision: attempt.as_ref().map(|a| a.decision).unwrap_or_default(),
         note: attempt.as_ref().map(|a| a.note).unwrap_or_default(),
+        help_person: request.person_id.filter(|_| request.status == RequestStatus::Open).map(|p| p.0),
     });
     if attempt.is_some() {
         *response.status_mut() = StatusCode::BAD_REQUEST;

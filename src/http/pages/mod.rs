@@ -3,6 +3,7 @@
 mod account;
 mod assistance;
 mod health;
+mod recover;
 mod reset;
 mod signin;
 
@@ -19,6 +20,14 @@ pub fn router() -> Router<AppState> {
         .route("/signin/mfa", get(signin::mfa_get).post(signin::mfa_post))
         .route("/signin/enroll", get(signin::enroll_get).post(signin::enroll_post))
         .route("/signout", post(signin::signout_post))
+        .route("/signin/code", get(recover::signin_code_get).post(recover::signin_code_post))
+        .route("/signin/device", get(recover::device_get).post(recover::device_post))
+        .route("/reset-password", get(recover::reset_password_get).post(recover::reset_password_post))
+        .route("/recover", get(recover::recover_get).post(recover::recover_post))
+        .route("/recover/options", get(recover::recover_options_get))
+        .route("/recover/password", post(recover::recover_password_post))
+        .route("/recover/authenticator", post(recover::recover_authenticator_post))
+        .route("/not-me", get(recover::not_me_get).post(recover::not_me_post))
         .route("/account/password", get(account::password_get).post(account::password_post))
         .route("/account/backup-codes", get(account::backup_codes_get).post(account::backup_codes_post))
         .route(

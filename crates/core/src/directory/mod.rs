@@ -171,6 +171,16 @@ impl Directory {
         self.store.person_by_email(&parsed).await?.ok_or_else(|| DirectoryError::UnknownPerson(parsed.to_string()))
     }
 
+    /// One person, by id.
+    pub async fn person_by_id(&self, id: PersonId) -> Result<Option<Person>, DirectoryError> {
+        Ok(self.store.person(id).await?)
+    }
+
+    /// One account, by id.
+    pub async fn account(&self, id: AccountId) -> Result<Option<crate::domain::Account>, DirectoryError> {
+        Ok(self.store.account(id).await?)
+    }
+
     pub async fn person_view(&self, email: &str) -> Result<PersonView, DirectoryError> {
         let person = self.find(email).await?;
         self.view(person).await

@@ -162,10 +162,17 @@ impl Recovery {
         action: RecoveryAction,
         person: Person,
         form: &ActionForm,
+        system: bool,
     ) -> Result<Prepared, RecoveryError> {
         let settings = &self.core.settings.recovery;
-        let verification =
-            rules::verification(&form.method, form.details.as_deref(), form.on_behalf_of.as_deref(), settings)?;
+        let verification = if system {
+            // The operator on the host (the CLI) gives a reason of their own: there is no helpdesk call to name.
+            let reason =
+                crate::domain::Reason::parse(&form.method).map_err(|e| RecoveryError::Form(format!("--{e}")))?;
+            Verification { method: reason.as_str().to_owned(), details: form.details.clone(), on_behalf_of: None }
+        } else {
+            rules::verification(&form.method, form.details.as_deref(), form.on_behalf_of.as_deref(), settings)?
+        };
         let pass_minutes = if action == RecoveryAction::IssueTemporaryAccessPass {
             rules::pass_minutes(form.pass_minutes, settings)?
         } else {
@@ -244,7 +251,7 @@ impl Recovery {
         second_factor_at: Option<Timestamp>,
     ) -> Result<Outcome, RecoveryError> {
         let person = self.subject(&proof).await?;
-        let prepared = self.prepare(A::RECOVERY, person, form).await?;
+        let prepared = self.prepare(A::RECOVERY, person, form, proof.actor_account().is_none()).await?;
         self.check_step_up(A::RECOVERY, &proof, second_factor_at)?;
         if let Some(requester) = proof.actor_account() {
             let subject_grant = self.store.grant(prepared.person.id).await?;

@@ -1,0 +1,583 @@
+//! The Login Assistance Wizard (seed 000): choose an option, find the person (the lookup fits the option),
+//! review and confirm; the action's POST, whose proof comes from `Admin::authorize` like every console
+//! page; and the four-eyes queue where a second admin approves or rejects.
+
+use super::{Admin, query_param};
+use crate::authz::{Recover, SearchPeople, ViewRequests};
+use crate::directory::PersonView;
+use crate::domain::{AccountSource, PersonId};
+use crate::http::labels;
+use crate::http::middleware::CsrfToken;
+use crate::http::session::Client;
+use crate::http::templates::{
+    ApprovalRow, AssistOption, ConsoleApprovalsPage, ConsoleAssistPage, ConsoleResultPage, PersonRow, render,
+};
+use crate::http::{AppState, PageError, error::ValidForm};
+use crate::policy::permissions::RecoveryAction;
+use crate::policy::recovery as rules;
+use crate::recovery::{ActionForm, Outcome, RecoveryError, describe, title};
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use lifeline_core::with_recover_type;
+use std::collections::HashMap;
+
+/// The wizard's options in seed 000's order, then the rest of SPEC §4's actions.
+const OPTIONS: [RecoveryAction; 12] = [
+    RecoveryAction::IssueTemporaryAccessPass,
+    RecoveryAction::SendOneTimePassword,
+    RecoveryAction::SendMagicLink,
+    RecoveryAction::ResetMfa,
+    RecoveryAction::UnlockQa,
+    RecoveryAction::UnenrollQa,
+    RecoveryAction::UnlockPerson,
+    RecoveryAction::SendAccessEmail,
+    RecoveryAction::SendRecoveryCode,
+    RecoveryAction::Unlock,
+    RecoveryAction::Enable,
+    RecoveryAction::Disable,
+];
+
+/// Whether this admin may take `action` (on `subject`, when known).
+async fn may(state: &AppState, admin: &Admin, action: RecoveryAction, subject: Option<PersonId>) -> bool {
+    match subject {
+        Some(_) => with_recover_type!(action, A => admin.may::<A>(state, subject).await),
+        // Without a person, the permission alone: asked against nobody in particular is refused by the
+        // tiers' "names a subject" rule, so read the grant's permission through the policy instead.
+        None => with_recover_type!(action, A => admin.may_permission::<A>(state).await),
+    }
+}
+
+impl Admin {
+    /// The permission for `A` alone, before a person is chosen (the wizard's first step).
+    async fn may_permission<A: Recover>(&self, state: &AppState) -> bool {
+        let Ok(Some(account)) = state.directory.account(self.account_id).await else { return false };
+        let Ok(Some(person)) = state.directory.person_by_id(account.person_id).await else { return false };
+        let Ok(view) = state.directory.person_view(person.email.as_str()).await else { return false };
+        crate::policy::permissions::allows(
+            &view.permissions,
+            crate::policy::permissions::Permission::Recovery(A::RECOVERY),
+            &state.settings().permissions,
+        )
+    }
+}
+
+/// A short reading of the person's record; a confirmation made for another reading is stale.
+fn fingerprint(view: &PersonView) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    view.status.as_str().hash(&mut h);
+    for a in &view.accounts {
+        (a.account_id.0, &a.locked_at, &a.lock_reason, a.mfa.totp_enabled, a.mfa.backup_codes_unused).hash(&mut h);
+        (a.qa_enrolled, a.qa_locked).hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// What a lookup of step 2 shows for an option: only people the option fits.
+fn fits(action: RecoveryAction, hit: &crate::store::PersonHit, view: Option<&PersonView>) -> bool {
+    use RecoveryAction as R;
+    let sources: Vec<AccountSource> = hit.accounts.iter().map(|a| a.account.source).collect();
+    match action {
+        _ if rules::is_password_action(action) => sources.contains(&AccountSource::Local),
+        _ if rules::is_mfa_action(action) => sources.iter().any(|s| *s != AccountSource::Sso),
+        R::UnlockQa => view.is_some_and(|v| v.accounts.iter().any(|a| a.qa_locked || a.qa_enrolled)),
+        R::UnenrollQa => view.is_some_and(|v| v.accounts.iter().any(|a| a.qa_enrolled)),
+        R::Enable => hit.person.status == crate::domain::PersonStatus::Disabled,
+        R::Disable => hit.person.status == crate::domain::PersonStatus::Active,
+        _ => true,
+    }
+}
+
+fn hint(action: RecoveryAction) -> &'static str {
+    use RecoveryAction as R;
+    match action {
+        R::Unlock | R::UnlockPerson => "Only people with a locked account are listed.",
+        R::UnlockQa | R::UnenrollQa => "Only people with security questions are listed.",
+        _ if rules::is_password_action(action) => {
+            "SSO and synchronized accounts are left out: their passwords are not Lifeline's."
+        }
+        _ if rules::is_mfa_action(action) => "SSO accounts are left out: their MFA is the identity provider's.",
+        _ => "Search the directory.",
+    }
+}
+
+struct Values {
+    account: Option<i64>,
+    method: String,
+    details: String,
+    on_behalf_of: String,
+    pass_minutes: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn review<'a>(
+    state: &AppState,
+    admin: &Admin,
+    csrf: &'a str,
+    action: RecoveryAction,
+    person: PersonId,
+    reference: &str,
+    values: &Values,
+    error: Option<&'a str>,
+) -> Result<ConsoleAssistPage<'a>, PageError> {
+    let proof = admin.authorize::<SearchPeople>(state, None).await?;
+    let record =
+        state.directory.record(&proof, person).await.map_err(PageError::internal)?.ok_or_else(PageError::not_found)?;
+    let v = record.view;
+    let settings = state.settings();
+    let step_up = rules::needs_step_up(action, &settings.permissions)
+        && !rules::fresh(admin.session.second_factor_at, state.signin.now(), &settings.recovery);
+    let accounts = v
+        .accounts
+        .iter()
+        .map(|a| {
+            let selected = values.account == Some(a.account_id.0);
+            (a.account_id.0, format!("{} ({})", a.username, a.source), selected)
+        })
+        .collect();
+    let methods = settings.recovery.verification_methods.iter().map(|m| (m.clone(), *m == values.method)).collect();
+    let or_dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "–".into());
+    Ok(ConsoleAssistPage {
+        title: "Login Assistance Wizard",
+        csrf,
+        step: 3,
+        error,
+        helping: None,
+        reference: reference.to_owned(),
+        options: Vec::new(),
+        action: action.name(),
+        action_title: title(action),
+        action_effect: describe(action, &v.accounts.first().map(|a| a.username.clone()).unwrap_or_default()),
+        lookup_hint: "",
+        query: String::new(),
+        people: Vec::new(),
+        person_id: person.0,
+        four_eyes: rules::needs_approval(&v.permissions),
+        seen: fingerprint(&v),
+        by_account: rules::target(action) == rules::Target::Account,
+        accounts,
+        methods,
+        on_behalf_of: values.on_behalf_of.clone(),
+        details: values.details.clone(),
+        is_pass: action == RecoveryAction::IssueTemporaryAccessPass,
+        pass_min: settings.recovery.pass_min_minutes,
+        pass_max: settings.recovery.pass_max_minutes,
+        pass_minutes: if values.pass_minutes.is_empty() {
+            settings.recovery.pass_default_minutes.to_string()
+        } else {
+            values.pass_minutes.clone()
+        },
+        step_up,
+        step_up_minutes: settings.recovery.step_up_minutes,
+        person_name: v.display_name,
+        person_email: v.email,
+        person_phone: or_dash(&v.phone),
+        person_manager: or_dash(&v.manager_email),
+    })
+}
+
+fn with_status(page: &ConsoleAssistPage<'_>, status: StatusCode) -> Response {
+    let mut response = render(page);
+    *response.status_mut() = status;
+    response
+}
+
+fn blank(csrf: &str, step: u8) -> ConsoleAssistPage<'_> {
+    ConsoleAssistPage {
+        title: "Login Assistance Wizard",
+        csrf,
+        step,
+        error: None,
+        helping: None,
+        reference: String::new(),
+        options: Vec::new(),
+        action: "",
+        action_title: "",
+        action_effect: String::new(),
+        lookup_hint: "",
+        query: String::new(),
+        people: Vec::new(),
+        person_id: 0,
+        person_name: String::new(),
+        person_email: String::new(),
+        person_phone: String::new(),
+        person_manager: String::new(),
+        four_eyes: false,
+        seen: String::new(),
+        by_account: false,
+        accounts: Vec::new(),
+        methods: Vec::new(),
+        on_behalf_of: String::new(),
+        details: String::new(),
+        is_pass: false,
+        pass_min: 0,
+        pass_max: 0,
+        pass_minutes: String::new(),
+        step_up: false,
+        step_up_minutes: 0,
+    }
+}
+
+pub async fn assist_get(
+    State(state): State<AppState>,
+    admin: Admin,
+    Extension(csrf): Extension<CsrfToken>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let proof = admin.authorize::<SearchPeople>(&state, None).await?;
+    let query = query.unwrap_or_default();
+    let param = |name: &str| query_param(&query, name);
+    let reference =
+        crate::domain::ReferenceId::parse(&param("reference")).map(|r| r.as_str().to_owned()).unwrap_or_default();
+    let person = match param("person") {
+        p if p.is_empty() => None,
+        p => Some(p.parse::<i64>().map(PersonId).map_err(|_| PageError::not_found())?),
+    };
+    let action = match param("action") {
+        a if a.is_empty() => None,
+        a => Some(
+            RecoveryAction::parse(&a).ok_or_else(|| PageError::bad_request("There is no such assistance option."))?,
+        ),
+    };
+    let helping = match person {
+        Some(id) => Some(
+            state
+                .directory
+                .record(&proof, id)
+                .await
+                .map_err(PageError::internal)?
+                .ok_or_else(PageError::not_found)?
+                .view
+                .display_name,
+        ),
+        None => None,
+    };
+    match (action, person) {
+        (Some(action), Some(person)) => {
+            let values = Values {
+                account: param("account").parse().ok(),
+                method: String::new(),
+                details: String::new(),
+                on_behalf_of: String::new(),
+                pass_minutes: String::new(),
+            };
+            if !may(&state, &admin, action, Some(person)).await {
+                // Asked properly, so the refusal is audited and says why.
+                with_recover_type!(action, A => admin.authorize::<A>(&state, Some(person)).await.map(|_| ()))?;
+            }
+            let page = review(&state, &admin, &csrf.0, action, person, &reference, &values, None).await?;
+            Ok(render(&page))
+        }
+        (Some(action), None) => {
+            let text = param("q");
+            let locked_only = matches!(action, RecoveryAction::Unlock | RecoveryAction::UnlockPerson);
+            let hits = state.directory.search(&proof, &text, locked_only).await.unwrap_or_default();
+            let mut people = Vec::new();
+            let now = state.signin.now();
+            for hit in &hits {
+                let needs_view = matches!(action, RecoveryAction::UnlockQa | RecoveryAction::UnenrollQa);
+                let view =
+                    if needs_view { state.directory.person_view(hit.person.email.as_str()).await.ok() } else { None };
+                if !fits(action, hit, view.as_ref()) {
+                    continue;
+                }
+                let a = &hit.accounts[0];
+                people.push(PersonRow {
+                    person_id: hit.person.id.0,
+                    name: hit.person.display_name.clone(),
+                    username: hit
+                        .accounts
+                        .iter()
+                        .map(|a| a.account.username.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    email: hit.person.email.to_string(),
+                    source: a.account.source.to_string(),
+                    status: hit.person.status.to_string(),
+                    locked: if hit
+                        .accounts
+                        .iter()
+                        .any(|a| crate::policy::lockout::LockState::of(&a.account).is_locked(now))
+                    {
+                        "yes".into()
+                    } else {
+                        "no".into()
+                    },
+                    mfa: if hit.accounts.iter().any(|a| a.has_totp) { "authenticator".into() } else { "none".into() },
+                });
+            }
+            let mut page = blank(&csrf.0, 2);
+            page.action = action.name();
+            page.action_title = title(action);
+            page.lookup_hint = hint(action);
+            page.query = text;
+            page.people = people;
+            page.reference = reference;
+            Ok(render(&page))
+        }
+        (None, person) => {
+            let mut options = Vec::new();
+            for action in OPTIONS {
+                if may(&state, &admin, action, person).await {
+                    let href = match person {
+                        Some(p) => {
+                            format!("/console/assist?action={}&person={}&reference={reference}", action.name(), p.0)
+                        }
+                        None => format!("/console/assist?action={}", action.name()),
+                    };
+                    options.push(AssistOption { href, title: title(action), name: action.name() });
+                }
+            }
+            let mut page = blank(&csrf.0, 1);
+            page.helping = helping;
+            page.options = options;
+            page.reference = reference;
+            Ok(render(&page))
+        }
+    }
+}
+
+fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
+    form.get(name).map(String::as_str).unwrap_or_default()
+}
+
+fn action_form(form: &HashMap<String, String>) -> Result<ActionForm, PageError> {
+    let account = match field(form, "account").trim() {
+        "" => None,
+        a => Some(crate::domain::AccountId(
+            a.parse().map_err(|_| PageError::bad_request("The account is not one of this person's."))?,
+        )),
+    };
+    let pass_minutes = match field(form, "pass_minutes").trim() {
+        "" => None,
+        m => Some(m.parse().map_err(|_| PageError::bad_request("The pass lifetime must be a number of minutes."))?),
+    };
+    let text = |name: &str| Some(field(form, name).to_owned()).filter(|v| !v.trim().is_empty());
+    Ok(ActionForm {
+        account,
+        method: field(form, "method").to_owned(),
+        details: text("details"),
+        on_behalf_of: text("on_behalf_of"),
+        reference: text("reference"),
+        pass_minutes,
+        pass_multi_use: field(form, "pass_multi_use") == "1",
+    })
+}
+
+fn result_page(outcome: Outcome, action: RecoveryAction, person: PersonId, name: &str) -> Response {
+    match outcome {
+        Outcome::Done { summary, pass } => render(&ConsoleResultPage {
+            title: title(action),
+            heading: title(action),
+            summary: &summary,
+            pass_expires: pass.as_ref().map(|p| crate::assistance::dossier::when(p.expires_at)).unwrap_or_default(),
+            pass_multi: pass.as_ref().is_some_and(|p| p.multi_use),
+            pass: pass.map(|p| p.pass),
+            person_id: person.0,
+            person_name: name,
+        }),
+        Outcome::Pending { approval } => {
+            let summary = format!(
+                "Request {approval} is waiting for a second administrator: {name} holds administrator permissions, \
+                 so nothing happens until someone who outranks them approves it in Approvals."
+            );
+            let mut response = render(&ConsoleResultPage {
+                title: title(action),
+                heading: "Waiting for approval",
+                summary: &summary,
+                pass: None,
+                pass_expires: String::new(),
+                pass_multi: false,
+                person_id: person.0,
+                person_name: name,
+            });
+            *response.status_mut() = StatusCode::ACCEPTED;
+            response
+        }
+    }
+}
+
+fn recovery_error(e: RecoveryError) -> PageError {
+    match e {
+        RecoveryError::Form(m) => PageError::bad_request(m),
+        RecoveryError::NotApplicable(m) | RecoveryError::Approval(m) => PageError::new(StatusCode::CONFLICT, m),
+        RecoveryError::StepUp => PageError::new(StatusCode::FORBIDDEN, RecoveryError::StepUp.to_string()),
+        RecoveryError::NotFound => PageError::not_found(),
+        e => PageError::internal(e),
+    }
+}
+
+/// A step-up code in the form, if any: checked (and counted) like a sign-in step; returns when the session
+/// last proved a second factor.
+async fn step_up(
+    state: &AppState,
+    admin: &Admin,
+    form: &HashMap<String, String>,
+    ctx: &crate::signin::RequestContext,
+) -> Result<Option<i64>, PageError> {
+    let code: String = field(form, "step_up_code").chars().take(64).collect();
+    if code.trim().is_empty() {
+        return Ok(admin.session.second_factor_at);
+    }
+    if state.signin.step_up(&admin.session, &code, ctx).await? {
+        Ok(Some(state.signin.now()))
+    } else {
+        Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "That authenticator code is not valid: nothing was done. Go back and try a new code.",
+        ))
+    }
+}
+
+pub async fn action_post(
+    State(state): State<AppState>,
+    admin: Admin,
+    Client(ctx): Client,
+    Extension(csrf): Extension<CsrfToken>,
+    Path((id, action)): Path<(String, String)>,
+    ValidForm(form): ValidForm<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let action = RecoveryAction::parse(&action).ok_or_else(|| PageError::not_found())?;
+    let person = id.parse::<i64>().map(PersonId).map_err(|_| PageError::not_found())?;
+    with_recover_type!(action, A => run::<A>(&state, &admin, &ctx, &csrf.0, person, &form).await)
+}
+
+async fn run<A: Recover>(
+    state: &AppState,
+    admin: &Admin,
+    ctx: &crate::signin::RequestContext,
+    csrf: &str,
+    person: PersonId,
+    form: &HashMap<String, String>,
+) -> Result<Response, PageError> {
+    // The proof first: a refusal says nothing about the person (403, audited).
+    let proof = admin.authorize::<A>(state, Some(person)).await?;
+    let view_proof = admin.authorize::<SearchPeople>(state, None).await?;
+    let record = state
+        .directory
+        .record(&view_proof, person)
+        .await
+        .map_err(PageError::internal)?
+        .ok_or_else(PageError::not_found)?;
+    if field(form, "seen") != fingerprint(&record.view) {
+        return Err(PageError::new(
+            StatusCode::CONFLICT,
+            "This person's record changed since you reviewed it (or the form is not the one the wizard showed): \
+             nothing was done. Review it again before you confirm.",
+        ));
+    }
+    let action_form = action_form(form)?;
+    let values = Values {
+        account: action_form.account.map(|a| a.0),
+        method: action_form.method.clone(),
+        details: action_form.details.clone().unwrap_or_default(),
+        on_behalf_of: action_form.on_behalf_of.clone().unwrap_or_default(),
+        pass_minutes: field(form, "pass_minutes").to_owned(),
+    };
+    let reference = action_form.reference.clone().unwrap_or_default();
+    let second_factor_at = step_up(state, admin, form, ctx).await?;
+    match state.recovery.execute(proof, &action_form, second_factor_at).await {
+        Ok(outcome) => Ok(result_page(outcome, A::RECOVERY, person, &record.view.display_name)),
+        Err(e @ (RecoveryError::Form(_) | RecoveryError::StepUp)) => {
+            let status =
+                if matches!(e, RecoveryError::StepUp) { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
+            let message = e.to_string();
+            let page = review(state, admin, csrf, A::RECOVERY, person, &reference, &values, Some(&message)).await?;
+            Ok(with_status(&page, status))
+        }
+        Err(e) => Err(recovery_error(e)),
+    }
+}
+
+pub async fn approvals_get(
+    State(state): State<AppState>,
+    admin: Admin,
+    Extension(csrf): Extension<CsrfToken>,
+) -> Result<Response, PageError> {
+    let proof = admin.authorize::<ViewRequests>(&state, None).await?;
+    let settings = state.settings();
+    let fresh = rules::fresh(admin.session.second_factor_at, state.signin.now(), &settings.recovery);
+    let rows = state
+        .recovery
+        .pending(&proof)
+        .await
+        .map_err(PageError::internal)?
+        .into_iter()
+        .map(|p| {
+            let action = RecoveryAction::parse(&p.approval.action);
+            ApprovalRow {
+                id: p.approval.id,
+                at: crate::assistance::dossier::when(p.approval.created_at),
+                action: action.map(title).unwrap_or("unknown").to_owned(),
+                person_id: p.approval.person.0,
+                person: p.person_name,
+                requested_by: labels::actor(&p.approval.requested_by),
+                reason: p.form.method,
+                expires: crate::assistance::dossier::when(p.approval.expires_at),
+                step_up: !fresh && action.is_some_and(|a| rules::needs_step_up(a, &settings.permissions)),
+            }
+        })
+        .collect();
+    Ok(render(&ConsoleApprovalsPage {
+        title: "Approvals",
+        csrf: &csrf.0,
+        hours: settings.recovery.approval_hours,
+        rows,
+    }))
+}
+
+pub async fn decision_post(
+    State(state): State<AppState>,
+    admin: Admin,
+    Client(ctx): Client,
+    Path((id, decision)): Path<(String, String)>,
+    ValidForm(form): ValidForm<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let id = id.parse::<i64>().map_err(|_| PageError::not_found())?;
+    let approval = state.recovery.approval(id).await.map_err(PageError::internal)?.ok_or_else(PageError::not_found)?;
+    let action = RecoveryAction::parse(&approval.action).ok_or_else(PageError::not_found)?;
+    let approve = match decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(PageError::not_found()),
+    };
+    with_recover_type!(action, A => decide::<A>(&state, &admin, &ctx, id, approval.person, approve, &form).await)
+}
+
+async fn decide<A: Recover>(
+    state: &AppState,
+    admin: &Admin,
+    ctx: &crate::signin::RequestContext,
+    id: i64,
+    person: PersonId,
+    approve: bool,
+    form: &HashMap<String, String>,
+) -> Result<Response, PageError> {
+    // The decider's own proof for the action: permission and tier over the subject, never on themself.
+    let proof = admin.authorize::<A>(state, Some(person)).await?;
+    let name = state
+        .directory
+        .person_by_id(person)
+        .await
+        .map_err(PageError::internal)?
+        .map(|p| p.display_name)
+        .unwrap_or_default();
+    if !approve {
+        state.recovery.reject(proof, id).await.map_err(recovery_error)?;
+        let summary = format!("Request {id} was rejected: nothing was done.");
+        return Ok(render(&ConsoleResultPage {
+            title: "Rejected",
+            heading: "Rejected",
+            summary: &summary,
+            pass: None,
+            pass_expires: String::new(),
+            pass_multi: false,
+            person_id: person.0,
+            person_name: &name,
+        }));
+    }
+    let second_factor_at = step_up(state, admin, form, ctx).await?;
+    let outcome = state.recovery.approve(proof, id, second_factor_at).await.map_err(recovery_error)?;
+    Ok(result_page(outcome, A::RECOVERY, person, &name))
+}
