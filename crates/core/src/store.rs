@@ -723,6 +723,8 @@ pub struct LiveSecret {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
+    /// Revoked by a later secret of its kind, a credential reset, a disabling or "this wasn't me".
+    pub revoked_at: Option<Timestamp>,
     pub action: Option<String>,
 }
 

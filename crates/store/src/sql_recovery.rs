@@ -14,6 +14,7 @@ fn secret_from_row(row: &sqlx::any::AnyRow) -> StoreResult<LiveSecret> {
         created_at: row.try_get("created_at").db()?,
         expires_at: row.try_get("expires_at").db()?,
         used_at: row.try_get("used_at").db()?,
+        revoked_at: row.try_get("revoked_at").db()?,
         action: row.try_get("action").db()?,
     })
 }
@@ -34,7 +35,7 @@ fn approval_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Approval> {
     })
 }
 
-const SECRET_COLUMNS: &str = "account_id, kind, created_at, expires_at, used_at, action";
+const SECRET_COLUMNS: &str = "account_id, kind, created_at, expires_at, used_at, revoked_at, action";
 const APPROVAL_COLUMNS: &str = "approval_id, action, person_id, requested_by_account, requested_by, form, created_at, \
     expires_at, status, decided_by, decided_at";
 

@@ -105,6 +105,7 @@ pub async fn reset_password_post(
             Ok(message(StatusCode::GONE, "Link not valid", LINK_INVALID, Some(("Sign in", "/signin"))))
         }
         Err(e @ RedeemError::NotLocal) => Err(PageError::bad_request(e.to_string())),
+        Err(RedeemError::Busy) => Err(crate::signin::SignInError::Busy.into()),
         Err(RedeemError::Other(e)) => Err(PageError::internal(e)),
     }
 }
@@ -202,6 +203,7 @@ pub async fn recover_password_post(
             options_page(&state, session.account_id, &csrf.0, None, Some(&rejection.to_string())).await
         }
         Err(e @ RedeemError::NotLocal) => Err(PageError::bad_request(e.to_string())),
+        Err(RedeemError::Busy) => Err(crate::signin::SignInError::Busy.into()),
         Err(e) => Err(PageError::internal(e)),
     }
 }

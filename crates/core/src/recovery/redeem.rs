@@ -36,6 +36,9 @@ pub enum RedeemError {
     Password(#[from] crate::policy::password::PasswordRejection),
     #[error("This account's password is managed elsewhere, not by Lifeline.")]
     NotLocal,
+    /// Password hashing is saturated: nothing was used up; try again shortly (503).
+    #[error("too busy")]
+    Busy,
     #[error(transparent)]
     Other(#[from] RecoveryError),
 }
@@ -58,7 +61,7 @@ impl Recovery {
         match secret {
             Some(s) if !kinds.contains(&s.kind) => LinkState::Invalid,
             Some(LiveSecret { used_at: Some(at), .. }) => LinkState::Used { at },
-            Some(s) if s.expires_at > self.now() => LinkState::Live { action: s.action },
+            Some(s) if s.expires_at > self.now() && s.revoked_at.is_none() => LinkState::Live { action: s.action },
             _ => LinkState::Invalid,
         }
     }
@@ -98,7 +101,9 @@ impl Recovery {
     pub async fn set_password_with_link(&self, token: &str, new_password: &str) -> Result<AccountId, RedeemError> {
         let hash = link_hash(&self.core, token);
         let kinds = [SecretKind::AccessLink, SecretKind::MagicLink];
-        let Some(secret) = self.store.secret(&hash).await?.filter(|s| kinds.contains(&s.kind)) else {
+        let now = self.now();
+        let live = |s: &LiveSecret| kinds.contains(&s.kind) && s.used_at.is_none() && s.revoked_at.is_none() && s.expires_at > now;
+        let Some(secret) = self.store.secret(&hash).await?.filter(live) else {
             return Err(RedeemError::Invalid);
         };
         let account = self.account_of(secret.account).await?;

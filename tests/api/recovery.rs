@@ -1,0 +1,608 @@
+//! Recovery actions, end to end: an admin acts through the Login Assistance Wizard, the person gets the
+//! email, uses its link or code and signs in; every secret works once and until it expires; step-up, four-eyes,
+//! privilege tiers and "this wasn't me"; bad input changes nothing.
+
+use crate::helpers::*;
+use lifeline::domain::Grant;
+use reqwest::StatusCode;
+
+/// A person with a grant and an authenticator.
+async fn admin(app: &TestApp, username: &str, grant: Grant) -> Person {
+    let person = app.add_person(username, true).await;
+    let subject = app.state.directory.find(&person.email).await.unwrap().id;
+    app.state.directory.set_grant(system(&app.state, Some(subject)).await, grant).await.unwrap();
+    person
+}
+
+fn expert(dpa_level: u8) -> Grant {
+    Grant { dpa_level, expert_mode: true, ..Default::default() }
+}
+
+async fn person_id(app: &TestApp, person: &Person) -> i64 {
+    app.state.directory.find(&person.email).await.unwrap().id.0
+}
+
+const METHOD: &str = "Identity verified by callback to the number on file";
+
+async fn get(client: &reqwest::Client, url: &str) -> (StatusCode, String) {
+    let response = client.get(url).send().await.unwrap();
+    (response.status(), response.text().await.unwrap_or_default())
+}
+
+/// The wizard's step 3 for `action` on `subject`: its `seen` field and CSRF token.
+async fn review(app: &TestApp, client: &reqwest::Client, action: &str, subject: i64) -> (String, String) {
+    let (status, html) = get(client, &app.url(&format!("/console/assist?action={action}&person={subject}"))).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let marker = "name=\"seen\" value=\"";
+    let start = html.find(marker).unwrap_or_else(|| panic!("no review form:\n{html}")) + marker.len();
+    (html[start..].split('"').next().unwrap().to_owned(), csrf_of(&html))
+}
+
+/// Confirm `action` on `subject` through the wizard with `extra` fields; returns status and page.
+async fn act(
+    app: &TestApp,
+    client: &reqwest::Client,
+    action: &str,
+    subject: i64,
+    extra: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let (seen, csrf) = review(app, client, action, subject).await;
+    let mut form: Vec<(&str, &str)> =
+        vec![("csrf", &csrf), ("seen", &seen), ("method", METHOD), ("on_behalf_of", "Mona Manager")];
+    form.extend_from_slice(extra);
+    let response =
+        client.post(app.url(&format!("/console/people/{subject}/actions/{action}"))).form(&form).send().await.unwrap();
+    (response.status(), response.text().await.unwrap_or_default())
+}
+
+/// Every email queued for `to`, oldest first: (subject, text part).
+async fn emails_to(app: &TestApp, to: &str) -> Vec<(String, String)> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT subject, text_body FROM outbox_email WHERE to_address = $1 ORDER BY outbox_email_id",
+    )
+    .bind(to)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    rows
+}
+
+async fn last_email(app: &TestApp, to: &str) -> String {
+    emails_to(app, to).await.pop().unwrap_or_else(|| panic!("no email to {to}")).1
+}
+
+/// The code on a line of its own in an email's text part.
+fn code_in(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.len() == 34 && l.matches('-').count() == 6)
+        .unwrap_or_else(|| panic!("no code in:\n{text}"))
+        .to_owned()
+}
+
+/// The address after `marker` in an email's text part (the path and query, from `marker` on).
+fn link_in(text: &str, marker: &str) -> String {
+    let start = text.find(marker).unwrap_or_else(|| panic!("no {marker} in:\n{text}"));
+    text[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+/// The newest audit row of `action`: (reason, on_behalf_of, reference, actor).
+async fn audit_row(app: &TestApp, action: &str) -> Option<(Option<String>, Option<String>, Option<String>, String)> {
+    sqlx::query_as(
+        "SELECT reason, on_behalf_of, reference, actor FROM audit_event WHERE action = $1 ORDER BY audit_event_id DESC LIMIT 1",
+    )
+    .bind(action)
+    .fetch_optional(app.db.pool())
+    .await
+    .unwrap()
+}
+
+async fn post_with_csrf(client: &reqwest::Client, app: &TestApp, page: &str, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let (_, html) = get(client, &app.url(page)).await;
+    let csrf = csrf_of(&html);
+    let mut form = fields.to_vec();
+    form.push(("csrf", &csrf));
+    client.post(app.url(path)).form(&form).send().await.unwrap()
+}
+
+const NEW_PASSWORD: &str = "lantern-orchard-velvet-91";
+
+#[tokio::test]
+async fn an_access_email_from_the_wizard_lets_the_person_set_a_password_and_unlocks_them() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let lou = app.add_person("lou", true).await;
+        for _ in 0..5 {
+            app.post_sign_in(&browser(), &lou.username, "not-lous-password-at-all").await;
+        }
+        assert_eq!(app.person_json(&lou.email).await["accounts"][0]["locked"], true);
+        let console = app.sign_in(&harry).await;
+        let lou_id = person_id(&app, &lou).await;
+
+        let (status, html) = act(&app, &console, "send-access-email", lou_id, &[("details", "called back")]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let text = last_email(&app, &lou.email).await;
+        assert!(text.contains("Your username is lou"), "{text}");
+        assert!(text.contains("/not-me?token="), "the notice carries a this-wasn't-me link: {text}");
+        let link = link_in(&text, "/reset-password?token=");
+        let (reason, on_behalf_of, _, actor) = audit_row(&app, "send-access-email").await.unwrap();
+        assert_eq!(reason.as_deref(), Some(METHOD));
+        assert_eq!(on_behalf_of.as_deref(), Some("Mona Manager"));
+        assert!(actor.ends_with(":harry"), "{actor}");
+
+        // A GET (a mail scanner) uses nothing up; the form's POST does, once.
+        let person = browser();
+        let (status, html) = get(&person, &app.url(&link)).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let (_, again) = get(&person, &app.url(&link)).await;
+        let token = link.split("token=").nth(1).unwrap();
+        let fields = [("token", token), ("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)];
+        let csrf = csrf_of(&again);
+        let mut form = fields.to_vec();
+        form.push(("csrf", &csrf));
+        let set = person.post(app.url("/reset-password")).form(&form).send().await.unwrap();
+        assert_eq!(set.status(), StatusCode::OK);
+        let reused = person.post(app.url("/reset-password")).form(&form).send().await.unwrap();
+        assert_eq!(reused.status(), StatusCode::GONE, "the link works once");
+
+        // The password set through the link also lifted the lock; the second factor still applies.
+        assert_eq!(app.person_json(&lou.email).await["accounts"][0]["locked"], false);
+        let signed = app.post_sign_in(&browser(), &lou.username, NEW_PASSWORD).await;
+        assert_eq!(location(&signed), "/signin/mfa");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reset_mfa_then_device_authorization_then_a_new_authenticator_with_oathtool() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let console = app.sign_in(&ada).await;
+        let sam_id = person_id(&app, &sam).await;
+        let staff_session = app.sign_in(&sam).await;
+
+        let (status, html) = act(&app, &console, "reset-mfa", sam_id, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let view = app.person_json(&sam.email).await;
+        assert_eq!(view["accounts"][0]["mfa"]["totp_enabled"], false);
+        assert_eq!(view["accounts"][0]["mfa"]["backup_codes_unused"], 0);
+        assert_eq!(view["accounts"][0]["required_actions"]["device_authorization"], true);
+        let (status, _) = get(&staff_session, &app.url("/account/password")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "the reset ended Sam's sessions");
+        assert!(last_email(&app, &sam.email).await.contains("two-step verification of sam was reset"));
+
+        // Seed 002: the next sign-in emails a device authorization code first.
+        let me = browser();
+        let first = app.post_sign_in(&me, &sam.username, &sam.password).await;
+        assert_eq!(location(&first), "/signin/device");
+        let text = last_email(&app, &sam.email).await;
+        let code = code_in(&text);
+        let wrong = post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", "ABCD-EFGH")]).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let right = post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", &code.to_lowercase())]).await;
+        assert_eq!(location(&right), "/signin/enroll");
+
+        // Then a new QR code and secret; a code from oathtool for it completes enrolment, with new backup codes.
+        let (_, html) = get(&me, &app.url("/signin/enroll")).await;
+        let secret = html.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+        let out = std::process::Command::new("oathtool").args(["--totp", "-b", &secret]).output().unwrap();
+        let totp = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let done = post_with_csrf(&me, &app, "/signin/enroll", "/signin/enroll", &[("code", &totp)]).await;
+        assert_eq!(done.status(), StatusCode::OK);
+        let view = app.person_json(&sam.email).await;
+        assert_eq!(view["accounts"][0]["mfa"]["totp_enabled"], true);
+        assert_eq!(view["accounts"][0]["mfa"]["backup_codes_unused"], 10);
+        assert_eq!(view["accounts"][0]["required_actions"]["device_authorization"], false);
+        assert!(!sam.backup_codes.is_empty());
+        let old = app.post_sign_in(&browser(), &sam.username, &sam.password).await;
+        assert_eq!(location(&old), "/signin/mfa");
+    })
+    .await;
+}
+
+/// The manual clock starts at the real time, so codes computed for it are the authenticator's.
+fn real_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[tokio::test]
+async fn a_recovery_code_works_at_59_minutes_and_not_at_61_and_only_once() {
+    each_backend_with_clock(real_now(), |s| test_adjust(s), async |app: TestApp, clock| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&ada).await;
+
+        let (status, html) = act(&app, &console, "send-recovery-code", sam_id, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let stale = code_in(&last_email(&app, &sam.email).await);
+        clock.advance(61 * 60);
+        let late = post_with_csrf(&browser(), &app, "/recover", "/recover", &[("email", &sam.email), ("code", &stale)]).await;
+        assert_eq!(late.status(), StatusCode::UNAUTHORIZED, "expired after an hour");
+
+        // 61 minutes after signing in, the expert action asks for a fresh code, then runs with it.
+        let (status, html) = act(&app, &console, "send-recovery-code", sam_id, &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(html.contains("step_up_code"), "{html}");
+        let fresh = lifeline::totp::code_at(ada.totp.as_ref().unwrap(), lifeline::clock::Clock::now(&*clock));
+        let (status, html) = act(&app, &console, "send-recovery-code", sam_id, &[("step_up_code", &fresh)]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let code = code_in(&last_email(&app, &sam.email).await);
+        clock.advance(59 * 60);
+        let wrong_email = post_with_csrf(&browser(), &app, "/recover", "/recover", &[("email", &ada.email), ("code", &code)]).await;
+        assert_eq!(wrong_email.status(), StatusCode::UNAUTHORIZED, "the code is Sam's alone");
+        let me = browser();
+        let used = post_with_csrf(&me, &app, "/recover", "/recover", &[("email", &sam.email), ("code", &code)]).await;
+        assert_eq!(location(&used), "/recover/options");
+        let again = post_with_csrf(&browser(), &app, "/recover", "/recover", &[("email", &sam.email), ("code", &code)]).await;
+        assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "single use");
+
+        // With it: a new password, and the lost authenticator removed.
+        let fields = [("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)];
+        let set = post_with_csrf(&me, &app, "/recover/options", "/recover/password", &fields).await;
+        assert_eq!(set.status(), StatusCode::OK);
+        let removed = post_with_csrf(&me, &app, "/recover/options", "/recover/authenticator", &[]).await;
+        assert_eq!(removed.status(), StatusCode::OK);
+        let signed = app.post_sign_in(&browser(), &sam.username, NEW_PASSWORD).await;
+        assert_eq!(location(&signed), "/signin/enroll", "a new authenticator is enrolled at once");
+    })
+    .await;
+}
+
+fn test_adjust(_: &mut lifeline::config::Settings) {}
+
+#[tokio::test]
+async fn a_one_time_password_stands_in_for_the_password_once_within_ten_minutes_then_a_new_one_is_chosen() {
+    each_backend_with_clock(real_now(), test_adjust, async |app: TestApp, clock| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&ada).await;
+
+        act(&app, &console, "send-one-time-password", sam_id, &[]).await;
+        let first = code_in(&last_email(&app, &sam.email).await);
+        clock.advance(11 * 60);
+        let late = post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &first)]).await;
+        assert_eq!(late.status(), StatusCode::UNAUTHORIZED, "an OTP lives ten minutes at most");
+
+        let (status, html) = act(&app, &console, "send-one-time-password", sam_id, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let otp = code_in(&last_email(&app, &sam.email).await);
+        clock.advance(9 * 60);
+        let me = browser();
+        let used = post_with_csrf(&me, &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &otp)]).await;
+        assert_eq!(location(&used), "/signin/mfa", "the second factor still applies");
+        let twice = post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &otp)]).await;
+        assert_eq!(twice.status(), StatusCode::UNAUTHORIZED);
+        let totp = lifeline::totp::code_at(sam.totp.as_ref().unwrap(), lifeline::clock::Clock::now(&*clock));
+        let second = post_with_csrf(&me, &app, "/signin/mfa", "/signin/mfa", &[("code", &totp)]).await;
+        assert_eq!(location(&second), "/account/password", "then a new password");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_temporary_access_pass_is_shown_once_and_lets_the_person_enrol_a_new_authenticator() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&ada).await;
+        let (status, html) = act(&app, &console, "issue-temporary-access-pass", sam_id, &[("pass_minutes", "30")]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let pass = html.split("id=\"pass\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+        assert!(!last_email(&app, &sam.email).await.contains(&pass), "the pass is never emailed");
+        let (status, _) = act(&app, &console, "issue-temporary-access-pass", sam_id, &[("pass_minutes", "5")]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "outside the lifetime bounds");
+
+        let me = browser();
+        let used = post_with_csrf(&me, &app, "/signin/code", "/signin/code", &[("login", &sam.email), ("code", &pass)]).await;
+        assert_eq!(location(&used), "/signin/enroll");
+        let again = post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &pass)]).await;
+        assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "a one-time pass works once");
+        assert_eq!(app.person_json(&sam.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unlocks_q_and_a_and_enable_disable_run_with_their_notices() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let lou = app.add_person("lou", true).await;
+        let lou_id = person_id(&app, &lou).await;
+        let console = app.sign_in(&ada).await;
+
+        let (status, html) = act(&app, &console, "unlock-person", lou_id, &[]).await;
+        assert_eq!(status, StatusCode::CONFLICT, "nothing to unlock: {html}");
+        for _ in 0..5 {
+            app.post_sign_in(&browser(), &lou.username, "not-lous-password-at-all").await;
+        }
+        let (status, html) = act(&app, &console, "unlock-person", lou_id, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let view = app.person_json(&lou.email).await;
+        assert_eq!(view["accounts"][0]["locked"], false);
+        assert!(view["accounts"][0]["unlocked_by"].as_str().unwrap().ends_with(":ada"));
+        assert!(last_email(&app, &lou.email).await.contains("unlocked"));
+
+        let lou_session = app.sign_in(&lou).await;
+        let (status, html) = act(&app, &console, "disable", lou_id, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let (status, _) = get(&lou_session, &app.url("/account/password")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "disabling ends the sessions");
+        let (status, html) = act(&app, &console, "enable", lou_id, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert_eq!(app.person_json(&lou.email).await["status"], "active");
+        let (status, _) = act(&app, &console, "unenroll-qa", lou_id, &[]).await;
+        assert_eq!(status, StatusCode::CONFLICT, "no security questions to remove");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tiers_and_permissions_refuse_with_403_and_an_audit_row_and_a_crafted_post_is_refused() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let peer = admin(&app, "hank", Grant { dpa_level: 1, ..Default::default() }).await;
+        let sam = app.add_person("sam", true).await;
+        let console = app.sign_in(&harry).await;
+        let sam_id = person_id(&app, &sam).await;
+
+        // The Actions menu shows only what Harry (DPA 1) may do: no recovery code, no reset MFA.
+        let (_, record) = get(&console, &app.url(&format!("/console/people/{sam_id}"))).await;
+        assert!(record.contains("action=send-access-email") && record.contains("action=unlock-person"), "{record}");
+        assert!(!record.contains("action=send-recovery-code") && !record.contains("action=reset-mfa"), "{record}");
+
+        // A crafted POST for the hidden action: 403, audited, nothing sent.
+        let csrf = app.csrf(&console).await;
+        let crafted = console
+            .post(app.url(&format!("/console/people/{sam_id}/actions/send-recovery-code")))
+            .form(&[("csrf", csrf.as_str()), ("method", METHOD), ("seen", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(crafted.status(), StatusCode::FORBIDDEN);
+        assert!(emails_to(&app, &sam.email).await.is_empty());
+        let refused: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_event WHERE action = 'authz.refused'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert!(refused >= 1);
+        // A peer and oneself are refused, saying nothing about them.
+        for target in [person_id(&app, &peer).await, person_id(&app, &harry).await] {
+            let response = console
+                .post(app.url(&format!("/console/people/{target}/actions/unlock-person")))
+                .form(&[("csrf", csrf.as_str()), ("method", METHOD)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN);
+            let body = response.text().await.unwrap_or_default();
+            assert!(!body.contains("hank@example.org") && !body.contains("harry@example.org"), "{body}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn four_eyes_an_action_on_an_admin_waits_for_a_second_higher_admin() {
+    each_backend_with(|s| s.recovery.approval_hours = 1, async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let carol = admin(&app, "carol", expert(3)).await;
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let harry_id = person_id(&app, &harry).await;
+        let ada_console = app.sign_in(&ada).await;
+
+        let (status, html) = act(&app, &ada_console, "reset-mfa", harry_id, &[]).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{html}");
+        assert_eq!(app.person_json(&harry.email).await["accounts"][0]["mfa"]["totp_enabled"], true, "nothing ran yet");
+        let id: i64 = sqlx::query_scalar("SELECT approval_id FROM approval").fetch_one(app.db.pool()).await.unwrap();
+
+        let own = post_with_csrf(&ada_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
+        assert_eq!(own.status(), StatusCode::CONFLICT, "the requester cannot approve");
+        let carol_console = app.sign_in(&carol).await;
+        let (_, list) = get(&carol_console, &app.url("/console/approvals")).await;
+        assert!(list.contains("Reset MFA") && list.contains("Test harry"), "{list}");
+        let approved =
+            post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
+        assert_eq!(approved.status(), StatusCode::OK, "{}", approved.text().await.unwrap_or_default());
+        assert_eq!(app.person_json(&harry.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
+        let again =
+            post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
+        assert_eq!(again.status(), StatusCode::CONFLICT, "it runs once");
+        assert!(audit_row(&app, "approval.approve").await.is_some());
+
+        // A rejected request runs nothing.
+        let (status, _) = act(&app, &ada_console, "disable", harry_id, &[]).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let id: i64 = sqlx::query_scalar("SELECT MAX(approval_id) FROM approval").fetch_one(app.db.pool()).await.unwrap();
+        let rejected =
+            post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/reject"), &[]).await;
+        assert_eq!(rejected.status(), StatusCode::OK);
+        assert_eq!(app.person_json(&harry.email).await["status"], "active");
+
+        // An expired one neither.
+        let (status, _) = act(&app, &ada_console, "disable", harry_id, &[]).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let id: i64 = sqlx::query_scalar("SELECT MAX(approval_id) FROM approval").fetch_one(app.db.pool()).await.unwrap();
+        app.clock.advance(3601);
+        let expired = post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
+        assert_eq!(expired.status(), StatusCode::CONFLICT);
+        assert_eq!(app.person_json(&harry.email).await["status"], "active");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn this_wasnt_me_locks_the_account_revokes_its_links_and_tells_the_admins_once() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&harry).await;
+        act(&app, &console, "send-access-email", sam_id, &[]).await;
+        let text = last_email(&app, &sam.email).await;
+        let not_me = link_in(&text, "/not-me?token=");
+        let reset = link_in(&text, "/reset-password?token=");
+        let sam_session = app.sign_in(&sam).await;
+
+        let me = browser();
+        let (status, page) = get(&me, &app.url(&not_me)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("send-access-email"), "{page}");
+        let token = not_me.split("token=").nth(1).unwrap();
+        let reported = me.post(app.url("/not-me")).form(&[("token", token), ("csrf", &csrf_of(&page))]).send().await.unwrap();
+        assert_eq!(reported.status(), StatusCode::OK);
+
+        let view = app.person_json(&sam.email).await;
+        assert_eq!(view["accounts"][0]["lock_reason"], "reported_not_me");
+        let (status, _) = get(&sam_session, &app.url("/account/password")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "sessions ended");
+        let (status, _) = get(&browser(), &app.url(&reset)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "the access link is revoked");
+        let alert = last_email(&app, &harry.email).await;
+        assert!(alert.contains("did not ask for send-access-email"), "{alert}");
+        let (status, used) = get(&me, &app.url(&not_me)).await;
+        assert_eq!(status, StatusCode::GONE);
+        assert!(used.contains("was used on"), "{used}");
+        let twice = me.post(app.url("/not-me")).form(&[("token", token), ("csrf", &csrf_of(&page))]).send().await.unwrap();
+        assert_eq!(twice.status(), StatusCode::GONE, "single use");
+
+        // A link past its lifetime (7 days by default) does nothing.
+        act(&app, &console, "unlock-person", sam_id, &[]).await;
+        let later = link_in(&last_email(&app, &sam.email).await, "/not-me?token=");
+        app.clock.advance(8 * 86_400);
+        let (status, _) = get(&browser(), &app.url(&later)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_on_the_action_form_changes_nothing_and_sends_nothing() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let other = app.add_person("other", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&ada).await;
+        let (seen, csrf) = review(&app, &console, "send-magic-link", sam_id).await;
+        let path = format!("/console/people/{sam_id}/actions/send-magic-link");
+        let long = "x".repeat(1001);
+        let foreign = other.account_id.0.to_string();
+        let cases: Vec<(Vec<(&str, &str)>, StatusCode)> = vec![
+            (vec![("seen", &seen)], StatusCode::BAD_REQUEST),
+            (vec![("seen", &seen), ("method", "because")], StatusCode::BAD_REQUEST),
+            (vec![("seen", &seen), ("method", "Other (see details)")], StatusCode::BAD_REQUEST),
+            (vec![("seen", &seen), ("method", METHOD), ("details", &long)], StatusCode::BAD_REQUEST),
+            (vec![("seen", &seen), ("method", METHOD), ("account", &foreign)], StatusCode::BAD_REQUEST),
+            (vec![("seen", &seen), ("method", METHOD), ("account", "abc")], StatusCode::BAD_REQUEST),
+            (vec![("seen", &seen), ("method", METHOD), ("reference", "AR-2222-2222")], StatusCode::BAD_REQUEST),
+            (vec![("seen", "stale"), ("method", METHOD)], StatusCode::CONFLICT),
+        ];
+        for (fields, expected) in cases {
+            let mut form = fields.clone();
+            form.push(("csrf", &csrf));
+            let response = console.post(app.url(&path)).form(&form).send().await.unwrap();
+            assert_eq!(response.status(), expected, "{fields:?}");
+        }
+        for (path, expected) in [
+            (format!("/console/people/{sam_id}/actions/make-coffee"), StatusCode::NOT_FOUND),
+            ("/console/people/999999/actions/unlock".to_owned(), StatusCode::NOT_FOUND),
+            ("/console/people/abc/actions/unlock".to_owned(), StatusCode::NOT_FOUND),
+        ] {
+            let response =
+                console.post(app.url(&path)).form(&[("csrf", csrf.as_str()), ("method", METHOD)]).send().await.unwrap();
+            assert_eq!(response.status(), expected, "{path}");
+        }
+        assert!(emails_to(&app, &sam.email).await.is_empty(), "no email");
+        assert!(audit_row(&app, "send-magic-link").await.is_none(), "no audit row");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_redemptions_of_one_code_one_link_and_one_pass_succeed_once_each() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&ada).await;
+
+        act(&app, &console, "send-recovery-code", sam_id, &[]).await;
+        let code = code_in(&last_email(&app, &sam.email).await);
+        let wins = race(&app, "/recover", "/recover", &[("email", &sam.email), ("code", &code)], "/recover/options").await;
+        assert_eq!(wins, 1, "recovery code");
+
+        act(&app, &console, "send-magic-link", sam_id, &[]).await;
+        let link = link_in(&last_email(&app, &sam.email).await, "/reset-password?token=");
+        let token = link.split("token=").nth(1).unwrap().to_owned();
+        let fields = [("token", token.as_str()), ("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)];
+        let wins = race_status(&app, &link, "/reset-password", &fields, StatusCode::OK).await;
+        assert_eq!(wins, 1, "magic link");
+
+        act(&app, &console, "send-one-time-password", sam_id, &[]).await;
+        let otp = code_in(&last_email(&app, &sam.email).await);
+        let wins = race(&app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &otp)], "/signin/mfa").await;
+        assert_eq!(wins, 1, "one-time password");
+    })
+    .await;
+}
+
+/// 50 browsers post the same form at once; how many were sent to `winner`.
+async fn race(app: &TestApp, page: &str, path: &str, fields: &[(&str, &str)], winner: &str) -> usize {
+    let mut ready = Vec::new();
+    for _ in 0..50 {
+        let client = browser();
+        let (_, html) = get(&client, &app.url(page)).await;
+        ready.push((client, csrf_of(&html)));
+    }
+    let attempts = ready.into_iter().map(|(client, csrf)| async move {
+        let mut form = fields.to_vec();
+        form.push(("csrf", &csrf));
+        let response = client.post(app.url(path)).form(&form).send().await.unwrap();
+        location(&response) == winner
+    });
+    futures::future::join_all(attempts).await.into_iter().filter(|w| *w).count()
+}
+
+async fn race_status(app: &TestApp, page: &str, path: &str, fields: &[(&str, &str)], winner: StatusCode) -> usize {
+    let mut ready = Vec::new();
+    for _ in 0..50 {
+        let client = browser();
+        let (_, html) = get(&client, &app.url(page)).await;
+        ready.push((client, csrf_of(&html)));
+    }
+    let attempts = ready.into_iter().map(|(client, csrf)| async move {
+        let mut form = fields.to_vec();
+        form.push(("csrf", &csrf));
+        client.post(app.url(path)).form(&form).send().await.unwrap().status() == winner
+    });
+    futures::future::join_all(attempts).await.into_iter().filter(|w| *w).count()
+}
+
+#[tokio::test]
+async fn the_cli_resets_mfa_and_disables_and_enables_as_the_system() {
+    each_backend(async |app: TestApp| {
+        let sam = app.add_person("sam", true).await;
+        let run = |args: &[&str]| run_lifeline(app.dir(), &app.db_url(), args, "", &[]);
+        let out = run(&["person", "reset-mfa", &sam.email, "--reason", "lost phone, verified in person"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(app.person_json(&sam.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
+        let out = run(&["person", "disable", &sam.email, "--reason", "left"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(app.person_json(&sam.email).await["status"], "disabled");
+        let out = run(&["person", "enable", &sam.email, "--reason", "back"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = run(&["person", "enable", &sam.email, "--reason", "again"]);
+        assert!(!out.status.success(), "already active: {}", stdout(&out));
+        let out = run(&["person", "disable", &sam.email, "--reason", "x"]);
+        assert!(!out.status.success() && stderr(&out).contains("reason"), "{}", stderr(&out));
+        let (_, _, _, actor) = audit_row(&app, "reset-mfa").await.unwrap();
+        assert_eq!(actor, "system");
+        let out = run(&["audit", "verify"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    })
+    .await;
+}
