@@ -57,13 +57,12 @@ async fn act(
 
 /// Every email queued for `to`, oldest first: (subject, text part).
 async fn emails_to(app: &TestApp, to: &str) -> Vec<(String, String)> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT subject, text_body FROM outbox_email WHERE to_address = $1 ORDER BY outbox_email_id",
-    )
-    .bind(to)
-    .fetch_all(app.db.pool())
-    .await
-    .unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT subject, text_body FROM outbox_email WHERE to_address = $1 ORDER BY outbox_email_id")
+            .bind(to)
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
     rows
 }
 
@@ -97,7 +96,13 @@ async fn audit_row(app: &TestApp, action: &str) -> Option<(Option<String>, Optio
     .unwrap()
 }
 
-async fn post_with_csrf(client: &reqwest::Client, app: &TestApp, page: &str, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+async fn post_with_csrf(
+    client: &reqwest::Client,
+    app: &TestApp,
+    page: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
     let (_, html) = get(client, &app.url(page)).await;
     let csrf = csrf_of(&html);
     let mut form = fields.to_vec();
@@ -180,7 +185,8 @@ async fn reset_mfa_then_device_authorization_then_a_new_authenticator_with_oatht
         let code = code_in(&text);
         let wrong = post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", "ABCD-EFGH")]).await;
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-        let right = post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", &code.to_lowercase())]).await;
+        let right =
+            post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", &code.to_lowercase())]).await;
         assert_eq!(location(&right), "/signin/enroll");
 
         // Then a new QR code and secret; a code from oathtool for it completes enrolment, with new backup codes.
@@ -208,7 +214,7 @@ fn real_now() -> i64 {
 
 #[tokio::test]
 async fn a_recovery_code_works_at_59_minutes_and_not_at_61_and_only_once() {
-    each_backend_with_clock(real_now(), |s| test_adjust(s), async |app: TestApp, clock| {
+    each_backend_with_clock(real_now(), test_adjust, async |app: TestApp, clock| {
         let ada = admin(&app, "ada", expert(3)).await;
         let sam = app.add_person("sam", true).await;
         let sam_id = person_id(&app, &sam).await;
@@ -218,7 +224,8 @@ async fn a_recovery_code_works_at_59_minutes_and_not_at_61_and_only_once() {
         assert_eq!(status, StatusCode::OK, "{html}");
         let stale = code_in(&last_email(&app, &sam.email).await);
         clock.advance(61 * 60);
-        let late = post_with_csrf(&browser(), &app, "/recover", "/recover", &[("email", &sam.email), ("code", &stale)]).await;
+        let late =
+            post_with_csrf(&browser(), &app, "/recover", "/recover", &[("email", &sam.email), ("code", &stale)]).await;
         assert_eq!(late.status(), StatusCode::UNAUTHORIZED, "expired after an hour");
 
         // 61 minutes after signing in, the expert action asks for a fresh code, then runs with it.
@@ -230,12 +237,14 @@ async fn a_recovery_code_works_at_59_minutes_and_not_at_61_and_only_once() {
         assert_eq!(status, StatusCode::OK, "{html}");
         let code = code_in(&last_email(&app, &sam.email).await);
         clock.advance(59 * 60);
-        let wrong_email = post_with_csrf(&browser(), &app, "/recover", "/recover", &[("email", &ada.email), ("code", &code)]).await;
+        let wrong_email =
+            post_with_csrf(&browser(), &app, "/recover", "/recover", &[("email", &ada.email), ("code", &code)]).await;
         assert_eq!(wrong_email.status(), StatusCode::UNAUTHORIZED, "the code is Sam's alone");
         let me = browser();
         let used = post_with_csrf(&me, &app, "/recover", "/recover", &[("email", &sam.email), ("code", &code)]).await;
         assert_eq!(location(&used), "/recover/options");
-        let again = post_with_csrf(&browser(), &app, "/recover", "/recover", &[("email", &sam.email), ("code", &code)]).await;
+        let again =
+            post_with_csrf(&browser(), &app, "/recover", "/recover", &[("email", &sam.email), ("code", &code)]).await;
         assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "single use");
 
         // With it: a new password, and the lost authenticator removed.
@@ -263,7 +272,9 @@ async fn a_one_time_password_stands_in_for_the_password_once_within_ten_minutes_
         act(&app, &console, "send-one-time-password", sam_id, &[]).await;
         let first = code_in(&last_email(&app, &sam.email).await);
         clock.advance(11 * 60);
-        let late = post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &first)]).await;
+        let late =
+            post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &first)])
+                .await;
         assert_eq!(late.status(), StatusCode::UNAUTHORIZED, "an OTP lives ten minutes at most");
 
         let (status, html) = act(&app, &console, "send-one-time-password", sam_id, &[]).await;
@@ -273,7 +284,8 @@ async fn a_one_time_password_stands_in_for_the_password_once_within_ten_minutes_
         let me = browser();
         let used = post_with_csrf(&me, &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &otp)]).await;
         assert_eq!(location(&used), "/signin/mfa", "the second factor still applies");
-        let twice = post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &otp)]).await;
+        let twice =
+            post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &otp)]).await;
         assert_eq!(twice.status(), StatusCode::UNAUTHORIZED);
         let totp = lifeline::totp::code_at(sam.totp.as_ref().unwrap(), lifeline::clock::Clock::now(&*clock));
         let second = post_with_csrf(&me, &app, "/signin/mfa", "/signin/mfa", &[("code", &totp)]).await;
@@ -289,7 +301,8 @@ async fn a_temporary_access_pass_is_shown_once_and_lets_the_person_enrol_a_new_a
         let sam = app.add_person("sam", true).await;
         let sam_id = person_id(&app, &sam).await;
         let console = app.sign_in(&ada).await;
-        let (status, html) = act(&app, &console, "issue-temporary-access-pass", sam_id, &[("pass_minutes", "30")]).await;
+        let (status, html) =
+            act(&app, &console, "issue-temporary-access-pass", sam_id, &[("pass_minutes", "30")]).await;
         assert_eq!(status, StatusCode::OK, "{html}");
         let pass = html.split("id=\"pass\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
         assert!(!last_email(&app, &sam.email).await.contains(&pass), "the pass is never emailed");
@@ -297,9 +310,12 @@ async fn a_temporary_access_pass_is_shown_once_and_lets_the_person_enrol_a_new_a
         assert_eq!(status, StatusCode::BAD_REQUEST, "outside the lifetime bounds");
 
         let me = browser();
-        let used = post_with_csrf(&me, &app, "/signin/code", "/signin/code", &[("login", &sam.email), ("code", &pass)]).await;
+        let used =
+            post_with_csrf(&me, &app, "/signin/code", "/signin/code", &[("login", &sam.email), ("code", &pass)]).await;
         assert_eq!(location(&used), "/signin/enroll");
-        let again = post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &pass)]).await;
+        let again =
+            post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &pass)])
+                .await;
         assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "a one-time pass works once");
         assert_eq!(app.person_json(&sam.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
     })
@@ -387,50 +403,61 @@ async fn tiers_and_permissions_refuse_with_403_and_an_audit_row_and_a_crafted_po
 
 #[tokio::test]
 async fn four_eyes_an_action_on_an_admin_waits_for_a_second_higher_admin() {
-    each_backend_with(|s| s.recovery.approval_hours = 1, async |app: TestApp| {
-        let ada = admin(&app, "ada", expert(3)).await;
-        let carol = admin(&app, "carol", expert(3)).await;
-        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
-        let harry_id = person_id(&app, &harry).await;
-        let ada_console = app.sign_in(&ada).await;
+    each_backend_with(
+        |s| s.recovery.approval_hours = 1,
+        async |app: TestApp| {
+            let ada = admin(&app, "ada", expert(3)).await;
+            let carol = admin(&app, "carol", expert(3)).await;
+            let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+            let harry_id = person_id(&app, &harry).await;
+            let ada_console = app.sign_in(&ada).await;
 
-        let (status, html) = act(&app, &ada_console, "reset-mfa", harry_id, &[]).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{html}");
-        assert_eq!(app.person_json(&harry.email).await["accounts"][0]["mfa"]["totp_enabled"], true, "nothing ran yet");
-        let id: i64 = sqlx::query_scalar("SELECT approval_id FROM approval").fetch_one(app.db.pool()).await.unwrap();
+            let (status, html) = act(&app, &ada_console, "reset-mfa", harry_id, &[]).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{html}");
+            assert_eq!(
+                app.person_json(&harry.email).await["accounts"][0]["mfa"]["totp_enabled"],
+                true,
+                "nothing ran yet"
+            );
+            let id: i64 =
+                sqlx::query_scalar("SELECT approval_id FROM approval").fetch_one(app.db.pool()).await.unwrap();
 
-        let own = post_with_csrf(&ada_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
-        assert_eq!(own.status(), StatusCode::CONFLICT, "the requester cannot approve");
-        let carol_console = app.sign_in(&carol).await;
-        let (_, list) = get(&carol_console, &app.url("/console/approvals")).await;
-        assert!(list.contains("Reset MFA") && list.contains("Test harry"), "{list}");
-        let approved =
-            post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
-        assert_eq!(approved.status(), StatusCode::OK, "{}", approved.text().await.unwrap_or_default());
-        assert_eq!(app.person_json(&harry.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
-        let again =
-            post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
-        assert_eq!(again.status(), StatusCode::CONFLICT, "it runs once");
-        assert!(audit_row(&app, "approval.approve").await.is_some());
+            let own = post_with_csrf(&ada_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
+            assert_eq!(own.status(), StatusCode::CONFLICT, "the requester cannot approve");
+            let carol_console = app.sign_in(&carol).await;
+            let (_, list) = get(&carol_console, &app.url("/console/approvals")).await;
+            assert!(list.contains("Reset MFA") && list.contains("Test harry"), "{list}");
+            let approved =
+                post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
+            assert_eq!(approved.status(), StatusCode::OK, "{}", approved.text().await.unwrap_or_default());
+            assert_eq!(app.person_json(&harry.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
+            let again =
+                post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
+            assert_eq!(again.status(), StatusCode::CONFLICT, "it runs once");
+            assert!(audit_row(&app, "approval.approve").await.is_some());
 
-        // A rejected request runs nothing.
-        let (status, _) = act(&app, &ada_console, "disable", harry_id, &[]).await;
-        assert_eq!(status, StatusCode::ACCEPTED);
-        let id: i64 = sqlx::query_scalar("SELECT MAX(approval_id) FROM approval").fetch_one(app.db.pool()).await.unwrap();
-        let rejected =
-            post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/reject"), &[]).await;
-        assert_eq!(rejected.status(), StatusCode::OK);
-        assert_eq!(app.person_json(&harry.email).await["status"], "active");
+            // A rejected request runs nothing.
+            let (status, _) = act(&app, &ada_console, "disable", harry_id, &[]).await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+            let id: i64 =
+                sqlx::query_scalar("SELECT MAX(approval_id) FROM approval").fetch_one(app.db.pool()).await.unwrap();
+            let rejected =
+                post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/reject"), &[]).await;
+            assert_eq!(rejected.status(), StatusCode::OK);
+            assert_eq!(app.person_json(&harry.email).await["status"], "active");
 
-        // An expired one neither.
-        let (status, _) = act(&app, &ada_console, "disable", harry_id, &[]).await;
-        assert_eq!(status, StatusCode::ACCEPTED);
-        let id: i64 = sqlx::query_scalar("SELECT MAX(approval_id) FROM approval").fetch_one(app.db.pool()).await.unwrap();
-        app.clock.advance(3601);
-        let expired = post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
-        assert_eq!(expired.status(), StatusCode::CONFLICT);
-        assert_eq!(app.person_json(&harry.email).await["status"], "active");
-    })
+            // An expired one neither.
+            let (status, _) = act(&app, &ada_console, "disable", harry_id, &[]).await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+            let id: i64 =
+                sqlx::query_scalar("SELECT MAX(approval_id) FROM approval").fetch_one(app.db.pool()).await.unwrap();
+            app.clock.advance(3601);
+            let expired =
+                post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
+            assert_eq!(expired.status(), StatusCode::CONFLICT);
+            assert_eq!(app.person_json(&harry.email).await["status"], "active");
+        },
+    )
     .await;
 }
 
@@ -452,7 +479,8 @@ async fn this_wasnt_me_locks_the_account_revokes_its_links_and_tells_the_admins_
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains("send-access-email"), "{page}");
         let token = not_me.split("token=").nth(1).unwrap();
-        let reported = me.post(app.url("/not-me")).form(&[("token", token), ("csrf", &csrf_of(&page))]).send().await.unwrap();
+        let reported =
+            me.post(app.url("/not-me")).form(&[("token", token), ("csrf", &csrf_of(&page))]).send().await.unwrap();
         assert_eq!(reported.status(), StatusCode::OK);
 
         let view = app.person_json(&sam.email).await;
@@ -466,7 +494,8 @@ async fn this_wasnt_me_locks_the_account_revokes_its_links_and_tells_the_admins_
         let (status, used) = get(&me, &app.url(&not_me)).await;
         assert_eq!(status, StatusCode::GONE);
         assert!(used.contains("was used on"), "{used}");
-        let twice = me.post(app.url("/not-me")).form(&[("token", token), ("csrf", &csrf_of(&page))]).send().await.unwrap();
+        let twice =
+            me.post(app.url("/not-me")).form(&[("token", token), ("csrf", &csrf_of(&page))]).send().await.unwrap();
         assert_eq!(twice.status(), StatusCode::GONE, "single use");
 
         // A link past its lifetime (7 days by default) does nothing.
@@ -532,7 +561,8 @@ async fn fifty_concurrent_redemptions_of_one_code_one_link_and_one_pass_succeed_
 
         act(&app, &console, "send-recovery-code", sam_id, &[]).await;
         let code = code_in(&last_email(&app, &sam.email).await);
-        let wins = race(&app, "/recover", "/recover", &[("email", &sam.email), ("code", &code)], "/recover/options").await;
+        let wins =
+            race(&app, "/recover", "/recover", &[("email", &sam.email), ("code", &code)], "/recover/options").await;
         assert_eq!(wins, 1, "recovery code");
 
         act(&app, &console, "send-magic-link", sam_id, &[]).await;

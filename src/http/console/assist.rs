@@ -438,7 +438,7 @@ pub async fn action_post(
     Path((id, action)): Path<(String, String)>,
     ValidForm(form): ValidForm<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let action = RecoveryAction::parse(&action).ok_or_else(|| PageError::not_found())?;
+    let action = RecoveryAction::parse(&action).ok_or_else(PageError::not_found)?;
     let person = id.parse::<i64>().map(PersonId).map_err(|_| PageError::not_found())?;
     with_recover_type!(action, A => run::<A>(&state, &admin, &ctx, &csrf.0, person, &form).await)
 }

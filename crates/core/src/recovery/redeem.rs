@@ -102,7 +102,9 @@ impl Recovery {
         let hash = link_hash(&self.core, token);
         let kinds = [SecretKind::AccessLink, SecretKind::MagicLink];
         let now = self.now();
-        let live = |s: &LiveSecret| kinds.contains(&s.kind) && s.used_at.is_none() && s.revoked_at.is_none() && s.expires_at > now;
+        let live = |s: &LiveSecret| {
+            kinds.contains(&s.kind) && s.used_at.is_none() && s.revoked_at.is_none() && s.expires_at > now
+        };
         let Some(secret) = self.store.secret(&hash).await?.filter(live) else {
             return Err(RedeemError::Invalid);
         };
