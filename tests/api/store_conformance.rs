@@ -704,3 +704,76 @@ async fn retention_removes_old_sign_in_events_and_closed_requests_and_keeps_the_
         assert_eq!(store.audit_records(0, 10_000).await.unwrap_or_default().len(), after.len(), "{backend}");
     }
 }
+
+fn secret(
+    account: AccountId,
+    kind: lifeline::store::SecretKind,
+    hash: &str,
+    expires_at: i64,
+) -> lifeline::store::NewSecret {
+    lifeline::store::NewSecret {
+        account,
+        kind,
+        hash: TokenHash(hash.into()),
+        expires_at,
+        multi_use: false,
+        action: None,
+        reference: None,
+    }
+}
+
+fn redemption<'a>(
+    hash: &'a TokenHash,
+    kinds: &'a [lifeline::store::SecretKind],
+    audit: &'a AuditEntry,
+    now: i64,
+) -> lifeline::store::Redemption<'a> {
+    lifeline::store::Redemption {
+        hash,
+        kinds,
+        account: None,
+        effect: lifeline::store::RedeemEffect::Nothing,
+        emails: &[],
+        audit,
+        event: None,
+        now,
+    }
+}
+
+#[tokio::test]
+async fn a_recovery_secret_is_redeemed_once_by_its_kind_until_it_expires_or_a_newer_one_replaces_it() {
+    use lifeline::store::{RecoveryChange, SecretKind};
+    for (label, store, _db) in stores().await {
+        let id = person(store.as_ref(), "sam").await;
+        let issue = RecoveryChange::Issue { account: id };
+        let a = secret(id, SecretKind::RecoveryCode, "code-a", 100);
+        assert!(store.apply_recovery(&issue, &[a], &[], None, &audit(), 10).await.unwrap(), "{label}");
+        let hash = TokenHash("code-a".into());
+        let entry = audit();
+        // Another kind does not redeem it; after its expiry nothing does.
+        assert!(store.redeem(&redemption(&hash, &[SecretKind::AccessLink], &entry, 20)).await.unwrap().is_none());
+        assert!(store.redeem(&redemption(&hash, &[SecretKind::RecoveryCode], &entry, 100)).await.unwrap().is_none());
+        // Fifty at once: exactly one wins.
+        let b = secret(id, SecretKind::RecoveryCode, "code-b", 1000);
+        store.apply_recovery(&issue, &[b], &[], None, &audit(), 20).await.unwrap();
+        let hash_b = TokenHash("code-b".into());
+        let kinds = [SecretKind::RecoveryCode];
+        let r = redemption(&hash_b, &kinds, &entry, 30);
+        let tries = (0..50).map(|_| store.redeem(&r));
+        let wins = futures::future::join_all(tries).await.into_iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+        assert_eq!(wins, 1, "{label}");
+        // A newer secret of the kind revokes the live one.
+        let c = secret(id, SecretKind::RecoveryCode, "code-c", 1000);
+        let d = secret(id, SecretKind::RecoveryCode, "code-d", 1000);
+        store.apply_recovery(&issue, &[c], &[], None, &audit(), 40).await.unwrap();
+        store.apply_recovery(&issue, &[d], &[], None, &audit(), 41).await.unwrap();
+        let hash_c = TokenHash("code-c".into());
+        assert!(store.secret(&hash_c).await.unwrap().unwrap().revoked_at.is_some(), "{label}");
+        assert!(store.redeem(&redemption(&hash_c, &kinds, &entry, 50)).await.unwrap().is_none(), "{label}");
+        let hash_d = TokenHash("code-d".into());
+        assert!(store.redeem(&redemption(&hash_d, &kinds, &entry, 50)).await.unwrap().is_some(), "{label}");
+        // Nothing to change is no change, and writes no audit row.
+        let unlock = RecoveryChange::Unlock { accounts: vec![id], unlocked_by: "system".into() };
+        assert!(!store.apply_recovery(&unlock, &[], &[], None, &audit(), 60).await.unwrap(), "{label}");
+    }
+}

@@ -26,6 +26,8 @@ pub struct Facts {
     pub authenticator_changes: Vec<(String, String, Timestamp)>,
     pub last_access_email: Option<Timestamp>,
     pub last_recovery_code: Option<Timestamp>,
+    /// The newest recovery action of any kind on the account (an unlock, an MFA reset, ...).
+    pub last_recovery_action: Option<Timestamp>,
     pub ip_seen_before: bool,
     pub network_seen_before: bool,
     /// Other requests from the requesting IP or network in the last day, about other addresses.
@@ -468,6 +470,15 @@ pub fn risk_flags(f: &Facts, now: Timestamp) -> Vec<String> {
             )
         });
     }
+    if let Some(at) = f.last_recovery_action
+        && at <= f.created_at
+        && f.created_at - at <= 3600
+    {
+        flags.push(format!(
+            "Requested within an hour of a recovery action on this account ({}): someone who was just helped, or              someone trying again after another admin said no. Check the activity log before acting.",
+            when(at)
+        ));
+    }
     let recovery = f.last_access_email.max(f.last_recovery_code);
     if let Some(at) = recovery
         && at >= now - 7 * DAY
@@ -562,6 +573,17 @@ mod tests {
         f.ip_seen_before = true;
         f.network_seen_before = true;
         assert_eq!(risk_flags(&f, now), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_request_within_an_hour_of_a_recovery_action_is_flagged() {
+        let now = 1_800_000_000;
+        let mut f = facts(now);
+        f.created_at = now;
+        f.last_recovery_action = Some(now - 3599);
+        assert!(risk_flags(&f, now).iter().any(|x| x.starts_with("Requested within an hour of a recovery action")));
+        f.last_recovery_action = Some(now - 3601);
+        assert!(!risk_flags(&f, now).iter().any(|x| x.starts_with("Requested within an hour")));
     }
 
     #[test]

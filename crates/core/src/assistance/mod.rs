@@ -423,6 +423,8 @@ impl Assistance {
             store.last_audit_action(account.id, &["send-access-email", "send-magic-link"]).await?;
         facts.last_recovery_code =
             store.last_audit_action(account.id, &["send-recovery-code", "send-one-time-password"]).await?;
+        let every: Vec<&str> = crate::policy::permissions::RecoveryAction::ALL.iter().map(|a| a.name()).collect();
+        facts.last_recovery_action = store.last_audit_action(account.id, &every).await?;
         let (ip_seen, network_seen) =
             store.seen_before(account.id, &request.client_ip, &location.network, request.created_at).await?;
         facts.ip_seen_before = ip_seen;
