@@ -636,3 +636,27 @@ async fn the_cli_resets_mfa_and_disables_and_enables_as_the_system() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn auditors_filter_the_audit_log_and_see_the_chain_verify_others_are_refused() {
+    each_backend(async |app: TestApp| {
+        let auditor =
+            admin(&app, "ada", Grant { dpa_level: 3, expert_mode: true, auditor: true, ..Default::default() }).await;
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&auditor).await;
+        act(&app, &console, "send-magic-link", sam_id, &[]).await;
+
+        let (status, html) =
+            get(&console, &app.url(&format!("/console/audit?action=send-magic&person={sam_id}"))).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("Chain verified") && html.contains("send-magic-link") && html.contains(METHOD), "{html}");
+        assert!(!html.contains("sign_in</td>"), "filtered by action: {html}");
+        let (status, _) = get(&console, &app.url("/console/audit?from=yesterday")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = get(&app.sign_in(&harry).await, &app.url("/console/audit")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    })
+    .await;
+}
