@@ -329,6 +329,17 @@ impl CredentialStore for SqlStore {
         }
         history(&mut tx, account, "totp", "bound", now).await?;
         insert_backup_codes(&mut tx, account, backup_codes, now).await?;
+        // A temporary access pass has done its job once a new authenticator is bound: a multi-use pass must not
+        // let its holder remove the authenticator the person just set up.
+        sqlx::query(
+            "UPDATE recovery_secret SET revoked_at = $1 \
+             WHERE account_id = $2 AND kind = 'temporary_access_pass' AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(account.0)
+        .execute(&mut *tx)
+        .await
+        .db()?;
         tx.commit(audit).await?;
         Ok(true)
     }

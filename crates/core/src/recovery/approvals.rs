@@ -87,7 +87,17 @@ impl Recovery {
         second_factor_at: Option<Timestamp>,
     ) -> Result<Outcome, RecoveryError> {
         let approval = self.for_decision(&proof, id).await?;
-        if proof.actor_account() == Some(approval.requested_by_account) {
+        // Per person, not per account: someone with two accounts is still one pair of eyes.
+        let person_of = |account: Option<AccountId>| async move {
+            match account {
+                Some(id) => self.store.account(id).await.map(|a| a.map(|a| a.person_id)),
+                None => Ok(None),
+            }
+        };
+        let requester = person_of(Some(approval.requested_by_account)).await?;
+        let approver = person_of(proof.actor_account()).await?;
+        if proof.actor_account() == Some(approval.requested_by_account) || (approver.is_some() && approver == requester)
+        {
             return Err(RecoveryError::Approval(
                 "You asked for this action: a second administrator must approve it.".into(),
             ));
