@@ -552,7 +552,7 @@ async fn bad_input_on_the_action_form_changes_nothing_and_sends_nothing() {
 }
 
 #[tokio::test]
-async fn fifty_concurrent_redemptions_of_one_code_one_link_and_one_pass_succeed_once_each() {
+async fn fifty_concurrent_redemptions_of_one_code_one_link_and_one_otp_succeed_once_each() {
     each_backend(async |app: TestApp| {
         let ada = admin(&app, "ada", expert(3)).await;
         let sam = app.add_person("sam", true).await;
