@@ -2,7 +2,7 @@
 //! privilege tiers. Errors go to stderr with a non-zero exit; `--json` output goes to stdout.
 
 use crate::app;
-use crate::audit::{AuditKey, Verified, Verifier};
+use crate::audit::{AuditKey, Verified};
 use crate::config::{DEFAULT_DATABASE_URL, Settings};
 use crate::domain::{AccountSource, DisplayName, EmailAddress, Grant, PersonStatus, Username};
 use crate::store::{AuditStore, NewPerson, SqlStore};
@@ -495,24 +495,7 @@ async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
 
 /// Walk the whole log; every problem goes to stderr, one line per row, and the result is an error that counts them.
 async fn verify_audit_log(store: &SqlStore, key: &AuditKey) -> anyhow::Result<Verified> {
-    let head = store.audit_head().await?;
-    let mut verifier = Verifier::new(key);
-    let mut after = 0;
-    loop {
-        let page = store.audit_rows(after, PAGE).await?;
-        for row in &page {
-            match row {
-                Ok(record) => verifier.check(record),
-                Err(unreadable) => verifier.unreadable(unreadable),
-            }
-        }
-        match page.last() {
-            Some(Ok(record)) => after = record.id,
-            Some(Err(unreadable)) => after = unreadable.id,
-            None => break,
-        }
-    }
-    verifier.finish(&head).map_err(|breaks| {
+    crate::auditing::walk(store, key).await?.map_err(|breaks| {
         for problem in &breaks {
             eprintln!("{problem}");
         }

@@ -1,6 +1,6 @@
 //! The audit log for auditors: filtered reading and the chain's verification, behind `Proof<ReadAudit>`.
 
-use crate::audit::{AuditRecord, Verifier};
+use crate::audit::{AuditKey, AuditRecord, ChainBreak, Verified, Verifier};
 use crate::authz::{Proof, ReadAudit};
 use crate::services::Core;
 use crate::store::{AuditFilter, AuditStore, StoreError};
@@ -38,27 +38,32 @@ impl AuditLog {
 
     /// Walk the whole chain with the audit key, as `lifeline audit verify` does.
     pub async fn verify(&self, _proof: &Proof<ReadAudit>) -> Result<ChainStatus, StoreError> {
-        let key = self.core.keys.audit_key();
-        let head = self.store.audit_head().await?;
-        let mut verifier = Verifier::new(&key);
-        let mut after = 0;
-        loop {
-            let page = self.store.audit_rows(after, 1000).await?;
-            for row in &page {
-                match row {
-                    Ok(record) => verifier.check(record),
-                    Err(unreadable) => verifier.unreadable(unreadable),
-                }
-            }
-            match page.last() {
-                Some(Ok(record)) => after = record.id,
-                Some(Err(unreadable)) => after = unreadable.id,
-                None => break,
-            }
-        }
-        Ok(match verifier.finish(&head) {
+        Ok(match walk(self.store.as_ref(), &self.core.keys.audit_key()).await? {
             Ok(verified) => ChainStatus::Intact { rows: verified.rows },
             Err(breaks) => ChainStatus::Broken(breaks.iter().map(ToString::to_string).collect()),
         })
     }
+}
+
+/// Read the whole log in chain order and check every row and the sealed head: the one walk behind the audit
+/// log page and `lifeline audit verify`.
+pub async fn walk(store: &dyn AuditStore, key: &AuditKey) -> Result<Result<Verified, Vec<ChainBreak>>, StoreError> {
+    let head = store.audit_head().await?;
+    let mut verifier = Verifier::new(key);
+    let mut after = 0;
+    loop {
+        let page = store.audit_rows(after, 1000).await?;
+        for row in &page {
+            match row {
+                Ok(record) => verifier.check(record),
+                Err(unreadable) => verifier.unreadable(unreadable),
+            }
+        }
+        match page.last() {
+            Some(Ok(record)) => after = record.id,
+            Some(Err(unreadable)) => after = unreadable.id,
+            None => break,
+        }
+    }
+    Ok(verifier.finish(&head))
 }
