@@ -38,28 +38,31 @@ const OPTIONS: [RecoveryAction; 12] = [
     RecoveryAction::Disable,
 ];
 
-/// Whether this admin may take `action` (on `subject`, when known).
-async fn may(state: &AppState, admin: &Admin, action: RecoveryAction, subject: Option<PersonId>) -> bool {
-    match subject {
-        Some(_) => with_recover_type!(action, A => admin.may::<A>(state, subject).await),
-        // Without a person, the permission alone: asked against nobody in particular is refused by the
-        // tiers' "names a subject" rule, so read the grant's permission through the policy instead.
-        None => with_recover_type!(action, A => admin.may_permission::<A>(state).await),
+/// Whether this admin may take `action` on `subject` (decided by the one authorisation function), or —
+/// before a person is chosen — whether their grant holds the action's permission at all.
+async fn may(
+    state: &AppState,
+    admin: &Admin,
+    action: RecoveryAction,
+    subject: Option<PersonId>,
+    grant: Option<&crate::domain::Grant>,
+) -> bool {
+    match (subject, grant) {
+        (Some(_), _) => with_recover_type!(action, A => admin.may::<A>(state, subject).await),
+        (None, Some(grant)) => crate::policy::permissions::allows(
+            grant,
+            crate::policy::permissions::Permission::Recovery(action),
+            &state.settings().permissions,
+        ),
+        (None, None) => false,
     }
 }
 
-impl Admin {
-    /// The permission for `A` alone, before a person is chosen (the wizard's first step).
-    async fn may_permission<A: Recover>(&self, state: &AppState) -> bool {
-        let Ok(Some(account)) = state.directory.account(self.account_id).await else { return false };
-        let Ok(Some(person)) = state.directory.person_by_id(account.person_id).await else { return false };
-        let Ok(view) = state.directory.person_view(person.email.as_str()).await else { return false };
-        crate::policy::permissions::allows(
-            &view.permissions,
-            crate::policy::permissions::Permission::Recovery(A::RECOVERY),
-            &state.settings().permissions,
-        )
-    }
+/// The admin's own grant, read once for the wizard's first step.
+async fn own_grant(state: &AppState, admin: &Admin) -> Option<crate::domain::Grant> {
+    let account = state.directory.account(admin.account_id).await.ok()??;
+    let person = state.directory.person_by_id(account.person_id).await.ok()??;
+    state.directory.person_view(person.email.as_str()).await.ok().map(|v| v.permissions)
 }
 
 /// A short reading of the person's record; a confirmation made for another reading is stale.
@@ -262,7 +265,7 @@ pub async fn assist_get(
                 on_behalf_of: String::new(),
                 pass_minutes: String::new(),
             };
-            if !may(&state, &admin, action, Some(person)).await {
+            if !may(&state, &admin, action, Some(person), None).await {
                 // Asked properly, so the refusal is audited and says why.
                 with_recover_type!(action, A => admin.authorize::<A>(&state, Some(person)).await.map(|_| ()))?;
             }
@@ -282,7 +285,7 @@ pub async fn assist_get(
                 if !fits(action, hit, view.as_ref()) {
                     continue;
                 }
-                let a = &hit.accounts[0];
+                let Some(a) = hit.accounts.first() else { continue };
                 people.push(PersonRow {
                     person_id: hit.person.id.0,
                     name: hit.person.display_name.clone(),
@@ -318,8 +321,9 @@ pub async fn assist_get(
         }
         (None, person) => {
             let mut options = Vec::new();
+            let grant = if person.is_none() { own_grant(&state, &admin).await } else { None };
             for action in OPTIONS {
-                if may(&state, &admin, action, person).await {
+                if may(&state, &admin, action, person, grant.as_ref()).await {
                     let href = match person {
                         Some(p) => {
                             format!("/console/assist?action={}&person={}&reference={reference}", action.name(), p.0)

@@ -56,7 +56,7 @@ pub async fn home_get(
     Ok(render(&page))
 }
 
-fn min_length(state: &AppState) -> usize {
+pub(super) fn min_length(state: &AppState) -> usize {
     if state.settings().policy.mfa_required { 8 } else { 15 }
 }
 

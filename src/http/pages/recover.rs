@@ -3,6 +3,7 @@
 //! the device authorization after an MFA reset, and "this wasn't me". A GET never uses a secret up (mail
 //! scanners fetch links); only the form's POST does.
 
+use super::account::min_length;
 use crate::http::middleware::CsrfToken;
 use crate::http::session::{self, AtStage, AuthorizingDevice, Client, MaybeSession, Recovering};
 use crate::http::templates::{
@@ -15,10 +16,6 @@ use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-
-fn min_length(state: &AppState) -> usize {
-    if state.settings().policy.mfa_required { 8 } else { 15 }
-}
 
 fn message(status: StatusCode, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
     let mut response = render(&MessagePage { title, message: text, error: status.is_client_error(), link });

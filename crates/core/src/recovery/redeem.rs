@@ -9,9 +9,7 @@ use crate::domain::{Account, AccountId, AccountSource, EmailAddress, Timestamp};
 use crate::policy::password;
 use crate::policy::permissions::Permission;
 use crate::signin::RequestContext;
-use crate::store::{
-    LiveSecret, NewSecret, RecoveryChange, RedeemEffect, Redemption, SecretKind, SessionStage, SignInEvent,
-};
+use crate::store::{LiveSecret, NewSecret, RecoveryChange, RedeemEffect, Redemption, SecretKind, SessionStage};
 
 /// What a link is, for the page it opens (a GET uses nothing up: mail scanners fetch links).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +49,7 @@ impl From<crate::store::StoreError> for RedeemError {
 
 impl Recovery {
     async fn floor(&self, started: std::time::Instant) {
-        let floor = std::time::Duration::from_millis(u64::from(self.core.settings.policy.failed_sign_in_floor_ms));
-        if let Some(rest) = floor.checked_sub(started.elapsed()) {
-            tokio::time::sleep(rest).await;
-        }
+        crate::signin::failure_floor(&self.core, started).await
     }
 
     fn live(&self, secret: Option<LiveSecret>, kinds: &[SecretKind]) -> LinkState {
@@ -219,19 +214,7 @@ impl Recovery {
             SecretKind::TemporaryAccessPass => (RedeemEffect::ReplaceMfa, "temporary_access_pass"),
             _ => return Ok(None),
         };
-        let location = self.core.geo.locate(ctx.ip);
-        let event = SignInEvent {
-            account_id: Some(account.id),
-            at: self.now(),
-            outcome: "code_accepted".into(),
-            method: method.into(),
-            client_ip: ctx.ip.to_string(),
-            city: location.city,
-            country: location.country,
-            asn: location.asn,
-            network: location.network,
-            user_agent: ctx.user_agent.chars().take(512).collect(),
-        };
+        let event = crate::signin::sign_in_event(&self.core, Some(account.id), "code_accepted", method, ctx);
         let audit = self.self_service(&account, &format!("{method}.redeem")).ip(ctx.ip.to_string());
         let redemption = Redemption {
             hash: &hash,

@@ -84,9 +84,6 @@ impl SignIn {
 
     /// Wait out the floor that every failed attempt is answered after.
     pub(super) async fn failure_floor(&self, started: std::time::Instant) {
-        let floor = std::time::Duration::from_millis(u64::from(self.core.settings.policy.failed_sign_in_floor_ms));
-        if let Some(rest) = floor.checked_sub(started.elapsed()) {
-            tokio::time::sleep(rest).await;
-        }
+        super::failure_floor(&self.core, started).await
     }
 }

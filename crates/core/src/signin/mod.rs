@@ -122,6 +122,39 @@ pub struct Enrolment {
     pub qr_svg: String,
 }
 
+/// A sign-in event for a request at the core's `now`, with its place and network: every way of signing in
+/// (password, second factor, an admin-issued code) records the same shape.
+pub(crate) fn sign_in_event(
+    core: &Core,
+    account: Option<AccountId>,
+    outcome: &str,
+    method: &str,
+    ctx: &RequestContext,
+) -> SignInEvent {
+    let location = core.geo.locate(ctx.ip);
+    SignInEvent {
+        account_id: account,
+        at: core.now(),
+        outcome: outcome.into(),
+        method: method.into(),
+        client_ip: ctx.ip.to_string(),
+        city: location.city,
+        country: location.country,
+        asn: location.asn,
+        network: location.network,
+        user_agent: ctx.user_agent.chars().take(512).collect(),
+    }
+}
+
+/// Wait out the floor that every failed attempt is answered after (`policy.failed_sign_in_floor_ms`), so
+/// how much was checked or written stays out of the timing.
+pub(crate) async fn failure_floor(core: &Core, started: std::time::Instant) {
+    let floor = std::time::Duration::from_millis(u64::from(core.settings.policy.failed_sign_in_floor_ms));
+    if let Some(rest) = floor.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+}
+
 /// The store capabilities signing in uses.
 pub trait SignInStore: DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleStore {}
 impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleStore> SignInStore for T {}
@@ -154,19 +187,7 @@ impl SignIn {
         method: &str,
         ctx: &RequestContext,
     ) -> SignInEvent {
-        let location = self.core.geo.locate(ctx.ip);
-        SignInEvent {
-            account_id: account,
-            at: self.now(),
-            outcome: outcome.into(),
-            method: method.into(),
-            client_ip: ctx.ip.to_string(),
-            city: location.city,
-            country: location.country,
-            asn: location.asn,
-            network: location.network,
-            user_agent: ctx.user_agent.chars().take(512).collect(),
-        }
+        sign_in_event(&self.core, account, outcome, method, ctx)
     }
 
     async fn event(
