@@ -552,64 +552,80 @@ async fn bad_input_on_the_action_form_changes_nothing_and_sends_nothing() {
 }
 
 #[tokio::test]
-async fn fifty_concurrent_redemptions_of_one_code_one_link_and_one_otp_succeed_once_each() {
+async fn fifty_concurrent_redemptions_of_each_kind_of_secret_succeed_once() {
     each_backend(async |app: TestApp| {
-        let ada = admin(&app, "ada", expert(3)).await;
-        let sam = app.add_person("sam", true).await;
-        let sam_id = person_id(&app, &sam).await;
-        let console = app.sign_in(&ada).await;
-
-        act(&app, &console, "send-recovery-code", sam_id, &[]).await;
-        let code = code_in(&last_email(&app, &sam.email).await);
-        let wins =
-            race(&app, "/recover", "/recover", &[("email", &sam.email), ("code", &code)], "/recover/options").await;
-        assert_eq!(wins, 1, "recovery code");
-
-        act(&app, &console, "send-magic-link", sam_id, &[]).await;
-        let link = link_in(&last_email(&app, &sam.email).await, "/reset-password?token=");
-        let token = link.split("token=").nth(1).unwrap().to_owned();
-        let fields = [("token", token.as_str()), ("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)];
-        let wins = race_status(&app, &link, "/reset-password", &fields, StatusCode::OK).await;
-        assert_eq!(wins, 1, "magic link");
-
-        act(&app, &console, "send-one-time-password", sam_id, &[]).await;
-        let otp = code_in(&last_email(&app, &sam.email).await);
-        let wins = race(&app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &otp)], "/signin/mfa").await;
-        assert_eq!(wins, 1, "one-time password");
+        let bases = [app.url("")];
+        race_every_secret(&app, &bases).await;
     })
     .await;
 }
 
-/// 50 browsers post the same form at once; how many were sent to `winner`.
-async fn race(app: &TestApp, page: &str, path: &str, fields: &[(&str, &str)], winner: &str) -> usize {
-    let mut ready = Vec::new();
-    for _ in 0..50 {
-        let client = browser();
-        let (_, html) = get(&client, &app.url(page)).await;
-        ready.push((client, csrf_of(&html)));
-    }
-    let attempts = ready.into_iter().map(|(client, csrf)| async move {
-        let mut form = fields.to_vec();
-        form.push(("csrf", &csrf));
-        let response = client.post(app.url(path)).form(&form).send().await.unwrap();
-        location(&response) == winner
-    });
-    futures::future::join_all(attempts).await.into_iter().filter(|w| *w).count()
+#[tokio::test]
+async fn fifty_concurrent_redemptions_split_over_two_instances_succeed_once_per_secret() {
+    each_backend(async |app: TestApp| {
+        // The secrets are issued through this process; two `lifeline serve` on the same database take the race.
+        let pair = crate::instances::Instances::start(app.dir(), &app.db_url(), 2, &[]).await;
+        race_every_secret(&app, &pair.addresses).await;
+    })
+    .await;
 }
 
-async fn race_status(app: &TestApp, page: &str, path: &str, fields: &[(&str, &str)], winner: StatusCode) -> usize {
-    let mut ready = Vec::new();
-    for _ in 0..50 {
-        let client = browser();
-        let (_, html) = get(&client, &app.url(page)).await;
-        ready.push((client, csrf_of(&html)));
+/// Issue a recovery code, an access email, a magic link, a one-time password and a one-time temporary
+/// access pass to Sam in turn, and have 50 browsers spread
+/// over `bases` redeem each at once: exactly one wins each race.
+async fn race_every_secret(app: &TestApp, bases: &[String]) {
+    let ada = admin(app, "ada", expert(3)).await;
+    let sam = app.add_person("sam", true).await;
+    let sam_id = person_id(app, &sam).await;
+    let console = app.sign_in(&ada).await;
+
+    act(app, &console, "send-recovery-code", sam_id, &[]).await;
+    let code = code_in(&last_email(app, &sam.email).await);
+    let outcomes = race(bases, "/recover", "/recover", &[("email", &sam.email), ("code", &code)]).await;
+    assert_eq!(winners(&outcomes, |_, to| to == "/recover/options"), 1, "recovery code: {outcomes:?}");
+
+    for (action, password) in [("send-access-email", NEW_PASSWORD), ("send-magic-link", "quiet-meadow-copper-37")] {
+        act(app, &console, action, sam_id, &[]).await;
+        let link = link_in(&last_email(app, &sam.email).await, "/reset-password?token=");
+        let token = link.split("token=").nth(1).unwrap().to_owned();
+        let fields = [("token", token.as_str()), ("new_password", password), ("confirm_password", password)];
+        let outcomes = race(bases, &link, "/reset-password", &fields).await;
+        assert_eq!(winners(&outcomes, |status, _| status == StatusCode::OK), 1, "{action}: {outcomes:?}");
     }
-    let attempts = ready.into_iter().map(|(client, csrf)| async move {
+
+    act(app, &console, "send-one-time-password", sam_id, &[]).await;
+    let otp = code_in(&last_email(app, &sam.email).await);
+    let outcomes = race(bases, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &otp)]).await;
+    assert_eq!(winners(&outcomes, |_, to| to == "/signin/mfa"), 1, "one-time password: {outcomes:?}");
+
+    let (status, html) = act(app, &console, "issue-temporary-access-pass", sam_id, &[("pass_minutes", "30")]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let pass = html.split("id=\"pass\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    let outcomes = race(bases, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &pass)]).await;
+    assert_eq!(winners(&outcomes, |_, to| to == "/signin/enroll"), 1, "temporary access pass: {outcomes:?}");
+}
+
+/// 50 browsers, the n-th on `bases[n % len]`, each load `page` for its CSRF token, then post the same form
+/// to `path` at once; each outcome is (status, redirect target).
+async fn race(bases: &[String], page: &str, path: &str, fields: &[(&str, &str)]) -> Vec<(StatusCode, String)> {
+    let mut ready = Vec::new();
+    for n in 0..50 {
+        let base = &bases[n % bases.len()];
+        let client = browser();
+        let (_, html) = get(&client, &format!("{base}{page}")).await;
+        ready.push((client, base, csrf_of(&html)));
+    }
+    let attempts = ready.into_iter().map(|(client, base, csrf)| async move {
         let mut form = fields.to_vec();
         form.push(("csrf", &csrf));
-        client.post(app.url(path)).form(&form).send().await.unwrap().status() == winner
+        let response = client.post(format!("{base}{path}")).form(&form).send().await.unwrap();
+        (response.status(), location(&response))
     });
-    futures::future::join_all(attempts).await.into_iter().filter(|w| *w).count()
+    futures::future::join_all(attempts).await
+}
+
+fn winners(outcomes: &[(StatusCode, String)], won: impl Fn(StatusCode, &str) -> bool) -> usize {
+    outcomes.iter().filter(|(status, to)| won(*status, to)).count()
 }
 
 #[tokio::test]
