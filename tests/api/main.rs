@@ -13,6 +13,7 @@ mod instances;
 mod lockout;
 mod pages;
 mod people;
+mod permission_matrix;
 mod recovery;
 mod security_questions;
 mod sessions;

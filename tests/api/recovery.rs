@@ -7,7 +7,7 @@ use lifeline::domain::Grant;
 use reqwest::StatusCode;
 
 /// A person with a grant and an authenticator.
-async fn admin(app: &TestApp, username: &str, grant: Grant) -> Person {
+pub(crate) async fn admin(app: &TestApp, username: &str, grant: Grant) -> Person {
     let person = app.add_person(username, true).await;
     let subject = app.state.directory.find(&person.email).await.unwrap().id;
     app.state.directory.set_grant(system(&app.state, Some(subject)).await, grant).await.unwrap();
@@ -18,13 +18,13 @@ fn expert(dpa_level: u8) -> Grant {
     Grant { dpa_level, expert_mode: true, ..Default::default() }
 }
 
-async fn person_id(app: &TestApp, person: &Person) -> i64 {
+pub(crate) async fn person_id(app: &TestApp, person: &Person) -> i64 {
     app.state.directory.find(&person.email).await.unwrap().id.0
 }
 
-const METHOD: &str = "Identity verified by callback to the number on file";
+pub(crate) const METHOD: &str = "Identity verified by callback to the number on file";
 
-async fn get(client: &reqwest::Client, url: &str) -> (StatusCode, String) {
+pub(crate) async fn get(client: &reqwest::Client, url: &str) -> (StatusCode, String) {
     let response = client.get(url).send().await.unwrap();
     (response.status(), response.text().await.unwrap_or_default())
 }

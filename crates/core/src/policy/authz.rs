@@ -30,7 +30,8 @@ pub enum Denial {
     NotPermitted,
     #[error("Nobody may do this to their own account; ask another administrator.")]
     Themself,
-    #[error("This person ranks as high as you or higher; ask someone who outranks them.")]
+    /// Worded like any refusal about a person: it must not tell a low-ranked admin who holds power.
+    #[error("You may not act on this person; ask another administrator.")]
     Outranked,
     /// An action on a person was asked without one, or one without a person was asked with one.
     #[error("This action needs the person it acts on.")]
