@@ -676,3 +676,165 @@ async fn auditors_filter_the_audit_log_and_see_the_chain_verify_others_are_refus
     })
     .await;
 }
+
+/// The href of the first link on `html` whose address contains `needle` (HTML-unescaped).
+fn href_with(html: &str, needle: &str) -> String {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|h| h.replace("&amp;", "&").replace("&#38;", "&"))
+        .find(|h| h.contains(needle))
+        .unwrap_or_else(|| panic!("no link with {needle} in:\n{html}"))
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} field in:\n{html}")) + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_request_is_helped_through_the_wizard_the_magic_link_signs_lou_in_and_the_reference_is_audited() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let lou = app.add_person("lou", true).await;
+        for _ in 0..5 {
+            app.post_sign_in(&browser(), &lou.username, "not-lous-password-at-all").await;
+        }
+        let reference =
+            json_reference(app.post_assistance_json("81.2.69.142", &lou.email, "locked_out", "").await).await;
+        let console = app.sign_in(&harry).await;
+
+        // The request page, once its dossier is built, offers the wizard for Lou with the reference.
+        let mut request_page = String::new();
+        for _ in 0..100 {
+            request_page = get(&console, &app.url(&format!("/console/requests/{reference}"))).await.1;
+            if request_page.contains("Help this person") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let (_, options) = get(&console, &app.url(&href_with(&request_page, "/console/assist?person="))).await;
+        assert!(options.contains(&reference), "{options}");
+        let (status, review) = get(&console, &app.url(&href_with(&options, "action=send-magic-link"))).await;
+        assert_eq!(status, StatusCode::OK, "{review}");
+        assert_eq!(hidden(&review, "reference"), reference);
+        let lou_id = person_id(&app, &lou).await;
+        let form = [
+            ("csrf", csrf_of(&review)),
+            ("seen", hidden(&review, "seen")),
+            ("reference", reference.clone()),
+            ("method", METHOD.to_owned()),
+            ("on_behalf_of", "Mona Manager".to_owned()),
+            ("details", "called back on the desk phone".to_owned()),
+        ];
+        let done = console
+            .post(app.url(&format!("/console/people/{lou_id}/actions/send-magic-link")))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), StatusCode::OK, "{}", done.text().await.unwrap_or_default());
+
+        // The audit row names the method, the manager and the request; the request is resolved.
+        let (reason, on_behalf_of, audited_reference, actor) = audit_row(&app, "send-magic-link").await.unwrap();
+        assert_eq!(reason.as_deref(), Some(METHOD));
+        assert_eq!(on_behalf_of.as_deref(), Some("Mona Manager"));
+        assert_eq!(audited_reference.as_deref(), Some(reference.as_str()));
+        assert!(actor.ends_with(":harry"));
+        let status: String = sqlx::query_scalar("SELECT status FROM assistance_request WHERE reference = $1")
+            .bind(&reference)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(status, "resolved");
+
+        // Lou's email: the link sets a password, lifts the lock, and Lou signs in with the authenticator.
+        let text = last_email(&app, &lou.email).await;
+        assert!(text.contains("/not-me?token="), "{text}");
+        let link = link_in(&text, "/reset-password?token=");
+        let token = link.split("token=").nth(1).unwrap().to_owned();
+        let me = browser();
+        let fields = [("token", token.as_str()), ("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)];
+        let set = post_with_csrf(&me, &app, &link, "/reset-password", &fields).await;
+        assert_eq!(set.status(), StatusCode::OK);
+        let signed = app.post_sign_in(&me, &lou.username, NEW_PASSWORD).await;
+        assert_eq!(location(&signed), "/signin/mfa");
+        let totp = code(lou.totp.as_ref().unwrap(), 0);
+        let second = post_with_csrf(&me, &app, "/signin/mfa", "/signin/mfa", &[("code", &totp)]).await;
+        assert_eq!(location(&second), "/", "signed in");
+
+        // Every step is in Lou's activity log on the person record.
+        let (_, record) = get(&console, &app.url(&format!("/console/people/{lou_id}"))).await;
+        let activity = record.split("<h2>Activity log</h2>").nth(1).unwrap();
+        assert!(activity.contains("<td>send-magic-link</td>") && activity.contains(METHOD), "{activity}");
+        assert!(activity.contains("<td>password.reset</td>"), "the link used: {activity}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unlock_one_account_unlock_q_and_a_and_unenrol_q_and_a_end_to_end() {
+    each_backend_with(
+        |s| s.policy.qa_enabled = true,
+        async |app: TestApp| {
+            let ada = admin(&app, "ada", expert(3)).await;
+            let sam = app.add_person("sam", true).await;
+            let sam_id = person_id(&app, &sam).await;
+            let answers = ["Hillside Primary", "Leeds", "Dune"].map(str::to_owned).to_vec();
+            app.state.signin.enrol_security_questions(sam.account_id, &answers).await.unwrap();
+            let console = app.sign_in(&ada).await;
+
+            // One account locked by failures: `unlock` on that account lifts it and says who did.
+            for _ in 0..5 {
+                app.post_sign_in(&browser(), &sam.username, "not-sams-password-at-all").await;
+            }
+            let account = sam.account_id.to_string();
+            let (status, html) = act(&app, &console, "unlock", sam_id, &[("account", &account)]).await;
+            assert_eq!(status, StatusCode::OK, "{html}");
+            let view = app.person_json(&sam.email).await;
+            assert_eq!(view["accounts"][0]["locked"], false);
+            assert!(view["accounts"][0]["unlocked_by"].as_str().unwrap().ends_with(":ada"));
+            assert!(last_email(&app, &sam.email).await.contains("/not-me?token="));
+            assert_eq!(location(&app.post_sign_in(&browser(), &sam.username, &sam.password).await), "/signin/mfa");
+
+            // The Q&A reset locked by wrong answers: `unlock-qa` lets the right answers work again.
+            let reset = async |answers: [&str; 3], password: &str| {
+                app.post_form(
+                    &browser(),
+                    "/reset",
+                    &[
+                        ("email", &sam.email),
+                        ("answer0", answers[0]),
+                        ("answer1", answers[1]),
+                        ("answer2", answers[2]),
+                        ("new_password", password),
+                        ("confirm_password", password),
+                    ],
+                )
+                .await
+            };
+            for _ in 0..3 {
+                reset(["Hillside Primary", "Leeds", "Foundation"], NEW_PASSWORD).await;
+            }
+            assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], true);
+            let (status, html) = act(&app, &console, "unlock-qa", sam_id, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{html}");
+            assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], false);
+            let (reason, on_behalf_of, _, _) = audit_row(&app, "unlock-qa").await.unwrap();
+            assert_eq!((reason.as_deref(), on_behalf_of.as_deref()), (Some(METHOD), Some("Mona Manager")));
+            let right = reset(["Hillside Primary", "Leeds", "Dune"], NEW_PASSWORD).await;
+            assert_eq!(right.status(), StatusCode::OK);
+
+            // `unenroll-qa` removes the answers: they no longer reset anything.
+            let (status, html) = act(&app, &console, "unenroll-qa", sam_id, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{html}");
+            assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_enrolled"], false);
+            let after = reset(["Hillside Primary", "Leeds", "Dune"], "quiet-meadow-copper-37").await;
+            assert_eq!(after.status(), StatusCode::BAD_REQUEST);
+            let notices = emails_to(&app, &sam.email).await;
+            assert_eq!(notices.len(), 3, "one notice per action: {notices:?}");
+        },
+    )
+    .await;
+}
