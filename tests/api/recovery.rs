@@ -424,6 +424,16 @@ async fn four_eyes_an_action_on_an_admin_waits_for_a_second_higher_admin() {
 
             let own = post_with_csrf(&ada_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
             assert_eq!(own.status(), StatusCode::CONFLICT, "the requester cannot approve");
+            // Neither an admin without the permission nor the subject may approve it.
+            let hank = admin(&app, "hank", Grant { dpa_level: 1, ..Default::default() }).await;
+            for other in [&hank, &harry] {
+                let client = app.sign_in(other).await;
+                let path = format!("/console/approvals/{id}/approve");
+                let refused = post_with_csrf(&client, &app, "/", &path, &[]).await;
+                assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{}", other.username);
+                let totp = app.person_json(&harry.email).await["accounts"][0]["mfa"]["totp_enabled"].clone();
+                assert_eq!(totp, true, "nothing ran");
+            }
             let carol_console = app.sign_in(&carol).await;
             let (_, list) = get(&carol_console, &app.url("/console/approvals")).await;
             assert!(list.contains("Reset MFA") && list.contains("Test harry"), "{list}");
@@ -445,6 +455,18 @@ async fn four_eyes_an_action_on_an_admin_waits_for_a_second_higher_admin() {
                 post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/reject"), &[]).await;
             assert_eq!(rejected.status(), StatusCode::OK);
             assert_eq!(app.person_json(&harry.email).await["status"], "active");
+
+            // A peer of the subject holding the permission may not approve either: only someone who outranks them.
+            let dora = admin(&app, "dora", Grant { dpa_level: 2, ..Default::default() }).await;
+            let dave = admin(&app, "dave", Grant { dpa_level: 2, ..Default::default() }).await;
+            let (status, _) = act(&app, &ada_console, "disable", person_id(&app, &dora).await, &[]).await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+            let id: i64 =
+                sqlx::query_scalar("SELECT MAX(approval_id) FROM approval").fetch_one(app.db.pool()).await.unwrap();
+            let dave_console = app.sign_in(&dave).await;
+            let peer = post_with_csrf(&dave_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
+            assert_eq!(peer.status(), StatusCode::FORBIDDEN);
+            assert_eq!(app.person_json(&dora.email).await["status"], "active");
 
             // An expired one neither.
             let (status, _) = act(&app, &ada_console, "disable", harry_id, &[]).await;
@@ -836,5 +858,162 @@ async fn unlock_one_account_unlock_q_and_a_and_unenrol_q_and_a_end_to_end() {
             assert_eq!(notices.len(), 3, "one notice per action: {notices:?}");
         },
     )
+    .await;
+}
+
+#[tokio::test]
+async fn step_up_eleven_minutes_after_sign_in_each_expert_action_asks_for_a_fresh_code_then_runs() {
+    each_backend_with_clock(real_now(), test_adjust, async |app: TestApp, clock| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let console = app.sign_in(&ada).await;
+        let fresh = || lifeline::totp::code_at(ada.totp.as_ref().unwrap(), lifeline::clock::Clock::now(&*clock));
+        for (action, extra) in [
+            ("send-recovery-code", vec![]),
+            ("issue-temporary-access-pass", vec![("pass_minutes", "30")]),
+            ("reset-mfa", vec![]),
+        ] {
+            let sam = app.add_person(&format!("sam-{action}"), true).await;
+            let sam_id = person_id(&app, &sam).await;
+            clock.advance(11 * 60);
+            let (status, html) = act(&app, &console, action, sam_id, &extra).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{action}: asks again");
+            assert!(html.contains("name=\"step_up_code\""), "{action}: {html}");
+            assert!(emails_to(&app, &sam.email).await.is_empty(), "{action}: nothing ran");
+            let mut wrong = extra.clone();
+            wrong.push(("step_up_code", "000000"));
+            let (status, _) = act(&app, &console, action, sam_id, &wrong).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{action}: a wrong code runs nothing");
+            assert!(emails_to(&app, &sam.email).await.is_empty(), "{action}: nothing ran");
+            let code = fresh();
+            let mut with_code = extra.clone();
+            with_code.push(("step_up_code", &code));
+            let (status, html) = act(&app, &console, action, sam_id, &with_code).await;
+            assert_eq!(status, StatusCode::OK, "{action}: {html}");
+            assert_eq!(emails_to(&app, &sam.email).await.len(), 1, "{action}: ran once, told Sam");
+            // The fresh code counts for ten minutes: the next expert action within them asks nothing.
+            let other = app.add_person(&format!("kim-{action}"), true).await;
+            clock.advance(9 * 60);
+            let (status, html) = act(&app, &console, action, person_id(&app, &other).await, &extra).await;
+            assert_eq!(status, StatusCode::OK, "{action} 9 minutes after the step-up: {html}");
+        }
+        // An ordinary action never asks.
+        let lou = app.add_person("lou", true).await;
+        clock.advance(30 * 60);
+        let (status, html) = act(&app, &console, "send-access-email", person_id(&app, &lou).await, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn links_passes_and_device_codes_expire_at_their_configured_lifetimes() {
+    each_backend_with_clock(
+        real_now(),
+        |s| {
+            s.recovery.link_minutes = 30;
+            // A half-finished sign-in outlives the device code here, so the code's own expiry is what is seen.
+            s.policy.pending_sign_in_minutes = 30;
+        },
+        async |app: TestApp, clock| {
+            let ada = admin(&app, "ada", expert(3)).await;
+            let sam = app.add_person("sam", true).await;
+            let sam_id = person_id(&app, &sam).await;
+            let console = app.sign_in(&ada).await;
+            let now = || lifeline::clock::Clock::now(&*clock);
+            let step_up = || lifeline::totp::code_at(ada.totp.as_ref().unwrap(), now());
+            let set_password = async |link: &str, password: &str| {
+                let token = link.split("token=").nth(1).unwrap().to_owned();
+                let fields = [("token", token.as_str()), ("new_password", password), ("confirm_password", password)];
+                post_with_csrf(&browser(), &app, "/signin", "/reset-password", &fields).await.status()
+            };
+
+            // A link (access email, magic link) lives `link_minutes` (30 here): dead at 31, alive at 29.
+            for action in ["send-access-email", "send-magic-link"] {
+                act(&app, &console, action, sam_id, &[]).await;
+                let late = link_in(&last_email(&app, &sam.email).await, "/reset-password?token=");
+                clock.advance(31 * 60);
+                assert_eq!(get(&browser(), &app.url(&late)).await.0, StatusCode::NOT_FOUND, "{action} at 31");
+                assert_ne!(set_password(&late, NEW_PASSWORD).await, StatusCode::OK, "{action} at 31");
+                act(&app, &console, action, sam_id, &[]).await;
+                let link = link_in(&last_email(&app, &sam.email).await, "/reset-password?token=");
+                clock.advance(29 * 60);
+                let password = format!("{action}-quiet-meadow-37");
+                assert_eq!(set_password(&link, &password).await, StatusCode::OK, "{action} at 29");
+            }
+
+            // A temporary access pass lives the minutes the admin chose (20): dead at 21, alive at 19.
+            let pass = async || {
+                let code = step_up();
+                let fields = [("pass_minutes", "20"), ("step_up_code", code.as_str())];
+                let (status, html) = act(&app, &console, "issue-temporary-access-pass", sam_id, &fields).await;
+                assert_eq!(status, StatusCode::OK, "{html}");
+                html.split("id=\"pass\">").nth(1).unwrap().split('<').next().unwrap().to_owned()
+            };
+            let use_pass = async |pass: &str| {
+                let fields = [("login", "sam"), ("code", pass)];
+                location(&post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &fields).await)
+            };
+            let late = pass().await;
+            clock.advance(21 * 60);
+            assert_eq!(use_pass(&late).await, "", "a pass at 21 of 20 minutes is refused");
+            let alive = pass().await;
+            clock.advance(19 * 60);
+            assert_eq!(use_pass(&alive).await, "/signin/enroll", "a pass at 19 of 20 minutes");
+
+            // The device authorization code after an MFA reset lives 10 minutes.
+            let kim = app.add_person("kim", true).await;
+            let code = step_up();
+            let kim_id = person_id(&app, &kim).await;
+            let (status, html) = act(&app, &console, "reset-mfa", kim_id, &[("step_up_code", &code)]).await;
+            assert_eq!(status, StatusCode::OK, "{html}");
+            let me = browser();
+            assert_eq!(location(&app.post_sign_in(&me, "kim", &kim.password).await), "/signin/device");
+            let device = code_in(&last_email(&app, &kim.email).await);
+            // The page is loaded in time, the code typed too late.
+            let (_, page) = get(&me, &app.url("/signin/device")).await;
+            clock.advance(11 * 60);
+            let csrf = csrf_of(&page);
+            let late =
+                me.post(app.url("/signin/device")).form(&[("code", &device), ("csrf", &csrf)]).send().await.unwrap();
+            assert_eq!(late.status(), StatusCode::UNAUTHORIZED, "a device code at 11 minutes: {}", location(&late));
+            let me = browser();
+            assert_eq!(location(&app.post_sign_in(&me, "kim", &kim.password).await), "/signin/device");
+            let device = code_in(&last_email(&app, &kim.email).await);
+            clock.advance(9 * 60);
+            let alive = post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", &device)]).await;
+            assert_eq!(location(&alive), "/signin/enroll", "a device code at 9 minutes");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_multi_use_pass_works_while_it_lives_until_a_new_authenticator_is_bound() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&ada).await;
+        let fields = [("pass_minutes", "60"), ("pass_multi_use", "1")];
+        let (status, html) = act(&app, &console, "issue-temporary-access-pass", sam_id, &fields).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let pass = html.split("id=\"pass\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+        let use_pass = async |client: &reqwest::Client| {
+            let fields = [("login", "sam"), ("code", pass.as_str())];
+            location(&post_with_csrf(client, &app, "/signin/code", "/signin/code", &fields).await)
+        };
+        assert_eq!(use_pass(&browser()).await, "/signin/enroll", "first use");
+        let me = browser();
+        assert_eq!(use_pass(&me).await, "/signin/enroll", "second use: multi-use");
+
+        // Binding a new authenticator (oathtool's code for the new secret) ends the pass.
+        let (_, enrol) = get(&me, &app.url("/signin/enroll")).await;
+        let secret = enrol.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+        let out = std::process::Command::new("oathtool").args(["--totp", "-b", &secret]).output().unwrap();
+        let totp = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let done = post_with_csrf(&me, &app, "/signin/enroll", "/signin/enroll", &[("code", &totp)]).await;
+        assert_eq!(done.status(), StatusCode::OK);
+        assert_ne!(use_pass(&browser()).await, "/signin/enroll", "revoked by the new authenticator");
+    })
     .await;
 }
