@@ -59,6 +59,23 @@ impl From<crate::signin::SignInError> for PageError {
     }
 }
 
+/// A recovery service error as the page says it: form 400, does-not-fit 409, step-up 403, throttled 429.
+impl From<crate::recovery::RecoveryError> for PageError {
+    fn from(e: crate::recovery::RecoveryError) -> Self {
+        use crate::recovery::RecoveryError as E;
+        match e {
+            E::Form(m) => Self::bad_request(m),
+            E::NotApplicable(m) | E::Approval(m) => Self::new(StatusCode::CONFLICT, m),
+            e @ E::StepUp => Self::new(StatusCode::FORBIDDEN, e.to_string()),
+            E::NotFound => Self::not_found(),
+            e @ E::Throttled { retry_after } => {
+                Self { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()) }
+            }
+            e => Self::internal(e),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
         Self::internal(e)

@@ -1017,3 +1017,69 @@ async fn a_multi_use_pass_works_while_it_lives_until_a_new_authenticator_is_boun
     })
     .await;
 }
+
+#[tokio::test]
+async fn wrong_codes_and_links_from_one_address_share_the_sign_in_window_and_get_429() {
+    each_backend_with(
+        |s| s.lockout.per_client = lifeline::policy::rate_limit::RateLimit { max: 4, window_seconds: 600 },
+        async |app: TestApp| {
+            let ada = admin(&app, "ada", expert(3)).await;
+            let sam = app.add_person("sam", true).await;
+            let sam_id = person_id(&app, &sam).await;
+            let console = app.sign_in(&ada).await;
+            act(&app, &console, "send-recovery-code", sam_id, &[]).await;
+            let code = code_in(&last_email(&app, &sam.email).await);
+            const ATTACKER: &str = "89.160.20.112";
+            let wrong = "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG";
+
+            // Four failures of different kinds from one address spend its window ...
+            let fields = [("email", sam.email.as_str()), ("code", wrong)];
+            assert_eq!(app.post_form_from(&browser(), ATTACKER, "/recover", &fields).await.status(), 401);
+            assert_eq!(app.post_form_from(&browser(), ATTACKER, "/recover", &fields).await.status(), 401);
+            let fields = [("login", "sam"), ("code", wrong)];
+            assert_eq!(app.post_form_from(&browser(), ATTACKER, "/signin/code", &fields).await.status(), 401);
+            let fields = [
+                ("token", "x".repeat(43)),
+                ("new_password", NEW_PASSWORD.into()),
+                ("confirm_password", NEW_PASSWORD.into()),
+            ];
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(app.post_form_from(&browser(), ATTACKER, "/reset-password", &fields).await.status(), 410);
+
+            // ... so the next attempt, of any kind, even with the right code, is refused before it is checked.
+            let right = [("email", sam.email.as_str()), ("code", code.as_str())];
+            let refused = app.post_form_from(&browser(), ATTACKER, "/recover", &right).await;
+            assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert!(refused.headers().contains_key("retry-after"));
+            let fields = [("login", "sam"), ("password", sam.password.as_str())];
+            assert_eq!(app.post_form_from(&browser(), ATTACKER, "/signin", &fields).await.status(), 429);
+
+            // The code was not used up by the refusal: Sam, elsewhere, uses it.
+            let used = app.post_form_from(&browser(), "81.2.69.142", "/recover", &right).await;
+            assert_eq!(location(&used), "/recover/options");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn at_most_three_device_codes_are_emailed_in_ten_minutes_and_the_last_one_still_works() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let console = app.sign_in(&ada).await;
+        act(&app, &console, "reset-mfa", person_id(&app, &sam).await, &[]).await;
+        let before = emails_to(&app, &sam.email).await.len();
+        let mut me = browser();
+        for _ in 0..5 {
+            me = browser();
+            assert_eq!(location(&app.post_sign_in(&me, "sam", &sam.password).await), "/signin/device");
+        }
+        let codes = emails_to(&app, &sam.email).await;
+        assert_eq!(codes.len() - before, 3, "five sign-ins, three codes");
+        let last = code_in(&codes.last().unwrap().1);
+        let done = post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", &last)]).await;
+        assert_eq!(location(&done), "/signin/enroll");
+    })
+    .await;
+}

@@ -402,16 +402,6 @@ fn result_page(outcome: Outcome, action: RecoveryAction, person: PersonId, name:
     }
 }
 
-fn recovery_error(e: RecoveryError) -> PageError {
-    match e {
-        RecoveryError::Form(m) => PageError::bad_request(m),
-        RecoveryError::NotApplicable(m) | RecoveryError::Approval(m) => PageError::new(StatusCode::CONFLICT, m),
-        RecoveryError::StepUp => PageError::new(StatusCode::FORBIDDEN, RecoveryError::StepUp.to_string()),
-        RecoveryError::NotFound => PageError::not_found(),
-        e => PageError::internal(e),
-    }
-}
-
 /// A step-up code in the form, if any: checked (and counted) like a sign-in step; returns when the session
 /// last proved a second factor.
 async fn step_up(
@@ -490,7 +480,7 @@ async fn run<A: Recover>(
             let page = review(state, admin, csrf, A::RECOVERY, person, &reference, &values, Some(&message)).await?;
             Ok(with_status(&page, status))
         }
-        Err(e) => Err(recovery_error(e)),
+        Err(e) => Err(PageError::from(e)),
     }
 }
 
@@ -568,7 +558,7 @@ async fn decide<A: Recover>(
         .map(|p| p.display_name)
         .unwrap_or_default();
     if !approve {
-        state.recovery.reject(proof, id).await.map_err(recovery_error)?;
+        state.recovery.reject(proof, id).await.map_err(PageError::from)?;
         let summary = format!("Request {id} was rejected: nothing was done.");
         return Ok(render(&ConsoleResultPage {
             title: "Rejected",
@@ -582,6 +572,6 @@ async fn decide<A: Recover>(
         }));
     }
     let second_factor_at = step_up(state, admin, form, ctx).await?;
-    let outcome = state.recovery.approve(proof, id, second_factor_at).await.map_err(recovery_error)?;
+    let outcome = state.recovery.approve(proof, id, second_factor_at).await.map_err(PageError::from)?;
     Ok(result_page(outcome, A::RECOVERY, person, &name))
 }

@@ -71,6 +71,7 @@ pub struct NewPasswordForm {
 
 pub async fn reset_password_post(
     State(state): State<AppState>,
+    Client(ctx): Client,
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<NewPasswordForm>,
 ) -> Result<Response, PageError> {
@@ -89,7 +90,7 @@ pub async fn reset_password_post(
     if form.new_password != form.confirm_password {
         return Ok(page("The two passwords are not the same."));
     }
-    match state.recovery.set_password_with_link(&token, &form.new_password).await {
+    match state.recovery.set_password_with_link(&token, &form.new_password, &ctx).await {
         Ok(_) => Ok(message(
             StatusCode::OK,
             "Password set",
@@ -103,7 +104,7 @@ pub async fn reset_password_post(
         }
         Err(e @ RedeemError::NotLocal) => Err(PageError::bad_request(e.to_string())),
         Err(RedeemError::Busy) => Err(crate::signin::SignInError::Busy.into()),
-        Err(RedeemError::Other(e)) => Err(PageError::internal(e)),
+        Err(RedeemError::Other(e)) => Err(e.into()),
     }
 }
 
@@ -126,11 +127,12 @@ const CODE_INVALID: &str = "That email address and recovery code do not go toget
 pub async fn recover_post(
     State(state): State<AppState>,
     MaybeSession(old): MaybeSession,
+    Client(ctx): Client,
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<RecoverForm>,
 ) -> Result<Response, PageError> {
     let email: String = form.email.trim().chars().take(254).collect();
-    match state.recovery.redeem_recovery_code(&email, &form.code).await.map_err(PageError::internal)? {
+    match state.recovery.redeem_recovery_code(&email, &form.code, &ctx).await? {
         Some(account) => session::start(&state, old.as_ref(), account, SessionStage::Recovering).await,
         None => {
             let mut response = render(&RecoverPage {
@@ -238,7 +240,7 @@ pub async fn signin_code_post(
     ValidForm(form): ValidForm<SignInCodeForm>,
 ) -> Result<Response, PageError> {
     let login: String = form.login.trim().chars().take(254).collect();
-    match state.recovery.sign_in_with_code(&login, &form.code, &ctx).await.map_err(PageError::internal)? {
+    match state.recovery.sign_in_with_code(&login, &form.code, &ctx).await? {
         Some((account, stage)) => session::start(&state, old.as_ref(), account, stage).await,
         None => {
             let error = "That username and code do not go together, or the code has been used or has expired.";
@@ -266,14 +268,16 @@ pub struct CodeForm {
 pub async fn device_post(
     State(state): State<AppState>,
     AtStage(session, _): AtStage<AuthorizingDevice>,
+    Client(ctx): Client,
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<CodeForm>,
 ) -> Result<Response, PageError> {
-    if state.recovery.authorize_device(session.account_id, &form.code).await.map_err(PageError::internal)? {
+    if state.recovery.authorize_device(session.account_id, &form.code, &ctx).await? {
         let next = SessionStage::EnrollMfa;
         return session::advance(&state, &session, next, Redirect::to(session::stage_path(next)).into_response()).await;
     }
-    let error = "That code is not right, or it has expired. Sign in again to get a new one.";
+    let error = "That code is not right, or it has expired. Sign in again to get a new one (at most three are sent \
+                 in ten minutes; until then the last one still works).";
     let mut response = render(&DevicePage { title: "Device authorization", csrf: &csrf.0, error: Some(error) });
     *response.status_mut() = StatusCode::UNAUTHORIZED;
     Ok(response)

@@ -176,6 +176,12 @@ pub fn needs_step_up(action: RecoveryAction, permissions: &PermissionSettings) -
     permissions.of(action).expert || action == RecoveryAction::ResetMfa
 }
 
+/// Device authorization emails per account: a sign-in with the right password sends one, so someone who
+/// knows the password could otherwise flood the person's mailbox. Past the limit no new code goes out and the
+/// last one stays valid (a new code would revoke it).
+pub const DEVICE_CODES: crate::policy::rate_limit::RateLimit =
+    crate::policy::rate_limit::RateLimit { max: 3, window_seconds: 600 };
+
 /// Is a second factor proved at `at` fresh enough for a step-up action at `now`?
 pub fn fresh(at: Option<Timestamp>, now: Timestamp, settings: &RecoverySettings) -> bool {
     at.is_some_and(|at| at <= now && now - at <= i64::from(settings.step_up_minutes) * 60)

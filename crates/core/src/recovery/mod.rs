@@ -26,7 +26,7 @@ use crate::policy::recovery::{self as rules, FormError, Target, Verification};
 use crate::services::Core;
 use crate::store::{
     AssistanceStore, AuditStore, CredentialStore, DirectoryStore, EventStore, NewSecret, RecoveryChange, RecoveryStore,
-    SecretKind, StoreError,
+    SecretKind, StoreError, ThrottleStore,
 };
 use std::sync::Arc;
 
@@ -79,6 +79,9 @@ pub enum RecoveryError {
     Approval(String),
     #[error("not found")]
     NotFound,
+    /// Too many failed attempts from this client address (429): the sign-in window is spent.
+    #[error("Too many failed attempts from your network. Try again in {} minutes.", retry_after.div_ceil(60))]
+    Throttled { retry_after: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -93,10 +96,10 @@ impl From<FormError> for RecoveryError {
 
 /// The store capabilities recovery uses.
 pub trait RecoveryServiceStore:
-    RecoveryStore + DirectoryStore + CredentialStore + AssistanceStore + AuditStore + EventStore
+    RecoveryStore + DirectoryStore + CredentialStore + AssistanceStore + AuditStore + EventStore + ThrottleStore
 {
 }
-impl<T: RecoveryStore + DirectoryStore + CredentialStore + AssistanceStore + AuditStore + EventStore>
+impl<T: RecoveryStore + DirectoryStore + CredentialStore + AssistanceStore + AuditStore + EventStore + ThrottleStore>
     RecoveryServiceStore for T
 {
 }

@@ -9,6 +9,7 @@ use crate::domain::{Account, AccountId, AccountSource, EmailAddress, Timestamp};
 use crate::policy::password;
 use crate::policy::permissions::Permission;
 use crate::signin::RequestContext;
+use crate::signin::attempts::{release_client, reserve_client};
 use crate::store::{LiveSecret, NewSecret, RecoveryChange, RedeemEffect, Redemption, SecretKind, SessionStage};
 
 /// What a link is, for the page it opens (a GET uses nothing up: mail scanners fetch links).
@@ -52,6 +53,30 @@ impl Recovery {
         crate::signin::failure_floor(&self.core, started).await
     }
 
+    /// Run one attempt with a secret typed or followed from outside: it is taken from the client address's
+    /// window of failed sign-ins first (reserve, then do the slow work), given back when it succeeds, and a
+    /// failure is answered after the failure floor. `Ok(None)` is a failure.
+    async fn guarded<T>(
+        &self,
+        ctx: &RequestContext,
+        attempt: impl std::future::Future<Output = Result<Option<T>, RecoveryError>>,
+    ) -> Result<Option<T>, RecoveryError> {
+        let started = std::time::Instant::now();
+        let limit = self.core.settings.lockout.per_client;
+        let slot = match reserve_client(&*self.store, limit, ctx, self.now()).await? {
+            Ok(slot) => slot,
+            Err(retry_after) => return Err(RecoveryError::Throttled { retry_after }),
+        };
+        let outcome = attempt.await;
+        match &outcome {
+            Ok(Some(_)) => release_client(&*self.store, &slot).await?,
+            // An error is not the client's failure: nothing was checked.
+            Err(_) => release_client(&*self.store, &slot).await?,
+            Ok(None) => self.floor(started).await,
+        }
+        outcome
+    }
+
     fn live(&self, secret: Option<LiveSecret>, kinds: &[SecretKind]) -> LinkState {
         match secret {
             Some(s) if !kinds.contains(&s.kind) => LinkState::Invalid,
@@ -93,16 +118,22 @@ impl Recovery {
     /// Set a new password with a link from an access email or a magic link: the password is checked first (a
     /// refused one uses nothing up), then the link is used, the password set, the lock lifted and every
     /// session ended, in one transaction.
-    pub async fn set_password_with_link(&self, token: &str, new_password: &str) -> Result<AccountId, RedeemError> {
+    pub async fn set_password_with_link(
+        &self,
+        token: &str,
+        new_password: &str,
+        ctx: &RequestContext,
+    ) -> Result<AccountId, RedeemError> {
+        // The link is checked (and a wrong one charged to the address) before the password: a weak password
+        // on a live link costs nothing and uses nothing up.
         let hash = link_hash(&self.core, token);
         let kinds = [SecretKind::AccessLink, SecretKind::MagicLink];
         let now = self.now();
         let live = |s: &LiveSecret| {
             kinds.contains(&s.kind) && s.used_at.is_none() && s.revoked_at.is_none() && s.expires_at > now
         };
-        let Some(secret) = self.store.secret(&hash).await?.filter(live) else {
-            return Err(RedeemError::Invalid);
-        };
+        let found = self.guarded(ctx, async { Ok(self.store.secret(&hash).await?.filter(live)) }).await?;
+        let Some(secret) = found else { return Err(RedeemError::Invalid) };
         let account = self.account_of(secret.account).await?;
         let password_hash = self.checked_hash(&account, new_password).await?;
         let audit = self.self_service(&account, "password.reset").details(format!("with a {}", secret.kind.as_str()));
@@ -123,13 +154,13 @@ impl Recovery {
     /// The public recovery page: the email address and a recovery code. Returns the account the code was
     /// for, whose session may then set a new password or remove the authenticator; one answer, after the
     /// same floor, for a wrong address, a wrong code and a used or expired one.
-    pub async fn redeem_recovery_code(&self, email: &str, code: &str) -> Result<Option<AccountId>, RecoveryError> {
-        let started = std::time::Instant::now();
-        let found = self.try_recovery_code(email, code).await?;
-        if found.is_none() {
-            self.floor(started).await;
-        }
-        Ok(found)
+    pub async fn redeem_recovery_code(
+        &self,
+        email: &str,
+        code: &str,
+        ctx: &RequestContext,
+    ) -> Result<Option<AccountId>, RecoveryError> {
+        self.guarded(ctx, self.try_recovery_code(email, code)).await
     }
 
     async fn try_recovery_code(&self, email: &str, code: &str) -> Result<Option<AccountId>, RecoveryError> {
@@ -188,12 +219,7 @@ impl Recovery {
         code: &str,
         ctx: &RequestContext,
     ) -> Result<Option<(AccountId, SessionStage)>, RecoveryError> {
-        let started = std::time::Instant::now();
-        let found = self.try_sign_in_code(login, code, ctx).await?;
-        if found.is_none() {
-            self.floor(started).await;
-        }
-        Ok(found)
+        self.guarded(ctx, self.try_sign_in_code(login, code, ctx)).await
     }
 
     async fn try_sign_in_code(
@@ -249,8 +275,14 @@ impl Recovery {
     pub async fn send_device_code(&self, account: AccountId) -> Result<(), RecoveryError> {
         let account = self.account_of(account).await?;
         let person = self.store.person(account.person_id).await?.ok_or(RecoveryError::NotFound)?;
-        let code = crate::crypto::typed_code(super::CODE_GROUPS);
         let now = self.now();
+        let limit = crate::policy::recovery::DEVICE_CODES;
+        let bucket = format!("device-code:{}", account.id.0);
+        if !self.store.reserve_client_attempt(&bucket, limit.window_start(now), limit.max).await? {
+            tracing::info!(account = account.id.0, "device authorization code not resent: limit reached");
+            return Ok(());
+        }
+        let code = crate::crypto::typed_code(super::CODE_GROUPS);
         let minutes = self.core.settings.recovery.device_code_minutes;
         let paragraphs = vec![
             format!(
@@ -290,8 +322,16 @@ impl Recovery {
     }
 
     /// The emailed device authorization code; true when it was right (the session may enrol now).
-    pub async fn authorize_device(&self, account: AccountId, code: &str) -> Result<bool, RecoveryError> {
-        let started = std::time::Instant::now();
+    pub async fn authorize_device(
+        &self,
+        account: AccountId,
+        code: &str,
+        ctx: &RequestContext,
+    ) -> Result<bool, RecoveryError> {
+        Ok(self.guarded(ctx, self.try_device_code(account, code)).await?.is_some())
+    }
+
+    async fn try_device_code(&self, account: AccountId, code: &str) -> Result<Option<()>, RecoveryError> {
         let account = self.account_of(account).await?;
         let hash = code_hash(&self.core, code);
         let audit = self.self_service(&account, "device-authorization.confirm");
@@ -305,11 +345,7 @@ impl Recovery {
             event: None,
             now: self.now(),
         };
-        let ok = self.store.redeem(&redemption).await?.is_some();
-        if !ok {
-            self.floor(started).await;
-        }
-        Ok(ok)
+        Ok(self.store.redeem(&redemption).await?.map(|_| ()))
     }
 
     /// The state of a "this wasn't me" link.

@@ -4,7 +4,8 @@
 use super::{RequestContext, SignIn, SignInError};
 use crate::domain::{Account, Timestamp};
 use crate::policy::lockout::{AttemptState, Refusal};
-use crate::policy::rate_limit::client_key;
+use crate::policy::rate_limit::{RateLimit, client_key};
+use crate::store::{StoreError, ThrottleStore};
 
 /// Run an attempt to its end even if the request that asked for it goes away (a client that closes the
 /// connection, a request timeout): once an attempt is counted, it must settle — give its count back or record
@@ -23,30 +24,45 @@ pub(super) struct Admitted {
 }
 
 /// One failed attempt taken from a client address's window.
-pub(super) struct ClientSlot {
+pub(crate) struct ClientSlot {
     bucket: String,
     window_start: Timestamp,
 }
 
+/// Take one attempt from the client address's window of failed sign-ins, or say how long to wait. Every way
+/// of proving who you are from the outside (password, second factor, recovery code, one-time password,
+/// temporary access pass, device code, set-password link) draws on this one window, so an address cannot
+/// get a fresh budget by switching forms.
+pub(crate) async fn reserve_client(
+    store: &(impl ThrottleStore + ?Sized),
+    limit: RateLimit,
+    ctx: &RequestContext,
+    now: Timestamp,
+) -> Result<Result<ClientSlot, u64>, StoreError> {
+    let slot = ClientSlot { bucket: format!("sign-in:{}", client_key(ctx.ip)), window_start: limit.window_start(now) };
+    if store.reserve_client_attempt(&slot.bucket, slot.window_start, limit.max).await? {
+        Ok(Ok(slot))
+    } else {
+        Ok(Err(limit.retry_after(now)))
+    }
+}
+
+/// Give back an attempt that succeeded: only failures count against the address.
+pub(crate) async fn release_client(store: &(impl ThrottleStore + ?Sized), slot: &ClientSlot) -> Result<(), StoreError> {
+    store.release_client_attempt(&slot.bucket, slot.window_start).await
+}
+
 impl SignIn {
-    /// Take one attempt from the client address's window, or say how long to wait.
     pub(super) async fn reserve_client(
         &self,
         ctx: &RequestContext,
         now: Timestamp,
     ) -> Result<Result<ClientSlot, u64>, SignInError> {
-        let limit = self.core.settings.lockout.per_client;
-        let slot =
-            ClientSlot { bucket: format!("sign-in:{}", client_key(ctx.ip)), window_start: limit.window_start(now) };
-        if self.store.reserve_client_attempt(&slot.bucket, slot.window_start, limit.max).await? {
-            Ok(Ok(slot))
-        } else {
-            Ok(Err(limit.retry_after(now)))
-        }
+        Ok(reserve_client(&*self.store, self.core.settings.lockout.per_client, ctx, now).await?)
     }
 
     pub(super) async fn release_client(&self, slot: &ClientSlot) -> Result<(), SignInError> {
-        Ok(self.store.release_client_attempt(&slot.bucket, slot.window_start).await?)
+        Ok(release_client(&*self.store, slot).await?)
     }
 
     /// Admit one attempt on `account` (compare-and-set against what was read; re-read and decide again

@@ -14,7 +14,7 @@
 //! - failed sign-ins are also limited per client address (per /64 for IPv6);
 //! - every attempt is a sign-in event with its client IP, place and network.
 
-mod attempts;
+pub(crate) mod attempts;
 mod backup_codes;
 mod overview;
 mod password_change;
