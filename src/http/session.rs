@@ -70,6 +70,11 @@ pub async fn start(
     account: AccountId,
     stage: SessionStage,
 ) -> Result<Response, PageError> {
+    if stage == SessionStage::DeviceAuthorization {
+        // The first sign-in after an MFA reset, however the first factor was proved: a code goes to the
+        // registered address before the session asks for it.
+        state.recovery.send_device_code(account).await?;
+    }
     let token = state.signin.start_session(old, account, stage).await?;
     let mut response = Redirect::to(stage_path(stage)).into_response();
     append_cookie(&mut response, session_cookie(state, token));

@@ -1083,3 +1083,56 @@ async fn at_most_three_device_codes_are_emailed_in_ten_minutes_and_the_last_one_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_one_time_password_after_an_mfa_reset_goes_the_password_way_device_authorization_first() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&ada).await;
+        act(&app, &console, "reset-mfa", sam_id, &[]).await;
+        act(&app, &console, "send-one-time-password", sam_id, &[]).await;
+        let otp = code_in(&last_email(&app, &sam.email).await);
+        let me = browser();
+        let used = post_with_csrf(&me, &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &otp)]).await;
+        assert_eq!(location(&used), "/signin/device", "the MFA reset's device authorization still applies");
+        let device = code_in(&last_email(&app, &sam.email).await);
+        assert_ne!(device, otp);
+        let done = post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", &device)]).await;
+        assert_eq!(location(&done), "/signin/enroll");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_mfa_required_a_one_time_password_leads_to_a_new_password_or_to_a_required_enrolment() {
+    each_backend_with(
+        |s| s.policy.mfa_required = false,
+        async |app: TestApp| {
+            let ada = admin(&app, "ada", expert(3)).await;
+            let kim = app.add_person("kim", false).await;
+            let console = app.sign_in(&ada).await;
+            act(&app, &console, "send-one-time-password", person_id(&app, &kim).await, &[]).await;
+            let otp = code_in(&last_email(&app, &kim.email).await);
+            let me = browser();
+            let fields = [("login", "kim"), ("code", otp.as_str())];
+            let used = post_with_csrf(&me, &app, "/signin/code", "/signin/code", &fields).await;
+            assert_eq!(location(&used), "/account/password");
+
+            // An account that must enrol an authenticator enrols first, whichever factor stood in.
+            let lee = app.add_person("lee", false).await;
+            sqlx::query("UPDATE account SET require_enroll_mfa = 1 WHERE account_id = $1")
+                .bind(lee.account_id.0)
+                .execute(app.db.pool())
+                .await
+                .unwrap();
+            act(&app, &console, "send-one-time-password", person_id(&app, &lee).await, &[]).await;
+            let otp = code_in(&last_email(&app, &lee.email).await);
+            let fields = [("login", "lee"), ("code", otp.as_str())];
+            let used = post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &fields).await;
+            assert_eq!(location(&used), "/signin/enroll");
+        },
+    )
+    .await;
+}

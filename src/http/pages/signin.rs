@@ -69,13 +69,7 @@ pub async fn signin_post(
         PasswordOutcome::Invalid => Ok(signin_page(&csrf.0, &login, Some(INVALID), StatusCode::UNAUTHORIZED)),
         PasswordOutcome::Throttled { retry_after } => Ok(throttled_page(&csrf.0, &login, retry_after)),
         PasswordOutcome::Disabled => Ok(signin_page(&csrf.0, &login, Some(DISABLED), StatusCode::UNAUTHORIZED)),
-        PasswordOutcome::Proceed { account, stage } => {
-            if stage == crate::store::SessionStage::DeviceAuthorization {
-                // The first sign-in after an MFA reset: a code goes to the registered address first.
-                state.recovery.send_device_code(account).await.map_err(PageError::internal)?;
-            }
-            session::start(&state, old.as_ref(), account, stage).await
-        }
+        PasswordOutcome::Proceed { account, stage } => session::start(&state, old.as_ref(), account, stage).await,
     }
 }
 

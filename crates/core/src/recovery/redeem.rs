@@ -258,14 +258,12 @@ impl Recovery {
         let stage = if secret.kind == SecretKind::TemporaryAccessPass {
             SessionStage::EnrollMfa
         } else {
+            // The same way on as after a password: the one-time password stands in for it and nothing else
+            // (the redemption has just made a new password due).
             let totp = self.store.totp(account.id).await?.is_some_and(|t| t.confirmed_at.is_some());
-            if totp || self.store.unused_backup_codes(account.id).await? > 0 {
-                SessionStage::Mfa
-            } else if self.core.settings.policy.mfa_required {
-                SessionStage::EnrollMfa
-            } else {
-                SessionStage::ChangePassword
-            }
+            let has_second_factor = totp || self.store.unused_backup_codes(account.id).await? > 0;
+            let required = crate::domain::RequiredActions { change_password: true, ..account.required };
+            crate::signin::stage_after_first_factor(has_second_factor, &required, &self.core.settings.policy)
         };
         Ok(Some((account.id, stage)))
     }

@@ -146,6 +146,28 @@ pub(crate) fn sign_in_event(
     }
 }
 
+/// Where a session goes once the first factor is proved (a password, or a one-time password standing in for
+/// it): the second factor if there is one; otherwise, after an MFA reset, the device authorization (the
+/// registered mailbox is proved before a new authenticator is bound); enrolment when MFA is required of
+/// everyone or of this account; a password change when one is due.
+pub fn stage_after_first_factor(
+    has_second_factor: bool,
+    required: &crate::domain::RequiredActions,
+    policy: &crate::config::PolicySettings,
+) -> SessionStage {
+    if has_second_factor {
+        SessionStage::Mfa
+    } else if required.device_authorization {
+        SessionStage::DeviceAuthorization
+    } else if policy.mfa_required || required.enroll_mfa {
+        SessionStage::EnrollMfa
+    } else if required.change_password {
+        SessionStage::ChangePassword
+    } else {
+        SessionStage::Active
+    }
+}
+
 /// Wait out the floor that every failed attempt is answered after (`policy.failed_sign_in_floor_ms`), so
 /// how much was checked or written stays out of the timing.
 pub(crate) async fn failure_floor(core: &Core, started: std::time::Instant) {
@@ -292,18 +314,8 @@ impl SignIn {
             self.event(Some(account.id), "disabled", "password", ctx).await?;
             return Ok(PasswordOutcome::Disabled);
         }
-        let stage = if self.has_second_factor(account.id).await? {
-            SessionStage::Mfa
-        } else if account.required.device_authorization {
-            // After an MFA reset: the registered mailbox is proved before a new authenticator is bound.
-            SessionStage::DeviceAuthorization
-        } else if self.core.settings.policy.mfa_required || account.required.enroll_mfa {
-            SessionStage::EnrollMfa
-        } else if account.required.change_password {
-            SessionStage::ChangePassword
-        } else {
-            SessionStage::Active
-        };
+        let has_second_factor = self.has_second_factor(account.id).await?;
+        let stage = stage_after_first_factor(has_second_factor, &account.required, &self.core.settings.policy);
         // The step completes only if the account is still usable now: a lock set by a guess that was in
         // flight alongside this one wins.
         let usable = if stage == SessionStage::Active {
