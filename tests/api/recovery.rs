@@ -1136,3 +1136,34 @@ async fn without_mfa_required_a_one_time_password_leads_to_a_new_password_or_to_
     )
     .await;
 }
+
+#[tokio::test]
+async fn changing_the_password_kills_the_links_and_codes_handed_out_before_but_not_this_wasnt_me() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&ada).await;
+        act(&app, &console, "send-magic-link", sam_id, &[]).await;
+        let text = last_email(&app, &sam.email).await;
+        let link = link_in(&text, "/reset-password?token=");
+        let not_me = link_in(&text, "/not-me?token=");
+        act(&app, &console, "send-recovery-code", sam_id, &[]).await;
+        let code = code_in(&last_email(&app, &sam.email).await);
+
+        let me = app.sign_in(&sam).await;
+        let fields = [
+            ("current_password", sam.password.as_str()),
+            ("new_password", NEW_PASSWORD),
+            ("confirm_password", NEW_PASSWORD),
+        ];
+        let changed = app.post_form(&me, "/account/password", &fields).await;
+        assert!(changed.status().is_success() || changed.status().is_redirection(), "{}", changed.status());
+        assert_eq!(get(&browser(), &app.url(&link)).await.0, StatusCode::NOT_FOUND, "the link is dead");
+        let fields = [("email", sam.email.as_str()), ("code", code.as_str())];
+        let late = post_with_csrf(&browser(), &app, "/recover", "/recover", &fields).await;
+        assert_eq!(late.status(), StatusCode::UNAUTHORIZED, "the recovery code is dead");
+        assert_eq!(get(&browser(), &app.url(&not_me)).await.0, StatusCode::OK, "\"this wasn't me\" still works");
+    })
+    .await;
+}

@@ -775,5 +775,14 @@ async fn a_recovery_secret_is_redeemed_once_by_its_kind_until_it_expires_or_a_ne
         // Nothing to change is no change, and writes no audit row.
         let unlock = RecoveryChange::Unlock { accounts: vec![id], unlocked_by: "system".into() };
         assert!(!store.apply_recovery(&unlock, &[], &[], None, &audit(), 60).await.unwrap(), "{label}");
+        // A new password revokes every live secret but the "this wasn't me" link.
+        let e = secret(id, SecretKind::MagicLink, "link-e", 1000);
+        let f = secret(id, SecretKind::NotMe, "not-me-f", 1000);
+        store.apply_recovery(&issue, &[e, f], &[], None, &audit(), 70).await.unwrap();
+        store.set_password(id, "new-hash", false, None, 80, &audit()).await.unwrap();
+        for (hash, revoked) in [("link-e", true), ("not-me-f", false)] {
+            let secret = store.secret(&TokenHash(hash.into())).await.unwrap().unwrap();
+            assert_eq!(secret.revoked_at.is_some(), revoked, "{label}: {hash}");
+        }
     }
 }

@@ -93,6 +93,9 @@ impl CredentialStore for SqlStore {
             .execute(&mut *tx)
             .await.db()?;
         history(&mut tx, account, "password", "bound", now).await?;
+        // A new password makes every link, code and pass handed out before it stale; the "this wasn't me"
+        // links stay, so an action done before the change can still be reported.
+        crate::sql_recovery::revoke_secrets(&mut tx, account, Some(SecretKind::NotMe), now).await?;
         let ended = sqlx::query("DELETE FROM web_session WHERE account_id = $1 AND token_hash <> $2")
             .bind(account.0)
             .bind(keep.map(|k| k.0.as_str()).unwrap_or_default())

@@ -39,9 +39,9 @@ const SECRET_COLUMNS: &str = "account_id, kind, created_at, expires_at, used_at,
 const APPROVAL_COLUMNS: &str = "approval_id, action, person_id, requested_by_account, requested_by, form, created_at, \
     expires_at, status, decided_by, decided_at";
 
-/// Every live secret of the account dies (except those of `keep_kind`): a credential reset, a disabling or a
-/// "this wasn't me" leaves no way in that was handed out before it.
-async fn revoke_secrets(
+/// Every live secret of the account dies (except those of `keep_kind`): a credential reset, a password
+/// change, a disabling or a "this wasn't me" leaves no way in that was handed out before it.
+pub(crate) async fn revoke_secrets(
     conn: &mut sqlx::AnyConnection,
     account: AccountId,
     except: Option<SecretKind>,
