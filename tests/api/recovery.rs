@@ -542,6 +542,23 @@ async fn bad_input_on_the_action_form_changes_nothing_and_sends_nothing() {
         let path = format!("/console/people/{sam_id}/actions/send-magic-link");
         let long = "x".repeat(1001);
         let foreign = other.account_id.0.to_string();
+        // Open requests about someone else, and about an address that matched nobody.
+        let others =
+            json_reference(app.post_assistance_json("81.2.69.142", &other.email, "locked_out", "").await).await;
+        let nobodys =
+            json_reference(app.post_assistance_json("81.2.69.142", "nobody@example.org", "locked_out", "").await).await;
+        for _ in 0..100 {
+            let matched: Option<i64> =
+                sqlx::query_scalar("SELECT person_id FROM assistance_request WHERE reference = $1")
+                    .bind(&others)
+                    .fetch_one(app.db.pool())
+                    .await
+                    .unwrap();
+            if matched.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         let cases: Vec<(Vec<(&str, &str)>, StatusCode)> = vec![
             (vec![("seen", &seen)], StatusCode::BAD_REQUEST),
             (vec![("seen", &seen), ("method", "because")], StatusCode::BAD_REQUEST),
@@ -550,6 +567,8 @@ async fn bad_input_on_the_action_form_changes_nothing_and_sends_nothing() {
             (vec![("seen", &seen), ("method", METHOD), ("account", &foreign)], StatusCode::BAD_REQUEST),
             (vec![("seen", &seen), ("method", METHOD), ("account", "abc")], StatusCode::BAD_REQUEST),
             (vec![("seen", &seen), ("method", METHOD), ("reference", "AR-2222-2222")], StatusCode::BAD_REQUEST),
+            (vec![("seen", &seen), ("method", METHOD), ("reference", &others)], StatusCode::BAD_REQUEST),
+            (vec![("seen", &seen), ("method", METHOD), ("reference", &nobodys)], StatusCode::BAD_REQUEST),
             (vec![("seen", "stale"), ("method", METHOD)], StatusCode::CONFLICT),
         ];
         for (fields, expected) in cases {

@@ -218,8 +218,19 @@ impl Recovery {
                     self.store.assistance_request(reference.as_str()).await?.ok_or_else(|| {
                         RecoveryError::Form("There is no assistance request with that reference.".into())
                     })?;
-                if request.person_id.is_some_and(|p| p != person.id) {
-                    return Err(RecoveryError::Form("That assistance request is about someone else.".into()));
+                // An action resolves only a request about its subject: a request whose address matched nobody
+                // is not a licence to act on whoever the admin picks (it is closed with a note instead).
+                match request.person_id {
+                    Some(p) if p == person.id => {}
+                    Some(_) => {
+                        return Err(RecoveryError::Form("That assistance request is about someone else.".into()));
+                    }
+                    None => {
+                        return Err(RecoveryError::Form(
+                            "That assistance request names nobody in the directory: close it with a note instead."
+                                .into(),
+                        ));
+                    }
                 }
                 if request.status != RequestStatus::Open {
                     return Err(RecoveryError::NotApplicable("That assistance request is no longer open.".into()));
