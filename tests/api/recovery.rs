@@ -1186,3 +1186,24 @@ async fn changing_the_password_kills_the_links_and_codes_handed_out_before_but_n
     })
     .await;
 }
+
+#[tokio::test]
+async fn removing_an_authenticator_that_is_not_there_says_so_and_changes_nothing() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let kim = app.add_person("kim", false).await;
+        let console = app.sign_in(&ada).await;
+        act(&app, &console, "send-recovery-code", person_id(&app, &kim).await, &[]).await;
+        let code = code_in(&last_email(&app, &kim.email).await);
+        let me = browser();
+        let used = post_with_csrf(&me, &app, "/recover", "/recover", &[("email", &kim.email), ("code", &code)]).await;
+        assert_eq!(location(&used), "/recover/options");
+        let removed = post_with_csrf(&me, &app, "/recover/options", "/recover/authenticator", &[]).await;
+        assert_eq!(removed.status(), StatusCode::BAD_REQUEST);
+        assert!(removed.text().await.unwrap_or_default().contains("no authenticator"));
+        assert!(audit_row(&app, "mfa.remove").await.is_none(), "nothing audited as removed");
+        let (status, _) = get(&me, &app.url("/recover/options")).await;
+        assert_eq!(status, StatusCode::OK, "the recovery session goes on: a new password can still be set");
+    })
+    .await;
+}

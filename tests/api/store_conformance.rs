@@ -743,7 +743,7 @@ fn redemption<'a>(
 #[tokio::test]
 async fn a_recovery_secret_is_redeemed_once_by_its_kind_until_it_expires_or_a_newer_one_replaces_it() {
     use lifeline::store::{RecoveryChange, SecretKind};
-    for (label, store, _db) in stores().await {
+    for (label, store, db) in stores().await {
         let id = person(store.as_ref(), "sam").await;
         let issue = RecoveryChange::Issue { account: id };
         let a = secret(id, SecretKind::RecoveryCode, "code-a", 100);
@@ -781,6 +781,24 @@ async fn a_recovery_secret_is_redeemed_once_by_its_kind_until_it_expires_or_a_ne
         store.apply_recovery(&issue, &[e, f], &[], None, &audit(), 70).await.unwrap();
         store.set_password(id, "new-hash", false, None, 80, &audit()).await.unwrap();
         for (hash, revoked) in [("link-e", true), ("not-me-f", false)] {
+            let secret = store.secret(&TokenHash(hash.into())).await.unwrap().unwrap();
+            assert_eq!(secret.revoked_at.is_some(), revoked, "{label}: {hash}");
+        }
+        // At most one live pass per person: one for their second account replaces the first account's.
+        let person_id = store.account(id).await.unwrap().unwrap().person_id;
+        let raw = SqlStore::connect(&db.url).await.unwrap();
+        sqlx::query("INSERT INTO account (person_id, username, source, created_at) VALUES ($1, 'sam-two', 'local', 1)")
+            .bind(person_id.0)
+            .execute(raw.pool())
+            .await
+            .unwrap();
+        raw.close().await;
+        let second = store.account_by_login("sam-two").await.unwrap().unwrap().id;
+        let g = secret(id, SecretKind::TemporaryAccessPass, "pass-g", 1000);
+        store.apply_recovery(&issue, &[g], &[], None, &audit(), 90).await.unwrap();
+        let h = secret(second, SecretKind::TemporaryAccessPass, "pass-h", 1000);
+        store.apply_recovery(&RecoveryChange::Issue { account: second }, &[h], &[], None, &audit(), 91).await.unwrap();
+        for (hash, revoked) in [("pass-g", true), ("pass-h", false)] {
             let secret = store.secret(&TokenHash(hash.into())).await.unwrap().unwrap();
             assert_eq!(secret.revoked_at.is_some(), revoked, "{label}: {hash}");
         }

@@ -219,11 +219,26 @@ impl RecoveryStore for SqlStore {
             return Ok(false);
         }
         for secret in secrets {
-            if secret.kind != SecretKind::NotMe {
-                // A new secret of a kind replaces the live one before it: at most one recovery code, one pass, ...
+            if secret.kind == SecretKind::DeviceCode {
+                // A device code belongs to one account's sign-in: a new one replaces that account's last one.
                 sqlx::query(
                     "UPDATE recovery_secret SET revoked_at = $1 \
                      WHERE account_id = $2 AND kind = $3 AND revoked_at IS NULL AND expires_at > $1",
+                )
+                .bind(now)
+                .bind(secret.account.0)
+                .bind(secret.kind.as_str())
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            } else if secret.kind != SecretKind::NotMe {
+                // What an admin hands out replaces the live one of its kind for the whole person, whichever of
+                // their accounts it was for: at most one recovery code, one pass, ... per person.
+                sqlx::query(
+                    "UPDATE recovery_secret SET revoked_at = $1 \
+                     WHERE kind = $3 AND revoked_at IS NULL AND expires_at > $1 AND account_id IN \
+                       (SELECT a.account_id FROM account a JOIN account b ON a.person_id = b.person_id \
+                        WHERE b.account_id = $2)",
                 )
                 .bind(now)
                 .bind(secret.account.0)

@@ -210,8 +210,15 @@ pub async fn recover_password_post(
 pub async fn recover_authenticator_post(
     State(state): State<AppState>,
     AtStage(session, _): AtStage<Recovering>,
+    Extension(csrf): Extension<CsrfToken>,
 ) -> Result<Response, PageError> {
-    state.recovery.recovery_remove_authenticator(session.account_id).await.map_err(PageError::internal)?;
+    match state.recovery.recovery_remove_authenticator(session.account_id).await {
+        Ok(()) => {}
+        Err(crate::recovery::RecoveryError::NotApplicable(nothing)) => {
+            return options_page(&state, session.account_id, &csrf.0, None, Some(&nothing)).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
     let page = message(
         StatusCode::OK,
         "Authenticator removed",

@@ -206,7 +206,9 @@ impl Recovery {
         let account = self.account_of(account).await?;
         let audit = self.self_service(&account, "mfa.remove").details("with a recovery code");
         let change = RecoveryChange::ResetMfa { account: account.id, device_authorization: false };
-        self.store.apply_recovery(&change, &[], &[], None, &audit, self.now()).await?;
+        if !self.store.apply_recovery(&change, &[], &[], None, &audit, self.now()).await? {
+            return Err(RecoveryError::NotApplicable("There is no authenticator or backup code to remove.".into()));
+        }
         Ok(())
     }
 
