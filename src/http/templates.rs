@@ -421,11 +421,18 @@ pub struct ApprovalRow {
     pub id: i64,
     pub at: String,
     pub action: String,
+    pub action_name: &'static str,
+    /// The terms the requester chose (a pass's lifetime and uses, the request it resolves).
+    pub terms: String,
     pub person_id: i64,
     pub person: String,
     pub requested_by: String,
     pub reason: String,
+    pub on_behalf_of: String,
+    pub details: String,
     pub expires: String,
+    /// Asked for by the admin looking: shown, but not theirs to decide.
+    pub own: bool,
     pub step_up: bool,
 }
 

@@ -426,8 +426,12 @@ async fn four_eyes_an_action_on_an_admin_waits_for_a_second_higher_admin() {
             assert_eq!(own.status(), StatusCode::CONFLICT, "the requester cannot approve");
             // Neither an admin without the permission nor the subject may approve it.
             let hank = admin(&app, "hank", Grant { dpa_level: 1, ..Default::default() }).await;
+            let (_, mine) = get(&ada_console, &app.url("/console/approvals")).await;
+            assert!(mine.contains("Yours: waiting") && !mine.contains("/approve\""), "{mine}");
             for other in [&hank, &harry] {
                 let client = app.sign_in(other).await;
+                let (_, list) = get(&client, &app.url("/console/approvals")).await;
+                assert!(!list.contains("Test harry"), "{}: not shown to who cannot decide it: {list}", other.username);
                 let path = format!("/console/approvals/{id}/approve");
                 let refused = post_with_csrf(&client, &app, "/", &path, &[]).await;
                 assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{}", other.username);
@@ -437,6 +441,7 @@ async fn four_eyes_an_action_on_an_admin_waits_for_a_second_higher_admin() {
             let carol_console = app.sign_in(&carol).await;
             let (_, list) = get(&carol_console, &app.url("/console/approvals")).await;
             assert!(list.contains("Reset MFA") && list.contains("Test harry"), "{list}");
+            assert!(list.contains("On behalf of: Mona Manager") && list.contains(METHOD), "{list}");
             let approved =
                 post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
             assert_eq!(approved.status(), StatusCode::OK, "{}", approved.text().await.unwrap_or_default());
@@ -445,6 +450,14 @@ async fn four_eyes_an_action_on_an_admin_waits_for_a_second_higher_admin() {
                 post_with_csrf(&carol_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
             assert_eq!(again.status(), StatusCode::CONFLICT, "it runs once");
             assert!(audit_row(&app, "approval.approve").await.is_some());
+
+            // The approver sees the terms the requester chose.
+            let terms = [("pass_minutes", "45"), ("pass_multi_use", "1"), ("details", "new laptop, old one stolen")];
+            let (status, _) = act(&app, &ada_console, "issue-temporary-access-pass", harry_id, &terms).await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+            let (_, list) = get(&carol_console, &app.url("/console/approvals")).await;
+            assert!(list.contains("multi-use pass for 45 minutes"), "{list}");
+            assert!(list.contains("Details: new laptop, old one stolen"), "{list}");
 
             // A rejected request runs nothing.
             let (status, _) = act(&app, &ada_console, "disable", harry_id, &[]).await;

@@ -492,27 +492,43 @@ pub async fn approvals_get(
     let proof = admin.authorize::<ViewRequests>(&state, None).await?;
     let settings = state.settings();
     let fresh = rules::fresh(admin.session.second_factor_at, state.signin.now(), &settings.recovery);
-    let rows = state
-        .recovery
-        .pending(&proof)
-        .await
-        .map_err(PageError::internal)?
-        .into_iter()
-        .map(|p| {
-            let action = RecoveryAction::parse(&p.approval.action);
-            ApprovalRow {
-                id: p.approval.id,
-                at: crate::assistance::dossier::when(p.approval.created_at),
-                action: action.map(title).unwrap_or("unknown").to_owned(),
-                person_id: p.approval.person.0,
-                person: p.person_name,
-                requested_by: labels::actor(&p.approval.requested_by),
-                reason: p.form.method,
-                expires: crate::assistance::dossier::when(p.approval.expires_at),
-                step_up: !fresh && action.is_some_and(|a| rules::needs_step_up(a, &settings.permissions)),
-            }
-        })
-        .collect();
+    let mut rows = Vec::new();
+    for p in state.recovery.pending(&proof).await.map_err(PageError::internal)? {
+        let Some(action) = RecoveryAction::parse(&p.approval.action) else { continue };
+        let person = p.approval.person;
+        let own = p.approval.requested_by_account == admin.account_id;
+        // Shown to whoever may decide it, and to the admin who asked (without the buttons); not to the person
+        // it is about, nor to admins who could not act on them anyway.
+        let may_decide = !own && with_recover_type!(action, A => admin.may::<A>(&state, Some(person)).await);
+        if !own && !may_decide {
+            continue;
+        }
+        let form = &p.form;
+        let mut what = Vec::new();
+        if let Some(minutes) = form.pass_minutes {
+            let uses = if form.pass_multi_use { "multi-use" } else { "one-time" };
+            what.push(format!("{uses} pass for {minutes} minutes"));
+        }
+        if let Some(reference) = &form.reference {
+            what.push(format!("resolves {reference}"));
+        }
+        rows.push(ApprovalRow {
+            id: p.approval.id,
+            at: crate::assistance::dossier::when(p.approval.created_at),
+            action: title(action).to_owned(),
+            action_name: action.name(),
+            terms: what.join("; "),
+            person_id: person.0,
+            person: p.person_name,
+            requested_by: labels::actor(&p.approval.requested_by),
+            reason: form.method.clone(),
+            on_behalf_of: form.on_behalf_of.clone().unwrap_or_default(),
+            details: form.details.clone().unwrap_or_default(),
+            expires: crate::assistance::dossier::when(p.approval.expires_at),
+            own,
+            step_up: !fresh && rules::needs_step_up(action, &settings.permissions),
+        });
+    }
     Ok(render(&ConsoleApprovalsPage {
         title: "Approvals",
         csrf: &csrf.0,
