@@ -1220,3 +1220,41 @@ async fn removing_an_authenticator_that_is_not_there_says_so_and_changes_nothing
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_access_email_arrives_by_real_smtp_in_both_parts_and_its_link_works() {
+    let sink = crate::smtp_sink::SmtpSink::start().await;
+    let url = sink.url();
+    each_backend_with(
+        |s| {
+            s.smtp_url = Some(lifeline::config::Redacted(url.clone()));
+            s.outbox.retry_base_seconds = 1;
+            s.outbox.retry_max_seconds = 2;
+        },
+        async |app: TestApp| {
+            sink.received.lock().map(|mut m| m.clear()).unwrap_or_default();
+            let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+            let lou = app.add_person("lou", true).await;
+            let console = app.sign_in(&harry).await;
+            let (status, html) = act(&app, &console, "send-access-email", person_id(&app, &lou).await, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{html}");
+
+            let messages = sink.wait_for(1).await;
+            let mail = messages.iter().find(|m| m.rcpt == [lou.email.clone()]).expect("Lou's email over SMTP");
+            let (text, html) = (mail.text(), mail.html());
+            let link = link_in(&text, "/reset-password?token=");
+            let token = link.split("token=").nth(1).unwrap();
+            assert!(html.contains(token), "the HTML part carries the same link: {html}");
+            assert!(text.contains("/not-me?token=") && html.contains("/not-me?token="));
+            assert!(!mail.subject().contains(token), "no secret in the subject");
+            assert!(mail.message_id().contains('@'));
+
+            let me = browser();
+            let fields = [("token", token), ("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)];
+            let set = post_with_csrf(&me, &app, &link, "/reset-password", &fields).await;
+            assert_eq!(set.status(), StatusCode::OK);
+            assert_eq!(location(&app.post_sign_in(&me, "lou", NEW_PASSWORD).await), "/signin/mfa");
+        },
+    )
+    .await;
+}
