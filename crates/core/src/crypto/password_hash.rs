@@ -284,18 +284,20 @@ mod tests {
         assert_eq!(hasher.verify("wrong horse", Some(&other)).await, Ok(false));
     }
 
-    #[tokio::test]
-    async fn a_full_queue_or_a_long_wait_is_busy_not_slow() {
-        let hasher = PasswordHasher::new(Argon2Settings {
+    fn one_worker(max_queue_wait_ms: u32, max_queued: usize) -> PasswordHasher {
+        PasswordHasher::new(Argon2Settings {
             memory_kib: 8 * 1024,
             iterations: 4,
             parallelism: 1,
             max_concurrent: 1,
-            max_queue_wait_ms: 1,
-            max_queued: 4,
+            max_queue_wait_ms,
+            max_queued,
         })
-        .unwrap_or_else(|e| panic!("{e}"));
-        let tasks: Vec<_> = (0..40)
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn verify_all_at_once(hasher: &PasswordHasher, n: usize) -> Vec<Result<bool, HashError>> {
+        let tasks: Vec<_> = (0..n)
             .map(|_| {
                 let hasher = hasher.clone();
                 tokio::spawn(async move { hasher.verify("guess", None).await })
@@ -305,8 +307,25 @@ mod tests {
         for task in tasks {
             results.push(task.await.unwrap_or_else(|e| panic!("{e}")));
         }
+        results
+    }
+
+    // No timing in these: a wait long enough that no scheduling delay reaches it, or a job that is sure to
+    // wait behind another one's whole Argon2 run.
+    #[tokio::test]
+    async fn a_full_queue_is_busy_at_once_and_the_queued_ones_still_run() {
+        let hasher = one_worker(60_000, 4);
+        let results = verify_all_at_once(&hasher, 40).await;
         assert!(results.contains(&Err(HashError::Busy)), "{results:?}");
-        assert!(results.contains(&Ok(false)), "the first ones still run: {results:?}");
+        assert!(results.iter().filter(|r| **r == Ok(false)).count() >= 4, "the queued ones run: {results:?}");
+    }
+
+    #[tokio::test]
+    async fn a_job_that_waited_past_its_limit_is_busy_not_slow() {
+        // Room for all eight, one worker: the later ones wait behind whole hashes, far past 1 ms.
+        let hasher = one_worker(1, 8);
+        let results = verify_all_at_once(&hasher, 8).await;
+        assert!(results.contains(&Err(HashError::Busy)), "{results:?}");
     }
 
     #[test]
