@@ -424,6 +424,37 @@ async fn four_eyes_an_action_on_an_admin_waits_for_a_second_higher_admin() {
 
             let own = post_with_csrf(&ada_console, &app, "/", &format!("/console/approvals/{id}/approve"), &[]).await;
             assert_eq!(own.status(), StatusCode::CONFLICT, "the requester cannot approve");
+            // Nor from a second account of hers: persons are compared, not accounts.
+            let ada_person = person_id(&app, &ada).await;
+            sqlx::query(
+                "INSERT INTO account (person_id, username, source, password_hash, created_at) \
+                 SELECT person_id, 'ada-two', 'local', password_hash, created_at FROM account WHERE account_id = $1",
+            )
+            .bind(ada.account_id.0)
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+            let second: i64 = sqlx::query_scalar("SELECT account_id FROM account WHERE username = 'ada-two'")
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
+            let secret = lifeline::totp::TotpSecret::generate();
+            let proof = system(&app.state, Some(lifeline::domain::PersonId(ada_person))).await;
+            let second = lifeline::domain::AccountId(second);
+            app.state.signin.enrol_totp_now(proof, second, &secret).await.unwrap();
+            let ada_two = Person {
+                email: ada.email.clone(),
+                username: "ada-two".into(),
+                password: PASSWORD.into(),
+                totp: Some(secret),
+                backup_codes: Vec::new(),
+                account_id: second,
+            };
+            let other_account = app.sign_in(&ada_two).await;
+            let path = format!("/console/approvals/{id}/approve");
+            let own = post_with_csrf(&other_account, &app, "/", &path, &[]).await;
+            assert_eq!(own.status(), StatusCode::CONFLICT, "the requester's second account cannot approve");
+            assert_eq!(app.person_json(&harry.email).await["accounts"][0]["mfa"]["totp_enabled"], true);
             // Neither an admin without the permission nor the subject may approve it.
             let hank = admin(&app, "hank", Grant { dpa_level: 1, ..Default::default() }).await;
             let (_, mine) = get(&ada_console, &app.url("/console/approvals")).await;
