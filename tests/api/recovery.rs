@@ -1289,3 +1289,42 @@ async fn the_access_email_arrives_by_real_smtp_in_both_parts_and_its_link_works(
     )
     .await;
 }
+
+#[tokio::test]
+async fn sso_accounts_get_no_password_or_mfa_action_and_synchronized_ones_no_password_action() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let console = app.sign_in(&ada).await;
+        let mut sso = new_person("Sid Sso", "sid@example.org", "sid");
+        sso.source = lifeline::domain::AccountSource::Sso;
+        let proof = system(&app.state, None).await;
+        app.state.directory.add_person(proof, sso, None).await.unwrap();
+        let mut synced = new_person("Syd Synced", "syd@example.org", "syd");
+        synced.source = lifeline::domain::AccountSource::Synchronized;
+        let syd = app.add(synced, true).await;
+        let sid_id = app.state.directory.find("sid@example.org").await.unwrap().id.0;
+        let syd_id = person_id(&app, &syd).await;
+
+        for action in
+            ["send-access-email", "send-magic-link", "send-one-time-password", "send-recovery-code", "reset-mfa"]
+        {
+            let (seen, csrf) = review(&app, &console, action, sid_id).await;
+            let form = [("csrf", csrf.as_str()), ("seen", seen.as_str()), ("method", METHOD)];
+            let path = format!("/console/people/{sid_id}/actions/{action}");
+            let response = console.post(app.url(&path)).form(&form).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::CONFLICT, "{action} on an SSO account");
+            assert!(response.text().await.unwrap_or_default().contains("identity provider"), "{action}");
+        }
+        for action in ["send-access-email", "send-magic-link", "send-one-time-password"] {
+            let (status, html) = act(&app, &console, action, syd_id, &[]).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{action} on a synchronized account");
+            assert!(html.contains("synchronized directory"), "{action}: {html}");
+        }
+        assert!(emails_to(&app, "sid@example.org").await.is_empty() && emails_to(&app, &syd.email).await.is_empty());
+        // MFA actions still work for a synchronized account.
+        let (status, html) = act(&app, &console, "reset-mfa", syd_id, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert_eq!(app.person_json(&syd.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
+    })
+    .await;
+}
