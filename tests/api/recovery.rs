@@ -188,6 +188,9 @@ async fn reset_mfa_then_device_authorization_then_a_new_authenticator_with_oatht
         let right =
             post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", &code.to_lowercase())]).await;
         assert_eq!(location(&right), "/signin/enroll");
+        // The right to enrol is this session's: someone else with the password meets the code again.
+        let attacker = app.post_sign_in(&browser(), &sam.username, &sam.password).await;
+        assert_eq!(location(&attacker), "/signin/device", "a second sign-in with the password must prove the mailbox");
 
         // Then a new QR code and secret; a code from oathtool for it completes enrolment, with new backup codes.
         let (_, html) = get(&me, &app.url("/signin/enroll")).await;
@@ -252,9 +255,11 @@ async fn a_recovery_code_works_at_59_minutes_and_not_at_61_and_only_once() {
         let set = post_with_csrf(&me, &app, "/recover/options", "/recover/password", &fields).await;
         assert_eq!(set.status(), StatusCode::OK);
         let removed = post_with_csrf(&me, &app, "/recover/options", "/recover/authenticator", &[]).await;
-        assert_eq!(removed.status(), StatusCode::OK);
+        assert_eq!(location(&removed), "/signin/enroll", "a new authenticator is enrolled at once, in this session");
+        let (status, _) = get(&me, &app.url("/signin/enroll")).await;
+        assert_eq!(status, StatusCode::OK);
         let signed = app.post_sign_in(&browser(), &sam.username, NEW_PASSWORD).await;
-        assert_eq!(location(&signed), "/signin/enroll", "a new authenticator is enrolled at once");
+        assert_eq!(location(&signed), "/signin/device", "any other sign-in proves the mailbox first");
     })
     .await;
 }
@@ -318,6 +323,9 @@ async fn a_temporary_access_pass_is_shown_once_and_lets_the_person_enrol_a_new_a
                 .await;
         assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "a one-time pass works once");
         assert_eq!(app.person_json(&sam.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
+        // Only the pass's session enrols: a sign-in with the password alone proves the mailbox first.
+        let other = app.post_sign_in(&browser(), &sam.username, &sam.password).await;
+        assert_eq!(location(&other), "/signin/device");
     })
     .await;
 }
@@ -1326,5 +1334,99 @@ async fn sso_accounts_get_no_password_or_mfa_action_and_synchronized_ones_no_pas
         assert_eq!(status, StatusCode::OK, "{html}");
         assert_eq!(app.person_json(&syd.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
     })
+    .await;
+}
+
+/// Open an assistance request for `email` from its own address and wait until its dossier names the person.
+async fn open_request(app: &TestApp, email: &str, n: usize) -> String {
+    let ip = format!("10.9.{}.{}", n / 200, n % 200 + 1);
+    let reference = json_reference(app.post_assistance_json(&ip, email, "other", "").await).await;
+    assert!(reference.starts_with("AR-"), "{email}: {reference}");
+    for _ in 0..200 {
+        let matched: Option<i64> = sqlx::query_scalar("SELECT person_id FROM assistance_request WHERE reference = $1")
+            .bind(&reference)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        if matched.is_some() {
+            return reference;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{reference} was never matched to {email}");
+}
+
+#[tokio::test]
+async fn every_action_from_a_request_audits_reason_on_behalf_of_and_reference_tells_the_person_and_resolves_it() {
+    each_backend_with(
+        |s| s.policy.qa_enabled = true,
+        async |app: TestApp| {
+            let ada = admin(&app, "ada", expert(3)).await;
+            let console = app.sign_in(&ada).await;
+            for (n, action) in lifeline::policy::permissions::RecoveryAction::ALL.into_iter().enumerate() {
+                let name = action.name();
+                let username = format!("p{n}");
+                let person = app.add_person(&username, true).await;
+                let id = person_id(&app, &person).await;
+                // Put the person in the state the action is for.
+                let mut extra: Vec<(&str, String)> = Vec::new();
+                match name {
+                    "unlock" | "unlock-person" => {
+                        for _ in 0..5 {
+                            app.post_sign_in(&browser(), &username, "not-the-password-at-all").await;
+                        }
+                        extra.push(("account", person.account_id.0.to_string()));
+                    }
+                    "unlock-qa" | "unenroll-qa" => {
+                        let answers = ["Hillside Primary", "Leeds", "Dune"].map(str::to_owned).to_vec();
+                        app.state.signin.enrol_security_questions(person.account_id, &answers).await.unwrap();
+                        sqlx::query(
+                            "UPDATE account SET qa_locked_at = 1, qa_failed_attempts = 3 WHERE account_id = $1",
+                        )
+                        .bind(person.account_id.0)
+                        .execute(app.db.pool())
+                        .await
+                        .unwrap();
+                    }
+                    "enable" => {
+                        sqlx::query("UPDATE person SET status = 'disabled' WHERE person_id = $1")
+                            .bind(id)
+                            .execute(app.db.pool())
+                            .await
+                            .unwrap();
+                    }
+                    "issue-temporary-access-pass" => extra.push(("pass_minutes", "30".into())),
+                    _ => {}
+                }
+                let reference = open_request(&app, &person.email, n).await;
+                let before = emails_to(&app, &person.email).await.len();
+                let mut fields: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                fields.push(("reference", &reference));
+                fields.push(("details", "called back on the desk phone"));
+                let (status, html) = act(&app, &console, name, id, &fields).await;
+                assert_eq!(status, StatusCode::OK, "{name}: {html}");
+
+                let (reason, on_behalf_of, audited, actor) = audit_row(&app, name).await.unwrap();
+                assert_eq!(reason.as_deref(), Some(METHOD), "{name}");
+                assert_eq!(on_behalf_of.as_deref(), Some("Mona Manager"), "{name}");
+                assert_eq!(audited.as_deref(), Some(reference.as_str()), "{name}");
+                assert!(actor.ends_with(":ada"), "{name}: {actor}");
+                let status: String = sqlx::query_scalar("SELECT status FROM assistance_request WHERE reference = $1")
+                    .bind(&reference)
+                    .fetch_one(app.db.pool())
+                    .await
+                    .unwrap();
+                assert_eq!(status, "resolved", "{name}");
+                let emails = emails_to(&app, &person.email).await;
+                assert!(emails.len() > before, "{name}: the person is told");
+                let (_, notice) = emails.last().unwrap();
+                assert!(notice.contains(&reference), "{name}: the notice names the request: {notice}");
+                let not_me = link_in(notice, "/not-me?token=");
+                assert_eq!(get(&browser(), &app.url(&not_me)).await.0, StatusCode::OK, "{name}: its link is live");
+            }
+            let out = run_lifeline(app.dir(), &app.db_url(), &["audit", "verify"], "", &[]);
+            assert!(out.status.success(), "{}", stderr(&out));
+        },
+    )
     .await;
 }

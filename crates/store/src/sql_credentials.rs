@@ -286,10 +286,12 @@ impl CredentialStore for SqlStore {
     ) -> StoreResult<bool> {
         let mut tx = self.audited().await?;
         // Clearing the requirement doubles as the check that the account may still complete a step (and
-        // takes its row lock, so two enrolments of one account run one after the other).
+        // takes its row lock, so two enrolments of one account run one after the other). A bound
+        // authenticator also ends the device-authorization requirement: until now, a sign-in with only the
+        // password had to prove the mailbox again, so the right to enrol stayed with the session that earned it.
         let usable = if self_service {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1 AND {}",
+                "UPDATE account SET require_enroll_mfa = 0, require_device_authorization = 0 WHERE account_id = $1 AND {}",
                 usable(2)
             )))
             .bind(account.0)
@@ -298,7 +300,7 @@ impl CredentialStore for SqlStore {
             .await
             .db()?
         } else {
-            sqlx::query("UPDATE account SET require_enroll_mfa = 0 WHERE account_id = $1")
+            sqlx::query("UPDATE account SET require_enroll_mfa = 0, require_device_authorization = 0 WHERE account_id = $1")
                 .bind(account.0)
                 .execute(&mut *tx)
                 .await

@@ -362,8 +362,10 @@ impl RecoveryStore for SqlStore {
             }
             RedeemEffect::ReplaceMfa => {
                 remove_mfa(&mut tx, account, r.now).await?;
+                // The pass's session enrols; any other sign-in until then (someone who knows the password)
+                // must prove the mailbox first.
                 sqlx::query(
-                    "UPDATE account SET require_enroll_mfa = 1, require_device_authorization = 0 WHERE account_id = $1",
+                    "UPDATE account SET require_enroll_mfa = 1, require_device_authorization = 1 WHERE account_id = $1",
                 )
                 .bind(account.0)
                 .execute(&mut *tx)
@@ -371,13 +373,9 @@ impl RecoveryStore for SqlStore {
                 .db()?;
                 clear_lockout(&mut tx, account, &by, r.now).await?;
             }
-            RedeemEffect::DeviceAuthorized => {
-                sqlx::query("UPDATE account SET require_device_authorization = 0 WHERE account_id = $1")
-                    .bind(account.0)
-                    .execute(&mut *tx)
-                    .await
-                    .db()?;
-            }
+            // The code moves this session on to enrolment and nothing else: the requirement stays until an
+            // authenticator is bound, so another sign-in with the password alone meets the code again.
+            RedeemEffect::DeviceAuthorized => {}
             RedeemEffect::ReportedNotMe => {
                 sqlx::query(
                     "UPDATE account SET locked_at = $1, lock_reason = 'reported_not_me', locked_until = NULL \

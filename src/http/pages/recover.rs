@@ -219,14 +219,9 @@ pub async fn recover_authenticator_post(
         }
         Err(e) => return Err(e.into()),
     }
-    let page = message(
-        StatusCode::OK,
-        "Authenticator removed",
-        "Your authenticator and backup codes are removed and your sessions have ended. Sign in with your password: \
-         you will set up a new authenticator straight away.",
-        Some(("Sign in", "/signin")),
-    );
-    session::end(&state, Some(&session), page).await
+    // The removal ended every session, this one too: the enrolment the recovery code earned goes on in a
+    // new one, right here, and nowhere else.
+    session::start(&state, None, session.account_id, SessionStage::EnrollMfa).await
 }
 
 pub async fn signin_code_get(Extension(csrf): Extension<CsrfToken>) -> Response {

@@ -200,12 +200,13 @@ impl Recovery {
         Ok(())
     }
 
-    /// In a recovery session: remove the lost authenticator and backup codes; the next sign-in enrols a new
-    /// one (no device authorization: the person has just proved the mailbox). Ends every session.
+    /// In a recovery session: remove the lost authenticator and backup codes. Ends every session; the caller
+    /// moves this one straight on to enrolling a new authenticator (the person has just proved the mailbox),
+    /// while any other sign-in until then, with the password alone, must prove the mailbox with a device code.
     pub async fn recovery_remove_authenticator(&self, account: AccountId) -> Result<(), RecoveryError> {
         let account = self.account_of(account).await?;
         let audit = self.self_service(&account, "mfa.remove").details("with a recovery code");
-        let change = RecoveryChange::ResetMfa { account: account.id, device_authorization: false };
+        let change = RecoveryChange::ResetMfa { account: account.id, device_authorization: true };
         if !self.store.apply_recovery(&change, &[], &[], None, &audit, self.now()).await? {
             return Err(RecoveryError::NotApplicable("There is no authenticator or backup code to remove.".into()));
         }
