@@ -572,6 +572,11 @@ async fn this_wasnt_me_locks_the_account_revokes_its_links_and_tells_the_admins_
             me.post(app.url("/not-me")).form(&[("token", token), ("csrf", &csrf_of(&page))]).send().await.unwrap();
         assert_eq!(twice.status(), StatusCode::GONE, "single use");
 
+        // Nobody hands out a new way in past the alarm: the deliberate unlock comes first.
+        let (status, html) = act(&app, &console, "send-access-email", sam_id, &[]).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(html.contains("this wasn&#39;t me") || html.contains("this wasn't me"), "{html}");
+
         // A link past its lifetime (7 days by default) does nothing.
         act(&app, &console, "unlock-person", sam_id, &[]).await;
         let later = link_in(&last_email(&app, &sam.email).await, "/not-me?token=");

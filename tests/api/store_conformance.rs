@@ -798,7 +798,11 @@ async fn a_recovery_secret_is_redeemed_once_by_its_kind_until_it_expires_or_a_ne
         store.apply_recovery(&issue, &[g], &[], None, &audit(), 90).await.unwrap();
         let h = secret(second, SecretKind::TemporaryAccessPass, "pass-h", 1000);
         store.apply_recovery(&RecoveryChange::Issue { account: second }, &[h], &[], None, &audit(), 91).await.unwrap();
-        for (hash, revoked) in [("pass-g", true), ("pass-h", false)] {
+        // So does a password reset with security questions.
+        let i = secret(id, SecretKind::MagicLink, "link-i", 1000);
+        store.apply_recovery(&issue, &[i], &[], None, &audit(), 92).await.unwrap();
+        assert!(store.reset_password_by_qa(id, "qa-hash", 93, &audit()).await.unwrap(), "{label}");
+        for (hash, revoked) in [("pass-g", true), ("pass-h", false), ("link-i", true)] {
             let secret = store.secret(&TokenHash(hash.into())).await.unwrap().unwrap();
             assert_eq!(secret.revoked_at.is_some(), revoked, "{label}: {hash}");
         }

@@ -541,6 +541,7 @@ impl CredentialStore for SqlStore {
             return Ok(false);
         }
         history(&mut tx, account, "password", "bound", now).await?;
+        crate::sql_recovery::revoke_secrets(&mut tx, account, Some(SecretKind::NotMe), now).await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account.0).execute(&mut *tx).await.db()?;
         tx.commit(audit).await?;
         Ok(true)

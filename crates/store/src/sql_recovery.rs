@@ -87,7 +87,8 @@ async fn remove_mfa(conn: &mut sqlx::AnyConnection, account: AccountId, now: Tim
     Ok(totp + codes > 0)
 }
 
-/// A verified recovery must not leave the person locked out: the lock and counters go with it.
+/// A verified recovery must not leave the person locked out: the lock and counters go with it, except a lock
+/// the person asked for ("this wasn't me") or an admin set: those only a deliberate unlock lifts.
 async fn clear_lockout(
     conn: &mut sqlx::AnyConnection,
     account: AccountId,
@@ -97,7 +98,8 @@ async fn clear_lockout(
     sqlx::query(
         "UPDATE account SET locked_at = NULL, locked_until = NULL, lock_reason = NULL, failed_attempts = 0, \
            lock_count = 0, last_failed_at = NULL, unlocked_by = $1, unlocked_at = $2 \
-         WHERE account_id = $3 AND (locked_at IS NOT NULL OR failed_attempts > 0)",
+         WHERE account_id = $3 AND (locked_at IS NOT NULL OR failed_attempts > 0) \
+           AND COALESCE(lock_reason, '') NOT IN ('reported_not_me', 'admin')",
     )
     .bind(by)
     .bind(now)

@@ -132,6 +132,16 @@ pub fn applies(action: RecoveryAction, state: &State<'_>) -> Result<(), FormErro
                  there, not here.",
             );
         }
+        if account.lock_reason == Some(crate::domain::LockReason::ReportedNotMe)
+            && (is_password_action(action) || is_mfa_action(action))
+        {
+            // A second admin, phoned by the same caller, must not hand out a new way in past the person's alarm:
+            // the deliberate unlock comes first, after verifying them again.
+            return refuse(
+                "The person reported an earlier action on this account as not theirs (\"this wasn't me\"): verify \
+                 them again, unlock the account, then act.",
+            );
+        }
         if account.source == AccountSource::Synchronized && is_password_action(action) {
             return refuse(
                 "This account's password is mastered in the synchronized directory: Lifeline cannot set it. Reset \

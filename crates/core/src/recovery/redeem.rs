@@ -108,11 +108,11 @@ impl Recovery {
         let person = self.store.person(account.person_id).await?.ok_or(RecoveryError::NotFound)?;
         let context = [person.email.as_str(), account.username.as_str(), person.display_name.as_str()];
         password::check(new_password, self.core.settings.policy.mfa_required, &context)?;
-        self.core
-            .hasher
-            .hash(new_password)
-            .await
-            .map_err(|e| RedeemError::Other(RecoveryError::Unexpected(e.to_string())))
+        self.core.hasher.hash(new_password).await.map_err(|e| match e {
+            // Saturated hashing is a 503 with Retry-After, and nothing was used up.
+            crate::crypto::HashError::Busy => RedeemError::Busy,
+            e => RedeemError::Other(RecoveryError::Unexpected(e.to_string())),
+        })
     }
 
     /// Set a new password with a link from an access email or a magic link: the password is checked first (a
