@@ -833,12 +833,7 @@ async fn a_repeat_from_elsewhere_keeps_both_submissions_emails_an_update_and_eve
 
 /// Every email the outbox holds (queued or sent): (subject, text).
 async fn outbox(app: &TestApp) -> Vec<(String, String)> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT subject, text_body FROM outbox_email ORDER BY outbox_email_id")
-            .fetch_all(app.db.pool())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    rows
+    emails_for(app, None).await
 }
 
 async fn count(app: &TestApp, sql: &str) -> i64 {

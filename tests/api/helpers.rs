@@ -530,3 +530,31 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Every email for `to` (or for anyone), oldest first: (subject, text part). The outbox holds an email's
+/// bodies until it is delivered and clears them then (they carry live secrets), so a delivered one is read,
+/// and parsed, from the `.eml` file the mail folder received.
+pub async fn emails_for(app: &TestApp, to: Option<&str>) -> Vec<(String, String)> {
+    let rows: Vec<(String, String, String, Option<i64>, String)> = sqlx::query_as(
+        "SELECT message_id, subject, text_body, sent_at, to_address FROM outbox_email ORDER BY outbox_email_id",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    rows.into_iter()
+        .filter(|(_, _, _, _, address)| to.is_none_or(|t| t == address))
+        .map(|(message_id, subject, text, sent_at, _)| {
+            if sent_at.is_none() {
+                return (subject, text);
+            }
+            let name: String =
+                message_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+            let path = app.dir().join("mail").join(format!("{name}.eml"));
+            let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{} (sent): {e}", path.display()));
+            let message = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .unwrap_or_else(|| panic!("{} does not parse", path.display()));
+            (subject, message.body_text(0).map(|t| t.into_owned()).unwrap_or_default())
+        })
+        .collect()
+}

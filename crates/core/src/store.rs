@@ -454,6 +454,7 @@ pub trait OutboxStore: Send + Sync {
         lease_seconds: i64,
         limit: i64,
     ) -> StoreResult<Vec<crate::email::QueuedEmail>>;
+    /// Mark an email delivered, and clear its bodies (they carry live links and codes).
     async fn mark_email_sent(&self, id: i64, now: Timestamp) -> StoreResult<()>;
     async fn mark_email_failed(
         &self,

@@ -74,8 +74,11 @@ impl OutboxStore for SqlStore {
     }
 
     async fn mark_email_sent(&self, id: i64, now: Timestamp) -> StoreResult<()> {
+        // The bodies go once delivered: they carry live links and codes, which the database otherwise holds
+        // only as keyed hashes. The row stays (who was sent what subject when) for the record.
         sqlx::query(
-            "UPDATE outbox_email SET sent_at = $1, claimed_until = NULL, last_error = NULL WHERE outbox_email_id = $2",
+            "UPDATE outbox_email SET sent_at = $1, claimed_until = NULL, last_error = NULL, text_body = '', \
+             html_body = '' WHERE outbox_email_id = $2",
         )
         .bind(now)
         .bind(id)
