@@ -468,6 +468,12 @@ async fn four_eyes_an_action_on_an_admin_waits_for_a_second_higher_admin() {
                 let path = format!("/console/approvals/{id}/approve");
                 let refused = post_with_csrf(&client, &app, "/", &path, &[]).await;
                 assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{}", other.username);
+                let said = refused.text().await.unwrap_or_default();
+                assert!(said.contains("no request with this number that you may decide"), "{said}");
+                // The same answer as for a number that does not exist: the subject learns nothing here.
+                let missing = post_with_csrf(&client, &app, "/", "/console/approvals/999999/reject", &[]).await;
+                assert_eq!(missing.status(), StatusCode::FORBIDDEN);
+                assert!(missing.text().await.unwrap_or_default().contains("no request with this number"));
                 let totp = app.person_json(&harry.email).await["accounts"][0]["mfa"]["totp_enabled"].clone();
                 assert_eq!(totp, true, "nothing ran");
             }

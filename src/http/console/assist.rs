@@ -544,15 +544,25 @@ pub async fn decision_post(
     Path((id, decision)): Path<(String, String)>,
     ValidForm(form): ValidForm<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let id = id.parse::<i64>().map_err(|_| PageError::not_found())?;
-    let approval = state.recovery.approval(id).await.map_err(PageError::internal)?.ok_or_else(PageError::not_found)?;
-    let action = RecoveryAction::parse(&approval.action).ok_or_else(PageError::not_found)?;
+    // Who works the queue first: anyone else learns nothing, not even whether the number exists.
+    admin.authorize::<ViewRequests>(&state, None).await?;
     let approve = match decision.as_str() {
         "approve" => true,
         "reject" => false,
         _ => return Err(PageError::not_found()),
     };
+    let id = id.parse::<i64>().map_err(|_| PageError::not_found())?;
+    let approval = state.recovery.approval(id).await.map_err(PageError::internal)?;
+    let Some((approval, action)) = approval.and_then(|a| RecoveryAction::parse(&a.action).map(|r| (a, r))) else {
+        return Err(not_yours());
+    };
     with_recover_type!(action, A => decide::<A>(&state, &admin, &ctx, id, approval.person, approve, &form).await)
+}
+
+/// One answer for a request that does not exist and one this admin may not decide (it is about them, they
+/// lack the permission, or the person outranks them): the subject of a request must not learn of it here.
+fn not_yours() -> PageError {
+    PageError::new(StatusCode::FORBIDDEN, "There is no request with this number that you may decide.")
 }
 
 async fn decide<A: Recover>(
@@ -564,8 +574,12 @@ async fn decide<A: Recover>(
     approve: bool,
     form: &HashMap<String, String>,
 ) -> Result<Response, PageError> {
-    // The decider's own proof for the action: permission and tier over the subject, never on themself.
-    let proof = admin.authorize::<A>(state, Some(person)).await?;
+    // The decider's own proof for the action: permission and tier over the subject, never on themself
+    // (refused as audited, answered like a missing request).
+    let proof = admin.authorize::<A>(state, Some(person)).await.map_err(|e| match e.status {
+        StatusCode::FORBIDDEN => not_yours(),
+        _ => e,
+    })?;
     let name = state
         .directory
         .person_by_id(person)
