@@ -808,3 +808,33 @@ async fn a_recovery_secret_is_redeemed_once_by_its_kind_until_it_expires_or_a_ne
         }
     }
 }
+
+#[tokio::test]
+async fn twenty_concurrent_issuances_leave_one_live_secret_of_the_kind() {
+    use lifeline::store::{RecoveryChange, SecretKind};
+    for (label, store, db) in stores().await {
+        let id = person(store.as_ref(), "sam").await;
+        let issue = RecoveryChange::Issue { account: id };
+        let secrets: Vec<_> =
+            (0..20).map(|n| secret(id, SecretKind::TemporaryAccessPass, &format!("pass-{n}"), 10_000)).collect();
+        let entries: Vec<_> = (0..20).map(|_| audit()).collect();
+        let tries = secrets
+            .iter()
+            .zip(&entries)
+            .map(|(s, e)| store.apply_recovery(&issue, std::slice::from_ref(s), &[], None, e, 100));
+        for result in futures::future::join_all(tries).await {
+            result.unwrap_or_else(|e| panic!("{label}: {e}"));
+        }
+        let raw = SqlStore::connect(&db.url).await.unwrap();
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM recovery_secret WHERE account_id = $1 AND kind = 'temporary_access_pass' \
+             AND revoked_at IS NULL",
+        )
+        .bind(id.0)
+        .fetch_one(raw.pool())
+        .await
+        .unwrap();
+        raw.close().await;
+        assert_eq!(live, 1, "{label}: one live pass");
+    }
+}

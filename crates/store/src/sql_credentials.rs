@@ -85,6 +85,7 @@ impl CredentialStore for SqlStore {
         audit: &AuditEntry,
     ) -> StoreResult<u64> {
         let mut tx = self.audited().await?;
+        crate::sql_recovery::lock_person(&mut tx, Some(account), None).await?;
         sqlx::query("UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = $3 WHERE account_id = $4")
             .bind(hash)
             .bind(now)
@@ -524,6 +525,7 @@ impl CredentialStore for SqlStore {
         audit: &AuditEntry,
     ) -> StoreResult<bool> {
         let mut tx = self.audited().await?;
+        crate::sql_recovery::lock_person(&mut tx, Some(account), None).await?;
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 0, \
              qa_failed_attempts = 0 WHERE account_id = $3 AND {}",

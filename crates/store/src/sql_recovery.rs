@@ -39,6 +39,27 @@ const SECRET_COLUMNS: &str = "account_id, kind, created_at, expires_at, used_at,
 const APPROVAL_COLUMNS: &str = "approval_id, action, person_id, requested_by_account, requested_by, form, created_at, \
     expires_at, status, decided_by, decided_at";
 
+/// Take the row locks of every account of the person `account` belongs to (or of `person`), first thing in a
+/// transaction that hands out or revokes secrets: on PostgreSQL (read committed) two such transactions for one
+/// person would otherwise each revoke what the other had not yet committed and both keep their new secret.
+/// SQLite serialises writers anyway. Always first, so no two transactions take these locks in different orders.
+pub(crate) async fn lock_person(
+    conn: &mut sqlx::AnyConnection,
+    account: Option<AccountId>,
+    person: Option<PersonId>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE account SET person_id = person_id WHERE person_id = \
+           COALESCE($2, (SELECT person_id FROM account WHERE account_id = $1))",
+    )
+    .bind(account.map(|a| a.0))
+    .bind(person.map(|p| p.0))
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
 /// Every live secret of the account dies (except those of `keep_kind`): a credential reset, a password
 /// change, a disabling or a "this wasn't me" leaves no way in that was handed out before it.
 pub(crate) async fn revoke_secrets(
@@ -131,6 +152,15 @@ impl RecoveryStore for SqlStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let mut tx = self.audited().await?;
+        let (account, person) = match change {
+            RecoveryChange::Unlock { accounts, .. } => (accounts.first().copied(), None),
+            RecoveryChange::ResetMfa { account, .. }
+            | RecoveryChange::UnlockQa { account }
+            | RecoveryChange::UnenrollQa { account }
+            | RecoveryChange::Issue { account } => (Some(*account), None),
+            RecoveryChange::SetStatus { person, .. } => (None, Some(*person)),
+        };
+        lock_person(&mut tx, account, person).await?;
         let changed = match change {
             RecoveryChange::Unlock { accounts, unlocked_by } => {
                 let mut any = false;
@@ -299,6 +329,9 @@ impl RecoveryStore for SqlStore {
             return Ok(None);
         }
         let mut tx = self.audited().await?;
+        if let Some(account) = r.account {
+            lock_person(&mut tx, Some(account), None).await?;
+        }
         // The one statement that decides: of concurrent redemptions of a single-use secret, one matches
         // `used_at IS NULL` and the others (waiting on its row lock, or serialised by SQLite's writer) do not.
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(

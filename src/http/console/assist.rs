@@ -587,8 +587,14 @@ async fn decide<A: Recover>(
         .map_err(PageError::internal)?
         .map(|p| p.display_name)
         .unwrap_or_default();
+    // Reserved, run and settled in a task of its own: a browser that goes away halfway must not leave the
+    // request reserved ("running") with nobody to finish it.
+    let recovery = state.recovery.clone();
     if !approve {
-        state.recovery.reject(proof, id).await.map_err(PageError::from)?;
+        tokio::spawn(async move { recovery.reject(proof, id).await })
+            .await
+            .map_err(PageError::internal)?
+            .map_err(PageError::from)?;
         let summary = format!("Request {id} was rejected: nothing was done.");
         return Ok(render(&ConsoleResultPage {
             title: "Rejected",
@@ -602,6 +608,9 @@ async fn decide<A: Recover>(
         }));
     }
     let second_factor_at = step_up(state, admin, form, ctx).await?;
-    let outcome = state.recovery.approve(proof, id, second_factor_at).await.map_err(PageError::from)?;
+    let outcome = tokio::spawn(async move { recovery.approve(proof, id, second_factor_at).await })
+        .await
+        .map_err(PageError::internal)?
+        .map_err(PageError::from)?;
     Ok(result_page(outcome, A::RECOVERY, person, &name))
 }
