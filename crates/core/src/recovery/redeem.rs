@@ -124,16 +124,20 @@ impl Recovery {
         new_password: &str,
         ctx: &RequestContext,
     ) -> Result<AccountId, RedeemError> {
-        // The link is checked (and a wrong one charged to the address) before the password: a weak password
-        // on a live link costs nothing and uses nothing up.
+        // The link is checked before the password: a weak password on a live link costs nothing and uses
+        // nothing up. A live link is never refused for its address's window (256 bits are not guessed, and one
+        // flooder behind a shared address must not stop everyone there from recovering); a miss is charged
+        // to it, refused past it, and answered after the floor.
         let hash = link_hash(&self.core, token);
         let kinds = [SecretKind::AccessLink, SecretKind::MagicLink];
         let now = self.now();
         let live = |s: &LiveSecret| {
             kinds.contains(&s.kind) && s.used_at.is_none() && s.revoked_at.is_none() && s.expires_at > now
         };
-        let found = self.guarded(ctx, async { Ok(self.store.secret(&hash).await?.filter(live)) }).await?;
-        let Some(secret) = found else { return Err(RedeemError::Invalid) };
+        let Some(secret) = self.store.secret(&hash).await?.filter(live) else {
+            self.guarded(ctx, async { Ok(None::<()>) }).await?;
+            return Err(RedeemError::Invalid);
+        };
         let account = self.account_of(secret.account).await?;
         let password_hash = self.checked_hash(&account, new_password).await?;
         let audit = self.self_service(&account, "password.reset").details(format!("with a {}", secret.kind.as_str()));
