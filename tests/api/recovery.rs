@@ -308,10 +308,15 @@ async fn a_temporary_access_pass_is_shown_once_and_lets_the_person_enrol_a_new_a
         let (status, _) = act(&app, &console, "issue-temporary-access-pass", sam_id, &[("pass_minutes", "5")]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "outside the lifetime bounds");
 
+        let old_session = app.sign_in(&sam).await;
         let me = browser();
         let used =
             post_with_csrf(&me, &app, "/signin/code", "/signin/code", &[("login", &sam.email), ("code", &pass)]).await;
         assert_eq!(location(&used), "/signin/enroll");
+        let (status, _) = get(&old_session, &app.url("/account/password")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "the old authenticator's sessions ended with it");
+        let (status, _) = get(&me, &app.url("/signin/enroll")).await;
+        assert_eq!(status, StatusCode::OK, "the pass's own session goes on");
         let again =
             post_with_csrf(&browser(), &app, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &pass)])
                 .await;

@@ -407,6 +407,8 @@ impl RecoveryStore for SqlStore {
                 .await
                 .db()?;
                 clear_lockout(&mut tx, account, &by, r.now).await?;
+                // The old authenticator's sessions go with it (the pass's own session starts after this).
+                end_sessions(&mut tx, account).await?;
             }
             // The code moves this session on to enrolment and nothing else: the requirement stays until an
             // authenticator is bound, so another sign-in with the password alone meets the code again.

@@ -248,7 +248,10 @@ impl Recovery {
             _ => return Ok(None),
         };
         let event = crate::signin::sign_in_event(&self.core, Some(account.id), "code_accepted", method, ctx);
-        let audit = self.self_service(&account, &format!("{method}.redeem")).ip(ctx.ip.to_string());
+        let mut audit = self.self_service(&account, &format!("{method}.redeem")).ip(ctx.ip.to_string());
+        if secret.kind == SecretKind::TemporaryAccessPass {
+            audit = audit.details("the authenticator and backup codes were removed and every session ended; a new authenticator is enrolled next");
+        }
         let redemption = Redemption {
             hash: &hash,
             kinds: &[secret.kind],
