@@ -40,7 +40,7 @@ pub fn method(value: &str) -> String {
 /// Who did something, from the audit form (`account:ID:USERNAME`, `system`, `public`).
 pub fn actor(value: &str) -> String {
     match value {
-        "system" => "the system (command line)".to_owned(),
+        "system" => "the system (command line or background work)".to_owned(),
         "public" => "someone not signed in".to_owned(),
         other => match other.strip_prefix("account:").and_then(|rest| rest.split_once(':')) {
             Some((_, username)) => username.to_owned(),

@@ -177,6 +177,11 @@ async fn reset_mfa_then_device_authorization_then_a_new_authenticator_with_oatht
         assert_eq!(location(&first), "/signin/device");
         let text = last_email(&app, &sam.email).await;
         let code = code_in(&text);
+        // Whoever gets this without having signed in learns a stranger has the password, and can lock at once.
+        let not_me = link_in(&text, "/not-me?token=");
+        let (status, page) = get(&browser(), &app.url(&not_me)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("a sign-in with your password"), "{page}");
         let wrong = post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", "ABCD-EFGH")]).await;
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
         let right =
@@ -556,7 +561,7 @@ async fn this_wasnt_me_locks_the_account_revokes_its_links_and_tells_the_admins_
         let me = browser();
         let (status, page) = get(&me, &app.url(&not_me)).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(page.contains("send-access-email"), "{page}");
+        assert!(page.contains("Send access email"), "{page}");
         let token = not_me.split("token=").nth(1).unwrap();
         let reported =
             me.post(app.url("/not-me")).form(&[("token", token), ("csrf", &csrf_of(&page))]).send().await.unwrap();
@@ -569,7 +574,7 @@ async fn this_wasnt_me_locks_the_account_revokes_its_links_and_tells_the_admins_
         let (status, _) = get(&browser(), &app.url(&reset)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "the access link is revoked");
         let alert = last_email(&app, &harry.email).await;
-        assert!(alert.contains("did not ask for send-access-email"), "{alert}");
+        assert!(alert.contains("did not ask for \"Send access email\""), "{alert}");
         let (status, used) = get(&me, &app.url(&not_me)).await;
         assert_eq!(status, StatusCode::GONE);
         assert!(used.contains("was used on"), "{used}");

@@ -151,7 +151,11 @@ async fn review<'a>(
         options: Vec::new(),
         action: action.name(),
         action_title: title(action),
-        action_effect: describe(action, &v.accounts.first().map(|a| a.username.clone()).unwrap_or_default()),
+        action_effect: describe(
+            action,
+            &v.accounts.first().map(|a| a.username.clone()).unwrap_or_default(),
+            &v.display_name,
+        ),
         lookup_hint: "",
         query: String::new(),
         people: Vec::new(),

@@ -35,7 +35,7 @@ const LINK_INVALID: &str = "This link is not valid any more: it may have expired
     Ask your helpdesk for a new one.";
 
 fn used(at: i64) -> String {
-    format!("This link was used on {} (UTC) and works only once.", crate::assistance::dossier::when(at))
+    format!("This link was used on {} and works only once.", crate::assistance::dossier::when(at))
 }
 
 pub async fn reset_password_get(
@@ -307,7 +307,7 @@ pub async fn not_me_get(
         LinkState::Invalid => message(
             StatusCode::NOT_FOUND,
             "Link not valid",
-            "This link has expired. If something happened on your account that you did not ask for, contact your helpdesk now.",
+            "This link is not valid: it may have expired. If something happened on your account that you did not ask for, contact your helpdesk now.",
             Some(("Who can help", "/help")),
         ),
     })

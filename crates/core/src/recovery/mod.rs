@@ -388,13 +388,13 @@ impl Recovery {
         }
         let not_me_url = not_me.as_ref().map(|t| self.url(&format!("/not-me?token={t}")));
         let username = p.account.username.to_string();
-        let what = describe(action, &username);
+        let what = describe(action, &username, &p.person.display_name);
         let greeting = format!("Hello {},", p.person.display_name);
-        let mut paragraphs = vec![format!("{what} This was done by {by} on {when} (UTC).")];
+        let mut paragraphs = vec![format!("{what} This was done by {by} on {when}.")];
         let (subject, code, link): (String, Option<String>, Option<(String, String)>) = match (&handed_out, action) {
             (Some((_, token)), RecoveryAction::SendAccessEmail) => {
                 paragraphs.push(format!(
-                    "Your username is {username}. Use the link below to set a new password; it works once, until {expires_text} (UTC)."
+                    "Your username is {username}. Use the link below to set a new password; it works once, until {expires_text}."
                 ));
                 (
                     format!("Your {organisation} sign-in details"),
@@ -403,9 +403,8 @@ impl Recovery {
                 )
             }
             (Some((_, token)), RecoveryAction::SendMagicLink) => {
-                paragraphs.push(format!(
-                    "Use the link below to change your password; it works once, until {expires_text} (UTC)."
-                ));
+                paragraphs
+                    .push(format!("Use the link below to change your password; it works once, until {expires_text}."));
                 (
                     format!("Change your {organisation} password"),
                     None,
@@ -415,7 +414,7 @@ impl Recovery {
             (Some((_, code)), RecoveryAction::SendRecoveryCode) => {
                 paragraphs.push(format!(
                     "Open the recovery page, give your email address and this code, then set a new password or remove \
-                     your lost authenticator and set up a new one. The code works once, until {expires_text} (UTC)."
+                     your lost authenticator and set up a new one. The code works once, until {expires_text}."
                 ));
                 (
                     format!("Your {organisation} recovery code"),
@@ -426,7 +425,7 @@ impl Recovery {
             (Some((_, code)), RecoveryAction::SendOneTimePassword) => {
                 paragraphs.push(format!(
                     "Sign in with your username ({username}) and this one-time password instead of your password. It \
-                     works once, until {expires_text} (UTC); your second step still applies, and you will then choose \
+                     works once, until {expires_text}; your second step still applies, and you will then choose \
                      a new password."
                 ));
                 (
@@ -435,7 +434,7 @@ impl Recovery {
                     Some(("Sign in with a one-time password".into(), self.url("/signin/code"))),
                 )
             }
-            _ => (format!("{organisation}: {}", title(action)), None, None),
+            _ => (format!("{organisation}: {}", happened(action)), None, None),
         };
         if let Some((_, value)) = &handed_out
             && action == RecoveryAction::IssueTemporaryAccessPass
@@ -443,7 +442,7 @@ impl Recovery {
             pass = Some(ShownPass { pass: value.clone(), expires_at, multi_use });
             paragraphs.push(format!(
                 "The administrator gave you the pass themself; it lets you sign in and set up a new authenticator \
-                 until {expires_text} (UTC)."
+                 until {expires_text}."
             ));
         }
         if let Some(reference) = &p.reference {
@@ -489,24 +488,47 @@ impl Recovery {
     }
 }
 
-/// The sentence that tells the person (and the admin) what an action did.
-pub fn describe(action: RecoveryAction, username: &str) -> String {
+/// The sentence that tells the person (and the admin) what an action did: written about the account and the
+/// person, not to anyone, since both read it.
+pub fn describe(action: RecoveryAction, username: &str, name: &str) -> String {
     match action {
-        RecoveryAction::SendAccessEmail => format!("Sign-in details and a password link were sent for {username}."),
-        RecoveryAction::SendMagicLink => format!("A link to change the password of {username} was sent."),
-        RecoveryAction::SendRecoveryCode => format!("A recovery code was sent for {username}."),
-        RecoveryAction::SendOneTimePassword => format!("A one-time password was sent for {username}."),
-        RecoveryAction::IssueTemporaryAccessPass => format!("A temporary access pass was issued for {username}."),
+        RecoveryAction::SendAccessEmail => {
+            format!("The username and a link to set a new password were emailed for the account {username}.")
+        }
+        RecoveryAction::SendMagicLink => {
+            format!("A link to set a new password was emailed for the account {username}.")
+        }
+        RecoveryAction::SendRecoveryCode => format!("A recovery code was emailed for the account {username}."),
+        RecoveryAction::SendOneTimePassword => format!("A one-time password was emailed for the account {username}."),
+        RecoveryAction::IssueTemporaryAccessPass => {
+            format!("A temporary access pass was issued for the account {username}.")
+        }
         RecoveryAction::ResetMfa => format!(
             "The two-step verification of {username} was reset: the authenticator and backup codes were removed. At \
              the next sign-in a code is emailed first, then a new authenticator is set up."
         ),
         RecoveryAction::Unlock => format!("The account {username} was unlocked."),
-        RecoveryAction::UnlockPerson => "Every account of yours was unlocked.".into(),
+        RecoveryAction::UnlockPerson => format!("Every account of {name} was unlocked."),
         RecoveryAction::UnlockQa => format!("The security-question reset of {username} was unlocked."),
         RecoveryAction::UnenrollQa => format!("The security questions of {username} were removed."),
-        RecoveryAction::Enable => "Your access was enabled again.".into(),
-        RecoveryAction::Disable => "Your access was disabled.".into(),
+        RecoveryAction::Enable => format!("The access of {name} was enabled again."),
+        RecoveryAction::Disable => format!("The access of {name} was disabled: every session ended."),
+    }
+}
+
+/// What happened, for the subject of the person's notice.
+fn happened(action: RecoveryAction) -> &'static str {
+    match action {
+        RecoveryAction::SendAccessEmail | RecoveryAction::SendMagicLink => "a link to set your password was sent",
+        RecoveryAction::SendRecoveryCode => "a recovery code was sent",
+        RecoveryAction::SendOneTimePassword => "a one-time password was sent",
+        RecoveryAction::IssueTemporaryAccessPass => "a temporary access pass was issued for you",
+        RecoveryAction::ResetMfa => "your two-step verification was reset",
+        RecoveryAction::Unlock | RecoveryAction::UnlockPerson => "your account was unlocked",
+        RecoveryAction::UnlockQa => "your security-question reset was unlocked",
+        RecoveryAction::UnenrollQa => "your security questions were removed",
+        RecoveryAction::Enable => "your access was enabled again",
+        RecoveryAction::Disable => "your access was disabled",
     }
 }
 

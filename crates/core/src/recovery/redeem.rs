@@ -48,6 +48,14 @@ impl From<crate::store::StoreError> for RedeemError {
     }
 }
 
+/// What a "this wasn't me" link reports, as people read it: an action's title, or the words stored with it.
+fn shown(action: &str) -> String {
+    match crate::policy::permissions::RecoveryAction::parse(action) {
+        Some(a) => format!("\"{}\"", super::title(a)),
+        None => action.to_owned(),
+    }
+}
+
 impl Recovery {
     async fn floor(&self, started: std::time::Instant) {
         crate::signin::failure_floor(&self.core, started).await
@@ -81,7 +89,9 @@ impl Recovery {
         match secret {
             Some(s) if !kinds.contains(&s.kind) => LinkState::Invalid,
             Some(LiveSecret { used_at: Some(at), .. }) => LinkState::Used { at },
-            Some(s) if s.expires_at > self.now() && s.revoked_at.is_none() => LinkState::Live { action: s.action },
+            Some(s) if s.expires_at > self.now() && s.revoked_at.is_none() => {
+                LinkState::Live { action: s.action.as_deref().map(shown) }
+            }
             _ => LinkState::Invalid,
         }
     }
@@ -140,7 +150,9 @@ impl Recovery {
         };
         let account = self.account_of(secret.account).await?;
         let password_hash = self.checked_hash(&account, new_password).await?;
-        let audit = self.self_service(&account, "password.reset").details(format!("with a {}", secret.kind.as_str()));
+        let with =
+            if secret.kind == SecretKind::AccessLink { "with an access email's link" } else { "with a magic link" };
+        let audit = self.self_service(&account, "password.reset").details(with);
         let redemption = Redemption {
             hash: &hash,
             kinds: &kinds,
@@ -299,16 +311,20 @@ impl Recovery {
                 account.username
             ),
             format!(
-                "Enter this code on the sign-in page within {minutes} minutes. If this was not you, change your password and tell your helpdesk."
+                "Enter this code on the sign-in page within {minutes} minutes. If this was not you, someone knows \
+                 your password: use the link below to lock your account at once, then contact your helpdesk."
             ),
         ];
+        // Whoever gets this email without having signed in has just learnt that a stranger has the password.
+        let not_me = crate::crypto::random_token();
+        let not_me_url = self.url(&format!("/not-me?token={not_me}"));
         let greeting = format!("Hello {},", person.display_name);
         let notice = Notice {
             greeting: &greeting,
             paragraphs: &paragraphs,
             code: Some(&code),
             link: None,
-            not_me: None,
+            not_me: Some(&not_me_url),
             organisation: &self.core.settings.organisation,
         };
         let subject = format!("{}: device authorization code", self.core.settings.organisation);
@@ -322,9 +338,19 @@ impl Recovery {
             action: None,
             reference: None,
         };
+        let report = NewSecret {
+            account: account.id,
+            kind: SecretKind::NotMe,
+            hash: link_hash(&self.core, &not_me),
+            expires_at: now + i64::from(self.core.settings.recovery.not_me_days) * 86_400,
+            multi_use: false,
+            action: Some("a sign-in with your password".into()),
+            reference: None,
+        };
         let audit = self.self_service(&account, "device-authorization.send");
+        let secrets = [secret, report];
         self.store
-            .apply_recovery(&RecoveryChange::Issue { account: account.id }, &[secret], &[email], None, &audit, now)
+            .apply_recovery(&RecoveryChange::Issue { account: account.id }, &secrets, &[email], None, &audit, now)
             .await?;
         Ok(())
     }
@@ -371,11 +397,11 @@ impl Recovery {
         };
         let account = self.account_of(secret.account).await?;
         let person = self.store.person(account.person_id).await?.ok_or(RecoveryError::NotFound)?;
-        let action = secret.action.clone().unwrap_or_else(|| "an action".into());
+        let action = secret.action.as_deref().map(shown).unwrap_or_else(|| "an action".into());
         let when = crate::assistance::dossier::when(secret.created_at);
         let paragraphs = vec![
             format!(
-                "{} ({}, account {}) says they did not ask for {action}, done on {when} (UTC).",
+                "{} ({}, account {}) says they did not ask for {action}, done on {when}.",
                 person.display_name, person.email, account.username
             ),
             "The account is now locked (reason: reported_not_me), its sessions have ended and every link, code or \
