@@ -111,14 +111,30 @@ pub async fn periodic_jobs(core: Arc<Core>, store: Arc<SqlStore>) {
 /// data but no fingerprint yet (written before fingerprints) gets one only from a key that opens its sealed
 /// secrets; a new key file is created only for an empty database, and only when `create` (starting a server,
 /// adding people) allows it.
+/// The file an `sqlite:` URL names (`sqlite://path?options` or `sqlite:path`); `None` for other databases and
+/// in-memory ones.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
 pub async fn open_with_key(
     settings: &Settings,
     create: bool,
     now: crate::domain::Timestamp,
 ) -> anyhow::Result<(SqlStore, Keys)> {
     use crate::store::KeyStore;
-    let db = open_store(settings).await?;
     let database = redact_url(&settings.database_url);
+    if !create && let Some(path) = sqlite_file(&settings.database_url).filter(|p| !p.exists()) {
+        // A command that only reads (audit verify, export) must not leave an empty database behind.
+        anyhow::bail!(
+            "there is no database at {}: set LIFELINE_DATABASE_URL to the one to read (the demo's is \
+             sqlite://lifeline-demo.db); nothing was created",
+            path.display()
+        );
+    }
+    let db = open_store(settings).await?;
     let source = match &settings.secret_key {
         Some(_) => "LIFELINE_SECRET_KEY".to_owned(),
         None => format!("the key file {}", settings.key_file.display()),

@@ -456,3 +456,14 @@ async fn a_database_from_before_fingerprints_takes_one_only_from_the_key_that_op
     })
     .await;
 }
+
+#[tokio::test]
+async fn audit_verify_on_a_database_that_is_not_there_says_so_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let missing = dir.path().join("nothing-here.db");
+    let url = format!("sqlite://{}", missing.display());
+    let out = run_lifeline(dir.path(), &url, &["audit", "verify"], "", &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("there is no database at"), "{}", stderr(&out));
+    assert!(!missing.exists(), "nothing was created");
+}
