@@ -377,8 +377,13 @@ async fn tiers_and_permissions_refuse_with_403_and_an_audit_row_and_a_crafted_po
         let console = app.sign_in(&harry).await;
         let sam_id = person_id(&app, &sam).await;
 
-        // The Actions menu shows only what Harry (DPA 1) may do: no recovery code, no reset MFA.
+        // The Actions menu shows only what Harry (DPA 1) may do and what fits Sam (locked): no recovery code, no
+        // reset MFA, no enable.
+        for _ in 0..5 {
+            app.post_sign_in(&browser(), &sam.username, "not-sams-password-at-all").await;
+        }
         let (_, record) = get(&console, &app.url(&format!("/console/people/{sam_id}"))).await;
+        assert!(!record.contains("?action=enable"), "{record}");
         assert!(record.contains("action=send-access-email") && record.contains("action=unlock-person"), "{record}");
         assert!(!record.contains("action=send-recovery-code") && !record.contains("action=reset-mfa"), "{record}");
 

@@ -92,6 +92,28 @@ fn fits(action: RecoveryAction, hit: &crate::store::PersonHit, view: Option<&Per
     }
 }
 
+/// Does `action` fit the person as their record shows them now? For offering it (the Actions menu, the wizard's
+/// options for a known person); running it asks the service, which decides with `policy::recovery::applies`.
+pub fn fits_record(action: RecoveryAction, view: &PersonView) -> bool {
+    use RecoveryAction as R;
+    let active = view.status == crate::domain::PersonStatus::Active;
+    let any = |f: &dyn Fn(&crate::directory::AccountView) -> bool| view.accounts.iter().any(f);
+    match action {
+        R::Enable => !active,
+        _ if !active => false,
+        R::Disable => true,
+        _ if rules::is_password_action(action) => any(&|a| a.source == AccountSource::Local),
+        R::ResetMfa => {
+            any(&|a| a.source != AccountSource::Sso && (a.mfa.totp_enabled || a.mfa.backup_codes_unused > 0))
+        }
+        _ if rules::is_mfa_action(action) => any(&|a| a.source != AccountSource::Sso),
+        R::Unlock | R::UnlockPerson => any(&|a| a.locked || a.failed_attempts > 0),
+        R::UnlockQa => any(&|a| a.qa_locked),
+        R::UnenrollQa => any(&|a| a.qa_enrolled),
+        _ => true,
+    }
+}
+
 fn hint(action: RecoveryAction) -> &'static str {
     use RecoveryAction as R;
     match action {
@@ -247,19 +269,13 @@ pub async fn assist_get(
             RecoveryAction::parse(&a).ok_or_else(|| PageError::bad_request("There is no such assistance option."))?,
         ),
     };
-    let helping = match person {
+    let record = match person {
         Some(id) => Some(
-            state
-                .directory
-                .record(&proof, id)
-                .await
-                .map_err(PageError::internal)?
-                .ok_or_else(PageError::not_found)?
-                .view
-                .display_name,
+            state.directory.record(&proof, id).await.map_err(PageError::internal)?.ok_or_else(PageError::not_found)?,
         ),
         None => None,
     };
+    let helping = record.as_ref().map(|r| r.view.display_name.clone());
     match (action, person) {
         (Some(action), Some(person)) => {
             let values = Values {
@@ -327,6 +343,9 @@ pub async fn assist_get(
             let mut options = Vec::new();
             let grant = if person.is_none() { own_grant(&state, &admin).await } else { None };
             for action in OPTIONS {
+                if record.as_ref().is_some_and(|r| !fits_record(action, &r.view)) {
+                    continue;
+                }
                 if may(&state, &admin, action, person, grant.as_ref()).await {
                     let href = match person {
                         Some(p) => {

@@ -121,10 +121,13 @@ pub async fn person_get(
             details: r.entry.details.clone().unwrap_or_default(),
         })
         .collect();
-    // The Actions menu shows only what this admin may do to this person (acting still asks for the proof).
+    // The Actions menu shows only what this admin may do to this person, and what fits them as they are now
+    // (acting still asks for the proof, and the service still checks the fit).
     let mut actions = Vec::new();
     for action in crate::policy::permissions::RecoveryAction::ALL {
-        if lifeline_core::with_recover_type!(action, A => admin.may::<A>(&state, Some(id)).await) {
+        if super::assist::fits_record(action, &record.view)
+            && lifeline_core::with_recover_type!(action, A => admin.may::<A>(&state, Some(id)).await)
+        {
             let href = format!("/console/assist?action={}&person={}", action.name(), id.0);
             actions.push((href, crate::recovery::title(action)));
         }
