@@ -1483,3 +1483,18 @@ async fn every_action_from_a_request_audits_reason_on_behalf_of_and_reference_te
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_wizards_lookup_lists_only_people_the_admin_may_act_on() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        admin(&app, "hank", Grant { dpa_level: 1, ..Default::default() }).await;
+        app.add_person("sam", true).await;
+        let console = app.sign_in(&harry).await;
+        let (status, page) = get(&console, &app.url("/console/assist?action=send-access-email&q=example.org")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("Test sam"), "{page}");
+        assert!(!page.contains("Test hank") && !page.contains("Test harry"), "no peer, not oneself: {page}");
+    })
+    .await;
+}

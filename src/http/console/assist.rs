@@ -302,7 +302,8 @@ pub async fn assist_get(
                 let needs_view = matches!(action, RecoveryAction::UnlockQa | RecoveryAction::UnenrollQa);
                 let view =
                     if needs_view { state.directory.person_view(hit.person.email.as_str()).await.ok() } else { None };
-                if !fits(action, hit, view.as_ref()) {
+                // Only people this admin may act on: not themself, nobody of equal or higher rank.
+                if !fits(action, hit, view.as_ref()) || !may(&state, &admin, action, Some(hit.person.id), None).await {
                     continue;
                 }
                 let Some(a) = hit.accounts.first() else { continue };
