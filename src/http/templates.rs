@@ -223,8 +223,10 @@ pub struct ActivityLine {
     pub action: String,
     pub outcome: String,
     pub actor: String,
+    pub on_behalf_of: String,
     pub reason: String,
     pub details: String,
+    pub reference: String,
 }
 
 #[derive(Template)]

@@ -882,6 +882,7 @@ async fn a_request_is_helped_through_the_wizard_the_magic_link_signs_lou_in_and_
         let activity = record.split("<h2>Activity log</h2>").nth(1).unwrap();
         assert!(activity.contains("<td>send-magic-link</td>") && activity.contains(METHOD), "{activity}");
         assert!(activity.contains("<td>password.reset</td>"), "the link used: {activity}");
+        assert!(activity.contains("<td>Mona Manager</td>") && activity.contains(&reference), "{activity}");
     })
     .await;
 }

@@ -117,8 +117,10 @@ pub async fn person_get(
             action: r.entry.action.clone(),
             outcome: r.entry.outcome.clone(),
             actor: labels::actor(&r.entry.actor),
+            on_behalf_of: r.entry.on_behalf_of.clone().unwrap_or_default(),
             reason: r.entry.reason.clone().unwrap_or_default(),
             details: r.entry.details.clone().unwrap_or_default(),
+            reference: r.entry.reference.clone().unwrap_or_default(),
         })
         .collect();
     // The Actions menu shows only what this admin may do to this person, and what fits them as they are now
