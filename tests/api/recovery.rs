@@ -883,6 +883,14 @@ async fn a_request_is_helped_through_the_wizard_the_magic_link_signs_lou_in_and_
         assert!(activity.contains("<td>send-magic-link</td>") && activity.contains(METHOD), "{activity}");
         assert!(activity.contains("<td>password.reset</td>"), "the link used: {activity}");
         assert!(activity.contains("<td>Mona Manager</td>") && activity.contains(&reference), "{activity}");
+        let sign_ins: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_event WHERE action = 'sign_in' AND outcome = 'success' AND subject_person_id = $1",
+        )
+        .bind(lou_id)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert!(sign_ins >= 1, "sign-in rows name whose sign-in it was");
     })
     .await;
 }

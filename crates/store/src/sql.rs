@@ -369,6 +369,14 @@ pub(super) async fn insert_sign_in(conn: &mut sqlx::AnyConnection, key: &AuditKe
         .ip(e.client_ip.clone())
         .details(details.to_string());
     entry.subject_account_id = e.account_id.map(i64::from);
+    // Whose sign-in it was, so the audit log filters it by person like every other event about them.
+    if let Some(account) = e.account_id {
+        entry.subject_person_id = sqlx::query_scalar("SELECT person_id FROM account WHERE account_id = $1")
+            .bind(i64::from(account))
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+    }
     append(conn, key, &entry).await?;
     Ok(())
 }
