@@ -251,33 +251,26 @@ impl RecoveryStore for SqlStore {
             return Ok(false);
         }
         for secret in secrets {
-            if secret.kind == SecretKind::DeviceCode {
-                // A device code belongs to one account's sign-in: a new one replaces that account's last one.
-                sqlx::query(
+            if secret.kind != SecretKind::NotMe {
+                // A new secret replaces the live one of its kind: what an admin hands out, for the whole person
+                // whichever of their accounts it was for (at most one recovery code, one pass, ... per person);
+                // a device code, which belongs to one account's sign-in, for that account.
+                let sql = if secret.kind == SecretKind::DeviceCode {
                     "UPDATE recovery_secret SET revoked_at = $1 \
-                     WHERE account_id = $2 AND kind = $3 AND revoked_at IS NULL AND expires_at > $1",
-                )
-                .bind(now)
-                .bind(secret.account.0)
-                .bind(secret.kind.as_str())
-                .execute(&mut *tx)
-                .await
-                .db()?;
-            } else if secret.kind != SecretKind::NotMe {
-                // What an admin hands out replaces the live one of its kind for the whole person, whichever of
-                // their accounts it was for: at most one recovery code, one pass, ... per person.
-                sqlx::query(
+                     WHERE account_id = $2 AND kind = $3 AND revoked_at IS NULL AND expires_at > $1"
+                } else {
                     "UPDATE recovery_secret SET revoked_at = $1 \
                      WHERE kind = $3 AND revoked_at IS NULL AND expires_at > $1 AND account_id IN \
                        (SELECT a.account_id FROM account a JOIN account b ON a.person_id = b.person_id \
-                        WHERE b.account_id = $2)",
-                )
-                .bind(now)
-                .bind(secret.account.0)
-                .bind(secret.kind.as_str())
-                .execute(&mut *tx)
-                .await
-                .db()?;
+                        WHERE b.account_id = $2)"
+                };
+                sqlx::query(sql)
+                    .bind(now)
+                    .bind(secret.account.0)
+                    .bind(secret.kind.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
             }
             sqlx::query(
                 "INSERT INTO recovery_secret (account_id, kind, secret_hash, created_at, expires_at, multi_use, action, reference) \
