@@ -123,3 +123,72 @@ async fn look_alike_email_addresses_are_refused_with_a_clear_message() {
     })
     .await;
 }
+
+/// POST `body` (form-encoded) to `path` from `browser`: status and page.
+async fn post_body(app: &TestApp, browser: &reqwest::Client, path: &str, body: String) -> (StatusCode, String) {
+    let response = browser
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = response.status();
+    (status, response.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn malformed_recovery_forms_get_clear_client_errors_and_change_nothing() {
+    each_backend(async |app: TestApp| {
+        let ada = app.add_admin("ada", 3).await;
+        let sam = app.add_person("sam", true).await;
+        let browser = browser();
+        let csrf = app.csrf(&browser).await;
+        let long = "x".repeat(40_000);
+        let cases: Vec<(&str, String)> = vec![
+            ("/recover", format!("csrf={csrf}")),
+            ("/recover", format!("csrf={csrf}&email=sam@example.org")),
+            ("/recover", format!("csrf={csrf}&email=%zz&code=%")),
+            ("/recover", format!("csrf={csrf}&email={long}&code={long}")),
+            ("/recover", format!("csrf={csrf}&email=%FF%FE&code=%C3%28")),
+            ("/signin/code", format!("csrf={csrf}&login=sam")),
+            ("/signin/code", format!("csrf={csrf}&login={long}&code={long}")),
+            ("/reset-password", format!("csrf={csrf}&token=abc")),
+            ("/reset-password", format!("csrf={csrf}&token=abc&new_password=a&confirm_password=b")),
+            ("/reset-password", format!("csrf={csrf}&token={long}&new_password=x&confirm_password=x")),
+            ("/not-me", format!("csrf={csrf}")),
+            ("/not-me", format!("csrf={csrf}&token={long}")),
+            ("/signin/device", format!("csrf={csrf}&code=ABCD")),
+            ("/recover/password", format!("csrf={csrf}&new_password=x&confirm_password=x")),
+            ("/recover/authenticator", format!("csrf={csrf}")),
+        ];
+        for (path, body) in cases {
+            let (status, html) = post_body(&app, &browser, path, body).await;
+            let redirect_to_sign_in = status == StatusCode::SEE_OTHER;
+            assert!(status.is_client_error() || redirect_to_sign_in, "{path}: got {status}");
+            if !redirect_to_sign_in {
+                assert!(html.contains("<html"), "{path}: an HTML page, got {html:.200}");
+            }
+        }
+
+        // The approvals' decisions: bad numbers, unknown decisions, without a session.
+        let console = app.sign_in(&ada).await;
+        let csrf = app.csrf(&console).await;
+        for path in [
+            "/console/approvals/abc/approve",
+            "/console/approvals/1/frobnicate",
+            "/console/approvals/99999999999999999999/reject",
+            "/console/approvals/-1/approve",
+        ] {
+            let (status, _) = post_body(&app, &console, path, format!("csrf={csrf}")).await;
+            assert!(status.is_client_error(), "{path}: got {status}");
+        }
+        let (status, _) = post_body(&app, &browser, "/console/approvals/1/approve", String::new()).await;
+        assert!(status.is_client_error() || status == StatusCode::SEE_OTHER, "no session: {status}");
+
+        // Nothing changed: Sam still signs in as before, and no email went out.
+        assert_eq!(location(&app.post_sign_in(&browser, &sam.username, &sam.password).await), "/signin/mfa");
+        assert!(emails_for(&app, Some(&sam.email)).await.is_empty());
+    })
+    .await;
+}
