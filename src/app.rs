@@ -105,20 +105,21 @@ pub async fn periodic_jobs(core: Arc<Core>, store: Arc<SqlStore>) {
     }
 }
 
+/// The file an `sqlite:` URL names (`sqlite://path?options` or `sqlite:path`); `None` for other databases,
+/// in-memory ones, and paths with percent escapes (sqlx decodes those; better no check than a wrong one).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path == ":memory:" || query.split('&').any(|o| o == "mode=memory");
+    (!path.is_empty() && !in_memory && !path.contains('%')).then(|| std::path::PathBuf::from(path))
+}
+
 /// Open the database and the master key that belongs to it. The database records the key's fingerprint on
 /// first use; from then on a key that does not match is refused (naming the key and the database) before it
 /// can seal a secret or sign an audit row, and no new key file is ever created for it. A database that holds
 /// data but no fingerprint yet (written before fingerprints) gets one only from a key that opens its sealed
 /// secrets; a new key file is created only for an empty database, and only when `create` (starting a server,
 /// adding people) allows it.
-/// The file an `sqlite:` URL names (`sqlite://path?options` or `sqlite:path`); `None` for other databases and
-/// in-memory ones.
-fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
-}
-
 pub async fn open_with_key(
     settings: &Settings,
     create: bool,

@@ -456,9 +456,8 @@ fn parse_since(text: &str) -> anyhow::Result<i64> {
 const PAGE: i64 = 1000;
 
 async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
-    let (store, keys) = app::open_with_key(&settings, false, chrono::Utc::now().timestamp())
-        .await
-        .context("audit verify needs the key the log was written with")?;
+    // Its errors name the database and the key (and a database that is not there).
+    let (store, keys) = app::open_with_key(&settings, false, chrono::Utc::now().timestamp()).await?;
     match cmd {
         AuditCommand::Verify => {
             let verified = verify_audit_log(&store, &keys.audit_key()).await?;

@@ -386,6 +386,8 @@ pub struct ConsoleAssistPage<'a> {
     pub lookup_hint: &'a str,
     pub query: String,
     pub people: Vec<PersonRow>,
+    /// The search found as many people as it lists at most: some were not looked at.
+    pub more: bool,
     pub person_id: i64,
     pub person_name: String,
     pub person_email: String,

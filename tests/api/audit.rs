@@ -389,7 +389,7 @@ async fn a_log_from_before_the_key_is_pinned_at_the_first_start_and_still_checke
         }
         // Checking needs the key the log was written with: without a key file, verify says so and creates none.
         let no_key = lifeline(dir.path(), &db.url, &["audit", "verify"]);
-        assert!(!no_key.status.success() && stderr(&no_key).contains("needs the key"), "{}", stderr(&no_key));
+        assert!(!no_key.status.success() && stderr(&no_key).contains("needs its key"), "{}", stderr(&no_key));
         assert!(!dir.path().join("lifeline.key").exists());
 
         let mut settings = test_settings(dir.path());

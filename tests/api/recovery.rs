@@ -181,7 +181,7 @@ async fn reset_mfa_then_device_authorization_then_a_new_authenticator_with_oatht
         let not_me = link_in(&text, "/not-me?token=");
         let (status, page) = get(&browser(), &app.url(&not_me)).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(page.contains("a sign-in with your password"), "{page}");
+        assert!(page.contains("a sign-in to the account"), "{page}");
         let wrong = post_with_csrf(&me, &app, "/signin/device", "/signin/device", &[("code", "ABCD-EFGH")]).await;
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
         let right =
@@ -940,6 +940,10 @@ async fn unlock_one_account_unlock_q_and_a_and_unenrol_q_and_a_end_to_end() {
                 reset(["Hillside Primary", "Leeds", "Foundation"], NEW_PASSWORD).await;
             }
             assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], true);
+            // Only the Q&A lock: the menu offers both unlocks that clear it, not the account unlock.
+            let (_, record) = get(&console, &app.url(&format!("/console/people/{sam_id}"))).await;
+            assert!(record.contains("?action=unlock-qa") && record.contains("?action=unlock-person"), "{record}");
+            assert!(!record.contains("?action=unlock&#38;"), "{record}");
             let (status, html) = act(&app, &console, "unlock-qa", sam_id, &[]).await;
             assert_eq!(status, StatusCode::OK, "{html}");
             assert_eq!(app.person_json(&sam.email).await["accounts"][0]["qa_locked"], false);

@@ -187,6 +187,8 @@ pub trait DirectoryStore: Send + Sync {
 pub struct PersonHit {
     pub person: Person,
     pub accounts: Vec<AccountHit>,
+    /// What the person may do (their rank decides who may act on them).
+    pub grant: Grant,
 }
 
 #[derive(Debug, Clone)]

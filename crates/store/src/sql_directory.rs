@@ -132,7 +132,9 @@ impl DirectoryStore for SqlStore {
             .collect();
         let pattern = format!("%{escaped}%");
         let people = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PERSON_COLUMNS} FROM person WHERE person_id IN ( \
+            "SELECT {PERSON_COLUMNS}, COALESCE(g.dpa_level, 0) AS dpa_level, COALESCE(g.expert_mode, 0) AS expert_mode, \
+                 COALESCE(g.auditor, 0) AS auditor, COALESCE(g.directory_admin, 0) AS directory_admin \
+             FROM person LEFT JOIN permission_grant g USING (person_id) WHERE person_id IN ( \
                  SELECT person_id FROM person WHERE lower(display_name) LIKE $1 ESCAPE '\\' OR lower(email) LIKE $1 ESCAPE '\\' \
                  UNION SELECT person_id FROM account WHERE lower(username) LIKE $1 ESCAPE '\\') \
              AND ($2 = 0 OR person_id IN (SELECT person_id FROM account WHERE locked_at IS NOT NULL \
@@ -160,7 +162,7 @@ impl DirectoryStore for SqlStore {
             .iter()
             .map(|r| Ok(AccountHit { account: account_from_row(r)?, has_totp: count(r, "totp").db()? > 0 }))
             .collect::<StoreResult<Vec<_>>>()?;
-            hits.push(PersonHit { person, accounts });
+            hits.push(PersonHit { person, accounts, grant: grant_from_row(row)? });
         }
         Ok(hits)
     }

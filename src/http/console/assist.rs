@@ -58,11 +58,11 @@ async fn may(
     }
 }
 
-/// The admin's own grant, read once for the wizard's first step.
-async fn own_grant(state: &AppState, admin: &Admin) -> Option<crate::domain::Grant> {
+/// The admin's own person and grant, read once per page (the wizard's first step, its lookup).
+async fn own_grant(state: &AppState, admin: &Admin) -> Option<(PersonId, crate::domain::Grant)> {
     let account = state.directory.account(admin.account_id).await.ok()??;
     let person = state.directory.person_by_id(account.person_id).await.ok()??;
-    state.directory.person_view(person.email.as_str()).await.ok().map(|v| v.permissions)
+    state.directory.person_view(person.email.as_str()).await.ok().map(|v| (v.person_id, v.permissions))
 }
 
 /// A short reading of the person's record; a confirmation made for another reading is stale.
@@ -84,7 +84,7 @@ fn fits(action: RecoveryAction, hit: &crate::store::PersonHit, view: Option<&Per
     match action {
         _ if rules::is_password_action(action) => sources.contains(&AccountSource::Local),
         _ if rules::is_mfa_action(action) => sources.iter().any(|s| *s != AccountSource::Sso),
-        R::UnlockQa => view.is_some_and(|v| v.accounts.iter().any(|a| a.qa_locked || a.qa_enrolled)),
+        R::UnlockQa => view.is_some_and(|v| v.accounts.iter().any(|a| a.qa_locked || a.qa_failed_attempts > 0)),
         R::UnenrollQa => view.is_some_and(|v| v.accounts.iter().any(|a| a.qa_enrolled)),
         R::Enable => hit.person.status == crate::domain::PersonStatus::Disabled,
         R::Disable => hit.person.status == crate::domain::PersonStatus::Active,
@@ -107,8 +107,13 @@ pub fn fits_record(action: RecoveryAction, view: &PersonView) -> bool {
             any(&|a| a.source != AccountSource::Sso && (a.mfa.totp_enabled || a.mfa.backup_codes_unused > 0))
         }
         _ if rules::is_mfa_action(action) => any(&|a| a.source != AccountSource::Sso),
-        R::Unlock | R::UnlockPerson => any(&|a| a.locked || a.failed_attempts > 0),
-        R::UnlockQa => any(&|a| a.qa_locked),
+        // As `policy::recovery::applies` decides: an account unlock clears the sign-in lock and failures; a
+        // person's unlock anything of any account, the security-question lock too.
+        R::Unlock => any(&|a| a.locked_at.is_some() || a.failed_attempts > 0),
+        R::UnlockPerson => {
+            any(&|a| a.locked_at.is_some() || a.failed_attempts > 0 || a.qa_locked || a.qa_failed_attempts > 0)
+        }
+        R::UnlockQa => any(&|a| a.qa_locked || a.qa_failed_attempts > 0),
         R::UnenrollQa => any(&|a| a.qa_enrolled),
         _ => true,
     }
@@ -179,6 +184,7 @@ async fn review<'a>(
             &v.display_name,
         ),
         lookup_hint: "",
+        more: false,
         query: String::new(),
         people: Vec::new(),
         person_id: person.0,
@@ -225,6 +231,7 @@ fn blank(csrf: &str, step: u8) -> ConsoleAssistPage<'_> {
         action_title: "",
         action_effect: String::new(),
         lookup_hint: "",
+        more: false,
         query: String::new(),
         people: Vec::new(),
         person_id: 0,
@@ -298,12 +305,19 @@ pub async fn assist_get(
             let hits = state.directory.search(&proof, &text, locked_only).await.unwrap_or_default();
             let mut people = Vec::new();
             let now = state.signin.now();
+            // The admin's facts once, then the pure rules per hit (the search brings each person's grant):
+            // this lists; acting asks for the proof.
+            let own = own_grant(&state, &admin).await;
+            let permitted = may(&state, &admin, action, None, own.as_ref().map(|(_, g)| g)).await;
             for hit in &hits {
                 let needs_view = matches!(action, RecoveryAction::UnlockQa | RecoveryAction::UnenrollQa);
                 let view =
                     if needs_view { state.directory.person_view(hit.person.email.as_str()).await.ok() } else { None };
                 // Only people this admin may act on: not themself, nobody of equal or higher rank.
-                if !fits(action, hit, view.as_ref()) || !may(&state, &admin, action, Some(hit.person.id), None).await {
+                let may_act = own.as_ref().is_some_and(|(me, grant)| {
+                    *me != hit.person.id && crate::policy::tiers::outranks(grant, &hit.grant)
+                });
+                if !permitted || !may_act || !fits(action, hit, view.as_ref()) {
                     continue;
                 }
                 let Some(a) = hit.accounts.first() else { continue };
@@ -337,12 +351,13 @@ pub async fn assist_get(
             page.lookup_hint = hint(action);
             page.query = text;
             page.people = people;
+            page.more = hits.len() as i64 >= crate::directory::Directory::SEARCH_LIMIT;
             page.reference = reference;
             Ok(render(&page))
         }
         (None, person) => {
             let mut options = Vec::new();
-            let grant = if person.is_none() { own_grant(&state, &admin).await } else { None };
+            let grant = if person.is_none() { own_grant(&state, &admin).await.map(|(_, g)| g) } else { None };
             for action in OPTIONS {
                 if record.as_ref().is_some_and(|r| !fits_record(action, &r.view)) {
                     continue;

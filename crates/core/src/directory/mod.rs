@@ -58,6 +58,7 @@ pub struct AccountView {
     pub required_actions: crate::domain::RequiredActions,
     pub qa_enrolled: bool,
     pub qa_locked: bool,
+    pub qa_failed_attempts: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -209,6 +210,7 @@ impl Directory {
                 required_actions: a.required,
                 qa_enrolled: !self.store.qa_answers(a.id).await?.is_empty(),
                 qa_locked: a.qa_locked_at.is_some(),
+                qa_failed_attempts: a.qa_failed_attempts,
                 username: a.username,
                 source: a.source,
             });

@@ -196,7 +196,8 @@ impl Recovery {
         let now = self.now();
         let mut any_locked = false;
         for a in &accounts {
-            any_locked |= a.locked_at.is_some() || a.failed_attempts > 0 || a.qa_locked_at.is_some();
+            any_locked |=
+                a.locked_at.is_some() || a.failed_attempts > 0 || a.qa_locked_at.is_some() || a.qa_failed_attempts > 0;
         }
         let has_totp = self.store.totp(account.id).await?.is_some_and(|t| t.confirmed_at.is_some());
         let state = rules::State {

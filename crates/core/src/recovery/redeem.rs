@@ -306,16 +306,16 @@ impl Recovery {
         let minutes = self.core.settings.recovery.device_code_minutes;
         let paragraphs = vec![
             format!(
-                "Someone signed in as {} with the right password. Your two-step verification was reset, so before a \
-                 new authenticator can be set up we need to know that this mailbox is yours.",
+                "Someone has just signed in as {}. Your two-step verification was reset, so before a new \
+                 authenticator can be set up we need to know that this mailbox is yours.",
                 account.username
             ),
             format!(
-                "Enter this code on the sign-in page within {minutes} minutes. If this was not you, someone knows \
-                 your password: use the link below to lock your account at once, then contact your helpdesk."
+                "Enter this code on the sign-in page within {minutes} minutes. If this was not you, someone else can \
+                 sign in as you: use the link below to lock your account at once, then contact your helpdesk."
             ),
         ];
-        // Whoever gets this email without having signed in has just learnt that a stranger has the password.
+        // Whoever gets this email without having signed in has just learnt that a stranger can sign in as them.
         let not_me = crate::crypto::random_token();
         let not_me_url = self.url(&format!("/not-me?token={not_me}"));
         let greeting = format!("Hello {},", person.display_name);
@@ -344,7 +344,7 @@ impl Recovery {
             hash: link_hash(&self.core, &not_me),
             expires_at: now + i64::from(self.core.settings.recovery.not_me_days) * 86_400,
             multi_use: false,
-            action: Some("a sign-in with your password".into()),
+            action: Some("a sign-in to the account".into()),
             reference: None,
         };
         let audit = self.self_service(&account, "device-authorization.send");
