@@ -51,6 +51,7 @@ pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         assistance: services.assistance,
         recovery: services.recovery,
         audit_log: services.audit_log,
+        tokens: services.tokens,
         readiness: store.clone(),
     };
     Ok(App { state, core, store, mailer })

@@ -47,6 +47,9 @@ pub enum Command {
     /// Check or export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Personal API tokens: a token acts as its person, with their permissions at each call.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Copy a whole database to another (e.g. SQLite to PostgreSQL). The target must be empty; it is migrated
     /// first. Keep the same key file. Sessions are not copied.
     CopyDb {
@@ -109,6 +112,35 @@ pub enum PersonCommand {
     /// Import people from a CSV file (columns: email, display_name, username, source, manager_email,
     /// department, phone, status). All rows or none.
     Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make a token for a person; it is printed once (only its keyed hash is kept).
+    Create {
+        #[arg(long)]
+        person: String,
+        /// What the token is for, shown in every audit row it makes (e.g. "ticketing bot").
+        #[arg(long)]
+        name: String,
+        /// How long it lives: e.g. 30d, 12h, 45m (default 30d; an expert token at most an hour).
+        #[arg(long)]
+        expires: Option<String>,
+        /// For expert actions: it stands in for the console's step-up, so it lives an hour at most.
+        #[arg(long)]
+        expert: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets), of one person or of everyone.
+    List {
+        #[arg(long)]
+        person: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token at once.
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -259,6 +291,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Person(cmd) => person(settings, cmd).await,
         Command::Audit(cmd) => audit(settings, cmd).await,
+        Command::Token(cmd) => token(settings, cmd).await,
         Command::CopyDb { from, to } => {
             let open = |url: String| async move {
                 crate::store::SqlStore::connect(&url)
@@ -541,4 +574,105 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// A lifetime such as `30d`, `12h` or `45m`, in minutes.
+fn parse_lifetime(text: &str) -> anyhow::Result<u32> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u32 =
+        number.parse().map_err(|_| anyhow::anyhow!("--expires {text:?}: give a number and d, h or m, e.g. 30d"))?;
+    let minutes = match unit {
+        "d" => n.checked_mul(24 * 60),
+        "h" => n.checked_mul(60),
+        "m" => Some(n),
+        _ => None,
+    };
+    minutes
+        .filter(|m| *m > 0)
+        .ok_or_else(|| anyhow::anyhow!("--expires {text:?}: give a number and d, h or m, e.g. 30d"))
+}
+
+fn when(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
+async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
+    let app = app::build(settings).await?;
+    let tokens = &app.state.tokens;
+    let person_of = async |email: &str| -> anyhow::Result<crate::domain::PersonId> {
+        Ok(app.state.directory.find(email).await.with_context(|| format!("no person with the email {email}"))?.id)
+    };
+    match cmd {
+        TokenCommand::Create { person, name, expires, expert, json } => {
+            let id = person_of(&person).await?;
+            let minutes = match expires.as_deref() {
+                Some(text) => parse_lifetime(text)?,
+                None if expert => app.core.settings.api.expert_token_max_minutes,
+                None => 30 * 24 * 60,
+            };
+            let issued = tokens.create(system(&app, Some(id)).await?, &name, minutes, expert).await?;
+            if json {
+                let out = serde_json::json!({
+                    "id": issued.id, "token": issued.secret, "expires_at": when(issued.expires_at), "expert": expert,
+                });
+                println!("{out}");
+            } else {
+                println!("{}", issued.secret);
+                eprintln!(
+                    "token {} for {person} (\"{name}\"{}), until {}: shown once, keep it like a password; send it as \
+                     `Authorization: Bearer <token>`",
+                    issued.id,
+                    if expert { ", expert" } else { "" },
+                    when(issued.expires_at)
+                );
+            }
+        }
+        TokenCommand::List { person, json } => {
+            let person = match person.as_deref() {
+                Some(email) => Some(person_of(email).await?),
+                None => None,
+            };
+            let list = tokens.list(person).await?;
+            let now = app.core.clock.now();
+            let state = |t: &crate::store::ApiToken| match (t.revoked_at, t.expires_at <= now) {
+                (Some(_), _) => "revoked",
+                (None, true) => "expired",
+                (None, false) => "live",
+            };
+            if json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "id": t.id, "account_id": t.account.0, "name": t.name, "expert": t.expert,
+                            "created_at": when(t.created_at), "expires_at": when(t.expires_at),
+                            "last_used_at": t.last_used_at.map(when), "state": state(t),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for t in &list {
+                    let account = app.state.directory.account(t.account).await?.map(|a| a.username).unwrap_or_default();
+                    println!(
+                        "{}\t{}\t{account}\t{}{}\tuntil {}\tlast used {}",
+                        t.id,
+                        state(t),
+                        t.name,
+                        if t.expert { " (expert)" } else { "" },
+                        when(t.expires_at),
+                        t.last_used_at.map(when).unwrap_or_else(|| "never".into())
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !tokens.revoke(&crate::audit::Actor::System, id).await? {
+                bail!("token {id} was revoked already");
+            }
+            println!("token {id} revoked");
+        }
+    }
+    Ok(())
 }

@@ -38,6 +38,7 @@ pub struct AppState {
     pub assistance: Arc<Assistance>,
     pub recovery: Arc<crate::recovery::Recovery>,
     pub audit_log: Arc<crate::auditing::AuditLog>,
+    pub tokens: Arc<crate::tokens::Tokens>,
     pub readiness: Arc<dyn Readiness>,
 }
 

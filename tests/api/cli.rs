@@ -467,3 +467,64 @@ async fn audit_verify_on_a_database_that_is_not_there_says_so_and_creates_nothin
     assert!(stderr(&out).contains("there is no database at"), "{}", stderr(&out));
     assert!(!missing.exists(), "nothing was created");
 }
+
+#[tokio::test]
+async fn tokens_are_printed_once_stored_hashed_listed_without_secrets_and_revoked() {
+    each_backend(async |app: TestApp| {
+        let ada = app.add_admin("ada", 3).await;
+        let run = |args: &[&str]| run_lifeline(app.dir(), &app.db_url(), args, "", &[]);
+        let out = run(&["token", "create", "--person", &ada.email, "--name", "ticketing bot", "--expires", "30d"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let secret = stdout(&out).trim().to_owned();
+        assert!(secret.starts_with("llt_") && secret.len() >= 40, "{secret}");
+        assert!(stderr(&out).contains("shown once"), "{}", stderr(&out));
+
+        // Only a keyed hash is kept: the secret is in no table.
+        let stored: Vec<(String,)> =
+            sqlx::query_as("SELECT token_hash FROM api_token").fetch_all(app.db.pool()).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert!(!stored[0].0.contains(&secret) && !stored[0].0.contains(&secret[4..]));
+
+        let list = run(&["token", "list", "--person", &ada.email, "--json"]);
+        assert!(list.status.success(), "{}", stderr(&list));
+        let listed: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
+        assert_eq!(listed[0]["name"], "ticketing bot");
+        assert_eq!(listed[0]["state"], "live");
+        assert!(!stdout(&list).contains(&secret[4..]), "no secret in the list");
+        let id = listed[0]["id"].as_i64().unwrap().to_string();
+
+        // Bad input: clear messages, nothing made.
+        for (args, says) in [
+            (vec!["token", "create", "--person", &ada.email, "--name", "x", "--expert", "--expires", "2h"], "at most"),
+            (vec!["token", "create", "--person", &ada.email, "--name", "x", "--expires", "soon"], "--expires"),
+            (vec!["token", "create", "--person", &ada.email, "--name", "x", "--expires", "0d"], "--expires"),
+            (vec!["token", "create", "--person", &ada.email, "--name", "x", "--expires", "400d"], "at most"),
+            (vec!["token", "create", "--person", &ada.email, "--name", " "], "name"),
+            (vec!["token", "create", "--person", "nobody@example.org", "--name", "x"], "no person"),
+            (vec!["token", "revoke", "999999"], "no such token"),
+        ] {
+            let out = run(&args);
+            assert!(!out.status.success(), "{args:?}");
+            assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        }
+        let expert = run(&["token", "create", "--person", &ada.email, "--name", "chat bot", "--expert"]);
+        assert!(expert.status.success(), "{}", stderr(&expert));
+
+        let revoked = run(&["token", "revoke", &id]);
+        assert!(revoked.status.success(), "{}", stderr(&revoked));
+        let again = run(&["token", "revoke", &id]);
+        assert!(!again.status.success() && stderr(&again).contains("revoked already"));
+        let list = run(&["token", "list", "--json"]);
+        let listed: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
+        assert_eq!(listed.as_array().map(Vec::len), Some(2));
+        let actions: Vec<String> =
+            sqlx::query_scalar("SELECT action FROM audit_event WHERE action LIKE 'token.%' ORDER BY audit_event_id")
+                .fetch_all(app.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(actions, ["token.create", "token.create", "token.revoke"]);
+        let out = run(&["audit", "verify"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    })
+    .await;
+}

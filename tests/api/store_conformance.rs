@@ -838,3 +838,24 @@ async fn twenty_concurrent_issuances_leave_one_live_secret_of_the_kind() {
         assert_eq!(live, 1, "{label}: one live pass");
     }
 }
+
+#[tokio::test]
+async fn an_api_token_is_found_by_its_hash_only_while_live_and_revoked_once() {
+    use lifeline::store::{NewApiToken, TokenStore};
+    for (label, store, _db) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        let hash = TokenHash("token-hash-a".into());
+        let new = NewApiToken { account: id, name: "ticketing bot", hash: &hash, expert: false, expires_at: 1_000 };
+        let token = store.create_token(&new, 100, &audit()).await.unwrap();
+        let found = store.use_token(&hash, 200).await.unwrap().unwrap_or_else(|| panic!("{label}: live"));
+        assert_eq!((found.id, found.name.as_str(), found.last_used_at), (token, "ticketing bot", Some(200)), "{label}");
+        assert!(store.use_token(&TokenHash("other".into()), 200).await.unwrap().is_none(), "{label}");
+        assert!(store.use_token(&hash, 1_000).await.unwrap().is_none(), "{label}: expired at its time");
+        assert_eq!(store.tokens(Some(id)).await.unwrap().len(), 1, "{label}");
+        assert_eq!(store.tokens(None).await.unwrap().len(), 1, "{label}");
+        assert!(store.revoke_token(token, 300, &audit()).await.unwrap(), "{label}");
+        assert!(!store.revoke_token(token, 301, &audit()).await.unwrap(), "{label}: once");
+        assert!(store.use_token(&hash, 400).await.unwrap().is_none(), "{label}: revoked");
+        assert_eq!(store.token(token).await.unwrap().unwrap().revoked_at, Some(300), "{label}");
+    }
+}

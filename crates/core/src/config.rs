@@ -47,6 +47,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub retention: RetentionSettings,
     pub recovery: RecoverySettings,
+    pub api: ApiSettings,
 }
 
 impl Default for Settings {
@@ -74,7 +75,33 @@ impl Default for Settings {
             http: HttpSettings::default(),
             retention: RetentionSettings::default(),
             recovery: RecoverySettings::default(),
+            api: ApiSettings::default(),
         }
+    }
+}
+
+/// The admin JSON API's personal tokens.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// An ordinary token lives at most this many days (`token create --expires` within it).
+    pub token_max_days: u32,
+    /// An expert token (for expert actions: it stands in for the console's step-up) lives at most this long.
+    pub expert_token_max_minutes: u32,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { token_max_days: 90, expert_token_max_minutes: 60 }
+    }
+}
+
+impl ApiSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=366).contains(&self.token_max_days) || !(1..=24 * 60).contains(&self.expert_token_max_minutes) {
+            return Err("api.token_max_days must be 1–366 and api.expert_token_max_minutes 1–1440".into());
+        }
+        Ok(())
     }
 }
 
@@ -363,6 +390,7 @@ impl Settings {
         }
         self.lockout.validate()?;
         self.recovery.validate()?;
+        self.api.validate()?;
         let a = &self.assistance;
         a.per_ip.validate("assistance.per_ip")?;
         a.per_email.validate("assistance.per_email")?;

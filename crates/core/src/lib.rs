@@ -25,4 +25,5 @@ pub mod retention;
 pub mod services;
 pub mod signin;
 pub mod store;
+pub mod tokens;
 pub mod totp;

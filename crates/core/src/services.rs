@@ -39,6 +39,7 @@ pub struct Services {
     pub assistance: Arc<Assistance>,
     pub recovery: Arc<Recovery>,
     pub audit_log: Arc<crate::auditing::AuditLog>,
+    pub tokens: Arc<crate::tokens::Tokens>,
     /// The one maker of proofs of authorisation.
     pub authority: Arc<Authority>,
 }
@@ -50,6 +51,7 @@ pub fn assemble<S: Store + 'static>(core: Arc<Core>, store: Arc<S>, letters: Arc
         assistance: Arc::new(Assistance::new(core.clone(), store.clone(), letters.clone())),
         recovery: Arc::new(Recovery::new(core.clone(), store.clone(), letters)),
         audit_log: Arc::new(crate::auditing::AuditLog::new(core.clone(), store.clone())),
+        tokens: Arc::new(crate::tokens::Tokens::new(core.clone(), store.clone())),
         authority: Arc::new(Authority::new(core, store)),
     }
 }

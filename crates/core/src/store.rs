@@ -857,6 +857,43 @@ pub trait Readiness: Send + Sync {
 }
 
 /// Everything the application needs from storage.
+/// A personal API token as stored: never the token itself, only its keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub account: AccountId,
+    pub name: String,
+    pub expert: bool,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// What a new token is stored as.
+#[derive(Debug, Clone)]
+pub struct NewApiToken<'a> {
+    pub account: AccountId,
+    pub name: &'a str,
+    pub hash: &'a TokenHash,
+    pub expert: bool,
+    pub expires_at: Timestamp,
+}
+
+/// Personal API tokens: made (with their audit row), listed, revoked, and found by hash for each call.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Store a new token and its audit row in one transaction; returns its id.
+    async fn create_token(&self, token: &NewApiToken<'_>, now: Timestamp, audit: &AuditEntry) -> StoreResult<i64>;
+    /// The tokens of `account` (every account's when `None`), newest first.
+    async fn tokens(&self, account: Option<AccountId>) -> StoreResult<Vec<ApiToken>>;
+    async fn token(&self, id: i64) -> StoreResult<Option<ApiToken>>;
+    /// The token with this hash if it is live at `now` (not revoked, not expired), marking it used.
+    async fn use_token(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<Option<ApiToken>>;
+    /// Revoke a live token with its audit row; false when it was not live.
+    async fn revoke_token(&self, id: i64, now: Timestamp, audit: &AuditEntry) -> StoreResult<bool>;
+}
+
 pub trait Store:
     Readiness
     + DirectoryStore
@@ -871,6 +908,7 @@ pub trait Store:
     + RetentionStore
     + KeyStore
     + RecoveryStore
+    + TokenStore
 {
 }
 impl<T> Store for T where
@@ -887,5 +925,6 @@ impl<T> Store for T where
         + RetentionStore
         + KeyStore
         + RecoveryStore
+        + TokenStore
 {
 }

@@ -227,6 +227,21 @@ const TABLES: &[Table] = &[
             ("decided_at", Int),
         ],
     ),
+    (
+        "api_token",
+        "api_token_id",
+        &[
+            ("api_token_id", Int),
+            ("account_id", Int),
+            ("name", Text),
+            ("token_hash", Text),
+            ("expert", Int),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("revoked_at", Int),
+            ("last_used_at", Int),
+        ],
+    ),
 ];
 
 /// Tables deliberately left behind: bookkeeping (migrations, the job lock row the target's migration

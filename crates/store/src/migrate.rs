@@ -67,6 +67,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_recovery.sql"),
         postgres: include_str!("../migrations/postgres/0009_recovery.sql"),
     },
+    Migration {
+        version: 10,
+        name: "api_tokens",
+        sqlite: include_str!("../migrations/sqlite/0010_api_tokens.sql"),
+        postgres: include_str!("../migrations/postgres/0010_api_tokens.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

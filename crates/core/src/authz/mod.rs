@@ -61,6 +61,8 @@ actions! {
     AddPerson => Permission::AddPeople, false, "add people";
     /// Replace a person's grant.
     SetGrant => Permission::ManageGrants, true, "change a grant";
+    /// Make a personal API token for a person (the CLI; the console makes one's own).
+    IssueToken => Permission::ManageGrants, true, "issue an API token";
     /// Enrol an authenticator for a person (as `person add --totp` does), with fresh backup codes.
     EnrolTotp => Permission::AddPeople, true, "enrol an authenticator";
     /// The recovery actions of SPEC §4, by their SPEC §8 names; each needs what `[permissions]` says.

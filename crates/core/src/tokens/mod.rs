@@ -1,0 +1,123 @@
+//! Personal API tokens (issue 10): a token acts as its account, with the person's permissions and rank read
+//! at each call (a lost grant or a disabled person loses it at once: the proof is made per call by the one
+//! `Authority`). A token is 256 random bits, shown once, stored only as a keyed hash. An expert token stands in
+//! for the console's step-up, so it lives an hour at most (`api.expert_token_max_minutes`).
+
+use crate::audit::{Actor, AuditEntry};
+use crate::authz::{IssueToken, Proof};
+use crate::crypto::{TokenHash, random_token};
+use crate::domain::Timestamp;
+use crate::services::Core;
+use crate::store::{ApiToken, DirectoryStore, NewApiToken, StoreError, TokenStore};
+use std::sync::Arc;
+
+/// Tokens start with this, so a scanner (and a person) can tell a Lifeline token from other secrets.
+pub const PREFIX: &str = "llt_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no such token")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub trait TokenServiceStore: TokenStore + DirectoryStore {}
+impl<T: TokenStore + DirectoryStore> TokenServiceStore for T {}
+
+/// A token just made: the only time its secret exists outside the caller's hands.
+#[derive(Debug)]
+pub struct Issued {
+    pub id: i64,
+    pub secret: String,
+    pub expires_at: Timestamp,
+}
+
+pub struct Tokens {
+    core: Arc<Core>,
+    store: Arc<dyn TokenServiceStore>,
+}
+
+fn hash(core: &Core, secret: &str) -> TokenHash {
+    TokenHash::of(&core.keys, "api-token", secret)
+}
+
+impl Tokens {
+    pub(crate) fn new(core: Arc<Core>, store: Arc<dyn TokenServiceStore>) -> Self {
+        Self { core, store }
+    }
+
+    /// Make a token named `name` for the proof's subject (their first account), living `minutes`.
+    pub async fn create(
+        &self,
+        proof: Proof<IssueToken>,
+        name: &str,
+        minutes: u32,
+        expert: bool,
+    ) -> Result<Issued, TokenError> {
+        let settings = &self.core.settings.api;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(TokenError::Invalid(
+                "the token name must be 1 to 100 characters, without control characters".into(),
+            ));
+        }
+        let max = if expert { settings.expert_token_max_minutes } else { settings.token_max_days * 24 * 60 };
+        if minutes == 0 || minutes > max {
+            return Err(TokenError::Invalid(if expert {
+                format!("an expert token lives at most {max} minutes (it stands in for the console's step-up)")
+            } else {
+                format!("a token lives at most {} days", settings.token_max_days)
+            }));
+        }
+        let person = proof.subject().ok_or(TokenError::NotFound)?;
+        let account = self.store.accounts_of(person).await?.into_iter().next().ok_or(TokenError::NotFound)?;
+        let secret = format!("{PREFIX}{}", random_token());
+        let now = self.core.now();
+        let expires_at = now + i64::from(minutes) * 60;
+        let hash = hash(&self.core, &secret);
+        let token = NewApiToken { account: account.id, name, hash: &hash, expert, expires_at };
+        let audit = AuditEntry::new(now, proof.actor(), "token.create", "success")
+            .person(person)
+            .account(account.id)
+            .details(format!("\"{name}\"{}, until {}", if expert { ", expert" } else { "" }, expires_at));
+        let id = self.store.create_token(&token, now, &audit).await?;
+        Ok(Issued { id, secret, expires_at })
+    }
+
+    /// Every token (`None`) or those of a person's accounts.
+    pub async fn list(&self, person: Option<crate::domain::PersonId>) -> Result<Vec<ApiToken>, TokenError> {
+        match person {
+            None => Ok(self.store.tokens(None).await?),
+            Some(person) => {
+                let mut out = Vec::new();
+                for account in self.store.accounts_of(person).await? {
+                    out.extend(self.store.tokens(Some(account.id)).await?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Revoke token `id`, as `actor`; false when it was revoked already.
+    pub async fn revoke(&self, actor: &Actor, id: i64) -> Result<bool, TokenError> {
+        let Some(token) = self.store.token(id).await? else { return Err(TokenError::NotFound) };
+        let now = self.core.now();
+        let person = self.store.account(token.account).await?.map(|a| a.person_id);
+        let mut audit = AuditEntry::new(now, actor, "token.revoke", "success")
+            .account(token.account)
+            .details(format!("token {id} \"{}\"", token.name));
+        audit.subject_person_id = person.map(|p| p.0);
+        Ok(self.store.revoke_token(id, now, &audit).await?)
+    }
+
+    /// The live token `secret` names, marked used now; `None` for anything else (one answer).
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>, TokenError> {
+        if !secret.starts_with(PREFIX) || secret.len() > 100 {
+            return Ok(None);
+        }
+        Ok(self.store.use_token(&hash(&self.core, secret), self.core.now()).await?)
+    }
+}
