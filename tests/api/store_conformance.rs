@@ -841,7 +841,7 @@ async fn twenty_concurrent_issuances_leave_one_live_secret_of_the_kind() {
 
 #[tokio::test]
 async fn an_api_token_is_found_by_its_hash_only_while_live_and_revoked_once() {
-    use lifeline::store::{NewApiToken, TokenStore};
+    use lifeline::store::NewApiToken;
     for (label, store, _db) in stores().await {
         let id = person(store.as_ref(), "ada").await;
         let hash = TokenHash("token-hash-a".into());
