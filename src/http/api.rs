@@ -81,6 +81,8 @@ where
                         (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
                     }
                     JsonRejection::BytesRejection(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+                    // Well-formed JSON with a missing, unknown or mistyped field.
+                    JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields"),
                     _ => (StatusCode::BAD_REQUEST, "invalid_json"),
                 };
                 Err(ApiError::new(status, code, rejection.body_text()))

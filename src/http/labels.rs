@@ -37,15 +37,24 @@ pub fn method(value: &str) -> String {
     .to_owned()
 }
 
-/// Who did something, from the audit form (`account:ID:USERNAME`, `system`, `public`).
+/// Who did something, from the audit form (`account:ID:USERNAME`, `token:ID:ACCOUNT:USERNAME:NAME`, `system`,
+/// `public`).
 pub fn actor(value: &str) -> String {
     match value {
         "system" => "the system (command line or background work)".to_owned(),
         "public" => "someone not signed in".to_owned(),
-        other => match other.strip_prefix("account:").and_then(|rest| rest.split_once(':')) {
-            Some((_, username)) => username.to_owned(),
-            None => other.to_owned(),
-        },
+        other => {
+            if let Some(rest) = other.strip_prefix("token:") {
+                let parts: Vec<&str> = rest.splitn(4, ':').collect();
+                if let [_, _, username, name] = parts.as_slice() {
+                    return format!("{username} (API token \"{name}\")");
+                }
+            }
+            match other.strip_prefix("account:").and_then(|rest| rest.split_once(':')) {
+                Some((_, username)) => username.to_owned(),
+                None => other.to_owned(),
+            }
+        }
     }
 }
 

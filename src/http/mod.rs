@@ -2,6 +2,7 @@
 //! protection on every form enforced by one middleware (no handler can forget it).
 
 pub mod api;
+mod api_admin;
 mod console;
 mod error;
 mod labels;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(console::router())
         .merge(api::router())
+        .merge(api_admin::router())
         .fallback(|| async { PageError::not_found() })
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

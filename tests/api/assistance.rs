@@ -372,15 +372,20 @@ async fn bad_input_gets_a_clear_4xx_writes_nothing_and_sends_nothing() {
             (
                 Some("application/json"),
                 r#"{"email": 5, "type": "lost_2fa"}"#.into(),
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_fields",
             ),
-            (Some("application/json"), r#"{"email": "a@example.org"}"#.into(), StatusCode::BAD_REQUEST, "invalid_json"),
+            (
+                Some("application/json"),
+                r#"{"email": "a@example.org"}"#.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_fields",
+            ),
             (
                 Some("application/json"),
                 r#"{"email": "a@example.org", "type": "other", "extra": 1}"#.into(),
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_fields",
             ),
             (Some("application/json"), "{not json".into(), StatusCode::BAD_REQUEST, "invalid_json"),
             (

@@ -23,7 +23,17 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub enum Actor {
     Public,
     System,
-    Account { account_id: AccountId, username: String },
+    Account {
+        account_id: AccountId,
+        username: String,
+    },
+    /// An account acting through one of its personal API tokens (the token's name is in every row it makes).
+    Token {
+        token_id: i64,
+        account_id: AccountId,
+        username: String,
+        name: String,
+    },
 }
 
 impl std::fmt::Display for Actor {
@@ -32,6 +42,10 @@ impl std::fmt::Display for Actor {
             Actor::Public => f.write_str("public"),
             Actor::System => f.write_str("system"),
             Actor::Account { account_id, username } => write!(f, "account:{account_id}:{username}"),
+            // The name last: it is free text.
+            Actor::Token { token_id, account_id, username, name } => {
+                write!(f, "token:{token_id}:{account_id}:{username}:{name}")
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::domain::{AccountId, Grant, PersonId, PersonStatus, Timestamp};
 use crate::policy::authz::{ActorFacts, Denial, decide};
 use crate::policy::permissions::{Permission, RecoveryAction};
 use crate::services::Core;
-use crate::store::{AuditStore, CredentialStore, DirectoryStore, StoreError};
+use crate::store::{AuditStore, CredentialStore, DirectoryStore, StoreError, TokenStore};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -175,6 +175,11 @@ macro_rules! with_recover_type {
 pub enum Principal {
     System,
     Account(AccountId),
+    /// An account calling the API with its personal token `token` (the token was found live for this call).
+    Token {
+        account: AccountId,
+        token: i64,
+    },
 }
 
 /// The proof that an actor may do `A` to the subject now. Only [`Authority::authorize`] makes one.
@@ -212,7 +217,7 @@ impl<A: Action> Proof<A> {
     /// The signed-in account that acts (`None`: the system).
     pub fn actor_account(&self) -> Option<AccountId> {
         match &self.actor {
-            Actor::Account { account_id, .. } => Some(*account_id),
+            Actor::Account { account_id, .. } | Actor::Token { account_id, .. } => Some(*account_id),
             _ => None,
         }
     }
@@ -236,8 +241,8 @@ pub enum AuthzError {
 }
 
 /// The store capabilities authorisation reads (and the audit log, where refusals are written).
-pub trait AuthorityStore: DirectoryStore + CredentialStore + AuditStore {}
-impl<T: DirectoryStore + CredentialStore + AuditStore> AuthorityStore for T {}
+pub trait AuthorityStore: DirectoryStore + CredentialStore + AuditStore + TokenStore {}
+impl<T: DirectoryStore + CredentialStore + AuditStore + TokenStore> AuthorityStore for T {}
 
 /// Decides who may do what; the only maker of proofs.
 pub struct Authority {
@@ -260,13 +265,7 @@ impl Authority {
     ) -> Result<Proof<A>, AuthzError> {
         let result = self.decide::<A>(principal, subject).await;
         if let Err(AuthzError::Denied(denial)) = &result {
-            let actor = match principal {
-                Principal::System => Actor::System,
-                Principal::Account(id) => match self.store.account(id).await? {
-                    Some(a) => Actor::Account { account_id: id, username: a.username.to_string() },
-                    None => Actor::Public,
-                },
-            };
+            let actor = self.actor(principal).await?.unwrap_or(Actor::Public);
             tracing::warn!(actor = %actor, action = A::NAME, ?subject, ?denial, "authorisation refused");
             let mut entry = crate::audit::AuditEntry::new(self.core.now(), &actor, "authz.refused", "denied")
                 .details(serde_json::json!({ "action": A::NAME, "denial": format!("{denial:?}") }).to_string());
@@ -283,10 +282,34 @@ impl Authority {
         self.decide::<A>(principal, subject).await.is_ok()
     }
 
+    /// Who `principal` is, for the audit row (`None`: the account or token is gone).
+    async fn actor(&self, principal: Principal) -> Result<Option<Actor>, StoreError> {
+        Ok(match principal {
+            Principal::System => Some(Actor::System),
+            Principal::Account(id) => self
+                .store
+                .account(id)
+                .await?
+                .map(|a| Actor::Account { account_id: id, username: a.username.to_string() }),
+            Principal::Token { account, token } => {
+                match (self.store.account(account).await?, self.store.token(token).await?) {
+                    (Some(a), Some(t)) if t.account == account => Some(Actor::Token {
+                        token_id: token,
+                        account_id: account,
+                        username: a.username.to_string(),
+                        name: t.name,
+                    }),
+                    _ => None,
+                }
+            }
+        })
+    }
+
     async fn decide<A: Action>(&self, principal: Principal, subject: Option<PersonId>) -> Result<Proof<A>, AuthzError> {
         let (actor, facts) = match principal {
             Principal::System => (Actor::System, None),
-            Principal::Account(id) => {
+            Principal::Account(id) | Principal::Token { account: id, .. } => {
+                let actor = self.actor(principal).await?.ok_or(AuthzError::Gone)?;
                 let account = self.store.account(id).await?.ok_or(AuthzError::Gone)?;
                 let person = self.store.person(account.person_id).await?.ok_or(AuthzError::Gone)?;
                 let totp = self.store.totp(id).await?.is_some_and(|t| t.confirmed_at.is_some());
@@ -296,7 +319,7 @@ impl Authority {
                     active: person.status == PersonStatus::Active,
                     has_second_factor: totp,
                 };
-                (Actor::Account { account_id: id, username: account.username.to_string() }, Some(facts))
+                (actor, Some(facts))
             }
         };
         let subject_grant = match subject {

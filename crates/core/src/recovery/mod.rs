@@ -294,10 +294,12 @@ impl Recovery {
     /// How the person's notice names who acted: the role, unless configured to name the admin.
     fn by(&self, actor: &Actor) -> String {
         match actor {
-            Actor::Account { username, .. } if self.core.settings.recovery.notify_actor_name => {
+            Actor::Account { username, .. } | Actor::Token { username, .. }
+                if self.core.settings.recovery.notify_actor_name =>
+            {
                 format!("an administrator ({username})")
             }
-            Actor::Account { .. } => "an administrator".into(),
+            Actor::Account { .. } | Actor::Token { .. } => "an administrator".into(),
             Actor::System => "the system operator".into(),
             Actor::Public => "someone".into(),
         }

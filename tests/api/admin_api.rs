@@ -1,0 +1,221 @@
+//! The admin JSON API with personal tokens: the same authorisation as the console, for the token's person as
+//! they are at each call; refusals are 403 and audited; bad fields are 422; every change names the token.
+
+use crate::helpers::*;
+use crate::recovery::{METHOD, admin, person_id};
+use lifeline::domain::{Grant, PersonId};
+use reqwest::StatusCode;
+
+/// A token for `person`, made as the CLI makes one.
+async fn token_for(app: &TestApp, person: &Person, name: &str, minutes: u32, expert: bool) -> String {
+    let id = PersonId(person_id(app, person).await);
+    let proof = system::<lifeline::authz::IssueToken>(&app.state, Some(id)).await;
+    app.state.tokens.create(proof, name, minutes, expert).await.unwrap_or_else(|e| panic!("{e}")).secret
+}
+
+async fn call(
+    app: &TestApp,
+    token: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = browser().request(method, app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let json = response.json().await.unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        assert_eq!(content_type, "application/problem+json", "{status}: {json}");
+    }
+    (status, json)
+}
+
+async fn get(app: &TestApp, token: Option<&str>, path: &str) -> (StatusCode, serde_json::Value) {
+    call(app, token, reqwest::Method::GET, path, None).await
+}
+
+async fn act(
+    app: &TestApp,
+    token: &str,
+    person: i64,
+    action: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    call(app, Some(token), reqwest::Method::POST, &format!("/api/v1/people/{person}/actions/{action}"), Some(body))
+        .await
+}
+
+async fn refusals(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_event WHERE action = 'authz.refused'")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_helpdesk_token_finds_lou_unlocks_her_with_a_reason_and_the_audit_row_names_the_token() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let lou = app.add_person("lou", true).await;
+        for _ in 0..5 {
+            app.post_sign_in(&browser(), &lou.username, "not-lous-password-at-all").await;
+        }
+        let lou_id = person_id(&app, &lou).await;
+        let token = token_for(&app, &harry, "chat bot", 60, false).await;
+
+        let (status, record) = get(&app, Some(&token), &format!("/api/v1/people/{lou_id}")).await;
+        assert_eq!(status, StatusCode::OK, "{record}");
+        assert_eq!(record["person"]["accounts"][0]["locked"], true);
+        assert_eq!(record["person"]["email"], lou.email);
+
+        let body = serde_json::json!({ "reason": METHOD, "on_behalf_of": "Mona Manager", "details": "called back" });
+        let (status, done) = act(&app, &token, lou_id, "unlock-person", body).await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        assert_eq!(done["status"], "done");
+        assert_eq!(app.person_json(&lou.email).await["accounts"][0]["locked"], false);
+        let (actor, reason, on_behalf_of): (String, Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT actor, reason, on_behalf_of FROM audit_event WHERE action = 'unlock-person' ORDER BY audit_event_id DESC",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert!(actor.starts_with("token:") && actor.ends_with(":harry:chat bot"), "{actor}");
+        assert_eq!((reason.as_deref(), on_behalf_of.as_deref()), (Some(METHOD), Some("Mona Manager")));
+
+        let (status, mine) = get(&app, Some(&token), "/api/v1/tokens").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(mine["tokens"][0]["name"], "chat bot");
+        assert_eq!(mine["tokens"][0]["this_one"], true);
+        assert!(!mine.to_string().contains(&token[4..]), "no secret in the list");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_token_a_wrong_revoked_or_expired_one_is_401_and_a_disabled_person_or_a_lost_grant_loses_it_at_once() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let path = format!("/api/v1/people/{sam_id}");
+        for token in [None, Some("llt_not-a-token"), Some("Basic abc"), Some("")] {
+            let (status, problem) = get(&app, token, &path).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+            assert_eq!(problem["code"], "unauthorized");
+        }
+        let token = token_for(&app, &harry, "bot", 30, false).await;
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::OK);
+
+        // Expired at its time.
+        app.clock.advance(31 * 60);
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::UNAUTHORIZED, "expired");
+
+        // Revoked: refused on the very next call.
+        let token = token_for(&app, &harry, "bot 2", 60, false).await;
+        let id: i64 =
+            sqlx::query_scalar("SELECT MAX(api_token_id) FROM api_token").fetch_one(app.db.pool()).await.unwrap();
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::OK);
+        assert!(app.state.tokens.revoke(&lifeline::audit::Actor::System, id).await.unwrap());
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::UNAUTHORIZED, "revoked");
+
+        // A lost grant loses the action on the next call; a disabled person loses everything.
+        let token = token_for(&app, &harry, "bot 3", 60, false).await;
+        let harry_id = PersonId(person_id(&app, &harry).await);
+        let proof = system(&app.state, Some(harry_id)).await;
+        app.state.directory.set_grant(proof, Grant::default()).await.unwrap();
+        let before = refusals(&app).await;
+        let (status, problem) = get(&app, Some(&token), &path).await;
+        assert_eq!((status, problem["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+        assert_eq!(refusals(&app).await, before + 1, "audited");
+        let proof = system(&app.state, Some(harry_id)).await;
+        app.state.directory.set_grant(proof, Grant { dpa_level: 1, ..Default::default() }).await.unwrap();
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::OK);
+        let out =
+            run_lifeline(app.dir(), &app.db_url(), &["person", "disable", &harry.email, "--reason", "left"], "", &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::FORBIDDEN, "disabled");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refusals_are_403_and_audited_bad_fields_422_unknown_ids_404_and_expert_actions_need_an_expert_token() {
+    each_backend(async |app: TestApp| {
+        let ada = admin(&app, "ada", Grant { dpa_level: 3, expert_mode: true, ..Default::default() }).await;
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let hank = admin(&app, "hank", Grant { dpa_level: 1, ..Default::default() }).await;
+        let sam = app.add_person("sam", true).await;
+        let (sam_id, hank_id, harry_id) =
+            (person_id(&app, &sam).await, person_id(&app, &hank).await, person_id(&app, &harry).await);
+        let harry_token = token_for(&app, &harry, "helpdesk", 60, false).await;
+        let ok = serde_json::json!({ "reason": METHOD });
+
+        // By permission and by tier: 403, audited, nothing about the target.
+        for (person, action) in [(sam_id, "send-recovery-code"), (hank_id, "send-access-email"), (harry_id, "unlock")] {
+            let before = refusals(&app).await;
+            let (status, problem) = act(&app, &harry_token, person, action, ok.clone()).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{action} on {person}: {problem}");
+            assert_eq!(refusals(&app).await, before + 1, "{action}: audited");
+            assert!(!problem.to_string().contains("hank@example.org"), "{problem}");
+        }
+        // Bad fields: 422, nothing sent.
+        for body in [
+            serde_json::json!({}),
+            serde_json::json!({ "reason": "because" }),
+            serde_json::json!({ "reason": METHOD, "colour": "blue" }),
+            serde_json::json!({ "reason": METHOD, "details": "x".repeat(1001) }),
+            serde_json::json!({ "reason": 7 }),
+        ] {
+            let (status, problem) = act(&app, &harry_token, sam_id, "send-access-email", body.clone()).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {problem}");
+        }
+        let malformed = browser()
+            .post(app.url(&format!("/api/v1/people/{sam_id}/actions/send-access-email")))
+            .bearer_auth(&harry_token)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert!(malformed.status().is_client_error());
+        assert!(emails_for(&app, Some(&sam.email)).await.is_empty(), "nothing sent");
+        // Unknown ids and actions: 404.
+        for path in ["/api/v1/people/999999", "/api/v1/people/abc", "/api/v1/people/-3"] {
+            assert_eq!(get(&app, Some(&harry_token), path).await.0, StatusCode::NOT_FOUND, "{path}");
+        }
+        let (status, _) = act(&app, &harry_token, sam_id, "make-coffee", ok.clone()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // An expert action with an ordinary token is 403; an expert token (an hour at most) runs it.
+        let plain = token_for(&app, &ada, "plain", 60, false).await;
+        let (status, problem) = act(&app, &plain, sam_id, "send-recovery-code", ok.clone()).await;
+        assert_eq!((status, problem["code"].as_str()), (StatusCode::FORBIDDEN, Some("expert_token_required")));
+        let expert = token_for(&app, &ada, "expert", 60, true).await;
+        let (status, done) = act(&app, &expert, sam_id, "send-recovery-code", ok.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        let (status, pass) = act(
+            &app,
+            &expert,
+            sam_id,
+            "issue-temporary-access-pass",
+            serde_json::json!({ "reason": METHOD, "pass_minutes": 30 }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{pass}");
+        assert!(pass["pass"]["pass"].as_str().is_some_and(|p| p.len() == 34), "shown once: {pass}");
+
+        // Four-eyes: an action on an admin waits, 202 with the approval.
+        let (status, pending) = act(&app, &expert, harry_id, "reset-mfa", ok.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{pending}");
+        assert_eq!(pending["status"], "pending");
+        assert!(pending["approval"].as_i64().is_some());
+    })
+    .await;
+}
