@@ -10,7 +10,7 @@ use crate::domain::PersonId;
 use crate::policy::permissions::RecoveryAction;
 use crate::recovery::{ActionForm, Outcome, RecoveryError};
 use crate::store::ApiToken;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,9 @@ use serde::Deserialize;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tokens", get(tokens_get))
+        .route("/api/v1/people", get(people_get))
         .route("/api/v1/people/{id}", get(person_get))
+        .route("/api/v1/people/{id}/activity", get(activity_get))
         .route("/api/v1/people/{id}/actions/{action}", post(action_post))
 }
 
@@ -119,6 +121,100 @@ async fn tokens_get(State(state): State<AppState>, caller: Caller) -> Result<Jso
         })
         .collect();
     Ok(Json(serde_json::json!({ "tokens": rows })))
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message)
+}
+
+/// The query's parameters; a name given twice, or one this endpoint does not know, is refused.
+fn query_params(query: Option<&str>, known: &[&str]) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    let mut params = std::collections::HashMap::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if !known.contains(&k.as_ref()) {
+            return Err(invalid(format!("unknown parameter {k:?}; known: {}", known.join(", "))));
+        }
+        if params.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(invalid(format!("{k} given twice")));
+        }
+    }
+    Ok(params)
+}
+
+/// A page's cursor: the last person's sort key and id, opaque to the caller.
+fn cursor_of(hit: &crate::store::PersonHit) -> String {
+    hex::encode(format!("{}:{}", hit.person.id.0, hit.sort_key))
+}
+
+fn parse_cursor(text: &str) -> Result<(String, PersonId), ApiError> {
+    let bad = || invalid("cursor: not one this API gave (use next_cursor from the previous page)");
+    let raw = hex::decode(text).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (id, key) = raw.split_once(':').ok_or_else(bad)?;
+    Ok((key.to_owned(), PersonId(id.parse().map_err(|_| bad())?)))
+}
+
+/// Search people by part of a name, username or email (`query`), optionally only those locked now
+/// (`locked=true`), a page (`limit`, 1–200, default 50) at a time: follow `next_cursor` until it is null.
+async fn people_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let params = query_params(query.as_deref(), &["query", "locked", "limit", "cursor"])?;
+    let text = params.get("query").map(String::as_str).unwrap_or_default();
+    let locked_only = match params.get("locked").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(invalid("locked: true or false")),
+    };
+    let limit = match params.get("limit") {
+        None => 50,
+        Some(n) => n.parse::<i64>().map_err(|_| invalid("limit: a number, 1 to 200"))?,
+    };
+    let after = params.get("cursor").map(|c| parse_cursor(c)).transpose()?;
+    let proof = caller.authorize::<SearchPeople>(&state, None).await?;
+    let after_ref = after.as_ref().map(|(key, id)| (key.as_str(), *id));
+    let hits = match state.directory.search_page(&proof, text, locked_only, after_ref, limit).await {
+        Ok(hits) => hits,
+        Err(crate::directory::DirectoryError::Invalid(m)) => return Err(invalid(m)),
+        Err(e) => return Err(internal(e)),
+    };
+    let now = state.signin.now();
+    let people: Vec<_> = hits
+        .iter()
+        .map(|h| {
+            let accounts: Vec<_> = h
+                .accounts
+                .iter()
+                .map(|a| {
+                    serde_json::json!({
+                        "id": a.account.id, "username": a.account.username, "source": a.account.source.to_string(),
+                        "locked": crate::policy::lockout::LockState::of(&a.account).is_locked(now),
+                        "totp_enabled": a.has_totp,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "id": h.person.id, "name": h.person.display_name, "email": h.person.email.as_str(),
+                "status": h.person.status.to_string(), "accounts": accounts,
+            })
+        })
+        .collect();
+    let next = (hits.len() as i64 == limit).then(|| hits.last().map(cursor_of)).flatten();
+    Ok(Json(serde_json::json!({ "people": people, "next_cursor": next })))
+}
+
+/// Every audited event about a person, newest first (the latest 200).
+async fn activity_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = person_id(&id)?;
+    let proof = caller.authorize::<SearchPeople>(&state, None).await?;
+    let record = state.directory.record(&proof, id).await.map_err(internal)?.ok_or_else(not_found)?;
+    Ok(Json(serde_json::json!({ "activity": record.activity })))
 }
 
 /// A person's record: accounts with their locks and MFA state, recent sign-ins, the activity log.

@@ -219,3 +219,54 @@ async fn refusals_are_403_and_audited_bad_fields_422_unknown_ids_404_and_expert_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_thousand_people_paged_through_with_the_cursor_each_listed_exactly_once() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        use lifeline::store::DirectoryStore;
+        let entry = lifeline::audit::AuditEntry::new(1, &lifeline::audit::Actor::System, "test", "success");
+        // Straight into the store (no password hashing): a thousand people, some with the same name.
+        for n in 0..1000 {
+            let name = if n % 10 == 0 { "Same Name".to_owned() } else { format!("Person {n:04}") };
+            let new = new_person(&name, &format!("p{n}@example.org"), &format!("p{n}"));
+            app.db.create_person(&new, 1, &entry).await.unwrap();
+        }
+        let token = token_for(&app, &harry, "sync job", 60, false).await;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut listed = 0;
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/v1/people?query=example.org&limit=37&cursor={c}"),
+                None => "/api/v1/people?query=example.org&limit=37".to_owned(),
+            };
+            let (status, page) = get(&app, Some(&token), &path).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            for p in page["people"].as_array().unwrap() {
+                seen.insert(p["id"].as_i64().unwrap());
+                listed += 1;
+            }
+            pages += 1;
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+            assert!(pages < 100, "the cursor moves on");
+        }
+        // The thousand, Harry, and nobody twice.
+        assert_eq!(listed, 1001);
+        assert_eq!(seen.len(), 1001);
+
+        for bad in ["limit=0", "limit=201", "limit=ten", "locked=maybe", "cursor=zz", "colour=blue", "limit=5&limit=6"]
+        {
+            let (status, problem) = get(&app, Some(&token), &format!("/api/v1/people?{bad}")).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
+        }
+        let (status, locked) = get(&app, Some(&token), "/api/v1/people?locked=true").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(locked["people"].as_array().map(Vec::len), Some(0));
+    })
+    .await;
+}

@@ -95,7 +95,7 @@ async fn people_are_found_by_part_of_a_name_username_or_email_and_by_lock() {
         };
         let search = |text: &'static str, locked_only: bool| {
             let store = store.clone();
-            async move { store.search_people(text, locked_only, 2_000, 50).await.unwrap_or_else(|e| panic!("{e}")) }
+            async move { store.search_people(text, locked_only, 2_000, None, 50).await.unwrap_or_else(|e| panic!("{e}")) }
         };
         assert_eq!(names(search("LOVE", false).await), ["Ada Lovelace"], "{backend}: name or username, any case");
         assert_eq!(names(search("corp.ex", false).await), ["Lou Locked"], "{backend}: part of an email");
@@ -114,8 +114,14 @@ async fn people_are_found_by_part_of_a_name_username_or_email_and_by_lock() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(names(search("", true).await), ["Lou Locked"], "{backend}: only the locked");
         assert!(search("ada", true).await.is_empty(), "{backend}");
-        let limited = store.search_people("", false, 2_000, 2).await.unwrap_or_else(|e| panic!("{e}"));
+        let limited = store.search_people("", false, 2_000, None, 2).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(limited.len(), 2, "{backend}");
+        // The next page starts after the last one listed, by the database's own order.
+        let last = &limited[1];
+        let after = Some((last.sort_key.as_str(), last.person.id));
+        let next = store.search_people("", false, 2_000, after, 50).await.unwrap_or_else(|e| panic!("{e}"));
+        let all = store.search_people("", false, 2_000, None, 50).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(names(next), names(all[2..].to_vec()), "{backend}");
     }
 }
 

@@ -173,11 +173,14 @@ pub trait DirectoryStore: Send + Sync {
     /// People whose name, email or one of whose usernames contains `text` (case-insensitive; `""`: everyone),
     /// only those with an account locked at `now` when `locked_only`; by name, at most `limit` people, each
     /// with every account.
+    /// `after`: the `sort_key` and id of the last person of the previous page (keyset pagination: a page
+    /// never repeats or skips anyone while people are added or removed elsewhere in the list).
     async fn search_people(
         &self,
         text: &str,
         locked_only: bool,
         now: Timestamp,
+        after: Option<(&str, PersonId)>,
         limit: i64,
     ) -> StoreResult<Vec<PersonHit>>;
 }
@@ -189,6 +192,8 @@ pub struct PersonHit {
     pub accounts: Vec<AccountHit>,
     /// What the person may do (their rank decides who may act on them).
     pub grant: Grant,
+    /// The name as the database orders it (its own lower case), for the next page's cursor.
+    pub sort_key: String,
 }
 
 #[derive(Debug, Clone)]

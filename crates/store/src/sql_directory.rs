@@ -122,6 +122,7 @@ impl DirectoryStore for SqlStore {
         text: &str,
         locked_only: bool,
         now: Timestamp,
+        after: Option<(&str, PersonId)>,
         limit: i64,
     ) -> StoreResult<Vec<PersonHit>> {
         // The text is data, never pattern: `%`, `_` and the escape character itself match only themselves.
@@ -133,17 +134,22 @@ impl DirectoryStore for SqlStore {
         let pattern = format!("%{escaped}%");
         let people = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PERSON_COLUMNS}, COALESCE(g.dpa_level, 0) AS dpa_level, COALESCE(g.expert_mode, 0) AS expert_mode, \
-                 COALESCE(g.auditor, 0) AS auditor, COALESCE(g.directory_admin, 0) AS directory_admin \
+                 COALESCE(g.auditor, 0) AS auditor, COALESCE(g.directory_admin, 0) AS directory_admin, \
+                 lower(display_name) AS sort_key \
              FROM person LEFT JOIN permission_grant g USING (person_id) WHERE person_id IN ( \
                  SELECT person_id FROM person WHERE lower(display_name) LIKE $1 ESCAPE '\\' OR lower(email) LIKE $1 ESCAPE '\\' \
                  UNION SELECT person_id FROM account WHERE lower(username) LIKE $1 ESCAPE '\\') \
              AND ($2 = 0 OR person_id IN (SELECT person_id FROM account WHERE locked_at IS NOT NULL \
                  AND (locked_until IS NULL OR locked_until > $3))) \
-             ORDER BY lower(display_name), person_id LIMIT $4"
+             AND ($4 = 0 OR lower(display_name) > $5 OR (lower(display_name) = $5 AND person_id > $6)) \
+             ORDER BY lower(display_name), person_id LIMIT $7"
         )))
         .bind(&pattern)
         .bind(i64::from(locked_only))
         .bind(now)
+        .bind(i64::from(after.is_some()))
+        .bind(after.map(|(key, _)| key).unwrap_or_default())
+        .bind(after.map(|(_, id)| id.0).unwrap_or_default())
         .bind(limit)
         .fetch_all(&self.pool)
         .await
@@ -162,7 +168,8 @@ impl DirectoryStore for SqlStore {
             .iter()
             .map(|r| Ok(AccountHit { account: account_from_row(r)?, has_totp: count(r, "totp").db()? > 0 }))
             .collect::<StoreResult<Vec<_>>>()?;
-            hits.push(PersonHit { person, accounts, grant: grant_from_row(row)? });
+            let sort_key = row.try_get("sort_key").db()?;
+            hits.push(PersonHit { person, accounts, grant: grant_from_row(row)?, sort_key });
         }
         Ok(hits)
     }

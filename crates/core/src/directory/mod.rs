@@ -144,7 +144,27 @@ impl Directory {
                 "Search for at most 200 characters of a name, username or email.".into(),
             ));
         }
-        Ok(self.store.search_people(text, locked_only, self.now(), Self::SEARCH_LIMIT).await?)
+        Ok(self.store.search_people(text, locked_only, self.now(), None, Self::SEARCH_LIMIT).await?)
+    }
+
+    /// One page of a search (the API): at most `limit` (1–200) people after `after` (the `sort_key` and id of
+    /// the previous page's last person).
+    pub async fn search_page(
+        &self,
+        _proof: &Proof<SearchPeople>,
+        text: &str,
+        locked_only: bool,
+        after: Option<(&str, PersonId)>,
+        limit: i64,
+    ) -> Result<Vec<crate::store::PersonHit>, DirectoryError> {
+        let text = text.trim();
+        if text.chars().count() > 200 || text.chars().any(char::is_control) {
+            return Err(DirectoryError::Invalid("query: at most 200 characters of a name, username or email".into()));
+        }
+        if !(1..=200).contains(&limit) {
+            return Err(DirectoryError::Invalid("limit: 1 to 200".into()));
+        }
+        Ok(self.store.search_people(text, locked_only, self.now(), after, limit).await?)
     }
 
     /// One person's record for the console, by id: `None` when there is no such person.
