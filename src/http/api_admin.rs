@@ -5,7 +5,7 @@
 
 use super::AppState;
 use super::api::{ApiError, ApiJson};
-use crate::authz::{AuthzError, Principal, Proof, Recover, SearchPeople};
+use crate::authz::{AuthzError, Principal, Proof, ReadAudit, Recover, SearchPeople, ViewRequests};
 use crate::domain::PersonId;
 use crate::policy::permissions::RecoveryAction;
 use crate::recovery::{ActionForm, Outcome, RecoveryError};
@@ -25,6 +25,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/people/{id}", get(person_get))
         .route("/api/v1/people/{id}/activity", get(activity_get))
         .route("/api/v1/people/{id}/actions/{action}", post(action_post))
+        .route("/api/v1/approvals", get(approvals_get))
+        .route("/api/v1/approvals/{id}/{decision}", post(decision_post))
+        .route("/api/v1/audit", get(audit_get))
 }
 
 /// A call made with a live personal token.
@@ -317,4 +320,133 @@ fn action_error(e: RecoveryError) -> ApiError {
         },
         e => internal(e),
     }
+}
+
+/// Parse a time parameter: RFC 3339, or a date (midnight UTC).
+fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp());
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
+        .ok_or_else(|| invalid(format!("{name}: an RFC 3339 time (2026-11-23T09:00:00Z) or a date (2026-11-23)")))
+}
+
+/// The audit log for auditors: `person` (id), `actor` (part of), `action` (name or start, e.g. `approval.`),
+/// `since` and `until`; newest first, at most a page.
+async fn audit_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let params = query_params(query.as_deref(), &["person", "actor", "action", "since", "until"])?;
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        match params.get(name) {
+            Some(v) if v.chars().count() > 200 || v.chars().any(char::is_control) => {
+                Err(invalid(format!("{name}: at most 200 characters")))
+            }
+            Some(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
+            _ => Ok(None),
+        }
+    };
+    let filter = crate::store::AuditFilter {
+        person: match params.get("person") {
+            Some(p) => Some(PersonId(p.parse().map_err(|_| invalid("person: a person's id"))?)),
+            None => None,
+        },
+        actor: text("actor")?,
+        action: text("action")?,
+        since: params.get("since").map(|t| parse_time("since", t)).transpose()?,
+        until: params.get("until").map(|t| parse_time("until", t)).transpose()?,
+    };
+    let proof = caller.authorize::<ReadAudit>(&state, None).await?;
+    let rows = state.audit_log.search(&proof, &filter).await.map_err(internal)?;
+    Ok(Json(serde_json::json!({ "events": rows })))
+}
+
+/// Requests waiting for a second admin, as the console's Approvals page lists them for this caller: those
+/// they may decide, and their own (`yours`).
+async fn approvals_get(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    let proof = caller.authorize::<ViewRequests>(&state, None).await?;
+    let mut rows = Vec::new();
+    for p in state.recovery.pending(&proof).await.map_err(|e| action_error(e))? {
+        let Some(action) = RecoveryAction::parse(&p.approval.action) else { continue };
+        let yours = p.approval.requested_by_account == caller.token.account;
+        let person = p.approval.person;
+        let may = !yours
+            && lifeline_core::with_recover_type!(action, A => state.authority.may::<A>(caller.principal(), Some(person)).await);
+        if !yours && !may {
+            continue;
+        }
+        rows.push(serde_json::json!({
+            "id": p.approval.id, "action": action.name(), "person_id": person, "person": p.person_name,
+            "requested_by": super::labels::actor(&p.approval.requested_by), "created_at": p.approval.created_at,
+            "expires_at": p.approval.expires_at, "reason": p.form.method, "on_behalf_of": p.form.on_behalf_of,
+            "details": p.form.details, "pass_minutes": p.form.pass_minutes, "pass_multi_use": p.form.pass_multi_use,
+            "reference": p.form.reference, "yours": yours,
+        }));
+    }
+    Ok(Json(serde_json::json!({ "approvals": rows })))
+}
+
+/// One answer for a missing request and one the caller may not decide (as in the console).
+fn not_yours() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "There is no request with this number that you may decide.")
+}
+
+/// Approve (and run, as the caller) or reject a waiting request.
+async fn decision_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, decision)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    caller.authorize::<ViewRequests>(&state, None).await?;
+    let approve = match decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(not_found()),
+    };
+    let id = id.parse::<i64>().map_err(|_| not_found())?;
+    let approval = state.recovery.approval(id).await.map_err(action_error)?;
+    let Some((approval, action)) = approval.and_then(|a| RecoveryAction::parse(&a.action).map(|r| (a, r))) else {
+        return Err(not_yours());
+    };
+    lifeline_core::with_recover_type!(action, A => decide::<A>(&state, &caller, id, approval.person, approve).await)
+}
+
+async fn decide<A: Recover>(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    person: PersonId,
+    approve: bool,
+) -> Result<Response, ApiError> {
+    let proof = caller.authorize::<A>(state, Some(person)).await.map_err(|e| match e.status {
+        StatusCode::FORBIDDEN => not_yours(),
+        _ => e,
+    })?;
+    let recovery = state.recovery.clone();
+    if !approve {
+        tokio::spawn(async move { recovery.reject(proof, id).await }).await.map_err(internal)?.map_err(action_error)?;
+        return Ok(Json(serde_json::json!({ "status": "rejected", "approval": id })).into_response());
+    }
+    let second_factor_at = caller.token.expert.then(|| state.signin.now());
+    let outcome = tokio::spawn(async move { recovery.approve(proof, id, second_factor_at).await })
+        .await
+        .map_err(internal)?
+        .map_err(action_error)?;
+    Ok(match outcome {
+        Outcome::Done { summary, pass } => {
+            let pass = pass
+                .map(|p| serde_json::json!({ "pass": p.pass, "expires_at": p.expires_at, "multi_use": p.multi_use }));
+            Json(serde_json::json!({ "status": "approved", "approval": id, "summary": summary, "pass": pass }))
+                .into_response()
+        }
+        Outcome::Pending { approval } => {
+            (StatusCode::ACCEPTED, Json(serde_json::json!({ "status": "pending", "approval": approval })))
+                .into_response()
+        }
+    })
 }

@@ -270,3 +270,60 @@ async fn a_thousand_people_paged_through_with_the_cursor_each_listed_exactly_onc
     })
     .await;
 }
+
+#[tokio::test]
+async fn four_eyes_over_the_api_and_the_audit_log_for_auditors() {
+    each_backend(async |app: TestApp| {
+        let expert_grant = Grant { dpa_level: 3, expert_mode: true, ..Default::default() };
+        let ada = admin(&app, "ada", expert_grant).await;
+        let carol = admin(&app, "carol", expert_grant).await;
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let audrey = admin(&app, "audrey", Grant { auditor: true, dpa_level: 1, ..Default::default() }).await;
+        let harry_id = person_id(&app, &harry).await;
+        let ada_token = token_for(&app, &ada, "ada's bot", 60, true).await;
+        let carol_token = token_for(&app, &carol, "carol's bot", 60, true).await;
+        let harry_token = token_for(&app, &harry, "harry's bot", 60, false).await;
+
+        let (status, pending) =
+            act(&app, &ada_token, harry_id, "reset-mfa", serde_json::json!({ "reason": METHOD })).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{pending}");
+        let id = pending["approval"].as_i64().unwrap();
+
+        let (_, mine) = get(&app, Some(&ada_token), "/api/v1/approvals").await;
+        assert_eq!(mine["approvals"][0]["yours"], true);
+        let (_, subject) = get(&app, Some(&harry_token), "/api/v1/approvals").await;
+        assert_eq!(subject["approvals"].as_array().map(Vec::len), Some(0), "the subject does not see it");
+        let (_, theirs) = get(&app, Some(&carol_token), "/api/v1/approvals").await;
+        assert_eq!(theirs["approvals"][0]["id"], id);
+        assert_eq!(theirs["approvals"][0]["reason"], METHOD);
+
+        let post = async |token: &str, path: &str| call(&app, Some(token), reqwest::Method::POST, path, None).await;
+        let (status, _) = post(&ada_token, &format!("/api/v1/approvals/{id}/approve")).await;
+        assert_eq!(status, StatusCode::CONFLICT, "the requester cannot approve");
+        let (status, _) = post(&harry_token, &format!("/api/v1/approvals/{id}/approve")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "nor the subject");
+        let (status, _) = post(&carol_token, "/api/v1/approvals/999999/approve").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "a missing number is answered alike");
+        let (status, done) = post(&carol_token, &format!("/api/v1/approvals/{id}/approve")).await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        assert_eq!(app.person_json(&harry.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
+        let (status, _) = post(&carol_token, &format!("/api/v1/approvals/{id}/approve")).await;
+        assert_eq!(status, StatusCode::CONFLICT, "it runs once");
+
+        // The audit log is the auditors'.
+        let (status, _) = get(&app, Some(&ada_token), "/api/v1/audit").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let audrey_token = token_for(&app, &audrey, "siem", 60, false).await;
+        let (status, log) =
+            get(&app, Some(&audrey_token), &format!("/api/v1/audit?action=reset-mfa&person={harry_id}")).await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        let events = log["events"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{log}");
+        assert!(events[0]["actor"].as_str().unwrap().ends_with(":carol:carol's bot"), "{log}");
+        for bad in ["since=yesterday", "person=abc", "colour=blue"] {
+            let (status, _) = get(&app, Some(&audrey_token), &format!("/api/v1/audit?{bad}")).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        }
+    })
+    .await;
+}
