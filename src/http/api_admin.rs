@@ -371,7 +371,7 @@ async fn audit_get(
 async fn approvals_get(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     let proof = caller.authorize::<ViewRequests>(&state, None).await?;
     let mut rows = Vec::new();
-    for p in state.recovery.pending(&proof).await.map_err(|e| action_error(e))? {
+    for p in state.recovery.pending(&proof).await.map_err(action_error)? {
         let Some(action) = RecoveryAction::parse(&p.approval.action) else { continue };
         let yours = p.approval.requested_by_account == caller.token.account;
         let person = p.approval.person;
