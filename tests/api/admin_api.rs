@@ -327,3 +327,53 @@ async fn four_eyes_over_the_api_and_the_audit_log_for_auditors() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn no_token_password_or_code_appears_in_any_log_line_even_at_debug() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let token = token_for(&app, &harry, "bot", 60, false).await;
+        let env = [("RUST_LOG", "debug")];
+        let pair = crate::instances::Instances::start(app.dir(), &app.db_url(), 1, &env).await;
+
+        let (browser, first) = pair.sign_in(0, &harry.username, &harry.password).await;
+        assert_eq!(location(&first), "/signin/mfa");
+        let html = browser.get(pair.url(0, "/signin/mfa")).send().await.unwrap().text().await.unwrap_or_default();
+        let totp = code(harry.totp.as_ref().unwrap(), 1);
+        let second = browser
+            .post(pair.url(0, "/signin/mfa"))
+            .form(&[("code", totp.as_str()), ("csrf", &csrf_of(&html))])
+            .send()
+            .await
+            .unwrap();
+        assert!(second.status().is_redirection(), "{}", second.status());
+        let response = crate::helpers::browser()
+            .get(pair.url(0, &format!("/api/v1/people/{sam_id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let refused = crate::helpers::browser()
+            .get(pair.url(0, "/api/v1/people/1"))
+            .bearer_auth(format!("{token}x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        let logs = pair.logs();
+        assert!(logs.lines().count() > 5, "the instance logged at debug: {logs}");
+        for secret in [token.as_str(), &token[4..], harry.password.as_str()] {
+            assert!(!logs.contains(secret), "a secret in the logs ({secret}):\n{logs}");
+        }
+        // Six digits may turn up by chance in a time's microseconds: look for the code as a value instead.
+        for shape in [format!("={totp}"), format!("\"{totp}\""), format!(": {totp}")] {
+            assert!(!logs.contains(&shape), "the TOTP code in the logs ({shape}):\n{logs}");
+        }
+    })
+    .await;
+}

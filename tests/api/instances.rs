@@ -18,6 +18,8 @@ fn server_binary() -> String {
 pub struct Instances {
     pub addresses: Vec<String>,
     _children: Vec<tokio::process::Child>,
+    /// Every line the instances wrote to stderr (their logs), in arrival order.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Instances {
@@ -37,6 +39,7 @@ impl Instances {
     ) -> Self {
         let mut addresses = Vec::new();
         let mut children = Vec::new();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         for _ in 0..n {
             let mut command = match open_files {
                 Some(limit) => {
@@ -60,12 +63,23 @@ impl Instances {
                 .env_remove("LIFELINE_CONFIG")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
+                .stderr(Stdio::piped())
                 .kill_on_drop(true);
             for (k, v) in env {
                 command.env(k, v);
             }
             let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start lifeline serve: {e}"));
+            // The logs are kept (a test may grep them for secrets) and passed on to this test's stderr.
+            if let Some(stderr) = child.stderr.take() {
+                let logs = logs.clone();
+                tokio::spawn(async move {
+                    let mut lines = BufReader::new(stderr).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        eprintln!("{line}");
+                        logs.lock().map(|mut l| l.push(line)).unwrap_or_default();
+                    }
+                });
+            }
             let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
             let mut lines = BufReader::new(stdout).lines();
             let address = tokio::time::timeout(std::time::Duration::from_secs(60), async {
@@ -85,7 +99,12 @@ impl Instances {
             addresses.push(address);
             children.push(child);
         }
-        Self { addresses, _children: children }
+        Self { addresses, _children: children, logs }
+    }
+
+    /// What the instances have logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
     /// A memory figure of one instance, in KiB, from `/proc/<pid>/status` (`VmRSS`, `RssAnon`, ...).
