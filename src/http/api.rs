@@ -6,7 +6,7 @@ use super::error::request_id;
 use super::session::Client;
 use crate::assistance::SubmitError;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -151,7 +151,17 @@ pub struct AssistanceState {
 pub async fn get_assistance_request(
     State(state): State<AppState>,
     Path(reference): Path<String>,
+    request: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
+    // With an admin's token: the request and its dossier; without: the public status answer.
+    if request.headers.contains_key(header::AUTHORIZATION) {
+        let mut parts = request;
+        let caller = super::api_admin::Caller::from_request_parts(&mut parts, &state).await;
+        return match caller {
+            Ok(caller) => super::api_admin::request_for_admin(&state, &caller, &reference).await,
+            Err(refusal) => Ok(refusal),
+        };
+    }
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "No request has this reference.");
     let reference = crate::domain::ReferenceId::parse(&reference).map_err(|_| not_found())?;
     match state.assistance.state(&reference).await {

@@ -28,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/approvals", get(approvals_get))
         .route("/api/v1/approvals/{id}/{decision}", post(decision_post))
         .route("/api/v1/audit", get(audit_get))
+        .route("/api/v1/assistance-requests", get(requests_get))
+        .route("/api/v1/assistance-requests/{reference}/close", post(close_post))
 }
 
 /// A call made with a live personal token.
@@ -449,4 +451,96 @@ async fn decide<A: Recover>(
                 .into_response()
         }
     })
+}
+
+fn request_json(r: &crate::store::AssistanceRequest, with_dossier: bool) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "reference": r.reference, "status": r.status.as_str(), "type": r.problem, "email": r.submitted_email,
+        "created_at": r.created_at, "repeats": r.repeat_count, "person_id": r.person_id, "account_id": r.account_id,
+        "country": r.country, "network": r.network, "closed_by": r.closed_by, "closed_at": r.closed_at,
+        "close_note": r.close_note,
+    });
+    if with_dossier {
+        // The dossier as the emails and the console show it, as structured JSON.
+        let dossier = r.dossier.as_deref().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok());
+        value["description"] = serde_json::json!(r.description);
+        value["client_ip"] = serde_json::json!(r.client_ip);
+        value["user_agent"] = serde_json::json!(r.user_agent);
+        value["dossier"] = dossier.unwrap_or(serde_json::Value::Null);
+    }
+    value
+}
+
+/// The queue: `status` (received, open, joined, resolved, dismissed) and `type` filters, newest first (500 at
+/// most).
+async fn requests_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let params = query_params(query.as_deref(), &["status", "type"])?;
+    let status = match params.get("status") {
+        Some(s) => Some(
+            crate::domain::RequestStatus::parse(s)
+                .ok_or_else(|| invalid("status: received, open, joined, resolved or dismissed"))?,
+        ),
+        None => None,
+    };
+    let problem = match params.get("type") {
+        Some(t) => {
+            crate::domain::ProblemType::parse(t).map(|p| p.as_str()).map_err(|_| invalid("type: a problem type"))?
+        }
+        None => "",
+    };
+    let proof = caller.authorize::<ViewRequests>(&state, None).await?;
+    let rows = state.assistance.list(&proof, status, problem).await.map_err(internal)?;
+    Ok(Json(serde_json::json!({ "requests": rows.iter().map(|r| request_json(r, false)).collect::<Vec<_>>() })))
+}
+
+/// One request with its dossier, for an admin's token (without one, the public status answer).
+pub async fn request_for_admin(state: &AppState, caller: &Caller, reference: &str) -> Result<Response, ApiError> {
+    let reference = crate::domain::ReferenceId::parse(reference).map_err(|_| not_found())?;
+    let proof = caller.authorize::<ViewRequests>(state, None).await?;
+    let request = state.assistance.find(&proof, &reference).await.map_err(internal)?.ok_or_else(not_found)?;
+    Ok(Json(request_json(&request, true)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseBody {
+    /// `resolved` or `dismissed`.
+    outcome: String,
+    note: String,
+}
+
+/// Close an open request with a note: resolved (helped) or dismissed.
+async fn close_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+    ApiJson(body): ApiJson<CloseBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let reference = crate::domain::ReferenceId::parse(&reference).map_err(|_| not_found())?;
+    let resolve = match body.outcome.as_str() {
+        "resolved" => true,
+        "dismissed" => false,
+        _ => return Err(invalid("outcome: resolved or dismissed")),
+    };
+    let note = body.note.trim();
+    if note.is_empty() || note.chars().count() > 2000 {
+        return Err(invalid("note: 1 to 2000 characters: what you verified and what you did"));
+    }
+    let view = caller.authorize::<ViewRequests>(&state, None).await?;
+    if state.assistance.find(&view, &reference).await.map_err(internal)?.is_none() {
+        return Err(not_found());
+    }
+    let proof = caller.authorize::<crate::authz::CloseRequest>(&state, None).await?;
+    if !state.assistance.close(proof, reference.as_str(), resolve, note).await.map_err(internal)? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "This request is not open (someone may have closed it already).",
+        ));
+    }
+    Ok(Json(serde_json::json!({ "reference": reference.as_str(), "status": body.outcome })))
 }

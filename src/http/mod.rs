@@ -2,7 +2,7 @@
 //! protection on every form enforced by one middleware (no handler can forget it).
 
 pub mod api;
-mod api_admin;
+pub(crate) mod api_admin;
 mod console;
 mod error;
 mod labels;

@@ -377,3 +377,60 @@ async fn no_token_password_or_code_appears_in_any_log_line_even_at_debug() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn assistance_requests_are_listed_read_with_their_dossier_and_closed_with_a_note() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let staff = app.add_person("sam", true).await;
+        let token = token_for(&app, &harry, "ticketing", 60, false).await;
+        let staff_token = token_for(&app, &staff, "nosy", 60, false).await;
+        let reference =
+            json_reference(app.post_assistance_json("81.2.69.142", &staff.email, "locked_out", "").await).await;
+        let path = format!("/api/v1/assistance-requests/{reference}");
+        let mut request = serde_json::Value::Null;
+        for _ in 0..100 {
+            request = get(&app, Some(&token), &path).await.1;
+            if request["status"] == "open" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(request["status"], "open", "{request}");
+        assert_eq!(request["email"], staff.email);
+        assert!(request["dossier"].is_object(), "the dossier, structured: {request}");
+        // Without a token: the public answer, no dossier.
+        let (status, public) = get(&app, None, &path).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(public.get("dossier").is_none() && public.get("email").is_none(), "{public}");
+        // A wrong token is refused, not answered publicly.
+        assert_eq!(get(&app, Some("llt_wrong"), &path).await.0, StatusCode::UNAUTHORIZED);
+
+        let (status, list) = get(&app, Some(&token), "/api/v1/assistance-requests?status=open").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(list["requests"][0]["reference"], reference);
+        assert_eq!(get(&app, Some(&staff_token), "/api/v1/assistance-requests").await.0, StatusCode::FORBIDDEN);
+        for bad in ["status=lost", "type=bored", "page=2"] {
+            let (status, _) = get(&app, Some(&token), &format!("/api/v1/assistance-requests?{bad}")).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        }
+
+        let close = async |body: serde_json::Value, reference: &str| {
+            let path = format!("/api/v1/assistance-requests/{reference}/close");
+            call(&app, Some(&token), reqwest::Method::POST, &path, Some(body)).await
+        };
+        let (status, _) = close(serde_json::json!({ "outcome": "done", "note": "x" }), &reference).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = close(serde_json::json!({ "outcome": "resolved", "note": " " }), &reference).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = close(serde_json::json!({ "outcome": "resolved", "note": "x" }), "AR-2222-2222").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let note = serde_json::json!({ "outcome": "resolved", "note": "called back, unlocked" });
+        let (status, closed) = close(note.clone(), &reference).await;
+        assert_eq!(status, StatusCode::OK, "{closed}");
+        let (status, _) = close(note, &reference).await;
+        assert_eq!(status, StatusCode::CONFLICT, "closed once");
+        assert_eq!(get(&app, Some(&token), &path).await.1["status"], "resolved");
+    })
+    .await;
+}
