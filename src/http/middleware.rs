@@ -12,10 +12,39 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 #[derive(Clone)]
 pub struct CsrfToken(pub String);
 
-/// Give every request an id (echoed as `x-request-id`, shown on error pages, used in logs).
+/// The route a request matched (its template, such as `/api/v1/people/{id}`), carried out on the response
+/// for the request's log line.
+#[derive(Clone)]
+pub struct Route(pub String);
+
+/// Put the matched route on the response (a route layer: it runs only for requests that matched one).
+pub async fn matched_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned());
+    let mut response = next.run(req).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(Route(route));
+    }
+    response
+}
+
+/// Give every request an id (echoed as `x-request-id`, shown on error pages, used in logs), and log one line
+/// for it: the id, the method, the route's template (never the address itself: links carry tokens in their
+/// query), the status and how long it took.
 pub async fn request_id(req: Request, next: Next) -> Response {
     let id = hex::encode(rand::random::<[u8; 8]>());
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
     let mut response = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let route = response.extensions().get::<Route>().map(|r| r.0.clone()).unwrap_or_else(|| "(no route)".into());
+    tracing::info!(
+        target: "lifeline::request",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .merge(api::router())
         .merge(api_admin::router())
+        .route_layer(axum::middleware::from_fn(middleware::matched_route))
         .fallback(|| async { PageError::not_found() })
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -434,3 +434,38 @@ async fn assistance_requests_are_listed_read_with_their_dossier_and_closed_with_
     })
     .await;
 }
+
+#[tokio::test]
+async fn json_logs_are_one_valid_object_a_line_with_one_line_per_request_and_no_address_secrets() {
+    each_backend(async |app: TestApp| {
+        let env = [("LIFELINE_LOG_FORMAT", "json"), ("RUST_LOG", "info")];
+        let one = crate::instances::Instances::start(app.dir(), &app.db_url(), 1, &env).await;
+        let secret = "q7Zc3xR9mN2pL5vB8kW1tY4hJ6gF0dSaEeUiOoPpAa";
+        for path in ["/signin", "/api/v1/people/1", &format!("/reset-password?token={secret}"), "/no/such/page"] {
+            crate::helpers::browser().get(one.url(0, path)).send().await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let logs = one.logs();
+        let mut requests = Vec::new();
+        for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+            let value: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if value["message"] == "request" {
+                requests.push(value);
+            }
+        }
+        let routes: Vec<&str> = requests.iter().filter_map(|r| r["route"].as_str()).collect();
+        assert_eq!(routes, ["/signin", "/api/v1/people/{id}", "/reset-password", "(no route)"], "{logs}");
+        for r in &requests {
+            assert!(r["request_id"].as_str().is_some_and(|id| id.len() == 16), "{r}");
+            assert!(r["status"].as_u64().is_some() && r["duration_ms"].as_f64().is_some(), "{r}");
+        }
+        assert_eq!(requests[1]["status"], 401);
+        assert!(!logs.contains(secret), "the link's token is not logged:\n{logs}");
+
+        let out = run_lifeline(app.dir(), &app.db_url(), &["audit", "verify"], "", &[("LIFELINE_LOG_FORMAT", "xml")]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("LIFELINE_LOG_FORMAT"), "{}", stderr(&out));
+    })
+    .await;
+}

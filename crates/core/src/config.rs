@@ -48,6 +48,18 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub recovery: RecoverySettings,
     pub api: ApiSettings,
+    /// How the process logs (`LIFELINE_LOG_FORMAT`): read when the process starts, before the rest of the
+    /// configuration; listed here so the configuration knows the name.
+    pub log_format: LogFormat,
+}
+
+/// Text for people, JSON (one object a line) for machines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for Settings {
@@ -76,6 +88,7 @@ impl Default for Settings {
             retention: RetentionSettings::default(),
             recovery: RecoverySettings::default(),
             api: ApiSettings::default(),
+            log_format: LogFormat::default(),
         }
     }
 }

@@ -442,6 +442,10 @@ impl Recovery {
             event: None,
             now: self.now(),
         };
-        Ok(self.store.redeem(&redemption).await?.is_some())
+        let reported = self.store.redeem(&redemption).await?.is_some();
+        if reported {
+            tracing::warn!(account = account.id.0, person = person.id.0, "reported \"this wasn't me\": account locked");
+        }
+        Ok(reported)
     }
 }
