@@ -52,6 +52,7 @@ pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         recovery: services.recovery,
         audit_log: services.audit_log,
         tokens: services.tokens,
+        gauges: services.gauges,
         readiness: store.clone(),
     };
     Ok(App { state, core, store, mailer })

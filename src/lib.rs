@@ -15,7 +15,7 @@ pub mod mail;
 
 // The core's modules under their usual names, so `crate::signin::…` reads the same from here and from tests.
 pub use lifeline_core::{
-    assistance, audit, auditing, authz, clock, config, crypto, directory, domain, email, geo, policy, recovery,
+    assistance, audit, auditing, authz, clock, config, crypto, directory, domain, email, gauges, geo, policy, recovery,
     retention, services, signin, tokens, totp,
 };
 

@@ -538,7 +538,10 @@ async fn verify_audit_log(store: &SqlStore, key: &AuditKey) -> anyhow::Result<Ve
 
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let listen = settings.listen;
+    let metrics_listen = settings.metrics_listen;
     let public_url = settings.public_url.clone();
+    // Before anything is recorded: the recorder is the process's.
+    let metrics = metrics_listen.map(|_| crate::http::metrics::install()).transpose()?;
     let app = app::build(settings).await?;
     if demo {
         crate::demo::seed(&app).await?;
@@ -551,6 +554,19 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     tracing::info!("Lifeline listening on {bound} ({public_url})");
     println!("Lifeline is serving {public_url} (listening on {bound}). Stop it with Ctrl-C.");
     let _background = crate::app::spawn_background(&app);
+    if let (Some(address), Some(handle)) = (metrics_listen, metrics) {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} for metrics"))?;
+        let bound = listener.local_addr()?;
+        println!("Metrics at http://{bound}/metrics");
+        let router = crate::http::metrics::router(app.state.clone(), handle);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     crate::http::serve(listener, app.state, shutdown_signal()).await?;
     Ok(())
 }

@@ -283,10 +283,14 @@ async fn run<A: Recover>(
     id: PersonId,
     form: &ActionForm,
 ) -> Result<Response, ApiError> {
-    let proof = caller.authorize::<A>(state, Some(id)).await?;
+    let proof = caller.authorize::<A>(state, Some(id)).await.inspect_err(|_| {
+        crate::http::metrics::recovery_action(A::RECOVERY.name(), "refused");
+    })?;
     // An expert token is the API's step-up: it proves a second factor as fresh as the token is short-lived.
     let second_factor_at = caller.token.expert.then(|| state.signin.now());
-    match state.recovery.execute(proof, form, second_factor_at).await {
+    let result = state.recovery.execute(proof, form, second_factor_at).await;
+    crate::http::metrics::recovery_action(A::RECOVERY.name(), action_outcome(&result));
+    match result {
         Ok(Outcome::Done { summary, pass }) => {
             let pass = pass
                 .map(|p| serde_json::json!({ "pass": p.pass, "expires_at": p.expires_at, "multi_use": p.multi_use }));
@@ -301,6 +305,18 @@ async fn run<A: Recover>(
         )
             .into_response()),
         Err(e) => Err(action_error(e)),
+    }
+}
+
+/// How an action ended, for the metrics.
+pub fn action_outcome(result: &Result<Outcome, RecoveryError>) -> &'static str {
+    match result {
+        Ok(Outcome::Done { .. }) => "done",
+        Ok(Outcome::Pending { .. }) => "pending",
+        Err(RecoveryError::Form(_)) => "invalid",
+        Err(RecoveryError::NotApplicable(_) | RecoveryError::Approval(_)) => "conflict",
+        Err(RecoveryError::StepUp) => "step_up",
+        Err(_) => "failed",
     }
 }
 

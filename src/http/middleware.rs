@@ -36,6 +36,7 @@ pub async fn request_id(req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let mut response = REQUEST_ID.scope(id.clone(), next.run(req)).await;
     let route = response.extensions().get::<Route>().map(|r| r.0.clone()).unwrap_or_else(|| "(no route)".into());
+    super::metrics::request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
     tracing::info!(
         target: "lifeline::request",
         request_id = %id,

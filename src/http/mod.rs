@@ -6,6 +6,7 @@ pub(crate) mod api_admin;
 mod console;
 mod error;
 mod labels;
+pub mod metrics;
 mod middleware;
 mod pages;
 mod server;
@@ -40,6 +41,7 @@ pub struct AppState {
     pub recovery: Arc<crate::recovery::Recovery>,
     pub audit_log: Arc<crate::auditing::AuditLog>,
     pub tokens: Arc<crate::tokens::Tokens>,
+    pub gauges: Arc<crate::gauges::Gauges>,
     pub readiness: Arc<dyn Readiness>,
 }
 

@@ -469,3 +469,68 @@ async fn json_logs_are_one_valid_object_a_line_with_one_line_per_request_and_no_
     })
     .await;
 }
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_move_with_the_actions_and_hold_no_personal_data() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let lou = app.add_person("lou", true).await;
+        let lou_id = person_id(&app, &lou).await;
+        let token = token_for(&app, &harry, "bot", 60, false).await;
+        let port = crate::smtp_sink::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let one =
+            crate::instances::Instances::start(app.dir(), &app.db_url(), 1, &[("LIFELINE_METRICS_LISTEN", &listen)])
+                .await;
+        let scrape = async || {
+            let response = crate::helpers::browser().get(format!("http://{listen}/metrics")).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.text().await.unwrap()
+        };
+        // Not on the public listener.
+        let public = crate::helpers::browser().get(one.url(0, "/metrics")).send().await.unwrap();
+        assert_eq!(public.status(), StatusCode::NOT_FOUND);
+
+        for _ in 0..2 {
+            one.sign_in(0, &lou.username, "not-lous-password-at-all").await;
+        }
+        let response = crate::helpers::browser()
+            .post(one.url(0, &format!("/api/v1/people/{lou_id}/actions/unlock-person")))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "reason": METHOD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = scrape().await;
+
+        // The text exposition format: comments, or `name{labels} value`.
+        for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
+            assert!(value.parse::<f64>().is_ok(), "not a number: {line}");
+            let name = series.split('{').next().unwrap();
+            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'), "{line}");
+            assert!(!series.contains('{') || series.ends_with('}'), "{line}");
+        }
+        let value = |series: &str| {
+            text.lines()
+                .find(|l| l.starts_with(series))
+                .and_then(|l| l.rsplit_once(' '))
+                .map(|(_, v)| v.parse::<f64>().unwrap())
+        };
+        assert_eq!(value("lifeline_sign_ins_total{method=\"password\",outcome=\"invalid\"}"), Some(2.0), "{text}");
+        assert_eq!(
+            value("lifeline_recovery_actions_total{action=\"unlock-person\",outcome=\"done\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(value("lifeline_outbox_queued").is_some(), "{text}");
+        assert!(text.contains("lifeline_http_request_duration_seconds"), "{text}");
+        assert!(text.contains("route=\"/api/v1/people/{id}/actions/{action}\""), "{text}");
+        // No one's data in a label.
+        for personal in [lou.email.as_str(), harry.email.as_str(), "lou\"", "harry\"", "127.0.0.1", &token[4..]] {
+            assert!(!text.contains(personal), "{personal} in the metrics:\n{text}");
+        }
+    })
+    .await;
+}

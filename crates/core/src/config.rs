@@ -20,6 +20,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://lifeline.db";
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Where Prometheus metrics are served (`/metrics`); off unless set. Keep it off the public network.
+    pub metrics_listen: Option<SocketAddr>,
     /// The address people use to reach Lifeline; links in emails start with it, and `https` makes
     /// cookies `Secure`.
     pub public_url: String,
@@ -66,6 +68,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             public_url: "http://127.0.0.1:8080".into(),
             database_url: DEFAULT_DATABASE_URL.into(),
             mail_dir: PathBuf::from("mail"),

@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod directory;
 pub mod domain;
 pub mod email;
+pub mod gauges;
 pub mod geo;
 pub mod policy;
 pub mod recovery;

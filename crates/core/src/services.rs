@@ -40,6 +40,7 @@ pub struct Services {
     pub recovery: Arc<Recovery>,
     pub audit_log: Arc<crate::auditing::AuditLog>,
     pub tokens: Arc<crate::tokens::Tokens>,
+    pub gauges: Arc<crate::gauges::Gauges>,
     /// The one maker of proofs of authorisation.
     pub authority: Arc<Authority>,
 }
@@ -52,6 +53,7 @@ pub fn assemble<S: Store + 'static>(core: Arc<Core>, store: Arc<S>, letters: Arc
         recovery: Arc::new(Recovery::new(core.clone(), store.clone(), letters)),
         audit_log: Arc::new(crate::auditing::AuditLog::new(core.clone(), store.clone())),
         tokens: Arc::new(crate::tokens::Tokens::new(core.clone(), store.clone())),
+        gauges: Arc::new(crate::gauges::Gauges::new(core.clone(), store.clone())),
         authority: Arc::new(Authority::new(core, store)),
     }
 }

@@ -861,7 +861,6 @@ pub trait Readiness: Send + Sync {
     async fn ready(&self) -> bool;
 }
 
-/// Everything the application needs from storage.
 /// A personal API token as stored: never the token itself, only its keyed hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
@@ -899,6 +898,7 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_token(&self, id: i64, now: Timestamp, audit: &AuditEntry) -> StoreResult<bool>;
 }
 
+/// Everything the application needs from storage.
 pub trait Store:
     Readiness
     + DirectoryStore

@@ -485,7 +485,9 @@ async fn run<A: Recover>(
     form: &HashMap<String, String>,
 ) -> Result<Response, PageError> {
     // The proof first: a refusal says nothing about the person (403, audited).
-    let proof = admin.authorize::<A>(state, Some(person)).await?;
+    let proof = admin.authorize::<A>(state, Some(person)).await.inspect_err(|_| {
+        crate::http::metrics::recovery_action(A::RECOVERY.name(), "refused");
+    })?;
     let view_proof = admin.authorize::<SearchPeople>(state, None).await?;
     let record = state
         .directory
@@ -510,7 +512,9 @@ async fn run<A: Recover>(
     };
     let reference = action_form.reference.clone().unwrap_or_default();
     let second_factor_at = step_up(state, admin, form, ctx).await?;
-    match state.recovery.execute(proof, &action_form, second_factor_at).await {
+    let result = state.recovery.execute(proof, &action_form, second_factor_at).await;
+    crate::http::metrics::recovery_action(A::RECOVERY.name(), crate::http::api_admin::action_outcome(&result));
+    match result {
         Ok(outcome) => Ok(result_page(outcome, A::RECOVERY, person, &record.view.display_name)),
         Err(e @ (RecoveryError::Form(_) | RecoveryError::StepUp)) => {
             let status =

@@ -65,6 +65,15 @@ pub async fn signin_post(
 ) -> Result<Response, PageError> {
     let login: String = form.login.trim().chars().take(254).collect();
     let outcome = state.signin.password(&login, &form.password, &ctx).await?;
+    crate::http::metrics::sign_in(
+        "password",
+        match &outcome {
+            PasswordOutcome::Invalid => "invalid",
+            PasswordOutcome::Throttled { .. } => "throttled",
+            PasswordOutcome::Disabled => "disabled",
+            PasswordOutcome::Proceed { .. } => "accepted",
+        },
+    );
     match outcome {
         PasswordOutcome::Invalid => Ok(signin_page(&csrf.0, &login, Some(INVALID), StatusCode::UNAUTHORIZED)),
         PasswordOutcome::Throttled { retry_after } => Ok(throttled_page(&csrf.0, &login, retry_after)),
@@ -90,7 +99,17 @@ pub async fn mfa_post(
     ValidForm(form): ValidForm<CodeForm>,
 ) -> Result<Response, PageError> {
     let code: String = form.code.chars().take(64).collect();
-    match state.signin.second_factor(session.account_id, &code, &ctx).await? {
+    let outcome = state.signin.second_factor(session.account_id, &code, &ctx).await?;
+    crate::http::metrics::sign_in(
+        "second_factor",
+        match &outcome {
+            SecondFactorOutcome::Invalid => "invalid",
+            SecondFactorOutcome::Refused => "refused",
+            SecondFactorOutcome::Throttled { .. } | SecondFactorOutcome::TooSoon { .. } => "throttled",
+            SecondFactorOutcome::Proceed(_) => "accepted",
+        },
+    );
+    match outcome {
         SecondFactorOutcome::Invalid => {
             let mut response = render(&MfaPage {
                 title: "Two-step verification",
