@@ -93,17 +93,26 @@ pub async fn run(pool: &AnyPool, backend: Backend) -> StoreResult<Vec<String>> {
 }
 
 async fn apply(conn: &mut AnyConnection, backend: Backend) -> StoreResult<Vec<String>> {
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS schema_migration (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&mut *conn)
-    .await.db()?;
+    // What is applied already, read without taking SQLite's write lock: an up-to-date database (every CLI
+    // command, every instance after the first) migrates nothing and so never waits on a busy writer.
+    let known: Vec<i64> = match sqlx::query_scalar("SELECT version FROM schema_migration").fetch_all(&mut *conn).await {
+        Ok(known) => known,
+        Err(_) => {
+            sqlx::query(
+                "CREATE TABLE IF NOT EXISTS schema_migration (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )
+            .execute(&mut *conn)
+            .await.db()?;
+            Vec::new()
+        }
+    };
     let begin = match backend {
         Backend::Sqlite => "BEGIN IMMEDIATE",
         Backend::Postgres => "BEGIN",
     };
     let mut applied = Vec::new();
-    for m in MIGRATIONS {
+    for m in MIGRATIONS.iter().filter(|m| !known.contains(&m.version)) {
+        // Checked again inside the transaction: another migrator may have applied it meanwhile.
         sqlx::raw_sql(begin).execute(&mut *conn).await.db()?;
         match apply_one(conn, backend, m).await {
             Ok(done) => {
