@@ -49,8 +49,19 @@ impl SqlStore {
         } else {
             (url.to_owned(), Backend::Postgres)
         };
+        let sqlite = backend == Backend::Sqlite;
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .max_connections(if sqlite { 8 } else { 16 })
+            // SQLite has one writer: another process (a CLI command beside a running server, a second
+            // instance) waits for it up to 30 s instead of failing with "database is locked" on a busy machine.
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        sqlx::query("PRAGMA busy_timeout = 30000").execute(conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await
             .db()?;
