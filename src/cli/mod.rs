@@ -651,11 +651,7 @@ async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
             };
             let list = tokens.list(person).await?;
             let now = app.core.clock.now();
-            let state = |t: &crate::store::ApiToken| match (t.revoked_at, t.expires_at <= now) {
-                (Some(_), _) => "revoked",
-                (None, true) => "expired",
-                (None, false) => "live",
-            };
+            let state = |t: &crate::store::ApiToken| t.state(now);
             if json {
                 let rows: Vec<_> = list
                     .iter()

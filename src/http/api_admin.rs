@@ -118,9 +118,7 @@ async fn tokens_get(State(state): State<AppState>, caller: Caller) -> Result<Jso
             serde_json::json!({
                 "id": t.id, "name": t.name, "expert": t.expert, "created_at": t.created_at,
                 "expires_at": t.expires_at, "last_used_at": t.last_used_at,
-                "state": match (t.revoked_at, t.expires_at <= now) {
-                    (Some(_), _) => "revoked", (None, true) => "expired", (None, false) => "live",
-                },
+                "state": t.state(now),
                 "this_one": t.id == caller.token.id,
             })
         })
@@ -210,15 +208,20 @@ async fn people_get(
     Ok(Json(serde_json::json!({ "people": people, "next_cursor": next })))
 }
 
+/// The record of person `id` (its path segment), for a caller who may read people.
+async fn record_of(state: &AppState, caller: &Caller, id: &str) -> Result<crate::directory::PersonRecord, ApiError> {
+    let id = person_id(id)?;
+    let proof = caller.authorize::<SearchPeople>(state, None).await?;
+    state.directory.record(&proof, id).await.map_err(internal)?.ok_or_else(not_found)
+}
+
 /// Every audited event about a person, newest first (the latest 200).
 async fn activity_get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = person_id(&id)?;
-    let proof = caller.authorize::<SearchPeople>(&state, None).await?;
-    let record = state.directory.record(&proof, id).await.map_err(internal)?.ok_or_else(not_found)?;
+    let record = record_of(&state, &caller, &id).await?;
     Ok(Json(serde_json::json!({ "activity": record.activity })))
 }
 
@@ -228,9 +231,7 @@ async fn person_get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = person_id(&id)?;
-    let proof = caller.authorize::<SearchPeople>(&state, None).await?;
-    let record = state.directory.record(&proof, id).await.map_err(internal)?.ok_or_else(not_found)?;
+    let record = record_of(&state, &caller, &id).await?;
     let sign_ins: Vec<_> =
         record.sign_ins.iter().map(|(username, e)| serde_json::json!({ "username": username, "event": e })).collect();
     Ok(Json(serde_json::json!({ "person": record.view, "sign_ins": sign_ins, "activity": record.activity })))

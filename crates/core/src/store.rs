@@ -874,6 +874,17 @@ pub struct ApiToken {
     pub last_used_at: Option<Timestamp>,
 }
 
+impl ApiToken {
+    /// `live`, `expired` or `revoked` at `now` (what the lists show; `use_token` decides the same in SQL).
+    pub fn state(&self, now: Timestamp) -> &'static str {
+        match (self.revoked_at, self.expires_at <= now) {
+            (Some(_), _) => "revoked",
+            (None, true) => "expired",
+            (None, false) => "live",
+        }
+    }
+}
+
 /// What a new token is stored as.
 #[derive(Debug, Clone)]
 pub struct NewApiToken<'a> {
