@@ -2,21 +2,21 @@
 //! `message` and the `request_id`; malformed JSON gets the same format, never the framework's text.
 
 use super::AppState;
+use super::api_types::{AssistanceAccepted, AssistanceLookup, AssistanceRequestBody, AssistanceState, Problem};
 use super::error::request_id;
 use super::session::Client;
 use crate::assistance::SubmitError;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/assistance-requests", post(create_assistance_request))
-        .route("/api/v1/assistance-requests/{reference}", get(get_assistance_request))
+/// The public endpoints, each registered with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_assistance_request)).routes(routes!(get_assistance_request))
 }
 
 #[derive(Debug)]
@@ -33,24 +33,14 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
-    r#type: &'a str,
-    title: &'a str,
-    status: u16,
-    code: &'a str,
-    message: &'a str,
-    request_id: String,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = Problem {
-            r#type: "about:blank",
-            title: self.status.canonical_reason().unwrap_or("Error"),
+            kind: "about:blank".into(),
+            title: self.status.canonical_reason().unwrap_or("Error").into(),
             status: self.status.as_u16(),
-            code: self.code,
-            message: &self.message,
+            code: self.code.into(),
+            message: self.message,
             request_id: request_id(),
         };
         let mut response = (self.status, Json(&problem)).into_response();
@@ -91,36 +81,43 @@ where
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssistanceRequestBody {
-    email: String,
-    r#type: String,
-    #[serde(default)]
-    description: Option<String>,
+/// `Query<T>` whose rejections (an unknown, repeated or mistyped parameter) become 422 problem documents.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", rejection.body_text()))
+            }
+        }
+    }
 }
 
-#[derive(Serialize)]
-pub struct AssistanceAccepted {
-    reference: String,
-    status: &'static str,
-    message: &'static str,
-}
-
-/// `POST /api/v1/assistance-requests`: the public form's twin. Same answer for every address.
+/// Ask for help without signing in: the public form's twin. The same answer, in the same time, for every
+/// address; keep the reference to ask how far the request has come.
+#[utoipa::path(post, path = "/api/v1/assistance-requests", tag = "assistance", request_body = AssistanceRequestBody,
+    responses((status = 202, description = "Received (whether or not the address is known)", body = AssistanceAccepted)))]
 pub async fn create_assistance_request(
     State(state): State<AppState>,
     Client(ctx): Client,
     ApiJson(body): ApiJson<AssistanceRequestBody>,
 ) -> Result<Response, ApiError> {
     let description = body.description.unwrap_or_default();
-    match state.assistance.submit(&body.email, &body.r#type, &description, &ctx).await {
+    match state.assistance.submit(&body.email, &body.problem, &description, &ctx).await {
         Ok(reference) => Ok((
             StatusCode::ACCEPTED,
             Json(AssistanceAccepted {
                 reference: reference.to_string(),
-                status: "received",
-                message: "If the address belongs to an account, an administrator will contact the person through a separate channel.",
+                status: "received".into(),
+                message: "If the address belongs to an account, an administrator will contact the person through a separate channel.".into(),
             }),
         )
             .into_response()),
@@ -136,18 +133,12 @@ pub async fn create_assistance_request(
     }
 }
 
-#[derive(Serialize)]
-pub struct AssistanceState {
-    reference: String,
-    /// `received`, `open` or `closed`: of the request this reference belongs to.
-    status: crate::assistance::PublicState,
-    /// This submission repeated an open request and was added to it; `status` is that request's.
-    joined: bool,
-    message: &'static str,
-}
-
-/// `GET /api/v1/assistance-requests/{reference}`: how far the request a reference belongs to has come.
-/// Only the holder of a reference (30^8 of them) can ask, and the answer says nothing about the account.
+/// How far the request a reference belongs to has come. Only the holder of a reference (30^8 of them) can
+/// ask, and the answer says nothing about the account. With an admin's token: the request and its dossier.
+#[utoipa::path(get, path = "/api/v1/assistance-requests/{reference}", tag = "assistance",
+    security((), ("token" = [])),
+    params(("reference" = String, Path, description = "The request's reference, `AR-XXXX-XXXX`")),
+    responses((status = 200, description = "The request's state (or, for an admin, the request)", body = AssistanceLookup)))]
 pub async fn get_assistance_request(
     State(state): State<AppState>,
     Path(reference): Path<String>,
@@ -165,12 +156,12 @@ pub async fn get_assistance_request(
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "No request has this reference.");
     let reference = crate::domain::ReferenceId::parse(&reference).map_err(|_| not_found())?;
     match state.assistance.state(&reference).await {
-        Ok(Some(s)) => Ok(Json(AssistanceState {
+        Ok(Some(s)) => Ok(Json(AssistanceLookup::Public(AssistanceState {
             reference: s.reference,
             status: s.state,
             joined: s.joined,
-            message: s.state.explanation(s.joined),
-        })
+            message: s.state.explanation(s.joined).into(),
+        }))
         .into_response()),
         Ok(None) => Err(not_found()),
         Err(e) => {

@@ -4,32 +4,41 @@
 //! for the console's step-up.
 
 use super::AppState;
-use super::api::{ApiError, ApiJson};
+use super::api::{ApiError, ApiJson, ApiQuery};
+use super::api_types::{
+    AccountHit, ActionBody, ActionName, ActionResult, ActionStatus, Activity, ApprovalList, ApprovalRow,
+    AssistanceLookup, AuditEvents, AuditQuery, CloseBody, Closed, Decision, DecisionStatus, Pass, PeoplePage,
+    PeopleQuery, PersonHit as PersonHitBody, PersonRecordBody, RequestDetail, RequestList, RequestRow, RequestsQuery,
+    SignInRow, TokenList, TokenRow, TokenState,
+};
 use crate::authz::{AuthzError, Principal, Proof, ReadAudit, Recover, SearchPeople, ViewRequests};
 use crate::domain::PersonId;
 use crate::policy::permissions::RecoveryAction;
 use crate::recovery::{ActionForm, Outcome, RecoveryError};
 use crate::store::ApiToken;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tokens", get(tokens_get))
-        .route("/api/v1/people", get(people_get))
-        .route("/api/v1/people/{id}", get(person_get))
-        .route("/api/v1/people/{id}/activity", get(activity_get))
-        .route("/api/v1/people/{id}/actions/{action}", post(action_post))
-        .route("/api/v1/approvals", get(approvals_get))
-        .route("/api/v1/approvals/{id}/{decision}", post(decision_post))
-        .route("/api/v1/audit", get(audit_get))
-        .route("/api/v1/assistance-requests", get(requests_get))
-        .route("/api/v1/assistance-requests/{reference}/close", post(close_post))
+/// The admin endpoints, each registered with its OpenAPI operation (one list: a route cannot be left out of the
+/// document).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(tokens_get))
+        .routes(routes!(people_get))
+        .routes(routes!(person_get))
+        .routes(routes!(activity_get))
+        .routes(routes!(action_post))
+        .routes(routes!(approvals_get))
+        .routes(routes!(approve_post))
+        .routes(routes!(reject_post))
+        .routes(routes!(audit_get))
+        .routes(routes!(requests_get))
+        .routes(routes!(close_post))
 }
 
 /// A call made with a live personal token.
@@ -108,40 +117,30 @@ fn person_id(id: &str) -> Result<PersonId, ApiError> {
 }
 
 /// The caller's own tokens (never their secrets).
-async fn tokens_get(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("token" = [])),
+    responses((status = 200, description = "The caller's tokens", body = TokenList)))]
+async fn tokens_get(State(state): State<AppState>, caller: Caller) -> Result<Json<TokenList>, ApiError> {
     let account = state.directory.account(caller.token.account).await.map_err(internal)?.ok_or_else(unauthorized)?;
     let tokens = state.tokens.list(Some(account.person_id)).await.map_err(internal)?;
     let now = state.signin.now();
-    let rows: Vec<_> = tokens
+    let tokens = tokens
         .iter()
-        .map(|t| {
-            serde_json::json!({
-                "id": t.id, "name": t.name, "expert": t.expert, "created_at": t.created_at,
-                "expires_at": t.expires_at, "last_used_at": t.last_used_at,
-                "state": t.state(now),
-                "this_one": t.id == caller.token.id,
-            })
+        .map(|t| TokenRow {
+            id: t.id,
+            name: t.name.clone(),
+            expert: t.expert,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+            state: TokenState::of(t, now),
+            this_one: t.id == caller.token.id,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "tokens": rows })))
+    Ok(Json(TokenList { tokens }))
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message)
-}
-
-/// The query's parameters; a name given twice, or one this endpoint does not know, is refused.
-fn query_params(query: Option<&str>, known: &[&str]) -> Result<std::collections::HashMap<String, String>, ApiError> {
-    let mut params = std::collections::HashMap::new();
-    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if !known.contains(&k.as_ref()) {
-            return Err(invalid(format!("unknown parameter {k:?}; known: {}", known.join(", "))));
-        }
-        if params.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(invalid(format!("{k} given twice")));
-        }
-    }
-    Ok(params)
 }
 
 /// A page's cursor: the last person's sort key and id, opaque to the caller.
@@ -159,53 +158,47 @@ fn parse_cursor(text: &str) -> Result<(String, PersonId), ApiError> {
 
 /// Search people by part of a name, username or email (`query`), optionally only those locked now
 /// (`locked=true`), a page (`limit`, 1–200, default 50) at a time: follow `next_cursor` until it is null.
+#[utoipa::path(get, path = "/api/v1/people", tag = "people", security(("token" = [])), params(PeopleQuery),
+    responses((status = 200, description = "A page of people", body = PeoplePage)))]
 async fn people_get(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let params = query_params(query.as_deref(), &["query", "locked", "limit", "cursor"])?;
-    let text = params.get("query").map(String::as_str).unwrap_or_default();
-    let locked_only = match params.get("locked").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(invalid("locked: true or false")),
-    };
-    let limit = match params.get("limit") {
-        None => 50,
-        Some(n) => n.parse::<i64>().map_err(|_| invalid("limit: a number, 1 to 200"))?,
-    };
-    let after = params.get("cursor").map(|c| parse_cursor(c)).transpose()?;
+    ApiQuery(query): ApiQuery<PeopleQuery>,
+) -> Result<Json<PeoplePage>, ApiError> {
+    let text = query.query.unwrap_or_default();
+    let limit = query.limit.unwrap_or(50);
+    let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
     let proof = caller.authorize::<SearchPeople>(&state, None).await?;
     let after_ref = after.as_ref().map(|(key, id)| (key.as_str(), *id));
-    let hits = match state.directory.search_page(&proof, text, locked_only, after_ref, limit).await {
+    let locked_only = query.locked.unwrap_or(false);
+    let hits = match state.directory.search_page(&proof, &text, locked_only, after_ref, limit).await {
         Ok(hits) => hits,
         Err(crate::directory::DirectoryError::Invalid(m)) => return Err(invalid(m)),
         Err(e) => return Err(internal(e)),
     };
     let now = state.signin.now();
-    let people: Vec<_> = hits
+    let people = hits
         .iter()
-        .map(|h| {
-            let accounts: Vec<_> = h
+        .map(|h| PersonHitBody {
+            id: h.person.id,
+            name: h.person.display_name.clone(),
+            email: h.person.email.as_str().to_owned(),
+            status: h.person.status,
+            accounts: h
                 .accounts
                 .iter()
-                .map(|a| {
-                    serde_json::json!({
-                        "id": a.account.id, "username": a.account.username, "source": a.account.source.to_string(),
-                        "locked": crate::policy::lockout::LockState::of(&a.account).is_locked(now),
-                        "totp_enabled": a.has_totp,
-                    })
+                .map(|a| AccountHit {
+                    id: a.account.id,
+                    username: a.account.username.clone(),
+                    source: a.account.source,
+                    locked: crate::policy::lockout::LockState::of(&a.account).is_locked(now),
+                    totp_enabled: a.has_totp,
                 })
-                .collect();
-            serde_json::json!({
-                "id": h.person.id, "name": h.person.display_name, "email": h.person.email.as_str(),
-                "status": h.person.status.to_string(), "accounts": accounts,
-            })
+                .collect(),
         })
         .collect();
-    let next = (hits.len() as i64 == limit).then(|| hits.last().map(cursor_of)).flatten();
-    Ok(Json(serde_json::json!({ "people": people, "next_cursor": next })))
+    let next_cursor = (hits.len() as i64 == limit).then(|| hits.last().map(cursor_of)).flatten();
+    Ok(Json(PeoplePage { people, next_cursor }))
 }
 
 /// The record of person `id` (its path segment), for a caller who may read people.
@@ -216,48 +209,40 @@ async fn record_of(state: &AppState, caller: &Caller, id: &str) -> Result<crate:
 }
 
 /// Every audited event about a person, newest first (the latest 200).
+#[utoipa::path(get, path = "/api/v1/people/{id}/activity", tag = "people", security(("token" = [])),
+    params(("id" = i64, Path, description = "The person's id")),
+    responses((status = 200, description = "The person's activity log", body = Activity)))]
 async fn activity_get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Activity>, ApiError> {
     let record = record_of(&state, &caller, &id).await?;
-    Ok(Json(serde_json::json!({ "activity": record.activity })))
+    Ok(Json(Activity { activity: record.activity }))
 }
 
 /// A person's record: accounts with their locks and MFA state, recent sign-ins, the activity log.
+#[utoipa::path(get, path = "/api/v1/people/{id}", tag = "people", security(("token" = [])),
+    params(("id" = i64, Path, description = "The person's id")),
+    responses((status = 200, description = "The person's record", body = PersonRecordBody)))]
 async fn person_get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PersonRecordBody>, ApiError> {
     let record = record_of(&state, &caller, &id).await?;
-    let sign_ins: Vec<_> =
-        record.sign_ins.iter().map(|(username, e)| serde_json::json!({ "username": username, "event": e })).collect();
-    Ok(Json(serde_json::json!({ "person": record.view, "sign_ins": sign_ins, "activity": record.activity })))
-}
-
-/// What a recovery action takes over the API: the console's fields, `reason` being the verification method.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionBody {
-    reason: String,
-    #[serde(default)]
-    on_behalf_of: Option<String>,
-    #[serde(default)]
-    details: Option<String>,
-    #[serde(default)]
-    account: Option<i64>,
-    #[serde(default)]
-    reference: Option<String>,
-    #[serde(default)]
-    pass_minutes: Option<u32>,
-    #[serde(default)]
-    pass_multi_use: bool,
+    let sign_ins = record.sign_ins.into_iter().map(|(username, event)| SignInRow { username, event }).collect();
+    Ok(Json(PersonRecordBody { person: record.view, sign_ins, activity: record.activity }))
 }
 
 /// Run a recovery action of SPEC §8 by its name: 200 with what was done (and a pass, shown once), or 202 with
 /// the approval a second admin must give (four-eyes).
+#[utoipa::path(post, path = "/api/v1/people/{id}/actions/{action}", tag = "recovery", security(("token" = [])),
+    params(("id" = i64, Path, description = "The person's id"),
+        ("action" = ActionName, Path, description = "The recovery action (SPEC §8)")),
+    request_body = ActionBody,
+    responses((status = 200, description = "The action ran", body = ActionResult),
+        (status = 202, description = "It waits for a second admin (four-eyes)", body = ActionResult)))]
 async fn action_post(
     State(state): State<AppState>,
     caller: Caller,
@@ -291,18 +276,25 @@ async fn run<A: Recover>(
     let second_factor_at = caller.token.expert.then(|| state.signin.now());
     let result = state.recovery.execute(proof, form, second_factor_at).await;
     crate::http::metrics::recovery_action(A::RECOVERY.name(), action_outcome(&result));
+    let action = A::RECOVERY.name();
     match result {
-        Ok(Outcome::Done { summary, pass }) => {
-            let pass = pass
-                .map(|p| serde_json::json!({ "pass": p.pass, "expires_at": p.expires_at, "multi_use": p.multi_use }));
-            Ok(Json(
-                serde_json::json!({ "status": "done", "action": A::RECOVERY.name(), "summary": summary, "pass": pass }),
-            )
-            .into_response())
-        }
+        Ok(Outcome::Done { summary, pass }) => Ok(Json(ActionResult {
+            status: ActionStatus::Done,
+            action,
+            summary: Some(summary),
+            pass: pass.map(Pass::from),
+            approval: None,
+        })
+        .into_response()),
         Ok(Outcome::Pending { approval }) => Ok((
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "status": "pending", "action": A::RECOVERY.name(), "approval": approval })),
+            Json(ActionResult {
+                status: ActionStatus::Pending,
+                action,
+                summary: None,
+                pass: None,
+                approval: Some(approval),
+            }),
         )
             .into_response()),
         Err(e) => Err(action_error(e)),
@@ -353,43 +345,45 @@ fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| invalid(format!("{name}: an RFC 3339 time (2026-11-23T09:00:00Z) or a date (2026-11-23)")))
 }
 
+/// A free-text filter: trimmed, none when blank, at most 200 characters and no control characters.
+fn filter_text(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.chars().count() > 200 || v.chars().any(char::is_control) => {
+            Err(invalid(format!("{name}: at most 200 characters, no control characters")))
+        }
+        Some(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
+        _ => Ok(None),
+    }
+}
+
 /// The audit log for auditors: `person` (id), `actor` (part of), `action` (name or start, e.g. `approval.`),
 /// `since` and `until`; newest first, at most a page.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("token" = [])), params(AuditQuery),
+    responses((status = 200, description = "Audit events, newest first", body = AuditEvents)))]
 async fn audit_get(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let params = query_params(query.as_deref(), &["person", "actor", "action", "since", "until"])?;
-    let text = |name: &str| -> Result<Option<String>, ApiError> {
-        match params.get(name) {
-            Some(v) if v.chars().count() > 200 || v.chars().any(char::is_control) => {
-                Err(invalid(format!("{name}: at most 200 characters")))
-            }
-            Some(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
-            _ => Ok(None),
-        }
-    };
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditEvents>, ApiError> {
     let filter = crate::store::AuditFilter {
-        person: match params.get("person") {
-            Some(p) => Some(PersonId(p.parse().map_err(|_| invalid("person: a person's id"))?)),
-            None => None,
-        },
-        actor: text("actor")?,
-        action: text("action")?,
-        since: params.get("since").map(|t| parse_time("since", t)).transpose()?,
-        until: params.get("until").map(|t| parse_time("until", t)).transpose()?,
+        person: query.person.map(PersonId),
+        actor: filter_text("actor", query.actor)?,
+        action: filter_text("action", query.action)?,
+        since: query.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
+        until: query.until.as_deref().map(|t| parse_time("until", t)).transpose()?,
     };
     let proof = caller.authorize::<ReadAudit>(&state, None).await?;
-    let rows = state.audit_log.search(&proof, &filter).await.map_err(internal)?;
-    Ok(Json(serde_json::json!({ "events": rows })))
+    let events = state.audit_log.search(&proof, &filter).await.map_err(internal)?;
+    Ok(Json(AuditEvents { events }))
 }
 
 /// Requests waiting for a second admin, as the console's Approvals page lists them for this caller: those
 /// they may decide, and their own (`yours`).
-async fn approvals_get(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/approvals", tag = "approvals", security(("token" = [])),
+    responses((status = 200, description = "Waiting approvals", body = ApprovalList)))]
+async fn approvals_get(State(state): State<AppState>, caller: Caller) -> Result<Json<ApprovalList>, ApiError> {
     let proof = caller.authorize::<ViewRequests>(&state, None).await?;
-    let mut rows = Vec::new();
+    let mut approvals = Vec::new();
     for p in state.recovery.pending(&proof).await.map_err(action_error)? {
         let Some(action) = RecoveryAction::parse(&p.approval.action) else { continue };
         let yours = p.approval.requested_by_account == caller.token.account;
@@ -399,15 +393,24 @@ async fn approvals_get(State(state): State<AppState>, caller: Caller) -> Result<
         if !yours && !may {
             continue;
         }
-        rows.push(serde_json::json!({
-            "id": p.approval.id, "action": action.name(), "person_id": person, "person": p.person_name,
-            "requested_by": super::labels::actor(&p.approval.requested_by), "created_at": p.approval.created_at,
-            "expires_at": p.approval.expires_at, "reason": p.form.method, "on_behalf_of": p.form.on_behalf_of,
-            "details": p.form.details, "pass_minutes": p.form.pass_minutes, "pass_multi_use": p.form.pass_multi_use,
-            "reference": p.form.reference, "yours": yours,
-        }));
+        approvals.push(ApprovalRow {
+            id: p.approval.id,
+            action: action.name(),
+            person_id: person,
+            person: p.person_name,
+            requested_by: super::labels::actor(&p.approval.requested_by),
+            created_at: p.approval.created_at,
+            expires_at: p.approval.expires_at,
+            reason: p.form.method,
+            on_behalf_of: p.form.on_behalf_of,
+            details: p.form.details,
+            pass_minutes: p.form.pass_minutes,
+            pass_multi_use: p.form.pass_multi_use,
+            reference: p.form.reference,
+            yours,
+        });
     }
-    Ok(Json(serde_json::json!({ "approvals": rows })))
+    Ok(Json(ApprovalList { approvals }))
 }
 
 /// One answer for a missing request and one the caller may not decide (as in the console).
@@ -415,24 +418,39 @@ fn not_yours() -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", "There is no request with this number that you may decide.")
 }
 
-/// Approve (and run, as the caller) or reject a waiting request.
-async fn decision_post(
+/// Approve a waiting request: it runs now, as the caller (a second admin, not the one who asked).
+#[utoipa::path(post, path = "/api/v1/approvals/{id}/approve", tag = "approvals", security(("token" = [])),
+    params(("id" = i64, Path, description = "The approval's id")),
+    responses((status = 200, description = "Approved, and the action ran", body = Decision),
+        (status = 202, description = "Approving needs yet another approval", body = Decision)))]
+async fn approve_post(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, decision)): Path<(String, String)>,
+    Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.authorize::<ViewRequests>(&state, None).await?;
-    let approve = match decision.as_str() {
-        "approve" => true,
-        "reject" => false,
-        _ => return Err(not_found()),
-    };
+    decision(&state, &caller, &id, true).await
+}
+
+/// Reject a waiting request: it never runs.
+#[utoipa::path(post, path = "/api/v1/approvals/{id}/reject", tag = "approvals", security(("token" = [])),
+    params(("id" = i64, Path, description = "The approval's id")),
+    responses((status = 200, description = "Rejected", body = Decision)))]
+async fn reject_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    decision(&state, &caller, &id, false).await
+}
+
+async fn decision(state: &AppState, caller: &Caller, id: &str, approve: bool) -> Result<Response, ApiError> {
+    caller.authorize::<ViewRequests>(state, None).await?;
     let id = id.parse::<i64>().map_err(|_| not_found())?;
     let approval = state.recovery.approval(id).await.map_err(action_error)?;
     let Some((approval, action)) = approval.and_then(|a| RecoveryAction::parse(&a.action).map(|r| (a, r))) else {
         return Err(not_yours());
     };
-    lifeline_core::with_recover_type!(action, A => decide::<A>(&state, &caller, id, approval.person, approve).await)
+    lifeline_core::with_recover_type!(action, A => decide::<A>(state, caller, id, approval.person, approve).await)
 }
 
 async fn decide<A: Recover>(
@@ -449,7 +467,8 @@ async fn decide<A: Recover>(
     let recovery = state.recovery.clone();
     if !approve {
         tokio::spawn(async move { recovery.reject(proof, id).await }).await.map_err(internal)?.map_err(action_error)?;
-        return Ok(Json(serde_json::json!({ "status": "rejected", "approval": id })).into_response());
+        let body = Decision { status: DecisionStatus::Rejected, approval: id, summary: None, pass: None };
+        return Ok(Json(body).into_response());
     }
     let second_factor_at = caller.token.expert.then(|| state.signin.now());
     let outcome = tokio::spawn(async move { recovery.approve(proof, id, second_factor_at).await })
@@ -457,53 +476,39 @@ async fn decide<A: Recover>(
         .map_err(internal)?
         .map_err(action_error)?;
     Ok(match outcome {
-        Outcome::Done { summary, pass } => {
-            let pass = pass
-                .map(|p| serde_json::json!({ "pass": p.pass, "expires_at": p.expires_at, "multi_use": p.multi_use }));
-            Json(serde_json::json!({ "status": "approved", "approval": id, "summary": summary, "pass": pass }))
-                .into_response()
-        }
-        Outcome::Pending { approval } => {
-            (StatusCode::ACCEPTED, Json(serde_json::json!({ "status": "pending", "approval": approval })))
-                .into_response()
-        }
+        Outcome::Done { summary, pass } => Json(Decision {
+            status: DecisionStatus::Approved,
+            approval: id,
+            summary: Some(summary),
+            pass: pass.map(Pass::from),
+        })
+        .into_response(),
+        Outcome::Pending { approval } => (
+            StatusCode::ACCEPTED,
+            Json(Decision { status: DecisionStatus::Pending, approval, summary: None, pass: None }),
+        )
+            .into_response(),
     })
-}
-
-fn request_json(r: &crate::store::AssistanceRequest, with_dossier: bool) -> serde_json::Value {
-    let mut value = serde_json::json!({
-        "reference": r.reference, "status": r.status.as_str(), "type": r.problem, "email": r.submitted_email,
-        "created_at": r.created_at, "repeats": r.repeat_count, "person_id": r.person_id, "account_id": r.account_id,
-        "country": r.country, "network": r.network, "closed_by": r.closed_by, "closed_at": r.closed_at,
-        "close_note": r.close_note,
-    });
-    if with_dossier {
-        // The dossier as the emails and the console show it, as structured JSON.
-        let dossier = r.dossier.as_deref().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok());
-        value["description"] = serde_json::json!(r.description);
-        value["client_ip"] = serde_json::json!(r.client_ip);
-        value["user_agent"] = serde_json::json!(r.user_agent);
-        value["dossier"] = dossier.unwrap_or(serde_json::Value::Null);
-    }
-    value
 }
 
 /// The queue: `status` (received, open, joined, resolved, dismissed) and `type` filters, newest first (500 at
 /// most).
+#[utoipa::path(get, path = "/api/v1/assistance-requests", tag = "assistance", security(("token" = [])),
+    params(RequestsQuery),
+    responses((status = 200, description = "Assistance requests, newest first", body = RequestList)))]
 async fn requests_get(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let params = query_params(query.as_deref(), &["status", "type"])?;
-    let status = match params.get("status") {
+    ApiQuery(query): ApiQuery<RequestsQuery>,
+) -> Result<Json<RequestList>, ApiError> {
+    let status = match query.status.as_deref() {
         Some(s) => Some(
             crate::domain::RequestStatus::parse(s)
                 .ok_or_else(|| invalid("status: received, open, joined, resolved or dismissed"))?,
         ),
         None => None,
     };
-    let problem = match params.get("type") {
+    let problem = match query.problem.as_deref() {
         Some(t) => {
             crate::domain::ProblemType::parse(t).map(|p| p.as_str()).map_err(|_| invalid("type: a problem type"))?
         }
@@ -511,7 +516,7 @@ async fn requests_get(
     };
     let proof = caller.authorize::<ViewRequests>(&state, None).await?;
     let rows = state.assistance.list(&proof, status, problem).await.map_err(internal)?;
-    Ok(Json(serde_json::json!({ "requests": rows.iter().map(|r| request_json(r, false)).collect::<Vec<_>>() })))
+    Ok(Json(RequestList { requests: rows.iter().map(RequestRow::from).collect() }))
 }
 
 /// One request with its dossier, for an admin's token (without one, the public status answer).
@@ -519,24 +524,21 @@ pub async fn request_for_admin(state: &AppState, caller: &Caller, reference: &st
     let reference = crate::domain::ReferenceId::parse(reference).map_err(|_| not_found())?;
     let proof = caller.authorize::<ViewRequests>(state, None).await?;
     let request = state.assistance.find(&proof, &reference).await.map_err(internal)?.ok_or_else(not_found)?;
-    Ok(Json(request_json(&request, true)).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CloseBody {
-    /// `resolved` or `dismissed`.
-    outcome: String,
-    note: String,
+    Ok(Json(AssistanceLookup::Admin(RequestDetail::from(&request))).into_response())
 }
 
 /// Close an open request with a note: resolved (helped) or dismissed.
+#[utoipa::path(post, path = "/api/v1/assistance-requests/{reference}/close", tag = "assistance",
+    security(("token" = [])),
+    params(("reference" = String, Path, description = "The request's reference, `AR-XXXX-XXXX`")),
+    request_body = CloseBody,
+    responses((status = 200, description = "Closed", body = Closed)))]
 async fn close_post(
     State(state): State<AppState>,
     caller: Caller,
     Path(reference): Path<String>,
     ApiJson(body): ApiJson<CloseBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Closed>, ApiError> {
     let reference = crate::domain::ReferenceId::parse(&reference).map_err(|_| not_found())?;
     let resolve = match body.outcome.as_str() {
         "resolved" => true,
@@ -559,5 +561,5 @@ async fn close_post(
             "This request is not open (someone may have closed it already).",
         ));
     }
-    Ok(Json(serde_json::json!({ "reference": reference.as_str(), "status": body.outcome })))
+    Ok(Json(Closed { reference: reference.as_str().to_owned(), status: body.outcome }))
 }

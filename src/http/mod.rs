@@ -3,11 +3,13 @@
 
 pub mod api;
 pub(crate) mod api_admin;
+mod api_types;
 mod console;
 mod error;
 mod labels;
 pub mod metrics;
 mod middleware;
+pub mod openapi;
 mod pages;
 mod server;
 mod session;
@@ -65,14 +67,23 @@ impl AppState {
     }
 }
 
+/// No such route: a problem document under `/api/`, the page elsewhere.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        api::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "There is no such endpoint.").into_response()
+    } else {
+        PageError::not_found().into_response()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::router())
         .merge(console::router())
-        .merge(api::router())
-        .merge(api_admin::router())
+        .merge(openapi::router())
         .route_layer(axum::middleware::from_fn(middleware::matched_route))
-        .fallback(|| async { PageError::not_found() })
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // A panic in a handler is a bug: that one request gets the 500 page (logged, with its request id and

@@ -12,6 +12,7 @@ mod cli;
 mod helpers;
 mod instances;
 mod lockout;
+mod openapi;
 mod pages;
 mod people;
 mod permission_matrix;

@@ -127,9 +127,10 @@ pub struct SessionRecord {
     pub second_factor_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SignInEvent {
     pub account_id: Option<AccountId>,
+    #[schema(value_type = i64)]
     pub at: Timestamp,
     pub outcome: String,
     pub method: String,

@@ -41,7 +41,7 @@ pub enum SubmitError {
 
 /// How far a request has come, as its reference holder may see it. Resolved and dismissed are one state
 /// here: which of the two it was is for the admins (it says something about the account).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PublicState {
     /// Stored; not yet looked at by Lifeline.

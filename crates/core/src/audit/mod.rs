@@ -51,8 +51,10 @@ impl std::fmt::Display for Actor {
 }
 
 /// What is being recorded (before it gets its place in the chain).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
+    /// Unix seconds.
+    #[schema(value_type = i64)]
     pub at: Timestamp,
     pub actor: String,
     pub on_behalf_of: Option<String>,
@@ -99,7 +101,7 @@ impl AuditEntry {
 }
 
 /// A row of the audit log as stored (and exported as one JSON line).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: i64,
     #[serde(flatten)]

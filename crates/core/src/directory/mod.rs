@@ -27,7 +27,7 @@ pub enum DirectoryError {
 }
 
 /// What `person show --json` prints: the public contract of a person's state.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PersonView {
     pub person_id: PersonId,
     pub display_name: String,
@@ -41,7 +41,7 @@ pub struct PersonView {
     pub accounts: Vec<AccountView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub account_id: AccountId,
     pub username: String,
@@ -61,7 +61,7 @@ pub struct AccountView {
     pub qa_failed_attempts: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MfaView {
     pub totp_enabled: bool,
     pub backup_codes_unused: i64,
