@@ -524,7 +524,7 @@ pub async fn request_for_admin(state: &AppState, caller: &Caller, reference: &st
     let reference = crate::domain::ReferenceId::parse(reference).map_err(|_| not_found())?;
     let proof = caller.authorize::<ViewRequests>(state, None).await?;
     let request = state.assistance.find(&proof, &reference).await.map_err(internal)?.ok_or_else(not_found)?;
-    Ok(Json(AssistanceLookup::Admin(RequestDetail::from(&request))).into_response())
+    Ok(Json(AssistanceLookup::Admin(Box::new(RequestDetail::from(&request)))).into_response())
 }
 
 /// Close an open request with a note: resolved (helped) or dismissed.

@@ -414,5 +414,5 @@ pub struct AssistanceState {
 #[serde(untagged)]
 pub enum AssistanceLookup {
     Public(AssistanceState),
-    Admin(RequestDetail),
+    Admin(Box<RequestDetail>),
 }
