@@ -73,7 +73,10 @@ impl FromRequestParts<AppState> for Caller {
             response
         };
         match state.tokens.authenticate(bearer).await {
-            Ok(Some(token)) => Ok(Self { token }),
+            Ok(Some(token)) => {
+                crate::http::error::note_actor(format!("account:{} token:{}", token.account.0, token.id));
+                Ok(Self { token })
+            }
             Ok(None) => Err(challenge(unauthorized())),
             Err(e) => Err(internal(e).into_response()),
         }

@@ -284,11 +284,10 @@ pub struct AuditEvents {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RequestsQuery {
-    /// `received`, `open`, `joined`, `resolved` or `dismissed`.
+    #[param(value_type = Option<crate::domain::RequestStatus>)]
     pub status: Option<String>,
-    /// `lost_2fa`, `forgotten_password`, `locked_out` or `other`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<crate::domain::ProblemType>)]
     pub problem: Option<String>,
 }
 
@@ -381,11 +380,14 @@ pub struct Closed {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssistanceRequestBody {
+    #[schema(max_length = 254)]
     pub email: String,
-    /// `lost_2fa`, `forgotten_password`, `locked_out` or `other`.
     #[serde(rename = "type")]
+    #[schema(value_type = crate::domain::ProblemType)]
     pub problem: String,
+    /// At most 500 characters; line breaks are the only control characters allowed.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
 }
 

@@ -10,10 +10,22 @@ use axum::response::{IntoResponse, Response};
 tokio::task_local! {
     /// The id of the request being handled, for error pages and logs.
     pub static REQUEST_ID: String;
+    /// Who the request acted as, once an extractor found out (`account:12`, `account:12 token:3`): the
+    /// request's log line names it. An id, never a name or an email.
+    pub static ACTOR: std::sync::Arc<std::sync::Mutex<Option<String>>>;
 }
 
 pub fn request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".into())
+}
+
+/// Note who the request acts as, for its log line (outside a request, nothing happens).
+pub fn note_actor(actor: String) {
+    let _ = ACTOR.try_with(|cell| {
+        if let Ok(mut slot) = cell.lock() {
+            *slot = Some(actor);
+        }
+    });
 }
 
 #[derive(Debug)]

@@ -17,7 +17,23 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_histogram!("lifeline_http_request_duration_seconds", "HTTP requests, by route and status");
     metrics::describe_gauge!("lifeline_outbox_queued", "Emails not yet delivered");
     metrics::describe_gauge!("lifeline_approvals_waiting", "Four-eyes requests waiting for a second admin");
-    metrics::describe_gauge!("lifeline_assistance_requests_open", "Assistance requests open (counted up to 500)");
+    metrics::describe_gauge!("lifeline_assistance_requests_open", "Assistance requests waiting for an admin");
+    metrics::describe_gauge!(
+        "lifeline_assistance_oldest_open_age_seconds",
+        "How long the oldest open assistance request has waited (0: none)"
+    );
+    metrics::describe_gauge!(
+        "lifeline_outbox_oldest_unsent_age_seconds",
+        "How long the oldest unsent email has waited"
+    );
+    metrics::describe_counter!("lifeline_locks_total", "Accounts locked by failed sign-ins, by the step that locked");
+    metrics::describe_counter!("lifeline_assistance_requests_total", "Assistance requests accepted, by type");
+    metrics::describe_counter!("lifeline_email_delivery_failures_total", "Failed email deliveries (each is retried)");
+    metrics::describe_histogram!(
+        "lifeline_argon2_queue_wait_seconds",
+        "How long a password hash waited for a hashing thread"
+    );
+    metrics::describe_counter!("lifeline_argon2_busy_total", "Password hashes refused: the queue was full or too slow");
     Ok(handle)
 }
 
@@ -32,6 +48,8 @@ async fn render(State(state): State<AppState>, handle: PrometheusHandle) -> Resp
             metrics::gauge!("lifeline_outbox_queued").set(r.outbox_queued as f64);
             metrics::gauge!("lifeline_approvals_waiting").set(r.approvals_waiting as f64);
             metrics::gauge!("lifeline_assistance_requests_open").set(r.requests_open as f64);
+            metrics::gauge!("lifeline_assistance_oldest_open_age_seconds").set(r.oldest_request_age as f64);
+            metrics::gauge!("lifeline_outbox_oldest_unsent_age_seconds").set(r.oldest_email_age as f64);
         }
         Err(e) => tracing::warn!(error = %e, "metrics: the queue gauges could not be read"),
     }

@@ -1,4 +1,4 @@
-use super::error::{PageError, REQUEST_ID};
+use super::error::{ACTOR, PageError, REQUEST_ID};
 use super::{AppState, BODY_LIMIT};
 use crate::crypto::{ct_eq, random_token};
 use axum::body::Body;
@@ -29,19 +29,22 @@ pub async fn matched_route(req: Request, next: Next) -> Response {
 
 /// Give every request an id (echoed as `x-request-id`, shown on error pages, used in logs), and log one line
 /// for it: the id, the method, the route's template (never the address itself: links carry tokens in their
-/// query), the status and how long it took.
+/// query), who it acted as (ids only), the status and how long it took.
 pub async fn request_id(req: Request, next: Next) -> Response {
     let id = hex::encode(rand::random::<[u8; 8]>());
     let method = req.method().clone();
     let started = std::time::Instant::now();
-    let mut response = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let actor = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let mut response = REQUEST_ID.scope(id.clone(), ACTOR.scope(actor.clone(), next.run(req))).await;
     let route = response.extensions().get::<Route>().map(|r| r.0.clone()).unwrap_or_else(|| "(no route)".into());
+    let actor = actor.lock().ok().and_then(|a| a.clone()).unwrap_or_else(|| "-".into());
     super::metrics::request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
     tracing::info!(
         target: "lifeline::request",
         request_id = %id,
         method = %method,
         route = %route,
+        actor = %actor,
         status = response.status().as_u16(),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"

@@ -27,7 +27,11 @@ impl FromRequestParts<AppState> for MaybeSession {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
         let Some(cookie) = jar.get(&state.cookie_name(SESSION_COOKIE)) else { return Ok(Self(None)) };
-        Ok(Self(state.signin.session(cookie.value()).await?))
+        let session = state.signin.session(cookie.value()).await?;
+        if let Some(s) = &session {
+            super::error::note_actor(format!("account:{}", s.account_id.0));
+        }
+        Ok(Self(session))
     }
 }
 

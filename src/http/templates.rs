@@ -478,3 +478,29 @@ pub struct ConsoleAuditPage<'a> {
     pub limit: i64,
     pub rows: Vec<AuditLine>,
 }
+
+pub struct TokenLine {
+    pub id: i64,
+    pub name: String,
+    pub expert: bool,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+    pub state: &'static str,
+    pub live: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console_tokens.html")]
+pub struct ConsoleTokensPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub issued: Option<String>,
+    pub error: Option<String>,
+    pub name: String,
+    /// (minutes, label), the longest last (and chosen).
+    pub lifetimes: Vec<(u32, String)>,
+    pub expert_minutes: u32,
+    pub step_up_minutes: u32,
+    pub tokens: Vec<TokenLine>,
+}

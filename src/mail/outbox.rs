@@ -58,6 +58,7 @@ impl OutboxWorker {
                 Err(e) => {
                     let attempts = queued.attempts + 1;
                     tracing::warn!(email = queued.id, attempts, "delivery failed: {e}");
+                    metrics::counter!("lifeline_email_delivery_failures_total").increment(1);
                     let next = next_attempt(
                         u32::try_from(attempts).unwrap_or(u32::MAX),
                         self.settings.retry_base_seconds,

@@ -444,6 +444,11 @@ async fn json_logs_are_one_valid_object_a_line_with_one_line_per_request_and_no_
         for path in ["/signin", "/api/v1/people/1", &format!("/reset-password?token={secret}"), "/no/such/page"] {
             crate::helpers::browser().get(one.url(0, path)).send().await.unwrap();
         }
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let token = token_for(&app, &harry, "siem", 60, false).await;
+        let mine =
+            crate::helpers::browser().get(one.url(0, "/api/v1/tokens")).bearer_auth(&token).send().await.unwrap();
+        let token_id = mine.json::<serde_json::Value>().await.unwrap()["tokens"][0]["id"].as_i64().unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let logs = one.logs();
         let mut requests = Vec::new();
@@ -455,12 +460,20 @@ async fn json_logs_are_one_valid_object_a_line_with_one_line_per_request_and_no_
             }
         }
         let routes: Vec<&str> = requests.iter().filter_map(|r| r["route"].as_str()).collect();
-        assert_eq!(routes, ["/signin", "/api/v1/people/{id}", "/reset-password", "(no route)"], "{logs}");
+        assert_eq!(
+            routes,
+            ["/signin", "/api/v1/people/{id}", "/reset-password", "(no route)", "/api/v1/tokens"],
+            "{logs}"
+        );
         for r in &requests {
             assert!(r["request_id"].as_str().is_some_and(|id| id.len() == 16), "{r}");
             assert!(r["status"].as_u64().is_some() && r["duration_ms"].as_f64().is_some(), "{r}");
         }
         assert_eq!(requests[1]["status"], 401);
+        assert_eq!(requests[1]["actor"], "-", "no token, no actor");
+        let harry_account = harry.account_id.0;
+        assert_eq!(requests[4]["actor"], format!("account:{harry_account} token:{token_id}"), "ids only");
+        assert!(!logs.contains(&token), "the token is not logged");
         assert!(!logs.contains(secret), "the link's token is not logged:\n{logs}");
 
         let out = run_lifeline(app.dir(), &app.db_url(), &["audit", "verify"], "", &[("LIFELINE_LOG_FORMAT", "xml")]);
@@ -502,6 +515,17 @@ async fn metrics_parse_as_prometheus_text_move_with_the_actions_and_hold_no_pers
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+        // Five more wrong passwords lock Lou again; someone asks for help.
+        for _ in 0..5 {
+            one.sign_in(0, &lou.username, "not-lous-password-at-all").await;
+        }
+        let asked = crate::helpers::browser()
+            .post(one.url(0, "/api/v1/assistance-requests"))
+            .json(&serde_json::json!({ "email": lou.email, "type": "locked_out" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(asked.status(), StatusCode::ACCEPTED);
         let text = scrape().await;
 
         // The text exposition format: comments, or `name{labels} value`.
@@ -518,13 +542,19 @@ async fn metrics_parse_as_prometheus_text_move_with_the_actions_and_hold_no_pers
                 .and_then(|l| l.rsplit_once(' '))
                 .map(|(_, v)| v.parse::<f64>().unwrap())
         };
-        assert_eq!(value("lifeline_sign_ins_total{method=\"password\",outcome=\"invalid\"}"), Some(2.0), "{text}");
+        assert_eq!(value("lifeline_sign_ins_total{method=\"password\",outcome=\"invalid\"}"), Some(7.0), "{text}");
         assert_eq!(
             value("lifeline_recovery_actions_total{action=\"unlock-person\",outcome=\"done\"}"),
             Some(1.0),
             "{text}"
         );
         assert!(value("lifeline_outbox_queued").is_some(), "{text}");
+        assert_eq!(value("lifeline_locks_total{method=\"password\"}"), Some(1.0), "{text}");
+        assert_eq!(value("lifeline_assistance_requests_total{type=\"locked_out\"}"), Some(1.0), "{text}");
+        assert!(value("lifeline_argon2_queue_wait_seconds_count").is_some_and(|n| n >= 5.0), "{text}");
+        for gauge in ["lifeline_assistance_oldest_open_age_seconds", "lifeline_outbox_oldest_unsent_age_seconds"] {
+            assert!(value(gauge).is_some_and(|v| v >= 0.0), "{gauge}: {text}");
+        }
         assert!(text.contains("lifeline_http_request_duration_seconds"), "{text}");
         assert!(text.contains("route=\"/api/v1/people/{id}/actions/{action}\""), "{text}");
         // No one's data in a label.
@@ -532,5 +562,101 @@ async fn metrics_parse_as_prometheus_text_move_with_the_actions_and_hold_no_pers
             assert!(!text.contains(personal), "{personal} in the metrics:\n{text}");
         }
     })
+    .await;
+}
+
+fn secret_in(html: &str) -> String {
+    let start = html.find("llt_").unwrap_or_else(|| panic!("no token on the page: {html}"));
+    html[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect()
+}
+
+#[tokio::test]
+async fn an_admin_makes_uses_and_revokes_their_own_token_in_the_console_and_an_expert_one_needs_a_fresh_code() {
+    each_backend_with_clock(
+        chrono::Utc::now().timestamp(),
+        |_| {},
+        async |app: TestApp, clock| {
+            let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+            let hana = admin(&app, "hana", Grant { dpa_level: 1, ..Default::default() }).await;
+            let staff = app.add_person("sam", true).await;
+            // Everyone signs in now: their codes follow the real time, and the clock moves on below.
+            let console = app.sign_in(&harry).await;
+            let hers = app.sign_in(&hana).await;
+            let sams = app.sign_in(&staff).await;
+
+            let page = console.get(app.url("/console/tokens")).send().await.unwrap();
+            assert_eq!(page.status(), StatusCode::OK);
+            assert!(page.text().await.unwrap().contains("You have no tokens."));
+
+            // Made once, shown once: the secret works on the API at once and the list shows it live.
+            let made = app.post_form(&console, "/console/tokens", &[("name", "ticketing"), ("expires", "10080")]).await;
+            assert_eq!(made.status(), StatusCode::CREATED);
+            let html = made.text().await.unwrap();
+            let secret = secret_in(&html);
+            assert!(secret.len() >= 4 + 43, "256 bits: {secret}");
+            let (status, list) = get(&app, Some(&secret), "/api/v1/tokens").await;
+            assert_eq!(status, StatusCode::OK, "{list}");
+            assert_eq!(list["tokens"][0]["name"], "ticketing");
+            assert_eq!(list["tokens"][0]["this_one"], true);
+            let lifetime =
+                list["tokens"][0]["expires_at"].as_i64().unwrap() - list["tokens"][0]["created_at"].as_i64().unwrap();
+            assert_eq!(lifetime, 7 * 24 * 3600);
+            let again = console.get(app.url("/console/tokens")).send().await.unwrap().text().await.unwrap();
+            assert!(!again.contains(&secret), "the secret is never shown twice");
+            assert!(again.contains("ticketing") && again.contains("live"));
+
+            let audited: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audit_event WHERE action = 'token.create' AND actor LIKE '%harry%'",
+            )
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+            assert_eq!(audited, 1, "the console's token is audited with harry as the actor");
+
+            // Bad fields are a page that says so, and nothing is made.
+            for fields in [
+                [("name", ""), ("expires", "60")],
+                [("name", "x"), ("expires", "forever")],
+                [("name", "x"), ("expires", "99999999")],
+            ] {
+                let refused = app.post_form(&console, "/console/tokens", &fields).await;
+                assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{fields:?}");
+                let html = refused.text().await.unwrap();
+                assert!(html.contains("Nothing was made"), "{fields:?}: {html}");
+            }
+
+            // An expert token needs a second factor within the step-up window: an hour on, a code.
+            clock.advance(61 * 60);
+            let stale = app.post_form(&console, "/console/tokens", &[("name", "bot"), ("expert", "yes")]).await;
+            assert_eq!(stale.status(), StatusCode::FORBIDDEN);
+            let code = lifeline::totp::code_at(harry.totp.as_ref().unwrap(), lifeline::clock::Clock::now(&*clock));
+            let expert = app
+                .post_form(&console, "/console/tokens", &[("name", "bot"), ("expert", "yes"), ("step_up_code", &code)])
+                .await;
+            assert_eq!(expert.status(), StatusCode::CREATED);
+            let expert_secret = secret_in(&expert.text().await.unwrap());
+            let (_, list) = get(&app, Some(&expert_secret), "/api/v1/tokens").await;
+            let bot = list["tokens"].as_array().unwrap().iter().find(|t| t["name"] == "bot").unwrap().clone();
+            assert_eq!(bot["expert"], true);
+            assert_eq!(bot["expires_at"].as_i64().unwrap() - bot["created_at"].as_i64().unwrap(), 3600);
+
+            // Revoked from the console, refused by the API at once; someone else's token cannot be revoked by id.
+            let id = list["tokens"].as_array().unwrap().iter().find(|t| t["name"] == "ticketing").unwrap()["id"]
+                .as_i64()
+                .unwrap();
+            let foreign = app.post_form(&hers, &format!("/console/tokens/{id}/revoke"), &[]).await;
+            assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+            assert_eq!(get(&app, Some(&secret), "/api/v1/tokens").await.0, StatusCode::OK, "still live");
+            let revoked = app.post_form(&console, &format!("/console/tokens/{id}/revoke"), &[]).await;
+            assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+            assert_eq!(get(&app, Some(&secret), "/api/v1/tokens").await.0, StatusCode::UNAUTHORIZED);
+
+            // Someone with no admin capability has no tokens page (a token could do nothing for them).
+            let page = sams.get(app.url("/console/tokens")).send().await.unwrap();
+            assert_eq!(page.status(), StatusCode::FORBIDDEN);
+            let made = app.post_form(&sams, "/console/tokens", &[("name", "mine"), ("expires", "60")]).await;
+            assert_eq!(made.status(), StatusCode::FORBIDDEN);
+        },
+    )
     .await;
 }

@@ -429,7 +429,10 @@ impl TestApp {
         assert_eq!(location(&first), "/signin/mfa");
         let secret = person.totp.as_ref().unwrap_or_else(|| panic!("{} has no TOTP", person.username));
         let second = self.post_form_from(&client, ip, "/signin/mfa", &[("code", &code(secret, step))]).await;
-        assert_eq!(location(&second), "/", "sign-in from {ip}");
+        if location(&second) != "/" {
+            let status = second.status();
+            panic!("sign-in of {} from {ip}: {status} {}", person.username, second.text().await.unwrap_or_default());
+        }
         client
     }
 

@@ -865,3 +865,34 @@ async fn an_api_token_is_found_by_its_hash_only_while_live_and_revoked_once() {
         assert_eq!(store.token(token).await.unwrap().unwrap().revoked_at, Some(300), "{label}");
     }
 }
+
+#[tokio::test]
+async fn the_waiting_queues_report_how_many_wait_and_since_when() {
+    use lifeline::store::ProcessOutcome;
+    for (backend, store, _db) in stores().await {
+        assert_eq!(store.open_requests_waiting().await.unwrap_or_else(|e| panic!("{e}")), (0, None), "{backend}");
+        assert_eq!(store.oldest_unsent_email_at().await.unwrap_or_else(|e| panic!("{e}")), None, "{backend}");
+        for (email, at) in [("ivy@example.org", 100), ("jon@example.org", 150)] {
+            store.insert_assistance_request(&new_request(email, at)).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        // The first is processed (open, one email queued at 200); the second is still only received.
+        let first = store.claim_received_request(200, 60).await.unwrap_or_else(|e| panic!("{e}")).unwrap();
+        let mut done = processed(None, "AS1");
+        done.emails = vec![lifeline::email::OutgoingEmail::new(
+            "example.org",
+            "helpdesk@example.org",
+            "Assistance requested",
+            "text".into(),
+            "<p>html</p>".into(),
+        )];
+        let outcome = store.complete_assistance_request(first.id, &done, 0, 200).await;
+        assert_eq!(outcome.unwrap_or_else(|e| panic!("{e}")), ProcessOutcome::Opened, "{backend}");
+        let waiting = store.open_requests_waiting().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(waiting, (1, Some(first.created_at)), "{backend}: only open requests wait for an admin");
+        assert_eq!(store.oldest_unsent_email_at().await.unwrap_or_else(|e| panic!("{e}")), Some(200), "{backend}");
+        let claimed = store.claim_due_emails(300, 60, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(claimed.len(), 1, "{backend}");
+        store.mark_email_sent(claimed[0].id, 301).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.oldest_unsent_email_at().await.unwrap_or_else(|e| panic!("{e}")), None, "{backend}");
+    }
+}

@@ -473,6 +473,8 @@ pub trait OutboxStore: Send + Sync {
     ) -> StoreResult<()>;
     /// (queued and not yet sent, sent)
     async fn outbox_counts(&self) -> StoreResult<(i64, i64)>;
+    /// When the oldest email not yet sent was queued (given up on or not: either way someone waits for it).
+    async fn oldest_unsent_email_at(&self) -> StoreResult<Option<Timestamp>>;
 }
 
 /// A submitted assistance request, as stored before the answer goes back.
@@ -602,6 +604,8 @@ pub trait AssistanceStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<AssistanceRequest>>;
     async fn assistance_request(&self, reference: &str) -> StoreResult<Option<AssistanceRequest>>;
+    /// How many requests wait for an admin (`open`) and since when the oldest of them has.
+    async fn open_requests_waiting(&self) -> StoreResult<(i64, Option<Timestamp>)>;
     async fn assistance_request_by_id(&self, id: i64) -> StoreResult<Option<AssistanceRequest>>;
     /// The open request a new one with this email and problem would join (created at or after `since`).
     async fn open_request_like(

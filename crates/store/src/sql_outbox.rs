@@ -120,4 +120,11 @@ impl OutboxStore for SqlStore {
         .db()?;
         Ok((row.try_get("queued").db()?, row.try_get("sent").db()?))
     }
+
+    async fn oldest_unsent_email_at(&self) -> StoreResult<Option<Timestamp>> {
+        sqlx::query_scalar("SELECT MIN(created_at) FROM outbox_email WHERE sent_at IS NULL")
+            .fetch_one(self.pool())
+            .await
+            .db()
+    }
 }

@@ -233,6 +233,16 @@ impl AssistanceStore for SqlStore {
         rows.iter().map(request_from_row).collect()
     }
 
+    async fn open_requests_waiting(&self) -> StoreResult<(i64, Option<Timestamp>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS waiting, MIN(created_at) AS oldest FROM assistance_request WHERE status = 'open'",
+        )
+        .fetch_one(self.pool())
+        .await
+        .db()?;
+        Ok((row.try_get("waiting").db()?, row.try_get("oldest").db()?))
+    }
+
     async fn assistance_request(&self, reference: &str) -> StoreResult<Option<AssistanceRequest>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM assistance_request WHERE reference = $1"

@@ -443,7 +443,7 @@ fn result_page(outcome: Outcome, action: RecoveryAction, person: PersonId, name:
 
 /// A step-up code in the form, if any: checked (and counted) like a sign-in step; returns when the session
 /// last proved a second factor.
-async fn step_up(
+pub(super) async fn step_up(
     state: &AppState,
     admin: &Admin,
     form: &HashMap<String, String>,

@@ -6,6 +6,7 @@ mod assist;
 mod audit_log;
 mod people;
 mod requests;
+mod tokens;
 
 use super::session::{Active, MaybeSession, Stages};
 use super::{AppState, PageError};
@@ -32,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/requests", get(requests::requests_get))
         .route("/console/requests/{reference}", get(requests::request_get))
         .route("/console/requests/{reference}/close", post(requests::close_post))
+        .route("/console/tokens", get(tokens::tokens_get).post(tokens::tokens_post))
+        .route("/console/tokens/{id}/revoke", post(tokens::revoke_post))
 }
 
 /// One parameter of a page's query string, `""` when absent (a malformed encoding is read leniently: a filter

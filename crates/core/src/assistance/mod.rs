@@ -179,6 +179,7 @@ impl Assistance {
                 Err(e) => return Err(e.into()),
             }
         }
+        metrics::counter!("lifeline_assistance_requests_total", "type" => problem.as_str()).increment(1);
         self.wake_processor.notify_one();
         let floor = Duration::from_millis(u64::from(settings.response_floor_ms));
         if let Some(rest) = floor.checked_sub(started.elapsed()) {

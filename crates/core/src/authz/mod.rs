@@ -63,6 +63,8 @@ actions! {
     SetGrant => Permission::ManageGrants, true, "change a grant";
     /// Make a personal API token for a person (the CLI; the console makes one's own).
     IssueToken => Permission::ManageGrants, true, "issue an API token";
+    /// Make, list and revoke one's own API tokens (the console's Tokens page).
+    ManageOwnTokens => Permission::UseApi, false, "manage one's own API tokens";
     /// Enrol an authenticator for a person (as `person add --totp` does), with fresh backup codes.
     EnrolTotp => Permission::AddPeople, true, "enrol an authenticator";
     /// The recovery actions of SPEC §4, by their SPEC §8 names; each needs what `[permissions]` says.

@@ -127,7 +127,10 @@ impl PasswordHasher {
         let (reply, answer) = oneshot::channel();
         match self.queue.try_send(Job { work, queued_at: Instant::now(), reply }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("lifeline_argon2_busy_total").increment(1);
+                return Err(HashError::Busy);
+            }
             Err(TrySendError::Disconnected(_)) => return Err(HashError::Failed("the hashing threads stopped".into())),
         }
         answer.await.map_err(|_| HashError::Failed("a hashing thread stopped".into()))?
@@ -175,7 +178,10 @@ impl Worker {
             if job.reply.is_closed() {
                 continue; // nobody waits for this answer any more (the attempt was given back)
             }
-            let result = if job.queued_at.elapsed() > max_wait {
+            let waited = job.queued_at.elapsed();
+            metrics::histogram!("lifeline_argon2_queue_wait_seconds").record(waited.as_secs_f64());
+            let result = if waited > max_wait {
+                metrics::counter!("lifeline_argon2_busy_total").increment(1);
                 Err(HashError::Busy)
             } else {
                 match job.work {

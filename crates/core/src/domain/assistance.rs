@@ -2,9 +2,11 @@ use super::ParseError;
 use std::fmt;
 
 /// What went wrong, as the person asking for help chose it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemType {
+    // snake_case alone would say `lost2fa`; the name everywhere else (forms, store, API) is `lost_2fa`.
+    #[serde(rename = "lost_2fa")]
     Lost2fa,
     ForgottenPassword,
     LockedOut,
@@ -147,6 +149,14 @@ impl fmt::Display for RequestStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problem_types_have_one_name_in_json_and_everywhere_else() {
+        for problem in ProblemType::ALL {
+            assert_eq!(serde_json::to_value(problem).unwrap(), problem.as_str());
+            assert_eq!(ProblemType::parse(problem.as_str()).unwrap(), problem);
+        }
+    }
 
     #[test]
     fn statuses_are_stored_by_name_and_read_back() {

@@ -16,6 +16,8 @@ pub enum Permission {
     AddPeople,
     /// Change what someone may do (their grant).
     ManageGrants,
+    /// Make and revoke one's own API tokens.
+    UseApi,
     /// A recovery action of SPEC §4, each with its own configurable requirement.
     Recovery(RecoveryAction),
 }
@@ -172,6 +174,9 @@ pub fn allows(grant: &Grant, permission: Permission, settings: &PermissionSettin
         Permission::ReadAudit => grant.auditor || grant.directory_admin,
         // The directory's shape and who holds power in it are the directory admins' alone.
         Permission::AddPeople | Permission::ManageGrants => grant.directory_admin,
+        // A token can do only what its person may, so it is for people who hold some admin capability; an
+        // ordinary account has nothing to call, and a long-lived bearer secret it does not need is only a risk.
+        Permission::UseApi => grant.dpa_level > 0 || grant.auditor || grant.directory_admin,
         Permission::Recovery(action) => meets(grant, settings.of(action)),
     }
 }

@@ -302,6 +302,7 @@ impl SignIn {
         if !correct {
             let event = self.sign_in_event(Some(account.id), "bad_password", "password", ctx);
             if self.store.record_failure(account.id, &self.core.settings.lockout, now, &event).await?.locked_now {
+                metrics::counter!("lifeline_locks_total", "method" => "password").increment(1);
                 tracing::warn!(account = account.id.0, "account locked after repeated failures");
             }
             return Ok(PasswordOutcome::Invalid);
@@ -405,6 +406,9 @@ impl SignIn {
             CodeUse::NotAccepted => {
                 let event = self.sign_in_event(Some(account_id), "bad_second_factor", method, ctx);
                 let result = self.store.record_failure(account_id, &self.core.settings.lockout, now, &event).await?;
+                if result.locked_now {
+                    metrics::counter!("lifeline_locks_total", "method" => method).increment(1);
+                }
                 Ok(if result.locked_now { SecondFactorOutcome::Refused } else { SecondFactorOutcome::Invalid })
             }
         }

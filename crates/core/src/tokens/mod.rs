@@ -4,7 +4,7 @@
 //! for the console's step-up, so it lives an hour at most (`api.expert_token_max_minutes`).
 
 use crate::audit::{Actor, AuditEntry};
-use crate::authz::{IssueToken, Proof};
+use crate::authz::{IssueToken, ManageOwnTokens, Proof};
 use crate::crypto::{TokenHash, random_token};
 use crate::domain::Timestamp;
 use crate::services::Core;
@@ -20,6 +20,9 @@ pub enum TokenError {
     Invalid(String),
     #[error("no such token")]
     NotFound,
+    /// An expert token made in the console needs a second factor as fresh as an expert action's.
+    #[error("an expert token needs your authenticator code: it stands in for the console's step-up")]
+    StepUp,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -49,10 +52,42 @@ impl Tokens {
         Self { core, store }
     }
 
-    /// Make a token named `name` for the proof's subject (their first account), living `minutes`.
+    /// Make a token named `name` for the proof's subject (their first account), living `minutes` (the CLI).
     pub async fn create(
         &self,
         proof: Proof<IssueToken>,
+        name: &str,
+        minutes: u32,
+        expert: bool,
+    ) -> Result<Issued, TokenError> {
+        let person = proof.subject().ok_or(TokenError::NotFound)?;
+        let account = self.store.accounts_of(person).await?.into_iter().next().ok_or(TokenError::NotFound)?;
+        self.issue(proof.actor(), person, account.id, name, minutes, expert).await
+    }
+
+    /// Make a token for the signed-in actor's own account (the console). An expert token needs a second factor
+    /// proved within `recovery.step_up_minutes` (`second_factor_at`), as an expert action does in the console.
+    pub async fn create_own(
+        &self,
+        proof: Proof<ManageOwnTokens>,
+        name: &str,
+        minutes: u32,
+        expert: bool,
+        second_factor_at: Option<Timestamp>,
+    ) -> Result<Issued, TokenError> {
+        let account = proof.actor_account().ok_or(TokenError::NotFound)?;
+        let person = self.store.account(account).await?.ok_or(TokenError::NotFound)?.person_id;
+        if expert && !crate::policy::recovery::fresh(second_factor_at, self.core.now(), &self.core.settings.recovery) {
+            return Err(TokenError::StepUp);
+        }
+        self.issue(proof.actor(), person, account, name, minutes, expert).await
+    }
+
+    async fn issue(
+        &self,
+        actor: &Actor,
+        person: crate::domain::PersonId,
+        account: crate::domain::AccountId,
         name: &str,
         minutes: u32,
         expert: bool,
@@ -72,19 +107,33 @@ impl Tokens {
                 format!("a token lives at most {} days", settings.token_max_days)
             }));
         }
-        let person = proof.subject().ok_or(TokenError::NotFound)?;
-        let account = self.store.accounts_of(person).await?.into_iter().next().ok_or(TokenError::NotFound)?;
         let secret = format!("{PREFIX}{}", random_token());
         let now = self.core.now();
         let expires_at = now + i64::from(minutes) * 60;
         let hash = hash(&self.core, &secret);
-        let token = NewApiToken { account: account.id, name, hash: &hash, expert, expires_at };
-        let audit = AuditEntry::new(now, proof.actor(), "token.create", "success")
+        let token = NewApiToken { account, name, hash: &hash, expert, expires_at };
+        let audit = AuditEntry::new(now, actor, "token.create", "success")
             .person(person)
-            .account(account.id)
+            .account(account)
             .details(format!("\"{name}\"{}, until {}", if expert { ", expert" } else { "" }, expires_at));
         let id = self.store.create_token(&token, now, &audit).await?;
         Ok(Issued { id, secret, expires_at })
+    }
+
+    /// The tokens of the signed-in actor's own account.
+    pub async fn list_own(&self, proof: &Proof<ManageOwnTokens>) -> Result<Vec<ApiToken>, TokenError> {
+        let account = proof.actor_account().ok_or(TokenError::NotFound)?;
+        Ok(self.store.tokens(Some(account)).await?)
+    }
+
+    /// Revoke one of the actor's own tokens; another account's token is `NotFound`, as an unknown one is
+    /// (nothing is told about tokens that are not yours).
+    pub async fn revoke_own(&self, proof: Proof<ManageOwnTokens>, id: i64) -> Result<bool, TokenError> {
+        let account = proof.actor_account().ok_or(TokenError::NotFound)?;
+        match self.store.token(id).await? {
+            Some(token) if token.account == account => self.revoke(proof.actor(), id).await,
+            _ => Err(TokenError::NotFound),
+        }
     }
 
     /// Every token (`None`) or those of a person's accounts.
