@@ -53,6 +53,7 @@ pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         audit_log: services.audit_log,
         tokens: services.tokens,
         gauges: services.gauges,
+        team: services.team,
         readiness: store.clone(),
     };
     Ok(App { state, core, store, mailer })

@@ -88,6 +88,19 @@ impl From<crate::recovery::RecoveryError> for PageError {
     }
 }
 
+/// A manager portal or ticket error as the page says it: form 400, does-not-fit 409.
+impl From<crate::team::TeamError> for PageError {
+    fn from(e: crate::team::TeamError) -> Self {
+        use crate::team::TeamError as E;
+        match e {
+            E::Form(m) => Self::bad_request(m),
+            E::NotApplicable(m) => Self::new(StatusCode::CONFLICT, m),
+            E::NotFound => Self::not_found(),
+            e => Self::internal(e),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
         Self::internal(e)

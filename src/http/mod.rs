@@ -13,6 +13,7 @@ pub mod openapi;
 mod pages;
 mod server;
 mod session;
+mod team;
 mod templates;
 
 pub use crate::config::HttpSettings;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub audit_log: Arc<crate::auditing::AuditLog>,
     pub tokens: Arc<crate::tokens::Tokens>,
     pub gauges: Arc<crate::gauges::Gauges>,
+    pub team: Arc<crate::team::Team>,
     pub readiness: Arc<dyn Readiness>,
 }
 
@@ -81,6 +83,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::router())
         .merge(console::router())
+        .merge(team::router())
         .merge(openapi::router())
         .route_layer(axum::middleware::from_fn(middleware::matched_route))
         .fallback(not_found)

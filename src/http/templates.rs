@@ -101,6 +101,8 @@ pub struct HomePage<'a> {
     pub qa_enrolled: bool,
     pub can_change_password: bool,
     pub can_view_requests: bool,
+    /// Has people reporting to them: the manager portal.
+    pub can_manage_team: bool,
     pub notice: Option<&'a str>,
     pub events: Vec<EventRow>,
 }
@@ -503,4 +505,95 @@ pub struct ConsoleTokensPage<'a> {
     pub expert_minutes: u32,
     pub step_up_minutes: u32,
     pub tokens: Vec<TokenLine>,
+}
+
+pub struct TeamRow {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub department: String,
+    pub source: &'static str,
+    pub may_reset: bool,
+}
+
+#[derive(Template)]
+#[template(path = "team.html")]
+pub struct TeamPage<'a> {
+    pub title: &'a str,
+    pub query: &'a str,
+    pub searched: bool,
+    pub people: Vec<TeamRow>,
+}
+
+#[derive(Template)]
+#[template(path = "team_person.html")]
+pub struct TeamPersonPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub id: i64,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub username: &'a str,
+    pub source: &'a str,
+    pub synchronized: bool,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "secure_link.html")]
+pub struct SecureLinkPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub token: &'a str,
+    pub ready: bool,
+    pub message: &'a str,
+    pub password: Option<&'a str>,
+    pub username: &'a str,
+    pub name: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "ticket_confirm.html")]
+pub struct TicketConfirmPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub token: &'a str,
+    pub ready: bool,
+    pub reference: &'a str,
+    pub summary: &'a str,
+    pub name: &'a str,
+    pub message: &'a str,
+}
+
+pub struct TicketLine {
+    pub reference: String,
+    pub kind: &'static str,
+    pub status: &'static str,
+    pub summary: String,
+    pub assignee: String,
+    pub updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "console_tickets.html")]
+pub struct ConsoleTicketsPage<'a> {
+    pub title: &'a str,
+    pub status: &'a str,
+    pub statuses: Vec<&'static str>,
+    pub tickets: Vec<TicketLine>,
+}
+
+#[derive(Template)]
+#[template(path = "console_ticket.html")]
+pub struct ConsoleTicketPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub t: TicketLine,
+    pub requester: String,
+    pub subject: String,
+    pub subject_id: i64,
+    /// (when, author, new status or "", text)
+    pub notes: Vec<(String, String, &'static str, String)>,
+    pub error: Option<String>,
+    pub note: String,
 }

@@ -22,4 +22,5 @@ mod sessions;
 mod signin;
 mod smtp_sink;
 mod store_conformance;
+mod team;
 mod upgrade;

@@ -50,6 +50,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub recovery: RecoverySettings,
     pub api: ApiSettings,
+    pub team: TeamSettings,
     /// How the process logs (`LIFELINE_LOG_FORMAT`): read when the process starts, before the rest of the
     /// configuration; listed here so the configuration knows the name.
     pub log_format: LogFormat,
@@ -91,8 +92,32 @@ impl Default for Settings {
             retention: RetentionSettings::default(),
             recovery: RecoverySettings::default(),
             api: ApiSettings::default(),
+            team: TeamSettings::default(),
             log_format: LogFormat::default(),
         }
+    }
+}
+
+/// The manager portal (SPEC §5).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeamSettings {
+    /// A secure link (the temporary password, shown once) works this many hours.
+    pub secure_link_hours: u32,
+}
+
+impl Default for TeamSettings {
+    fn default() -> Self {
+        Self { secure_link_hours: 24 }
+    }
+}
+
+impl TeamSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=168).contains(&self.secure_link_hours) {
+            return Err("team.secure_link_hours must be 1–168 (a week at most)".into());
+        }
+        Ok(())
     }
 }
 
@@ -407,6 +432,7 @@ impl Settings {
         self.lockout.validate()?;
         self.recovery.validate()?;
         self.api.validate()?;
+        self.team.validate()?;
         let a = &self.assistance;
         a.per_ip.validate("assistance.per_ip")?;
         a.per_email.validate("assistance.per_email")?;

@@ -26,5 +26,6 @@ pub mod retention;
 pub mod services;
 pub mod signin;
 pub mod store;
+pub mod team;
 pub mod tokens;
 pub mod totp;

@@ -41,6 +41,7 @@ pub struct Services {
     pub audit_log: Arc<crate::auditing::AuditLog>,
     pub tokens: Arc<crate::tokens::Tokens>,
     pub gauges: Arc<crate::gauges::Gauges>,
+    pub team: Arc<crate::team::Team>,
     /// The one maker of proofs of authorisation.
     pub authority: Arc<Authority>,
 }
@@ -50,7 +51,8 @@ pub fn assemble<S: Store + 'static>(core: Arc<Core>, store: Arc<S>, letters: Arc
         signin: Arc::new(SignIn::new(core.clone(), store.clone())),
         directory: Arc::new(Directory::new(core.clone(), store.clone())),
         assistance: Arc::new(Assistance::new(core.clone(), store.clone(), letters.clone())),
-        recovery: Arc::new(Recovery::new(core.clone(), store.clone(), letters)),
+        recovery: Arc::new(Recovery::new(core.clone(), store.clone(), letters.clone())),
+        team: Arc::new(crate::team::Team::new(core.clone(), store.clone(), letters)),
         audit_log: Arc::new(crate::auditing::AuditLog::new(core.clone(), store.clone())),
         tokens: Arc::new(crate::tokens::Tokens::new(core.clone(), store.clone())),
         gauges: Arc::new(crate::gauges::Gauges::new(core.clone(), store.clone())),

@@ -161,6 +161,13 @@ pub trait DirectoryStore: Send + Sync {
         progress: &(dyn Fn(usize) + Sync),
     ) -> StoreResult<usize>;
     async fn person(&self, id: PersonId) -> StoreResult<Option<Person>>;
+    /// Does anyone report to `manager`?
+    async fn has_reports(&self, manager: PersonId) -> StoreResult<bool>;
+    /// Is `person` in the reporting line of `manager` (a report, a report's report, ...)?
+    async fn manages(&self, manager: PersonId, person: PersonId) -> StoreResult<bool>;
+    /// People of `manager`'s reporting line whose name, email or username contains `text` (any case), by
+    /// name, at most `limit`.
+    async fn search_reports(&self, manager: PersonId, text: &str, limit: i64) -> StoreResult<Vec<PersonHit>>;
     async fn person_by_email(&self, email: &EmailAddress) -> StoreResult<Option<Person>>;
     async fn accounts_of(&self, person: PersonId) -> StoreResult<Vec<Account>>;
     async fn account(&self, id: AccountId) -> StoreResult<Option<Account>>;
@@ -914,6 +921,188 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_token(&self, id: i64, now: Timestamp, audit: &AuditEntry) -> StoreResult<bool>;
 }
 
+/// What a ticket is for (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TicketKind {
+    /// A manager reset a local account themself: the ticket records it and waits for "everything works".
+    ManagerReset,
+    /// A password Lifeline cannot set (a synchronized account): an engineer's work.
+    PasswordReset,
+}
+
+impl TicketKind {
+    pub const ALL: [Self; 2] = [Self::ManagerReset, Self::PasswordReset];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ManagerReset => "manager_reset",
+            Self::PasswordReset => "password_reset",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// How far a ticket has come: `open` → `in_progress` → `resolved` → `confirmed` (by the requester).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    Open,
+    InProgress,
+    Resolved,
+    Confirmed,
+}
+
+impl TicketStatus {
+    pub const ALL: [Self; 4] = [Self::Open, Self::InProgress, Self::Resolved, Self::Confirmed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::InProgress => "in_progress",
+            Self::Resolved => "resolved",
+            Self::Confirmed => "confirmed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s.trim())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: i64,
+    pub reference: String,
+    pub kind: TicketKind,
+    pub requester: PersonId,
+    pub subject: PersonId,
+    pub subject_account: Option<AccountId>,
+    pub status: TicketStatus,
+    pub summary: String,
+    pub assignee: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One entry of a ticket's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketNote {
+    pub at: Timestamp,
+    pub author: String,
+    /// The status the ticket moved to with this note.
+    pub status: Option<TicketStatus>,
+    pub body: String,
+}
+
+/// A ticket to open, with its first note.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub reference: String,
+    pub kind: TicketKind,
+    pub requester: PersonId,
+    pub subject: PersonId,
+    pub subject_account: Option<AccountId>,
+    pub status: TicketStatus,
+    pub summary: String,
+    pub author: String,
+    pub note: String,
+    /// The "everything works" link's keyed hash, when the ticket opens resolved.
+    pub confirm_hash: Option<TokenHash>,
+}
+
+/// What a manager's reset changes on the account, in the ticket's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerResetChange {
+    pub account: AccountId,
+    /// A temporary password (its hash): set with a password change due at the next sign-in.
+    pub password_hash: Option<String>,
+    /// Remove the authenticator and backup codes: the next sign-in enrols again.
+    pub reset_mfa: bool,
+}
+
+/// A secure link to store: it shows `sealed_password` (sealed with the master key) once.
+#[derive(Debug, Clone)]
+pub struct NewSecureLink {
+    pub hash: TokenHash,
+    pub manager_account: AccountId,
+    pub subject_account: AccountId,
+    pub sealed_password: Vec<u8>,
+    pub expires_at: Timestamp,
+}
+
+/// A secure link as stored (without its password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecureLink {
+    pub id: i64,
+    pub ticket: i64,
+    pub manager_account: AccountId,
+    pub subject_account: AccountId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+}
+
+/// A change to a ticket: a note, maybe a new status (only from one of `from`), maybe an assignee, with its
+/// emails and audit row.
+#[derive(Debug, Clone)]
+pub struct TicketChange<'a> {
+    pub ticket: i64,
+    pub from: &'a [TicketStatus],
+    pub to: Option<TicketStatus>,
+    pub assignee: Option<&'a str>,
+    pub author: &'a str,
+    pub note: &'a str,
+    /// `Some(Some(h))`: the confirmation link's hash is now `h`; `Some(None)`: no link works any more.
+    pub confirm_hash: Option<Option<&'a TokenHash>>,
+    pub emails: &'a [crate::email::OutgoingEmail],
+    pub audit: &'a AuditEntry,
+    pub now: Timestamp,
+}
+
+/// Managers' resets, secure links and tickets (SPEC §5).
+#[async_trait]
+pub trait TeamStore: Send + Sync {
+    /// The reset, its ticket (and first note), its secure link, the person's "this wasn't me" secret, the
+    /// emails and the audit row, in one transaction. Returns the ticket's id.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_manager_reset(
+        &self,
+        change: &ManagerResetChange,
+        ticket: &NewTicket,
+        link: Option<&NewSecureLink>,
+        not_me: Option<&NewSecret>,
+        emails: &[crate::email::OutgoingEmail],
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> StoreResult<i64>;
+    async fn secure_link(&self, hash: &TokenHash) -> StoreResult<Option<SecureLink>>;
+    /// Use the link: its sealed password if it was unused and live at `now` (then wiped), with the audit row;
+    /// `None` — and nothing written — otherwise. Exactly one of concurrent callers gets the password.
+    async fn use_secure_link(
+        &self,
+        hash: &TokenHash,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// Tickets, most recently changed first: of one status, of one requester, or all.
+    async fn tickets(
+        &self,
+        status: Option<TicketStatus>,
+        requester: Option<PersonId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Ticket>>;
+    async fn ticket(&self, reference: &str) -> StoreResult<Option<Ticket>>;
+    async fn ticket_by_id(&self, id: i64) -> StoreResult<Option<Ticket>>;
+    async fn ticket_by_confirm_hash(&self, hash: &TokenHash) -> StoreResult<Option<Ticket>>;
+    /// The timeline, oldest first.
+    async fn ticket_notes(&self, ticket: i64) -> StoreResult<Vec<TicketNote>>;
+    /// Apply `change` if the ticket is in one of `change.from`; false (nothing written) otherwise.
+    async fn change_ticket(&self, change: &TicketChange<'_>) -> StoreResult<bool>;
+}
+
 /// Everything the application needs from storage.
 pub trait Store:
     Readiness
@@ -930,6 +1119,7 @@ pub trait Store:
     + KeyStore
     + RecoveryStore
     + TokenStore
+    + TeamStore
 {
 }
 impl<T> Store for T where
@@ -947,5 +1137,6 @@ impl<T> Store for T where
         + KeyStore
         + RecoveryStore
         + TokenStore
+        + TeamStore
 {
 }

@@ -242,6 +242,44 @@ const TABLES: &[Table] = &[
             ("last_used_at", Int),
         ],
     ),
+    (
+        "ticket",
+        "ticket_id",
+        &[
+            ("ticket_id", Int),
+            ("reference", Text),
+            ("kind", Text),
+            ("requester_person_id", Int),
+            ("subject_person_id", Int),
+            ("subject_account_id", Int),
+            ("status", Text),
+            ("summary", Text),
+            ("assignee", Text),
+            ("confirm_hash", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    ),
+    (
+        "ticket_note",
+        "ticket_note_id",
+        &[("ticket_note_id", Int), ("ticket_id", Int), ("at", Int), ("author", Text), ("status", Text), ("body", Text)],
+    ),
+    (
+        "secure_link",
+        "secure_link_id",
+        &[
+            ("secure_link_id", Int),
+            ("link_hash", Text),
+            ("ticket_id", Int),
+            ("manager_account_id", Int),
+            ("subject_account_id", Int),
+            ("sealed_password", Bytes),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("used_at", Int),
+        ],
+    ),
 ];
 
 /// Tables deliberately left behind: bookkeeping (migrations, the job lock row the target's migration

@@ -19,6 +19,7 @@ mod sql_recovery;
 mod sql_requests;
 mod sql_retention;
 mod sql_sessions;
+mod sql_team;
 mod sql_tokens;
 
 pub use lifeline_core::store::*;

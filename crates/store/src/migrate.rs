@@ -73,6 +73,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_api_tokens.sql"),
         postgres: include_str!("../migrations/postgres/0010_api_tokens.sql"),
     },
+    Migration {
+        version: 11,
+        name: "tickets_and_secure_links",
+        sqlite: include_str!("../migrations/sqlite/0011_tickets_and_secure_links.sql"),
+        postgres: include_str!("../migrations/postgres/0011_tickets_and_secure_links.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

@@ -125,13 +125,7 @@ impl DirectoryStore for SqlStore {
         after: Option<(&str, PersonId)>,
         limit: i64,
     ) -> StoreResult<Vec<PersonHit>> {
-        // The text is data, never pattern: `%`, `_` and the escape character itself match only themselves.
-        let escaped: String = text
-            .to_lowercase()
-            .chars()
-            .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
-            .collect();
-        let pattern = format!("%{escaped}%");
+        let pattern = like_pattern(text);
         let people = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PERSON_COLUMNS}, COALESCE(g.dpa_level, 0) AS dpa_level, COALESCE(g.expert_mode, 0) AS expert_mode, \
                  COALESCE(g.auditor, 0) AS auditor, COALESCE(g.directory_admin, 0) AS directory_admin, \
@@ -154,8 +148,89 @@ impl DirectoryStore for SqlStore {
         .fetch_all(&self.pool)
         .await
         .db()?;
+        self.hits(&people).await
+    }
+
+    async fn has_reports(&self, manager: PersonId) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM person WHERE manager_id = $1")
+            .bind(manager.0)
+            .fetch_one(&self.pool)
+            .await
+            .db()?;
+        Ok(n > 0)
+    }
+
+    async fn manages(&self, manager: PersonId, person: PersonId) -> StoreResult<bool> {
+        // Up the person's chain of managers (bounded: imports refuse cycles, and a bound keeps a cycle made
+        // by hand from looping).
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "WITH RECURSIVE chain (person_id, manager_id, depth) AS ( \
+                 SELECT person_id, manager_id, 0 FROM person WHERE person_id = $1 \
+                 UNION ALL SELECT p.person_id, p.manager_id, c.depth + 1 FROM person p \
+                   JOIN chain c ON p.person_id = c.manager_id WHERE c.depth < {MAX_LINE_DEPTH}) \
+             SELECT COUNT(*) FROM chain WHERE manager_id = $2 AND person_id <> $2"
+        )))
+        .bind(person.0)
+        .bind(manager.0)
+        .fetch_one(&self.pool)
+        .await
+        .db()?;
+        Ok(n > 0)
+    }
+
+    async fn search_reports(&self, manager: PersonId, text: &str, limit: i64) -> StoreResult<Vec<PersonHit>> {
+        let pattern = like_pattern(text);
+        let people = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH RECURSIVE line (person_id, depth) AS ( \
+                 SELECT person_id, 1 FROM person WHERE manager_id = $1 \
+                 UNION ALL SELECT p.person_id, l.depth + 1 FROM person p JOIN line l ON p.manager_id = l.person_id \
+                   WHERE l.depth < {MAX_LINE_DEPTH}) \
+             SELECT {PERSON_COLUMNS}, COALESCE(g.dpa_level, 0) AS dpa_level, COALESCE(g.expert_mode, 0) AS expert_mode, \
+                 COALESCE(g.auditor, 0) AS auditor, COALESCE(g.directory_admin, 0) AS directory_admin, \
+                 lower(display_name) AS sort_key \
+             FROM person LEFT JOIN permission_grant g USING (person_id) \
+             WHERE person_id IN (SELECT person_id FROM line) AND person_id <> $1 AND person_id IN ( \
+                 SELECT person_id FROM person WHERE lower(display_name) LIKE $2 ESCAPE '\\' OR lower(email) LIKE $2 ESCAPE '\\' \
+                 UNION SELECT person_id FROM account WHERE lower(username) LIKE $2 ESCAPE '\\') \
+             ORDER BY lower(display_name), person_id LIMIT $3"
+        )))
+        .bind(manager.0)
+        .bind(&pattern)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        self.hits(&people).await
+    }
+
+    async fn count_directory_admins(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM permission_grant WHERE directory_admin = 1")
+            .fetch_one(&self.pool)
+            .await
+            .db()?
+            .try_get("n")
+            .db()?)
+    }
+}
+
+/// The text is data, never pattern: `%`, `_` and the escape character itself match only themselves.
+fn like_pattern(text: &str) -> String {
+    let escaped: String = text
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+        .collect();
+    format!("%{escaped}%")
+}
+
+/// How deep a reporting line is followed: deeper than any organisation, and a bound on a cycle made by hand.
+const MAX_LINE_DEPTH: i64 = 64;
+
+impl SqlStore {
+    /// The people of these rows (a person's columns, their grant and `sort_key`), each with their accounts.
+    async fn hits(&self, people: &[sqlx::any::AnyRow]) -> StoreResult<Vec<PersonHit>> {
         let mut hits = Vec::with_capacity(people.len());
-        for row in &people {
+        for row in people {
             let person = person_from_row(row)?;
             let accounts = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {ACCOUNT_COLUMNS}, (SELECT COUNT(*) FROM totp_credential t WHERE t.account_id = account.account_id \
@@ -172,14 +247,5 @@ impl DirectoryStore for SqlStore {
             hits.push(PersonHit { person, accounts, grant: grant_from_row(row)?, sort_key });
         }
         Ok(hits)
-    }
-
-    async fn count_directory_admins(&self) -> StoreResult<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM permission_grant WHERE directory_admin = 1")
-            .fetch_one(&self.pool)
-            .await
-            .db()?
-            .try_get("n")
-            .db()?)
     }
 }

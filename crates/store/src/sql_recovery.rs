@@ -81,12 +81,16 @@ pub(crate) async fn revoke_secrets(
     Ok(())
 }
 
-async fn end_sessions(conn: &mut sqlx::AnyConnection, account: AccountId) -> StoreResult<()> {
+pub(crate) async fn end_sessions(conn: &mut sqlx::AnyConnection, account: AccountId) -> StoreResult<()> {
     sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account.0).execute(&mut *conn).await.db()?;
     Ok(())
 }
 
-async fn remove_mfa(conn: &mut sqlx::AnyConnection, account: AccountId, now: Timestamp) -> StoreResult<bool> {
+pub(crate) async fn remove_mfa(
+    conn: &mut sqlx::AnyConnection,
+    account: AccountId,
+    now: Timestamp,
+) -> StoreResult<bool> {
     let totp = sqlx::query("DELETE FROM totp_credential WHERE account_id = $1")
         .bind(account.0)
         .execute(&mut *conn)

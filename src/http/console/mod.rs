@@ -6,6 +6,7 @@ mod assist;
 mod audit_log;
 mod people;
 mod requests;
+mod tickets;
 mod tokens;
 
 use super::session::{Active, MaybeSession, Stages};
@@ -33,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/requests", get(requests::requests_get))
         .route("/console/requests/{reference}", get(requests::request_get))
         .route("/console/requests/{reference}/close", post(requests::close_post))
+        .route("/console/tickets", get(tickets::tickets_get))
+        .route("/console/tickets/{reference}", get(tickets::ticket_get))
+        .route("/console/tickets/{reference}/take", post(tickets::take_post))
+        .route("/console/tickets/{reference}/note", post(tickets::note_post))
         .route("/console/tokens", get(tokens::tokens_get).post(tokens::tokens_post))
         .route("/console/tokens/{id}/revoke", post(tokens::revoke_post))
 }

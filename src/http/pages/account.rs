@@ -50,6 +50,10 @@ pub async fn home_get(
         qa_enrolled: overview.qa_enrolled,
         can_change_password: account.source == AccountSource::Local,
         can_view_requests: overview.can_view_requests,
+        can_manage_team: state
+            .authority
+            .may::<crate::authz::ViewTeam>(crate::authz::Principal::Account(session.account_id), None)
+            .await,
         notice: None,
         events,
     };

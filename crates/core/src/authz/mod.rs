@@ -63,6 +63,12 @@ actions! {
     SetGrant => Permission::ManageGrants, true, "change a grant";
     /// Make a personal API token for a person (the CLI; the console makes one's own).
     IssueToken => Permission::ManageGrants, true, "issue an API token";
+    /// See one's reporting line in the manager portal (anyone with reports).
+    ViewTeam => Permission::ManageReports, false, "view one's team";
+    /// Reset the password and/or MFA of someone in one's reporting line (the manager portal).
+    ManagerReset => Permission::ManageReports, true, "reset a report's access";
+    /// Work the engineers' ticket queue.
+    WorkTickets => Permission::WorkTickets, false, "work tickets";
     /// Make, list and revoke one's own API tokens (the console's Tokens page).
     ManageOwnTokens => Permission::UseApi, false, "manage one's own API tokens";
     /// Enrol an authenticator for a person (as `person add --totp` does), with fresh backup codes.
@@ -315,11 +321,20 @@ impl Authority {
                 let account = self.store.account(id).await?.ok_or(AuthzError::Gone)?;
                 let person = self.store.person(account.person_id).await?.ok_or(AuthzError::Gone)?;
                 let totp = self.store.totp(id).await?.is_some_and(|t| t.confirmed_at.is_some());
+                // The reporting line is read only for the actions it guards (a recursive walk each).
+                let line = A::PERMISSION == Permission::ManageReports;
+                let has_reports = line && self.store.has_reports(person.id).await?;
+                let manages_subject = match subject {
+                    Some(subject) if has_reports => self.store.manages(person.id, subject).await?,
+                    _ => false,
+                };
                 let facts = ActorFacts {
                     person: person.id,
                     grant: self.store.grant(person.id).await?,
                     active: person.status == PersonStatus::Active,
                     has_second_factor: totp,
+                    has_reports,
+                    manages_subject,
                 };
                 (actor, Some(facts))
             }

@@ -11,4 +11,4 @@ mod tokens;
 pub use audit_key::AuditKey;
 pub use keys::{KeyError, Keys, MasterKey};
 pub use password_hash::{Argon2Settings, HashError, PasswordHasher};
-pub use tokens::{TokenHash, ct_eq, os_rng, random_token, typed_code};
+pub use tokens::{TokenHash, ct_eq, os_rng, random_token, readable_password, typed_code};

@@ -44,6 +44,41 @@ pub fn typed_code(groups: usize) -> String {
     out
 }
 
+/// Consonants and vowels of the readable passwords: no letter that reads two ways (no c, q, x; no y).
+const CONSONANTS: &[u8; 16] = b"bdfghjklmnprstvz";
+const VOWELS: &[u8; 5] = b"aeiou";
+
+/// A uniform index below `n` (rejection sampling).
+fn below(rng: &mut impl rand::Rng, n: u32) -> usize {
+    let limit = u32::MAX - u32::MAX % n;
+    loop {
+        let x = rng.next_u32();
+        if x < limit {
+            return (x % n) as usize;
+        }
+    }
+}
+
+/// A temporary password meant to be read out over the phone: five made-up words of four consonant–vowel
+/// syllables and two digits, e.g. `kavomelu-siratobe-nipadura-gotehumi-razoviku-47`. 20 syllables of 80 and
+/// 100 digit pairs: 133 bits, like every other secret here.
+pub fn readable_password() -> String {
+    let mut rng = os_rng();
+    let mut out = String::with_capacity(48);
+    for word in 0..5 {
+        if word > 0 {
+            out.push('-');
+        }
+        for _ in 0..4 {
+            out.push(CONSONANTS[below(&mut rng, 16)] as char);
+            out.push(VOWELS[below(&mut rng, 5)] as char);
+        }
+    }
+    out.push('-');
+    out.push_str(&format!("{:02}", below(&mut rng, 100)));
+    out
+}
+
 /// The stored form of a token or code: HMAC-SHA256 under the server's pepper key. A database dump alone
 /// cannot be used to test guesses offline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +104,17 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::crypto::MasterKey;
+
+    #[test]
+    fn readable_passwords_are_words_and_two_digits_and_pass_the_password_rule() {
+        let password = readable_password();
+        let parts: Vec<&str> = password.split('-').collect();
+        assert_eq!(parts.len(), 6, "{password}");
+        assert!(parts[..5].iter().all(|w| w.len() == 8 && w.bytes().all(|b| b.is_ascii_lowercase())), "{password}");
+        assert!(parts[5].len() == 2 && parts[5].bytes().all(|b| b.is_ascii_digit()), "{password}");
+        assert_ne!(password, readable_password());
+        assert!(crate::policy::password::check(&password, false, &[]).is_ok(), "{password}");
+    }
 
     #[test]
     fn tokens_are_long_and_distinct() {

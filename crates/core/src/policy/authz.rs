@@ -17,6 +17,10 @@ pub struct ActorFacts {
     /// A disabled person keeps no power, even with a session still open.
     pub active: bool,
     pub has_second_factor: bool,
+    /// Has anyone reporting to them (read only for actions guarded by the reporting line).
+    pub has_reports: bool,
+    /// The subject is in their reporting line, directly or not (read only for those actions, with a subject).
+    pub manages_subject: bool,
 }
 
 /// Why an action was refused.
@@ -57,6 +61,17 @@ pub fn decide(
     if !actor.has_second_factor {
         return Err(Denial::NoSecondFactor);
     }
+    if permission == Permission::ManageReports {
+        // SPEC §1: a manager acts only on people in their own reporting line, of rank 0, never on themself.
+        return match subject {
+            None if actor.has_reports => Ok(()),
+            None => Err(Denial::NotPermitted),
+            Some((person, _)) if person == actor.person => Err(Denial::Themself),
+            Some(_) if !actor.manages_subject => Err(Denial::NotPermitted),
+            Some((_, grant)) if crate::policy::tiers::rank(grant) > 0 => Err(Denial::Outranked),
+            Some(_) => Ok(()),
+        };
+    }
     if !allows(&actor.grant, permission, settings) {
         return Err(Denial::NotPermitted);
     }
@@ -82,6 +97,8 @@ mod tests {
             grant: Grant { dpa_level, ..Default::default() },
             active: true,
             has_second_factor: true,
+            has_reports: false,
+            manages_subject: false,
         }
     }
 
@@ -95,6 +112,24 @@ mod tests {
         assert_eq!(decide(Some(&admin(2)), unlock, true, Some((PersonId(7), &staff)), &S()), Ok(()));
         assert_eq!(decide(Some(&admin(2)), unlock, true, Some((PersonId(7), &peer)), &S()), Err(Denial::Outranked));
         assert_eq!(decide(Some(&admin(2)), unlock, true, Some((PersonId(1), &staff)), &S()), Err(Denial::Themself));
+    }
+
+    #[test]
+    fn a_manager_acts_only_on_rank_zero_people_of_their_own_line_and_never_on_themself() {
+        let manage = Permission::ManageReports;
+        let mona = ActorFacts { has_reports: true, manages_subject: true, ..admin(0) };
+        let staff = Grant::default();
+        let helpdesk = Grant { dpa_level: 1, ..Default::default() };
+        assert_eq!(decide(Some(&mona), manage, false, None, &S()), Ok(()));
+        assert_eq!(decide(Some(&mona), manage, true, Some((PersonId(7), &staff)), &S()), Ok(()));
+        assert_eq!(decide(Some(&mona), manage, true, Some((PersonId(7), &helpdesk)), &S()), Err(Denial::Outranked));
+        assert_eq!(decide(Some(&mona), manage, true, Some((PersonId(1), &staff)), &S()), Err(Denial::Themself));
+        let outside = ActorFacts { manages_subject: false, ..mona.clone() };
+        assert_eq!(decide(Some(&outside), manage, true, Some((PersonId(7), &staff)), &S()), Err(Denial::NotPermitted));
+        // No reports, no portal: and a grant, however high, does not make anyone a manager.
+        assert_eq!(decide(Some(&admin(3)), manage, false, None, &S()), Err(Denial::NotPermitted));
+        let no_mfa = ActorFacts { has_second_factor: false, ..mona };
+        assert_eq!(decide(Some(&no_mfa), manage, false, None, &S()), Err(Denial::NoSecondFactor));
     }
 
     #[test]
@@ -147,7 +182,7 @@ mod tests {
         for action in RecoveryAction::ALL {
             let (dpa, expert) = needs(action);
             for actor in &actors {
-                let facts = ActorFacts { person: PersonId(1), grant: *actor, active: true, has_second_factor: true };
+                let facts = ActorFacts { grant: *actor, ..admin(0) };
                 for (n, subject) in subjects.iter().enumerate() {
                     for person in [PersonId(1), PersonId(100 + n as i64)] {
                         let got = decide(

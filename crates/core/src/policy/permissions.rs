@@ -18,6 +18,11 @@ pub enum Permission {
     ManageGrants,
     /// Make and revoke one's own API tokens.
     UseApi,
+    /// Act for the people of one's own reporting line (the manager portal): given by having reports, not by a
+    /// grant, and only on people of rank 0.
+    ManageReports,
+    /// Work the engineers' ticket queue: take, note, resolve.
+    WorkTickets,
     /// A recovery action of SPEC §4, each with its own configurable requirement.
     Recovery(RecoveryAction),
 }
@@ -98,6 +103,8 @@ const fn level(dpa: u8) -> Requirement {
 pub struct PermissionSettings {
     pub view_requests: Requirement,
     pub view_people: Requirement,
+    /// The engineers' ticket queue (managers' requests that need a person, e.g. a synchronized password).
+    pub work_tickets: Requirement,
     pub send_access_email: Requirement,
     pub send_recovery_code: Requirement,
     pub unlock: Requirement,
@@ -118,6 +125,7 @@ impl Default for PermissionSettings {
         Self {
             view_requests: level(1),
             view_people: level(1),
+            work_tickets: level(1),
             send_access_email: level(1),
             send_recovery_code: expert,
             unlock: level(1),
@@ -177,6 +185,9 @@ pub fn allows(grant: &Grant, permission: Permission, settings: &PermissionSettin
         // A token can do only what its person may, so it is for people who hold some admin capability; an
         // ordinary account has nothing to call, and a long-lived bearer secret it does not need is only a risk.
         Permission::UseApi => grant.dpa_level > 0 || grant.auditor || grant.directory_admin,
+        // The reporting line decides (`policy::authz::decide`), never a grant.
+        Permission::ManageReports => false,
+        Permission::WorkTickets => meets(grant, settings.work_tickets),
         Permission::Recovery(action) => meets(grant, settings.of(action)),
     }
 }

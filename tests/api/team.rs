@@ -1,0 +1,405 @@
+//! Managers reset their own staff (issue 11, seed 003): the manager portal, the scanner-safe secure link, the
+//! synchronized account's ticket and the engineers' queue, and everything a manager may not do.
+
+use crate::helpers::*;
+use crate::recovery::{admin, get, person_id};
+use lifeline::domain::{AccountSource, EmailAddress, Grant, PersonId};
+use reqwest::StatusCode;
+
+struct Team {
+    mona: Person,
+    sam: Person,
+    sid: Person,
+    /// In Mona's line but a helpdesk admin (rank 1): not hers to reset.
+    hal: Person,
+    /// Reports to Sam: in Mona's line, indirectly.
+    ivy: Person,
+    /// Outside Mona's line.
+    ola: Person,
+}
+
+async fn report_of(app: &TestApp, manager: &Person, username: &str, source: AccountSource, grant: Grant) -> Person {
+    let mut new = new_person(&format!("Test {username}"), &format!("{username}@example.org"), username);
+    new.manager_email = Some(EmailAddress::parse(&manager.email).unwrap());
+    new.source = source;
+    new.grant = grant;
+    app.add(new, true).await
+}
+
+async fn team(app: &TestApp) -> Team {
+    let mona = app.add_person("mona", true).await;
+    let sam = report_of(app, &mona, "sam", AccountSource::Local, Grant::default()).await;
+    let sid = report_of(app, &mona, "sid", AccountSource::Synchronized, Grant::default()).await;
+    let hal = report_of(app, &mona, "hal", AccountSource::Local, Grant { dpa_level: 1, ..Default::default() }).await;
+    let ivy = report_of(app, &sam, "ivy", AccountSource::Local, Grant::default()).await;
+    let ola = app.add_person("ola", true).await;
+    Team { mona, sam, sid, hal, ivy, ola }
+}
+
+/// A form posted with the CSRF token of `page`, as a browser on that page would.
+async fn post_from(
+    client: &reqwest::Client,
+    app: &TestApp,
+    page: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let (_, html) = get(client, &app.url(page)).await;
+    // A page without a form of its own (a used link, the search): the browser's token from the sign-in page.
+    let csrf = if html.contains("name=\"csrf\"") { csrf_of(&html) } else { app.csrf(client).await };
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    form.push(("csrf", &csrf));
+    client.post(app.url(path)).form(&form).send().await.unwrap()
+}
+
+fn link_in(text: &str, marker: &str) -> String {
+    let start = text.find(marker).unwrap_or_else(|| panic!("no {marker} in:\n{text}"));
+    text[start..].split_whitespace().next().unwrap().trim_end_matches(['.', ')', '>']).to_owned()
+}
+
+fn password_in(html: &str) -> String {
+    let marker = "<code class=\"secret\">";
+    let start = html.find(marker).unwrap_or_else(|| panic!("no password on the page:\n{html}")) + marker.len();
+    html[start..].split('<').next().unwrap().to_owned()
+}
+
+async fn tickets(app: &TestApp) -> Vec<(String, String, String)> {
+    sqlx::query_as("SELECT reference, kind, status FROM ticket ORDER BY ticket_id")
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap()
+}
+
+async fn audited(app: &TestApp, action: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_event WHERE action = $1")
+        .bind(action)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap()
+}
+
+/// Sign in with `password` and walk the required steps (a new authenticator with oathtool's code, a new
+/// password) to the account page.
+async fn sign_in_through(app: &TestApp, person: &Person, password: &str, new_password: &str) -> Vec<String> {
+    let me = browser();
+    let first = app.post_sign_in(&me, &person.username, password).await;
+    let mut steps = vec![location(&first)];
+    for _ in 0..4 {
+        match steps.last().unwrap().as_str() {
+            "/signin/enroll" => {
+                let (_, html) = get(&me, &app.url("/signin/enroll")).await;
+                let secret = html.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+                let out = std::process::Command::new("oathtool").args(["--totp", "-b", &secret]).output().unwrap();
+                let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                let done = post_from(&me, app, "/signin/enroll", "/signin/enroll", &[("code", &code)]).await;
+                assert_eq!(done.status(), StatusCode::OK, "enrolled");
+                let (status, _) = get(&me, &app.url("/account/password")).await;
+                steps.push(if status == StatusCode::OK { "/account/password".into() } else { "/".into() });
+            }
+            "/account/password" => {
+                let fields = [("new_password", new_password), ("confirm_password", new_password)];
+                let done = post_from(&me, app, "/account/password", "/account/password", &fields).await;
+                steps.push(location(&done));
+            }
+            _ => break,
+        }
+    }
+    steps
+}
+
+#[tokio::test]
+async fn mona_resets_sam_and_the_secure_link_shows_the_password_once_then_sam_signs_in_and_chooses_his_own() {
+    each_backend(async |app: TestApp| {
+        let t = team(&app).await;
+        let sam_id = person_id(&app, &t.sam).await;
+        let mona = app.sign_in(&t.mona).await;
+
+        // The account page links the portal; the type-ahead finds Sam by part of his name, and only her line.
+        let (_, home) = get(&mona, &app.url("/")).await;
+        assert!(home.contains("href=\"/team\""), "{home}");
+        let (status, html) = get(&mona, &app.url("/team?q=sa")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(&t.sam.email) && !html.contains(&t.ola.email), "{html}");
+        assert!(html.contains("Do not reset the access of someone you do not know"), "the seed's warnings: {html}");
+        let (_, html) = get(&mona, &app.url("/team?q=test")).await;
+        assert!(html.contains(&t.ivy.email), "indirect reports are in the line: {html}");
+        assert!(!html.contains(&t.ola.email) && !html.contains(&t.mona.email), "{html}");
+
+        let page = format!("/team/people/{sam_id}");
+        let (status, html) = get(&mona, &app.url(&page)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("value=\"both\" checked"), "both by default: {html}");
+        let done = post_from(&mona, &app, &page, &format!("{page}/reset"), &[("reset", "both")]).await;
+        assert_eq!(done.status(), StatusCode::OK);
+        let html = done.text().await.unwrap();
+        assert!(html.contains("Ticket TK-"), "{html}");
+
+        // Two emails for Mona: the ticket confirmation, and the secure link apart; Sam is told, with "not me".
+        let to_mona = emails_for(&app, Some(&t.mona.email)).await;
+        assert_eq!(to_mona.len(), 2, "{to_mona:?}");
+        assert!(to_mona[0].0.contains("ticket TK-"), "{to_mona:?}");
+        assert!(to_mona[0].1.contains("/tickets/confirm?token="), "{}", to_mona[0].1);
+        assert!(!to_mona[0].1.contains("/secure-link"), "the link comes apart from the confirmation");
+        let link = link_in(&to_mona[1].1, "/secure-link?token=");
+        let to_sam = emails_for(&app, Some(&t.sam.email)).await;
+        assert!(to_sam.last().unwrap().1.contains("/not-me?token="), "{to_sam:?}");
+        assert_eq!(tickets(&app).await[0].1, "manager_reset");
+        assert_eq!(tickets(&app).await[0].2, "resolved");
+
+        // A mail scanner fetches the link: nothing is used up; a second GET still offers the button.
+        let scanner = browser();
+        for _ in 0..2 {
+            let (status, html) = get(&scanner, &app.url(&link)).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(html.contains("Click here to proceed") && !html.contains("class=\"secret\""), "{html}");
+        }
+        let token = link.split("token=").nth(1).unwrap();
+        let revealed = post_from(&mona, &app, &link, "/secure-link", &[("token", token)]).await;
+        assert_eq!(revealed.status(), StatusCode::OK);
+        let html = revealed.text().await.unwrap();
+        let temporary = password_in(&html);
+        assert!(html.contains("<details class=\"reveal\">"), "blurred until clicked, without script: {html}");
+        assert!(temporary.len() >= 40, "{temporary}");
+        let again = post_from(&mona, &app, &link, "/secure-link", &[("token", token)]).await;
+        assert_eq!(again.status(), StatusCode::GONE);
+        let html = again.text().await.unwrap();
+        assert!(html.contains("already used, on ") && !html.contains(&temporary), "{html}");
+        assert_eq!(audited(&app, "team.secure_link_used").await, 1);
+        let wiped: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT sealed_password FROM secure_link").fetch_one(app.db.pool()).await.unwrap();
+        assert!(wiped.is_none(), "the sealed password is gone once shown");
+
+        // The old password no longer works; the temporary one leads through enrolment (oathtool) and a new
+        // password of Sam's own, to his account.
+        let old = app.post_sign_in(&browser(), &t.sam.username, &t.sam.password).await;
+        assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+        let steps = sign_in_through(&app, &t.sam, &temporary, "harbour-lantern-quietly-77").await;
+        assert_eq!(steps.last().unwrap(), "/", "{steps:?}");
+        assert!(steps.contains(&"/signin/enroll".to_owned()) && steps.contains(&"/account/password".to_owned()));
+
+        // The audit log has the reset with Mona as the actor, on Sam, with the ticket.
+        let (actor, person, reference): (String, Option<i64>, Option<String>) =
+            sqlx::query_as("SELECT actor, subject_person_id, reference FROM audit_event WHERE action = 'team.reset'")
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
+        assert!(actor.contains("mona"), "{actor}");
+        assert_eq!(person, Some(sam_id));
+        assert_eq!(reference.as_deref(), Some(tickets(&app).await[0].0.as_str()));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_manager_cannot_see_or_reset_anyone_outside_her_line_a_ranked_report_or_herself_and_each_try_is_audited() {
+    each_backend(async |app: TestApp| {
+        let t = team(&app).await;
+        let mona = app.sign_in(&t.mona).await;
+        let refused = async || audited(&app, "authz.refused").await;
+
+        let (_, html) = get(&mona, &app.url("/team?q=ola")).await;
+        assert!(html.contains("Nobody in your reporting line matches"), "{html}");
+        let mut expected = refused().await;
+        for person in [&t.ola, &t.hal, &t.mona] {
+            let id = person_id(&app, person).await;
+            let (status, _) = get(&mona, &app.url(&format!("/team/people/{id}"))).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{}", person.username);
+            // A crafted POST, with a valid form and CSRF token from her own page.
+            let posted =
+                post_from(&mona, &app, "/team", &format!("/team/people/{id}/reset"), &[("reset", "both")]).await;
+            assert_eq!(posted.status(), StatusCode::FORBIDDEN, "{}", person.username);
+            expected += 2;
+            assert_eq!(refused().await, expected, "{}: every attempt is audited", person.username);
+        }
+        assert!(tickets(&app).await.is_empty(), "nothing was done");
+        let ola = app.post_sign_in(&browser(), &t.ola.username, &t.ola.password).await;
+        assert_eq!(location(&ola), "/signin/mfa", "Ola's password is untouched");
+
+        // Someone without reports has no portal; nor does a grant make anyone a manager.
+        let ola_session = app.sign_in(&t.ola).await;
+        let (status, _) = get(&ola_session, &app.url("/team")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let harry = admin(&app, "harry", Grant { dpa_level: 3, ..Default::default() }).await;
+        let harry_session = app.sign_in(&harry).await;
+        let sam_id = person_id(&app, &t.sam).await;
+        let (status, _) = get(&harry_session, &app.url(&format!("/team/people/{sam_id}"))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "an admin uses the console, not another's line");
+
+        // Over the API, Mona's token may not act on Sam either: being a manager is no helpdesk grant.
+        let proof =
+            system::<lifeline::authz::IssueToken>(&app.state, Some(PersonId(person_id(&app, &t.mona).await))).await;
+        let token = app.state.tokens.create(proof, "bot", 60, false).await.unwrap().secret;
+        let response = browser()
+            .post(app.url(&format!("/api/v1/people/{sam_id}/actions/reset-mfa")))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "reason": crate::recovery::METHOD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sids_synchronized_password_becomes_a_ticket_that_harry_works_to_resolved_and_mona_confirms() {
+    each_backend(async |app: TestApp| {
+        let t = team(&app).await;
+        let sid_id = person_id(&app, &t.sid).await;
+        let mona = app.sign_in(&t.mona).await;
+        let page = format!("/team/people/{sid_id}");
+        let (_, html) = get(&mona, &app.url(&page)).await;
+        assert!(html.contains("cannot be reset automatically"), "told before submitting: {html}");
+        let done = post_from(&mona, &app, &page, &format!("{page}/reset"), &[("reset", "both")]).await;
+        assert_eq!(done.status(), StatusCode::OK);
+        assert!(done.text().await.unwrap().contains("an engineer will contact you"));
+
+        // No password change, MFA gone at once, a ticket in the engineers' queue; no secure link.
+        let view = app.person_json(&t.sid.email).await;
+        assert_eq!(view["accounts"][0]["mfa"]["totp_enabled"], false, "{view}");
+        let first = app.post_sign_in(&browser(), &t.sid.username, &t.sid.password).await;
+        assert!(location(&first).starts_with("/signin/"), "Sid's own password still works");
+        let all = tickets(&app).await;
+        assert_eq!((all[0].1.as_str(), all[0].2.as_str()), ("password_reset", "open"));
+        let reference = all[0].0.clone();
+        let to_mona = emails_for(&app, Some(&t.mona.email)).await;
+        assert_eq!(to_mona.len(), 1, "a confirmation, no secure link: {to_mona:?}");
+        assert!(to_mona[0].1.contains("an engineer will follow up"), "{}", to_mona[0].1);
+
+        // Harry (DPA 1) works it: take, note, resolve; each moves the ticket and tells Mona.
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let console = app.sign_in(&harry).await;
+        let (status, html) = get(&console, &app.url("/console/tickets")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(&reference), "{html}");
+        let ticket = format!("/console/tickets/{reference}");
+        let taken = post_from(&console, &app, &ticket, &format!("{ticket}/take"), &[]).await;
+        assert_eq!(taken.status(), StatusCode::SEE_OTHER);
+        let twice = post_from(&console, &app, &ticket, &format!("{ticket}/take"), &[]).await;
+        assert_eq!(twice.status(), StatusCode::CONFLICT, "taken already");
+        let empty = post_from(&console, &app, &ticket, &format!("{ticket}/note"), &[("note", "  ")]).await;
+        assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+        let note = [("note", "Called Sid; reset on the domain controller."), ("resolve", "yes")];
+        let resolved = post_from(&console, &app, &ticket, &format!("{ticket}/note"), &note).await;
+        assert_eq!(resolved.status(), StatusCode::SEE_OTHER);
+        assert_eq!(tickets(&app).await[0].2, "resolved");
+        let (_, html) = get(&console, &app.url(&ticket)).await;
+        assert!(html.contains("Called Sid") && html.contains("is working on it"), "the timeline: {html}");
+
+        // The resolution email's link: a GET only asks, the POST confirms, once.
+        let to_mona = emails_for(&app, Some(&t.mona.email)).await;
+        assert_eq!(to_mona.len(), 3, "in progress, resolved: {to_mona:?}");
+        let link = link_in(&to_mona[2].1, "/tickets/confirm?token=");
+        let (status, html) = get(&browser(), &app.url(&link)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("Everything works"), "{html}");
+        assert_eq!(tickets(&app).await[0].2, "resolved", "looking confirms nothing");
+        let token = link.split("token=").nth(1).unwrap();
+        let confirmed = post_from(&browser(), &app, &link, "/tickets/confirm", &[("token", token)]).await;
+        assert_eq!(confirmed.status(), StatusCode::OK);
+        assert_eq!(tickets(&app).await[0].2, "confirmed");
+        let again = post_from(&browser(), &app, &link, "/tickets/confirm", &[("token", token)]).await;
+        assert_eq!(again.status(), StatusCode::NOT_FOUND);
+        for action in ["team.reset", "ticket.take", "ticket.resolve", "ticket.confirm"] {
+            assert_eq!(audited(&app, action).await, 1, "{action}");
+        }
+        // A person without the queue's permission does not see it.
+        let (status, _) = get(&mona, &app.url("/console/tickets")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn twenty_concurrent_uses_of_one_secure_link_reveal_the_password_exactly_once_and_a_link_expires() {
+    each_backend_with_clock(
+        chrono::Utc::now().timestamp(),
+        |_| {},
+        async |app: TestApp, clock| {
+            let t = team(&app).await;
+            let mona = app.sign_in(&t.mona).await;
+            for person in [&t.sam, &t.ivy] {
+                let id = person_id(&app, person).await;
+                let page = format!("/team/people/{id}");
+                let done = post_from(&mona, &app, &page, &format!("{page}/reset"), &[("reset", "password")]).await;
+                assert_eq!(done.status(), StatusCode::OK);
+            }
+            let links: Vec<String> = emails_for(&app, Some(&t.mona.email))
+                .await
+                .iter()
+                .filter(|(subject, _)| subject.contains("secure link"))
+                .map(|(_, text)| link_in(text, "/secure-link?token="))
+                .collect();
+            assert_eq!(links.len(), 2);
+
+            let token = links[0].split("token=").nth(1).unwrap().to_owned();
+            let (_, html) = get(&mona, &app.url(&links[0])).await;
+            let csrf = csrf_of(&html);
+            let mut tasks = Vec::new();
+            for _ in 0..20 {
+                let (client, url, token, csrf) = (mona.clone(), app.url("/secure-link"), token.clone(), csrf.clone());
+                tasks.push(tokio::spawn(async move {
+                    let response = client.post(url).form(&[("token", token), ("csrf", csrf)]).send().await.unwrap();
+                    (response.status(), response.text().await.unwrap())
+                }));
+            }
+            let mut revealed = 0;
+            for task in tasks {
+                let (status, html) = task.await.unwrap();
+                match status {
+                    StatusCode::OK => {
+                        password_in(&html);
+                        revealed += 1;
+                    }
+                    StatusCode::GONE => assert!(html.contains("already used"), "{html}"),
+                    other => panic!("{other}: {html}"),
+                }
+            }
+            assert_eq!(revealed, 1);
+
+            // The second link, a day and an hour later: expired, and it says so.
+            clock.advance(25 * 3600);
+            let (status, html) = get(&browser(), &app.url(&links[1])).await;
+            assert_eq!(status, StatusCode::GONE);
+            assert!(html.contains("expired"), "{html}");
+            let token = links[1].split("token=").nth(1).unwrap();
+            let late = post_from(&browser(), &app, &links[1], "/secure-link", &[("token", token)]).await;
+            assert_eq!(late.status(), StatusCode::GONE);
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_no_choice_an_unknown_person_or_a_malformed_token_is_a_clear_4xx_and_changes_nothing() {
+    each_backend(async |app: TestApp| {
+        let t = team(&app).await;
+        let sam_id = person_id(&app, &t.sam).await;
+        let mona = app.sign_in(&t.mona).await;
+        let page = format!("/team/people/{sam_id}");
+        for fields in [vec![], vec![("reset", "everything")], vec![("reset", "")]] {
+            let response = post_from(&mona, &app, &page, &format!("{page}/reset"), &fields).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{fields:?}");
+            assert!(response.text().await.unwrap().contains("Choose what to reset"));
+        }
+        for id in ["999999", "0", "-3", "abc", "1%27%20OR%201=1"] {
+            let (status, _) = get(&mona, &app.url(&format!("/team/people/{id}"))).await;
+            assert!(matches!(status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST), "{id}: {status}");
+        }
+        for token in ["", "short", "'; DROP TABLE secure_link; --", &"A".repeat(43), &"é".repeat(50)] {
+            let (status, html) = get(&browser(), &app.url(&format!("/secure-link?token={token}"))).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{token}");
+            assert!(html.contains("not valid"), "{html}");
+            let posted = post_from(&browser(), &app, "/team", "/secure-link", &[("token", token)]).await;
+            assert_eq!(posted.status(), StatusCode::NOT_FOUND, "{token}");
+            let (status, _) = get(&browser(), &app.url(&format!("/tickets/confirm?token={token}"))).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{token}");
+        }
+        let (status, _) = get(&mona, &app.url("/team?q=%00%ff")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(tickets(&app).await.is_empty(), "nothing was done");
+        let old = app.post_sign_in(&browser(), &t.sam.username, &t.sam.password).await;
+        assert_eq!(location(&old), "/signin/mfa", "Sam's password is untouched");
+    })
+    .await;
+}
