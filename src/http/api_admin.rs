@@ -83,7 +83,7 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "API call failed");
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side.")
 }
@@ -95,7 +95,7 @@ impl Caller {
 
     /// The proof for `A` on `subject`, from the one maker of proofs; a refusal is a 403 that names nothing
     /// about the target (and is audited by the `Authority`).
-    async fn authorize<A: crate::authz::Action>(
+    pub(super) async fn authorize<A: crate::authz::Action>(
         &self,
         state: &AppState,
         subject: Option<PersonId>,
@@ -111,7 +111,7 @@ impl Caller {
     }
 }
 
-fn not_found() -> ApiError {
+pub(super) fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "There is nothing with this id.")
 }
 
@@ -142,7 +142,7 @@ async fn tokens_get(State(state): State<AppState>, caller: Caller) -> Result<Jso
     Ok(Json(TokenList { tokens }))
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
+pub(super) fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message)
 }
 

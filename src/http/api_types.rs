@@ -418,3 +418,96 @@ pub enum AssistanceLookup {
     Public(AssistanceState),
     Admin(Box<RequestDetail>),
 }
+
+/// `?status=` of the ticket list.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TicketsQuery {
+    /// Without it: every ticket not yet confirmed.
+    #[param(value_type = Option<crate::store::TicketStatus>)]
+    pub status: Option<String>,
+}
+
+/// A ticket (SPEC §5).
+#[derive(Serialize, ToSchema)]
+pub struct TicketRow {
+    pub reference: String,
+    /// `manager_reset` (a manager's reset, waiting for "everything works") or `password_reset` (an engineer's).
+    pub kind: String,
+    pub status: crate::store::TicketStatus,
+    pub summary: String,
+    pub requester_id: PersonId,
+    pub subject_id: PersonId,
+    pub subject_account_id: Option<AccountId>,
+    pub assignee: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&crate::store::Ticket> for TicketRow {
+    fn from(t: &crate::store::Ticket) -> Self {
+        Self {
+            reference: t.reference.clone(),
+            kind: t.kind.as_str().to_owned(),
+            status: t.status,
+            summary: t.summary.clone(),
+            requester_id: t.requester,
+            subject_id: t.subject,
+            subject_account_id: t.subject_account,
+            assignee: t.assignee.clone(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TicketList {
+    pub tickets: Vec<TicketRow>,
+}
+
+/// One entry of a ticket's timeline.
+#[derive(Serialize, ToSchema)]
+pub struct TicketNoteRow {
+    pub at: i64,
+    pub author: String,
+    /// The status the ticket moved to with this note.
+    pub status: Option<crate::store::TicketStatus>,
+    pub body: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TicketDetail {
+    pub ticket: TicketRow,
+    /// Oldest first.
+    pub notes: Vec<TicketNoteRow>,
+}
+
+/// A note for the timeline (the requester is told).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketNoteBody {
+    #[schema(max_length = 2000)]
+    pub note: String,
+}
+
+/// Move a ticket on: `in_progress` (take it) or `resolved` (with the note the requester gets).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketStatusBody {
+    #[schema(value_type = TicketStep)]
+    pub status: String,
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub note: Option<String>,
+}
+
+/// The statuses an engineer moves a ticket to (`confirmed` is the requester's, by the emailed link).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum TicketStep {
+    InProgress,
+    Resolved,
+}

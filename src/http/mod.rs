@@ -3,6 +3,7 @@
 
 pub mod api;
 pub(crate) mod api_admin;
+mod api_tickets;
 mod api_types;
 mod console;
 mod error;

@@ -88,6 +88,7 @@ fn parts() -> (Router<AppState>, Document) {
         .routes(routes!(document_get))
         .merge(super::api::router())
         .merge(super::api_admin::router())
+        .merge(super::api_tickets::router())
         .split_for_parts()
 }
 

@@ -17,6 +17,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/api/v1/assistance-requests/{reference}"),
     ("post", "/api/v1/assistance-requests/{reference}/close"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/tickets"),
+    ("get", "/api/v1/tickets/{reference}"),
+    ("post", "/api/v1/tickets/{reference}/notes"),
+    ("post", "/api/v1/tickets/{reference}/status"),
 ];
 
 fn operations(doc: &serde_json::Value) -> Vec<(String, String)> {

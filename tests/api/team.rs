@@ -403,3 +403,79 @@ async fn bad_input_no_choice_an_unknown_person_or_a_malformed_token_is_a_clear_4
     })
     .await;
 }
+
+#[tokio::test]
+async fn tickets_over_the_api_are_listed_read_noted_taken_and_resolved_with_the_same_permission() {
+    each_backend(async |app: TestApp| {
+        let t = team(&app).await;
+        let sid_id = person_id(&app, &t.sid).await;
+        let mona = app.sign_in(&t.mona).await;
+        let page = format!("/team/people/{sid_id}");
+        let done = post_from(&mona, &app, &page, &format!("{page}/reset"), &[("reset", "password")]).await;
+        assert_eq!(done.status(), StatusCode::OK);
+        let reference = tickets(&app).await[0].0.clone();
+
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let token_of = async |person: &Person| {
+            let id = PersonId(person_id(&app, person).await);
+            let proof = system::<lifeline::authz::IssueToken>(&app.state, Some(id)).await;
+            app.state.tokens.create(proof, "tickets", 60, false).await.unwrap().secret
+        };
+        let token = token_of(&harry).await;
+        let call = async |token: Option<&str>, method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+            let mut request = browser().request(method, app.url(path));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<serde_json::Value>().await.unwrap_or_default())
+        };
+        use reqwest::Method;
+        let (status, list) = call(Some(&token), Method::GET, "/api/v1/tickets", None).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(list["tickets"][0]["reference"], reference.as_str());
+        assert_eq!(list["tickets"][0]["status"], "open");
+        assert_eq!(list["tickets"][0]["kind"], "password_reset");
+        let path = format!("/api/v1/tickets/{reference}");
+        let (status, one) = call(Some(&token), Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(one["notes"].as_array().unwrap().len(), 1, "{one}");
+
+        let body = serde_json::json!({ "status": "in_progress" });
+        let (status, taken) = call(Some(&token), Method::POST, &format!("{path}/status"), Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{taken}");
+        assert_eq!(taken["ticket"]["status"], "in_progress");
+        assert_eq!(taken["ticket"]["assignee"], "harry");
+        let note = serde_json::json!({ "note": "Waiting for Sid to be at his desk." });
+        let (status, noted) = call(Some(&token), Method::POST, &format!("{path}/notes"), Some(note)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(noted["notes"].as_array().unwrap().len(), 3);
+        let resolve = serde_json::json!({ "status": "resolved", "note": "Reset on the domain controller." });
+        let (status, resolved) = call(Some(&token), Method::POST, &format!("{path}/status"), Some(resolve)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(resolved["ticket"]["status"], "resolved");
+
+        // Bad fields 422, a move that does not fit 409, an unknown ticket 404, no token 401, no permission 403.
+        for body in [serde_json::json!({ "status": "confirmed" }), serde_json::json!({ "state": "resolved" })] {
+            let (status, _) = call(Some(&token), Method::POST, &format!("{path}/status"), Some(body)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        let again = serde_json::json!({ "status": "resolved", "note": "again" });
+        let (status, _) = call(Some(&token), Method::POST, &format!("{path}/status"), Some(again)).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, _) = call(Some(&token), Method::GET, "/api/v1/tickets/TK-NOPE-NOPE", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = call(None, Method::GET, "/api/v1/tickets", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let monas = token_of(&t.mona).await;
+        let (status, _) = call(Some(&monas), Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = call(Some(&token), Method::GET, "/api/v1/tickets?status=lost", None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    })
+    .await;
+}
