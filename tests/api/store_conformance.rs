@@ -896,3 +896,116 @@ async fn the_waiting_queues_report_how_many_wait_and_since_when() {
         assert_eq!(store.oldest_unsent_email_at().await.unwrap_or_else(|e| panic!("{e}")), None, "{backend}");
     }
 }
+
+/// A person managed by `manager` (an email), returned with their person id.
+async fn report(store: &dyn Store, username: &str, manager: Option<&str>) -> (lifeline::domain::PersonId, AccountId) {
+    let mut new = new_person(&format!("Report {username}"), &format!("{username}@example.org"), username);
+    new.manager_email = manager.map(|m| lifeline::domain::EmailAddress::parse(m).unwrap());
+    let (person, account) = store.create_person(&new, 1_000, &audit()).await.unwrap_or_else(|e| panic!("{e}"));
+    (person.id, account.id)
+}
+
+#[tokio::test]
+async fn a_reporting_line_reaches_indirect_reports_only_and_a_cycle_made_by_hand_ends() {
+    for (backend, store, db) in stores().await {
+        let (mona, _) = report(&*store, "mona", None).await;
+        let (sam, _) = report(&*store, "sam", Some("mona@example.org")).await;
+        let (ivy, _) = report(&*store, "ivy", Some("sam@example.org")).await;
+        let (ola, _) = report(&*store, "ola", None).await;
+        assert!(store.has_reports(mona).await.unwrap() && !store.has_reports(ivy).await.unwrap(), "{backend}");
+        assert!(store.manages(mona, sam).await.unwrap(), "{backend}: direct");
+        assert!(store.manages(mona, ivy).await.unwrap(), "{backend}: indirect");
+        assert!(!store.manages(sam, mona).await.unwrap(), "{backend}: not upwards");
+        assert!(!store.manages(mona, ola).await.unwrap() && !store.manages(mona, mona).await.unwrap(), "{backend}");
+        let names = |hits: Vec<lifeline::store::PersonHit>| -> Vec<String> {
+            hits.into_iter().map(|h| h.person.display_name.to_string()).collect()
+        };
+        assert_eq!(names(store.search_reports(mona, "report", 20).await.unwrap()), ["Report ivy", "Report sam"]);
+        assert_eq!(names(store.search_reports(mona, "IVY@", 20).await.unwrap()), ["Report ivy"], "{backend}");
+        assert!(store.search_reports(mona, "%", 20).await.unwrap().is_empty(), "{backend}: % is no wildcard");
+        assert!(store.search_reports(sam, "ola", 20).await.unwrap().is_empty(), "{backend}");
+        // A cycle (Mona reports to Ivy) is bounded, not endless, and nobody becomes their own report.
+        sqlx::query("UPDATE person SET manager_id = $1 WHERE person_id = $2")
+            .bind(ivy.0)
+            .bind(mona.0)
+            .execute(SqlStore::connect(&db.url).await.unwrap().pool())
+            .await
+            .unwrap();
+        assert!(store.manages(sam, mona).await.unwrap(), "{backend}: in the cycle, Mona is under Sam too");
+        let in_line = names(store.search_reports(mona, "report", 20).await.unwrap());
+        assert_eq!(in_line, ["Report ivy", "Report sam"], "{backend}: not herself");
+    }
+}
+
+#[tokio::test]
+async fn a_secure_link_gives_its_sealed_password_once_under_concurrency_and_a_ticket_moves_only_from_where_it_was() {
+    use lifeline::store::{ManagerResetChange, NewSecureLink, NewTicket, TicketChange, TicketKind, TicketStatus};
+    for (backend, store, _db) in stores().await {
+        let (manager, manager_account) = report(&*store, "mona", None).await;
+        let (subject, account) = report(&*store, "sam", Some("mona@example.org")).await;
+        let hash = lifeline::crypto::TokenHash("ab".repeat(32));
+        let ticket = NewTicket {
+            reference: "TK-TEST-0001".into(),
+            kind: TicketKind::ManagerReset,
+            requester: manager,
+            subject,
+            subject_account: Some(account),
+            status: TicketStatus::Resolved,
+            summary: "reset".into(),
+            author: "mona".into(),
+            note: "asked".into(),
+            confirm_hash: None,
+        };
+        let link = NewSecureLink {
+            hash: hash.clone(),
+            manager_account,
+            subject_account: account,
+            sealed_password: vec![1, 2, 3],
+            expires_at: 2_000,
+        };
+        let change = ManagerResetChange { account, password_hash: Some("$argon2id$fake".into()), reset_mfa: true };
+        let id = store
+            .apply_manager_reset(&change, &ticket, Some(&link), None, &[], &audit(), 1_000)
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        let stored = store.account(account).await.unwrap().unwrap();
+        assert!(stored.required.change_password, "{backend}: a temporary password must be changed");
+
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (store, hash) = (store.clone(), hash.clone());
+            tasks.push(tokio::spawn(async move { store.use_secure_link(&hash, 1_500, &audit()).await }));
+        }
+        let mut got = 0;
+        for task in tasks {
+            if let Some(sealed) = task.await.unwrap().unwrap_or_else(|e| panic!("{backend}: {e}")) {
+                assert_eq!(sealed, vec![1, 2, 3]);
+                got += 1;
+            }
+        }
+        assert_eq!(got, 1, "{backend}");
+        let used = store.secure_link(&hash).await.unwrap().unwrap();
+        assert_eq!(used.used_at, Some(1_500), "{backend}");
+
+        // Resolved → confirmed once; a second confirmation (from `resolved`) changes nothing.
+        let confirm = |now| TicketChange {
+            ticket: id,
+            from: &[TicketStatus::Resolved],
+            to: Some(TicketStatus::Confirmed),
+            assignee: None,
+            author: "link",
+            note: "works",
+            confirm_hash: Some(None),
+            emails: &[],
+            audit: &AUDIT,
+            now,
+        };
+        static AUDIT: std::sync::LazyLock<AuditEntry> = std::sync::LazyLock::new(audit);
+        assert!(store.change_ticket(&confirm(1_600)).await.unwrap(), "{backend}");
+        assert!(!store.change_ticket(&confirm(1_700)).await.unwrap(), "{backend}");
+        let t = store.ticket("TK-TEST-0001").await.unwrap().unwrap();
+        assert_eq!((t.status, t.updated_at), (TicketStatus::Confirmed, 1_600), "{backend}");
+        let notes = store.ticket_notes(id).await.unwrap();
+        assert_eq!(notes.len(), 2, "{backend}: {notes:?}");
+    }
+}
