@@ -22,6 +22,8 @@ pub fn router() -> Router<AppState> {
         .route("/team", get(team_get))
         .route("/team/people/{id}", get(person_get))
         .route("/team/people/{id}/reset", post(reset_post))
+        .route("/team/attestations", get(questions_get))
+        .route("/team/attestations/{id}", get(question_get).post(question_post))
         .route("/secure-link", get(secure_link_get).post(secure_link_post))
         .route("/tickets/confirm", get(confirm_get).post(confirm_post))
 }
@@ -267,4 +269,94 @@ async fn confirm_post(
         *response.status_mut() = StatusCode::NOT_FOUND;
     }
     Ok(response)
+}
+
+async fn questions_get(State(state): State<AppState>, admin: Admin) -> Result<Response, PageError> {
+    let proof = admin.authorize::<ViewTeam>(&state, None).await?;
+    let questions = state
+        .team
+        .questions(&proof)
+        .await?
+        .into_iter()
+        .map(|(a, p)| (a.id, when(a.created_at), p.display_name, a.status))
+        .collect();
+    Ok(render(&super::templates::TeamAttestationsPage { title: "Questions from the helpdesk", questions }))
+}
+
+fn question_id(id: &str) -> Result<i64, PageError> {
+    id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(PageError::not_found)
+}
+
+async fn question_page(
+    state: &AppState,
+    admin: &Admin,
+    csrf: &CsrfToken,
+    id: i64,
+    error: Option<(StatusCode, &str)>,
+) -> Result<Response, PageError> {
+    let proof = admin.authorize::<ViewTeam>(state, None).await?;
+    let (a, person) = state.team.question(&proof, id).await?;
+    let answer = match (&a.answered_by, a.answered_at) {
+        (Some(_), Some(at)) => {
+            format!("answered {}{}", when(at), a.answer_note.as_ref().map(|n| format!(": {n}")).unwrap_or_default())
+        }
+        _ => String::new(),
+    };
+    let expired = a.status == "pending" && a.expires_at <= state.signin.now();
+    let mut response = render(&super::templates::TeamAttestationPage {
+        title: "A question from the helpdesk",
+        csrf: &csrf.0,
+        id,
+        name: &person.display_name,
+        question: &a.question,
+        asked_by: super::labels::actor(&a.requested_by),
+        asked: when(a.created_at),
+        pending: a.status == "pending" && !expired,
+        status: if expired { "expired" } else { &a.status },
+        answer,
+        error: error.map(|(_, e)| e),
+    });
+    if let Some((status, _)) = error {
+        *response.status_mut() = status;
+    }
+    Ok(response)
+}
+
+async fn question_get(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> Result<Response, PageError> {
+    question_page(&state, &admin, &csrf, question_id(&id)?, None).await
+}
+
+async fn question_post(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+    ValidForm(form): ValidForm<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let id = question_id(&id)?;
+    let confirmed = match form.get("answer").map(String::as_str) {
+        Some("confirm") => true,
+        Some("decline") => false,
+        _ => {
+            let error = (StatusCode::BAD_REQUEST, "Choose Confirm or Decline.");
+            return question_page(&state, &admin, &csrf, id, Some(error)).await;
+        }
+    };
+    let proof = admin.authorize::<ViewTeam>(&state, None).await?;
+    let note = form.get("note").map(String::as_str);
+    match state.team.answer(proof, id, confirmed, note, admin.session.second_factor_at).await {
+        Ok(_) => question_page(&state, &admin, &csrf, id, None).await,
+        Err(crate::team::TeamError::Form(e)) => {
+            question_page(&state, &admin, &csrf, id, Some((StatusCode::BAD_REQUEST, &e))).await
+        }
+        Err(crate::team::TeamError::NotApplicable(e)) => {
+            question_page(&state, &admin, &csrf, id, Some((StatusCode::CONFLICT, &e))).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }

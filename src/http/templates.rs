@@ -253,6 +253,11 @@ pub struct ConsolePersonPage<'a> {
     pub reset_mfa: bool,
     /// Open assistance requests about the person: (reference, type, when).
     pub requests: Vec<(String, String, String)>,
+    pub csrf: &'a str,
+    /// Questions to the line manager: (id, asked at, status, the answer as evidence).
+    pub attestations: Vec<(i64, String, String, String)>,
+    /// The person has a manager on file and this admin may ask them.
+    pub can_ask_manager: bool,
 }
 
 #[derive(Template)]
@@ -299,6 +304,8 @@ pub struct ConsoleRequestPage<'a> {
     pub note: &'a str,
     /// The person the request is about, for "Help this person" (the wizard, pre-filled).
     pub help_person: Option<i64>,
+    /// The line manager's answers: (status, by, when, note).
+    pub attestations: Vec<(String, String, String, String)>,
 }
 
 #[derive(Template)]
@@ -596,4 +603,28 @@ pub struct ConsoleTicketPage<'a> {
     pub notes: Vec<(String, String, &'static str, String)>,
     pub error: Option<String>,
     pub note: String,
+}
+
+#[derive(Template)]
+#[template(path = "team_attestations.html")]
+pub struct TeamAttestationsPage<'a> {
+    pub title: &'a str,
+    /// (id, asked at, about whom, status)
+    pub questions: Vec<(i64, String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "team_attestation.html")]
+pub struct TeamAttestationPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub id: i64,
+    pub name: &'a str,
+    pub question: &'a str,
+    pub asked_by: String,
+    pub asked: String,
+    pub pending: bool,
+    pub status: &'a str,
+    pub answer: String,
+    pub error: Option<&'a str>,
 }

@@ -479,3 +479,107 @@ async fn tickets_over_the_api_are_listed_read_noted_taken_and_resolved_with_the_
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_action_verified_with_the_line_manager_waits_for_her_confirmation_and_a_decline_blocks_it() {
+    each_backend(async |app: TestApp| {
+        let t = team(&app).await;
+        let sam_id = person_id(&app, &t.sam).await;
+        for _ in 0..5 {
+            app.post_sign_in(&browser(), &t.sam.username, "not-sams-password-at-all").await;
+        }
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let proof =
+            system::<lifeline::authz::IssueToken>(&app.state, Some(PersonId(person_id(&app, &harry).await))).await;
+        let token = app.state.tokens.create(proof, "desk", 60, false).await.unwrap().secret;
+        let unlock = async || {
+            let response = browser()
+                .post(app.url(&format!("/api/v1/people/{sam_id}/actions/unlock-person")))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "reason": "Verified with line manager" }))
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<serde_json::Value>().await.unwrap())
+        };
+        let (status, body) = unlock().await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["message"].as_str().unwrap().contains("manager's confirmation"), "{body}");
+
+        // Harry asks Mona from Sam's record; Mona gets an email and a question in her portal.
+        let console = app.sign_in(&harry).await;
+        let record = format!("/console/people/{sam_id}");
+        let (_, html) = get(&console, &app.url(&record)).await;
+        assert!(html.contains("Ask the line manager"), "{html}");
+        let asked =
+            post_from(&console, &app, &record, &format!("{record}/attestation"), &[("note", "He called from home")])
+                .await;
+        assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+        let to_mona = emails_for(&app, Some(&t.mona.email)).await;
+        assert!(to_mona.last().unwrap().0.contains("genuine"), "{to_mona:?}");
+        let (status, body) = unlock().await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body["message"].as_str().unwrap().contains("not answered yet"), "{body}");
+
+        let id: i64 =
+            sqlx::query_scalar("SELECT MAX(attestation_id) FROM attestation").fetch_one(app.db.pool()).await.unwrap();
+        let question = format!("/team/attestations/{id}");
+        // Only Sam's own manager may answer: Ola (a manager, of another team) and Harry (no reports) may not.
+        report_of(&app, &t.ola, "oz", AccountSource::Local, Grant::default()).await;
+        let olas = app.sign_in(&t.ola).await;
+        let (status, _) = get(&olas, &app.url(&question)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "not hers: as if there were no such question");
+        let (status, _) = get(&olas, &app.url("/team/attestations/999999")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (_, html) = get(&olas, &app.url("/team/attestations")).await;
+        assert!(!html.contains(&question), "{html}");
+        let (status, _) = get(&console, &app.url(&question)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "Harry has no team");
+        let crafted = post_from(&olas, &app, "/team", &question, &[("answer", "confirm")]).await;
+        assert_eq!(crafted.status(), StatusCode::NOT_FOUND);
+
+        // Mona declines: the action is blocked.
+        let mona = app.sign_in(&t.mona).await;
+        let (status, html) = get(&mona, &app.url("/team/attestations")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(&format!("/team/attestations/{id}")), "{html}");
+        let nothing = post_from(&mona, &app, &question, &question, &[]).await;
+        assert_eq!(nothing.status(), StatusCode::BAD_REQUEST);
+        let declined =
+            post_from(&mona, &app, &question, &question, &[("answer", "decline"), ("note", "Not him")]).await;
+        assert_eq!(declined.status(), StatusCode::OK);
+        let (status, body) = unlock().await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body["message"].as_str().unwrap().contains("declined"), "{body}");
+        let again = post_from(&mona, &app, &question, &question, &[("answer", "confirm")]).await;
+        assert_eq!(again.status(), StatusCode::CONFLICT, "answered once");
+
+        // Asked again, Mona confirms: the action runs, with her answer as evidence in the audit row.
+        let asked = post_from(&console, &app, &record, &format!("{record}/attestation"), &[]).await;
+        assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+        let id: i64 =
+            sqlx::query_scalar("SELECT MAX(attestation_id) FROM attestation").fetch_one(app.db.pool()).await.unwrap();
+        let question = format!("/team/attestations/{id}");
+        let confirmed =
+            post_from(&mona, &app, &question, &question, &[("answer", "confirm"), ("note", "Spoke to him")]).await;
+        assert_eq!(confirmed.status(), StatusCode::OK);
+        let (status, body) = unlock().await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let details: String = sqlx::query_scalar(
+            "SELECT details FROM audit_event WHERE action = 'unlock-person' ORDER BY audit_event_id DESC",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert!(
+            details.contains("manager_attestation") && details.contains("mona") && details.contains("Spoke to him"),
+            "{details}"
+        );
+        for action in ["attestation.request", "attestation.decline", "attestation.confirm"] {
+            assert!(audited(&app, action).await >= 1, "{action}");
+        }
+        let (_, html) = get(&console, &app.url(&record)).await;
+        assert!(html.contains("confirmed") && html.contains("declined"), "the evidence on the record: {html}");
+    })
+    .await;
+}

@@ -104,18 +104,20 @@ impl Default for Settings {
 pub struct TeamSettings {
     /// A secure link (the temporary password, shown once) works this many hours.
     pub secure_link_hours: u32,
+    /// A question to a line manager can be answered this long; a confirmation vouches for actions this long.
+    pub attestation_hours: u32,
 }
 
 impl Default for TeamSettings {
     fn default() -> Self {
-        Self { secure_link_hours: 24 }
+        Self { secure_link_hours: 24, attestation_hours: 24 }
     }
 }
 
 impl TeamSettings {
     pub fn validate(&self) -> Result<(), String> {
-        if !(1..=168).contains(&self.secure_link_hours) {
-            return Err("team.secure_link_hours must be 1–168 (a week at most)".into());
+        if !(1..=168).contains(&self.secure_link_hours) || !(1..=168).contains(&self.attestation_hours) {
+            return Err("team.secure_link_hours and team.attestation_hours must be 1–168 (a week at most)".into());
         }
         Ok(())
     }

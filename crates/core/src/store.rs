@@ -1062,6 +1062,38 @@ pub struct TicketChange<'a> {
     pub now: Timestamp,
 }
 
+/// A question to a person's line manager: is this request genuine?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attestation {
+    pub id: i64,
+    pub subject: PersonId,
+    pub manager: PersonId,
+    pub requested_by_account: AccountId,
+    pub requested_by: String,
+    pub reference: Option<String>,
+    pub question: String,
+    /// `pending`, `confirmed` or `declined`.
+    pub status: String,
+    pub answer_note: Option<String>,
+    pub answered_by: Option<String>,
+    pub answered_at: Option<Timestamp>,
+    pub answered_second_factor_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// An answer to an attestation.
+#[derive(Debug, Clone)]
+pub struct AttestationAnswer<'a> {
+    pub id: i64,
+    pub confirmed: bool,
+    pub note: Option<&'a str>,
+    pub answered_by: &'a str,
+    pub second_factor_at: Option<Timestamp>,
+    pub audit: &'a AuditEntry,
+    pub now: Timestamp,
+}
+
 /// Managers' resets, secure links and tickets (SPEC §5).
 #[async_trait]
 pub trait TeamStore: Send + Sync {
@@ -1101,6 +1133,20 @@ pub trait TeamStore: Send + Sync {
     async fn ticket_notes(&self, ticket: i64) -> StoreResult<Vec<TicketNote>>;
     /// Apply `change` if the ticket is in one of `change.from`; false (nothing written) otherwise.
     async fn change_ticket(&self, change: &TicketChange<'_>) -> StoreResult<bool>;
+    /// Store a question to a manager (`id` ignored), with its email and audit row; returns its id.
+    async fn create_attestation(
+        &self,
+        attestation: &Attestation,
+        emails: &[crate::email::OutgoingEmail],
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
+    async fn attestation(&self, id: i64) -> StoreResult<Option<Attestation>>;
+    /// The questions to this manager, newest first (pending ones only when `pending`).
+    async fn attestations_for_manager(&self, manager: PersonId, pending: bool) -> StoreResult<Vec<Attestation>>;
+    /// The questions about this person, newest first.
+    async fn attestations_about(&self, subject: PersonId) -> StoreResult<Vec<Attestation>>;
+    /// Answer a pending, unexpired question, with its audit row; false (nothing written) otherwise.
+    async fn answer_attestation(&self, answer: &AttestationAnswer<'_>) -> StoreResult<bool>;
 }
 
 /// Everything the application needs from storage.

@@ -280,6 +280,26 @@ const TABLES: &[Table] = &[
             ("used_at", Int),
         ],
     ),
+    (
+        "attestation",
+        "attestation_id",
+        &[
+            ("attestation_id", Int),
+            ("subject_person_id", Int),
+            ("manager_person_id", Int),
+            ("requested_by_account", Int),
+            ("requested_by", Text),
+            ("reference", Text),
+            ("question", Text),
+            ("status", Text),
+            ("answer_note", Text),
+            ("answered_by", Text),
+            ("answered_at", Int),
+            ("answered_second_factor_at", Int),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+    ),
 ];
 
 /// Tables deliberately left behind: bookkeeping (migrations, the job lock row the target's migration

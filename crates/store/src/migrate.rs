@@ -79,6 +79,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_tickets_and_secure_links.sql"),
         postgres: include_str!("../migrations/postgres/0011_tickets_and_secure_links.sql"),
     },
+    Migration {
+        version: 12,
+        name: "manager_attestations",
+        sqlite: include_str!("../migrations/sqlite/0012_manager_attestations.sql"),
+        postgres: include_str!("../migrations/postgres/0012_manager_attestations.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

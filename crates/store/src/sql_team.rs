@@ -28,6 +28,29 @@ fn ticket_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Ticket> {
     })
 }
 
+const ATTESTATION_COLUMNS: &str = "attestation_id, subject_person_id, manager_person_id, requested_by_account, \
+     requested_by, reference, question, status, answer_note, answered_by, answered_at, answered_second_factor_at, \
+     created_at, expires_at";
+
+fn attestation_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Attestation> {
+    Ok(Attestation {
+        id: row.try_get("attestation_id").db()?,
+        subject: PersonId(row.try_get("subject_person_id").db()?),
+        manager: PersonId(row.try_get("manager_person_id").db()?),
+        requested_by_account: AccountId(row.try_get("requested_by_account").db()?),
+        requested_by: row.try_get("requested_by").db()?,
+        reference: row.try_get("reference").db()?,
+        question: row.try_get("question").db()?,
+        status: row.try_get("status").db()?,
+        answer_note: row.try_get("answer_note").db()?,
+        answered_by: row.try_get("answered_by").db()?,
+        answered_at: row.try_get("answered_at").db()?,
+        answered_second_factor_at: row.try_get("answered_second_factor_at").db()?,
+        created_at: row.try_get("created_at").db()?,
+        expires_at: row.try_get("expires_at").db()?,
+    })
+}
+
 async fn add_note(
     conn: &mut sqlx::AnyConnection,
     ticket: i64,
@@ -306,6 +329,99 @@ impl TeamStore for SqlStore {
         }
         add_note(&mut tx, change.ticket, change.now, change.author, change.to, change.note).await?;
         tx.commit_with_emails(change.audit, change.emails, change.now).await?;
+        Ok(true)
+    }
+
+    async fn create_attestation(
+        &self,
+        a: &Attestation,
+        emails: &[crate::email::OutgoingEmail],
+        audit: &AuditEntry,
+    ) -> StoreResult<i64> {
+        let mut tx = self.audited().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO attestation (subject_person_id, manager_person_id, requested_by_account, requested_by, \
+               reference, question, status, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8) RETURNING attestation_id",
+        )
+        .bind(a.subject.0)
+        .bind(a.manager.0)
+        .bind(a.requested_by_account.0)
+        .bind(&a.requested_by)
+        .bind(a.reference.as_deref())
+        .bind(&a.question)
+        .bind(a.created_at)
+        .bind(a.expires_at)
+        .fetch_one(&mut *tx)
+        .await
+        .db()?
+        .try_get(0)
+        .db()?;
+        let mut entry = audit.clone();
+        entry.details = Some(format!("attestation {id}: {}", entry.details.take().unwrap_or_default()));
+        tx.commit_with_emails(&entry, emails, a.created_at).await?;
+        Ok(id)
+    }
+
+    async fn attestation(&self, id: i64) -> StoreResult<Option<Attestation>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTESTATION_COLUMNS} FROM attestation WHERE attestation_id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        row.as_ref().map(attestation_from_row).transpose()
+    }
+
+    async fn attestations_for_manager(&self, manager: PersonId, pending: bool) -> StoreResult<Vec<Attestation>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTESTATION_COLUMNS} FROM attestation WHERE manager_person_id = $1 \
+             AND ($2 = 0 OR status = 'pending') ORDER BY attestation_id DESC LIMIT 200"
+        )))
+        .bind(manager.0)
+        .bind(i64::from(pending))
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter().map(attestation_from_row).collect()
+    }
+
+    async fn attestations_about(&self, subject: PersonId) -> StoreResult<Vec<Attestation>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTESTATION_COLUMNS} FROM attestation WHERE subject_person_id = $1 \
+             ORDER BY attestation_id DESC LIMIT 200"
+        )))
+        .bind(subject.0)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter().map(attestation_from_row).collect()
+    }
+
+    async fn answer_attestation(&self, answer: &AttestationAnswer<'_>) -> StoreResult<bool> {
+        let mut tx = self.audited().await?;
+        let answered = sqlx::query(
+            "UPDATE attestation SET status = $1, answer_note = $2, answered_by = $3, answered_at = $4, \
+               answered_second_factor_at = $5 \
+             WHERE attestation_id = $6 AND status = 'pending' AND expires_at > $4",
+        )
+        .bind(if answer.confirmed { "confirmed" } else { "declined" })
+        .bind(answer.note)
+        .bind(answer.answered_by)
+        .bind(answer.now)
+        .bind(answer.second_factor_at)
+        .bind(answer.id)
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected()
+            == 1;
+        if !answered {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit(answer.audit).await?;
         Ok(true)
     }
 }

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/console", get(|| async { Redirect::to("/console/requests") }))
         .route("/console/people", get(people::people_get))
         .route("/console/people/{id}", get(people::person_get))
+        .route("/console/people/{id}/attestation", post(people::attestation_post))
         .route("/console/assist", get(assist::assist_get))
         .route("/console/people/{id}/actions/{action}", post(assist::action_post))
         .route("/console/approvals", get(assist::approvals_get))

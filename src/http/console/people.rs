@@ -4,14 +4,15 @@ use super::Admin;
 use crate::authz::SearchPeople;
 use crate::directory::{Directory, DirectoryError};
 use crate::http::labels;
+use crate::http::middleware::CsrfToken;
 use crate::http::templates::{
     AccountBox, ActivityLine, ConsolePeoplePage, ConsolePersonPage, PersonRow, SignInLine, render,
 };
 use crate::http::{AppState, PageError};
 use crate::policy::lockout::LockState;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 pub async fn people_get(
     State(state): State<AppState>,
@@ -60,6 +61,7 @@ pub async fn person_get(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
 ) -> Result<Response, PageError> {
     let proof = admin.authorize::<SearchPeople>(&state, None).await?;
     // A malformed id is as unknown as a missing one.
@@ -144,7 +146,29 @@ pub async fn person_get(
             }
         }
     }
+    let attestations = state
+        .team
+        .attestations_about(&proof, id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let answer = match (&a.answered_by, a.answered_at) {
+                (Some(by), Some(at)) => format!(
+                    "by {} at {}{}",
+                    labels::actor(by),
+                    when(at),
+                    a.answer_note.as_ref().map(|n| format!(": \"{n}\"")).unwrap_or_default()
+                ),
+                _ => String::new(),
+            };
+            (a.id, when(a.created_at), a.status, answer)
+        })
+        .collect();
+    let can_ask_manager = v.manager_email.is_some() && admin.may::<crate::authz::AskManager>(&state, Some(id)).await;
     Ok(render(&ConsolePersonPage {
+        csrf: &csrf.0,
+        attestations,
+        can_ask_manager,
         person_id: id.0,
         actions,
         reset_mfa,
@@ -162,4 +186,18 @@ pub async fn person_get(
         sign_ins,
         activity,
     }))
+}
+
+/// Ask the person's line manager whether their request is genuine (manager attestation).
+pub async fn attestation_post(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    crate::http::error::ValidForm(form): crate::http::error::ValidForm<std::collections::HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let id = id.parse::<i64>().map(crate::domain::PersonId).map_err(|_| PageError::not_found())?;
+    let proof = admin.authorize::<crate::authz::AskManager>(&state, Some(id)).await?;
+    let field = |name: &str| form.get(name).map(String::as_str);
+    state.team.ask_manager(proof, field("reference"), field("note")).await?;
+    Ok(axum::response::Redirect::to(&format!("/console/people/{}", id.0)).into_response())
 }

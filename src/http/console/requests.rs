@@ -91,7 +91,25 @@ async fn request_page(
         )
     });
     let status = labels::request_status(request.status);
+    // The line manager's answers about this person (asked for this request, or with no request named).
+    let attestations = match request.person_id {
+        Some(person) => state
+            .team
+            .attestations_about(proof, person)
+            .await?
+            .into_iter()
+            .filter(|a| a.reference.as_deref().is_none_or(|r| r == request.reference))
+            .map(|a| {
+                let by = a.answered_by.as_deref().map(labels::actor).unwrap_or_default();
+                let at = a.answered_at.map(crate::assistance::dossier::when).unwrap_or_default();
+                let note = a.answer_note.unwrap_or_default();
+                (a.status, by, at, note)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let mut response = render(&ConsoleRequestPage {
+        attestations,
         title: "Assistance request",
         csrf,
         reference: &request.reference,

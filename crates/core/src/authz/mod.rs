@@ -67,6 +67,8 @@ actions! {
     ViewTeam => Permission::ManageReports, false, "view one's team";
     /// Reset the password and/or MFA of someone in one's reporting line (the manager portal).
     ManagerReset => Permission::ManageReports, true, "reset a report's access";
+    /// Ask a person's line manager, in Lifeline, whether their request is genuine (manager attestation).
+    AskManager => Permission::ViewRequests, true, "ask a line manager";
     /// Work the engineers' ticket queue.
     WorkTickets => Permission::WorkTickets, false, "work tickets";
     /// Make, list and revoke one's own API tokens (the console's Tokens page).

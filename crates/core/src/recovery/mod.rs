@@ -26,7 +26,7 @@ use crate::policy::recovery::{self as rules, FormError, Target, Verification};
 use crate::services::Core;
 use crate::store::{
     AssistanceStore, AuditStore, CredentialStore, DirectoryStore, EventStore, NewSecret, RecoveryChange, RecoveryStore,
-    SecretKind, StoreError, ThrottleStore,
+    SecretKind, StoreError, TeamStore, ThrottleStore,
 };
 use std::sync::Arc;
 
@@ -96,11 +96,19 @@ impl From<FormError> for RecoveryError {
 
 /// The store capabilities recovery uses.
 pub trait RecoveryServiceStore:
-    RecoveryStore + DirectoryStore + CredentialStore + AssistanceStore + AuditStore + EventStore + ThrottleStore
+    RecoveryStore + DirectoryStore + CredentialStore + AssistanceStore + AuditStore + EventStore + ThrottleStore + TeamStore
 {
 }
-impl<T: RecoveryStore + DirectoryStore + CredentialStore + AssistanceStore + AuditStore + EventStore + ThrottleStore>
-    RecoveryServiceStore for T
+impl<
+    T: RecoveryStore
+        + DirectoryStore
+        + CredentialStore
+        + AssistanceStore
+        + AuditStore
+        + EventStore
+        + ThrottleStore
+        + TeamStore,
+> RecoveryServiceStore for T
 {
 }
 
@@ -121,6 +129,8 @@ struct Prepared {
     reference: Option<String>,
     pass_minutes: u32,
     pass_multi_use: bool,
+    /// "Verified with line manager": the manager's confirmation this action rests on (the evidence).
+    attestation: Option<serde_json::Value>,
 }
 
 /// Typed codes are read back leniently: any case, dashes and spaces ignored.
@@ -239,7 +249,13 @@ impl Recovery {
                 Some(reference.as_str().to_owned())
             }
         };
+        let attestation = if system || !crate::team::attestation::is_line_manager_method(&verification.method) {
+            None
+        } else {
+            Some(self.attestation_evidence(person.id, now).await?)
+        };
         Ok(Prepared {
+            attestation,
             person,
             account,
             accounts,
@@ -248,6 +264,44 @@ impl Recovery {
             pass_minutes,
             pass_multi_use: form.pass_multi_use,
         })
+    }
+
+    /// An action verified "with line manager" runs only on the manager's confirmation, given in Lifeline within
+    /// `team.attestation_hours`; the newest answer decides (a decline after a confirmation blocks).
+    async fn attestation_evidence(
+        &self,
+        person: crate::domain::PersonId,
+        now: Timestamp,
+    ) -> Result<serde_json::Value, RecoveryError> {
+        let hours = i64::from(self.core.settings.team.attestation_hours);
+        let newest = self
+            .store
+            .attestations_about(person)
+            .await?
+            .into_iter()
+            .find(|a| a.status != "pending" || a.expires_at > now);
+        match newest {
+            Some(a) if a.status == "confirmed" && a.answered_at.is_some_and(|at| now - at <= hours * 3600) => {
+                Ok(serde_json::json!({
+                    "id": a.id,
+                    "manager": a.answered_by,
+                    "answered_at": a.answered_at,
+                    "second_factor_at": a.answered_second_factor_at,
+                    "note": a.answer_note,
+                }))
+            }
+            Some(a) if a.status == "declined" => Err(RecoveryError::Form(
+                "The line manager declined: they do not vouch for this request. Nothing was done.".into(),
+            )),
+            Some(a) if a.status == "pending" => Err(RecoveryError::Form(
+                "The line manager has not answered yet: the action can run once they confirm.".into(),
+            )),
+            _ => Err(RecoveryError::Form(
+                "\"Verified with line manager\" needs the manager's confirmation in Lifeline first: ask them from the \
+                 person's record (Ask the line manager), then act once they confirm."
+                    .into(),
+            )),
+        }
     }
 
     async fn subject<A: Recover>(&self, proof: &Proof<A>) -> Result<Person, RecoveryError> {
@@ -470,6 +524,9 @@ impl Recovery {
         }
         if action == RecoveryAction::IssueTemporaryAccessPass {
             details["multi_use"] = serde_json::json!(multi_use);
+        }
+        if let Some(evidence) = &p.attestation {
+            details["manager_attestation"] = evidence.clone();
         }
         if let Some((approval, requested_by)) = approved {
             details["approval"] = serde_json::json!(approval.id);

@@ -9,6 +9,7 @@
 //!   secure link (bound to the link's hash) and wiped by the statement that uses the link;
 //! - the change, the ticket, the link, the emails and the audit row commit in one transaction.
 
+pub mod attestation;
 pub mod tickets;
 
 use crate::assistance::notify::{Body, Letters, Notice};
