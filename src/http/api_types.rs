@@ -21,7 +21,7 @@ pub struct Problem {
     pub status: u16,
     /// Stable, for programs: `unauthorized`, `forbidden`, `expert_token_required`, `not_found`, `conflict`,
     /// `invalid_fields`, `invalid_json`, `invalid_input`, `unsupported_media_type`, `payload_too_large`,
-    /// `rate_limited`, `internal`.
+    /// `rate_limited`, `method_not_allowed`, `internal`.
     pub code: String,
     /// For people.
     pub message: String,

@@ -70,6 +70,17 @@ impl AppState {
     }
 }
 
+/// A route that does not take this method: a problem document under `/api/`, the page elsewhere.
+async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    if uri.path().starts_with("/api/") {
+        api::ApiError::new(status, "method_not_allowed", "This endpoint does not take this method.").into_response()
+    } else {
+        PageError::new(status, "This page does not take this method.").into_response()
+    }
+}
+
 /// No such route: a problem document under `/api/`, the page elsewhere.
 async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
     use axum::response::IntoResponse;
@@ -86,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .merge(team::router())
         .merge(openapi::router())
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn(middleware::matched_route))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))

@@ -112,6 +112,16 @@ async fn no_token_a_wrong_revoked_or_expired_one_is_401_and_a_disabled_person_or
         }
         let token = token_for(&app, &harry, "bot", 30, false).await;
         assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::OK);
+        // The scheme is case-insensitive; the token itself is not.
+        let lower =
+            browser().get(app.url(&path)).header("authorization", format!("bearer {token}")).send().await.unwrap();
+        assert_eq!(lower.status(), StatusCode::OK);
+        let upper = browser().get(app.url(&path)).bearer_auth(token.to_uppercase()).send().await.unwrap();
+        assert_eq!(upper.status(), StatusCode::UNAUTHORIZED);
+        // A name with invisible characters (a right-to-left override) could pass for another's token.
+        let proof =
+            system::<lifeline::authz::IssueToken>(&app.state, Some(PersonId(person_id(&app, &harry).await))).await;
+        assert!(app.state.tokens.create(proof, "\u{202e}olga", 30, false).await.is_err());
 
         // Expired at its time.
         app.clock.advance(31 * 60);
@@ -140,7 +150,79 @@ async fn no_token_a_wrong_revoked_or_expired_one_is_401_and_a_disabled_person_or
         let out =
             run_lifeline(app.dir(), &app.db_url(), &["person", "disable", &harry.email, "--reason", "left"], "", &[]);
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::FORBIDDEN, "disabled");
+        assert!(get(&app, Some(&token), &path).await.0.is_client_error(), "disabled");
+        // Enabled again, the token stays dead: the disabling revoked it.
+        let out =
+            run_lifeline(app.dir(), &app.db_url(), &["person", "enable", &harry.email, "--reason", "back"], "", &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::UNAUTHORIZED, "revoked by the disabling");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_dies_with_this_wasnt_me_and_a_password_change_and_a_locked_account_cannot_use_one() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let sam = app.add_person("sam", true).await;
+        let path = format!("/api/v1/people/{}", person_id(&app, &sam).await);
+
+        // An account locked (by an admin, by failures, by "this wasn't me") acts nowhere over the API.
+        let token = token_for(&app, &harry, "bot", 60, false).await;
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::OK);
+        for _ in 0..5 {
+            app.post_sign_in(&browser(), &harry.username, "not-harrys-password-at-all").await;
+        }
+        let (status, problem) = get(&app, Some(&token), &path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+        let out = run_lifeline(
+            app.dir(),
+            &app.db_url(),
+            &["person", "unlock", &harry.email, "--reason", "called back"],
+            "",
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::OK, "unlocked, the token works again");
+
+        // A password change ends every token of the account (a token made from a hijacked session too).
+        let console = app.sign_in(&harry).await;
+        let fields = [
+            ("current_password", PASSWORD),
+            ("new_password", "granite-meadow-lantern-19"),
+            ("confirm_password", "granite-meadow-lantern-19"),
+        ];
+        let changed = app.post_form(&console, "/account/password", &fields).await;
+        assert!(changed.status().is_redirection(), "{}", changed.status());
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::UNAUTHORIZED, "revoked by the new password");
+
+        // "This wasn't me" from a notice ends the tokens with the sessions.
+        let token = token_for(&app, &harry, "bot 2", 60, false).await;
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::OK);
+        // An operator sends Harry a magic link (as the system: no four-eyes); its notice has "this wasn't me".
+        let harry_id = PersonId(person_id(&app, &harry).await);
+        let proof = system::<lifeline::authz::SendMagicLink>(&app.state, Some(harry_id)).await;
+        let form = lifeline::recovery::ActionForm { method: "asked by phone".into(), ..Default::default() };
+        app.state.recovery.execute(proof, &form, None).await.unwrap();
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::OK, "a magic link ends no token");
+        let notice = emails_for(&app, Some(&harry.email)).await.pop().unwrap().1;
+        let start = notice.find("/not-me?token=").unwrap();
+        let link = notice[start..].split_whitespace().next().unwrap().to_owned();
+        let me = browser();
+        let page = me.get(app.url(&link)).send().await.unwrap().text().await.unwrap();
+        let token_value = link.split("token=").nth(1).unwrap();
+        let csrf = csrf_of(&page);
+        let reported =
+            me.post(app.url("/not-me")).form(&[("token", token_value), ("csrf", &csrf)]).send().await.unwrap();
+        assert!(reported.status().is_success(), "{}", reported.status());
+        assert_eq!(get(&app, Some(&token), &path).await.0, StatusCode::UNAUTHORIZED, "revoked by this wasn't me");
+        let state: String =
+            sqlx::query_scalar("SELECT name FROM api_token WHERE revoked_at IS NULL AND name = 'bot 2'")
+                .fetch_optional(app.db.pool())
+                .await
+                .unwrap()
+                .unwrap_or_default();
+        assert!(state.is_empty());
     })
     .await;
 }

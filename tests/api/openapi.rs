@@ -100,6 +100,17 @@ async fn the_document_lists_every_api_route_and_each_answers() {
         let response = browser().get(app.url("/api/v1/nothing-here")).send().await.unwrap();
         assert_eq!(response.status(), 404);
         assert_eq!(response.headers()["content-type"], "application/problem+json");
+        // So is a method an endpoint does not take.
+        for (method, path) in
+            [("DELETE", "/api/v1/tokens"), ("GET", "/api/v1/approvals/1/approve"), ("PUT", "/api/v1/people")]
+        {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let response = browser().request(method.clone(), app.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), 405, "{method} {path}");
+            assert_eq!(response.headers()["content-type"], "application/problem+json", "{method} {path}");
+            let problem: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(problem["code"], "method_not_allowed");
+        }
     })
     .await;
 }

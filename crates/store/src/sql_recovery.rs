@@ -60,8 +60,8 @@ pub(crate) async fn lock_person(
     Ok(())
 }
 
-/// Every live secret of the account dies (except those of `keep_kind`): a credential reset, a password
-/// change, a disabling or a "this wasn't me" leaves no way in that was handed out before it.
+/// Every live secret of the account dies (except those of `keep_kind`), and every API token: a credential
+/// reset, a password change, a disabling or a "this wasn't me" leaves no way in that was handed out before it.
 pub(crate) async fn revoke_secrets(
     conn: &mut sqlx::AnyConnection,
     account: AccountId,
@@ -78,6 +78,14 @@ pub(crate) async fn revoke_secrets(
     .execute(&mut *conn)
     .await
     .db()?;
+    // The account's API tokens go with them: a token made from a hijacked session must not outlive the
+    // password change, the reset, the disabling or the "this wasn't me" that ends the hijack.
+    sqlx::query("UPDATE api_token SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(account.0)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     Ok(())
 }
 

@@ -330,7 +330,11 @@ impl Authority {
                     Some(subject) if has_reports => self.store.manages(person.id, subject).await?,
                     _ => false,
                 };
+                // A token stops with its account's lock; a console session is ended by the locks that mean it.
+                let locked = matches!(principal, Principal::Token { .. })
+                    && crate::policy::lockout::LockState::of(&account).is_locked(self.core.now());
                 let facts = ActorFacts {
+                    locked,
                     person: person.id,
                     grant: self.store.grant(person.id).await?,
                     active: person.status == PersonStatus::Active,

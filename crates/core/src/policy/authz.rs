@@ -17,6 +17,9 @@ pub struct ActorFacts {
     /// A disabled person keeps no power, even with a session still open.
     pub active: bool,
     pub has_second_factor: bool,
+    /// The acting account is locked (read for API tokens: a session of a locked account ended with the lock,
+    /// or was made before a lock by strangers' guesses, which must not lock the person out of their console).
+    pub locked: bool,
     /// Has anyone reporting to them (read only for actions guarded by the reporting line).
     pub has_reports: bool,
     /// The subject is in their reporting line, directly or not (read only for those actions, with a subject).
@@ -28,6 +31,9 @@ pub struct ActorFacts {
 pub enum Denial {
     #[error("This account is disabled.")]
     Inactive,
+    /// An API token of a locked account: the lock stops every way in, a token too.
+    #[error("This account is locked.")]
+    Locked,
     #[error("The console needs two-step verification: set up an authenticator app first.")]
     NoSecondFactor,
     #[error("You do not have permission to do this.")]
@@ -57,6 +63,9 @@ pub fn decide(
     let Some(actor) = actor else { return Ok(()) };
     if !actor.active {
         return Err(Denial::Inactive);
+    }
+    if actor.locked {
+        return Err(Denial::Locked);
     }
     if !actor.has_second_factor {
         return Err(Denial::NoSecondFactor);
@@ -97,6 +106,7 @@ mod tests {
             grant: Grant { dpa_level, ..Default::default() },
             active: true,
             has_second_factor: true,
+            locked: false,
             has_reports: false,
             manages_subject: false,
         }
@@ -138,6 +148,8 @@ mod tests {
         let unlock = Permission::Recovery(crate::policy::permissions::RecoveryAction::UnlockPerson);
         let disabled = ActorFacts { active: false, ..admin(3) };
         let no_mfa = ActorFacts { has_second_factor: false, ..admin(3) };
+        let locked = ActorFacts { locked: true, ..admin(3) };
+        assert_eq!(decide(Some(&locked), unlock, true, Some((PersonId(7), &staff)), &S()), Err(Denial::Locked));
         assert_eq!(decide(Some(&disabled), unlock, true, Some((PersonId(7), &staff)), &S()), Err(Denial::Inactive));
         assert_eq!(decide(Some(&no_mfa), unlock, true, Some((PersonId(7), &staff)), &S()), Err(Denial::NoSecondFactor));
         assert_eq!(decide(Some(&admin(0)), unlock, true, Some((PersonId(7), &staff)), &S()), Err(Denial::NotPermitted));

@@ -43,6 +43,13 @@ pub struct Tokens {
     store: Arc<dyn TokenServiceStore>,
 }
 
+/// Unicode format characters (bidirectional overrides, zero-width ones, the BOM, the soft hyphen): invisible in
+/// a name, they could make "olga" read as someone else's token in an approval list or the audit log.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
 fn hash(core: &Core, secret: &str) -> TokenHash {
     TokenHash::of(&core.keys, "api-token", secret)
 }
@@ -94,9 +101,9 @@ impl Tokens {
     ) -> Result<Issued, TokenError> {
         let settings = &self.core.settings.api;
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(|c| c.is_control() || invisible(c)) {
             return Err(TokenError::Invalid(
-                "the token name must be 1 to 100 characters, without control characters".into(),
+                "the token name must be 1 to 100 characters, without control or invisible characters".into(),
             ));
         }
         let max = if expert { settings.expert_token_max_minutes } else { settings.token_max_days * 24 * 60 };
