@@ -3,6 +3,11 @@
 
 use crate::domain::RequestStatus;
 
+/// A moment to the minute, in UTC (the pages say so in their headings), e.g. `2026-12-03 07:15`.
+pub fn minute(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0).map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+}
+
 /// A sign-in event's outcome.
 pub fn outcome(value: &str) -> String {
     match value {

@@ -33,7 +33,7 @@ fn param(query: &str, name: &str) -> String {
 }
 
 fn when(at: i64) -> String {
-    chrono::DateTime::from_timestamp(at, 0).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+    format!("{} UTC", super::labels::minute(at))
 }
 
 async fn team_get(

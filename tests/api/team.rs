@@ -554,8 +554,24 @@ async fn an_action_verified_with_the_line_manager_waits_for_her_confirmation_and
         let again = post_from(&mona, &app, &question, &question, &[("answer", "confirm")]).await;
         assert_eq!(again.status(), StatusCode::CONFLICT, "answered once");
 
-        // Asked again, Mona confirms: the action runs, with her answer as evidence in the audit row.
-        let asked = post_from(&console, &app, &record, &format!("{record}/attestation"), &[]).await;
+        // Sam asks for help; Harry asks Mona again, for that request.
+        let response = app.post_assistance_json("81.2.69.142", &t.sam.email, "locked_out", "").await;
+        let reference = response.json::<serde_json::Value>().await.unwrap()["reference"].as_str().unwrap().to_owned();
+        for _ in 0..300 {
+            let status: String = sqlx::query_scalar("SELECT status FROM assistance_request WHERE reference = $1")
+                .bind(&reference)
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
+            if status == "open" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+
+        // Mona confirms: the action runs, with her answer as evidence in the audit row and the request's dossier.
+        let asked =
+            post_from(&console, &app, &record, &format!("{record}/attestation"), &[("reference", &reference)]).await;
         assert_eq!(asked.status(), StatusCode::SEE_OTHER);
         let id: i64 =
             sqlx::query_scalar("SELECT MAX(attestation_id) FROM attestation").fetch_one(app.db.pool()).await.unwrap();
@@ -580,6 +596,12 @@ async fn an_action_verified_with_the_line_manager_waits_for_her_confirmation_and
         }
         let (_, html) = get(&console, &app.url(&record)).await;
         assert!(html.contains("confirmed") && html.contains("declined"), "the evidence on the record: {html}");
+        let (_, dossier) = get(&console, &app.url(&format!("/console/requests/{reference}"))).await;
+        let section = dossier.split("Line manager attestation").nth(1).unwrap_or_default();
+        assert!(
+            section.contains("confirmed") && section.contains("mona") && section.contains("Spoke to him"),
+            "{dossier}"
+        );
     })
     .await;
 }

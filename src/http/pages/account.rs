@@ -13,9 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::collections::HashMap;
 
-fn when(at: i64) -> String {
-    chrono::DateTime::from_timestamp(at, 0).map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
-}
+use crate::http::labels::minute as when;
 
 pub async fn home_get(
     State(state): State<AppState>,
