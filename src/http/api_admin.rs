@@ -370,7 +370,10 @@ async fn audit_get(
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditEvents>, ApiError> {
     let filter = crate::store::AuditFilter {
-        person: query.person.map(PersonId),
+        person: match query.person {
+            Some(id) if id < 1 => return Err(invalid("person: a person's id (1 or more)")),
+            other => other.map(PersonId),
+        },
         actor: filter_text("actor", query.actor)?,
         action: filter_text("action", query.action)?,
         since: query.since.as_deref().map(|t| parse_time("since", t)).transpose()?,

@@ -264,6 +264,7 @@ pub struct Decision {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// A person's id: events about them.
+    #[param(minimum = 1)]
     pub person: Option<i64>,
     /// Part of the actor (e.g. a username, `token:`, `system`).
     pub actor: Option<String>,

@@ -76,6 +76,16 @@ async fn person_page(
 ) -> Result<Response, PageError> {
     let proof = admin.authorize::<ManagerReset>(state, Some(id)).await?;
     let (person, account) = state.team.subject_of(&proof).await?;
+    if account.source == AccountSource::Sso {
+        return Err(PageError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{} signs in through single sign-on: their password and MFA are not kept here. Contact the helpdesk \
+                 instead.",
+                person.display_name
+            ),
+        ));
+    }
     let mut response = render(&TeamPersonPage {
         title: "Reset access",
         csrf: &csrf.0,
@@ -151,6 +161,9 @@ fn link_message(state: LinkState) -> String {
             )
         }
         LinkState::Expired { at } => format!("This secure link expired on {}. Reset again if it is needed.", when(at)),
+        LinkState::Revoked => "This secure link no longer works: a newer reset (or a password change, or a report \
+             that it was not them) replaced the password it held. Use the newest link, or reset again."
+            .into(),
         LinkState::Unknown => "This link is not valid. Check that you copied the whole address from the email.".into(),
     }
 }
@@ -169,7 +182,7 @@ fn link_page(csrf: &str, token: &str, state: LinkState) -> Response {
     });
     *response.status_mut() = match state {
         LinkState::Ready => StatusCode::OK,
-        LinkState::Used { .. } | LinkState::Expired { .. } => StatusCode::GONE,
+        LinkState::Used { .. } | LinkState::Expired { .. } | LinkState::Revoked => StatusCode::GONE,
         LinkState::Unknown => StatusCode::NOT_FOUND,
     };
     response

@@ -506,9 +506,24 @@ async fn an_action_verified_with_the_line_manager_waits_for_her_confirmation_and
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(body["message"].as_str().unwrap().contains("manager's confirmation"), "{body}");
 
+        // A question names only a request about this person; and nobody asks themself.
+        let ivy_id = person_id(&app, &t.ivy).await;
+        let ivys = app.post_assistance_json("81.2.69.142", &t.ivy.email, "locked_out", "").await;
+        let ivys = ivys.json::<serde_json::Value>().await.unwrap()["reference"].as_str().unwrap().to_owned();
+        let manager_asks = app.sign_in(&t.mona).await;
+        let staff_record = format!("/console/people/{ivy_id}");
+        let refused = post_from(&manager_asks, &app, "/team", &format!("{staff_record}/attestation"), &[]).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "Mona has no helpdesk grant");
+
         // Harry asks Mona from Sam's record; Mona gets an email and a question in her portal.
         let console = app.sign_in(&harry).await;
         let record = format!("/console/people/{sam_id}");
+        let wrong = post_from(&console, &app, &record, &format!("{record}/attestation"), &[("reference", &ivys)]).await;
+        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST, "Ivy's request is not about Sam");
+        let kit = report_of(&app, &harry, "kit", AccountSource::Local, Grant::default()).await;
+        let kits = format!("/console/people/{}", person_id(&app, &kit).await);
+        let own = post_from(&console, &app, &kits, &format!("{kits}/attestation"), &[]).await;
+        assert_eq!(own.status(), StatusCode::CONFLICT, "Harry is Kit's manager: he cannot vouch to himself");
         let (_, html) = get(&console, &app.url(&record)).await;
         assert!(html.contains("Ask the line manager"), "{html}");
         let asked =
@@ -534,12 +549,12 @@ async fn an_action_verified_with_the_line_manager_waits_for_her_confirmation_and
         let (_, html) = get(&olas, &app.url("/team/attestations")).await;
         assert!(!html.contains(&question), "{html}");
         let (status, _) = get(&console, &app.url(&question)).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "Harry has no team");
+        assert_eq!(status, StatusCode::NOT_FOUND, "Harry manages Kit, not Sam: not his question");
         let crafted = post_from(&olas, &app, "/team", &question, &[("answer", "confirm")]).await;
         assert_eq!(crafted.status(), StatusCode::NOT_FOUND);
 
         // Mona declines: the action is blocked.
-        let mona = app.sign_in(&t.mona).await;
+        let mona = manager_asks.clone();
         let (status, html) = get(&mona, &app.url("/team/attestations")).await;
         assert_eq!(status, StatusCode::OK);
         assert!(html.contains(&format!("/team/attestations/{id}")), "{html}");
@@ -602,6 +617,49 @@ async fn an_action_verified_with_the_line_manager_waits_for_her_confirmation_and
             section.contains("confirmed") && section.contains("mona") && section.contains("Spoke to him"),
             "{dossier}"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_newer_reset_or_this_wasnt_me_makes_an_unused_secure_link_show_nothing() {
+    each_backend(async |app: TestApp| {
+        let t = team(&app).await;
+        let sam_id = person_id(&app, &t.sam).await;
+        let mona = app.sign_in(&t.mona).await;
+        let page = format!("/team/people/{sam_id}");
+        let reset = async || {
+            let done = post_from(&mona, &app, &page, &format!("{page}/reset"), &[("reset", "password")]).await;
+            assert_eq!(done.status(), StatusCode::OK);
+            let emails = emails_for(&app, Some(&t.mona.email)).await;
+            link_in(&emails.iter().rev().find(|(s, _)| s.contains("secure link")).unwrap().1, "/secure-link?token=")
+        };
+        let first = reset().await;
+        let second = reset().await;
+        let token = |link: &str| link.split("token=").nth(1).unwrap().to_owned();
+        let stale = post_from(&mona, &app, &first, "/secure-link", &[("token", &token(&first))]).await;
+        assert_eq!(stale.status(), StatusCode::GONE);
+        let html = stale.text().await.unwrap();
+        assert!(html.contains("no longer works") && !html.contains("class=\"secret\""), "{html}");
+
+        // Sam reports the reset as not his: the newest link shows nothing either.
+        let notice = emails_for(&app, Some(&t.sam.email)).await.pop().unwrap().1;
+        let not_me = link_in(&notice, "/not-me?token=");
+        let reported = post_from(&browser(), &app, &not_me, "/not-me", &[("token", &token(&not_me))]).await;
+        assert!(reported.status().is_success(), "{}", reported.status());
+        let (status, html) = get(&browser(), &app.url(&second)).await;
+        assert_eq!(status, StatusCode::GONE, "{html}");
+        let late = post_from(&mona, &app, &second, "/secure-link", &[("token", &token(&second))]).await;
+        assert_eq!(late.status(), StatusCode::GONE);
+
+        // An SSO report has no reset page at all.
+        let mut sue = new_person("Test sue", "sue@example.org", "sue");
+        sue.manager_email = Some(EmailAddress::parse(&t.mona.email).unwrap());
+        sue.source = AccountSource::Sso;
+        let (sue, _) = app.state.directory.add_person(system(&app.state, None).await, sue, None).await.unwrap();
+        let (status, html) = get(&mona, &app.url(&format!("/team/people/{}", sue.id.0))).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(html.contains("single sign-on"), "{html}");
     })
     .await;
 }

@@ -1043,6 +1043,8 @@ pub struct SecureLink {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
+    /// Its password was wiped unused: a newer reset, a password change or "this wasn't me" made it stale.
+    pub revoked: bool,
 }
 
 /// A change to a ticket: a note, maybe a new status (only from one of `from`), maybe an assignee, with its

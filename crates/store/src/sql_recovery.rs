@@ -86,6 +86,12 @@ pub(crate) async fn revoke_secrets(
         .execute(&mut *conn)
         .await
         .db()?;
+    // A manager's secure link to a temporary password that has been replaced (or reported) shows nothing.
+    sqlx::query("UPDATE secure_link SET sealed_password = NULL WHERE subject_account_id = $1 AND used_at IS NULL")
+        .bind(account.0)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     Ok(())
 }
 

@@ -172,7 +172,8 @@ impl TeamStore for SqlStore {
 
     async fn secure_link(&self, hash: &TokenHash) -> StoreResult<Option<SecureLink>> {
         let row = sqlx::query(
-            "SELECT secure_link_id, ticket_id, manager_account_id, subject_account_id, created_at, expires_at, used_at \
+            "SELECT secure_link_id, ticket_id, manager_account_id, subject_account_id, created_at, expires_at, used_at, \
+               CASE WHEN sealed_password IS NULL THEN 1 ELSE 0 END AS revoked \
              FROM secure_link WHERE link_hash = $1",
         )
         .bind(&hash.0)
@@ -188,6 +189,7 @@ impl TeamStore for SqlStore {
                 created_at: r.try_get("created_at").db()?,
                 expires_at: r.try_get("expires_at").db()?,
                 used_at: r.try_get("used_at").db()?,
+                revoked: r.try_get::<i64, _>("revoked").db()? != 0,
             })
         })
         .transpose()

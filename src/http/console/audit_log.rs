@@ -38,8 +38,8 @@ pub async fn audit_get(
     let person_id = match person.trim() {
         "" => None,
         p => match p.parse::<i64>() {
-            Ok(id) => Some(PersonId(id)),
-            Err(_) => {
+            Ok(id) if id > 0 => Some(PersonId(id)),
+            _ => {
                 error = Some("The person is their number (the id in the address of their record).".to_owned());
                 None
             }

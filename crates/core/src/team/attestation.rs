@@ -43,14 +43,30 @@ impl Team {
         })?;
         let manager = self.store.person(manager_id).await?.ok_or(TeamError::NotFound)?;
         let requester = proof.actor_account().ok_or_else(|| TeamError::Form("Ask from the console.".into()))?;
+        let requester_person = self.store.account(requester).await?.ok_or(TeamError::NotFound)?.person_id;
+        if requester_person == manager.id {
+            // Asking oneself proves nothing: the answer must come from someone other than the helpdesk.
+            return Err(TeamError::NotApplicable(format!(
+                "You are {}'s line manager yourself: another administrator must ask, and you answer.",
+                person.display_name
+            )));
+        }
         let reference = match reference.map(str::trim).filter(|r| !r.is_empty()) {
             None => None,
-            Some(r) => Some(
-                crate::domain::ReferenceId::parse(r)
-                    .map_err(|_| TeamError::Form("The request reference must look like AR-7KQ2-MX4P.".into()))?
-                    .as_str()
-                    .to_owned(),
-            ),
+            Some(r) => {
+                let reference = crate::domain::ReferenceId::parse(r)
+                    .map_err(|_| TeamError::Form("The request reference must look like AR-7KQ2-MX4P.".into()))?;
+                // Only a request about this person: the manager's email names it.
+                let request = self.store.assistance_request(reference.as_str()).await?;
+                if request.is_none_or(|r| r.person_id != Some(subject)) {
+                    return Err(TeamError::Form(format!(
+                        "There is no assistance request {} about {}.",
+                        reference.as_str(),
+                        person.display_name
+                    )));
+                }
+                Some(reference.as_str().to_owned())
+            }
         };
         let admin_note = note(admin_note)?;
         let name = &person.display_name;
@@ -143,6 +159,9 @@ impl Team {
         second_factor_at: Option<Timestamp>,
     ) -> Result<Attestation, TeamError> {
         let (a, person) = self.question(&proof, id).await?;
+        if Some(a.requested_by_account) == proof.actor_account() {
+            return Err(TeamError::NotApplicable("You asked this question: someone else must answer it.".into()));
+        }
         let answer_note = note(answer_note)?;
         let now = self.core.now();
         if a.status != "pending" || a.expires_at <= now {

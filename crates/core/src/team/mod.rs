@@ -87,8 +87,14 @@ pub enum TeamError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
     Ready,
-    Used { at: Timestamp },
-    Expired { at: Timestamp },
+    Used {
+        at: Timestamp,
+    },
+    Expired {
+        at: Timestamp,
+    },
+    /// Made stale before it was used: a newer reset, a password change or "this wasn't me".
+    Revoked,
     Unknown,
 }
 
@@ -100,8 +106,8 @@ pub struct Revealed {
     pub display_name: String,
 }
 
-pub trait TeamServiceStore: TeamStore + DirectoryStore + CredentialStore {}
-impl<T: TeamStore + DirectoryStore + CredentialStore> TeamServiceStore for T {}
+pub trait TeamServiceStore: TeamStore + DirectoryStore + CredentialStore + crate::store::AssistanceStore {}
+impl<T: TeamStore + DirectoryStore + CredentialStore + crate::store::AssistanceStore> TeamServiceStore for T {}
 
 pub struct Team {
     core: Arc<Core>,
@@ -338,12 +344,18 @@ impl Team {
             if reset_mfa {
                 what.push("your authenticator app and backup codes were removed");
             }
+            let next = match (set_password, reset_mfa) {
+                (true, true) => {
+                    "Your manager will give you the temporary password; you then set up your authenticator again \
+                     and choose a new password."
+                }
+                (true, false) => "Your manager will give you the temporary password; you then choose a new one.",
+                _ => "At your next sign-in you set up your authenticator again.",
+            };
             let paragraphs = vec![format!(
-                "At your manager's request ({}), {} on {when}. Your manager will give you the temporary password; \
-                 you then choose a new one{}.",
+                "At your manager's request ({}), {} on {when}. {next}",
                 manager.display_name,
                 what.join(" and "),
-                if reset_mfa { " and set up your authenticator again" } else { "" }
             )];
             let url = self.url(&format!("/not-me?token={token}"));
             emails.push(self.email(
@@ -389,6 +401,7 @@ impl Team {
             None => LinkState::Unknown,
             Some(link) => match link.used_at {
                 Some(at) => LinkState::Used { at },
+                None if link.revoked => LinkState::Revoked,
                 None if link.expires_at <= now => LinkState::Expired { at: link.expires_at },
                 None => LinkState::Ready,
             },
