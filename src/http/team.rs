@@ -56,7 +56,7 @@ async fn team_get(
                 department: hit.person.department.clone().unwrap_or_default(),
                 source: source.as_str(),
                 // For showing only: the reset itself asks for its own proof.
-                may_reset: crate::policy::tiers::rank(&hit.grant) == 0 && source != AccountSource::Sso,
+                may_reset: hit.grant == crate::domain::Grant::default() && source != AccountSource::Sso,
             }
         })
         .collect();

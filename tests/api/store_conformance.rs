@@ -963,7 +963,12 @@ async fn a_secure_link_gives_its_sealed_password_once_under_concurrency_and_a_ti
             sealed_password: vec![1, 2, 3],
             expires_at: 2_000,
         };
-        let change = ManagerResetChange { account, password_hash: Some("$argon2id$fake".into()), reset_mfa: true };
+        let change = ManagerResetChange {
+            account,
+            password_hash: Some("$argon2id$fake".into()),
+            reset_mfa: true,
+            device_authorization: false,
+        };
         let id = store
             .apply_manager_reset(&change, &ticket, Some(&link), None, &[], &audit(), 1_000)
             .await

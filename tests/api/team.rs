@@ -258,7 +258,7 @@ async fn sids_synchronized_password_becomes_a_ticket_that_harry_works_to_resolve
         let view = app.person_json(&t.sid.email).await;
         assert_eq!(view["accounts"][0]["mfa"]["totp_enabled"], false, "{view}");
         let first = app.post_sign_in(&browser(), &t.sid.username, &t.sid.password).await;
-        assert!(location(&first).starts_with("/signin/"), "Sid's own password still works");
+        assert_eq!(location(&first), "/signin/device", "Sid's own password works, then his mailbox must be proved");
         let all = tickets(&app).await;
         assert_eq!((all[0].1.as_str(), all[0].2.as_str()), ("password_reset", "open"));
         let reference = all[0].0.clone();
@@ -467,8 +467,10 @@ async fn tickets_over_the_api_are_listed_read_noted_taken_and_resolved_with_the_
         let again = serde_json::json!({ "status": "resolved", "note": "again" });
         let (status, _) = call(Some(&token), Method::POST, &format!("{path}/status"), Some(again)).await;
         assert_eq!(status, StatusCode::CONFLICT);
-        let (status, _) = call(Some(&token), Method::GET, "/api/v1/tickets/TK-NOPE-NOPE", None).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+        for reference in ["TK-NOPE-NOPE", "%00", "TK-%00%00-AAAA", "x"] {
+            let (status, _) = call(Some(&token), Method::GET, &format!("/api/v1/tickets/{reference}"), None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{reference}");
+        }
         let (status, _) = call(None, Method::GET, "/api/v1/tickets", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         let monas = token_of(&t.mona).await;
@@ -492,16 +494,17 @@ async fn an_action_verified_with_the_line_manager_waits_for_her_confirmation_and
         let proof =
             system::<lifeline::authz::IssueToken>(&app.state, Some(PersonId(person_id(&app, &harry).await))).await;
         let token = app.state.tokens.create(proof, "desk", 60, false).await.unwrap().secret;
-        let unlock = async || {
+        let unlock_for = async |reference: Option<&str>| {
             let response = browser()
                 .post(app.url(&format!("/api/v1/people/{sam_id}/actions/unlock-person")))
                 .bearer_auth(&token)
-                .json(&serde_json::json!({ "reason": "Verified with line manager" }))
+                .json(&serde_json::json!({ "reason": "Verified with line manager", "reference": reference }))
                 .send()
                 .await
                 .unwrap();
             (response.status(), response.json::<serde_json::Value>().await.unwrap())
         };
+        let unlock = async || unlock_for(None).await;
         let (status, body) = unlock().await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(body["message"].as_str().unwrap().contains("manager's confirmation"), "{body}");
@@ -594,7 +597,10 @@ async fn an_action_verified_with_the_line_manager_waits_for_her_confirmation_and
         let confirmed =
             post_from(&mona, &app, &question, &question, &[("answer", "confirm"), ("note", "Spoke to him")]).await;
         assert_eq!(confirmed.status(), StatusCode::OK);
+        // The confirmation is for this request: without it named, the earlier decline is the answer that counts.
         let (status, body) = unlock().await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (status, body) = unlock_for(Some(&reference)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let details: String = sqlx::query_scalar(
             "SELECT details FROM audit_event WHERE action = 'unlock-person' ORDER BY audit_event_id DESC",

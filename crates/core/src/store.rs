@@ -1021,6 +1021,9 @@ pub struct ManagerResetChange {
     pub password_hash: Option<String>,
     /// Remove the authenticator and backup codes: the next sign-in enrols again.
     pub reset_mfa: bool,
+    /// With the MFA removed and the password not replaced, the next sign-in first proves the mailbox (a device
+    /// authorization code), as after an admin's MFA reset: whoever phished the old password cannot enrol.
+    pub device_authorization: bool,
 }
 
 /// A secure link to store: it shows `sealed_password` (sealed with the master key) once.
@@ -1121,7 +1124,8 @@ pub trait TeamStore: Send + Sync {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<u8>>>;
-    /// Tickets, most recently changed first: of one status, of one requester, or all.
+    /// Tickets of one status, or (`None`) every one not yet confirmed; of one requester, or all. Open first, then
+    /// in progress, then the rest, most recently changed first within each.
     async fn tickets(
         &self,
         status: Option<TicketStatus>,

@@ -128,7 +128,7 @@ pub(crate) async fn remove_mfa(
 
 /// A verified recovery must not leave the person locked out: the lock and counters go with it, except a lock
 /// the person asked for ("this wasn't me") or an admin set: those only a deliberate unlock lifts.
-async fn clear_lockout(
+pub(crate) async fn clear_lockout(
     conn: &mut sqlx::AnyConnection,
     account: AccountId,
     by: &str,

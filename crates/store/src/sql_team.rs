@@ -3,7 +3,7 @@
 //! unused and live, so of concurrent uses exactly one gets the password, which that statement also wipes.
 
 use super::sql::*;
-use super::sql_recovery::{end_sessions, lock_person, remove_mfa, revoke_secrets};
+use super::sql_recovery::{clear_lockout, end_sessions, lock_person, remove_mfa, revoke_secrets};
 use super::*;
 use sqlx::Row;
 
@@ -101,16 +101,23 @@ impl TeamStore for SqlStore {
         }
         if change.reset_mfa {
             remove_mfa(&mut tx, account, now).await?;
-            sqlx::query("UPDATE account SET require_enroll_mfa = 1 WHERE account_id = $1")
-                .bind(account.0)
-                .execute(&mut *tx)
-                .await
-                .db()?;
+            sqlx::query(
+                "UPDATE account SET require_enroll_mfa = 1, \
+                   require_device_authorization = CASE WHEN $1 = 1 THEN 1 ELSE require_device_authorization END \
+                 WHERE account_id = $2",
+            )
+            .bind(i64::from(change.device_authorization))
+            .bind(account.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
         }
         if change.password_hash.is_some() || change.reset_mfa {
             // Whoever held the old credentials is out, and nothing handed out before still opens the account.
             end_sessions(&mut tx, account).await?;
             revoke_secrets(&mut tx, account, Some(SecretKind::NotMe), now).await?;
+            // A verified reset must not leave the person locked out (except by "this wasn't me" or an admin).
+            clear_lockout(&mut tx, account, &audit.actor, now).await?;
         }
         let id: i64 = sqlx::query(
             "INSERT INTO ticket (reference, kind, requester_person_id, subject_person_id, subject_account_id, status, \
@@ -243,8 +250,10 @@ impl TeamStore for SqlStore {
         limit: i64,
     ) -> StoreResult<Vec<Ticket>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TICKET_COLUMNS} FROM ticket WHERE ($1 = '' OR status = $1) AND ($2 = 0 OR requester_person_id = $2) \
-             ORDER BY updated_at DESC, ticket_id DESC LIMIT $3"
+            "SELECT {TICKET_COLUMNS} FROM ticket \
+             WHERE (($1 = '' AND status <> 'confirmed') OR status = $1) AND ($2 = 0 OR requester_person_id = $2) \
+             ORDER BY CASE status WHEN 'open' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END, updated_at DESC, \
+               ticket_id DESC LIMIT $3"
         )))
         .bind(status.map(TicketStatus::as_str).unwrap_or(""))
         .bind(requester.map(|p| p.0).unwrap_or(0))

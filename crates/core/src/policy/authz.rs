@@ -77,7 +77,8 @@ pub fn decide(
             None => Err(Denial::NotPermitted),
             Some((person, _)) if person == actor.person => Err(Denial::Themself),
             Some(_) if !actor.manages_subject => Err(Denial::NotPermitted),
-            Some((_, grant)) if crate::policy::tiers::rank(grant) > 0 => Err(Denial::Outranked),
+            // Rank 0 and nothing else: an auditor's grant ranks 0 but is not a manager's to hand over.
+            Some((_, grant)) if *grant != Grant::default() => Err(Denial::Outranked),
             Some(_) => Ok(()),
         };
     }
@@ -133,6 +134,8 @@ mod tests {
         assert_eq!(decide(Some(&mona), manage, false, None, &S()), Ok(()));
         assert_eq!(decide(Some(&mona), manage, true, Some((PersonId(7), &staff)), &S()), Ok(()));
         assert_eq!(decide(Some(&mona), manage, true, Some((PersonId(7), &helpdesk)), &S()), Err(Denial::Outranked));
+        let auditor = Grant { auditor: true, ..Default::default() };
+        assert_eq!(decide(Some(&mona), manage, true, Some((PersonId(7), &auditor)), &S()), Err(Denial::Outranked));
         assert_eq!(decide(Some(&mona), manage, true, Some((PersonId(1), &staff)), &S()), Err(Denial::Themself));
         let outside = ActorFacts { manages_subject: false, ..mona.clone() };
         assert_eq!(decide(Some(&outside), manage, true, Some((PersonId(7), &staff)), &S()), Err(Denial::NotPermitted));

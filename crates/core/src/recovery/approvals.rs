@@ -109,7 +109,7 @@ impl Recovery {
             return Err(RecoveryError::Approval("This request was decided or expired meanwhile.".into()));
         }
         let person = self.subject(&proof).await?;
-        let prepared = match self.prepare(A::RECOVERY, person, &form, false).await {
+        let prepared = match self.prepare(A::RECOVERY, person, &form, Some(approval.requested_by_account)).await {
             Ok(prepared) => prepared,
             Err(e) => {
                 self.store.settle_approval(id, "pending", None, self.now(), None).await?;

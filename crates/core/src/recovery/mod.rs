@@ -175,8 +175,10 @@ impl Recovery {
         action: RecoveryAction,
         person: Person,
         form: &ActionForm,
-        system: bool,
+        // The admin who acts (for an approved request, the one who asked); `None`: the system.
+        actor: Option<AccountId>,
     ) -> Result<Prepared, RecoveryError> {
+        let system = actor.is_none();
         let settings = &self.core.settings.recovery;
         let verification = if system {
             // The operator on the host (the CLI) gives a reason of their own: there is no helpdesk call to name.
@@ -249,10 +251,11 @@ impl Recovery {
                 Some(reference.as_str().to_owned())
             }
         };
-        let attestation = if system || !crate::team::attestation::is_line_manager_method(&verification.method) {
-            None
-        } else {
-            Some(self.attestation_evidence(person.id, now).await?)
+        let attestation = match actor {
+            Some(actor) if crate::team::attestation::is_line_manager_method(&verification.method) => {
+                Some(self.attestation_evidence(&person, actor, reference.as_deref(), now).await?)
+            }
+            _ => None,
         };
         Ok(Prepared {
             attestation,
@@ -267,41 +270,57 @@ impl Recovery {
     }
 
     /// An action verified "with line manager" runs only on the manager's confirmation, given in Lifeline within
-    /// `team.attestation_hours`; the newest answer decides (a decline after a confirmation blocks).
+    /// `team.attestation_hours`, by the person's manager now, for this request (or for none named), and not by
+    /// the admin who acts. The newest answer in the window decides.
     async fn attestation_evidence(
         &self,
-        person: crate::domain::PersonId,
+        person: &Person,
+        actor: AccountId,
+        reference: Option<&str>,
         now: Timestamp,
     ) -> Result<serde_json::Value, RecoveryError> {
-        let hours = i64::from(self.core.settings.team.attestation_hours);
-        let newest = self
+        let window = i64::from(self.core.settings.team.attestation_hours) * 3600;
+        let actor_person = self.store.account(actor).await?.map(|a| a.person_id);
+        let relevant: Vec<_> = self
             .store
-            .attestations_about(person)
+            .attestations_about(person.id)
             .await?
             .into_iter()
-            .find(|a| a.status != "pending" || a.expires_at > now);
-        match newest {
-            Some(a) if a.status == "confirmed" && a.answered_at.is_some_and(|at| now - at <= hours * 3600) => {
-                Ok(serde_json::json!({
-                    "id": a.id,
-                    "manager": a.answered_by,
-                    "answered_at": a.answered_at,
-                    "second_factor_at": a.answered_second_factor_at,
-                    "note": a.answer_note,
-                }))
-            }
-            Some(a) if a.status == "declined" => Err(RecoveryError::Form(
+            .filter(|a| Some(a.manager) == person.manager_id && Some(a.manager) != actor_person)
+            .filter(|a| a.reference.is_none() || a.reference.as_deref() == reference)
+            .collect();
+        // The newest answer decides (by when it was given, not when it was asked): a decline after a
+        // confirmation blocks, a confirmation after a decline (asked again) vouches.
+        let newest = relevant
+            .iter()
+            .filter(|a| a.answered_at.is_some_and(|at| now - at <= window))
+            .max_by_key(|a| (a.answered_at, a.id));
+        if newest.is_some_and(|a| a.status == "declined") {
+            return Err(RecoveryError::Form(
                 "The line manager declined: they do not vouch for this request. Nothing was done.".into(),
-            )),
-            Some(a) if a.status == "pending" => Err(RecoveryError::Form(
-                "The line manager has not answered yet: the action can run once they confirm.".into(),
-            )),
-            _ => Err(RecoveryError::Form(
-                "\"Verified with line manager\" needs the manager's confirmation in Lifeline first: ask them from the \
-                 person's record (Ask the line manager), then act once they confirm."
-                    .into(),
-            )),
+            ));
         }
+        if let Some(a) = newest {
+            return Ok(serde_json::json!({
+                "id": a.id,
+                "manager": a.answered_by,
+                "answered_at": a.answered_at,
+                "second_factor_at": a.answered_second_factor_at,
+                "note": a.answer_note,
+                "reference": a.reference,
+            }));
+        }
+        if relevant.iter().any(|a| a.status == "pending" && a.expires_at > now) {
+            return Err(RecoveryError::Form(
+                "The line manager has not answered yet: the action can run once they confirm.".into(),
+            ));
+        }
+        Err(RecoveryError::Form(
+            "\"Verified with line manager\" needs the manager's confirmation in Lifeline first: ask them from the \
+             person's record (Ask the line manager), then act once they confirm. Their answer counts for this \
+             request only, and not when you are the manager yourself."
+                .into(),
+        ))
     }
 
     async fn subject<A: Recover>(&self, proof: &Proof<A>) -> Result<Person, RecoveryError> {
@@ -320,7 +339,7 @@ impl Recovery {
         second_factor_at: Option<Timestamp>,
     ) -> Result<Outcome, RecoveryError> {
         let person = self.subject(&proof).await?;
-        let prepared = self.prepare(A::RECOVERY, person, form, proof.actor_account().is_none()).await?;
+        let prepared = self.prepare(A::RECOVERY, person, form, proof.actor_account()).await?;
         self.check_step_up(A::RECOVERY, &proof, second_factor_at)?;
         if let Some(requester) = proof.actor_account() {
             let subject_grant = self.store.grant(prepared.person.id).await?;

@@ -162,6 +162,12 @@ impl Team {
         if Some(a.requested_by_account) == proof.actor_account() {
             return Err(TeamError::NotApplicable("You asked this question: someone else must answer it.".into()));
         }
+        if person.manager_id != Some(a.manager) {
+            return Err(TeamError::NotApplicable(format!(
+                "You are no longer {}'s line manager: their manager now must answer.",
+                person.display_name
+            )));
+        }
         let answer_note = note(answer_note)?;
         let now = self.core.now();
         if a.status != "pending" || a.expires_at <= now {

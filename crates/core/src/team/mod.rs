@@ -98,12 +98,18 @@ pub enum LinkState {
     Unknown,
 }
 
-/// The temporary password, shown once.
-#[derive(Debug, Clone)]
+/// The temporary password, shown once (never in a `Debug` line).
+#[derive(Clone)]
 pub struct Revealed {
     pub password: String,
     pub username: String,
     pub display_name: String,
+}
+
+impl std::fmt::Debug for Revealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revealed").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
 }
 
 pub trait TeamServiceStore: TeamStore + DirectoryStore + CredentialStore + crate::store::AssistanceStore {}
@@ -385,7 +391,8 @@ impl Team {
                 })
                 .to_string(),
             );
-        let change = ManagerResetChange { account: account.id, password_hash, reset_mfa };
+        let device_authorization = reset_mfa && !set_password;
+        let change = ManagerResetChange { account: account.id, password_hash, reset_mfa, device_authorization };
         self.store.apply_manager_reset(&change, &ticket, link.as_ref(), not_me.as_ref(), &emails, &audit, now).await?;
         metrics::counter!("lifeline_manager_resets_total", "choice" => choice.as_str()).increment(1);
         Ok(ResetDone { ticket: reference, engineer_follows_up: engineer, summary })
@@ -418,6 +425,14 @@ impl Team {
         let account = self.store.account(link.subject_account).await?.ok_or(TeamError::NotFound)?;
         let person = self.store.person(account.person_id).await?.ok_or(TeamError::NotFound)?;
         let manager = self.store.account(link.manager_account).await?.ok_or(TeamError::NotFound)?;
+        // The manager must still be an active manager of the person: a link outlives neither.
+        let still = match self.store.person(manager.person_id).await? {
+            Some(m) => m.status == crate::domain::PersonStatus::Active && self.store.manages(m.id, person.id).await?,
+            None => false,
+        };
+        if !still {
+            return Ok(Err(LinkState::Revoked));
+        }
         let now = self.core.now();
         let ticket = self.store.ticket_by_id(link.ticket).await?;
         let mut audit = AuditEntry::new(now, &Actor::Public, "team.secure_link_used", "success")

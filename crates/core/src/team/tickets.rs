@@ -20,6 +20,16 @@ pub enum Step {
     Resolve(String),
 }
 
+/// A ticket's reference as typed (any case, `TK-` and two groups of four): anything else names no ticket.
+fn ticket_reference(text: &str) -> Result<String, TeamError> {
+    let text = text.trim().to_ascii_uppercase();
+    let ok = text.len() == 12
+        && text.starts_with("TK-")
+        && text.as_bytes()[7] == b'-'
+        && text.bytes().enumerate().all(|(i, b)| matches!(i, 0..=2 | 7) || b.is_ascii_alphanumeric());
+    if ok { Ok(text) } else { Err(TeamError::NotFound) }
+}
+
 /// A note is 1–2,000 characters without control characters but line breaks.
 fn note_text(text: &str) -> Result<String, TeamError> {
     let text = text.trim();
@@ -35,11 +45,7 @@ fn note_text(text: &str) -> Result<String, TeamError> {
 impl Team {
     /// The queue, most recently changed first: of one status, or every ticket not yet confirmed.
     pub async fn queue(&self, _: &Proof<WorkTickets>, status: Option<TicketStatus>) -> Result<Vec<Ticket>, TeamError> {
-        let mut tickets = self.store.tickets(status, None, 200).await?;
-        if status.is_none() {
-            tickets.retain(|t| t.status != TicketStatus::Confirmed);
-        }
-        Ok(tickets)
+        Ok(self.store.tickets(status, None, 500).await?)
     }
 
     /// One ticket with its timeline.
@@ -48,14 +54,14 @@ impl Team {
         _: &Proof<WorkTickets>,
         reference: &str,
     ) -> Result<(Ticket, Vec<TicketNote>), TeamError> {
-        let ticket = self.store.ticket(reference.trim()).await?.ok_or(TeamError::NotFound)?;
+        let ticket = self.store.ticket(&ticket_reference(reference)?).await?.ok_or(TeamError::NotFound)?;
         let notes = self.store.ticket_notes(ticket.id).await?;
         Ok((ticket, notes))
     }
 
     /// Take, note or resolve a ticket; the requester gets an email with what changed.
     pub async fn work(&self, proof: Proof<WorkTickets>, reference: &str, step: Step) -> Result<Ticket, TeamError> {
-        let ticket = self.store.ticket(reference.trim()).await?.ok_or(TeamError::NotFound)?;
+        let ticket = self.store.ticket(&ticket_reference(reference)?).await?.ok_or(TeamError::NotFound)?;
         let now = self.core.now();
         let actor = proof.actor().to_string();
         let who = match proof.actor() {
