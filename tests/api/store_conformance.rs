@@ -966,6 +966,7 @@ async fn a_secure_link_gives_its_sealed_password_once_under_concurrency_and_a_ti
         let change = ManagerResetChange {
             account,
             password_hash: Some("$argon2id$fake".into()),
+            password_until: Some(2_000),
             reset_mfa: true,
             device_authorization: false,
         };
@@ -975,6 +976,7 @@ async fn a_secure_link_gives_its_sealed_password_once_under_concurrency_and_a_ti
             .unwrap_or_else(|e| panic!("{backend}: {e}"));
         let stored = store.account(account).await.unwrap().unwrap();
         assert!(stored.required.change_password, "{backend}: a temporary password must be changed");
+        assert_eq!(stored.temporary_password_until, Some(2_000), "{backend}");
 
         let mut tasks = Vec::new();
         for _ in 0..20 {

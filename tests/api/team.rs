@@ -344,11 +344,12 @@ async fn twenty_concurrent_uses_of_one_secure_link_reveal_the_password_exactly_o
                 }));
             }
             let mut revealed = 0;
+            let mut temporary = String::new();
             for task in tasks {
                 let (status, html) = task.await.unwrap();
                 match status {
                     StatusCode::OK => {
-                        password_in(&html);
+                        temporary = password_in(&html);
                         revealed += 1;
                     }
                     StatusCode::GONE => assert!(html.contains("already used"), "{html}"),
@@ -365,6 +366,9 @@ async fn twenty_concurrent_uses_of_one_secure_link_reveal_the_password_exactly_o
             let token = links[1].split("token=").nth(1).unwrap();
             let late = post_from(&browser(), &app, &links[1], "/secure-link", &[("token", token)]).await;
             assert_eq!(late.status(), StatusCode::GONE);
+            // Sam never used the password he was given: a day on, it is a wrong password like any other.
+            let stale = app.post_sign_in(&browser(), &t.sam.username, &temporary).await;
+            assert_eq!(stale.status(), StatusCode::UNAUTHORIZED, "the temporary password expired with its day");
         },
     )
     .await;

@@ -1019,6 +1019,8 @@ pub struct ManagerResetChange {
     pub account: AccountId,
     /// A temporary password (its hash): set with a password change due at the next sign-in.
     pub password_hash: Option<String>,
+    /// When the temporary password stops working (if it is not replaced before).
+    pub password_until: Option<Timestamp>,
     /// Remove the authenticator and backup codes: the next sign-in enrols again.
     pub reset_mfa: bool,
     /// With the MFA removed and the password not replaced, the next sign-in first proves the mailbox (a device

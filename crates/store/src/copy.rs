@@ -79,6 +79,7 @@ const TABLES: &[Table] = &[
             ("qa_locked_at", Int),
             ("created_at", Int),
             ("last_failed_at", Int),
+            ("temporary_password_until", Int),
         ],
     ),
     (

@@ -85,6 +85,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_manager_attestations.sql"),
         postgres: include_str!("../migrations/postgres/0012_manager_attestations.sql"),
     },
+    Migration {
+        version: 13,
+        name: "temporary_password_expiry",
+        sqlite: include_str!("../migrations/sqlite/0013_temporary_password_expiry.sql"),
+        postgres: include_str!("../migrations/postgres/0013_temporary_password_expiry.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

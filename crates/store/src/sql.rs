@@ -23,7 +23,8 @@ pub struct SqlStore {
 
 pub(super) const ACCOUNT_COLUMNS: &str = "account_id, person_id, username, source, password_hash, password_changed_at, \
     failed_attempts, lock_count, locked_at, lock_reason, locked_until, unlocked_by, unlocked_at, \
-    require_change_password, require_enroll_mfa, require_device_authorization, qa_failed_attempts, qa_locked_at, created_at, last_failed_at";
+    require_change_password, require_enroll_mfa, require_device_authorization, qa_failed_attempts, qa_locked_at, created_at, last_failed_at, \
+    temporary_password_until";
 
 pub(super) const PERSON_COLUMNS: &str =
     "person_id, display_name, email, phone, manager_id, department, status, created_at";
@@ -239,6 +240,7 @@ pub(super) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
         qa_locked_at: row.try_get("qa_locked_at").db()?,
         created_at: row.try_get("created_at").db()?,
         last_failed_at: row.try_get("last_failed_at").db()?,
+        temporary_password_until: row.try_get("temporary_password_until").db()?,
     })
 }
 

@@ -86,7 +86,7 @@ impl CredentialStore for SqlStore {
     ) -> StoreResult<u64> {
         let mut tx = self.audited().await?;
         crate::sql_recovery::lock_person(&mut tx, Some(account), None).await?;
-        sqlx::query("UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = $3 WHERE account_id = $4")
+        sqlx::query("UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = $3, temporary_password_until = NULL WHERE account_id = $4")
             .bind(hash)
             .bind(now)
             .bind(i64::from(require_change))
@@ -528,6 +528,7 @@ impl CredentialStore for SqlStore {
         crate::sql_recovery::lock_person(&mut tx, Some(account), None).await?;
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 0, \
+               temporary_password_until = NULL, \
              qa_failed_attempts = 0 WHERE account_id = $3 AND {}",
             usable(2)
         )))

@@ -383,7 +383,8 @@ impl RecoveryStore for SqlStore {
         match &r.effect {
             RedeemEffect::SetPassword(hash) => {
                 sqlx::query(
-                    "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 0 \
+                    "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 0, \
+                       temporary_password_until = NULL \
                      WHERE account_id = $3",
                 )
                 .bind(hash)

@@ -88,11 +88,12 @@ impl TeamStore for SqlStore {
         let account = change.account;
         if let Some(hash) = &change.password_hash {
             sqlx::query(
-                "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 1 \
-                 WHERE account_id = $3",
+                "UPDATE account SET password_hash = $1, password_changed_at = $2, require_change_password = 1, \
+                   temporary_password_until = $3 WHERE account_id = $4",
             )
             .bind(hash)
             .bind(now)
+            .bind(change.password_until)
             .bind(account.0)
             .execute(&mut *tx)
             .await

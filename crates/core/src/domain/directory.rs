@@ -96,4 +96,6 @@ pub struct Account {
     pub created_at: Timestamp,
     /// When the last failed (or still undecided) sign-in attempt was admitted.
     pub last_failed_at: Option<Timestamp>,
+    /// A temporary password (a manager's reset) is refused from this time on, unless it was replaced.
+    pub temporary_password_until: Option<Timestamp>,
 }

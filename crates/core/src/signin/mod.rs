@@ -299,6 +299,9 @@ impl SignIn {
                 return Err(busy.into());
             }
         };
+        // A manager's temporary password works for a day (`team.secure_link_hours`) unless replaced: after that
+        // it is a wrong password like any other (checked after the same work, so it answers in the same time).
+        let correct = correct && account.temporary_password_until.is_none_or(|until| now < until);
         if !correct {
             let event = self.sign_in_event(Some(account.id), "bad_password", "password", ctx);
             if self.store.record_failure(account.id, &self.core.settings.lockout, now, &event).await?.locked_now {

@@ -392,7 +392,9 @@ impl Team {
                 .to_string(),
             );
         let device_authorization = reset_mfa && !set_password;
-        let change = ManagerResetChange { account: account.id, password_hash, reset_mfa, device_authorization };
+        let password_until = password_hash.as_ref().map(|_| now + i64::from(settings.team.secure_link_hours) * 3600);
+        let change =
+            ManagerResetChange { account: account.id, password_hash, password_until, reset_mfa, device_authorization };
         self.store.apply_manager_reset(&change, &ticket, link.as_ref(), not_me.as_ref(), &emails, &audit, now).await?;
         metrics::counter!("lifeline_manager_resets_total", "choice" => choice.as_str()).increment(1);
         Ok(ResetDone { ticket: reference, engineer_follows_up: engineer, summary })
