@@ -369,6 +369,14 @@ async fn twenty_concurrent_uses_of_one_secure_link_reveal_the_password_exactly_o
             // Sam never used the password he was given: a day on, it is a wrong password like any other.
             let stale = app.post_sign_in(&browser(), &t.sam.username, &temporary).await;
             assert_eq!(stale.status(), StatusCode::UNAUTHORIZED, "the temporary password expired with its day");
+            // The tickets' "Everything works" links expire too, 14 days after the ticket last changed.
+            let confirmation = emails_for(&app, Some(&t.mona.email)).await;
+            let link = link_in(&confirmation[0].1, "/tickets/confirm?token=");
+            let (status, _) = get(&browser(), &app.url(&link)).await;
+            assert_eq!(status, StatusCode::OK, "a day on, it still confirms");
+            clock.advance(14 * 86_400);
+            let (status, _) = get(&browser(), &app.url(&link)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "two weeks on, it confirms nothing");
         },
     )
     .await;

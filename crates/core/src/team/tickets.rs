@@ -9,6 +9,9 @@ use crate::authz::{Proof, WorkTickets};
 use crate::crypto::random_token;
 use crate::store::{Ticket, TicketChange, TicketNote, TicketStatus};
 
+/// How long an "Everything works" link confirms its ticket after the ticket's last change.
+pub const CONFIRM_DAYS: i64 = 14;
+
 /// What an engineer does to a ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -158,7 +161,9 @@ impl Team {
             return Ok(None);
         }
         let ticket = self.store.ticket_by_confirm_hash(&confirm_hash(&self.core, token)).await?;
-        Ok(ticket.filter(|t| t.status == TicketStatus::Resolved))
+        // Like every emailed link it expires: `CONFIRM_DAYS` after the ticket last changed (its resolution).
+        let now = self.core.now();
+        Ok(ticket.filter(|t| t.status == TicketStatus::Resolved && now - t.updated_at < CONFIRM_DAYS * 86_400))
     }
 
     /// "Everything works": the ticket is confirmed, once; `None` when the link confirms nothing (any more).
