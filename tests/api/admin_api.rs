@@ -7,13 +7,13 @@ use lifeline::domain::{Grant, PersonId};
 use reqwest::StatusCode;
 
 /// A token for `person`, made as the CLI makes one.
-async fn token_for(app: &TestApp, person: &Person, name: &str, minutes: u32, expert: bool) -> String {
+pub(crate) async fn token_for(app: &TestApp, person: &Person, name: &str, minutes: u32, expert: bool) -> String {
     let id = PersonId(person_id(app, person).await);
     let proof = system::<lifeline::authz::IssueToken>(&app.state, Some(id)).await;
     app.state.tokens.create(proof, name, minutes, expert).await.unwrap_or_else(|e| panic!("{e}")).secret
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     token: Option<&str>,
     method: reqwest::Method,

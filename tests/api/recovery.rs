@@ -74,9 +74,9 @@ fn code_in(text: &str) -> String {
 }
 
 /// The address after `marker` in an email's text part (the path and query, from `marker` on).
-fn link_in(text: &str, marker: &str) -> String {
+pub(crate) fn link_in(text: &str, marker: &str) -> String {
     let start = text.find(marker).unwrap_or_else(|| panic!("no {marker} in:\n{text}"));
-    text[start..].split_whitespace().next().unwrap().to_owned()
+    text[start..].split_whitespace().next().unwrap().trim_end_matches(['.', ')', '>']).to_owned()
 }
 
 /// The newest audit row of `action`: (reason, on_behalf_of, reference, actor).
@@ -90,7 +90,8 @@ async fn audit_row(app: &TestApp, action: &str) -> Option<(Option<String>, Optio
     .unwrap()
 }
 
-async fn post_with_csrf(
+/// A form posted with the CSRF token of `page`, as a browser on that page would.
+pub(crate) async fn post_with_csrf(
     client: &reqwest::Client,
     app: &TestApp,
     page: &str,
@@ -98,7 +99,8 @@ async fn post_with_csrf(
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
     let (_, html) = get(client, &app.url(page)).await;
-    let csrf = csrf_of(&html);
+    // A page without a form of its own (a used link, a search): the browser's token from the sign-in page.
+    let csrf = if html.contains("name=\"csrf\"") { csrf_of(&html) } else { app.csrf(client).await };
     let mut form = fields.to_vec();
     form.push(("csrf", &csrf));
     client.post(app.url(path)).form(&form).send().await.unwrap()

@@ -2,7 +2,7 @@
 //! synchronized account's ticket and the engineers' queue, and everything a manager may not do.
 
 use crate::helpers::*;
-use crate::recovery::{admin, get, person_id};
+use crate::recovery::{admin, get, link_in, person_id, post_with_csrf as post_from};
 use lifeline::domain::{AccountSource, EmailAddress, Grant, PersonId};
 use reqwest::StatusCode;
 
@@ -34,27 +34,6 @@ async fn team(app: &TestApp) -> Team {
     let ivy = report_of(app, &sam, "ivy", AccountSource::Local, Grant::default()).await;
     let ola = app.add_person("ola", true).await;
     Team { mona, sam, sid, hal, ivy, ola }
-}
-
-/// A form posted with the CSRF token of `page`, as a browser on that page would.
-async fn post_from(
-    client: &reqwest::Client,
-    app: &TestApp,
-    page: &str,
-    path: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let (_, html) = get(client, &app.url(page)).await;
-    // A page without a form of its own (a used link, the search): the browser's token from the sign-in page.
-    let csrf = if html.contains("name=\"csrf\"") { csrf_of(&html) } else { app.csrf(client).await };
-    let mut form: Vec<(&str, &str)> = fields.to_vec();
-    form.push(("csrf", &csrf));
-    client.post(app.url(path)).form(&form).send().await.unwrap()
-}
-
-fn link_in(text: &str, marker: &str) -> String {
-    let start = text.find(marker).unwrap_or_else(|| panic!("no {marker} in:\n{text}"));
-    text[start..].split_whitespace().next().unwrap().trim_end_matches(['.', ')', '>']).to_owned()
 }
 
 fn password_in(html: &str) -> String {
@@ -428,23 +407,10 @@ async fn tickets_over_the_api_are_listed_read_noted_taken_and_resolved_with_the_
         let reference = tickets(&app).await[0].0.clone();
 
         let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
-        let token_of = async |person: &Person| {
-            let id = PersonId(person_id(&app, person).await);
-            let proof = system::<lifeline::authz::IssueToken>(&app.state, Some(id)).await;
-            app.state.tokens.create(proof, "tickets", 60, false).await.unwrap().secret
-        };
+        let token_of = async |person: &Person| crate::admin_api::token_for(&app, person, "tickets", 60, false).await;
         let token = token_of(&harry).await;
-        let call = async |token: Option<&str>, method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
-            let mut request = browser().request(method, app.url(path));
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            if let Some(body) = body {
-                request = request.json(&body);
-            }
-            let response = request.send().await.unwrap();
-            let status = response.status();
-            (status, response.json::<serde_json::Value>().await.unwrap_or_default())
+        let call = async |token: Option<&str>, method, path: &str, body| {
+            crate::admin_api::call(&app, token, method, path, body).await
         };
         use reqwest::Method;
         let (status, list) = call(Some(&token), Method::GET, "/api/v1/tickets", None).await;
