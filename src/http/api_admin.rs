@@ -478,10 +478,11 @@ async fn decide<A: Recover>(
         return Ok(Json(body).into_response());
     }
     let second_factor_at = caller.token.expert.then(|| state.signin.now());
-    let outcome = tokio::spawn(async move { recovery.approve(proof, id, second_factor_at).await })
-        .await
-        .map_err(internal)?
-        .map_err(action_error)?;
+    let outcome =
+        tokio::spawn(async move { recovery.approve(proof, id, second_factor_at).await }).await.map_err(internal)?;
+    // The approved action runs now: counted here, as the console's and the API's direct actions are.
+    crate::http::metrics::recovery_action(A::RECOVERY.name(), action_outcome(&outcome));
+    let outcome = outcome.map_err(action_error)?;
     Ok(match outcome {
         Outcome::Done { summary, pass } => Json(Decision {
             status: DecisionStatus::Approved,

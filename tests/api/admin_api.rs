@@ -608,6 +608,23 @@ async fn metrics_parse_as_prometheus_text_move_with_the_actions_and_hold_no_pers
             .await
             .unwrap();
         assert_eq!(asked.status(), StatusCode::ACCEPTED);
+        // A four-eyes action: counted `pending` when asked, and `done` when a second admin's approval runs it.
+        let ada = admin(&app, "ada", Grant { dpa_level: 3, ..Default::default() }).await;
+        let carol = admin(&app, "carol", Grant { dpa_level: 3, ..Default::default() }).await;
+        let (ada_token, carol_token) =
+            (token_for(&app, &ada, "desk", 60, false).await, token_for(&app, &carol, "desk", 60, false).await);
+        let harry_id = person_id(&app, &harry).await;
+        let api =
+            |path: &str, token: &str| crate::helpers::browser().post(one.url(0, path)).bearer_auth(token.to_owned());
+        let asked = api(&format!("/api/v1/people/{harry_id}/actions/send-magic-link"), &ada_token)
+            .json(&serde_json::json!({ "reason": METHOD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(asked.status(), StatusCode::ACCEPTED);
+        let approval = asked.json::<serde_json::Value>().await.unwrap()["approval"].as_i64().unwrap();
+        let approved = api(&format!("/api/v1/approvals/{approval}/approve"), &carol_token).send().await.unwrap();
+        assert_eq!(approved.status(), StatusCode::OK);
         let text = scrape().await;
 
         // The text exposition format: comments, or `name{labels} value`.
@@ -632,6 +649,10 @@ async fn metrics_parse_as_prometheus_text_move_with_the_actions_and_hold_no_pers
         );
         assert!(value("lifeline_outbox_queued").is_some(), "{text}");
         assert_eq!(value("lifeline_locks_total{method=\"password\"}"), Some(1.0), "{text}");
+        for outcome in ["pending", "done"] {
+            let series = format!("lifeline_recovery_actions_total{{action=\"send-magic-link\",outcome=\"{outcome}\"}}");
+            assert_eq!(value(&series), Some(1.0), "{series}: {text}");
+        }
         assert_eq!(value("lifeline_assistance_requests_total{type=\"locked_out\"}"), Some(1.0), "{text}");
         assert!(value("lifeline_argon2_queue_wait_seconds_count").is_some_and(|n| n >= 5.0), "{text}");
         for gauge in ["lifeline_assistance_oldest_open_age_seconds", "lifeline_outbox_oldest_unsent_age_seconds"] {

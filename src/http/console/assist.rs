@@ -653,7 +653,9 @@ async fn decide<A: Recover>(
     let second_factor_at = step_up(state, admin, form, ctx).await?;
     let outcome = tokio::spawn(async move { recovery.approve(proof, id, second_factor_at).await })
         .await
-        .map_err(PageError::internal)?
-        .map_err(PageError::from)?;
+        .map_err(PageError::internal)?;
+    // The approved action runs now: counted here, as direct actions are.
+    crate::http::metrics::recovery_action(A::RECOVERY.name(), crate::http::api_admin::action_outcome(&outcome));
+    let outcome = outcome.map_err(PageError::from)?;
     Ok(result_page(outcome, A::RECOVERY, person, &name))
 }
