@@ -44,6 +44,8 @@ impl SqlStore {
             // WAL lets readers work while one writer commits. Set once, on a lone connection: the pragma
             // needs an exclusive lock that a busy pool could not give it.
             let mut conn = sqlx::AnyConnection::connect(&url).await.db()?;
+            // Wait for another process's lock (instances starting together, one migrating) rather than fail.
+            sqlx::query("PRAGMA busy_timeout = 30000").execute(&mut conn).await.db()?;
             sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await.db()?;
             conn.close().await.db()?;
             (url, Backend::Sqlite)
