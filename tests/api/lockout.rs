@@ -68,14 +68,22 @@ async fn a_hundred_parallel_guesses_and_then_the_right_password_evaluate_at_most
         let refused =
             |s: Option<StatusCode>| matches!(s, Some(StatusCode::UNAUTHORIZED | StatusCode::SERVICE_UNAVAILABLE));
         assert!(refused(Some(right.status())), "the right password does not get through: {}", right.status());
+        let mut busy = 0;
         for guess in guesses {
             let status = guess.await.unwrap_or_else(|e| panic!("{e}"));
             assert!(refused(status), "{status:?}");
+            busy += usize::from(status == Some(StatusCode::SERVICE_UNAVAILABLE));
         }
-        assert_eq!(events(&app, ada.account_id, "bad_password").await, 5, "exactly the limit was checked");
+        // At most the limit is ever checked. A guess the hashing queue turned away (503, on a loaded machine)
+        // was not checked and gave its attempt back; without one, exactly the limit was checked and locked.
+        let checked = events(&app, ada.account_id, "bad_password").await;
+        assert!(checked <= 5, "{checked} guesses were checked: more than the limit");
         assert_eq!(sessions(&app, ada.account_id).await, 0, "no session of any stage exists");
-        let account = &app.person_json(&ada.email).await["accounts"][0];
-        assert_eq!((account["locked"].as_bool(), account["failed_attempts"].as_u64()), (Some(true), Some(5)));
+        if busy == 0 {
+            assert_eq!(checked, 5, "exactly the limit was checked");
+            let account = &app.person_json(&ada.email).await["accounts"][0];
+            assert_eq!((account["locked"].as_bool(), account["failed_attempts"].as_u64()), (Some(true), Some(5)));
+        }
     })
     .await;
 }
