@@ -74,7 +74,10 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     );
     set(headers, "x-content-type-options", "nosniff");
     set(headers, "x-frame-options", "DENY");
-    set(headers, "referrer-policy", "no-referrer");
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` with every form POST
+    // (Fetch, "serializing a request origin"), which the CSRF check rightly refuses. Links out of Lifeline
+    // still carry no referrer, so a token in a page's address never leaves the site.
+    set(headers, "referrer-policy", "same-origin");
     if !headers.contains_key(header::CACHE_CONTROL) {
         set(headers, "cache-control", "no-store");
     }

@@ -1,0 +1,646 @@
+//! What every browser scenario stands on: a fresh `lifeline serve --demo` on a random loopback port (its
+//! own folder, SQLite file and mail folder), Debian's Chromium driven through chromedriver, and the checks
+//! run on every page a scenario passes: a screenshot, axe-core, labelled inputs, and the same page again at
+//! phone width (390×844).
+//!
+//! Nothing here skips: a missing Chromium, chromedriver or axe-core fails the test with how to install it.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const INSTALL: &str = "The browser suite (tests/e2e) needs Debian's Chromium and ChromeDriver, and axe-core from npm:\n    \
+     apt-get install -y chromium chromium-driver\n    npm ci --prefix tests/e2e/tools\n\
+     (.ci/run does both; E2E_CHROMIUM and E2E_CHROMEDRIVER name other binaries.)";
+
+/// The desktop window every page is first seen in, and the phone it is seen in again.
+const DESKTOP: (u32, u32) = (1280, 1000);
+const PHONE: (u32, u32) = (390, 844);
+
+/// Demo people's TOTP secrets (README: "Trying the demo"); the codes are computed with `oathtool`.
+pub const ADA: (&str, &str, &str) = ("ada", "amber-falcon-harbour-42", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+pub const HARRY: (&str, &str, &str) = ("harry", "quiet-meadow-lantern-17", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+pub const OLGA: (&str, &str, &str) = ("olga", "tangerine-walrus-obelisk-73", "5RLN6QGUV5SXFINNI32LZNPWKTTMXIZW");
+pub const MONA: (&str, &str, &str) = ("mona", "copper-river-sketch-88", "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U");
+pub const SAM: (&str, &str) = ("sam", "violet-tundra-pebble-35");
+
+struct Tools {
+    chromium: String,
+    chromedriver: String,
+    axe: String,
+}
+
+fn tools() -> &'static Tools {
+    static TOOLS: std::sync::OnceLock<Tools> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let chromium = std::env::var("E2E_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let chromedriver = std::env::var("E2E_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        for binary in [&chromium, &chromedriver] {
+            assert!(Path::new(binary).exists(), "{binary} is missing.\n{INSTALL}");
+        }
+        for tool in ["oathtool"] {
+            let found = std::process::Command::new(tool).arg("--version").output().is_ok();
+            assert!(found, "{tool} is missing: apt-get install -y {tool}");
+        }
+        let axe_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/tools/node_modules/axe-core/axe.min.js");
+        let axe = std::fs::read_to_string(&axe_path)
+            .unwrap_or_else(|e| panic!("{} cannot be read ({e}).\n{INSTALL}", axe_path.display()));
+        Tools { chromium, chromedriver, axe }
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
+/// `target/e2e-screenshots` beside this build (CARGO_TARGET_DIR is honoured: the binary tells where it is).
+fn screenshot_root() -> PathBuf {
+    let binary = Path::new(env!("CARGO_BIN_EXE_lifeline"));
+    let target = binary.parent().and_then(Path::parent).unwrap_or_else(|| Path::new("target"));
+    target.join("e2e-screenshots")
+}
+
+/// One email as the mail folder holds it.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// A fresh demo server: `serve --demo` in a folder of its own.
+pub struct Demo {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    _child: tokio::process::Child,
+}
+
+impl Demo {
+    async fn start() -> Demo {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeline"));
+        command.args(["serve", "--demo"]).current_dir(dir.path());
+        // The server reads its settings from LIFELINE_* and refuses unknown ones: start it from a clean slate.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("LIFELINE_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("LIFELINE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("LIFELINE_PUBLIC_URL", &base)
+            // The demo's lockout (five failures) stays; its growing delays would only make the suite wait.
+            .env("LIFELINE_LOCKOUT__DELAY_BASE_SECONDS", "0")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start lifeline serve --demo: {e}"));
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("[lifeline] {line}");
+                }
+            });
+        }
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("listening on") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        assert!(ready, "lifeline serve --demo did not say it was listening");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Demo { dir, base, _child: child }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Every email delivered to `to` so far, oldest first.
+    pub fn emails(&self, to: &str) -> Vec<Email> {
+        let folder = self.dir.path().join("mail");
+        let mut found: Vec<(SystemTime, String, Email)> = Vec::new();
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "eml") {
+                continue;
+            }
+            let Ok(raw) = std::fs::read(&path) else { continue };
+            let Some(message) = mail_parser::MessageParser::default().parse(&raw) else { continue };
+            let addressed = message
+                .to()
+                .map(|list| list.iter().any(|a| a.address().is_some_and(|x| x.eq_ignore_ascii_case(to))))
+                .unwrap_or(false);
+            if !addressed {
+                continue;
+            }
+            let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(UNIX_EPOCH);
+            let email = Email {
+                subject: message.subject().unwrap_or_default().to_owned(),
+                text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+                html: message.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+            };
+            found.push((modified, path.display().to_string(), email));
+        }
+        found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        found.into_iter().map(|(_, _, e)| e).collect()
+    }
+
+    /// The newest email to `to` whose subject contains `subject`, waiting up to 30 s for the outbox to send
+    /// it, once at least `count` such emails have arrived.
+    pub async fn email_n(&self, to: &str, subject: &str, count: usize) -> Email {
+        for _ in 0..300 {
+            let matching: Vec<Email> = self.emails(to).into_iter().filter(|e| e.subject.contains(subject)).collect();
+            if matching.len() >= count
+                && let Some(last) = matching.last()
+            {
+                return last.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let subjects: Vec<String> = self.emails(to).into_iter().map(|e| e.subject).collect();
+        panic!("no email {count} to {to} about {subject:?}; {to} has: {subjects:#?}")
+    }
+
+    pub async fn email(&self, to: &str, subject: &str) -> Email {
+        self.email_n(to, subject, 1).await
+    }
+}
+
+/// The first link in `text` that starts with `prefix` (a URL of the demo server).
+pub fn link_in(text: &str, prefix: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.starts_with(prefix))
+        .map(|w| w.trim_end_matches(['.', ',', ')', '>']).to_owned())
+        .unwrap_or_else(|| panic!("no link starting {prefix} in:\n{text}"))
+}
+
+/// What one scenario shares between its browsers: the server, the screenshot folder, the numbering of
+/// pages, the moderate axe findings (listed at the end) and which TOTP steps have been spent.
+pub struct Scenario {
+    pub name: &'static str,
+    pub demo: Demo,
+    shots: PathBuf,
+    counter: AtomicUsize,
+    moderate: Mutex<Vec<String>>,
+    spent: Mutex<HashMap<String, u64>>,
+}
+
+impl Scenario {
+    pub async fn start(name: &'static str) -> Arc<Scenario> {
+        let _ = tools();
+        let shots = screenshot_root().join(name);
+        let _ = std::fs::remove_dir_all(&shots);
+        std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{}: {e}", shots.display()));
+        let demo = Demo::start().await;
+        Arc::new(Scenario {
+            name,
+            demo,
+            shots,
+            counter: AtomicUsize::new(0),
+            moderate: Mutex::new(Vec::new()),
+            spent: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A new browser (its own Chromium profile, so its own cookies) for `who`.
+    pub async fn browser(self: &Arc<Self>, who: &str) -> Browser {
+        Browser::open(self.clone(), who).await
+    }
+
+    /// A TOTP code for `secret` from `oathtool`, never from a 30-second step this scenario already used for
+    /// that secret (the server takes each step once per account), waiting for the next step when needed.
+    pub async fn totp(&self, secret: &str) -> String {
+        loop {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let step = now / 30;
+            let used = self.spent.lock().map(|s| s.get(secret).copied()).unwrap_or(None);
+            if used.is_some_and(|u| u >= step) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            // Not within a second of the step's end, so the code is still current when the server checks it.
+            if now % 30 == 29 {
+                tokio::time::sleep(Duration::from_millis(1100)).await;
+                continue;
+            }
+            let out = std::process::Command::new("oathtool")
+                .args(["--totp", "-b", secret])
+                .output()
+                .unwrap_or_else(|e| panic!("oathtool: {e}"));
+            assert!(out.status.success(), "oathtool failed: {}", String::from_utf8_lossy(&out.stderr));
+            if let Ok(mut s) = self.spent.lock() {
+                s.insert(secret.to_owned(), step);
+            }
+            return String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        }
+    }
+
+    fn next_shot(&self, who: &str, name: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shots.join(format!("{n:02}-{who}-{name}"))
+    }
+
+    /// The end of a scenario: the moderate axe findings, listed (they do not fail the test).
+    pub fn finish(&self) {
+        let moderate = self.moderate.lock().map(|m| m.clone()).unwrap_or_default();
+        if moderate.is_empty() {
+            println!("[{}] axe-core: no moderate findings", self.name);
+        } else {
+            println!("[{}] axe-core moderate findings ({}):", self.name, moderate.len());
+            for m in moderate {
+                println!("  {m}");
+            }
+        }
+        println!("[{}] screenshots in {}", self.name, self.shots.display());
+    }
+}
+
+pub struct Browser {
+    pub c: Client,
+    scenario: Arc<Scenario>,
+    who: String,
+    _driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+const AXE_RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, { resultTypes: ['violations'] })
+  .then(r => done(r.violations.map(v => ({
+      id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' → ' + n.html.slice(0, 200)) }))))
+  .catch(e => done({ error: String(e) }));
+"#;
+
+/// Inputs no label names (hidden inputs aside).
+const UNLABELLED: &str = r#"
+return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+  .map(e => e.outerHTML.slice(0, 200));
+"#;
+
+/// What a phone-width page must not do: scroll sideways, let a table push out of the screen unless it
+/// scrolls inside its own box, or offer a button under 44 px high.
+const PHONE_CHECKS: &str = r#"
+const problems = [];
+const width = window.innerWidth;
+const de = document.documentElement;
+if (de.scrollWidth > width) problems.push(`the page scrolls sideways: scrollWidth ${de.scrollWidth} > innerWidth ${width}`);
+for (const t of document.querySelectorAll('table')) {
+  let e = t, contained = false;
+  while (e && e !== document.documentElement) {
+    const s = getComputedStyle(e), r = e.getBoundingClientRect();
+    if (r.right <= width + 0.5 && (['auto', 'scroll'].includes(s.overflowX) || e.scrollWidth <= e.clientWidth + 0.5 && e === t)) { contained = true; break; }
+    e = e.parentElement;
+  }
+  if (!contained) problems.push('a table is wider than the screen and does not scroll in its own box: ' + t.outerHTML.slice(0, 120));
+}
+for (const b of document.querySelectorAll('button, input[type=submit], input[type=button], a.button')) {
+  const r = b.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) continue;
+  if (r.height < 44) problems.push(`button "${b.textContent.trim().slice(0, 60)}" is ${r.height.toFixed(1)} px high`);
+}
+return { width, problems };
+"#;
+
+impl Browser {
+    async fn open(scenario: Arc<Scenario>, who: &str) -> Browser {
+        let tools = tools();
+        let port = free_port();
+        let driver = tokio::process::Command::new(&tools.chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}\n{INSTALL}", tools.chromedriver));
+        let mut up = false;
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(up, "chromedriver did not listen on port {port}");
+        let profile = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": tools.chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-quic", "--disable-dev-shm-usage", "--lang=en-GB",
+                    format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        });
+        let caps = caps.as_object().cloned().unwrap_or_default();
+        let mut client = None;
+        let mut last = String::new();
+        // chromedriver may answer its port a moment before it takes sessions.
+        for _ in 0..20 {
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+        let c = client.unwrap_or_else(|| panic!("Chromium did not start through chromedriver: {last}\n{INSTALL}"));
+        let browser = Browser { c, scenario, who: who.to_owned(), _driver: driver, _profile: profile };
+        browser.resize(DESKTOP).await;
+        browser
+    }
+
+    fn base(&self) -> &str {
+        &self.scenario.demo.base
+    }
+
+    pub async fn goto(&self, path: &str) {
+        let url = format!("{}{path}", self.base());
+        self.c.goto(&url).await.unwrap_or_else(|e| panic!("{}: cannot open {url}: {e}", self.who));
+    }
+
+    pub async fn goto_url(&self, url: &str) {
+        self.c.goto(url).await.unwrap_or_else(|e| panic!("{}: cannot open {url}: {e}", self.who));
+    }
+
+    pub async fn path(&self) -> String {
+        let url = self.c.current_url().await.unwrap_or_else(|e| panic!("{e}"));
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    /// The page's visible text.
+    pub async fn text(&self) -> String {
+        let v = self.js("return document.body ? document.body.innerText : ''", vec![]).await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The page says `what` (or the test fails, quoting the page).
+    pub async fn see(&self, what: &str) {
+        let text = self.text().await;
+        assert!(text.contains(what), "{}: expected {what:?} at {}; the page says:\n{text}", self.who, self.path().await);
+    }
+
+    pub async fn see_not(&self, what: &str) {
+        let text = self.text().await;
+        assert!(!text.contains(what), "{}: did not expect {what:?} at {}; the page says:\n{text}", self.who, self.path().await);
+    }
+
+    pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.c.execute(script, args).await.unwrap_or_else(|e| panic!("{}: script failed: {e}\n{script}", self.who))
+    }
+
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        match self.c.find(Locator::Css(css)).await {
+            Ok(element) => element,
+            Err(e) => panic!("{}: no {css} at {}: {e}\n{}", self.who, self.path().await, self.text().await),
+        }
+    }
+
+    pub async fn fill(&self, css: &str, value: &str) {
+        let field = self.find(css).await;
+        field.clear().await.unwrap_or_else(|e| panic!("{e}"));
+        field.send_keys(value).await.unwrap_or_else(|e| panic!("{}: cannot type into {css}: {e}", self.who));
+    }
+
+    pub async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        element.click().await.unwrap_or_else(|e| panic!("{}: cannot click {css}: {e}", self.who));
+    }
+
+    /// Click the button or link whose text is exactly `label`.
+    pub async fn press(&self, label: &str) {
+        let xpath = format!(
+            "//button[normalize-space()={q}] | //a[normalize-space()={q}]",
+            q = xpath_literal(label)
+        );
+        let Ok(element) = self.c.find(Locator::XPath(&xpath)).await else {
+            panic!("{}: no button or link {label:?} at {}:\n{}", self.who, self.path().await, self.text().await)
+        };
+        self.mark_document().await;
+        element.click().await.unwrap_or_else(|e| panic!("{}: cannot click {label:?}: {e}", self.who));
+        self.wait_for_new_document(label).await;
+    }
+
+    /// Open a `<details>` by its summary (no navigation).
+    pub async fn reveal(&self, summary: &str) {
+        let xpath = format!("//summary[normalize-space()={}]", xpath_literal(summary));
+        let Ok(element) = self.c.find(Locator::XPath(&xpath)).await else {
+            panic!("{}: no {summary:?} to open at {}", self.who, self.path().await)
+        };
+        element.click().await.unwrap_or_else(|e| panic!("{}: cannot open {summary:?}: {e}", self.who));
+    }
+
+    /// Tag the page shown now, so that [`Browser::wait_for_new_document`] knows when another replaced it
+    /// (a form posted to the page's own address looks the same by its URL).
+    pub async fn mark_document(&self) {
+        self.js("window.__e2eOld = true; return true", vec![]).await;
+    }
+
+    pub async fn wait_for_new_document(&self, after: &str) {
+        for _ in 0..200 {
+            let state = self
+                .c
+                .execute("return window.__e2eOld === true ? 'old' : document.readyState", vec![])
+                .await
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned));
+            if state.as_deref() == Some("complete") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{}: no new page loaded after {after:?} (at {})", self.who, self.path().await);
+    }
+
+    /// Click the first link whose text contains `label`.
+    pub async fn follow(&self, label: &str) {
+        let xpath = format!("//a[contains(normalize-space(), {})]", xpath_literal(label));
+        let Ok(element) = self.c.find(Locator::XPath(&xpath)).await else {
+            panic!("{}: no link {label:?} at {}:\n{}", self.who, self.path().await, self.text().await)
+        };
+        self.mark_document().await;
+        element.click().await.unwrap_or_else(|e| panic!("{}: cannot follow {label:?}: {e}", self.who));
+        self.wait_for_new_document(label).await;
+    }
+
+    pub async fn select(&self, css: &str, label: &str) {
+        let element = self.find(css).await;
+        element.select_by_label(label).await.unwrap_or_else(|e| panic!("{}: cannot choose {label:?} in {css}: {e}", self.who));
+    }
+
+    async fn resize(&self, (width, height): (u32, u32)) {
+        self.c.set_window_size(width, height).await.unwrap_or_else(|e| panic!("{e}"));
+        // Headless windows have no frame, but measure to be sure: the viewport is what must be 390 wide.
+        let inner = self.js("return [window.innerWidth, window.innerHeight]", vec![]).await;
+        let (w, h) = (inner[0].as_u64().unwrap_or(0) as u32, inner[1].as_u64().unwrap_or(0) as u32);
+        if w != width || h != height {
+            let (dw, dh) = (width.saturating_sub(w), height.saturating_sub(h));
+            self.c.set_window_size(width + dw, height + dh).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    async fn save_screenshot(&self, path: &Path) {
+        let png = self.c.screenshot().await.unwrap_or_else(|e| panic!("screenshot: {e}"));
+        std::fs::write(path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    async fn axe(&self, page: &str) {
+        let tools = tools();
+        let _ = self.js(&format!("{}\n;return typeof axe;", tools.axe), vec![]).await;
+        let result = self.c.execute_async(AXE_RUN, vec![]).await.unwrap_or_else(|e| panic!("axe-core did not run: {e}"));
+        if let Some(error) = result.get("error") {
+            panic!("axe-core failed on {page}: {error}");
+        }
+        let mut bad = Vec::new();
+        for v in result.as_array().cloned().unwrap_or_default() {
+            let impact = v["impact"].as_str().unwrap_or("unknown");
+            let line = format!("{page}: {} ({impact}): {} — {}", v["id"].as_str().unwrap_or(""), v["help"].as_str().unwrap_or(""), v["nodes"]);
+            match impact {
+                "serious" | "critical" => bad.push(line),
+                _ => {
+                    if let Ok(mut m) = self.scenario.moderate.lock() {
+                        m.push(line);
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "axe-core found serious or critical violations:\n{}", bad.join("\n"));
+    }
+
+    /// The checks every page gets: it loaded, a screenshot (desktop and phone), axe-core, labelled inputs,
+    /// and at 390×844 no sideways scrolling and buttons at least 44 px high.
+    pub async fn page(&self, name: &str) {
+        let _ = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css("body"))
+            .await;
+        let title: String = self.c.title().await.unwrap_or_default();
+        let text = self.text().await;
+        let page = format!("{} {name} ({})", self.who, self.path().await);
+        let error_page = text.lines().any(|l| l.starts_with("Error ") && l.contains(" · request "));
+        assert!(!error_page && !text.contains("Internal Server Error"), "{page} is an error page ({title}):\n{text}");
+        let shot = self.scenario.next_shot(&self.who, name);
+        self.save_screenshot(&shot.with_extension("png")).await;
+        let unlabelled = self.js(UNLABELLED, vec![]).await;
+        assert_eq!(unlabelled, json!([]), "{page}: inputs without a label");
+        self.axe(&page).await;
+        self.resize(PHONE).await;
+        let phone = self.js(PHONE_CHECKS, vec![]).await;
+        let mut phone_shot = shot.into_os_string();
+        phone_shot.push("-phone.png");
+        self.save_screenshot(Path::new(&phone_shot)).await;
+        self.resize(DESKTOP).await;
+        assert_eq!(phone["width"], json!(PHONE.0), "{page}: the phone viewport is not {} px wide", PHONE.0);
+        assert_eq!(phone["problems"], json!([]), "{page} at {}×{}", PHONE.0, PHONE.1);
+    }
+
+    /// An email's HTML part, rendered in this browser and put through the same checks as a page.
+    pub async fn email_page(&self, email: &Email, name: &str) {
+        assert!(!email.html.is_empty(), "the email {:?} has no HTML part", email.subject);
+        let n = self.scenario.counter.load(Ordering::SeqCst) + 1;
+        let file = self.scenario.demo.dir.path().join(format!("email-{n}.html"));
+        std::fs::write(&file, &email.html).unwrap_or_else(|e| panic!("{e}"));
+        self.goto_url(&format!("file://{}", file.display())).await;
+        self.page(name).await;
+    }
+
+    /// Sign in at /signin with a password and, when `secret` is given, a computed TOTP code; each page checked.
+    pub async fn sign_in(&self, login: &str, password: &str, secret: Option<&str>) {
+        self.goto("/signin").await;
+        self.page("sign-in").await;
+        self.fill("#login", login).await;
+        self.fill("#password", password).await;
+        self.press("Sign in").await;
+        if let Some(secret) = secret {
+            self.page("second-factor").await;
+            self.see("Two-step verification").await;
+            let code = self.scenario.totp(secret).await;
+            self.fill("#code", &code).await;
+            self.press("Verify").await;
+        }
+    }
+
+    /// The TOTP secret shown on the enrolment page ("Can't scan it?"), confirmed with a computed code; then
+    /// the backup codes page, continued.
+    pub async fn enrol_totp(&self) -> String {
+        self.see("Set up two-step verification").await;
+        self.page("enrol-authenticator").await;
+        self.reveal("Can't scan it?").await;
+        let secret = self.find("code.secret").await.text().await.unwrap_or_default().replace(' ', "");
+        assert!(secret.len() >= 26, "no TOTP secret on the page: {secret:?}");
+        let code = self.scenario.totp(&secret).await;
+        self.fill("#code", &code).await;
+        self.press("Confirm").await;
+        self.see("Your backup codes").await;
+        self.page("backup-codes").await;
+        self.press("I have saved them, continue").await;
+        secret
+    }
+
+    pub async fn sign_out(&self) {
+        self.goto("/").await;
+        self.press("Sign out").await;
+        self.see("Sign in").await;
+    }
+}
+
+fn xpath_literal(s: &str) -> String {
+    if !s.contains('\'') {
+        format!("'{s}'")
+    } else if !s.contains('"') {
+        format!("\"{s}\"")
+    } else {
+        let parts: Vec<String> = s.split('\'').map(|p| format!("'{p}'")).collect();
+        format!("concat({})", parts.join(", \"'\", "))
+    }
+}
+
+/// The code an email's text part sets on a line of its own (indented four spaces: see the notice template).
+pub fn code_in(text: &str) -> String {
+    text.lines()
+        .find(|l| l.starts_with("    ") && !l.trim().is_empty())
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_else(|| panic!("no code in the email:\n{text}"))
+}
