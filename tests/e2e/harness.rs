@@ -171,8 +171,17 @@ impl Demo {
     /// The newest email to `to` whose subject contains `subject`, waiting up to 30 s for the outbox to send
     /// it, once at least `count` such emails have arrived.
     pub async fn email_n(&self, to: &str, subject: &str, count: usize) -> Email {
+        self.email_where(to, subject, count, |e| e.subject.contains(subject)).await
+    }
+
+    /// The newest email to `to` whose text part contains `needle`.
+    pub async fn email_containing(&self, to: &str, needle: &str) -> Email {
+        self.email_where(to, needle, 1, |e| e.text.contains(needle)).await
+    }
+
+    async fn email_where(&self, to: &str, subject: &str, count: usize, wanted: impl Fn(&Email) -> bool) -> Email {
         for _ in 0..300 {
-            let matching: Vec<Email> = self.emails(to).into_iter().filter(|e| e.subject.contains(subject)).collect();
+            let matching: Vec<Email> = self.emails(to).into_iter().filter(|e| wanted(e)).collect();
             if matching.len() >= count
                 && let Some(last) = matching.last()
             {
@@ -417,12 +426,22 @@ impl Browser {
     /// The page says `what` (or the test fails, quoting the page).
     pub async fn see(&self, what: &str) {
         let text = self.text().await;
-        assert!(text.contains(what), "{}: expected {what:?} at {}; the page says:\n{text}", self.who, self.path().await);
+        assert!(
+            text.contains(what),
+            "{}: expected {what:?} at {}; the page says:\n{text}",
+            self.who,
+            self.path().await
+        );
     }
 
     pub async fn see_not(&self, what: &str) {
         let text = self.text().await;
-        assert!(!text.contains(what), "{}: did not expect {what:?} at {}; the page says:\n{text}", self.who, self.path().await);
+        assert!(
+            !text.contains(what),
+            "{}: did not expect {what:?} at {}; the page says:\n{text}",
+            self.who,
+            self.path().await
+        );
     }
 
     pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
@@ -449,10 +468,7 @@ impl Browser {
 
     /// Click the button or link whose text is exactly `label`.
     pub async fn press(&self, label: &str) {
-        let xpath = format!(
-            "//button[normalize-space()={q}] | //a[normalize-space()={q}]",
-            q = xpath_literal(label)
-        );
+        let xpath = format!("//button[normalize-space()={q}] | //a[normalize-space()={q}]", q = xpath_literal(label));
         let Ok(element) = self.c.find(Locator::XPath(&xpath)).await else {
             panic!("{}: no button or link {label:?} at {}:\n{}", self.who, self.path().await, self.text().await)
         };
@@ -503,9 +519,80 @@ impl Browser {
         self.wait_for_new_document(label).await;
     }
 
-    pub async fn select(&self, css: &str, label: &str) {
-        let element = self.find(css).await;
-        element.select_by_label(label).await.unwrap_or_else(|e| panic!("{}: cannot choose {label:?} in {css}: {e}", self.who));
+    /// Tick the radio button or checkbox whose label contains `label`.
+    pub async fn choose(&self, label: &str) {
+        let xpath = format!("//label[contains(normalize-space(), {})]//input", xpath_literal(label));
+        let Ok(element) = self.c.find(Locator::XPath(&xpath)).await else {
+            panic!("{}: no choice {label:?} at {}:\n{}", self.who, self.path().await, self.text().await)
+        };
+        element.click().await.unwrap_or_else(|e| panic!("{}: cannot choose {label:?}: {e}", self.who));
+    }
+
+    /// The value beside the term `term` in the page's first description list that has it.
+    pub async fn dd(&self, term: &str) -> String {
+        let v = self
+            .js(
+                "const dt = [...document.querySelectorAll('dt')].find(d => d.textContent.trim() === arguments[0]);
+                 return dt && dt.nextElementSibling ? dt.nextElementSibling.innerText.trim() : null;",
+                vec![json!(term)],
+            )
+            .await;
+        match v.as_str() {
+            Some(s) => s.to_owned(),
+            None => panic!("{}: no {term:?} at {}:\n{}", self.who, self.path().await, self.text().await),
+        }
+    }
+
+    /// An error page the scenario expects (a refusal): screenshotted and checked like any other page.
+    pub async fn error_page(&self, name: &str, status: u16) {
+        self.see(&format!("Error {status} · request")).await;
+        self.checks(name).await;
+    }
+
+    /// Press one key (fantoccini's `Key`, e.g. `Key::Tab`) on whatever has the focus.
+    pub async fn key(&self, key: fantoccini::key::Key) {
+        self.type_keys(&key.to_string()).await;
+    }
+
+    /// Type into whatever has the focus, as a keyboard does.
+    pub async fn type_keys(&self, text: &str) {
+        let active =
+            self.c.active_element().await.unwrap_or_else(|e| panic!("{}: nothing has the focus: {e}", self.who));
+        active.send_keys(text).await.unwrap_or_else(|e| panic!("{}: cannot type: {e}", self.who));
+    }
+
+    /// Press Tab until the focus is on `css` (at most 40 times), checking at every stop that the focus is
+    /// visible (an outline of at least 2 px).
+    pub async fn tab_to(&self, css: &str) {
+        for _ in 0..40 {
+            self.key(fantoccini::key::Key::Tab).await;
+            let focus = self
+                .js(
+                    "const e = document.activeElement; const s = getComputedStyle(e);
+                     return { here: e.matches(arguments[0]), what: e.outerHTML.slice(0, 120),
+                              visible: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2 };",
+                    vec![json!(css)],
+                )
+                .await;
+            assert_eq!(
+                focus["visible"],
+                json!(true),
+                "{}: the keyboard focus is not visible on {}",
+                self.who,
+                focus["what"]
+            );
+            if focus["here"] == json!(true) {
+                return;
+            }
+        }
+        panic!("{}: Tab never reached {css} at {}", self.who, self.path().await);
+    }
+
+    /// Press a key that should load another page (Enter on a link or a button), and wait for it.
+    pub async fn key_to_new_page(&self, key: fantoccini::key::Key) {
+        self.mark_document().await;
+        self.key(key).await;
+        self.wait_for_new_document("a key").await;
     }
 
     async fn resize(&self, (width, height): (u32, u32)) {
@@ -527,14 +614,20 @@ impl Browser {
     async fn axe(&self, page: &str) {
         let tools = tools();
         let _ = self.js(&format!("{}\n;return typeof axe;", tools.axe), vec![]).await;
-        let result = self.c.execute_async(AXE_RUN, vec![]).await.unwrap_or_else(|e| panic!("axe-core did not run: {e}"));
+        let result =
+            self.c.execute_async(AXE_RUN, vec![]).await.unwrap_or_else(|e| panic!("axe-core did not run: {e}"));
         if let Some(error) = result.get("error") {
             panic!("axe-core failed on {page}: {error}");
         }
         let mut bad = Vec::new();
         for v in result.as_array().cloned().unwrap_or_default() {
             let impact = v["impact"].as_str().unwrap_or("unknown");
-            let line = format!("{page}: {} ({impact}): {} — {}", v["id"].as_str().unwrap_or(""), v["help"].as_str().unwrap_or(""), v["nodes"]);
+            let line = format!(
+                "{page}: {} ({impact}): {} — {}",
+                v["id"].as_str().unwrap_or(""),
+                v["help"].as_str().unwrap_or(""),
+                v["nodes"]
+            );
             match impact {
                 "serious" | "critical" => bad.push(line),
                 _ => {
@@ -550,17 +643,18 @@ impl Browser {
     /// The checks every page gets: it loaded, a screenshot (desktop and phone), axe-core, labelled inputs,
     /// and at 390×844 no sideways scrolling and buttons at least 44 px high.
     pub async fn page(&self, name: &str) {
-        let _ = self
-            .c
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css("body"))
-            .await;
+        let _ = self.c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("body")).await;
         let title: String = self.c.title().await.unwrap_or_default();
         let text = self.text().await;
         let page = format!("{} {name} ({})", self.who, self.path().await);
         let error_page = text.lines().any(|l| l.starts_with("Error ") && l.contains(" · request "));
         assert!(!error_page && !text.contains("Internal Server Error"), "{page} is an error page ({title}):\n{text}");
+        self.checks(name).await;
+    }
+
+    /// Screenshots, labels, axe-core and the phone-width checks, on whatever page is shown.
+    async fn checks(&self, name: &str) {
+        let page = format!("{} {name} ({})", self.who, self.path().await);
         let shot = self.scenario.next_shot(&self.who, name);
         self.save_screenshot(&shot.with_extension("png")).await;
         let unlabelled = self.js(UNLABELLED, vec![]).await;

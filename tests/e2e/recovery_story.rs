@@ -64,7 +64,7 @@ async fn a_locked_out_person_asks_for_help_and_an_admin_gets_her_back_in() {
     ada.see("Step 3 of 3").await;
     ada.see("Mona").await;
     ada.page("wizard-review-unlock").await;
-    ada.select("#method", "Identity verified by callback to the number on file").await;
+    ada.choose("Identity verified by callback to the number on file").await;
     ada.press("Confirm").await;
     ada.page("unlocked").await;
     ada.see("Mona").await;
@@ -73,7 +73,7 @@ async fn a_locked_out_person_asks_for_help_and_an_admin_gets_her_back_in() {
     ada.follow("Send recovery code email").await;
     ada.see("Step 3 of 3").await;
     ada.page("wizard-review-recovery-code").await;
-    ada.select("#method", "Identity verified by callback to the number on file").await;
+    ada.choose("Identity verified by callback to the number on file").await;
     ada.press("Confirm").await;
     ada.page("recovery-code-sent").await;
 
