@@ -42,5 +42,5 @@ async fn an_action_on_an_admin_waits_for_a_second_admin_in_another_browser() {
     ada.goto(&ada.path().await).await;
     assert_eq!(ada.dd("Authenticator (TOTP)").await, "Not enrolled", "the approval ran the reset");
     ada.page("record-after-approval").await;
-    s.finish();
+    s.finish(vec![ada, olga]).await;
 }

@@ -45,10 +45,8 @@ fn tools() -> &'static Tools {
         for binary in [&chromium, &chromedriver] {
             assert!(Path::new(binary).exists(), "{binary} is missing.\n{INSTALL}");
         }
-        for tool in ["oathtool"] {
-            let found = std::process::Command::new(tool).arg("--version").output().is_ok();
-            assert!(found, "{tool} is missing: apt-get install -y {tool}");
-        }
+        let oathtool = std::process::Command::new("oathtool").arg("--version").output().is_ok();
+        assert!(oathtool, "oathtool is missing: apt-get install -y oathtool");
         let axe_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/tools/node_modules/axe-core/axe.min.js");
         let axe = std::fs::read_to_string(&axe_path)
             .unwrap_or_else(|e| panic!("{} cannot be read ({e}).\n{INSTALL}", axe_path.display()));
@@ -63,11 +61,10 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
 }
 
-/// `target/e2e-screenshots` beside this build (CARGO_TARGET_DIR is honoured: the binary tells where it is).
+/// `target/e2e-screenshots` (CARGO_TARGET_DIR is honoured: Cargo's `target/tmp` for tests tells where it is).
 fn screenshot_root() -> PathBuf {
-    let binary = Path::new(env!("CARGO_BIN_EXE_lifeline"));
-    let target = binary.parent().and_then(Path::parent).unwrap_or_else(|| Path::new("target"));
-    target.join("e2e-screenshots")
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or_else(|| Path::new("target")).join("e2e-screenshots")
 }
 
 /// One email as the mail folder holds it.
@@ -80,13 +77,24 @@ pub struct Email {
 
 /// A fresh demo server: `serve --demo` in a folder of its own.
 pub struct Demo {
+    // Dropped first (killed), then its folder goes.
+    _child: tokio::process::Child,
     pub dir: tempfile::TempDir,
     pub base: String,
-    _child: tokio::process::Child,
 }
 
 impl Demo {
+    /// Start the server; a port taken between choosing it and binding it is tried again with another.
     async fn start() -> Demo {
+        for _ in 0..3 {
+            if let Some(demo) = Self::try_start().await {
+                return demo;
+            }
+        }
+        panic!("lifeline serve --demo did not start (three tries): see its log above");
+    }
+
+    async fn try_start() -> Option<Demo> {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
@@ -129,9 +137,11 @@ impl Demo {
         })
         .await
         .unwrap_or(false);
-        assert!(ready, "lifeline serve --demo did not say it was listening");
+        if !ready {
+            return None;
+        }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Demo { dir, base, _child: child }
+        Some(Demo { dir, base, _child: child })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -140,6 +150,11 @@ impl Demo {
 
     /// Every email delivered to `to` so far, oldest first.
     pub fn emails(&self, to: &str) -> Vec<Email> {
+        self.emails_where(Some(to))
+    }
+
+    /// Every email delivered so far (to anyone, or to `to`), oldest first.
+    pub fn emails_where(&self, to: Option<&str>) -> Vec<Email> {
         let folder = self.dir.path().join("mail");
         let mut found: Vec<(SystemTime, String, Email)> = Vec::new();
         for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
@@ -151,7 +166,9 @@ impl Demo {
             let Some(message) = mail_parser::MessageParser::default().parse(&raw) else { continue };
             let addressed = message
                 .to()
-                .map(|list| list.iter().any(|a| a.address().is_some_and(|x| x.eq_ignore_ascii_case(to))))
+                .map(|list| {
+                    list.iter().any(|a| a.address().is_some_and(|x| to.is_none_or(|t| x.eq_ignore_ascii_case(t))))
+                })
                 .unwrap_or(false);
             if !addressed {
                 continue;
@@ -160,7 +177,15 @@ impl Demo {
             let email = Email {
                 subject: message.subject().unwrap_or_default().to_owned(),
                 text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
-                html: message.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+                // A real HTML part only: `body_html` would turn a text-only email into HTML.
+                html: message
+                    .parts
+                    .iter()
+                    .find_map(|part| match &part.body {
+                        mail_parser::PartType::Html(html) => Some(html.to_string()),
+                        _ => None,
+                    })
+                    .unwrap_or_default(),
             };
             found.push((modified, path.display().to_string(), email));
         }
@@ -215,6 +240,8 @@ pub struct Scenario {
     counter: AtomicUsize,
     moderate: Mutex<Vec<String>>,
     spent: Mutex<HashMap<String, u64>>,
+    /// The HTML parts already put through the checks.
+    rendered: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Scenario {
@@ -231,6 +258,7 @@ impl Scenario {
             counter: AtomicUsize::new(0),
             moderate: Mutex::new(Vec::new()),
             spent: Mutex::new(HashMap::new()),
+            rendered: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -272,8 +300,24 @@ impl Scenario {
         self.shots.join(format!("{n:02}-{who}-{name}"))
     }
 
-    /// The end of a scenario: the moderate axe findings, listed (they do not fail the test).
-    pub fn finish(&self) {
+    /// The end of a scenario: its browsers closed (Chromium with them), every email the scenario caused that
+    /// it did not open itself rendered and checked in a browser of its own, and the moderate and minor axe
+    /// findings listed (they do not fail the test; `axe.txt` beside the screenshots keeps them).
+    pub async fn finish(self: &Arc<Self>, browsers: Vec<Browser>) {
+        for b in browsers {
+            b.close().await;
+        }
+        let emails: Vec<Email> = self.demo.emails_where(None);
+        let unseen: Vec<Email> =
+            emails.into_iter().filter(|e| self.rendered.lock().map(|r| !r.contains(&e.html)).unwrap_or(true)).collect();
+        if !unseen.is_empty() {
+            let mail = self.browser("mailbox").await;
+            for email in &unseen {
+                let name = slug(&email.subject);
+                mail.email_page(email, &format!("email-{name}")).await;
+            }
+            mail.close().await;
+        }
         let moderate = self.moderate.lock().map(|m| m.clone()).unwrap_or_default();
         if moderate.is_empty() {
             println!("[{}] axe-core: no moderate findings", self.name);
@@ -285,14 +329,55 @@ impl Scenario {
         }
         println!("[{}] screenshots in {}", self.name, self.shots.display());
     }
+
+    fn note_finding(&self, line: String) {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(self.shots.join("axe.txt")) {
+            let _ = writeln!(file, "{line}");
+        }
+        if let Ok(mut m) = self.moderate.lock() {
+            m.push(line);
+        }
+    }
+}
+
+/// A file-name-friendly form of a page's heading or an email's subject.
+fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+        if out.len() >= 48 {
+            break;
+        }
+    }
+    out.trim_end_matches('-').to_owned()
 }
 
 pub struct Browser {
     pub c: Client,
     scenario: Arc<Scenario>,
     who: String,
-    _driver: tokio::process::Child,
+    /// The refusal the next page is expected to be (an error page fails the checks otherwise).
+    expect_error: Mutex<Option<u16>>,
+    driver: tokio::process::Child,
+    closed: bool,
     _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    /// A test that failed never reached [`Browser::close`]: chromedriver and the Chromium it started share a
+    /// process group, ended here so that no browser outlives its test.
+    fn drop(&mut self) {
+        if !self.closed
+            && let Some(pid) = self.driver.id()
+        {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+        }
+    }
 }
 
 const AXE_RUN: &str = r#"
@@ -317,7 +402,9 @@ const PHONE_CHECKS: &str = r#"
 const problems = [];
 const width = window.innerWidth;
 const de = document.documentElement;
-if (de.scrollWidth > width) problems.push(`the page scrolls sideways: scrollWidth ${de.scrollWidth} > innerWidth ${width}`);
+// clientWidth, not innerWidth: innerWidth counts a vertical scrollbar, which content must not run under.
+if (de.scrollWidth > de.clientWidth) problems.push(`the page scrolls sideways: scrollWidth ${de.scrollWidth} > clientWidth ${de.clientWidth}`);
+if (location.protocol !== 'file:' && !document.querySelector('meta[name=viewport][content*="width=device-width"]')) problems.push('no viewport meta: a phone would lay the page out 980 px wide');
 for (const t of document.querySelectorAll('table')) {
   let e = t, contained = false;
   while (e && e !== document.documentElement) {
@@ -341,6 +428,7 @@ impl Browser {
         let port = free_port();
         let driver = tokio::process::Command::new(&tools.chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -391,9 +479,24 @@ impl Browser {
             }
         }
         let c = client.unwrap_or_else(|| panic!("Chromium did not start through chromedriver: {last}\n{INSTALL}"));
-        let browser = Browser { c, scenario, who: who.to_owned(), _driver: driver, _profile: profile };
+        let browser = Browser {
+            c,
+            scenario,
+            who: who.to_owned(),
+            expect_error: Mutex::new(None),
+            driver,
+            closed: false,
+            _profile: profile,
+        };
         browser.resize(DESKTOP).await;
         browser
+    }
+
+    /// End the WebDriver session (chromedriver quits Chromium), then chromedriver.
+    pub async fn close(mut self) {
+        let _ = self.c.clone().close().await;
+        let _ = self.driver.kill().await;
+        self.closed = true;
     }
 
     fn base(&self) -> &str {
@@ -402,11 +505,12 @@ impl Browser {
 
     pub async fn goto(&self, path: &str) {
         let url = format!("{}{path}", self.base());
-        self.c.goto(&url).await.unwrap_or_else(|e| panic!("{}: cannot open {url}: {e}", self.who));
+        self.goto_url(&url).await;
     }
 
     pub async fn goto_url(&self, url: &str) {
         self.c.goto(url).await.unwrap_or_else(|e| panic!("{}: cannot open {url}: {e}", self.who));
+        self.auto_check().await;
     }
 
     pub async fn path(&self) -> String {
@@ -493,7 +597,7 @@ impl Browser {
     }
 
     pub async fn wait_for_new_document(&self, after: &str) {
-        for _ in 0..200 {
+        for _ in 0..600 {
             let state = self
                 .c
                 .execute("return window.__e2eOld === true ? 'old' : document.readyState", vec![])
@@ -501,6 +605,7 @@ impl Browser {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned));
             if state.as_deref() == Some("complete") {
+                self.auto_check().await;
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -543,10 +648,12 @@ impl Browser {
         }
     }
 
-    /// An error page the scenario expects (a refusal): screenshotted and checked like any other page.
-    pub async fn error_page(&self, name: &str, status: u16) {
-        self.see(&format!("Error {status} · request")).await;
-        self.checks(name).await;
+    /// The next page is expected to be the refusal `status` (checked like any other page, but not failed
+    /// for being an error page); [`Browser::see`] then tells which refusal it is.
+    pub fn expect_error(&self, status: u16) {
+        if let Ok(mut e) = self.expect_error.lock() {
+            *e = Some(status);
+        }
     }
 
     /// Press one key (fantoccini's `Key`, e.g. `Key::Tab`) on whatever has the focus.
@@ -630,31 +737,56 @@ impl Browser {
             );
             match impact {
                 "serious" | "critical" => bad.push(line),
-                _ => {
-                    if let Ok(mut m) = self.scenario.moderate.lock() {
-                        m.push(line);
-                    }
-                }
+                _ => self.scenario.note_finding(line),
             }
         }
         assert!(bad.is_empty(), "axe-core found serious or critical violations:\n{}", bad.join("\n"));
     }
 
-    /// The checks every page gets: it loaded, a screenshot (desktop and phone), axe-core, labelled inputs,
-    /// and at 390×844 no sideways scrolling and buttons at least 44 px high.
+    /// Every page a browser arrives at gets the checks, named by its heading: it is not an error page
+    /// (unless one was expected), a screenshot at desktop and phone width, axe-core, labelled inputs, and at
+    /// 390×844 no sideways scrolling and buttons at least 44 px high. A page is checked once.
+    async fn auto_check(&self) {
+        let checked = self.js("return window.__e2eChecked === true", vec![]).await;
+        if checked == json!(true) {
+            return;
+        }
+        let heading =
+            self.js("const h = document.querySelector('h1'); return h ? h.innerText : document.title", vec![]).await;
+        let name = slug(heading.as_str().unwrap_or("page"));
+        self.page(&name).await;
+    }
+
+    /// A checkpoint in a scenario: the page shown now has had its checks (at arrival, named by its
+    /// heading), or gets them now under `name` (a page that changed without loading anew).
     pub async fn page(&self, name: &str) {
-        let _ = self.c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("body")).await;
+        let checked = self.js("return window.__e2eChecked === true", vec![]).await;
+        if checked == json!(true) {
+            return;
+        }
         let title: String = self.c.title().await.unwrap_or_default();
         let text = self.text().await;
         let page = format!("{} {name} ({})", self.who, self.path().await);
-        let error_page = text.lines().any(|l| l.starts_with("Error ") && l.contains(" · request "));
-        assert!(!error_page && !text.contains("Internal Server Error"), "{page} is an error page ({title}):\n{text}");
+        let expected = self.expect_error.lock().ok().and_then(|mut e| e.take());
+        let error_line = text.lines().find(|l| l.starts_with("Error ") && l.contains(" · request ")).map(str::to_owned);
+        match expected {
+            Some(status) => assert!(
+                error_line.as_deref().is_some_and(|l| l.starts_with(&format!("Error {status} "))),
+                "{page}: expected the refusal {status}; the page says:\n{text}"
+            ),
+            None => assert!(
+                error_line.is_none() && !text.contains("Internal Server Error"),
+                "{page} is an error page ({title}):\n{text}"
+            ),
+        }
         self.checks(name).await;
+        self.js("window.__e2eChecked = true; return true", vec![]).await;
     }
 
     /// Screenshots, labels, axe-core and the phone-width checks, on whatever page is shown.
     async fn checks(&self, name: &str) {
         let page = format!("{} {name} ({})", self.who, self.path().await);
+        // A resize keeps the document (and the mark that it was checked): the same page at two widths.
         let shot = self.scenario.next_shot(&self.who, name);
         self.save_screenshot(&shot.with_extension("png")).await;
         let unlabelled = self.js(UNLABELLED, vec![]).await;
@@ -673,10 +805,14 @@ impl Browser {
     /// An email's HTML part, rendered in this browser and put through the same checks as a page.
     pub async fn email_page(&self, email: &Email, name: &str) {
         assert!(!email.html.is_empty(), "the email {:?} has no HTML part", email.subject);
+        if let Ok(mut r) = self.scenario.rendered.lock() {
+            r.insert(email.html.clone());
+        }
         let n = self.scenario.counter.load(Ordering::SeqCst) + 1;
         let file = self.scenario.demo.dir.path().join(format!("email-{n}.html"));
         std::fs::write(&file, &email.html).unwrap_or_else(|e| panic!("{e}"));
-        self.goto_url(&format!("file://{}", file.display())).await;
+        let url = format!("file://{}", file.display());
+        self.c.goto(&url).await.unwrap_or_else(|e| panic!("{}: cannot open {url}: {e}", self.who));
         self.page(name).await;
     }
 
@@ -716,7 +852,8 @@ impl Browser {
     pub async fn sign_out(&self) {
         self.goto("/").await;
         self.press("Sign out").await;
-        self.see("Sign in").await;
+        let path = self.path().await;
+        assert!(path.starts_with("/signin"), "{}: signing out ends at the sign-in page, not {path}", self.who);
     }
 }
 

@@ -52,6 +52,7 @@ async fn a_manager_resets_a_report_who_signs_in_with_the_temporary_password() {
     // Sam: the temporary password, a new authenticator, a password of his own.
     sam.sign_in(SAM.0, &password, None).await;
     let mut secret = None;
+    let mut changed = false;
     for _ in 0..2 {
         let text = sam.text().await;
         if text.contains("Set up two-step verification") {
@@ -61,13 +62,15 @@ async fn a_manager_resets_a_report_who_signs_in_with_the_temporary_password() {
             sam.fill("#new_password", "harbour-violet-compass-lamp-64").await;
             sam.fill("#confirm_password", "harbour-violet-compass-lamp-64").await;
             sam.press("Save password").await;
+            changed = true;
         }
     }
     let secret = secret.unwrap_or_else(|| panic!("Sam was not asked to enrol again"));
+    assert!(changed, "Sam was not made to change the temporary password");
     sam.see("Hello, Sam").await;
     sam.page("home").await;
     sam.sign_out().await;
     sam.sign_in(SAM.0, "harbour-violet-compass-lamp-64", Some(&secret)).await;
     sam.see("Hello, Sam").await;
-    s.finish();
+    s.finish(vec![sam, mona]).await;
 }

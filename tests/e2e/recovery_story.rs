@@ -103,5 +103,5 @@ async fn a_locked_out_person_asks_for_help_and_an_admin_gets_her_back_in() {
     mona.sign_in(login, new_password, Some(&secret)).await;
     mona.see("Hello, Mona").await;
     mona.page("signed-in-again").await;
-    s.finish();
+    s.finish(vec![mona, ada]).await;
 }

@@ -60,5 +60,5 @@ async fn an_admin_resets_mfa_from_the_record_and_the_person_enrols_again() {
     mona.sign_in(MONA.0, MONA.1, Some(&secret)).await;
     mona.see("Hello, Mona").await;
     mona.page("signed-in-with-new-authenticator").await;
-    s.finish();
+    s.finish(vec![ada, mona]).await;
 }
