@@ -783,6 +783,12 @@ impl Browser {
         self.js("window.__e2eChecked = true; return true", vec![]).await;
     }
 
+    /// The page changed in place (a `<details>` opened, say): check it again, as `name`.
+    pub async fn recheck(&self, name: &str) {
+        self.js("window.__e2eChecked = false; return true", vec![]).await;
+        self.page(name).await;
+    }
+
     /// Screenshots, labels, axe-core and the phone-width checks, on whatever page is shown.
     async fn checks(&self, name: &str) {
         let page = format!("{} {name} ({})", self.who, self.path().await);
@@ -838,6 +844,7 @@ impl Browser {
         self.see("Set up two-step verification").await;
         self.page("enrol-authenticator").await;
         self.reveal("Can't scan it?").await;
+        self.recheck("authenticator-key-shown").await;
         let secret = self.find("code.secret").await.text().await.unwrap_or_default().replace(' ', "");
         assert!(secret.len() >= 26, "no TOTP secret on the page: {secret:?}");
         let code = self.scenario.totp(&secret).await;

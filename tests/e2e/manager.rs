@@ -45,7 +45,7 @@ async fn a_manager_resets_a_report_who_signs_in_with_the_temporary_password() {
     mona.click("details.reveal summary").await;
     let shown = mona.js("return getComputedStyle(document.querySelector('code.secret')).filter", vec![]).await;
     assert_eq!(shown.as_str(), Some("none"), "the click reveals the password");
-    mona.page("secure-link-revealed").await;
+    mona.recheck("secure-link-revealed").await;
     let password = mona.find("code.secret").await.text().await.unwrap_or_default();
     assert!(password.len() >= 20, "no temporary password: {password:?}");
 
