@@ -77,6 +77,54 @@ async fn people_are_unique_by_email_and_username_and_found_by_either() {
     }
 }
 
+/// More people than a search reads in name order before it turns to the trigram index (4,096): a common
+/// text is answered from the first people in order, a rare one from the index, and both page the same way.
+#[tokio::test]
+async fn a_search_finds_common_and_rare_text_alike_in_a_large_directory() {
+    for (backend, store, _dir) in stores().await {
+        let mut rows: Vec<_> = (0..4_300)
+            .map(|i| new_person(&format!("Common Person {i:05}"), &format!("p{i}@example.org"), &format!("user{i}")))
+            .collect();
+        // Sorted after every common person, so only the trigram index finds them quickly.
+        rows.push(new_person("Zed Quixotic", "zq@example.org", "zq"));
+        rows.push(new_person("Zoe Quixotic", "zoe@example.org", "zoe_q"));
+        rows.push(new_person("Zu 50% Off", "zu@example.org", "zu"));
+        store.import_people(&rows, 1_000, &audit(), &|_| ()).await.unwrap_or_else(|e| panic!("{e}"));
+        let search = async |text: &str, after: Option<(&str, lifeline::domain::PersonId)>, limit: i64| {
+            store.search_people(text, false, 2_000, after, limit).await.unwrap_or_else(|e| panic!("{e}"))
+        };
+        let names = |hits: &[lifeline::store::PersonHit]| {
+            hits.iter().map(|h| h.person.display_name.to_string()).collect::<Vec<_>>()
+        };
+        // Rare: past the window, by the index; by name, email and username, any case.
+        assert_eq!(names(&search("QUIXOT", None, 50).await), ["Zed Quixotic", "Zoe Quixotic"], "{backend}");
+        assert_eq!(names(&search("zoe@exa", None, 50).await), ["Zoe Quixotic"], "{backend}");
+        assert_eq!(names(&search("oe_q", None, 50).await), ["Zoe Quixotic"], "{backend}: _ is a character");
+        assert_eq!(names(&search("50%", None, 50).await), ["Zu 50% Off"], "{backend}: % is a character");
+        assert_eq!(names(&search("zu", None, 50).await), ["Zu 50% Off"], "{backend}: shorter than a trigram");
+        assert!(search("no such text", None, 50).await.is_empty(), "{backend}");
+        // Rare, a page at a time.
+        let first = search("quixotic", None, 1).await;
+        let after = Some((first[0].sort_key.as_str(), first[0].person.id));
+        assert_eq!(names(&search("quixotic", after, 1).await), ["Zoe Quixotic"], "{backend}");
+        // Common: the first in name order, and the next page from the cursor, deep into the directory.
+        let page = search("person", None, 3).await;
+        assert_eq!(names(&page), ["Common Person 00000", "Common Person 00001", "Common Person 00002"], "{backend}");
+        let deep = search("person 041", None, 200).await;
+        assert_eq!(deep.len(), 100, "{backend}: 04100 to 04199");
+        let last = deep.last().unwrap_or_else(|| panic!("{backend}: a page"));
+        let rest = search("person 04", Some((last.sort_key.as_str(), last.person.id)), 200).await;
+        assert_eq!(
+            names(&rest),
+            (4_200..4_300).map(|i| format!("Common Person {i:05}")).collect::<Vec<_>>(),
+            "{backend}: past the window, the rest from the index"
+        );
+        // Each hit comes with its account.
+        assert_eq!(page[0].accounts.len(), 1, "{backend}");
+        assert_eq!(page[0].accounts[0].account.username.as_str(), "user0", "{backend}");
+    }
+}
+
 #[tokio::test]
 async fn people_are_found_by_part_of_a_name_username_or_email_and_by_lock() {
     for (backend, store, _dir) in stores().await {

@@ -304,9 +304,22 @@ const TABLES: &[Table] = &[
 ];
 
 /// Tables deliberately left behind: bookkeeping (migrations, the job lock row the target's migration
-/// creates), sessions (people sign in again), and rate-limit and throttle windows (minutes long).
-pub const NOT_COPIED: &[&str] =
-    &["schema_migration", "web_session", "rate_limit_counter", "job_lock", "sign_in_throttle"];
+/// creates), sessions (people sign in again), rate-limit and throttle windows (minutes long), and the
+/// people search table with its trigram index (SQLite's FTS5 tables), which the target's triggers fill as
+/// people and accounts arrive.
+pub const NOT_COPIED: &[&str] = &[
+    "schema_migration",
+    "web_session",
+    "rate_limit_counter",
+    "job_lock",
+    "sign_in_throttle",
+    "person_search",
+    "person_search_trigrams",
+    "person_search_trigrams_data",
+    "person_search_trigrams_idx",
+    "person_search_trigrams_docsize",
+    "person_search_trigrams_config",
+];
 
 /// The tables `copy` moves.
 pub fn copied_tables() -> Vec<&'static str> {
@@ -371,6 +384,21 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
         }
         counts.push((*table, rows.len()));
     }
+    // The search table is derived: made again from the copied people and accounts (SQLite's trigram index
+    // follows it by its own triggers).
+    let concat = match to.backend() {
+        Backend::Sqlite => "group_concat(lower(a.username), ' ')",
+        Backend::Postgres => "string_agg(lower(a.username), ' ' ORDER BY a.account_id)",
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO person_search (person_id, sort_key, haystack) \
+         SELECT p.person_id, lower(p.display_name), lower(p.display_name) || ' ' || lower(p.email) \
+             || COALESCE((SELECT ' ' || {concat} FROM account a WHERE a.person_id = p.person_id), '') \
+         FROM person p"
+    )))
+    .execute(&mut *tx)
+    .await
+    .db()?;
     // The audit chain's head moves with its rows, so the copied log verifies and continues the same chain.
     // Its seal too: the same key file keeps it valid, and no key is needed here.
     let head = sqlx::query("SELECT last_id, last_hash, seal FROM audit_head WHERE audit_head_id = 1")

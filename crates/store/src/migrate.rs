@@ -91,6 +91,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_temporary_password_expiry.sql"),
         postgres: include_str!("../migrations/postgres/0013_temporary_password_expiry.sql"),
     },
+    Migration {
+        version: 14,
+        name: "search_at_scale",
+        sqlite: include_str!("../migrations/sqlite/0014_search_at_scale.sql"),
+        postgres: include_str!("../migrations/postgres/0014_search_at_scale.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

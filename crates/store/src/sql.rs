@@ -16,7 +16,7 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct SqlStore {
     pub(super) pool: AnyPool,
-    backend: Backend,
+    pub(super) backend: Backend,
     /// Seals audit rows. Only the commands that write audit rows need it (not `migrate` or `copy-db`).
     audit_key: Option<AuditKey>,
 }
@@ -304,6 +304,18 @@ pub(super) async fn insert_person(
     .await
     .map_err(|e| unique_violation(e, &format!("the username {} is already taken", new.username)))?;
     let account = account_from_row(&row)?;
+    // The search row (migration 0014), lower-cased by the database as the search's pattern is compared.
+    sqlx::query(
+        "INSERT INTO person_search (person_id, sort_key, haystack) \
+         VALUES ($1, lower($2), lower($2) || ' ' || lower($3) || ' ' || lower($4))",
+    )
+    .bind(person.id.0)
+    .bind(new.display_name.as_str())
+    .bind(new.email.as_str())
+    .bind(new.username.as_str())
+    .execute(&mut *conn)
+    .await
+    .db()?;
     write_grant(&mut *conn, person.id, &new.grant, "system", now).await?;
     if new.password_hash.is_some() {
         history(&mut *conn, account.id, "password", "bound", now).await?;

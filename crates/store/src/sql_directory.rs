@@ -126,6 +126,10 @@ impl DirectoryStore for SqlStore {
         limit: i64,
     ) -> StoreResult<Vec<PersonHit>> {
         let pattern = like_pattern(text);
+        if !locked_only {
+            let ids = self.search_ids(text, &pattern, after, limit).await?;
+            return self.hits_of(&ids).await;
+        }
         let people = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PERSON_COLUMNS}, COALESCE(g.dpa_level, 0) AS dpa_level, COALESCE(g.expert_mode, 0) AS expert_mode, \
                  COALESCE(g.auditor, 0) AS auditor, COALESCE(g.directory_admin, 0) AS directory_admin, \
@@ -223,27 +227,142 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// How many people, in name order, a search reads before it turns to the trigram index.
+const SEARCH_WINDOW: i64 = 4096;
+
 /// How deep a reporting line is followed: deeper than any organisation, and a bound on a cycle made by hand.
 const MAX_LINE_DEPTH: i64 = 64;
 
 impl SqlStore {
     /// The people of these rows (a person's columns, their grant and `sort_key`), each with their accounts.
-    async fn hits(&self, people: &[sqlx::any::AnyRow]) -> StoreResult<Vec<PersonHit>> {
-        let mut hits = Vec::with_capacity(people.len());
-        for row in people {
-            let person = person_from_row(row)?;
-            let accounts = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {ACCOUNT_COLUMNS}, (SELECT COUNT(*) FROM totp_credential t WHERE t.account_id = account.account_id \
-                 AND t.confirmed_at IS NOT NULL) AS totp FROM account WHERE person_id = $1 ORDER BY account_id"
-            )))
-            .bind(person.id.0)
-            .fetch_all(&self.pool)
+    /// The ids and sort keys of the first `limit` people after `after` whose search text contains `text`, in
+    /// name order. A common text is found among the first [`SEARCH_WINDOW`] people in order (an index read in
+    /// order, one `LIKE` per row: at most a few milliseconds whatever the directory's size); when that window
+    /// holds too few, the text is rare, and the trigram index finds every match, few enough to sort.
+    async fn search_ids(
+        &self,
+        text: &str,
+        pattern: &str,
+        after: Option<(&str, PersonId)>,
+        limit: i64,
+    ) -> StoreResult<Vec<(PersonId, String)>> {
+        let (key, id) = after.map(|(k, id)| (k, id.0)).unwrap_or(("", 0));
+        let ids = |rows: Vec<sqlx::any::AnyRow>| {
+            rows.iter()
+                .map(|r| Ok((PersonId(r.try_get("person_id").db()?), r.try_get("sort_key").db()?)))
+                .collect::<StoreResult<Vec<_>>>()
+        };
+        let window = format!(
+            "SELECT person_id, sort_key, haystack FROM person_search WHERE (sort_key, person_id) > ($1, $2) \
+             ORDER BY sort_key, person_id LIMIT {SEARCH_WINDOW}"
+        );
+        let found = ids(sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT person_id, sort_key FROM ({window}) w WHERE haystack LIKE $3 ESCAPE '\\' \
+             ORDER BY sort_key, person_id LIMIT $4"
+        )))
+        .bind(key)
+        .bind(id)
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .db()?)?;
+        if found.len() as i64 >= limit {
+            return Ok(found);
+        }
+        let seen: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM ({window}) w")))
+            .bind(key)
+            .bind(id)
+            .fetch_one(&self.pool)
             .await
-            .db()?
-            .iter()
-            .map(|r| Ok(AccountHit { account: account_from_row(r)?, has_totp: count(r, "totp").db()? > 0 }))
-            .collect::<StoreResult<Vec<_>>>()?;
+            .db()?;
+        if seen < SEARCH_WINDOW {
+            return Ok(found); // the window held everyone after the cursor
+        }
+        // Rare text: every match, from the trigram index (three characters at least; shorter text is read
+        // from the table), then in order.
+        let trigrams = text.chars().count() >= 3;
+        let candidates = match self.backend {
+            Backend::Sqlite if trigrams => {
+                "SELECT person_id, sort_key, haystack FROM person_search WHERE person_id IN \
+                 (SELECT rowid FROM person_search_trigrams WHERE person_search_trigrams MATCH $5)"
+            }
+            // PostgreSQL's planner takes the trigram index for a rare text (and a scan for a common one).
+            _ => "SELECT person_id, sort_key, haystack FROM person_search",
+        };
+        let phrase = format!("\"{}\"", text.to_lowercase().replace('"', "\"\""));
+        let sql = format!(
+            "SELECT person_id, sort_key FROM ({candidates}) m WHERE haystack LIKE $3 ESCAPE '\\' \
+             AND (sort_key, person_id) > ($1, $2) ORDER BY sort_key, person_id LIMIT $4"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).bind(id).bind(pattern).bind(limit);
+        if self.backend == Backend::Sqlite && trigrams {
+            query = query.bind(phrase);
+        }
+        ids(query.fetch_all(&self.pool).await.db()?)
+    }
+
+    /// The search hits for `ids` (in that order), with their grants and accounts: three queries, whatever
+    /// the page's length.
+    async fn hits_of(&self, ids: &[(PersonId, String)]) -> StoreResult<Vec<PersonHit>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = ids.iter().map(|(id, _)| id.0.to_string()).collect::<Vec<_>>().join(", ");
+        let people = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PERSON_COLUMNS}, COALESCE(g.dpa_level, 0) AS dpa_level, COALESCE(g.expert_mode, 0) AS expert_mode, \
+                 COALESCE(g.auditor, 0) AS auditor, COALESCE(g.directory_admin, 0) AS directory_admin, \
+                 lower(display_name) AS sort_key \
+             FROM person LEFT JOIN permission_grant g USING (person_id) WHERE person_id IN ({list})"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        let mut hits = self.hits(&people).await?;
+        // In the order the search found them; the sort key is the search table's (the order the cursor follows).
+        let order: std::collections::HashMap<i64, (usize, &String)> =
+            ids.iter().enumerate().map(|(n, (id, key))| (id.0, (n, key))).collect();
+        hits.retain(|h| order.contains_key(&h.person.id.0));
+        hits.sort_by_key(|h| order.get(&h.person.id.0).map(|(n, _)| *n));
+        for h in &mut hits {
+            if let Some((_, key)) = order.get(&h.person.id.0) {
+                h.sort_key = (*key).clone();
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Search hits for person rows (with their grant columns and `sort_key`): every account of every person
+    /// in one query.
+    async fn hits(&self, people: &[sqlx::any::AnyRow]) -> StoreResult<Vec<PersonHit>> {
+        if people.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut persons = Vec::with_capacity(people.len());
+        for row in people {
+            persons.push(person_from_row(row)?);
+        }
+        // Ids are integers this store read: no text reaches the SQL.
+        let list = persons.iter().map(|p| p.id.0.to_string()).collect::<Vec<_>>().join(", ");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS}, (SELECT COUNT(*) FROM totp_credential t WHERE t.account_id = account.account_id \
+             AND t.confirmed_at IS NOT NULL) AS totp FROM account WHERE person_id IN ({list}) ORDER BY account_id"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        let mut accounts: std::collections::HashMap<i64, Vec<AccountHit>> = std::collections::HashMap::new();
+        for r in &rows {
+            let account = account_from_row(r)?;
+            accounts
+                .entry(account.person_id.0)
+                .or_default()
+                .push(AccountHit { account, has_totp: count(r, "totp").db()? > 0 });
+        }
+        let mut hits = Vec::with_capacity(people.len());
+        for (row, person) in people.iter().zip(persons) {
             let sort_key = row.try_get("sort_key").db()?;
+            let accounts = accounts.remove(&person.id.0).unwrap_or_default();
             hits.push(PersonHit { person, accounts, grant: grant_from_row(row)?, sort_key });
         }
         Ok(hits)

@@ -106,21 +106,16 @@ impl PasswordHasher {
         let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(settings.max_queued);
         let jobs = Arc::new(Mutex::new(jobs));
         let max_wait = Duration::from_millis(u64::from(settings.max_queue_wait_ms));
-        let mut dummy = None;
+        let dummy: Arc<str> = Arc::from(dummy_hash(&params)?);
         for n in 0..workers {
-            let mut worker = Worker { params: params.clone(), memory: Vec::new(), dummy_hash: Arc::from("") };
-            if dummy.is_none() {
-                // The first worker makes the dummy hash, in the memory it will keep using anyway.
-                dummy = Some(Arc::<str>::from(worker.hash("lifeline dummy password for unknown accounts")?));
-            }
-            worker.dummy_hash = dummy.clone().unwrap_or_else(|| Arc::from(""));
+            let worker = Worker { params: params.clone(), memory: Vec::new(), dummy_hash: dummy.clone() };
             let jobs = jobs.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || worker.run(&jobs, max_wait))
                 .map_err(|e| HashError::Failed(format!("cannot start a hashing thread: {e}")))?;
         }
-        Ok(Self { params, queue, dummy_hash: dummy.unwrap_or_else(|| Arc::from("")) })
+        Ok(Self { params, queue, dummy_hash: dummy })
     }
 
     async fn submit(&self, work: Work) -> Result<Done, HashError> {
@@ -156,6 +151,25 @@ impl PasswordHasher {
     pub fn hash_now(&self, password: &str) -> Result<String, HashError> {
         Worker { params: self.params.clone(), memory: Vec::new(), dummy_hash: self.dummy_hash.clone() }.hash(password)
     }
+}
+
+/// The hash unknown accounts are verified against: the configured parameters, a random salt and a random
+/// output. Verifying it recomputes argon2id with those parameters exactly as for a real hash (so the time is
+/// the same), and no password matches a random output. Made without hashing, so that a start costs no
+/// argon2 run and no 19 MiB: the workers' memory is taken at the first sign-in.
+fn dummy_hash(params: &Params) -> Result<String, HashError> {
+    let failed = |e: &dyn std::fmt::Display| HashError::Failed(e.to_string());
+    let salt = argon2::password_hash::try_generate_salt().map_err(|e| failed(&e))?;
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    rand::Rng::fill_bytes(&mut super::tokens::os_rng(), &mut output);
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| failed(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(&output).map_err(|e| failed(&e))?),
+    };
+    Ok(phc.to_string())
 }
 
 /// One hashing thread and the memory it keeps.
@@ -332,6 +346,18 @@ mod tests {
         let hasher = one_worker(1, 8);
         let results = verify_all_at_once(&hasher, 8).await;
         assert!(results.contains(&Err(HashError::Busy)), "{results:?}");
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_has_the_configured_costs_and_no_password_matches_it() {
+        let hasher = cheap(1);
+        let dummy = PasswordHash::new(&hasher.dummy_hash).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Params::try_from(&dummy).map(|p| (p.m_cost(), p.t_cost(), p.p_cost())), Ok((1024, 1, 1)));
+        assert_eq!(dummy.algorithm, Algorithm::Argon2id.ident());
+        // Unknown accounts answer false, whatever the password, and two starts have different dummies.
+        assert_eq!(hasher.verify("", None).await, Ok(false));
+        assert_eq!(hasher.verify("lifeline dummy password for unknown accounts", None).await, Ok(false));
+        assert_ne!(hasher.dummy_hash, cheap(1).dummy_hash);
     }
 
     #[test]
