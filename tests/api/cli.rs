@@ -240,6 +240,32 @@ async fn import_writes_all_rows_or_none_and_names_the_bad_lines() {
         let again = shell.lifeline(&["person", "import", &good], "", &[]);
         assert!(!again.status.success());
         assert!(stderr(&again).contains("already exists"));
+
+        // A large file goes in hundreds of rows per statement: managers from the directory, from an earlier
+        // batch and from the same one; the audit chain still verifies and later additions get fresh ids.
+        let mut big = String::from("email,display_name,manager_email\n");
+        for i in 0..1_200 {
+            let manager = match i % 3 {
+                0 => "mia@example.org".to_owned(),
+                _ => format!("bulk{}@example.org", i - i % 3),
+            };
+            big.push_str(&format!("bulk{i}@example.org,Bulk Person {i},{manager}\n"));
+        }
+        let big = write("big.csv", &big);
+        let out = shell.lifeline(&["person", "import", &big], "", &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("Imported 1200 people"), "{}", stdout(&out));
+        let last = json(&shell.lifeline(&["person", "show", "bulk1199@example.org", "--json"], "", &[]));
+        assert_eq!(last["manager_email"], "bulk1197@example.org");
+        assert_eq!(last["accounts"][0]["username"], "bulk1199");
+        let verify = shell.lifeline(&["audit", "verify"], "", &[]);
+        assert!(verify.status.success(), "{}", stderr(&verify));
+        let added = shell.lifeline(
+            &["person", "add", "--email", "after@example.org", "--name", "After Import"],
+            "pw-after-import-lantern\n",
+            &[],
+        );
+        assert!(added.status.success(), "{}", stderr(&added));
     })
     .await;
 }

@@ -169,6 +169,13 @@ pub trait DirectoryStore: Send + Sync {
     /// name, at most `limit`.
     async fn search_reports(&self, manager: PersonId, text: &str, limit: i64) -> StoreResult<Vec<PersonHit>>;
     async fn person_by_email(&self, email: &EmailAddress) -> StoreResult<Option<Person>>;
+    /// Which of `emails` some person has, and which of `usernames` some account has: an import's check of a
+    /// million rows in a few thousand queries, not a million.
+    async fn taken(
+        &self,
+        emails: &[&str],
+        usernames: &[&str],
+    ) -> StoreResult<(std::collections::HashSet<String>, std::collections::HashSet<String>)>;
     async fn accounts_of(&self, person: PersonId) -> StoreResult<Vec<Account>>;
     async fn account(&self, id: AccountId) -> StoreResult<Option<Account>>;
     /// The account that signs in with `login`: a username, or a person's email (their first account

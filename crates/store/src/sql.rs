@@ -246,6 +246,26 @@ pub(super) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
     })
 }
 
+/// Rows per multi-row statement in bulk writes: at 15 columns, well under SQLite's 32,766 bound parameters.
+pub(super) const MANY_PER_STATEMENT: usize = 500;
+
+/// `($1, $2, …), (…)`: `rows` groups of `columns` numbered placeholders, for a multi-row `VALUES`.
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * columns + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
 pub(super) fn unique_violation(e: sqlx::Error, what: &str) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what.to_owned()),

@@ -73,21 +73,27 @@ pub async fn parse_csv(data: &[u8], store: &dyn DirectoryStore) -> Result<Vec<Ne
         }
     }
     // Against the directory as it is: taken emails and usernames, unknown managers.
+    let mut asked: Vec<&str> = rows.iter().map(|(_, p)| p.email.as_str()).collect();
+    asked.extend(
+        rows.iter().filter_map(|(_, p)| p.manager_email.as_ref()).filter(|m| !emails.contains(*m)).map(|m| m.as_str()),
+    );
+    let names: Vec<&str> = rows.iter().map(|(_, p)| p.username.as_str()).collect();
+    let (taken_emails, taken_usernames) = match store.taken(&asked, &names).await {
+        Ok(taken) => taken,
+        Err(e) => return Err(ImportError::Rows(vec![format!("cannot check the file against the directory: {e}")])),
+    };
     for (line, person) in &rows {
-        match store.person_by_email(&person.email).await {
-            Ok(Some(_)) => problems.push(format!("line {line}: a person with email {} already exists", person.email)),
-            Ok(None) => {}
-            Err(e) => problems.push(format!("line {line}: {e}")),
+        if taken_emails.contains(person.email.as_str()) {
+            problems.push(format!("line {line}: a person with email {} already exists", person.email));
         }
-        if let Ok(Some(_)) = store.account_by_login(person.username.as_str()).await {
+        if taken_usernames.contains(person.username.as_str()) {
             problems.push(format!("line {line}: the username {} is already taken", person.username));
         }
-        if let Some(manager) = &person.manager_email {
-            let in_file = emails.contains(manager);
-            let in_directory = matches!(store.person_by_email(manager).await, Ok(Some(_)));
-            if !in_file && !in_directory {
-                problems.push(format!("line {line}: manager {manager} is neither in the directory nor in the file"));
-            }
+        if let Some(manager) = &person.manager_email
+            && !emails.contains(manager)
+            && !taken_emails.contains(manager.as_str())
+        {
+            problems.push(format!("line {line}: manager {manager} is neither in the directory nor in the file"));
         }
     }
     if !problems.is_empty() {
