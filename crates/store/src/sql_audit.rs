@@ -1,6 +1,6 @@
 //! The audit chain on the SQL backends: appending inside a change's transaction, sealing, reading back.
 
-use super::sql::{MANY_PER_STATEMENT, SqlStore, placeholders};
+use super::sql::{MANY_PER_STATEMENT, Placeholders, SqlStore};
 use super::*;
 use crate::audit::{self, Actor, AuditKey};
 use sqlx::Row;
@@ -74,6 +74,7 @@ async fn append_after(
 /// and move the head to the last: a bulk import's audit rows without a round trip each.
 pub(super) async fn append_many(
     conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     key: &AuditKey,
     head: &AuditHead,
     entries: &[AuditEntry],
@@ -92,7 +93,7 @@ pub(super) async fn append_many(
         let sql = format!(
             "INSERT INTO audit_event (audit_event_id, at, actor, on_behalf_of, action, subject_person_id, \
              subject_account_id, reason, details, client_ip, outcome, reference, notified, prev_hash, hash) VALUES {}",
-            placeholders(chunk.len(), COLUMNS)
+            Placeholders::new(backend).rows(chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, entry, prev_hash, hash) in rows {

@@ -44,8 +44,10 @@ impl DirectoryStore for SqlStore {
             .filter(|m| !rows.iter().any(|r| r.email.as_str() == *m))
             .collect();
         for chunk in outside.chunks(MANY_PER_STATEMENT) {
-            let sql =
-                format!("SELECT person_id, email FROM person WHERE email IN ({})", list_placeholders(chunk.len()));
+            let sql = format!(
+                "SELECT person_id, email FROM person WHERE email IN ({})",
+                Placeholders::new(self.backend).list(chunk.len())
+            );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for email in chunk {
                 query = query.bind(*email);
@@ -75,7 +77,7 @@ impl DirectoryStore for SqlStore {
             let sql = format!(
                 "INSERT INTO person (person_id, display_name, email, phone, manager_id, department, status, created_at) \
                  VALUES {}",
-                placeholders(chunk.len(), 8)
+                Placeholders::new(self.backend).rows(chunk.len(), 8)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for ((row, id), manager) in chunk.iter().zip(&people).zip(&managers) {
@@ -93,7 +95,7 @@ impl DirectoryStore for SqlStore {
             let sql = format!(
                 "INSERT INTO account (account_id, person_id, username, source, password_hash, password_changed_at, \
                  require_change_password, created_at) VALUES {}",
-                placeholders(chunk.len(), 8)
+                Placeholders::new(self.backend).rows(chunk.len(), 8)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for ((row, person), account) in chunk.iter().zip(&people).zip(&accounts) {
@@ -109,28 +111,24 @@ impl DirectoryStore for SqlStore {
             }
             query.execute(&mut *tx).await.map_err(taken)?;
             // The search rows (migration 0014), lower-cased by the database as `insert_person` does.
+            let mut p = Placeholders::new(self.backend);
             let values: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let (id, name, email, user) = (4 * r + 1, 4 * r + 2, 4 * r + 3, 4 * r + 4);
-                    format!(
-                        "(${id}, lower(${name}), lower(${name}) || ' ' || lower(${email}) || ' ' || lower(${user}))"
-                    )
+                .map(|_| {
+                    let (id, name, again, email, user) = (p.next(), p.next(), p.next(), p.next(), p.next());
+                    format!("({id}, lower({name}), lower({again}) || ' ' || lower({email}) || ' ' || lower({user}))")
                 })
                 .collect();
             let sql = format!("INSERT INTO person_search (person_id, sort_key, haystack) VALUES {}", values.join(", "));
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (row, id) in chunk.iter().zip(&people) {
-                query = query
-                    .bind(*id)
-                    .bind(row.display_name.as_str())
-                    .bind(row.email.as_str())
-                    .bind(row.username.as_str());
+                let name = row.display_name.as_str();
+                query = query.bind(*id).bind(name).bind(name).bind(row.email.as_str()).bind(row.username.as_str());
             }
             query.execute(&mut *tx).await.db()?;
             let sql = format!(
                 "INSERT INTO permission_grant (person_id, dpa_level, expert_mode, auditor, directory_admin, granted_at, \
                  granted_by) VALUES {}",
-                placeholders(chunk.len(), 7)
+                Placeholders::new(self.backend).rows(chunk.len(), 7)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (row, id) in chunk.iter().zip(&people) {
@@ -160,7 +158,7 @@ impl DirectoryStore for SqlStore {
                     entry
                 })
                 .collect();
-            head = super::sql_audit::append_many(&mut tx, key, &head, &entries).await?;
+            head = super::sql_audit::append_many(&mut tx, self.backend, key, &head, &entries).await?;
             done += chunk.len();
             progress(done);
         }
@@ -179,7 +177,7 @@ impl DirectoryStore for SqlStore {
             (usernames, "SELECT username AS v FROM account WHERE username IN", &mut found.1),
         ] {
             for chunk in values.chunks(MANY_PER_STATEMENT) {
-                let sql = format!("{sql} ({})", list_placeholders(chunk.len()));
+                let sql = format!("{sql} ({})", Placeholders::new(self.backend).list(chunk.len()));
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for v in chunk {
                     query = query.bind(*v);
@@ -390,11 +388,6 @@ const SEARCH_WINDOW: i64 = 4096;
 
 /// How deep a reporting line is followed: deeper than any organisation, and a bound on a cycle made by hand.
 const MAX_LINE_DEPTH: i64 = 64;
-
-/// `$1, $2, …, $n`.
-fn list_placeholders(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
 
 impl SqlStore {
     /// `n` fresh ids for `table`'s identity column, taken inside the import's transaction: PostgreSQL's
