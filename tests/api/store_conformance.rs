@@ -904,6 +904,9 @@ async fn an_api_token_is_found_by_its_hash_only_while_live_and_revoked_once() {
         let found = store.use_token(&hash, 200).await.unwrap().unwrap_or_else(|| panic!("{label}: live"));
         assert_eq!((found.id, found.name.as_str(), found.last_used_at), (token, "ticketing bot", Some(200)), "{label}");
         assert!(store.use_token(&TokenHash("other".into()), 200).await.unwrap().is_none(), "{label}");
+        // The last use is written again only a minute on: a busy token costs no write per call.
+        assert_eq!(store.use_token(&hash, 259).await.unwrap().and_then(|t| t.last_used_at), Some(200), "{label}");
+        assert_eq!(store.use_token(&hash, 260).await.unwrap().and_then(|t| t.last_used_at), Some(260), "{label}");
         assert!(store.use_token(&hash, 1_000).await.unwrap().is_none(), "{label}: expired at its time");
         assert_eq!(store.tokens(Some(id)).await.unwrap().len(), 1, "{label}");
         assert_eq!(store.tokens(None).await.unwrap().len(), 1, "{label}");

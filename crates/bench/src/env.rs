@@ -40,19 +40,24 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The release server: built by Cargo unless `--server` names one.
+/// The server: built by Cargo (in this program's own profile) unless `--server` names one.
 pub fn server_binary(server: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(path) = server {
         // The server runs in its own folder: a relative path must not change meaning.
         return std::fs::canonicalize(path).with_context(|| format!("no server at {}", path.display()));
     }
+    // The server is built as this program was: release for figures, debug for `.ci/run`'s smoke test
+    // (which has the debug build from the tests already).
+    let release = !cfg!(debug_assertions);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "--locked", "-p", "lifeline", "--bin", "lifeline"])
-        .status()
-        .context("cannot run cargo build")?;
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--locked", "-p", "lifeline", "--bin", "lifeline"]);
+    if release {
+        build.arg("--release");
+    }
+    let status = build.status().context("cannot run cargo build")?;
     if !status.success() {
-        bail!("cargo build --release -p lifeline failed");
+        bail!("cargo build -p lifeline failed");
     }
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("no folder for the bench binary")?;

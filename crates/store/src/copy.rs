@@ -340,7 +340,7 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
             return Err(StoreError::Conflict(format!("the target database is not empty (table {table} has {n} rows)")));
         }
     }
-    let mut tx = to.pool().begin().await.db()?;
+    let mut tx = to.begin_write().await?;
     let mut counts = Vec::new();
     for (table, order, columns) in TABLES {
         let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();

@@ -221,7 +221,7 @@ impl AuditStore for SqlStore {
         if seen.seal.is_some() {
             return if seen.sealed_by(key) { Ok(Sealing::AlreadySealed) } else { Err(head_not_ours()) };
         }
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.begin_write().await?;
         let head = lock_head(&mut tx).await?;
         if head.seal.is_some() {
             // Sealed already, by this key or not; a foreign seal is never replaced (that would launder a moved head).

@@ -35,7 +35,7 @@ async fn reset_if_usable(conn: &mut sqlx::AnyConnection, account: AccountId, now
 /// Finish a second-factor step in the transaction that used the code: the sign-in completes (counters
 /// reset, event recorded) only if the code was used and the account is still usable; otherwise nothing.
 async fn complete_with_code(
-    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    mut tx: WriteTx,
     key: &AuditKey,
     used: bool,
     account: AccountId,
@@ -198,6 +198,7 @@ impl CredentialStore for SqlStore {
         previous_last_failed_at: Option<Timestamp>,
         now: Timestamp,
     ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE account SET failed_attempts = CASE WHEN failed_attempts > 0 THEN failed_attempts - 1 ELSE 0 END, \
                last_failed_at = CASE WHEN last_failed_at = $2 THEN $3 ELSE last_failed_at END \
@@ -216,6 +217,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn give_back_attempt(&self, account: AccountId) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE account SET failed_attempts = failed_attempts - 1 WHERE account_id = $1 AND failed_attempts > 0",
         )
@@ -357,7 +359,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         event: &SignInEvent,
     ) -> StoreResult<CodeUse> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.begin_write().await?;
         let used = sqlx::query(
             "UPDATE totp_credential SET last_used_step = $1 \
              WHERE account_id = $2 AND confirmed_at IS NOT NULL AND last_used_step < $1",
@@ -394,7 +396,7 @@ impl CredentialStore for SqlStore {
     ) -> StoreResult<CodeUse> {
         // The lookup is by the keyed hash, so no secret is compared here at all; `used_at IS NULL` in the
         // same statement makes the consumption atomic.
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.begin_write().await?;
         let used = sqlx::query(
             "UPDATE backup_code SET used_at = $1 WHERE account_id = $2 AND code_hash = $3 AND used_at IS NULL",
         )
@@ -468,6 +470,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn admit_qa_attempt(&self, account: AccountId, policy: &LockoutPolicy) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE account SET qa_failed_attempts = qa_failed_attempts + 1 \
              WHERE account_id = $1 AND qa_locked_at IS NULL AND qa_failed_attempts < $2",
@@ -482,6 +485,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn release_qa_attempt(&self, account: AccountId) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE account SET qa_failed_attempts = qa_failed_attempts - 1 \
              WHERE account_id = $1 AND qa_failed_attempts > 0 AND qa_locked_at IS NULL",

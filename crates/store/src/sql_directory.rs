@@ -13,7 +13,7 @@ impl DirectoryStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
     ) -> StoreResult<(Person, Account)> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.begin_write().await?;
         let created = insert_person(&mut tx, self.audit_key()?, new, now, audit).await?;
         tx.commit().await.db()?;
         Ok(created)
@@ -29,7 +29,7 @@ impl DirectoryStore for SqlStore {
         // A few hundred rows per statement, ids reserved up front (so a report can name a manager of the same
         // batch), the audit chain extended in bulk: ~20 statements per 500 people instead of ~3,000.
         let key = self.audit_key()?;
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.begin_write().await?;
         let mut head = super::sql_audit::lock_head(&mut tx).await?; // SQLite's write lock from here on
         if !head.sealed_by(key) {
             return Err(super::sql_audit::head_not_ours());

@@ -26,6 +26,7 @@ pub(crate) async fn enqueue(conn: &mut sqlx::AnyConnection, email: &OutgoingEmai
 #[async_trait]
 impl OutboxStore for SqlStore {
     async fn claim_due_emails(&self, now: Timestamp, lease_seconds: i64, limit: i64) -> StoreResult<Vec<QueuedEmail>> {
+        let _turn = self.write_turn().await;
         let candidates: Vec<i64> = sqlx::query(
             "SELECT outbox_email_id FROM outbox_email WHERE sent_at IS NULL AND next_attempt_at <= $1 AND attempts < $2 \
              AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY outbox_email_id LIMIT $3",
@@ -74,6 +75,7 @@ impl OutboxStore for SqlStore {
     }
 
     async fn mark_email_sent(&self, id: i64, now: Timestamp) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         // The bodies go once delivered: they carry live links and codes, which the database otherwise holds
         // only as keyed hashes. The row stays (who was sent what subject when) for the record.
         sqlx::query(
@@ -95,6 +97,7 @@ impl OutboxStore for SqlStore {
         next_attempt_at: Timestamp,
         error: &str,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         let error: String = error.chars().take(1000).collect();
         sqlx::query(
             "UPDATE outbox_email SET attempts = $1, next_attempt_at = $2, last_error = $3, claimed_until = NULL \

@@ -11,7 +11,7 @@ impl RateLimitStore for SqlStore {
         // behind each other instead of deadlocking.
         let mut order: Vec<usize> = (0..buckets.len()).collect();
         order.sort_by(|a, b| buckets[*a].key.cmp(&buckets[*b].key));
-        let mut tx = self.pool().begin().await.db()?;
+        let mut tx = self.begin_write().await?;
         let mut refused = None;
         for &i in &order {
             let bucket = &buckets[i];
@@ -64,6 +64,7 @@ impl RateLimitStore for SqlStore {
         window_start: Timestamp,
         previous: Timestamp,
     ) -> StoreResult<(i64, i64)> {
+        let _turn = self.write_turn().await;
         let now: i64 = sqlx::query(
             "INSERT INTO rate_limit_counter (bucket, window_start, hits) VALUES ($1, $2, 1) \
              ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 RETURNING hits",
@@ -89,6 +90,7 @@ impl RateLimitStore for SqlStore {
     }
 
     async fn delete_old_rate_limit_windows(&self, before: Timestamp) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query("DELETE FROM rate_limit_counter WHERE window_start < $1")
             .bind(before)
             .execute(self.pool())

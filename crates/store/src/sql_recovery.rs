@@ -507,6 +507,7 @@ impl RecoveryStore for SqlStore {
     }
 
     async fn reserve_approval(&self, id: i64, now: Timestamp) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE approval SET status = 'running' WHERE approval_id = $1 AND status = 'pending' AND expires_at > $2",
         )

@@ -77,6 +77,7 @@ impl AssistanceStore for SqlStore {
         now: Timestamp,
         lease_seconds: i64,
     ) -> StoreResult<Option<AssistanceRequest>> {
+        let _turn = self.write_turn().await;
         let candidates: Vec<i64> = sqlx::query(
             "SELECT assistance_request_id FROM assistance_request WHERE status = 'received' \
              AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY assistance_request_id LIMIT 5",

@@ -14,6 +14,7 @@ impl SessionStore for SqlStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO web_session (token_hash, account_id, stage, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&token.0)
             .bind(account.0)
@@ -58,6 +59,7 @@ impl SessionStore for SqlStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "UPDATE web_session SET token_hash = $1, stage = $2, expires_at = $3, \
                second_factor_at = CASE WHEN stage IN ('mfa', 'enroll_mfa') THEN $5 ELSE second_factor_at END \
@@ -75,6 +77,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn mark_second_factor(&self, token: &TokenHash, now: Timestamp) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE web_session SET second_factor_at = $1 WHERE token_hash = $2")
             .bind(now)
             .bind(&token.0)
@@ -85,6 +88,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM web_session WHERE token_hash = $1").bind(&token.0).execute(&self.pool).await.db()?;
         Ok(())
     }
@@ -102,6 +106,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn set_session_pending_totp(&self, token: &TokenHash, sealed: &[u8]) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE web_session SET pending_totp = $1 WHERE token_hash = $2")
             .bind(sealed.to_vec())
             .bind(&token.0)
@@ -112,6 +117,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
         let result =
             sqlx::query("DELETE FROM web_session WHERE expires_at <= $1").bind(now).execute(&self.pool).await.db()?;
         Ok(result.rows_affected())
@@ -121,7 +127,7 @@ impl SessionStore for SqlStore {
 #[async_trait]
 impl EventStore for SqlStore {
     async fn record_sign_in(&self, e: &SignInEvent) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.db()?;
+        let mut tx = self.begin_write().await?;
         insert_sign_in(&mut tx, self.audit_key()?, e).await?;
         tx.commit().await.db()?;
         Ok(())
@@ -158,6 +164,7 @@ impl EventStore for SqlStore {
 #[async_trait]
 impl ThrottleStore for SqlStore {
     async fn reserve_client_attempt(&self, bucket: &str, window_start: Timestamp, max: u32) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         // One statement: the insert-or-increment refuses once the window is full, so parallel attempts
         // (on any instance) cannot overshoot the limit.
         let row = sqlx::query(
@@ -175,6 +182,7 @@ impl ThrottleStore for SqlStore {
     }
 
     async fn release_client_attempt(&self, bucket: &str, window_start: Timestamp) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE sign_in_throttle SET attempts = attempts - 1 \
              WHERE bucket = $1 AND window_start = $2 AND attempts > 0",
@@ -188,6 +196,7 @@ impl ThrottleStore for SqlStore {
     }
 
     async fn delete_old_throttle_windows(&self, before: Timestamp) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query("DELETE FROM sign_in_throttle WHERE window_start < $1")
             .bind(before)
             .execute(&self.pool)
@@ -211,6 +220,7 @@ impl KeyStore for SqlStore {
     }
 
     async fn record_key_fingerprint(&self, fingerprint: &str, now: Timestamp) -> StoreResult<String> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO key_fingerprint (key_fingerprint_id, fingerprint, created_at) VALUES (1, $1, $2) \
              ON CONFLICT (key_fingerprint_id) DO NOTHING",
