@@ -100,7 +100,8 @@ pub async fn sign_in_once(base: &str, person: &Person, step: i64) -> anyhow::Res
         .text()
         .await?;
     if !home.contains("Hello,") {
-        bail!("the sign-in did not reach the account page");
+        let heading = home.split("<h1").nth(1).and_then(|h| h.split("</h1>").next()).unwrap_or("(no heading)");
+        bail!("the sign-in did not reach the account page: {heading}");
     }
     Ok(())
 }
@@ -135,7 +136,9 @@ pub async fn sign_ins(
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
-                let step = person.next_step.max(now_step - 1);
+                // The current step or the next: a request in flight as the step turns is still in the window
+                // (the step before would fall out of it).
+                let step = person.next_step.max(now_step);
                 if step > now_step + 1 {
                     queue.lock().await.push_back(person);
                     tokio::time::sleep(Duration::from_millis(20)).await;

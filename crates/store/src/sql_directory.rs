@@ -31,6 +31,11 @@ impl DirectoryStore for SqlStore {
         let key = self.audit_key()?;
         let mut tx = self.begin_write().await?;
         let mut head = super::sql_audit::lock_head(&mut tx).await?; // SQLite's write lock from here on
+        if self.backend == Backend::Sqlite {
+            // A million rows touch indexes far larger than SQLite's default 2 MB page cache (5,600 rows/s
+            // at 1M, 9,100 at 100k): this connection gets 256 MB while it imports.
+            sqlx::query("PRAGMA cache_size = -262144").execute(&mut *tx).await.db()?;
+        }
         if !head.sealed_by(key) {
             return Err(super::sql_audit::head_not_ours());
         }
@@ -161,6 +166,11 @@ impl DirectoryStore for SqlStore {
             head = super::sql_audit::append_many(&mut tx, self.backend, key, &head, &entries).await?;
             done += chunk.len();
             progress(done);
+        }
+        if self.backend == Backend::Sqlite {
+            // The pool keeps the connection: it goes back with the default cache (the pages written spill to
+            // the WAL, as the commit would write them anyway).
+            sqlx::query("PRAGMA cache_size = -2000").execute(&mut *tx).await.db()?;
         }
         tx.commit().await.db()?;
         Ok(rows.len())

@@ -20,3 +20,6 @@ INSERT INTO person_search (person_id, sort_key, haystack)
     FROM person p;
 
 CREATE INDEX person_manager ON person (manager_id);
+
+-- "Everyone who may view requests" (the admin emails' recipients) without reading a million default grants.
+CREATE INDEX permission_grant_dpa ON permission_grant (dpa_level);

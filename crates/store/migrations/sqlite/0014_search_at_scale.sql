@@ -38,3 +38,6 @@ INSERT INTO person_search (person_id, sort_key, haystack)
 
 -- A manager's reports, and "does this person manage anyone", without reading the whole directory.
 CREATE INDEX person_manager ON person (manager_id);
+
+-- "Everyone who may view requests" (the admin emails' recipients) without reading a million default grants.
+CREATE INDEX permission_grant_dpa ON permission_grant (dpa_level);
