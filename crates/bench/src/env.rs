@@ -173,3 +173,16 @@ impl Env {
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
+
+/// Wait (at most `limit`) until process `pid` uses under 5 % of a core over a second.
+pub async fn wait_until_idle(pid: u32, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let before = cpu_seconds(pid);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if cpu_seconds(pid) - before < 0.05 {
+            return;
+        }
+    }
+    eprintln!("the server was still busy after {} s", limit.as_secs());
+}
