@@ -196,23 +196,9 @@ pub async fn search(base: &str, token: &str, total: usize, concurrency: usize) -
                 }
                 .await;
                 let took = t.elapsed();
-                let mut r = results.lock().await;
-                match outcome {
-                    Ok(()) => r.latencies.push(took),
-                    Err(e) => {
-                        if r.errors < 3 {
-                            eprintln!("{e:#}");
-                        }
-                        r.errors += 1;
-                    }
-                }
+                results.lock().await.record("search", outcome.map(|()| took));
             }
         }));
     }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let mut stats = std::mem::take(&mut *results.lock().await);
-    stats.elapsed = start.elapsed();
-    stats
+    Stats::gather(tasks, &results, start).await
 }

@@ -49,25 +49,11 @@ pub async fn intake(servers: &[&Server], total: usize, concurrency: usize) -> St
                     Ok(took)
                 }
                 .await;
-                let mut r = results.lock().await;
-                match outcome {
-                    Ok(took) => r.latencies.push(took),
-                    Err(e) => {
-                        if r.errors < 3 {
-                            eprintln!("intake error: {e:#}");
-                        }
-                        r.errors += 1;
-                    }
-                }
+                results.lock().await.record("intake", outcome);
             }
         }));
     }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let mut stats = std::mem::take(&mut *results.lock().await);
-    stats.elapsed = start.elapsed();
-    stats
+    Stats::gather(tasks, &results, start).await
 }
 
 /// The limit for intake: one row per transaction into the same backend with the same durability settings

@@ -69,6 +69,33 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Count one request: its time, or its error (the first three are printed, prefixed with `what`).
+    pub fn record(&mut self, what: &str, outcome: anyhow::Result<Duration>) {
+        match outcome {
+            Ok(took) => self.latencies.push(took),
+            Err(e) => {
+                if self.errors < 3 {
+                    eprintln!("{what}: {e:#}");
+                }
+                self.errors += 1;
+            }
+        }
+    }
+
+    /// Wait for the clients, and take what they recorded, with the time since `start`.
+    pub async fn gather(
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+        results: &tokio::sync::Mutex<Stats>,
+        start: std::time::Instant,
+    ) -> Stats {
+        for t in tasks {
+            let _ = t.await;
+        }
+        let mut stats = std::mem::take(&mut *results.lock().await);
+        stats.elapsed = start.elapsed();
+        stats
+    }
+
     pub fn sorted_ms(&self) -> Vec<f64> {
         let mut v: Vec<f64> = self.latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
         v.sort_by(f64::total_cmp);

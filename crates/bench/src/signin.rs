@@ -153,27 +153,14 @@ pub async fn sign_ins(
                 let took = t.elapsed();
                 person.next_step = step + 1;
                 queue.lock().await.push_back(person);
-                let mut r = results.lock().await;
-                match outcome {
-                    Ok(()) => r.latencies.push(took),
-                    Err(e) => {
-                        if r.errors < 3 {
-                            eprintln!("sign-in error: {e:#}");
-                        }
-                        r.errors += 1;
-                    }
-                }
+                results.lock().await.record("sign-in", outcome.map(|()| took));
                 if (n + 1) % (total / 10).max(1) == 0 {
                     samples.lock().await.push((n + 1, rss_kib(pid)));
                 }
             }
         }));
     }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let mut stats = std::mem::take(&mut *results.lock().await);
-    stats.elapsed = start.elapsed();
+    let stats = Stats::gather(tasks, &results, start).await;
     let samples = samples.lock().await.clone();
     (stats, samples)
 }
