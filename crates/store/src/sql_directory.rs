@@ -40,13 +40,15 @@ impl DirectoryStore for SqlStore {
             return Err(super::sql_audit::head_not_ours());
         }
         let mut ids: HashMap<String, i64> = HashMap::new();
+        // Managers who are not rows of the file: their ids come from the directory.
+        let in_file: std::collections::HashSet<&str> = rows.iter().map(|r| r.email.as_str()).collect();
         let outside: Vec<&str> = rows
             .iter()
             .filter_map(|r| r.manager_email.as_ref())
             .map(|m| m.as_str())
+            .filter(|m| !in_file.contains(m))
             .collect::<std::collections::HashSet<_>>()
             .into_iter()
-            .filter(|m| !rows.iter().any(|r| r.email.as_str() == *m))
             .collect();
         for chunk in outside.chunks(MANY_PER_STATEMENT) {
             let sql = format!(

@@ -73,10 +73,15 @@ pub async fn parse_csv(data: &[u8], store: &dyn DirectoryStore) -> Result<Vec<Ne
         }
     }
     // Against the directory as it is: taken emails and usernames, unknown managers.
+    // Each manager once, however many reports name them.
+    let outside: HashSet<&str> = rows
+        .iter()
+        .filter_map(|(_, p)| p.manager_email.as_ref())
+        .filter(|m| !emails.contains(*m))
+        .map(|m| m.as_str())
+        .collect();
     let mut asked: Vec<&str> = rows.iter().map(|(_, p)| p.email.as_str()).collect();
-    asked.extend(
-        rows.iter().filter_map(|(_, p)| p.manager_email.as_ref()).filter(|m| !emails.contains(*m)).map(|m| m.as_str()),
-    );
+    asked.extend(outside);
     let names: Vec<&str> = rows.iter().map(|(_, p)| p.username.as_str()).collect();
     let (taken_emails, taken_usernames) = match store.taken(&asked, &names).await {
         Ok(taken) => taken,
