@@ -82,12 +82,17 @@ impl Server {
 
 pub struct Env {
     pub bin: PathBuf,
-    pub dir: tempfile::TempDir,
+    pub dir: std::sync::Arc<tempfile::TempDir>,
     pub db_url: String,
     pub extra: Vec<(String, String)>,
 }
 
 impl Env {
+    /// The same server and folder on another database (a scenario that needs an idle server of its own).
+    pub fn on(&self, db_url: String) -> Env {
+        Env { bin: self.bin.clone(), dir: self.dir.clone(), db_url, extra: self.extra.clone() }
+    }
+
     pub fn command(&self, program: &Path) -> tokio::process::Command {
         let mut c = tokio::process::Command::new(program);
         for (key, _) in std::env::vars() {
@@ -172,17 +177,4 @@ impl Env {
 
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// Wait (at most `limit`) until process `pid` uses under 5 % of a core over a second.
-pub async fn wait_until_idle(pid: u32, limit: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        let before = cpu_seconds(pid);
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        if cpu_seconds(pid) - before < 0.05 {
-            return;
-        }
-    }
-    eprintln!("the server was still busy after {} s", limit.as_secs());
 }
