@@ -77,6 +77,38 @@ async fn people_are_unique_by_email_and_username_and_found_by_either() {
     }
 }
 
+/// Authorisation reads an actor in one query: the account, the person's status, a confirmed authenticator and
+/// the grant (the defaults without a grant row); a subject's grant comes with the check that they exist.
+#[tokio::test]
+async fn an_actor_is_read_with_person_authenticator_and_grant_and_a_missing_one_is_none() {
+    use lifeline::domain::{Grant, PersonStatus};
+    for (backend, store, _dir) in stores().await {
+        let id = person(store.as_ref(), "ada").await;
+        let record =
+            store.actor_record(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{backend}"));
+        assert_eq!(record.account.id, id, "{backend}");
+        assert_eq!(record.person_status, PersonStatus::Active, "{backend}");
+        assert!(!record.has_totp, "{backend}");
+        assert_eq!(record.grant, Grant::default(), "{backend}");
+        let person_id = record.account.person_id;
+        assert_eq!(store.person_grant(person_id).await.unwrap_or_else(|e| panic!("{e}")), Some(Grant::default()));
+
+        let grant = Grant { dpa_level: 2, expert_mode: true, auditor: false, directory_admin: true };
+        store.set_grant(person_id, &grant, &audit()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.enrol_totp(id, b"sealed", 10, &[], 2, &audit(), false).await.unwrap_or_else(|e| panic!("{e}")));
+        let record =
+            store.actor_record(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{backend}"));
+        assert!(record.has_totp, "{backend}");
+        assert_eq!(record.grant, grant, "{backend}");
+        assert_eq!(store.person_grant(person_id).await.unwrap_or_else(|e| panic!("{e}")), Some(grant), "{backend}");
+
+        let nobody = AccountId(id.0 + 1_000);
+        assert!(store.actor_record(nobody).await.unwrap_or_else(|e| panic!("{e}")).is_none(), "{backend}");
+        let no_person = lifeline::domain::PersonId(person_id.0 + 1_000);
+        assert!(store.person_grant(no_person).await.unwrap_or_else(|e| panic!("{e}")).is_none(), "{backend}");
+    }
+}
+
 /// More people than a search reads in name order before it turns to the trigram index (4,096): a common
 /// text is answered from the first people in order, a rare one from the index, and both page the same way.
 #[tokio::test]
@@ -122,6 +154,67 @@ async fn a_search_finds_common_and_rare_text_alike_in_a_large_directory() {
         // Each hit comes with its account.
         assert_eq!(page[0].accounts.len(), 1, "{backend}");
         assert_eq!(page[0].accounts[0].account.username.as_str(), "user0", "{backend}");
+    }
+}
+
+/// People added one at a time where there is no room left between two others (on SQLite a search row's place
+/// in name order is a number between its neighbours', and a crowded stretch is spread out again), before
+/// everyone, and by a small import into a larger directory: every search still comes back in name order, and
+/// pages from a cursor neither repeat nor skip anyone.
+#[tokio::test]
+async fn people_added_one_by_one_into_a_crowded_place_are_found_in_name_order() {
+    for (backend, store, _dir) in stores().await {
+        let add = async |name: &str, user: &str| {
+            store
+                .create_person(&new_person(name, &format!("{user}@example.org"), user), 1_000, &audit())
+                .await
+                .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        };
+        add("Crowd Before", "before").await;
+        add("Crowd Zafter", "zafter").await;
+        // 80 people with one name go between the same two neighbours (by id, in the order they come): each
+        // halves the gap, and past 32 the stretch is spread out.
+        for i in 0..80 {
+            add("Crowd Middle", &format!("mid{i:02}")).await;
+        }
+        // 40 people sort before everyone, each before the last.
+        for i in (0..40).rev() {
+            add(&format!("Crowd Aa{i:02}"), &format!("aa{i:02}")).await;
+        }
+        // A small import (fewer than an eighth of the directory) is placed row by row.
+        let rows: Vec<_> = (0..10)
+            .map(|i| new_person(&format!("Crowd Middle {i}"), &format!("imp{i}@example.org"), &format!("imp{i}")))
+            .collect();
+        store.import_people(&rows, 1_000, &audit(), &|_| ()).await.unwrap_or_else(|e| panic!("{e}"));
+
+        let mut expected: Vec<String> = (0..40).map(|i| format!("Crowd Aa{i:02}")).collect();
+        expected.push("Crowd Before".into());
+        expected.extend((0..80).map(|_| "Crowd Middle".to_string()));
+        expected.extend((0..10).map(|i| format!("Crowd Middle {i}")));
+        expected.push("Crowd Zafter".into());
+        let mut seen = Vec::new();
+        let mut usernames = Vec::new();
+        let mut after: Option<(String, lifeline::domain::PersonId)> = None;
+        loop {
+            let cursor = after.as_ref().map(|(k, id)| (k.as_str(), *id));
+            let page = store.search_people("crowd", false, 2_000, cursor, 7).await.unwrap_or_else(|e| panic!("{e}"));
+            let Some(last) = page.last() else { break };
+            after = Some((last.sort_key.clone(), last.person.id));
+            for hit in &page {
+                seen.push(hit.person.display_name.to_string());
+                usernames.push(hit.accounts[0].account.username.to_string());
+            }
+        }
+        assert_eq!(seen, expected, "{backend}: pages of 7 in name order");
+        // The 80 namesakes in the order they came (their ids).
+        let middle: Vec<String> = usernames.iter().filter(|u| u.starts_with("mid")).cloned().collect();
+        assert_eq!(middle, (0..80).map(|i| format!("mid{i:02}")).collect::<Vec<_>>(), "{backend}");
+        // Short text (read in order) and text only some have.
+        let short = store.search_people("aa", false, 2_000, None, 3).await.unwrap_or_else(|e| panic!("{e}"));
+        let short: Vec<String> = short.iter().map(|h| h.person.display_name.to_string()).collect();
+        assert_eq!(short, ["Crowd Aa00", "Crowd Aa01", "Crowd Aa02"], "{backend}");
+        let some = store.search_people("middle 1", false, 2_000, None, 50).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(some.len(), 1, "{backend}: only Crowd Middle 1");
     }
 }
 

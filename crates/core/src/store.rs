@@ -142,6 +142,15 @@ pub struct SignInEvent {
     pub user_agent: String,
 }
 
+/// An acting account as authorisation sees it ([`DirectoryStore::actor_record`]).
+#[derive(Debug, Clone)]
+pub struct ActorRecord {
+    pub account: Account,
+    pub person_status: PersonStatus,
+    pub has_totp: bool,
+    pub grant: Grant,
+}
+
 #[async_trait]
 pub trait DirectoryStore: Send + Sync {
     /// Create a person, their first account and their grant; fails with `Conflict` on a taken email
@@ -182,6 +191,12 @@ pub trait DirectoryStore: Send + Sync {
     /// that has a password, i.e. not `sso`).
     async fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
     async fn grant(&self, person: PersonId) -> StoreResult<Grant>;
+    /// What authorisation reads of an acting account, in one query (it is asked on every console page and
+    /// API call): the account, its person's status, whether it has a confirmed authenticator, and the
+    /// person's grant. `None`: no such account.
+    async fn actor_record(&self, account: AccountId) -> StoreResult<Option<ActorRecord>>;
+    /// A person's grant, in one query with the check that they exist (`None`: no such person).
+    async fn person_grant(&self, person: PersonId) -> StoreResult<Option<Grant>>;
     async fn set_grant(&self, person: PersonId, grant: &Grant, audit: &AuditEntry) -> StoreResult<()>;
     async fn count_people(&self) -> StoreResult<i64>;
     async fn count_directory_admins(&self) -> StoreResult<i64>;

@@ -384,8 +384,8 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
         }
         counts.push((*table, rows.len()));
     }
-    // The search table is derived: made again from the copied people and accounts (SQLite's trigram index
-    // follows it by its own triggers).
+    // The search table is derived: made again from the copied people and accounts (on SQLite, numbered in
+    // name order with its trigram index after).
     let concat = match to.backend() {
         Backend::Sqlite => "group_concat(lower(a.username), ' ')",
         Backend::Postgres => "string_agg(lower(a.username), ' ' ORDER BY a.account_id)",
@@ -399,6 +399,9 @@ pub async fn copy(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<(&'static s
     .execute(&mut *tx)
     .await
     .db()?;
+    if to.backend() == Backend::Sqlite {
+        crate::sql_search::renumber_all(&mut tx).await?;
+    }
     // The audit chain's head moves with its rows, so the copied log verifies and continues the same chain.
     // Its seal too: the same key file keeps it valid, and no key is needed here.
     let head = sqlx::query("SELECT last_id, last_hash, seal FROM audit_head WHERE audit_head_id = 1")

@@ -18,6 +18,7 @@ mod sql_rate_limits;
 mod sql_recovery;
 mod sql_requests;
 mod sql_retention;
+mod sql_search;
 mod sql_sessions;
 mod sql_team;
 mod sql_tokens;

@@ -97,6 +97,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_search_at_scale.sql"),
         postgres: include_str!("../migrations/postgres/0014_search_at_scale.sql"),
     },
+    Migration {
+        version: 15,
+        name: "search_in_name_order",
+        sqlite: include_str!("../migrations/sqlite/0015_search_in_name_order.sql"),
+        postgres: include_str!("../migrations/postgres/0015_search_in_name_order.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

@@ -338,6 +338,7 @@ pub(super) fn unique_violation(e: sqlx::Error, what: &str) -> StoreError {
 
 pub(super) async fn insert_person(
     conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     key: &AuditKey,
     new: &NewPerson,
     now: Timestamp,
@@ -399,6 +400,9 @@ pub(super) async fn insert_person(
     .execute(&mut *conn)
     .await
     .db()?;
+    if backend == Backend::Sqlite {
+        super::sql_search::place(conn, person.id.0).await?;
+    }
     write_grant(&mut *conn, person.id, &new.grant, "system", now).await?;
     if new.password_hash.is_some() {
         history(&mut *conn, account.id, "password", "bound", now).await?;

@@ -5,6 +5,14 @@ use super::*;
 use sqlx::Row;
 use std::collections::HashMap;
 
+/// The grant columns of the account's person (the defaults when no grant row exists), for a query on `account`.
+const GRANT_OF_ACCOUNT: &str = "\
+    COALESCE((SELECT g.dpa_level FROM permission_grant g WHERE g.person_id = account.person_id), 0) AS dpa_level, \
+    COALESCE((SELECT g.expert_mode FROM permission_grant g WHERE g.person_id = account.person_id), 0) AS expert_mode, \
+    COALESCE((SELECT g.auditor FROM permission_grant g WHERE g.person_id = account.person_id), 0) AS auditor, \
+    COALESCE((SELECT g.directory_admin FROM permission_grant g WHERE g.person_id = account.person_id), 0) \
+      AS directory_admin";
+
 #[async_trait]
 impl DirectoryStore for SqlStore {
     async fn create_person(
@@ -14,7 +22,7 @@ impl DirectoryStore for SqlStore {
         audit: &AuditEntry,
     ) -> StoreResult<(Person, Account)> {
         let mut tx = self.begin_write().await?;
-        let created = insert_person(&mut tx, self.audit_key()?, new, now, audit).await?;
+        let created = insert_person(&mut tx, self.backend, self.audit_key()?, new, now, audit).await?;
         tx.commit().await.db()?;
         Ok(created)
     }
@@ -63,6 +71,14 @@ impl DirectoryStore for SqlStore {
                 ids.insert(row.try_get("email").db()?, row.try_get("person_id").db()?);
             }
         }
+        // SQLite's search order (migration 0015): a large import numbers everyone afresh at its end (one pass);
+        // a small one into a large directory places each new person between their neighbours.
+        let renumber = self.backend == Backend::Sqlite && {
+            let existing: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM person_search").fetch_one(&mut *tx).await.db()?;
+            rows.len() as i64 * 8 >= existing
+        };
+        let place = self.backend == Backend::Sqlite && !renumber;
         let taken = |e: sqlx::Error| unique_violation(e, "an email or username of the file was taken meanwhile");
         let mut done = 0;
         for chunk in rows.chunks(MANY_PER_STATEMENT) {
@@ -132,6 +148,11 @@ impl DirectoryStore for SqlStore {
                 query = query.bind(*id).bind(name).bind(name).bind(row.email.as_str()).bind(row.username.as_str());
             }
             query.execute(&mut *tx).await.db()?;
+            if place {
+                for id in &people {
+                    super::sql_search::place(&mut tx, *id).await?;
+                }
+            }
             let sql = format!(
                 "INSERT INTO permission_grant (person_id, dpa_level, expert_mode, auditor, directory_admin, granted_at, \
                  granted_by) VALUES {}",
@@ -168,6 +189,9 @@ impl DirectoryStore for SqlStore {
             head = super::sql_audit::append_many(&mut tx, self.backend, key, &head, &entries).await?;
             done += chunk.len();
             progress(done);
+        }
+        if renumber {
+            super::sql_search::renumber_all(&mut tx).await?;
         }
         if self.backend == Backend::Sqlite {
             // The pool keeps the connection: it goes back with the default cache (the pages written spill to
@@ -272,6 +296,45 @@ impl DirectoryStore for SqlStore {
         .await
         .db()?;
         row.as_ref().map(grant_from_row).transpose().map(Option::unwrap_or_default)
+    }
+
+    async fn actor_record(&self, account: AccountId) -> StoreResult<Option<ActorRecord>> {
+        // The account's columns come unqualified (shared with every other account query), so the person,
+        // the authenticator and the grant are subqueries rather than joins that would make names ambiguous.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS}, \
+               (SELECT p.status FROM person p WHERE p.person_id = account.person_id) AS person_status, \
+               (SELECT COUNT(*) FROM totp_credential t \
+                  WHERE t.account_id = account.account_id AND t.confirmed_at IS NOT NULL) AS confirmed_totp, \
+               {GRANT_OF_ACCOUNT} \
+             FROM account WHERE account_id = $1"
+        )))
+        .bind(account.0)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        let Some(row) = row else { return Ok(None) };
+        // A person removed while the account row stays is no actor either.
+        let Some(status) = row.try_get::<Option<String>, _>("person_status").db()? else { return Ok(None) };
+        Ok(Some(ActorRecord {
+            account: account_from_row(&row)?,
+            person_status: status.parse::<PersonStatus>().map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            has_totp: row.try_get::<i64, _>("confirmed_totp").db()? > 0,
+            grant: grant_from_row(&row)?,
+        }))
+    }
+
+    async fn person_grant(&self, person: PersonId) -> StoreResult<Option<Grant>> {
+        let row = sqlx::query(
+            "SELECT COALESCE(g.dpa_level, 0) AS dpa_level, COALESCE(g.expert_mode, 0) AS expert_mode, \
+                    COALESCE(g.auditor, 0) AS auditor, COALESCE(g.directory_admin, 0) AS directory_admin \
+             FROM person p LEFT JOIN permission_grant g ON g.person_id = p.person_id WHERE p.person_id = $1",
+        )
+        .bind(person.0)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        row.as_ref().map(grant_from_row).transpose()
     }
 
     async fn set_grant(&self, person: PersonId, grant: &Grant, audit: &AuditEntry) -> StoreResult<()> {
@@ -443,6 +506,9 @@ impl SqlStore {
         after: Option<(&str, PersonId)>,
         limit: i64,
     ) -> StoreResult<Vec<(PersonId, String)>> {
+        if self.backend == Backend::Sqlite {
+            return self.search_in_order(text, pattern, after, limit).await;
+        }
         let (key, id) = after.map(|(k, id)| (k, id.0)).unwrap_or(("", 0));
         let ids = |rows: Vec<sqlx::any::AnyRow>| {
             rows.iter()
@@ -497,6 +563,82 @@ impl SqlStore {
             query = query.bind(phrase);
         }
         ids(query.fetch_all(&self.pool).await.db()?)
+    }
+
+    /// SQLite's search (migration 0015): the trigram index is keyed by name order, so it hands matches back in
+    /// that order from the cursor on and a page is read, not sorted out of every match. Text shorter than a
+    /// trigram reads the table in name order.
+    async fn search_in_order(
+        &self,
+        text: &str,
+        pattern: &str,
+        after: Option<(&str, PersonId)>,
+        limit: i64,
+    ) -> StoreResult<Vec<(PersonId, String)>> {
+        // Where the previous page ended: the number of the last row at or before its cursor (the person there
+        // may have gone since).
+        let mut from: i64 = match after {
+            None => 0,
+            Some((key, id)) => sqlx::query_scalar(
+                "SELECT ord FROM person_search WHERE (sort_key, person_id) <= ($1, $2) AND ord IS NOT NULL \
+                 ORDER BY sort_key DESC, person_id DESC LIMIT 1",
+            )
+            .bind(key)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?
+            .unwrap_or(0),
+        };
+        let mut found = Vec::new();
+        if text.chars().count() < 3 {
+            let rows = sqlx::query(
+                "SELECT person_id, sort_key FROM person_search WHERE ord > $1 AND haystack LIKE $2 ESCAPE '\\' \
+                 ORDER BY ord LIMIT $3",
+            )
+            .bind(from)
+            .bind(pattern)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+            for r in rows {
+                found.push((PersonId(r.try_get("person_id").db()?), r.try_get("sort_key").db()?));
+            }
+            return Ok(found);
+        }
+        // The trigram phrase matches the text anywhere; the LIKE is the definition the other backend shares
+        // (`%` and `_` literal), so candidates are read in batches until a page is full or none are left.
+        let phrase = format!("\"{}\"", text.to_lowercase().replace('"', "\"\""));
+        let batch = (limit * 2).max(64);
+        loop {
+            let rows = sqlx::query(
+                "SELECT person_id, sort_key, ord, haystack LIKE $1 ESCAPE '\\' AS hit FROM person_search \
+                 WHERE ord IN (SELECT rowid FROM person_search_trigrams WHERE person_search_trigrams MATCH $2 \
+                     AND rowid > $3 ORDER BY rowid LIMIT $4) \
+                 ORDER BY ord",
+            )
+            .bind(pattern)
+            .bind(&phrase)
+            .bind(from)
+            .bind(batch)
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+            let complete = (rows.len() as i64) < batch;
+            for r in rows {
+                from = r.try_get("ord").db()?;
+                if flag(&r, "hit").db()? {
+                    found.push((PersonId(r.try_get("person_id").db()?), r.try_get("sort_key").db()?));
+                    if found.len() as i64 >= limit {
+                        return Ok(found);
+                    }
+                }
+            }
+            if complete {
+                return Ok(found);
+            }
+        }
     }
 
     /// The search hits for `ids` (in that order), with their grants and accounts: three queries, whatever

@@ -301,17 +301,23 @@ impl Authority {
                 .account(id)
                 .await?
                 .map(|a| Actor::Account { account_id: id, username: a.username.to_string() }),
-            Principal::Token { account, token } => {
-                match (self.store.account(account).await?, self.store.token(token).await?) {
-                    (Some(a), Some(t)) if t.account == account => Some(Actor::Token {
-                        token_id: token,
-                        account_id: account,
-                        username: a.username.to_string(),
-                        name: t.name,
-                    }),
-                    _ => None,
-                }
-            }
+            Principal::Token { account, token } => match self.store.account(account).await? {
+                Some(a) => self.token_actor(account, &a.username, token).await?,
+                None => None,
+            },
+        })
+    }
+
+    /// The actor of an API token of `account` (`None`: the token is gone or is another account's).
+    async fn token_actor(&self, account: AccountId, username: &str, token: i64) -> Result<Option<Actor>, StoreError> {
+        Ok(match self.store.token(token).await? {
+            Some(t) if t.account == account => Some(Actor::Token {
+                token_id: token,
+                account_id: account,
+                username: username.to_string(),
+                name: t.name,
+            }),
+            _ => None,
         })
     }
 
@@ -319,26 +325,33 @@ impl Authority {
         let (actor, facts) = match principal {
             Principal::System => (Actor::System, None),
             Principal::Account(id) | Principal::Token { account: id, .. } => {
-                let actor = self.actor(principal).await?.ok_or(AuthzError::Gone)?;
-                let account = self.store.account(id).await?.ok_or(AuthzError::Gone)?;
-                let person = self.store.person(account.person_id).await?.ok_or(AuthzError::Gone)?;
-                let totp = self.store.totp(id).await?.is_some_and(|t| t.confirmed_at.is_some());
+                // One query for the account, its person, authenticator and grant; a token's own row is a
+                // second (asked on every API call, so it is kept to these).
+                let record = self.store.actor_record(id).await?.ok_or(AuthzError::Gone)?;
+                let account = &record.account;
+                let actor = match principal {
+                    Principal::Token { token, .. } => {
+                        self.token_actor(id, &account.username, token).await?.ok_or(AuthzError::Gone)?
+                    }
+                    _ => Actor::Account { account_id: id, username: account.username.to_string() },
+                };
+                let person = account.person_id;
                 // The reporting line is read only for the actions it guards (a recursive walk each).
                 let line = A::PERMISSION == Permission::ManageReports;
-                let has_reports = line && self.store.has_reports(person.id).await?;
+                let has_reports = line && self.store.has_reports(person).await?;
                 let manages_subject = match subject {
-                    Some(subject) if has_reports => self.store.manages(person.id, subject).await?,
+                    Some(subject) if has_reports => self.store.manages(person, subject).await?,
                     _ => false,
                 };
                 // A token stops with its account's lock; a console session is ended by the locks that mean it.
                 let locked = matches!(principal, Principal::Token { .. })
-                    && crate::policy::lockout::LockState::of(&account).is_locked(self.core.now());
+                    && crate::policy::lockout::LockState::of(account).is_locked(self.core.now());
                 let facts = ActorFacts {
                     locked,
-                    person: person.id,
-                    grant: self.store.grant(person.id).await?,
-                    active: person.status == PersonStatus::Active,
-                    has_second_factor: totp,
+                    person,
+                    grant: record.grant,
+                    active: record.person_status == PersonStatus::Active,
+                    has_second_factor: record.has_totp,
                     has_reports,
                     manages_subject,
                 };
@@ -346,8 +359,7 @@ impl Authority {
             }
         };
         let subject_grant = match subject {
-            Some(person) if self.store.person(person).await?.is_none() => return Err(AuthzError::Gone),
-            Some(person) => Some((person, self.store.grant(person).await?)),
+            Some(person) => Some((person, self.store.person_grant(person).await?.ok_or(AuthzError::Gone)?)),
             None => None,
         };
         let subject_ref = subject_grant.as_ref().map(|(p, g)| (*p, g));

@@ -223,13 +223,12 @@ impl SignIn {
         Ok(())
     }
 
-    async fn person_active(&self, account: &Account) -> Result<bool, SignInError> {
-        Ok(self.store.person(account.person_id).await?.is_some_and(|p| p.status == PersonStatus::Active))
-    }
-
-    async fn has_second_factor(&self, account: AccountId) -> Result<bool, SignInError> {
-        let totp = self.store.totp(account).await?.is_some_and(|t| t.confirmed_at.is_some());
-        Ok(totp || self.store.unused_backup_codes(account).await? > 0)
+    /// Is the person active, and does the account have a second factor? (The person and the authenticator in
+    /// one query; backup codes are counted only for an account without an authenticator.)
+    async fn active_and_second_factor(&self, account: AccountId) -> Result<(bool, bool), SignInError> {
+        let Some(record) = self.store.actor_record(account).await? else { return Ok((false, false)) };
+        let active = record.person_status == PersonStatus::Active;
+        Ok((active, record.has_totp || self.store.unused_backup_codes(account).await? > 0))
     }
 
     /// Step one: the password.
@@ -311,14 +310,14 @@ impl SignIn {
             return Ok(PasswordOutcome::Invalid);
         }
         self.release_client(&slot).await?;
-        if !self.person_active(&account).await? {
+        let (active, has_second_factor) = self.active_and_second_factor(account.id).await?;
+        if !active {
             // The right password is no failure: it is given back, or a disabled person who tries a few times
             // would find the account refusing everything once they are enabled again.
             self.store.give_back_attempt(account.id).await?;
             self.event(Some(account.id), "disabled", "password", ctx).await?;
             return Ok(PasswordOutcome::Disabled);
         }
-        let has_second_factor = self.has_second_factor(account.id).await?;
         let stage = stage_after_first_factor(has_second_factor, &account.required, &self.core.settings.policy);
         // The step completes only if the account is still usable now: a lock set by a guess that was in
         // flight alongside this one wins.
