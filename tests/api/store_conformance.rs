@@ -748,6 +748,39 @@ fn processed(joins: Option<(i64, i64)>, network: &str) -> lifeline::store::Proce
     }
 }
 
+/// Intake charges its limits and stores the request in one transaction: of 30 concurrent submissions against a
+/// window of 10, exactly 10 are stored and charged, and a refused one leaves neither a request nor a charge.
+#[tokio::test]
+async fn a_request_is_stored_with_its_charge_or_neither_under_concurrency() {
+    for (backend, store, _db) in stores().await {
+        let tasks: Vec<_> = (0..30)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let request = new_request(&format!("p{i}@example.org"), 100);
+                    store.insert_assistance_request_charged(&[bucket("intake", 0, 10)], &request).await
+                })
+            })
+            .collect();
+        let mut taken = 0;
+        for task in tasks {
+            match task.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{backend}: {e}")) {
+                RateCharge::Taken => taken += 1,
+                RateCharge::Refused { full } => assert_eq!(full, [0], "{backend}"),
+            }
+        }
+        assert_eq!(taken, 10, "{backend}");
+        let mut stored = 0;
+        while store.claim_received_request(200, 60).await.unwrap_or_else(|e| panic!("{e}")).is_some() {
+            stored += 1;
+        }
+        assert_eq!(stored, 10, "{backend}: the refused stored nothing");
+        // The window holds 10 charges, not 30: one more fits under a limit of 11.
+        let one_more = store.take_rate_limits(&[bucket("intake", 0, 11)]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(one_more, RateCharge::Taken, "{backend}");
+    }
+}
+
 #[tokio::test]
 async fn a_repeat_joins_only_the_open_request_its_emails_were_composed_for() {
     use lifeline::store::ProcessOutcome;

@@ -610,6 +610,14 @@ pub trait RateLimitStore: Send + Sync {
 pub trait AssistanceStore: Send + Sync {
     /// Store a request (and its audit row) durably.
     async fn insert_assistance_request(&self, request: &NewAssistanceRequest) -> StoreResult<()>;
+    /// Charge `buckets` (all or none, as [`RateLimitStore::take_rate_limits`]) and store the request with its
+    /// audit row, in one transaction: a refused request stores nothing and charges nothing, and an accepted one
+    /// costs one commit, not two.
+    async fn insert_assistance_request_charged(
+        &self,
+        buckets: &[RateBucket],
+        request: &NewAssistanceRequest,
+    ) -> StoreResult<RateCharge>;
     /// Claim the oldest unprocessed request for `lease_seconds`.
     async fn claim_received_request(
         &self,

@@ -4,41 +4,39 @@ use super::sql::SqlStore;
 use super::*;
 use sqlx::Row;
 
-#[async_trait]
-impl RateLimitStore for SqlStore {
-    async fn take_rate_limits(&self, buckets: &[RateBucket]) -> StoreResult<RateCharge> {
-        // Every caller locks the counters in the same (key) order, so two requests sharing buckets queue
-        // behind each other instead of deadlocking.
-        let mut order: Vec<usize> = (0..buckets.len()).collect();
-        order.sort_by(|a, b| buckets[*a].key.cmp(&buckets[*b].key));
-        let mut tx = self.begin_write().await?;
-        let mut refused = None;
-        for &i in &order {
-            let bucket = &buckets[i];
-            // The conditional upsert takes the row's lock and re-checks the count under it; a full
-            // window returns no row. Rolling back then un-charges the buckets taken before it.
-            let taken = sqlx::query(
-                "INSERT INTO rate_limit_counter (bucket, window_start, hits) VALUES ($1, $2, 1) \
-                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 \
-                 WHERE rate_limit_counter.hits < $3 RETURNING hits",
-            )
-            .bind(&bucket.key)
-            .bind(bucket.window_start)
-            .bind(bucket.max)
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?;
-            if taken.is_none() {
-                refused = Some(i);
-                break;
-            }
+/// Charge one hit to every bucket inside the caller's transaction; the index of the first full bucket, if one is
+/// (the caller then rolls back, which un-charges the buckets taken before it).
+pub(super) async fn charge(conn: &mut sqlx::AnyConnection, buckets: &[RateBucket]) -> StoreResult<Option<usize>> {
+    // Every caller locks the counters in the same (key) order, so two requests sharing buckets queue
+    // behind each other instead of deadlocking.
+    let mut order: Vec<usize> = (0..buckets.len()).collect();
+    order.sort_by(|a, b| buckets[*a].key.cmp(&buckets[*b].key));
+    for &i in &order {
+        let bucket = &buckets[i];
+        // The conditional upsert takes the row's lock and re-checks the count under it; a full
+        // window returns no row.
+        let taken = sqlx::query(
+            "INSERT INTO rate_limit_counter (bucket, window_start, hits) VALUES ($1, $2, 1) \
+             ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1 \
+             WHERE rate_limit_counter.hits < $3 RETURNING hits",
+        )
+        .bind(&bucket.key)
+        .bind(bucket.window_start)
+        .bind(bucket.max)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+        if taken.is_none() {
+            return Ok(Some(i));
         }
-        let Some(first_full) = refused else {
-            tx.commit().await.db()?;
-            return Ok(RateCharge::Taken);
-        };
-        tx.rollback().await.db()?;
-        // Name every full bucket, so the client is told the longest wait.
+    }
+    Ok(None)
+}
+
+impl SqlStore {
+    /// Every full bucket of a refused charge (`first_full` and any other at its limit), so the client is told
+    /// the longest wait.
+    pub(super) async fn full_buckets(&self, buckets: &[RateBucket], first_full: usize) -> StoreResult<Vec<usize>> {
         let mut full = Vec::new();
         for (i, bucket) in buckets.iter().enumerate() {
             let hits: Option<i64> =
@@ -55,7 +53,24 @@ impl RateLimitStore for SqlStore {
                 full.push(i);
             }
         }
-        Ok(RateCharge::Refused { full })
+        Ok(full)
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for SqlStore {
+    async fn take_rate_limits(&self, buckets: &[RateBucket]) -> StoreResult<RateCharge> {
+        let mut tx = self.begin_write().await?;
+        match charge(&mut tx, buckets).await? {
+            None => {
+                tx.commit().await.db()?;
+                Ok(RateCharge::Taken)
+            }
+            Some(first_full) => {
+                tx.rollback().await.db()?;
+                Ok(RateCharge::Refused { full: self.full_buckets(buckets, first_full).await? })
+            }
+        }
     }
 
     async fn count_in_window(

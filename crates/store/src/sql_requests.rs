@@ -44,7 +44,19 @@ fn request_from_row(r: &AnyRow) -> StoreResult<AssistanceRequest> {
 #[async_trait]
 impl AssistanceStore for SqlStore {
     async fn insert_assistance_request(&self, r: &NewAssistanceRequest) -> StoreResult<()> {
+        self.insert_assistance_request_charged(&[], r).await.map(|_| ())
+    }
+
+    async fn insert_assistance_request_charged(
+        &self,
+        buckets: &[RateBucket],
+        r: &NewAssistanceRequest,
+    ) -> StoreResult<RateCharge> {
         let mut tx = self.audited().await?;
+        if let Some(first_full) = super::sql_rate_limits::charge(&mut tx, buckets).await? {
+            tx.rollback().await?;
+            return Ok(RateCharge::Refused { full: self.full_buckets(buckets, first_full).await? });
+        }
         sqlx::query(
             "INSERT INTO assistance_request (reference, submitted_email, problem, description, client_ip, user_agent, created_at, status) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'received')",
@@ -69,7 +81,7 @@ impl AssistanceStore for SqlStore {
             );
         entry.reference = Some(r.reference.to_string());
         tx.commit(&entry).await?;
-        Ok(())
+        Ok(RateCharge::Taken)
     }
 
     async fn claim_received_request(

@@ -110,7 +110,18 @@ pub struct Assistance {
     pub wake_processor: Arc<Notify>,
     /// Poked when emails are queued.
     pub wake_outbox: Arc<Notify>,
+    /// When this instance last accepted a request (milliseconds since `started`): processing yields to intake
+    /// while requests are arriving.
+    last_accepted: std::sync::atomic::AtomicU64,
+    started: Instant,
 }
+
+/// Requests accepted within this long mean intake is busy…
+const INTAKE_BUSY: Duration = Duration::from_millis(50);
+/// …and the processor pauses this long after each request it processes meanwhile. Accepting a request is what
+/// the person waits for; its dossier and admin emails can follow a moment later. Without the pause, a flood
+/// of 4,000 requests on 2 cores was accepted at 0.28 of the durable insert rate, the processor taking the rest.
+const PROCESSOR_YIELD: Duration = Duration::from_millis(20);
 
 impl Assistance {
     pub(crate) fn new(
@@ -118,7 +129,15 @@ impl Assistance {
         store: Arc<dyn AssistanceServiceStore>,
         letters: Arc<dyn notify::Letters>,
     ) -> Self {
-        Self { core, store, letters, wake_processor: Arc::new(Notify::new()), wake_outbox: Arc::new(Notify::new()) }
+        Self {
+            core,
+            store,
+            letters,
+            wake_processor: Arc::new(Notify::new()),
+            wake_outbox: Arc::new(Notify::new()),
+            last_accepted: std::sync::atomic::AtomicU64::new(0),
+            started: Instant::now(),
+        }
     }
 
     /// Accept a request. Returns its reference once it is stored durably.
@@ -151,14 +170,9 @@ impl Assistance {
                 max: i64::from(limit.max),
             })
             .collect();
-        // A refused request is charged to no bucket: otherwise a flood from one client would spend the
-        // global budget and the budgets of the addresses it names, locking out everyone else.
-        if let RateCharge::Refused { full } = self.store.take_rate_limits(&buckets).await? {
-            let retry_after =
-                full.iter().filter_map(|i| limits.get(*i)).map(|(_, limit)| limit.retry_after(now)).max().unwrap_or(1);
-            return Err(SubmitError::RateLimited { retry_after });
-        }
-
+        // The limits are charged and the request stored in one transaction. A refused request is charged to no
+        // bucket: otherwise a flood from one client would spend the global budget and the budgets of the
+        // addresses it names, locking out everyone else.
         let mut reference = ReferenceId::from_code(&crate::crypto::typed_code(2));
         for attempt in 0.. {
             let request = NewAssistanceRequest {
@@ -170,9 +184,18 @@ impl Assistance {
                 user_agent: ctx.user_agent.chars().take(512).collect(),
                 created_at: now,
             };
-            match self.store.insert_assistance_request(&request).await {
-                Ok(()) => break,
-                // 30^8 references: a collision is rare, two in a row rarer still.
+            match self.store.insert_assistance_request_charged(&buckets, &request).await {
+                Ok(RateCharge::Taken) => break,
+                Ok(RateCharge::Refused { full }) => {
+                    let retry_after = full
+                        .iter()
+                        .filter_map(|i| limits.get(*i))
+                        .map(|(_, limit)| limit.retry_after(now))
+                        .max()
+                        .unwrap_or(1);
+                    return Err(SubmitError::RateLimited { retry_after });
+                }
+                // 30^8 references: a collision is rare, two in a row rarer still (the charge went with it).
                 Err(StoreError::Conflict(_)) if attempt < 3 => {
                     reference = ReferenceId::from_code(&crate::crypto::typed_code(2))
                 }
@@ -180,6 +203,8 @@ impl Assistance {
             }
         }
         metrics::counter!("lifeline_assistance_requests_total", "type" => problem.as_str()).increment(1);
+        let since_start = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_accepted.store(since_start.max(1), std::sync::atomic::Ordering::Relaxed);
         self.wake_processor.notify_one();
         let floor = Duration::from_millis(u64::from(settings.response_floor_ms));
         if let Some(rest) = floor.checked_sub(started.elapsed()) {
@@ -208,6 +233,9 @@ impl Assistance {
                 tracing::warn!("assistance digest: {e}");
             }
             if busy {
+                if self.intake_busy() {
+                    tokio::time::sleep(PROCESSOR_YIELD).await;
+                }
                 continue;
             }
             tokio::select! {
@@ -215,6 +243,13 @@ impl Assistance {
                 () = tokio::time::sleep(Duration::from_secs(2)) => {},
             }
         }
+    }
+
+    /// Has this instance accepted a request within `INTAKE_BUSY`?
+    fn intake_busy(&self) -> bool {
+        let last = self.last_accepted.load(std::sync::atomic::Ordering::Relaxed);
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        last > 0 && now.saturating_sub(last) < INTAKE_BUSY.as_millis() as u64
     }
 
     /// Claim and process one stored request; false when there was none.
