@@ -1193,3 +1193,84 @@ async fn a_secure_link_gives_its_sealed_password_once_under_concurrency_and_a_ti
         assert_eq!(notes.len(), 2, "{backend}: {notes:?}");
     }
 }
+
+/// A passkey's credential belongs to one account: a second registration of it (by anyone) is refused with
+/// nothing written, and only its own account renames, uses or removes it.
+#[tokio::test]
+async fn a_passkey_is_registered_once_and_only_its_account_renames_or_removes_it() {
+    use lifeline::store::NewPasskey;
+    for (backend, store, _db) in stores().await {
+        let ada = person(store.as_ref(), "ada").await;
+        let bob = person(store.as_ref(), "bob").await;
+        let new = |account, name| NewPasskey { account, credential_id: "Y3JlZC0x", name, credential: "{}" };
+        let added = store.add_passkey(&new(ada, "Laptop"), 100, &audit(), &[]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((added.account, added.name.as_str(), added.created_at), (ada, "Laptop", 100), "{backend}");
+        let again = store.add_passkey(&new(bob, "Mine now"), 101, &audit(), &[]).await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{backend}: {again:?}");
+        assert!(store.passkeys(bob).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "{backend}");
+
+        assert!(!store.rename_passkey(bob, added.id, "Stolen", &audit()).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(store.rename_passkey(ada, added.id, "Work laptop", &audit()).await.unwrap_or_else(|e| panic!("{e}")));
+        let event = attempt(ada, 150, "success");
+        assert!(store.use_passkey(added.id, "{\"counter\":2}", &event).await.unwrap_or_else(|e| panic!("{e}")));
+        let found = store.passkey_by_credential("Y3JlZC0x").await.unwrap_or_else(|e| panic!("{e}"));
+        let found = found.unwrap_or_else(|| panic!("{backend}: found by its credential id"));
+        assert_eq!(
+            (found.name.as_str(), found.credential.as_str(), found.last_used_at),
+            ("Work laptop", "{\"counter\":2}", Some(150)),
+            "{backend}"
+        );
+        let events = store.recent_sign_ins(ada, 5).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(events.len(), 1, "{backend}: the sign-in recorded with the use");
+
+        assert!(!store.remove_passkey(bob, added.id, 200, &audit(), &[]).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(store.remove_passkey(ada, added.id, 200, &audit(), &[]).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(store.passkeys(ada).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "{backend}");
+        assert!(!store.use_passkey(added.id, "{}", &event).await.unwrap_or_else(|e| panic!("{e}")), "{backend}");
+    }
+}
+
+/// A WebAuthn ceremony finishes once: of 20 concurrent takers exactly one gets its state; taken as something
+/// else it is spent; at its expiry it is gone.
+#[tokio::test]
+async fn a_ceremony_is_taken_once_only_for_its_purpose_and_before_it_expires() {
+    use lifeline::store::CeremonyPurpose;
+    for (backend, store, _db) in stores().await {
+        let ada = person(store.as_ref(), "ada").await;
+        let id = |n: &str| TokenHash::of(&keys(), "webauthn-ceremony", n);
+        store
+            .begin_ceremony(&id("one"), CeremonyPurpose::Register, Some(ada), "{\"rs\":1}", 500)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let takers: Vec<_> = (0..20)
+            .map(|_| {
+                let store = store.clone();
+                let hash = id("one");
+                tokio::spawn(async move { store.take_ceremony(&hash, CeremonyPurpose::Register, 100).await })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for t in takers {
+            if let Some(taken) = t.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}")) {
+                got.push(taken);
+            }
+        }
+        assert_eq!(got, [(Some(ada), "{\"rs\":1}".to_string())], "{backend}: exactly one taker");
+
+        store
+            .begin_ceremony(&id("two"), CeremonyPurpose::SignIn, None, "{}", 500)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let wrong = store.take_ceremony(&id("two"), CeremonyPurpose::Register, 100).await;
+        assert_eq!(wrong.unwrap_or_else(|e| panic!("{e}")), None, "{backend}: not a registration");
+        let spent = store.take_ceremony(&id("two"), CeremonyPurpose::SignIn, 100).await;
+        assert_eq!(spent.unwrap_or_else(|e| panic!("{e}")), None, "{backend}: spent by the wrong try");
+
+        store
+            .begin_ceremony(&id("three"), CeremonyPurpose::SignIn, None, "{}", 500)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let late = store.take_ceremony(&id("three"), CeremonyPurpose::SignIn, 500).await;
+        assert_eq!(late.unwrap_or_else(|e| panic!("{e}")), None, "{backend}: expired at its lifetime");
+    }
+}

@@ -1187,6 +1187,94 @@ pub trait TeamStore: Send + Sync {
     async fn answer_attestation(&self, answer: &AttestationAnswer<'_>) -> StoreResult<bool>;
 }
 
+/// A passkey (WebAuthn credential) of an account (issue 14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyRecord {
+    pub id: i64,
+    pub account: AccountId,
+    /// The credential's id, base64url: how an assertion names it; unique across every account.
+    pub credential_id: String,
+    /// What its person called it ("Work laptop").
+    pub name: String,
+    /// webauthn-rs's `Passkey` as JSON: the public key, the signature counter and its flags.
+    pub credential: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// A passkey to add (its credential verified by the registration ceremony).
+#[derive(Debug, Clone)]
+pub struct NewPasskey<'a> {
+    pub account: AccountId,
+    pub credential_id: &'a str,
+    pub name: &'a str,
+    pub credential: &'a str,
+}
+
+/// What a WebAuthn ceremony is for: each finishes only as what it began as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyPurpose {
+    Register,
+    SignIn,
+}
+
+impl CeremonyPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::SignIn => "sign_in",
+        }
+    }
+}
+
+#[async_trait]
+pub trait PasskeyStore: Send + Sync {
+    /// An account's passkeys, oldest first.
+    async fn passkeys(&self, account: AccountId) -> StoreResult<Vec<PasskeyRecord>>;
+    async fn passkey_by_credential(&self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>>;
+    /// Add a passkey with its audit row and emails, in one transaction. `Conflict` when the credential is
+    /// registered already (to any account): nothing is written.
+    async fn add_passkey(
+        &self,
+        new: &NewPasskey<'_>,
+        now: Timestamp,
+        audit: &AuditEntry,
+        emails: &[crate::email::OutgoingEmail],
+    ) -> StoreResult<PasskeyRecord>;
+    /// Rename one of the account's passkeys, audited; false (nothing written) when it has no such passkey.
+    async fn rename_passkey(&self, account: AccountId, id: i64, name: &str, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Remove one of the account's passkeys, with its audit row and emails; false (nothing written) when it has
+    /// no such passkey.
+    async fn remove_passkey(
+        &self,
+        account: AccountId,
+        id: i64,
+        now: Timestamp,
+        audit: &AuditEntry,
+        emails: &[crate::email::OutgoingEmail],
+    ) -> StoreResult<bool>;
+    /// A sign-in with a passkey: its credential as the assertion left it (the new counter) and its last use,
+    /// with the sign-in event, in one transaction; false (nothing written) when the passkey is gone.
+    async fn use_passkey(&self, id: i64, credential: &str, event: &SignInEvent) -> StoreResult<bool>;
+    /// Keep a ceremony's state until `expires_at` under the keyed hash of its secret id.
+    async fn begin_ceremony(
+        &self,
+        ceremony: &TokenHash,
+        purpose: CeremonyPurpose,
+        account: Option<AccountId>,
+        state: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Take a ceremony to finish it: its account and state, once — exactly one of concurrent callers gets it,
+    /// and only for the purpose it began with and before it expires (an expired one is removed all the same).
+    async fn take_ceremony(
+        &self,
+        ceremony: &TokenHash,
+        purpose: CeremonyPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Option<AccountId>, String)>>;
+}
+
 /// Everything the application needs from storage.
 pub trait Store:
     Readiness
@@ -1204,6 +1292,7 @@ pub trait Store:
     + RecoveryStore
     + TokenStore
     + TeamStore
+    + PasskeyStore
 {
 }
 impl<T> Store for T where
@@ -1222,5 +1311,6 @@ impl<T> Store for T where
         + RecoveryStore
         + TokenStore
         + TeamStore
+        + PasskeyStore
 {
 }

@@ -244,6 +244,19 @@ const TABLES: &[Table] = &[
         ],
     ),
     (
+        "passkey",
+        "passkey_id",
+        &[
+            ("passkey_id", Int),
+            ("account_id", Int),
+            ("credential_id", Text),
+            ("name", Text),
+            ("credential", Text),
+            ("created_at", Int),
+            ("last_used_at", Int),
+        ],
+    ),
+    (
         "ticket",
         "ticket_id",
         &[
@@ -304,15 +317,16 @@ const TABLES: &[Table] = &[
 ];
 
 /// Tables deliberately left behind: bookkeeping (migrations, the job lock row the target's migration
-/// creates), sessions (people sign in again), rate-limit and throttle windows (minutes long), and the
-/// people search table with its trigram index (SQLite's FTS5 tables), which the target's triggers fill as
-/// people and accounts arrive.
+/// creates), sessions (people sign in again), rate-limit and throttle windows and WebAuthn ceremonies (minutes
+/// long), and the people search table with its trigram index (SQLite's FTS5 tables), which the copy builds again
+/// from the people and accounts it moved.
 pub const NOT_COPIED: &[&str] = &[
     "schema_migration",
     "web_session",
     "rate_limit_counter",
     "job_lock",
     "sign_in_throttle",
+    "webauthn_ceremony",
     "person_search",
     "person_search_trigrams",
     "person_search_trigrams_data",

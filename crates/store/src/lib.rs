@@ -14,6 +14,7 @@ mod sql_audit;
 mod sql_credentials;
 mod sql_directory;
 mod sql_outbox;
+mod sql_passkeys;
 mod sql_rate_limits;
 mod sql_recovery;
 mod sql_requests;

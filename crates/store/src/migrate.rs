@@ -103,6 +103,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_search_in_name_order.sql"),
         postgres: include_str!("../migrations/postgres/0015_search_in_name_order.sql"),
     },
+    Migration {
+        version: 16,
+        name: "passkeys",
+        sqlite: include_str!("../migrations/sqlite/0016_passkeys.sql"),
+        postgres: include_str!("../migrations/postgres/0016_passkeys.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

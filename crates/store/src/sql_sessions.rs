@@ -120,6 +120,8 @@ impl SessionStore for SqlStore {
         let _turn = self.write_turn().await;
         let result =
             sqlx::query("DELETE FROM web_session WHERE expires_at <= $1").bind(now).execute(&self.pool).await.db()?;
+        // Passkey ceremonies left unfinished expire with the same sweep (none lives longer than minutes).
+        sqlx::query("DELETE FROM webauthn_ceremony WHERE expires_at <= $1").bind(now).execute(&self.pool).await.db()?;
         Ok(result.rows_affected())
     }
 }
