@@ -573,6 +573,9 @@ impl SqlStore {
         after: Option<(&str, PersonId)>,
         limit: i64,
     ) -> StoreResult<Vec<(PersonId, String)>> {
+        // One read transaction for the cursor's lookup and every batch: one snapshot, so a stretch spread out
+        // or a renumbering committed meanwhile cannot make the numbers skip or repeat anyone.
+        let mut tx = self.pool.begin().await.db()?;
         // Where the previous page ended: the number of the last row at or before its cursor (the person there
         // may have gone since).
         let mut from: i64 = match after {
@@ -583,7 +586,7 @@ impl SqlStore {
             )
             .bind(key)
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .db()?
             .unwrap_or(0),
@@ -597,12 +600,13 @@ impl SqlStore {
             .bind(from)
             .bind(pattern)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .db()?;
             for r in rows {
                 found.push((PersonId(r.try_get("person_id").db()?), r.try_get("sort_key").db()?));
             }
+            tx.commit().await.db()?;
             return Ok(found);
         }
         // The trigram phrase matches the text anywhere; the LIKE is the definition the other backend shares
@@ -620,7 +624,7 @@ impl SqlStore {
             .bind(&phrase)
             .bind(from)
             .bind(batch)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .db()?;
             let complete = (rows.len() as i64) < batch;
@@ -629,11 +633,13 @@ impl SqlStore {
                 if flag(&r, "hit").db()? {
                     found.push((PersonId(r.try_get("person_id").db()?), r.try_get("sort_key").db()?));
                     if found.len() as i64 >= limit {
+                        tx.commit().await.db()?;
                         return Ok(found);
                     }
                 }
             }
             if complete {
+                tx.commit().await.db()?;
                 return Ok(found);
             }
         }

@@ -10,7 +10,8 @@
 use super::*;
 use sqlx::Row;
 
-/// The distance between neighbours when rows are numbered afresh: 32 halvings before a gap is used up.
+/// The distance between neighbours when rows are numbered afresh: 32 halvings before a gap is used up. With
+/// `END` this numbers up to 2^30 (about a billion) people; a directory larger than that would need a smaller gap.
 const GAP: i64 = 1 << 32;
 /// Numbers stay below this (and above 0), so a gap's middle and a spread never overflow.
 const END: i64 = 1 << 62;

@@ -226,6 +226,9 @@ impl Assistance {
             };
             // Digests go out when the queue is drained, and now and then during a steady flood.
             processed = if busy { processed.wrapping_add(1) } else { 0 };
+            if busy && self.intake_busy() {
+                tokio::time::sleep(PROCESSOR_YIELD).await;
+            }
             if busy && !processed.is_multiple_of(50) {
                 continue;
             }
@@ -233,9 +236,6 @@ impl Assistance {
                 tracing::warn!("assistance digest: {e}");
             }
             if busy {
-                if self.intake_busy() {
-                    tokio::time::sleep(PROCESSOR_YIELD).await;
-                }
                 continue;
             }
             tokio::select! {
