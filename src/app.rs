@@ -54,6 +54,7 @@ pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         tokens: services.tokens,
         gauges: services.gauges,
         team: services.team,
+        passkeys: services.passkeys,
         readiness: store.clone(),
     };
     Ok(App { state, core, store, mailer })

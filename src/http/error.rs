@@ -101,6 +101,25 @@ impl From<crate::team::TeamError> for PageError {
     }
 }
 
+/// A passkey error as the page says it: refused or malformed 400, throttled 429, unavailable 404.
+impl From<crate::passkeys::PasskeyError> for PageError {
+    fn from(e: crate::passkeys::PasskeyError) -> Self {
+        use crate::passkeys::PasskeyError as E;
+        match e {
+            e @ (E::Refused | E::Malformed(_) | E::Form(_) | E::Duplicate | E::TooMany) => {
+                Self::bad_request(e.to_string())
+            }
+            e @ E::Disabled => Self::new(StatusCode::FORBIDDEN, e.to_string()),
+            e @ E::Unavailable => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            E::NotFound => Self::not_found(),
+            e @ E::Throttled { retry_after } => {
+                Self { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()) }
+            }
+            e => Self::internal(e),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
         Self::internal(e)

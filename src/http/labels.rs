@@ -23,6 +23,8 @@ pub fn outcome(value: &str) -> String {
         "disabled" => "Refused: account disabled",
         "qa_locked" => "Refused: security-question reset locked",
         "password_reset" => "Password reset with security questions",
+        "bad_passkey" => "Refused: the passkey did not check out",
+        "unknown_passkey" => "Refused: a passkey Lifeline does not know",
         other => other,
     }
     .to_owned()
@@ -37,6 +39,7 @@ pub fn method(value: &str) -> String {
         "second_factor" => "Second step",
         "security_questions" => "Security questions",
         "password_change" => "Password change",
+        "passkey" => "Passkey",
         other => other,
     }
     .to_owned()

@@ -55,10 +55,23 @@ pub async fn request_id(req: Request, next: Next) -> Response {
     response
 }
 
+/// Put on a response whose page loads Lifeline's one script (`/static/passkey.js`): only such a page's CSP
+/// allows a script, and only that same-origin file (never inline script), and lets it call back home.
+#[derive(Clone, Copy)]
+pub struct LoadsScript;
+
+/// The CSP of every page: no script at all, styles and images only from ourselves, forms only to ourselves.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The CSP of the passkey pages: the same, plus scripts from this origin's files (no inline script, no
+/// `eval`) and requests back to it.
+pub const CSP_WITH_SCRIPT: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+    img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /// Strict CSP (no script at all, styles only from ourselves), no framing, no sniffing, no caching of
 /// pages that may show secrets (backup codes, QR codes), and HSTS when Lifeline is reached over https.
 pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
+    let script = response.extensions().get::<LoadsScript>().is_some();
     let headers = response.headers_mut();
     if state.https() {
         // Two years, this host only: subdomains belong to whoever runs them.
@@ -67,11 +80,7 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    set(
-        headers,
-        "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
+    set(headers, "content-security-policy", if script { CSP_WITH_SCRIPT } else { CSP });
     set(headers, "x-content-type-options", "nosniff");
     set(headers, "x-frame-options", "DENY");
     // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` with every form POST

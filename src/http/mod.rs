@@ -47,6 +47,7 @@ pub struct AppState {
     pub tokens: Arc<crate::tokens::Tokens>,
     pub gauges: Arc<crate::gauges::Gauges>,
     pub team: Arc<crate::team::Team>,
+    pub passkeys: Arc<crate::passkeys::Passkeys>,
     pub readiness: Arc<dyn Readiness>,
 }
 

@@ -43,6 +43,7 @@ pub fn stage_path(stage: SessionStage) -> &'static str {
         SessionStage::ChangePassword => "/account/password",
         SessionStage::DeviceAuthorization => "/signin/device",
         SessionStage::Recovering => "/recover/options",
+        SessionStage::EnrollPasskey => "/signin/passkey/enrol",
         SessionStage::Active => "/",
     }
 }
@@ -80,6 +81,19 @@ pub async fn start(
         state.recovery.send_device_code(account).await?;
     }
     let token = state.signin.start_session(old, account, stage).await?;
+    let mut response = Redirect::to(stage_path(stage)).into_response();
+    append_cookie(&mut response, session_cookie(state, token));
+    Ok(response)
+}
+
+/// Start a session after a complete passkey sign-in (a second factor proved as it starts), with a redirect.
+pub async fn start_with_second_factor(
+    state: &AppState,
+    old: Option<&Session>,
+    account: AccountId,
+    stage: SessionStage,
+) -> Result<Response, PageError> {
+    let token = state.signin.start_session_with_second_factor(old, account, stage).await?;
     let mut response = Redirect::to(stage_path(stage)).into_response();
     append_cookie(&mut response, session_cookie(state, token));
     Ok(response)
@@ -151,6 +165,9 @@ pub struct ChoosingPassword;
 pub struct AuthorizingDevice;
 /// A recovery code was redeemed: set a new password or remove the authenticator.
 pub struct Recovering;
+/// A second factor to set up, and a passkey may be it: an enrolment code was redeemed (a passkey only), or
+/// the session must enrol (after a temporary access pass or an MFA reset) and chose a passkey over an app.
+pub struct AddingPasskey;
 
 impl Stages for Active {
     const STAGES: &'static [SessionStage] = &[SessionStage::Active];
@@ -166,6 +183,9 @@ impl Stages for AuthorizingDevice {
 }
 impl Stages for Recovering {
     const STAGES: &'static [SessionStage] = &[SessionStage::Recovering];
+}
+impl Stages for AddingPasskey {
+    const STAGES: &'static [SessionStage] = &[SessionStage::EnrollPasskey, SessionStage::EnrollMfa];
 }
 impl Stages for ChoosingPassword {
     const STAGES: &'static [SessionStage] = &[SessionStage::ChangePassword, SessionStage::Active];

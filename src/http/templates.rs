@@ -31,6 +31,51 @@ pub struct SignInPage<'a> {
     pub login: &'a str,
     pub error: Option<&'a str>,
     pub notice: Option<&'a str>,
+    /// Passkeys can be used here: the page shows their button and loads the passkey script.
+    pub passkeys: bool,
+}
+
+/// A passkey in the account's list.
+pub struct PasskeyRow {
+    pub id: i64,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "account_passkeys.html")]
+pub struct PasskeysPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub passkeys: &'a [PasskeyRow],
+    /// Passkeys can be used here (`public_url` names a domain).
+    pub available: bool,
+    /// Signed in recently enough to add one.
+    pub fresh: bool,
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "remove_passkey.html")]
+pub struct RemovePasskeyPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub id: i64,
+    pub name: &'a str,
+    pub fresh: bool,
+}
+
+#[derive(Template)]
+#[template(path = "add_passkey.html")]
+pub struct AddPasskeyPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub available: bool,
+    /// The session may set up an authenticator app instead (it was not an enrolment code).
+    pub can_use_app: bool,
+    pub error: Option<&'a str>,
 }
 
 #[derive(Template)]

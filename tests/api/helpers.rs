@@ -233,6 +233,14 @@ pub async fn each_backend_with_clock(
     }
 }
 
+/// A `public_url` that [`spawn_with_clock`] turns into `http://localhost:<port>`: passkeys need a domain name.
+pub const LOCALHOST: &str = "http://localhost";
+
+/// Settings for passkey tests: the app's public URL names `localhost`.
+pub fn on_localhost(settings: &mut Settings) {
+    settings.public_url = LOCALHOST.into();
+}
+
 /// Spawn Lifeline on a random loopback port over `db`, with its services reading `clock`.
 pub async fn spawn_with_clock(
     dir: tempfile::TempDir,
@@ -242,7 +250,10 @@ pub async fn spawn_with_clock(
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let address = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
-    settings.public_url = address.clone();
+    // `LOCALHOST` asks for the same port under the name `localhost`: WebAuthn needs a domain, not an IP. The
+    // tests still connect to 127.0.0.1 (no Origin header is sent, and the server listens there).
+    settings.public_url =
+        if settings.public_url == LOCALHOST { address.replace("127.0.0.1", "localhost") } else { address.clone() };
     let built = lifeline::app::build_with_clock(settings, clock.clone()).await.unwrap_or_else(|e| panic!("{e:#}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server_state = built.state.clone();

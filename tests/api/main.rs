@@ -14,6 +14,7 @@ mod instances;
 mod lockout;
 mod openapi;
 mod pages;
+mod passkeys;
 mod people;
 mod permission_matrix;
 mod recovery;

@@ -1202,10 +1202,17 @@ async fn a_passkey_is_registered_once_and_only_its_account_renames_or_removes_it
     for (backend, store, _db) in stores().await {
         let ada = person(store.as_ref(), "ada").await;
         let bob = person(store.as_ref(), "bob").await;
-        let new = |account, name| NewPasskey { account, credential_id: "Y3JlZC0x", name, credential: "{}" };
-        let added = store.add_passkey(&new(ada, "Laptop"), 100, &audit(), &[]).await.unwrap_or_else(|e| panic!("{e}"));
+        let new = |account, name| NewPasskey {
+            account,
+            credential_id: "Y3JlZC0x",
+            name,
+            credential: "{}",
+            completes_enrolment: false,
+        };
+        let added =
+            store.add_passkey(&new(ada, "Laptop"), 100, &audit(), &[], &[]).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((added.account, added.name.as_str(), added.created_at), (ada, "Laptop", 100), "{backend}");
-        let again = store.add_passkey(&new(bob, "Mine now"), 101, &audit(), &[]).await;
+        let again = store.add_passkey(&new(bob, "Mine now"), 101, &audit(), &[], &[]).await;
         assert!(matches!(again, Err(StoreError::Conflict(_))), "{backend}: {again:?}");
         assert!(store.passkeys(bob).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "{backend}");
 
@@ -1223,8 +1230,8 @@ async fn a_passkey_is_registered_once_and_only_its_account_renames_or_removes_it
         let events = store.recent_sign_ins(ada, 5).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(events.len(), 1, "{backend}: the sign-in recorded with the use");
 
-        assert!(!store.remove_passkey(bob, added.id, 200, &audit(), &[]).await.unwrap_or_else(|e| panic!("{e}")));
-        assert!(store.remove_passkey(ada, added.id, 200, &audit(), &[]).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(!store.remove_passkey(bob, added.id, 200, &audit(), &[], &[]).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(store.remove_passkey(ada, added.id, 200, &audit(), &[], &[]).await.unwrap_or_else(|e| panic!("{e}")));
         assert!(store.passkeys(ada).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "{backend}");
         assert!(!store.use_passkey(added.id, "{}", &event).await.unwrap_or_else(|e| panic!("{e}")), "{backend}");
     }

@@ -20,6 +20,7 @@ pub mod domain;
 pub mod email;
 pub mod gauges;
 pub mod geo;
+pub mod passkeys;
 pub mod policy;
 pub mod recovery;
 pub mod retention;

@@ -42,6 +42,7 @@ pub struct Services {
     pub tokens: Arc<crate::tokens::Tokens>,
     pub gauges: Arc<crate::gauges::Gauges>,
     pub team: Arc<crate::team::Team>,
+    pub passkeys: Arc<crate::passkeys::Passkeys>,
     /// The one maker of proofs of authorisation.
     pub authority: Arc<Authority>,
 }
@@ -52,6 +53,7 @@ pub fn assemble<S: Store + 'static>(core: Arc<Core>, store: Arc<S>, letters: Arc
         directory: Arc::new(Directory::new(core.clone(), store.clone())),
         assistance: Arc::new(Assistance::new(core.clone(), store.clone(), letters.clone())),
         recovery: Arc::new(Recovery::new(core.clone(), store.clone(), letters.clone())),
+        passkeys: Arc::new(crate::passkeys::Passkeys::new(core.clone(), store.clone(), letters.clone())),
         team: Arc::new(crate::team::Team::new(core.clone(), store.clone(), letters)),
         audit_log: Arc::new(crate::auditing::AuditLog::new(core.clone(), store.clone())),
         tokens: Arc::new(crate::tokens::Tokens::new(core.clone(), store.clone())),

@@ -90,6 +90,8 @@ pub enum SessionStage {
     /// A recovery code was redeemed on the public recovery page: the person may set a new password or
     /// remove their authenticator, nothing else.
     Recovering,
+    /// An admin's enrolment code was redeemed: the person may add a passkey, nothing else.
+    EnrollPasskey,
     Active,
 }
 
@@ -101,6 +103,7 @@ impl SessionStage {
             Self::ChangePassword => "change_password",
             Self::DeviceAuthorization => "device_authorization",
             Self::Recovering => "recovering",
+            Self::EnrollPasskey => "enroll_passkey",
             Self::Active => "active",
         }
     }
@@ -112,6 +115,7 @@ impl SessionStage {
             "change_password" => Self::ChangePassword,
             "device_authorization" => Self::DeviceAuthorization,
             "recovering" => Self::Recovering,
+            "enroll_passkey" => Self::EnrollPasskey,
             "active" => Self::Active,
             _ => return None,
         })
@@ -125,6 +129,8 @@ pub struct SessionRecord {
     pub expires_at: Timestamp,
     /// When this session last proved a second factor (the step-up check reads it).
     pub second_factor_at: Option<Timestamp>,
+    /// When the sign-in that made it began (its first factor).
+    pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -1209,6 +1215,9 @@ pub struct NewPasskey<'a> {
     pub credential_id: &'a str,
     pub name: &'a str,
     pub credential: &'a str,
+    /// Bound by a session that had to set up a second factor (after an MFA reset, with an enrolment code or a
+    /// temporary access pass): the requirement to enrol, and to prove the mailbox first, ends with it.
+    pub completes_enrolment: bool,
 }
 
 /// What a WebAuthn ceremony is for: each finishes only as what it began as.
@@ -1232,19 +1241,21 @@ pub trait PasskeyStore: Send + Sync {
     /// An account's passkeys, oldest first.
     async fn passkeys(&self, account: AccountId) -> StoreResult<Vec<PasskeyRecord>>;
     async fn passkey_by_credential(&self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>>;
-    /// Add a passkey with its audit row and emails, in one transaction. `Conflict` when the credential is
-    /// registered already (to any account): nothing is written.
+    /// Add a passkey with its audit row, emails and their secrets (the "this wasn't me" link), and a line in
+    /// the authenticator history, in one transaction. `Conflict` when the credential is registered already (to
+    /// any account): nothing is written.
     async fn add_passkey(
         &self,
         new: &NewPasskey<'_>,
         now: Timestamp,
         audit: &AuditEntry,
         emails: &[crate::email::OutgoingEmail],
+        secrets: &[NewSecret],
     ) -> StoreResult<PasskeyRecord>;
     /// Rename one of the account's passkeys, audited; false (nothing written) when it has no such passkey.
     async fn rename_passkey(&self, account: AccountId, id: i64, name: &str, audit: &AuditEntry) -> StoreResult<bool>;
-    /// Remove one of the account's passkeys, with its audit row and emails; false (nothing written) when it has
-    /// no such passkey.
+    /// Remove one of the account's passkeys, with its audit row, emails and their secrets, and a line in the
+    /// authenticator history; false (nothing written) when it has no such passkey.
     async fn remove_passkey(
         &self,
         account: AccountId,
@@ -1252,9 +1263,11 @@ pub trait PasskeyStore: Send + Sync {
         now: Timestamp,
         audit: &AuditEntry,
         emails: &[crate::email::OutgoingEmail],
+        secrets: &[NewSecret],
     ) -> StoreResult<bool>;
     /// A sign-in with a passkey: its credential as the assertion left it (the new counter) and its last use,
-    /// with the sign-in event, in one transaction; false (nothing written) when the passkey is gone.
+    /// the failure counters cleared, with the sign-in event, in one transaction; false (nothing written) when
+    /// the passkey is gone or the account may not complete a sign-in now (locked, or its person disabled).
     async fn use_passkey(&self, id: i64, credential: &str, event: &SignInEvent) -> StoreResult<bool>;
     /// Keep a ceremony's state until `expires_at` under the keyed hash of its secret id.
     async fn begin_ceremony(

@@ -48,8 +48,29 @@ impl PasskeyStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
         emails: &[crate::email::OutgoingEmail],
+        secrets: &[NewSecret],
     ) -> StoreResult<PasskeyRecord> {
         let mut tx = self.audited().await?;
+        if new.completes_enrolment {
+            // Only while the account may still complete a step (and under its row lock): a lock or a disabling
+            // that came meanwhile wins, and nothing is bound.
+            let usable = sqlx::query(
+                "UPDATE account SET require_enroll_mfa = 0, require_device_authorization = 0 \
+                 WHERE account_id = $1 AND (locked_at IS NULL OR locked_until <= $2) \
+                   AND EXISTS (SELECT 1 FROM person p WHERE p.person_id = account.person_id AND p.status = 'active')",
+            )
+            .bind(new.account.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected()
+                == 1;
+            if !usable {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict("the account may not complete a sign-in step now".into()));
+            }
+        }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO passkey (account_id, credential_id, name, credential, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING {PASSKEY_COLUMNS}"
@@ -63,6 +84,10 @@ impl PasskeyStore for SqlStore {
         .await
         .map_err(|e| unique_violation(e, "this passkey is registered already"))?;
         let record = passkey_from_row(&row)?;
+        history(&mut tx, new.account, "passkey", "added", now).await?;
+        for secret in secrets {
+            super::sql_recovery::insert_secret(&mut tx, secret, now).await?;
+        }
         tx.commit_with_emails(audit, emails, now).await?;
         Ok(record)
     }
@@ -92,6 +117,7 @@ impl PasskeyStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
         emails: &[crate::email::OutgoingEmail],
+        secrets: &[NewSecret],
     ) -> StoreResult<bool> {
         let mut tx = self.audited().await?;
         let removed = sqlx::query("DELETE FROM passkey WHERE passkey_id = $1 AND account_id = $2")
@@ -105,20 +131,43 @@ impl PasskeyStore for SqlStore {
             tx.rollback().await?;
             return Ok(false);
         }
+        history(&mut tx, account, "passkey", "removed", now).await?;
+        for secret in secrets {
+            super::sql_recovery::insert_secret(&mut tx, secret, now).await?;
+        }
         tx.commit_with_emails(audit, emails, now).await?;
         Ok(true)
     }
 
     async fn use_passkey(&self, id: i64, credential: &str, event: &SignInEvent) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        let used = sqlx::query("UPDATE passkey SET credential = $1, last_used_at = $2 WHERE passkey_id = $3")
-            .bind(credential)
-            .bind(event.at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .db()?
-            .rows_affected();
+        // The sign-in completes only while the account may complete one: clearing its counters is the check
+        // (and takes its row lock), so a lock or a disabling in flight alongside wins.
+        let usable = sqlx::query(
+            "UPDATE account SET failed_attempts = 0, lock_count = 0, last_failed_at = NULL, locked_at = NULL, \
+               locked_until = NULL, lock_reason = NULL \
+             WHERE account_id = (SELECT account_id FROM passkey WHERE passkey_id = $1) \
+               AND (locked_at IS NULL OR locked_until <= $2) \
+               AND EXISTS (SELECT 1 FROM person p WHERE p.person_id = account.person_id AND p.status = 'active')",
+        )
+        .bind(id)
+        .bind(event.at)
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+        let used = if usable == 0 {
+            0
+        } else {
+            sqlx::query("UPDATE passkey SET credential = $1, last_used_at = $2 WHERE passkey_id = $3")
+                .bind(credential)
+                .bind(event.at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .db()?
+                .rows_affected()
+        };
         if used == 0 {
             tx.rollback().await.db()?;
             return Ok(false);

@@ -95,6 +95,30 @@ pub(crate) async fn revoke_secrets(
     Ok(())
 }
 
+/// Keep a secret an action hands out (only its keyed hash), inside the caller's transaction.
+pub(crate) async fn insert_secret(
+    conn: &mut sqlx::AnyConnection,
+    secret: &NewSecret,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO recovery_secret (account_id, kind, secret_hash, created_at, expires_at, multi_use, action, reference) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(secret.account.0)
+    .bind(secret.kind.as_str())
+    .bind(&secret.hash.0)
+    .bind(now)
+    .bind(secret.expires_at)
+    .bind(i64::from(secret.multi_use))
+    .bind(secret.action.as_deref())
+    .bind(secret.reference.as_deref())
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
 pub(crate) async fn end_sessions(conn: &mut sqlx::AnyConnection, account: AccountId) -> StoreResult<()> {
     sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account.0).execute(&mut *conn).await.db()?;
     Ok(())
@@ -123,7 +147,17 @@ pub(crate) async fn remove_mfa(
     if codes > 0 {
         history(conn, account, "backup_codes", "removed", now).await?;
     }
-    Ok(totp + codes > 0)
+    // Passkeys are second factors too (a passkey alone signs in): an MFA reset leaves none behind.
+    let passkeys = sqlx::query("DELETE FROM passkey WHERE account_id = $1")
+        .bind(account.0)
+        .execute(&mut *conn)
+        .await
+        .db()?
+        .rows_affected();
+    for _ in 0..passkeys {
+        history(conn, account, "passkey", "removed", now).await?;
+    }
+    Ok(totp + codes + passkeys > 0)
 }
 
 /// A verified recovery must not leave the person locked out: the lock and counters go with it, except a lock
@@ -290,21 +324,7 @@ impl RecoveryStore for SqlStore {
                     .await
                     .db()?;
             }
-            sqlx::query(
-                "INSERT INTO recovery_secret (account_id, kind, secret_hash, created_at, expires_at, multi_use, action, reference) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(secret.account.0)
-            .bind(secret.kind.as_str())
-            .bind(&secret.hash.0)
-            .bind(now)
-            .bind(secret.expires_at)
-            .bind(i64::from(secret.multi_use))
-            .bind(secret.action.as_deref())
-            .bind(secret.reference.as_deref())
-            .execute(&mut *tx)
-            .await
-            .db()?;
+            insert_secret(&mut tx, secret, now).await?;
         }
         if let Some(reference) = resolve {
             sqlx::query(

@@ -30,7 +30,7 @@ impl SessionStore for SqlStore {
         // The account's state is read with the session, on every request: a disabled person's session
         // dies at once, and a half-finished sign-in cannot finish on a locked account.
         let row = sqlx::query(
-            "SELECT s.account_id, s.stage, s.expires_at, s.second_factor_at FROM web_session s \
+            "SELECT s.account_id, s.stage, s.expires_at, s.second_factor_at, s.created_at FROM web_session s \
              JOIN account a ON a.account_id = s.account_id JOIN person p ON p.person_id = a.person_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND p.status = 'active' \
                AND (s.stage = 'active' OR a.locked_at IS NULL OR a.locked_until <= $2)",
@@ -48,6 +48,7 @@ impl SessionStore for SqlStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("session stage {stage:?}")))?,
             expires_at: row.try_get("expires_at").db()?,
             second_factor_at: row.try_get("second_factor_at").db()?,
+            created_at: row.try_get("created_at").db()?,
         }))
     }
 
@@ -62,7 +63,7 @@ impl SessionStore for SqlStore {
         let _turn = self.write_turn().await;
         let result = sqlx::query(
             "UPDATE web_session SET token_hash = $1, stage = $2, expires_at = $3, \
-               second_factor_at = CASE WHEN stage IN ('mfa', 'enroll_mfa') THEN $5 ELSE second_factor_at END \
+               second_factor_at = CASE WHEN stage IN ('mfa', 'enroll_mfa', 'enroll_passkey') THEN $5 ELSE second_factor_at END \
              WHERE token_hash = $4 AND expires_at > $5",
         )
         .bind(&new.0)

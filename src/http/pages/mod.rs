@@ -3,6 +3,7 @@
 mod account;
 mod assistance;
 mod health;
+pub(crate) mod passkeys;
 mod recover;
 mod reset;
 mod signin;
@@ -20,6 +21,16 @@ pub fn router() -> Router<AppState> {
         .route("/signin/mfa", get(signin::mfa_get).post(signin::mfa_post))
         .route("/signin/enroll", get(signin::enroll_get).post(signin::enroll_post))
         .route("/signout", post(signin::signout_post))
+        .route("/signin/passkey", post(passkeys::signin_post))
+        .route("/signin/passkey/options", post(passkeys::signin_options_post))
+        .route("/signin/passkey/enrol", get(passkeys::enrol_get).post(passkeys::enrol_post))
+        .route("/signin/passkey/enrol/options", post(passkeys::enrol_options_post))
+        .route("/account/passkeys", get(passkeys::passkeys_get))
+        .route("/account/passkeys/options", post(passkeys::register_options_post))
+        .route("/account/passkeys/add", post(passkeys::add_post))
+        .route("/account/passkeys/{id}/rename", post(passkeys::rename_post))
+        .route("/account/passkeys/{id}/remove", post(passkeys::remove_post))
+        .route("/static/passkey.js", get(passkeys::script))
         .route("/signin/code", get(recover::signin_code_get).post(recover::signin_code_post))
         .route("/signin/device", get(recover::device_get).post(recover::device_post))
         .route("/reset-password", get(recover::reset_password_get).post(recover::reset_password_post))

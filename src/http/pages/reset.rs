@@ -58,6 +58,8 @@ pub async fn reset_post(
                 notice: Some(
                     "Your password has been changed. Sign in with it now; your two-step verification still applies.",
                 ),
+                // This answer is a plain page (no script): the passkey button is on the sign-in page itself.
+                passkeys: false,
             }));
         }
         Err(QaResetError::Disabled) => return Err(PageError::not_found()),

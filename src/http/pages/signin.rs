@@ -17,25 +17,28 @@ pub const START_AGAIN: &str = "Your sign-in could not continue: your account may
     attempts. Wait a few minutes and sign in again, or use \"Can't sign in?\" below.";
 const DISABLED: &str = "This account is disabled. Contact your helpdesk.";
 
-fn signin_page(csrf: &str, login: &str, error: Option<&str>, status: StatusCode) -> Response {
-    let mut response = render(&SignInPage { title: "Sign in", csrf, login, error, notice: None });
+/// The sign-in page: the password form, and the passkey button (the page then loads the passkey script).
+fn signin_page(state: &AppState, csrf: &str, login: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let passkeys = state.passkeys.available();
+    let mut response = render(&SignInPage { title: "Sign in", csrf, login, error, notice: None, passkeys });
     *response.status_mut() = status;
-    response
+    if passkeys { super::passkeys::with_script(response) } else { response }
 }
 
 /// Too many failed sign-ins from this client address: 429 with `Retry-After`.
-fn throttled_page(csrf: &str, login: &str, retry_after: u64) -> Response {
+fn throttled_page(state: &AppState, csrf: &str, login: &str, retry_after: u64) -> Response {
     let minutes = retry_after.div_ceil(60);
     let error = format!(
         "Too many failed sign-ins from your network. Try again in {minutes} minute{}, or use \"Can't sign in?\" below.",
         if minutes == 1 { "" } else { "s" }
     );
-    let mut response = signin_page(csrf, login, Some(&error), StatusCode::TOO_MANY_REQUESTS);
+    let mut response = signin_page(state, csrf, login, Some(&error), StatusCode::TOO_MANY_REQUESTS);
     response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(retry_after));
     response
 }
 
 pub async fn signin_get(
+    State(state): State<AppState>,
     MaybeSession(session): MaybeSession,
     Extension(csrf): Extension<CsrfToken>,
     RawQuery(query): RawQuery,
@@ -46,7 +49,7 @@ pub async fn signin_get(
     let error = again.then_some(START_AGAIN);
     match session {
         Some(s) => Redirect::to(session::stage_path(s.stage)).into_response(),
-        None => signin_page(&csrf.0, "", error, StatusCode::OK),
+        None => signin_page(&state, &csrf.0, "", error, StatusCode::OK),
     }
 }
 
@@ -75,9 +78,9 @@ pub async fn signin_post(
         },
     );
     match outcome {
-        PasswordOutcome::Invalid => Ok(signin_page(&csrf.0, &login, Some(INVALID), StatusCode::UNAUTHORIZED)),
-        PasswordOutcome::Throttled { retry_after } => Ok(throttled_page(&csrf.0, &login, retry_after)),
-        PasswordOutcome::Disabled => Ok(signin_page(&csrf.0, &login, Some(DISABLED), StatusCode::UNAUTHORIZED)),
+        PasswordOutcome::Invalid => Ok(signin_page(&state, &csrf.0, &login, Some(INVALID), StatusCode::UNAUTHORIZED)),
+        PasswordOutcome::Throttled { retry_after } => Ok(throttled_page(&state, &csrf.0, &login, retry_after)),
+        PasswordOutcome::Disabled => Ok(signin_page(&state, &csrf.0, &login, Some(DISABLED), StatusCode::UNAUTHORIZED)),
         PasswordOutcome::Proceed { account, stage } => session::start(&state, old.as_ref(), account, stage).await,
     }
 }
@@ -124,7 +127,7 @@ pub async fn mfa_post(
             // this response ends.
             session::end(&state, Some(&session), Redirect::to("/signin?m=again").into_response()).await
         }
-        SecondFactorOutcome::Throttled { retry_after } => Ok(throttled_page(&csrf.0, "", retry_after)),
+        SecondFactorOutcome::Throttled { retry_after } => Ok(throttled_page(&state, &csrf.0, "", retry_after)),
         SecondFactorOutcome::TooSoon { retry_after } => {
             let error = format!("Too many wrong codes in a row: wait {retry_after} seconds, then try again.");
             let mut response = render(&MfaPage { title: "Two-step verification", csrf: &csrf.0, error: Some(&error) });

@@ -17,6 +17,8 @@ pub struct LiveSession {
     pub stage: SessionStage,
     /// When this session last proved a second factor.
     pub second_factor_at: Option<crate::domain::Timestamp>,
+    /// When the sign-in that made it began.
+    pub signed_in_at: crate::domain::Timestamp,
 }
 
 /// The length of a token as the browser holds it (256 bits, base64url without padding).
@@ -46,6 +48,7 @@ impl SignIn {
             account_id: r.account_id,
             stage: r.stage,
             second_factor_at: r.second_factor_at,
+            signed_in_at: r.created_at,
         }))
     }
 
@@ -64,6 +67,19 @@ impl SignIn {
         self.store
             .create_session(&self.session_hash(&token), account, stage, now, now + self.session_lifetime(stage))
             .await?;
+        Ok(token)
+    }
+
+    /// Start a session after a complete sign-in with a passkey (it proves a second factor as it starts);
+    /// returns the token to hand over.
+    pub async fn start_session_with_second_factor(
+        &self,
+        old: Option<&LiveSession>,
+        account: AccountId,
+        stage: SessionStage,
+    ) -> Result<String, SignInError> {
+        let token = self.start_session(old, account, stage).await?;
+        self.store.mark_second_factor(&self.session_hash(&token), self.now()).await?;
         Ok(token)
     }
 
