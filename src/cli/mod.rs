@@ -97,6 +97,14 @@ pub enum PersonCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Issue an enrolment code: with their username, the person adds a passkey at "Sign in with a code", once,
+    /// within `recovery.enrolment_code_minutes` (an hour at most). No email carries it: this prints it, for you
+    /// to hand over. With `reset-mfa`, how a last admin who lost everything gets back in.
+    EnrolmentCode {
+        email: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Disable a person: every session ends and every link, code or pass handed out for them is revoked.
     Disable {
         email: String,
@@ -422,6 +430,11 @@ async fn person(settings: Settings, cmd: PersonCommand) -> anyhow::Result<()> {
             let proof = system::<crate::authz::ResetMfa>(&app, Some(directory.find(&email).await?.id)).await?;
             recover(&app, proof, &reason).await?;
         }
+        PersonCommand::EnrolmentCode { email, reason } => {
+            let proof =
+                system::<crate::authz::IssueEnrolmentCode>(&app, Some(directory.find(&email).await?.id)).await?;
+            recover(&app, proof, &reason).await?;
+        }
         PersonCommand::Disable { email, reason } => {
             let proof = system::<crate::authz::Disable>(&app, Some(directory.find(&email).await?.id)).await?;
             recover(&app, proof, &reason).await?;
@@ -458,8 +471,16 @@ async fn recover<A: crate::authz::Recover>(
 ) -> anyhow::Result<()> {
     let form = crate::recovery::ActionForm { method: reason.to_owned(), ..Default::default() };
     match app.state.recovery.execute(proof, &form, None).await {
-        Ok(crate::recovery::Outcome::Done { summary, .. }) => {
+        Ok(crate::recovery::Outcome::Done { summary, pass }) => {
             println!("{summary}");
+            if let Some(pass) = pass {
+                let until = crate::assistance::dossier::when(pass.expires_at);
+                let what = if pass.enrolment { "Enrolment code" } else { "Temporary access pass" };
+                println!(
+                    "{what} (shown only now; works once, until {until} UTC, at Sign in with a code): {}",
+                    pass.pass
+                );
+            }
             Ok(())
         }
         Ok(crate::recovery::Outcome::Pending { .. }) => anyhow::bail!("the action is waiting for approval"),

@@ -7,9 +7,10 @@ use super::AppState;
 use super::api::{ApiError, ApiJson, ApiQuery};
 use super::api_types::{
     AccountHit, ActionBody, ActionName, ActionResult, ActionStatus, Activity, ApprovalList, ApprovalRow,
-    AssistanceLookup, AuditEvents, AuditQuery, CloseBody, Closed, Decision, DecisionStatus, Pass, PeoplePage,
-    PeopleQuery, PersonHit as PersonHitBody, PersonRecordBody, RequestDetail, RequestList, RequestRow, RequestsQuery,
-    SignInRow, TokenList, TokenRow, TokenState,
+    AssistanceLookup, AuditEvents, AuditQuery, CloseBody, Closed, Decision, DecisionStatus, Pass, PasskeyList,
+    PasskeyRemoved, PasskeyRow, PeoplePage, PeopleQuery, PersonHit as PersonHitBody, PersonRecordBody,
+    RemovePasskeyBody, RequestDetail, RequestList, RequestRow, RequestsQuery, SignInRow, TokenList, TokenRow,
+    TokenState,
 };
 use crate::authz::{AuthzError, Principal, Proof, ReadAudit, Recover, SearchPeople, ViewRequests};
 use crate::domain::PersonId;
@@ -33,6 +34,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(person_get))
         .routes(routes!(activity_get))
         .routes(routes!(action_post))
+        .routes(routes!(passkeys_get))
+        .routes(routes!(passkey_remove_post))
         .routes(routes!(approvals_get))
         .routes(routes!(approve_post))
         .routes(routes!(reject_post))
@@ -237,6 +240,60 @@ async fn person_get(
     let record = record_of(&state, &caller, &id).await?;
     let sign_ins = record.sign_ins.into_iter().map(|(username, event)| SignInRow { username, event }).collect();
     Ok(Json(PersonRecordBody { person: record.view, sign_ins, activity: record.activity }))
+}
+
+/// A person's passkeys (names, created, last used), account by account.
+#[utoipa::path(get, path = "/api/v1/people/{id}/passkeys", tag = "people", security(("token" = [])),
+    params(("id" = i64, Path, description = "The person's id")),
+    responses((status = 200, description = "The person's passkeys", body = PasskeyList)))]
+async fn passkeys_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PasskeyList>, ApiError> {
+    let record = record_of(&state, &caller, &id).await?;
+    let passkeys = record
+        .view
+        .accounts
+        .into_iter()
+        .flat_map(|a| {
+            let (account_id, username) = (a.account_id.0, a.username);
+            a.mfa.passkeys.into_iter().map(move |passkey| PasskeyRow {
+                account_id,
+                username: username.clone(),
+                passkey,
+            })
+        })
+        .collect();
+    Ok(Json(PasskeyList { passkeys }))
+}
+
+/// Remove one passkey of a person (a lost device, when they have others): the reset-MFA permission, tiers, a
+/// verification method and an expert token; refused (409) on someone who holds an admin permission, for
+/// whom reset-MFA with a second admin's approval is the way. Audited and emailed to the person.
+#[utoipa::path(post, path = "/api/v1/people/{id}/passkeys/{passkey}/remove", tag = "recovery",
+    security(("token" = [])),
+    params(("id" = i64, Path, description = "The person's id"), ("passkey" = i64, Path, description = "The passkey's id")),
+    request_body = RemovePasskeyBody,
+    responses((status = 200, description = "The passkey was removed", body = PasskeyRemoved)))]
+async fn passkey_remove_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, passkey)): Path<(String, String)>,
+    ApiJson(body): ApiJson<RemovePasskeyBody>,
+) -> Result<Json<PasskeyRemoved>, ApiError> {
+    let id = person_id(&id)?;
+    let passkey = passkey.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(not_found)?;
+    let proof = caller.authorize::<crate::authz::ResetMfa>(&state, Some(id)).await?;
+    let form = ActionForm {
+        method: body.reason,
+        details: body.details.filter(|d| !d.trim().is_empty()),
+        on_behalf_of: body.on_behalf_of.filter(|o| !o.trim().is_empty()),
+        ..Default::default()
+    };
+    let second_factor_at = caller.token.expert.then(|| state.signin.now());
+    let removed = state.recovery.remove_passkey(proof, passkey, &form, second_factor_at).await.map_err(action_error)?;
+    Ok(Json(PasskeyRemoved { id: removed.id, name: removed.name }))
 }
 
 /// Run a recovery action of SPEC §8 by its name: 200 with what was done (and a pass, shown once), or 202 with

@@ -173,17 +173,60 @@ pub struct ActionBody {
     pub pass_multi_use: bool,
 }
 
+/// Why an admin removes a passkey: the verification method, as for every action.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemovePasskeyBody {
+    /// How the person was verified (one of `recovery.verification_methods`).
+    pub reason: String,
+    #[serde(default)]
+    pub on_behalf_of: Option<String>,
+    #[serde(default)]
+    pub details: Option<String>,
+}
+
+/// A person's passkeys, by account (names and dates, never key material).
+#[derive(Serialize, ToSchema)]
+pub struct PasskeyList {
+    pub passkeys: Vec<PasskeyRow>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PasskeyRow {
+    pub account_id: i64,
+    pub username: String,
+    #[serde(flatten)]
+    pub passkey: crate::directory::PasskeyView,
+}
+
+/// A passkey removed.
+#[derive(Serialize, ToSchema)]
+pub struct PasskeyRemoved {
+    pub id: i64,
+    pub name: String,
+}
+
 /// A temporary access pass: shown this once, never again.
 #[derive(Serialize, ToSchema)]
 pub struct Pass {
     pub pass: String,
     pub expires_at: i64,
     pub multi_use: bool,
+    /// `temporary_access_pass`, or `enrolment_code` (it adds a passkey, once).
+    pub kind: PassKind,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PassKind {
+    TemporaryAccessPass,
+    EnrolmentCode,
 }
 
 impl From<crate::recovery::ShownPass> for Pass {
     fn from(p: crate::recovery::ShownPass) -> Self {
-        Self { pass: p.pass, expires_at: p.expires_at, multi_use: p.multi_use }
+        let kind = if p.enrolment { PassKind::EnrolmentCode } else { PassKind::TemporaryAccessPass };
+        Self { pass: p.pass, expires_at: p.expires_at, multi_use: p.multi_use, kind }
     }
 }
 

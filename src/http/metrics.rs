@@ -27,6 +27,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "How long the oldest unsent email has waited"
     );
     metrics::describe_counter!("lifeline_locks_total", "Accounts locked by failed sign-ins, by the step that locked");
+    metrics::describe_counter!("lifeline_passkey_sign_ins_total", "Sign-ins with a passkey, by outcome");
+    metrics::describe_counter!("lifeline_passkeys_added_total", "Passkeys added to accounts");
     metrics::describe_counter!("lifeline_assistance_requests_total", "Assistance requests accepted, by type");
     metrics::describe_counter!("lifeline_email_delivery_failures_total", "Failed email deliveries (each is retried)");
     metrics::describe_histogram!(

@@ -113,38 +113,44 @@ pub async fn csrf_guard(State(state): State<AppState>, jar: CookieJar, req: Requ
     }
     let token = state.keys().csrf_mac(&bound);
 
-    let mut req =
-        if req.method() != Method::GET && req.method() != Method::HEAD && !req.uri().path().starts_with("/api/") {
-            let (parts, body) = req.into_parts();
-            let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
-                Ok(bytes) => bytes,
-                Err(_) => {
-                    return PageError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("The form is larger than {} KiB.", BODY_LIMIT / 1024),
-                    )
-                    .into_response();
-                }
-            };
-            let submitted = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
-            let valid = !fresh
-                && !cross_site(&parts.headers, &state.settings().public_url)
-                && submitted.is_some_and(|s| ct_eq(s.as_bytes(), token.as_bytes()));
-            if !valid {
-                let mut response = PageError::new(
-                    StatusCode::FORBIDDEN,
-                    "This form has expired or did not come from this site. Go back, reload the page and try again.",
+    let mut req = if req.method() != Method::GET
+        && req.method() != Method::HEAD
+        && !req.uri().path().starts_with("/api/")
+    {
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                return PageError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("The form is larger than {} KiB.", BODY_LIMIT / 1024),
                 )
                 .into_response();
-                if fresh {
-                    append_cookie(&mut response, csrf_cookie(&state, name, nonce));
-                }
-                return response;
             }
-            Request::from_parts(parts, Body::from(bytes))
-        } else {
-            req
         };
+        let submitted = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+        let public_url = &state.settings().public_url;
+        let elsewhere = cross_site(&parts.headers, public_url);
+        let valid = !fresh && !elsewhere && submitted.is_some_and(|s| ct_eq(s.as_bytes(), token.as_bytes()));
+        if !valid {
+            // A page opened under another name for this server (127.0.0.1 for localhost) posts from an origin
+            // that is not Lifeline's: say where Lifeline is.
+            let message = if elsewhere {
+                format!("This form did not come from this site's address. Open Lifeline at {public_url} and try again.")
+            } else {
+                "This form has expired or did not come from this site. Go back, reload the page and try again."
+                    .to_owned()
+            };
+            let mut response = PageError::new(StatusCode::FORBIDDEN, message).into_response();
+            if fresh {
+                append_cookie(&mut response, csrf_cookie(&state, name, nonce));
+            }
+            return response;
+        }
+        Request::from_parts(parts, Body::from(bytes))
+    } else {
+        req
+    };
     req.extensions_mut().insert(CsrfToken(token));
     let mut response = next.run(req).await;
     if fresh {

@@ -84,6 +84,8 @@ pub struct MfaPage<'a> {
     pub title: &'a str,
     pub csrf: &'a str,
     pub error: Option<&'a str>,
+    /// The account has a passkey (and passkeys work here): its username, for the passkey button.
+    pub passkey_login: Option<String>,
 }
 
 #[derive(Template)]
@@ -142,6 +144,8 @@ pub struct HomePage<'a> {
     pub source: &'a str,
     pub totp_enabled: bool,
     pub backup_codes_left: i64,
+    /// How many passkeys the account has.
+    pub passkeys: usize,
     pub qa_enabled: bool,
     pub qa_enrolled: bool,
     pub can_change_password: bool,
@@ -253,6 +257,8 @@ pub struct AccountBox {
     pub failed_attempts: u32,
     pub totp: &'static str,
     pub backup_codes: i64,
+    /// Each passkey: "Work laptop (added …, last used …)"; empty: none.
+    pub passkeys: Vec<String>,
     pub qa: &'static str,
 }
 
@@ -471,6 +477,8 @@ pub struct ConsoleResultPage<'a> {
     pub pass: Option<String>,
     pub pass_expires: String,
     pub pass_multi: bool,
+    /// The pass is an enrolment code (it adds a passkey).
+    pub pass_enrolment: bool,
     pub person_id: i64,
     pub person_name: &'a str,
 }

@@ -464,3 +464,161 @@ async fn on_an_ip_address_passkeys_are_off_and_say_why() {
     })
     .await;
 }
+
+/// The story of issue 14: Sam has an authenticator and a passkey and loses the phone that holds both. Ada
+/// resets his MFA (the passkey goes too) and, since his mailbox is on the same phone, gives him an enrolment
+/// code by the channel she verified him on. With it Sam adds a new passkey and is signed in; every step is
+/// audited (with the verification method) and emailed, and the code itself never is.
+#[tokio::test]
+async fn reset_mfa_removes_passkeys_and_an_enrolment_code_lets_the_person_add_a_new_one_without_email() {
+    use crate::recovery::{METHOD, act, admin, audit_row, expert, person_id};
+    each_backend_with(on_localhost, async |app| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let mut lost = authenticator();
+        assert_eq!(add_passkey(&app, &app.sign_in(&sam).await, &mut lost, "Phone").await.0, StatusCode::OK);
+        let record = app.person_json(&sam.email).await;
+        assert_eq!(record["accounts"][0]["mfa"]["passkeys"][0]["name"], "Phone", "the record lists it: {record}");
+
+        let lost_id = app.state.passkeys.list(sam.account_id).await.unwrap_or_default()[0].credential_id.clone();
+
+        let console = app.sign_in(&ada).await;
+        let (status, html) = act(&app, &console, "reset-mfa", sam_id, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(app.state.passkeys.list(sam.account_id).await.unwrap_or_default().is_empty(), "reset removes passkeys");
+        // Whoever has the phone now: the lost passkey answers a sign-in, and signs nobody in.
+        let thief = browser();
+        let (ceremony, mut relayed) = begin_sign_in_json(&app, &thief, Some(&sam.username)).await;
+        relayed["publicKey"]["allowCredentials"] = serde_json::json!([{ "type": "public-key", "id": lost_id }]);
+        let answer = assert_with(&mut lost, origin(&app), challenge_of(relayed));
+        let response = finish_sign_in(&app, &thief, &ceremony, &answer).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "the lost passkey signs nobody in");
+
+        let (status, html) = act(&app, &console, "issue-enrolment-code", sam_id, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("enrolment code"), "{html}");
+        let code =
+            html.split("id=\"pass\">").nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned();
+        assert_eq!(code.len(), 34, "7 groups of 4: {code}");
+        let (reason, _, _, actor) = audit_row(&app, "issue-enrolment-code").await.unwrap_or_else(|| panic!("audited"));
+        assert_eq!(reason.as_deref(), Some(METHOD));
+        assert!(actor.contains("ada"), "{actor}");
+        let emails = emails_for(&app, Some(&sam.email)).await;
+        let (subject, body) = emails.last().unwrap_or_else(|| panic!("Sam is told"));
+        assert!(subject.contains("an enrolment code was issued for you"), "{subject}");
+        assert!(
+            body.contains("/not-me?token=") && !body.contains(&code),
+            "told, with the alarm, never the code: {body}"
+        );
+
+        // Sam: "Sign in with a code", then add a passkey, and nothing else.
+        let me = browser();
+        let used = app.post_form(&me, "/signin/code", &[("login", &sam.username), ("code", &code)]).await;
+        assert_eq!(location(&used), "/signin/passkey/enrol");
+        let elsewhere = me.get(app.url("/account/passkeys")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(location(&elsewhere), "/signin/passkey/enrol", "the code's session does nothing else");
+        let page = me.get(app.url("/signin/passkey/enrol")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        let page = page.text().await.unwrap_or_default();
+        assert!(page.contains("<script src=\"/static/passkey.js\""), "{page}");
+        let (status, begun) = options(&app, &me, "/signin/passkey/enrol/options", "/signin/passkey/enrol", None).await;
+        assert_eq!(status, StatusCode::OK, "{begun}");
+        let mut new_key = authenticator();
+        let challenge: CreationChallengeResponse =
+            serde_json::from_value(begun["options"].clone()).unwrap_or_else(|e| panic!("{e}"));
+        let credential = new_key.do_registration(origin(&app), challenge).unwrap_or_else(|e| panic!("{e:?}"));
+        let credential = serde_json::to_string(&credential).unwrap_or_default();
+        let ceremony = begun["ceremony"].as_str().unwrap_or_default();
+        let added = app
+            .post_form(
+                &me,
+                "/signin/passkey/enrol",
+                &[("ceremony", ceremony), ("credential", &credential), ("name", "New phone")],
+            )
+            .await;
+        assert_eq!(location(&added), "/", "{}", added.text().await.unwrap_or_default());
+        let home = me.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default();
+        assert!(home.contains("Hello, Test sam"), "{home}");
+
+        // The code is spent; the new passkey signs in; a password sign-in now asks for the passkey (or a code).
+        let again = app.post_form(&browser(), "/signin/code", &[("login", &sam.username), ("code", &code)]).await;
+        assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(passkey_sign_in(&app, &mut new_key, &sam.username).await.1.status(), StatusCode::SEE_OTHER);
+        let password = browser();
+        let first = app.post_sign_in(&password, &sam.username, &sam.password).await;
+        assert_eq!(location(&first), "/signin/mfa", "the passkey is the second step now, no device code");
+        let mfa = password.get(app.url("/signin/mfa")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(mfa.text().await.unwrap_or_default().contains("Use your passkey"));
+        let actions = audit_actions(&app, sam.account_id).await;
+        for action in ["reset-mfa", "issue-enrolment-code", "enrolment_code.redeem", "passkey.add"] {
+            assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+        }
+    })
+    .await;
+}
+
+/// An enrolment code lives `recovery.enrolment_code_minutes` (an hour at most) and is refused at that age.
+#[tokio::test]
+async fn an_enrolment_code_expires_at_its_lifetime() {
+    use crate::recovery::{act, admin, expert, person_id};
+    let start = chrono::Utc::now().timestamp();
+    each_backend_with_clock(start, on_localhost, async |app, clock| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let console = app.sign_in(&ada).await;
+        let issue = async || {
+            let (status, html) = act(&app, &console, "issue-enrolment-code", sam_id, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{html}");
+            html.split("id=\"pass\">").nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned()
+        };
+        let code = issue().await;
+        clock.advance(59 * 60);
+        let used = app.post_form(&browser(), "/signin/code", &[("login", &sam.username), ("code", &code)]).await;
+        assert_eq!(location(&used), "/signin/passkey/enrol", "at 59 minutes it works");
+        // A new one (the console's step-up is an hour old now: sign in again, with the code of the clock's
+        // time, 118 steps on), then an hour passes.
+        let console = app.sign_in_from(&ada, "127.0.0.1", 118).await;
+        let (status, html) = act(&app, &console, "issue-enrolment-code", sam_id, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let code =
+            html.split("id=\"pass\">").nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned();
+        clock.advance(60 * 60);
+        let late = app.post_form(&browser(), "/signin/code", &[("login", &sam.username), ("code", &code)]).await;
+        assert_eq!(late.status(), StatusCode::UNAUTHORIZED, "at 60 minutes it is gone");
+    })
+    .await;
+}
+
+/// Privilege tiers: an enrolment code for someone of equal or higher rank is refused (403, audited); for an
+/// admin of lower rank it waits for a second admin (four-eyes).
+#[tokio::test]
+async fn an_enrolment_code_is_refused_for_equal_or_higher_rank_and_waits_for_four_eyes_on_admins() {
+    use crate::recovery::{act, admin, expert, person_id};
+    each_backend_with(on_localhost, async |app| {
+        let olga = admin(&app, "olga", expert(2)).await;
+        let peer = admin(&app, "pat", expert(2)).await;
+        let boss = admin(&app, "ada", expert(3)).await;
+        let harry = admin(&app, "harry", lifeline::domain::Grant { dpa_level: 1, ..Default::default() }).await;
+        let console = app.sign_in(&olga).await;
+        for (who, person) in [("a peer", &peer), ("a higher admin", &boss)] {
+            let id = person_id(&app, person).await;
+            let response = console
+                .post(app.url(&format!("/console/people/{id}/actions/issue-enrolment-code")))
+                .form(&[
+                    ("csrf", app.csrf(&console).await.as_str()),
+                    ("seen", "x"),
+                    ("method", crate::recovery::METHOD),
+                ])
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{who}");
+        }
+        let (status, html) = act(&app, &console, "issue-enrolment-code", person_id(&app, &harry).await, &[]).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{html}");
+        assert!(html.contains("Waiting for approval"), "an admin's code needs a second admin: {html}");
+        assert!(!html.contains("id=\"pass\""), "no code before the approval");
+    })
+    .await;
+}

@@ -132,6 +132,7 @@ async fn check_matrix(app: &TestApp, table: &PermissionSettings, front: Front) {
                 "send-one-time-password",
                 "send-recovery-code",
                 "issue-temporary-access-pass",
+                "issue-enrolment-code",
                 "reset-mfa",
                 "disable",
             ];
@@ -174,7 +175,7 @@ async fn check_matrix(app: &TestApp, table: &PermissionSettings, front: Front) {
             }
         }
     }
-    assert_eq!(checked, 10 * 8 * 12);
+    assert_eq!(checked, 10 * 8 * RecoveryAction::ALL.len());
     // Nothing ran: no email to anyone, no recovery audit row.
     let emails: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_email").fetch_one(app.db.pool()).await.unwrap();
     assert_eq!(emails, 0);

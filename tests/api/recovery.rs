@@ -14,7 +14,7 @@ pub(crate) async fn admin(app: &TestApp, username: &str, grant: Grant) -> Person
     person
 }
 
-fn expert(dpa_level: u8) -> Grant {
+pub(crate) fn expert(dpa_level: u8) -> Grant {
     Grant { dpa_level, expert_mode: true, ..Default::default() }
 }
 
@@ -30,7 +30,7 @@ pub(crate) async fn get(client: &reqwest::Client, url: &str) -> (StatusCode, Str
 }
 
 /// The wizard's step 3 for `action` on `subject`: its `seen` field and CSRF token.
-async fn review(app: &TestApp, client: &reqwest::Client, action: &str, subject: i64) -> (String, String) {
+pub(crate) async fn review(app: &TestApp, client: &reqwest::Client, action: &str, subject: i64) -> (String, String) {
     let (status, html) = get(client, &app.url(&format!("/console/assist?action={action}&person={subject}"))).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     let marker = "name=\"seen\" value=\"";
@@ -39,7 +39,7 @@ async fn review(app: &TestApp, client: &reqwest::Client, action: &str, subject: 
 }
 
 /// Confirm `action` on `subject` through the wizard with `extra` fields; returns status and page.
-async fn act(
+pub(crate) async fn act(
     app: &TestApp,
     client: &reqwest::Client,
     action: &str,
@@ -80,7 +80,10 @@ pub(crate) fn link_in(text: &str, marker: &str) -> String {
 }
 
 /// The newest audit row of `action`: (reason, on_behalf_of, reference, actor).
-async fn audit_row(app: &TestApp, action: &str) -> Option<(Option<String>, Option<String>, Option<String>, String)> {
+pub(crate) async fn audit_row(
+    app: &TestApp,
+    action: &str,
+) -> Option<(Option<String>, Option<String>, Option<String>, String)> {
     sqlx::query_as(
         "SELECT reason, on_behalf_of, reference, actor FROM audit_event WHERE action = $1 ORDER BY audit_event_id DESC LIMIT 1",
     )
@@ -718,11 +721,22 @@ async fn race_every_secret(app: &TestApp, bases: &[String]) {
     let pass = html.split("id=\"pass\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
     let outcomes = race(bases, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &pass)]).await;
     assert_eq!(winners(&outcomes, |_, to| to == "/signin/enroll"), 1, "temporary access pass: {outcomes:?}");
+
+    let (status, html) = act(app, &console, "issue-enrolment-code", sam_id, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let code = html.split("id=\"pass\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    let outcomes = race(bases, "/signin/code", "/signin/code", &[("login", "sam"), ("code", &code)]).await;
+    assert_eq!(winners(&outcomes, |_, to| to == "/signin/passkey/enrol"), 1, "enrolment code: {outcomes:?}");
 }
 
 /// 50 browsers, the n-th on `bases[n % len]`, each load `page` for its CSRF token, then post the same form
 /// to `path` at once; each outcome is (status, redirect target).
-async fn race(bases: &[String], page: &str, path: &str, fields: &[(&str, &str)]) -> Vec<(StatusCode, String)> {
+pub(crate) async fn race(
+    bases: &[String],
+    page: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Vec<(StatusCode, String)> {
     let mut ready = Vec::new();
     for n in 0..50 {
         let base = &bases[n % bases.len()];
@@ -739,7 +753,7 @@ async fn race(bases: &[String], page: &str, path: &str, fields: &[(&str, &str)])
     futures::future::join_all(attempts).await
 }
 
-fn winners(outcomes: &[(StatusCode, String)], won: impl Fn(StatusCode, &str) -> bool) -> usize {
+pub(crate) fn winners(outcomes: &[(StatusCode, String)], won: impl Fn(StatusCode, &str) -> bool) -> usize {
     outcomes.iter().filter(|(status, to)| won(*status, to)).count()
 }
 

@@ -97,7 +97,9 @@ impl Demo {
     async fn try_start() -> Option<Demo> {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
+        // `localhost`, not 127.0.0.1: WebAuthn (passkeys) needs a domain name; Chromium takes localhost as a secure
+        // context over plain http, and the server listens on 127.0.0.1, which localhost reaches.
+        let base = format!("http://localhost:{port}");
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeline"));
         command.args(["serve", "--demo"]).current_dir(dir.path());
         // The server reads its settings from LIFELINE_* and refuses unknown ones: start it from a clean slate.
@@ -856,11 +858,69 @@ impl Browser {
         secret
     }
 
+    /// Give this browser a platform authenticator that keeps discoverable credentials and verifies its user
+    /// (WebDriver's virtual authenticator: chromedriver's `/webauthn/authenticator`), as a laptop with a
+    /// fingerprint reader would.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let answer = self
+            .c
+            .issue_cmd(VirtualAuthenticator)
+            .await
+            .unwrap_or_else(|e| panic!("{}: chromedriver added no virtual authenticator: {e}", self.who));
+        answer.as_str().unwrap_or_else(|| panic!("no authenticator id in {answer}")).to_owned()
+    }
+
+    /// The credentials the virtual authenticator `id` holds: (whether discoverable, user handle).
+    pub async fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        let answer = self
+            .c
+            .issue_cmd(AuthenticatorCredentials(id.to_owned()))
+            .await
+            .unwrap_or_else(|e| panic!("{}: cannot read the virtual authenticator: {e}", self.who));
+        answer.as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn sign_out(&self) {
         self.goto("/").await;
         self.press("Sign out").await;
         let path = self.path().await;
         assert!(path.starts_with("/signin"), "{}: signing out ends at the sign-in page, not {path}", self.who);
+    }
+}
+
+/// WebDriver's "Add Virtual Authenticator" (WebAuthn Level 2, §11.3).
+#[derive(Debug)]
+struct VirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for VirtualAuthenticator {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/webauthn/authenticator", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        (axum::http::Method::POST, Some(options.to_string()))
+    }
+}
+
+/// WebDriver's "Get Credentials" of one virtual authenticator.
+#[derive(Debug)]
+struct AuthenticatorCredentials(String);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AuthenticatorCredentials {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/webauthn/authenticator/{}/credentials", session.unwrap_or_default(), self.0))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::GET, None)
     }
 }
 

@@ -11,6 +11,7 @@ mod four_eyes;
 mod harness;
 mod keyboard;
 mod manager;
+mod passkeys;
 mod recovery_story;
 mod reset_mfa;
 mod tiers;

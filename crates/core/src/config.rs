@@ -70,7 +70,9 @@ impl Default for Settings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_listen: None,
-            public_url: "http://127.0.0.1:8080".into(),
+            // `localhost`, not 127.0.0.1: passkeys (WebAuthn) need a domain name, and a browser treats
+            // http://localhost as a secure context. The server still listens on 127.0.0.1 (`listen`).
+            public_url: "http://localhost:8080".into(),
             database_url: DEFAULT_DATABASE_URL.into(),
             mail_dir: PathBuf::from("mail"),
             smtp_url: None,
@@ -167,6 +169,8 @@ pub struct RecoverySettings {
     pub pass_min_minutes: u32,
     pub pass_max_minutes: u32,
     pub pass_default_minutes: u32,
+    /// Issue enrolment code: the code lets the person add a passkey for this long (at most an hour).
+    pub enrolment_code_minutes: u32,
     /// The "this wasn't me" link in every notification works this long.
     pub not_me_days: u32,
     /// Email the person about every recovery action on their account.
@@ -195,6 +199,7 @@ impl Default for RecoverySettings {
             pass_min_minutes: 10,
             pass_max_minutes: 8 * 60,
             pass_default_minutes: 60,
+            enrolment_code_minutes: 60,
             not_me_days: 7,
             notify_user: true,
             notify_actor_name: false,
@@ -226,6 +231,9 @@ impl RecoverySettings {
             return Err(
                 "recovery.pass_min_minutes ≤ pass_default_minutes ≤ pass_max_minutes ≤ 10080, and at least 1".into()
             );
+        }
+        if !(1..=60).contains(&self.enrolment_code_minutes) {
+            return Err("recovery.enrolment_code_minutes must be 1–60 (an hour at most)".into());
         }
         if !(1..=90).contains(&self.not_me_days) || !(1..=60).contains(&self.step_up_minutes) {
             return Err("recovery.not_me_days must be 1–90 and recovery.step_up_minutes 1–60".into());

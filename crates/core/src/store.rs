@@ -728,10 +728,12 @@ pub enum SecretKind {
     DeviceCode,
     /// The "this wasn't me" link in a notification.
     NotMe,
+    /// Issue enrolment code: lets the person add a passkey, no email needed.
+    EnrolmentCode,
 }
 
 impl SecretKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::AccessLink,
         Self::MagicLink,
         Self::RecoveryCode,
@@ -739,6 +741,7 @@ impl SecretKind {
         Self::TemporaryAccessPass,
         Self::DeviceCode,
         Self::NotMe,
+        Self::EnrolmentCode,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -750,6 +753,7 @@ impl SecretKind {
             Self::TemporaryAccessPass => "temporary_access_pass",
             Self::DeviceCode => "device_code",
             Self::NotMe => "not_me",
+            Self::EnrolmentCode => "enrolment_code",
         }
     }
 

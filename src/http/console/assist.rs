@@ -23,7 +23,7 @@ use lifeline_core::with_recover_type;
 use std::collections::HashMap;
 
 /// The wizard's options in seed 000's order, then the rest of SPEC §4's actions.
-const OPTIONS: [RecoveryAction; 12] = [
+const OPTIONS: [RecoveryAction; 13] = [
     RecoveryAction::IssueTemporaryAccessPass,
     RecoveryAction::SendOneTimePassword,
     RecoveryAction::SendMagicLink,
@@ -33,6 +33,7 @@ const OPTIONS: [RecoveryAction; 12] = [
     RecoveryAction::UnlockPerson,
     RecoveryAction::SendAccessEmail,
     RecoveryAction::SendRecoveryCode,
+    RecoveryAction::IssueEnrolmentCode,
     RecoveryAction::Unlock,
     RecoveryAction::Enable,
     RecoveryAction::Disable,
@@ -103,9 +104,10 @@ pub fn fits_record(action: RecoveryAction, view: &PersonView) -> bool {
         _ if !active => false,
         R::Disable => true,
         _ if rules::is_password_action(action) => any(&|a| a.source == AccountSource::Local),
-        R::ResetMfa => {
-            any(&|a| a.source != AccountSource::Sso && (a.mfa.totp_enabled || a.mfa.backup_codes_unused > 0))
-        }
+        R::ResetMfa => any(&|a| {
+            a.source != AccountSource::Sso
+                && (a.mfa.totp_enabled || a.mfa.backup_codes_unused > 0 || !a.mfa.passkeys.is_empty())
+        }),
         _ if rules::is_mfa_action(action) => any(&|a| a.source != AccountSource::Sso),
         // As `policy::recovery::applies` decides: an account unlock clears the sign-in lock and failures; a
         // person's unlock anything of any account, the security-question lock too.
@@ -416,6 +418,7 @@ fn result_page(outcome: Outcome, action: RecoveryAction, person: PersonId, name:
             summary: &summary,
             pass_expires: pass.as_ref().map(|p| crate::assistance::dossier::when(p.expires_at)).unwrap_or_default(),
             pass_multi: pass.as_ref().is_some_and(|p| p.multi_use),
+            pass_enrolment: pass.as_ref().is_some_and(|p| p.enrolment),
             pass: pass.map(|p| p.pass),
             person_id: person.0,
             person_name: name,
@@ -432,6 +435,7 @@ fn result_page(outcome: Outcome, action: RecoveryAction, person: PersonId, name:
                 pass: None,
                 pass_expires: String::new(),
                 pass_multi: false,
+                pass_enrolment: false,
                 person_id: person.0,
                 person_name: name,
             });
@@ -646,6 +650,7 @@ async fn decide<A: Recover>(
             pass: None,
             pass_expires: String::new(),
             pass_multi: false,
+            pass_enrolment: false,
             person_id: person.0,
             person_name: &name,
         }));

@@ -88,6 +88,16 @@ pub async fn person_get(
             failed_attempts: a.failed_attempts,
             totp: if a.mfa.totp_enabled { "Enrolled" } else { "Not enrolled" },
             backup_codes: a.mfa.backup_codes_unused,
+            passkeys: a
+                .mfa
+                .passkeys
+                .iter()
+                .map(|p| {
+                    let when =
+                        |at: &Option<String>| at.as_deref().map(|t| t.replace('T', " ")).unwrap_or("never".into());
+                    format!("{} (added {}, last used {})", p.name, when(&p.created_at), when(&p.last_used_at))
+                })
+                .collect(),
             qa: match (a.qa_enrolled, a.qa_locked) {
                 (_, true) => "Locked after wrong answers",
                 (true, false) => "Enrolled",

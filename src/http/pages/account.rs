@@ -44,6 +44,7 @@ pub async fn home_get(
         source: account.source.as_str(),
         totp_enabled: overview.totp_enabled,
         backup_codes_left: overview.backup_codes_left,
+        passkeys: state.passkeys.list(session.account_id).await?.len(),
         qa_enabled: state.settings().policy.qa_enabled,
         qa_enrolled: overview.qa_enrolled,
         can_change_password: account.source == AccountSource::Local,

@@ -85,8 +85,31 @@ pub async fn signin_post(
     }
 }
 
-pub async fn mfa_get(_: AtStage<SecondFactor>, Extension(csrf): Extension<CsrfToken>) -> Response {
-    render(&MfaPage { title: "Two-step verification", csrf: &csrf.0, error: None })
+/// The second step: a code, or (for an account with a passkey) the passkey instead, which signs in on its own.
+async fn mfa_page(
+    state: &AppState,
+    session: &session::Session,
+    csrf: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let passkey_login = if state.passkeys.available() && !state.passkeys.list(session.account_id).await?.is_empty() {
+        state.directory.account(session.account_id).await.map_err(PageError::internal)?.map(|a| a.username)
+    } else {
+        None
+    };
+    let script = passkey_login.is_some();
+    let mut response = render(&MfaPage { title: "Two-step verification", csrf, error, passkey_login });
+    *response.status_mut() = status;
+    Ok(if script { super::passkeys::with_script(response) } else { response })
+}
+
+pub async fn mfa_get(
+    State(state): State<AppState>,
+    AtStage(session, _): AtStage<SecondFactor>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> Result<Response, PageError> {
+    mfa_page(&state, &session, &csrf.0, None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -114,13 +137,7 @@ pub async fn mfa_post(
     );
     match outcome {
         SecondFactorOutcome::Invalid => {
-            let mut response = render(&MfaPage {
-                title: "Two-step verification",
-                csrf: &csrf.0,
-                error: Some("That code is not valid."),
-            });
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
-            Ok(response)
+            mfa_page(&state, &session, &csrf.0, Some("That code is not valid."), StatusCode::UNAUTHORIZED).await
         }
         SecondFactorOutcome::Refused => {
             // A redirect, not a page: the sign-in form must carry a CSRF token made without the session that
@@ -130,8 +147,7 @@ pub async fn mfa_post(
         SecondFactorOutcome::Throttled { retry_after } => Ok(throttled_page(&state, &csrf.0, "", retry_after)),
         SecondFactorOutcome::TooSoon { retry_after } => {
             let error = format!("Too many wrong codes in a row: wait {retry_after} seconds, then try again.");
-            let mut response = render(&MfaPage { title: "Two-step verification", csrf: &csrf.0, error: Some(&error) });
-            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            let mut response = mfa_page(&state, &session, &csrf.0, Some(&error), StatusCode::TOO_MANY_REQUESTS).await?;
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(retry_after));
             Ok(response)
         }

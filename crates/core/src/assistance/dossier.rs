@@ -54,6 +54,8 @@ pub struct PersonFacts {
     pub lock_reason: Option<String>,
     pub mfa_enabled: bool,
     pub backup_codes_unused: i64,
+    /// Each passkey, with its last use: "Work laptop (last used …)".
+    pub passkeys: Vec<String>,
     pub password_changed_at: Option<Timestamp>,
     /// A password set when the account was created is not a change.
     pub account_created_at: Timestamp,
@@ -193,6 +195,7 @@ pub fn build(f: &Facts, now: Timestamp) -> Dossier {
                     if p.mfa_enabled { "enabled".into() } else { "not set up".into() },
                 ),
                 ("Unused backup codes".into(), p.backup_codes_unused.to_string()),
+                ("Passkeys".into(), if p.passkeys.is_empty() { "none".into() } else { p.passkeys.join("; ") }),
             ],
         ),
     };
@@ -240,6 +243,7 @@ pub fn build(f: &Facts, now: Timestamp) -> Dossier {
         let last_change = |kind: &str| f.authenticator_changes.iter().find(|(k, _, _)| k == kind).map(|(_, _, at)| *at);
         events.push(("2FA last changed".into(), when_or_never(last_change("totp"))));
         events.push(("Backup codes last changed".into(), when_or_never(last_change("backup_codes"))));
+        events.push(("Passkeys last changed".into(), when_or_never(last_change("passkey"))));
         events.push((
             "Password last changed".into(),
             when_or_never(f.person.as_ref().and_then(|p| p.password_changed_at)),
@@ -479,6 +483,18 @@ pub fn risk_flags(f: &Facts, now: Timestamp) -> Vec<String> {
             when(at)
         ));
     }
+    // A passkey added (or removed) just before someone asks for help: the person who added it may be the one
+    // now asking to be let in another way, or may be someone who took the account and is locking its owner out.
+    if let Some(at) = f.authenticator_changes.iter().find(|(k, _, _)| k == "passkey").map(|(_, _, at)| *at)
+        && at <= f.created_at
+        && f.created_at - at <= 3600
+    {
+        flags.push(format!(
+            "Requested within an hour of a passkey change on this account ({}): check who added or removed it \
+             (the activity log) before acting.",
+            when(at)
+        ));
+    }
     let recovery = f.last_access_email.max(f.last_recovery_code);
     if let Some(at) = recovery
         && at >= now - 7 * DAY
@@ -584,6 +600,23 @@ mod tests {
         assert!(risk_flags(&f, now).iter().any(|x| x.starts_with("Requested within an hour of a recovery action")));
         f.last_recovery_action = Some(now - 3601);
         assert!(!risk_flags(&f, now).iter().any(|x| x.starts_with("Requested within an hour")));
+    }
+
+    #[test]
+    fn a_request_within_an_hour_of_a_passkey_change_is_flagged() {
+        let now = 1_800_000_000;
+        let mut f = facts(now);
+        f.created_at = now;
+        let flagged =
+            |f: &Facts| risk_flags(f, now).iter().any(|x| x.starts_with("Requested within an hour of a passkey"));
+        f.authenticator_changes = vec![("passkey".into(), "added".into(), now - 3600)];
+        assert!(flagged(&f));
+        f.authenticator_changes = vec![("passkey".into(), "removed".into(), now - 3601)];
+        assert!(!flagged(&f));
+        // Only the newest passkey change counts, and a TOTP change is not one.
+        f.authenticator_changes =
+            vec![("totp".into(), "removed".into(), now - 60), ("passkey".into(), "added".into(), now - 7200)];
+        assert!(!flagged(&f));
     }
 
     #[test]

@@ -96,10 +96,13 @@ fn submission_of(row: &crate::store::AssistanceRequest) -> dossier::Submission {
 
 /// The store capabilities assistance requests use.
 pub trait AssistanceServiceStore:
-    AssistanceStore + RateLimitStore + DirectoryStore + CredentialStore + EventStore
+    AssistanceStore + RateLimitStore + DirectoryStore + CredentialStore + EventStore + crate::store::PasskeyStore
 {
 }
-impl<T: AssistanceStore + RateLimitStore + DirectoryStore + CredentialStore + EventStore> AssistanceServiceStore for T {}
+impl<T: AssistanceStore + RateLimitStore + DirectoryStore + CredentialStore + EventStore + crate::store::PasskeyStore>
+    AssistanceServiceStore for T
+{
+}
 
 pub struct Assistance {
     core: Arc<Core>,
@@ -444,6 +447,15 @@ impl Assistance {
             lock_reason: account.lock_reason.map(|r| r.to_string()),
             mfa_enabled: store.totp(account.id).await?.is_some_and(|t| t.confirmed_at.is_some()),
             backup_codes_unused: store.unused_backup_codes(account.id).await?,
+            passkeys: store
+                .passkeys(account.id)
+                .await?
+                .into_iter()
+                .map(|p| match p.last_used_at {
+                    Some(at) => format!("{} (last used {})", p.name, dossier::when(at)),
+                    None => format!("{} (never used)", p.name),
+                })
+                .collect(),
             password_changed_at: account.password_changed_at,
             account_created_at: account.created_at,
             phone: person.phone.clone(),

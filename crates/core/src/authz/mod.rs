@@ -90,6 +90,7 @@ actions! {
     UnenrollQa => Permission::Recovery(RecoveryAction::UnenrollQa), true, "unenroll-qa";
     Enable => Permission::Recovery(RecoveryAction::Enable), true, "enable";
     Disable => Permission::Recovery(RecoveryAction::Disable), true, "disable";
+    IssueEnrolmentCode => Permission::Recovery(RecoveryAction::IssueEnrolmentCode), true, "issue-enrolment-code";
 }
 
 /// A recovery action of SPEC §4: an [`Action`] that the recovery service runs, with its SPEC §8 name.
@@ -118,6 +119,7 @@ recover! {
     UnenrollQa => UnenrollQa;
     Enable => Enable;
     Disable => Disable;
+    IssueEnrolmentCode => IssueEnrolmentCode;
 }
 
 /// Call `$body` with the action type `$A` bound to the [`Recover`] type of `$action` (a [`RecoveryAction`]):
@@ -174,6 +176,10 @@ macro_rules! with_recover_type {
             }
             R::Disable => {
                 type $A = az::Disable;
+                $body
+            }
+            R::IssueEnrolmentCode => {
+                type $A = az::IssueEnrolmentCode;
                 $body
             }
         }

@@ -65,6 +65,17 @@ pub struct AccountView {
 pub struct MfaView {
     pub totp_enabled: bool,
     pub backup_codes_unused: i64,
+    /// The account's passkeys, oldest first.
+    pub passkeys: Vec<PasskeyView>,
+}
+
+/// A passkey as the person record, `person show` and the API show it (never its key material).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PasskeyView {
+    pub id: i64,
+    pub name: String,
+    pub created_at: Option<String>,
+    pub last_used_at: Option<String>,
 }
 
 fn iso(at: Option<i64>) -> Option<String> {
@@ -72,8 +83,14 @@ fn iso(at: Option<i64>) -> Option<String> {
 }
 
 /// The store capabilities the directory uses.
-pub trait DirectoryServiceStore: DirectoryStore + CredentialStore + EventStore + AuditStore {}
-impl<T: DirectoryStore + CredentialStore + EventStore + AuditStore> DirectoryServiceStore for T {}
+pub trait DirectoryServiceStore:
+    DirectoryStore + CredentialStore + EventStore + AuditStore + crate::store::PasskeyStore
+{
+}
+impl<T: DirectoryStore + CredentialStore + EventStore + AuditStore + crate::store::PasskeyStore> DirectoryServiceStore
+    for T
+{
+}
 
 /// What the console shows of one person: their record, recent sign-ins and activity log.
 pub struct PersonRecord {
@@ -226,7 +243,22 @@ impl Directory {
                 unlocked_by: a.unlocked_by.clone(),
                 unlocked_at: iso(a.unlocked_at),
                 failed_attempts: a.failed_attempts,
-                mfa: MfaView { totp_enabled, backup_codes_unused: self.store.unused_backup_codes(a.id).await? },
+                mfa: MfaView {
+                    totp_enabled,
+                    backup_codes_unused: self.store.unused_backup_codes(a.id).await?,
+                    passkeys: self
+                        .store
+                        .passkeys(a.id)
+                        .await?
+                        .into_iter()
+                        .map(|p| PasskeyView {
+                            id: p.id,
+                            name: p.name,
+                            created_at: iso(Some(p.created_at)),
+                            last_used_at: iso(p.last_used_at),
+                        })
+                        .collect(),
+                },
                 required_actions: a.required,
                 qa_enrolled: !self.store.qa_answers(a.id).await?.is_empty(),
                 qa_locked: a.qa_locked_at.is_some(),

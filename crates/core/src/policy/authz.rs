@@ -180,7 +180,7 @@ mod tests {
         use crate::policy::permissions::RecoveryAction;
         let needs = |action: RecoveryAction| match action.name() {
             "send-access-email" | "send-magic-link" | "unlock" | "unlock-person" | "unlock-qa" => (1, false),
-            "send-recovery-code" | "issue-temporary-access-pass" => (2, true),
+            "send-recovery-code" | "issue-temporary-access-pass" | "issue-enrolment-code" => (2, true),
             _ => (2, false),
         };
         let mut actors = Vec::new();

@@ -104,7 +104,10 @@ pub fn is_password_action(action: RecoveryAction) -> bool {
 pub fn is_mfa_action(action: RecoveryAction) -> bool {
     matches!(
         action,
-        RecoveryAction::ResetMfa | RecoveryAction::SendRecoveryCode | RecoveryAction::IssueTemporaryAccessPass
+        RecoveryAction::ResetMfa
+            | RecoveryAction::SendRecoveryCode
+            | RecoveryAction::IssueTemporaryAccessPass
+            | RecoveryAction::IssueEnrolmentCode
     )
 }
 
@@ -117,6 +120,7 @@ pub struct State<'a> {
     pub any_locked: bool,
     pub has_totp: bool,
     pub backup_codes: i64,
+    pub passkeys: usize,
     pub qa_enrolled: bool,
     pub now: Timestamp,
 }
@@ -162,8 +166,8 @@ pub fn applies(action: RecoveryAction, state: &State<'_>) -> Result<(), FormErro
         R::UnlockPerson if !state.any_locked => {
             return refuse("No account of this person is locked or has failed attempts to clear.");
         }
-        R::ResetMfa if !state.has_totp && state.backup_codes == 0 => {
-            return refuse("This account has no authenticator or backup codes to reset.");
+        R::ResetMfa if !state.has_totp && state.backup_codes == 0 && state.passkeys == 0 => {
+            return refuse("This account has no authenticator, backup codes or passkeys to reset.");
         }
         R::UnlockQa => {
             let a = state.account.ok_or_else(|| FormError("Choose the account.".into()))?;
@@ -183,7 +187,7 @@ pub fn applies(action: RecoveryAction, state: &State<'_>) -> Result<(), FormErro
 /// Expert actions — and resetting someone's MFA — need the admin's second factor within the last
 /// `step_up_minutes` (ASVS 5.0 7.5.3): a session left open at a desk is not enough to hand out a way in.
 pub fn needs_step_up(action: RecoveryAction, permissions: &PermissionSettings) -> bool {
-    permissions.of(action).expert || action == RecoveryAction::ResetMfa
+    permissions.of(action).expert || matches!(action, RecoveryAction::ResetMfa | RecoveryAction::IssueEnrolmentCode)
 }
 
 /// Device authorization emails per account: a sign-in with the right password sends one, so someone who
@@ -210,6 +214,7 @@ pub fn expires_at(action: RecoveryAction, now: Timestamp, pass_minutes: u32, set
         RecoveryAction::SendRecoveryCode => settings.recovery_code_minutes,
         RecoveryAction::SendOneTimePassword => settings.one_time_password_minutes,
         RecoveryAction::IssueTemporaryAccessPass => pass_minutes,
+        RecoveryAction::IssueEnrolmentCode => settings.enrolment_code_minutes,
         _ => 0,
     };
     now + i64::from(minutes) * 60

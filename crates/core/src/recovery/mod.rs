@@ -13,6 +13,7 @@
 //!   one transaction, which also resolves the assistance request it answers.
 
 mod approvals;
+mod passkeys;
 pub mod redeem;
 
 use crate::assistance::notify::{Body, Letters, Notice};
@@ -25,8 +26,8 @@ use crate::policy::permissions::RecoveryAction;
 use crate::policy::recovery::{self as rules, FormError, Target, Verification};
 use crate::services::Core;
 use crate::store::{
-    AssistanceStore, AuditStore, CredentialStore, DirectoryStore, EventStore, NewSecret, RecoveryChange, RecoveryStore,
-    SecretKind, StoreError, TeamStore, ThrottleStore,
+    AssistanceStore, AuditStore, CredentialStore, DirectoryStore, EventStore, NewSecret, PasskeyStore, RecoveryChange,
+    RecoveryStore, SecretKind, StoreError, TeamStore, ThrottleStore,
 };
 use std::sync::Arc;
 
@@ -53,6 +54,8 @@ pub struct ShownPass {
     pub pass: String,
     pub expires_at: Timestamp,
     pub multi_use: bool,
+    /// An enrolment code (it adds a passkey), not a temporary access pass.
+    pub enrolment: bool,
 }
 
 #[derive(Debug)]
@@ -96,7 +99,15 @@ impl From<FormError> for RecoveryError {
 
 /// The store capabilities recovery uses.
 pub trait RecoveryServiceStore:
-    RecoveryStore + DirectoryStore + CredentialStore + AssistanceStore + AuditStore + EventStore + ThrottleStore + TeamStore
+    RecoveryStore
+    + DirectoryStore
+    + CredentialStore
+    + AssistanceStore
+    + AuditStore
+    + EventStore
+    + ThrottleStore
+    + TeamStore
+    + PasskeyStore
 {
 }
 impl<
@@ -107,7 +118,8 @@ impl<
         + AuditStore
         + EventStore
         + ThrottleStore
-        + TeamStore,
+        + TeamStore
+        + PasskeyStore,
 > RecoveryServiceStore for T
 {
 }
@@ -218,6 +230,7 @@ impl Recovery {
             any_locked,
             has_totp,
             backup_codes: self.store.unused_backup_codes(account.id).await?,
+            passkeys: self.store.passkeys(account.id).await?.len(),
             qa_enrolled: !self.store.qa_answers(account.id).await?.is_empty(),
             now,
         };
@@ -413,6 +426,9 @@ impl Recovery {
             RecoveryAction::IssueTemporaryAccessPass => {
                 (RecoveryChange::Issue { account }, Some((SecretKind::TemporaryAccessPass, typed_code(CODE_GROUPS))))
             }
+            RecoveryAction::IssueEnrolmentCode => {
+                (RecoveryChange::Issue { account }, Some((SecretKind::EnrolmentCode, typed_code(CODE_GROUPS))))
+            }
             RecoveryAction::ResetMfa => (RecoveryChange::ResetMfa { account, device_authorization: true }, None),
             RecoveryAction::Unlock => {
                 (RecoveryChange::Unlock { accounts: vec![account], unlocked_by: actor.to_string() }, None)
@@ -449,7 +465,9 @@ impl Recovery {
                 reference: p.reference.clone(),
             });
         }
-        let notify = settings.notify_user;
+        // A way in that needs no mailbox is told to the mailbox regardless: if the person did not ask for it,
+        // "this wasn't me" revokes it.
+        let notify = settings.notify_user || action == RecoveryAction::IssueEnrolmentCode;
         let not_me = notify.then(random_token);
         if let Some(token) = &not_me {
             secrets.push(NewSecret {
@@ -515,10 +533,20 @@ impl Recovery {
         if let Some((_, value)) = &handed_out
             && action == RecoveryAction::IssueTemporaryAccessPass
         {
-            pass = Some(ShownPass { pass: value.clone(), expires_at, multi_use });
+            pass = Some(ShownPass { pass: value.clone(), expires_at, multi_use, enrolment: false });
             paragraphs.push(format!(
                 "The administrator gave you the pass themself; it lets you sign in and set up a new authenticator \
                  until {expires_text}."
+            ));
+        }
+        if let Some((_, value)) = &handed_out
+            && action == RecoveryAction::IssueEnrolmentCode
+        {
+            pass = Some(ShownPass { pass: value.clone(), expires_at, multi_use: false, enrolment: true });
+            paragraphs.push(format!(
+                "The administrator gave you the code themself, not by email. With your username it lets you add a \
+                 passkey once, at \"Sign in with a code\" on the sign-in page, until {expires_text}. If you did not \
+                 ask for it, use the link below: the code stops working and your account is locked."
             ));
         }
         if let Some(reference) = &p.reference {
@@ -583,8 +611,12 @@ pub fn describe(action: RecoveryAction, username: &str, name: &str) -> String {
             format!("A temporary access pass was issued for the account {username}.")
         }
         RecoveryAction::ResetMfa => format!(
-            "The two-step verification of {username} was reset: the authenticator and backup codes were removed. At \
-             the next sign-in a code is emailed first, then a new authenticator is set up."
+            "The two-step verification of {username} was reset: the authenticator, backup codes and passkeys were \
+             removed. At the next sign-in a code is emailed first, then a new authenticator or passkey is set up."
+        ),
+        RecoveryAction::IssueEnrolmentCode => format!(
+            "An enrolment code was issued for the account {username}: with it the person adds a passkey, no email \
+             needed."
         ),
         RecoveryAction::Unlock => format!("The account {username} was unlocked."),
         RecoveryAction::UnlockPerson => format!("Every account of {name} was unlocked."),
@@ -603,6 +635,7 @@ fn happened(action: RecoveryAction) -> &'static str {
         RecoveryAction::SendOneTimePassword => "a one-time password was sent",
         RecoveryAction::IssueTemporaryAccessPass => "a temporary access pass was issued for you",
         RecoveryAction::ResetMfa => "your two-step verification was reset",
+        RecoveryAction::IssueEnrolmentCode => "an enrolment code was issued for you",
         RecoveryAction::Unlock | RecoveryAction::UnlockPerson => "your account was unlocked",
         RecoveryAction::UnlockQa => "your security-question reset was unlocked",
         RecoveryAction::UnenrollQa => "your security questions were removed",
@@ -619,6 +652,7 @@ pub fn title(action: RecoveryAction) -> &'static str {
         RecoveryAction::Unlock => "Unlock account",
         RecoveryAction::UnlockPerson => "Unlock person and accounts",
         RecoveryAction::ResetMfa => "Reset MFA",
+        RecoveryAction::IssueEnrolmentCode => "Issue enrolment code",
         RecoveryAction::IssueTemporaryAccessPass => "Issue temporary access pass",
         RecoveryAction::SendOneTimePassword => "Send one-time password",
         RecoveryAction::SendMagicLink => "Send magic link to change password",

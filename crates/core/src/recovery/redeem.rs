@@ -257,6 +257,8 @@ impl Recovery {
         let (effect, method) = match secret.kind {
             SecretKind::OneTimePassword => (RedeemEffect::RequireChangePassword, "one_time_password"),
             SecretKind::TemporaryAccessPass => (RedeemEffect::ReplaceMfa, "temporary_access_pass"),
+            // Nothing else changes: the session that redeemed it may add a passkey, and only that.
+            SecretKind::EnrolmentCode => (RedeemEffect::Nothing, "enrolment_code"),
             _ => return Ok(None),
         };
         let event = crate::signin::sign_in_event(&self.core, Some(account.id), "code_accepted", method, ctx);
@@ -279,6 +281,8 @@ impl Recovery {
         }
         let stage = if secret.kind == SecretKind::TemporaryAccessPass {
             SessionStage::EnrollMfa
+        } else if secret.kind == SecretKind::EnrolmentCode {
+            SessionStage::EnrollPasskey
         } else {
             // The same way on as after a password: the one-time password stands in for it and nothing else
             // (the redemption has just made a new password due).

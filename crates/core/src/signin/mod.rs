@@ -178,8 +178,14 @@ pub(crate) async fn failure_floor(core: &Core, started: std::time::Instant) {
 }
 
 /// The store capabilities signing in uses.
-pub trait SignInStore: DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleStore {}
-impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleStore> SignInStore for T {}
+pub trait SignInStore:
+    DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleStore + crate::store::PasskeyStore
+{
+}
+impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleStore + crate::store::PasskeyStore>
+    SignInStore for T
+{
+}
 
 /// Signing in, sessions, enrolment and the self-service reset; shared by pages and CLI.
 pub struct SignIn {
@@ -224,11 +230,15 @@ impl SignIn {
     }
 
     /// Is the person active, and does the account have a second factor? (The person and the authenticator in
-    /// one query; backup codes are counted only for an account without an authenticator.)
+    /// one query; backup codes and passkeys are counted only for an account without an authenticator.) A
+    /// passkey counts: after a password, the second step may be the passkey, which signs in on its own.
     async fn active_and_second_factor(&self, account: AccountId) -> Result<(bool, bool), SignInError> {
         let Some(record) = self.store.actor_record(account).await? else { return Ok((false, false)) };
         let active = record.person_status == PersonStatus::Active;
-        Ok((active, record.has_totp || self.store.unused_backup_codes(account).await? > 0))
+        let second = record.has_totp
+            || self.store.unused_backup_codes(account).await? > 0
+            || !self.store.passkeys(account).await?.is_empty();
+        Ok((active, second))
     }
 
     /// Step one: the password.
