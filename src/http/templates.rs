@@ -86,6 +86,8 @@ pub struct MfaPage<'a> {
     pub error: Option<&'a str>,
     /// The account has a passkey (and passkeys work here): its username, for the passkey button.
     pub passkey_login: Option<String>,
+    /// `policy.admins_require_passkey` and this admin has one: no code form.
+    pub passkey_only: bool,
 }
 
 #[derive(Template)]

@@ -134,7 +134,7 @@ async fn a_person_adds_a_passkey_then_signs_in_with_it_alone() {
         let (status, page) = add_passkey(&app, &signed_in, &mut key, "Work laptop").await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert!(page.contains("The passkey “Work laptop” was added"), "{page}");
-        assert!(page.contains("<td>Work laptop</td>"), "{page}");
+        assert!(page.contains(">Work laptop</h3>"), "{page}");
 
         // The person is told, with the way to say it was not them.
         let emails = emails_for(&app, Some(&sam.email)).await;
@@ -180,7 +180,7 @@ async fn a_passkey_is_renamed_and_removed_and_the_last_one_asks_first() {
 
         let renamed =
             app.post_form(&client, &format!("/account/passkeys/{}/rename", ids[0]), &[("name", "Old phone")]).await;
-        assert!(renamed.text().await.unwrap_or_default().contains("<td>Old phone</td>"));
+        assert!(renamed.text().await.unwrap_or_default().contains(">Old phone</h3>"));
         let bad =
             app.post_form(&client, &format!("/account/passkeys/{}/rename", ids[0]), &[("name", &"x".repeat(65))]).await;
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
@@ -619,6 +619,61 @@ async fn an_enrolment_code_is_refused_for_equal_or_higher_rank_and_waits_for_fou
         assert_eq!(status, StatusCode::ACCEPTED, "{html}");
         assert!(html.contains("Waiting for approval"), "an admin's code needs a second admin: {html}");
         assert!(!html.contains("id=\"pass\""), "no code before the approval");
+    })
+    .await;
+}
+
+/// `policy.admins_require_passkey`: an admin without a passkey adds one right after the password and code;
+/// once they have one, a code no longer signs them in; people without admin permissions are not affected.
+#[tokio::test]
+async fn when_the_policy_requires_it_admins_sign_in_with_a_passkey() {
+    let adjust = |s: &mut lifeline::config::Settings| {
+        on_localhost(s);
+        s.policy.admins_require_passkey = true;
+    };
+    each_backend_with(adjust, async |app| {
+        let harry = app.add_admin("harry", 1).await;
+        let client = browser();
+        let first =
+            app.post_form(&client, "/signin", &[("login", &harry.username), ("password", &harry.password)]).await;
+        assert_eq!(location(&first), "/signin/mfa");
+        let secret = harry.totp.as_ref().unwrap_or_else(|| panic!("harry has TOTP"));
+        let second = app.post_form(&client, "/signin/mfa", &[("code", &code(secret, 0))]).await;
+        assert_eq!(location(&second), "/signin/passkey/enrol", "no passkey yet: add one first");
+        let elsewhere = client.get(app.url("/console/people")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(location(&elsewhere), "/signin/passkey/enrol", "nothing else until then");
+        let (status, begun) =
+            options(&app, &client, "/signin/passkey/enrol/options", "/signin/passkey/enrol", None).await;
+        assert_eq!(status, StatusCode::OK, "{begun}");
+        let mut key = authenticator();
+        let challenge: CreationChallengeResponse =
+            serde_json::from_value(begun["options"].clone()).unwrap_or_else(|e| panic!("{e}"));
+        let credential =
+            serde_json::to_string(&key.do_registration(origin(&app), challenge).unwrap_or_else(|e| panic!("{e:?}")))
+                .unwrap_or_default();
+        let ceremony = begun["ceremony"].as_str().unwrap_or_default();
+        let added = app
+            .post_form(
+                &client,
+                "/signin/passkey/enrol",
+                &[("ceremony", ceremony), ("credential", &credential), ("name", "Harry's key")],
+            )
+            .await;
+        assert_eq!(location(&added), "/");
+
+        // Next time a code is refused (unchecked) and the page offers only the passkey.
+        let client = browser();
+        app.post_form(&client, "/signin", &[("login", &harry.username), ("password", &harry.password)]).await;
+        let refused = app.post_form(&client, "/signin/mfa", &[("code", &code(secret, 1))]).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let page = refused.text().await.unwrap_or_default();
+        assert!(page.contains("requires administrators to sign in with their passkey"), "{page}");
+        assert!(!page.contains("name=\"code\""), "no code form: {page}");
+        assert_eq!(passkey_sign_in(&app, &mut key, &harry.username).await.1.status(), StatusCode::SEE_OTHER);
+
+        // Sam holds no admin permission: his code signs him in as before.
+        let sam = app.add_person("sam", true).await;
+        app.sign_in(&sam).await;
     })
     .await;
 }

@@ -1216,6 +1216,19 @@ async fn a_passkey_is_registered_once_and_only_its_account_renames_or_removes_it
         assert!(matches!(again, Err(StoreError::Conflict(_))), "{backend}: {again:?}");
         assert!(store.passkeys(bob).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "{backend}");
 
+        let changes = store.authenticator_changes(ada, 5).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((changes[0].0.as_str(), changes[0].1.as_str()), ("passkey", "added"), "{backend}: the history");
+
+        // A locked account's passkey completes no sign-in: nothing is written.
+        store
+            .lock_account(ada, lifeline::domain::LockReason::Admin, 110, &audit())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let refused = attempt(ada, 120, "success");
+        assert!(!store.use_passkey(added.id, "{\"counter\":9}", &refused).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(store.recent_sign_ins(ada, 5).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "{backend}");
+        store.unlock_account(ada, "test", 130, &audit()).await.unwrap_or_else(|e| panic!("{e}"));
+
         assert!(!store.rename_passkey(bob, added.id, "Stolen", &audit()).await.unwrap_or_else(|e| panic!("{e}")));
         assert!(store.rename_passkey(ada, added.id, "Work laptop", &audit()).await.unwrap_or_else(|e| panic!("{e}")));
         let event = attempt(ada, 150, "success");

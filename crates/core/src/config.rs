@@ -261,6 +261,10 @@ pub struct PolicySettings {
     pub pending_sign_in_minutes: u32,
     /// A failed password attempt is answered after at least this long, known login or not.
     pub failed_sign_in_floor_ms: u32,
+    /// Anyone who holds an admin permission (a DPA level, expert mode, auditor, directory admin) signs in with a
+    /// passkey: one who has none adds one right after the password and code; one who has one cannot use a
+    /// code instead. Off by default.
+    pub admins_require_passkey: bool,
 }
 
 impl Default for PolicySettings {
@@ -276,6 +280,7 @@ impl Default for PolicySettings {
             session_minutes: 8 * 60,
             pending_sign_in_minutes: 10,
             failed_sign_in_floor_ms: 300,
+            admins_require_passkey: false,
         }
     }
 }

@@ -99,7 +99,10 @@ async fn mfa_page(
         None
     };
     let script = passkey_login.is_some();
-    let mut response = render(&MfaPage { title: "Two-step verification", csrf, error, passkey_login });
+    let passkey_only =
+        passkey_login.is_some() && state.signin.passkey_required(session.account_id).await? == Some(true);
+    let page = MfaPage { title: "Two-step verification", csrf, error, passkey_login, passkey_only };
+    let mut response = render(&page);
     *response.status_mut() = status;
     Ok(if script { super::passkeys::with_script(response) } else { response })
 }
@@ -132,6 +135,7 @@ pub async fn mfa_post(
             SecondFactorOutcome::Invalid => "invalid",
             SecondFactorOutcome::Refused => "refused",
             SecondFactorOutcome::Throttled { .. } | SecondFactorOutcome::TooSoon { .. } => "throttled",
+            SecondFactorOutcome::PasskeyRequired => "passkey_required",
             SecondFactorOutcome::Proceed(_) => "accepted",
         },
     );
@@ -143,6 +147,10 @@ pub async fn mfa_post(
             // A redirect, not a page: the sign-in form must carry a CSRF token made without the session that
             // this response ends.
             session::end(&state, Some(&session), Redirect::to("/signin?m=again").into_response()).await
+        }
+        SecondFactorOutcome::PasskeyRequired => {
+            let error = "Your organisation requires administrators to sign in with their passkey: use it below.";
+            mfa_page(&state, &session, &csrf.0, Some(error), StatusCode::UNAUTHORIZED).await
         }
         SecondFactorOutcome::Throttled { retry_after } => Ok(throttled_page(&state, &csrf.0, "", retry_after)),
         SecondFactorOutcome::TooSoon { retry_after } => {

@@ -111,6 +111,8 @@ pub enum SecondFactorOutcome {
     Throttled {
         retry_after: u64,
     },
+    /// `policy.admins_require_passkey`: this admin has a passkey and must use it; no code was checked.
+    PasskeyRequired,
     Proceed(SessionStage),
 }
 
@@ -350,6 +352,29 @@ impl SignIn {
         if account.required.change_password { SessionStage::ChangePassword } else { SessionStage::Active }
     }
 
+    /// Under `policy.admins_require_passkey`, what an admin's sign-in with a code must do instead: `Some(true)`
+    /// when they have a passkey (they must use it), `Some(false)` when they have none (they add one next);
+    /// `None` when the policy is off or the account holds no admin permission.
+    pub async fn passkey_required(&self, account: AccountId) -> Result<Option<bool>, SignInError> {
+        if !self.core.settings.policy.admins_require_passkey {
+            return Ok(None);
+        }
+        let Some(record) = self.store.actor_record(account).await? else { return Ok(None) };
+        let g = record.grant;
+        if !(g.dpa_level > 0 || g.expert_mode || g.auditor || g.directory_admin) {
+            return Ok(None);
+        }
+        Ok(Some(!self.store.passkeys(account).await?.is_empty()))
+    }
+
+    /// The stage after a code (or an app enrolled): an admin without a passkey, under the policy, adds one next.
+    async fn after_code(&self, account: &Account) -> Result<SessionStage, SignInError> {
+        if self.passkey_required(account.id).await? == Some(false) {
+            return Ok(SessionStage::EnrollPasskey);
+        }
+        Ok(Self::after_mfa(account))
+    }
+
     /// Step two: a TOTP code (six digits) or a backup code (anything else).
     #[tracing::instrument(skip_all, fields(account = account_id.0))]
     pub async fn second_factor(
@@ -375,6 +400,9 @@ impl SignIn {
     ) -> Result<SecondFactorOutcome, SignInError> {
         let now = self.now();
         let Some(account) = self.store.account(account_id).await? else { return Ok(SecondFactorOutcome::Refused) };
+        if self.passkey_required(account_id).await? == Some(true) {
+            return Ok(SecondFactorOutcome::PasskeyRequired);
+        }
         let slot = match self.reserve_client(ctx, now).await? {
             Ok(slot) => slot,
             Err(retry_after) => return Ok(SecondFactorOutcome::Throttled { retry_after }),
@@ -387,7 +415,7 @@ impl SignIn {
                 Refusal::Locked { .. } => SecondFactorOutcome::Refused,
             });
         }
-        let next = Self::after_mfa(&account);
+        let next = self.after_code(&account).await?;
         let success = if next == SessionStage::Active { "success" } else { "second_factor_accepted" };
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         // The code is used up, the counters reset and the successful attempt recorded in one transaction,
@@ -493,7 +521,7 @@ impl SignIn {
             return Ok(None);
         }
         self.store.reset_failures(account_id, now).await?;
-        Ok(Some((codes, Self::after_mfa(&account))))
+        Ok(Some((codes, self.after_code(&account).await?)))
     }
 
     /// Enrol TOTP directly, as the system (CLI `person add --totp`, demo data): returns the backup codes.
