@@ -677,3 +677,34 @@ async fn when_the_policy_requires_it_admins_sign_in_with_a_passkey() {
     })
     .await;
 }
+
+/// The person who did not ask for an enrolment code says so from the email, and the code stops working.
+#[tokio::test]
+async fn this_wasnt_me_revokes_an_enrolment_code() {
+    use crate::recovery::{act, admin, expert, get, link_in, person_id};
+    each_backend_with(on_localhost, async |app| {
+        let ada = admin(&app, "ada", expert(3)).await;
+        let sam = app.add_person("sam", true).await;
+        let console = app.sign_in(&ada).await;
+        let (status, html) = act(&app, &console, "issue-enrolment-code", person_id(&app, &sam).await, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let code =
+            html.split("id=\"pass\">").nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned();
+        let emails = emails_for(&app, Some(&sam.email)).await;
+        let not_me = link_in(&emails.last().unwrap_or_else(|| panic!("told")).1, "/not-me?token=");
+        let me = browser();
+        let (_, page) = get(&me, &app.url(&not_me)).await;
+        assert!(page.contains("Issue enrolment code"), "{page}");
+        let token = not_me.split("token=").nth(1).unwrap_or_default();
+        let reported = me
+            .post(app.url("/not-me"))
+            .form(&[("token", token), ("csrf", &csrf_of(&page))])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reported.status(), StatusCode::OK);
+        let used = app.post_form(&browser(), "/signin/code", &[("login", &sam.username), ("code", &code)]).await;
+        assert_eq!(used.status(), StatusCode::UNAUTHORIZED, "revoked");
+    })
+    .await;
+}
