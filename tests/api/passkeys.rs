@@ -4,6 +4,7 @@
 //! (`tests/e2e/passkeys.rs`): `SoftPasskey` keeps no resident key, so here the sign-in names the account.
 
 use crate::helpers::*;
+use lifeline::store::CredentialStore;
 use reqwest::StatusCode;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -63,15 +64,53 @@ pub async fn add_passkey(
     (status, response.text().await.unwrap_or_default())
 }
 
-/// Begin a sign-in naming `login`: the ceremony and the options the browser would get, as JSON.
+/// Add a passkey in a session that must set up a second factor (an enrolment code's, or an admin's under
+/// `policy.admins_require_passkey`): the answer to the final form.
+pub async fn enrol_passkey(
+    app: &TestApp,
+    client: &reqwest::Client,
+    key: &mut SoftPasskey,
+    name: &str,
+) -> reqwest::Response {
+    let (status, begun) = options(app, client, "/signin/passkey/enrol/options", "/signin/passkey/enrol", None).await;
+    assert_eq!(status, StatusCode::OK, "{begun}");
+    let challenge: CreationChallengeResponse =
+        serde_json::from_value(begun["options"].clone()).unwrap_or_else(|e| panic!("{e}: {begun}"));
+    let credential = key.do_registration(origin(app), challenge).unwrap_or_else(|e| panic!("{e:?}"));
+    let credential = serde_json::to_string(&credential).unwrap_or_else(|e| panic!("{e}"));
+    let ceremony = begun["ceremony"].as_str().unwrap_or_default();
+    app.post_form(
+        client,
+        "/signin/passkey/enrol",
+        &[("ceremony", ceremony), ("credential", &credential), ("name", name)],
+    )
+    .await
+}
+
+/// Begin a sign-in naming `login`: the ceremony and the options, as JSON, as the authenticator sees them. The
+/// server names no credential; a browser then finds the passkeys it holds for the site. `SoftPasskey` keeps no
+/// discoverable credential, so here the login's passkeys are named in the options (`allowCredentials`), as a
+/// browser would find them.
 pub async fn begin_sign_in_json(
     app: &TestApp,
     client: &reqwest::Client,
     login: Option<&str>,
 ) -> (String, serde_json::Value) {
+    use lifeline::store::DirectoryStore;
     let (status, begun) = options(app, client, "/signin/passkey/options", "/signin", login).await;
     assert_eq!(status, StatusCode::OK, "{begun}");
-    (begun["ceremony"].as_str().unwrap_or_default().to_owned(), begun["options"].clone())
+    let mut options = begun["options"].clone();
+    assert!(options["publicKey"].get("allowCredentials").is_none_or(|a| a.as_array().is_some_and(Vec::is_empty)));
+    let account = match login {
+        Some(login) => app.db.account_by_login(login).await.unwrap_or_else(|e| panic!("{e}")),
+        None => None,
+    };
+    if let Some(account) = account {
+        let passkeys = app.state.passkeys.list(account.id).await.unwrap_or_else(|e| panic!("{e}"));
+        options["publicKey"]["allowCredentials"] =
+            passkeys.iter().map(|p| serde_json::json!({ "type": "public-key", "id": p.credential_id })).collect();
+    }
+    (begun["ceremony"].as_str().unwrap_or_default().to_owned(), options)
 }
 
 /// Begin a sign-in naming `login`: the ceremony and the options the browser would get.
@@ -301,8 +340,9 @@ async fn wrong_origins_replays_expired_ceremonies_other_accounts_and_missing_ver
     .await;
 }
 
-/// A sign-in naming an unknown login, or an account without passkeys, is told of a credential all the same, so
-/// the options do not say which accounts exist or have passkeys; and a locked account's passkey signs nobody in.
+/// The options are the same whoever is named (no credential is listed), so they tell nobody who exists or has
+/// a passkey; a ceremony begun for a login that names nobody, or someone else, is finished by no passkey; and a
+/// locked account's passkey signs nobody in.
 #[tokio::test]
 async fn the_options_do_not_tell_who_has_a_passkey_and_a_locked_account_is_refused() {
     each_backend_with(on_localhost, async |app| {
@@ -310,28 +350,37 @@ async fn the_options_do_not_tell_who_has_a_passkey_and_a_locked_account_is_refus
         let mut key = authenticator();
         assert_eq!(add_passkey(&app, &app.sign_in(&ada).await, &mut key, "Ada's").await.0, StatusCode::OK);
         let client = browser();
-        for login in [bob.username.as_str(), "nobody-at-all", ada.username.as_str()] {
-            let (_, challenge) = begin_sign_in(&app, &client, Some(login)).await;
-            assert_eq!(challenge.public_key.allow_credentials.len(), 1, "{login}");
-        }
-        let (_, again) = begin_sign_in(&app, &client, Some("nobody-at-all")).await;
-        let (_, first) = begin_sign_in(&app, &client, Some("Nobody-At-All")).await;
-        assert_eq!(
-            again.public_key.allow_credentials[0].id, first.public_key.allow_credentials[0].id,
-            "stable per login"
-        );
+        let shape = async |login: &str| {
+            let (status, mut begun) = options(&app, &client, "/signin/passkey/options", "/signin", Some(login)).await;
+            assert_eq!(status, StatusCode::OK);
+            begun["options"]["publicKey"]["challenge"] = serde_json::json!("");
+            begun["options"].clone()
+        };
+        let answers = [shape(&ada.username).await, shape(&bob.username).await, shape("nobody-at-all").await];
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
 
-        sqlx::query(
-            "UPDATE account SET locked_at = 1, locked_until = 99999999999, lock_reason = 'admin' WHERE account_id = $1",
-        )
-        .bind(ada.account_id.0)
-        .execute(app.db.pool())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        // Ada's passkey answers ceremonies begun for nobody and for Bob: refused, as a wrong passkey would be.
+        for login in ["nobody-at-all", bob.username.as_str()] {
+            let (ceremony, mut relayed) = begin_sign_in_json(&app, &client, Some(login)).await;
+            let (_, adas) = begin_sign_in_json(&app, &client, Some(&ada.username)).await;
+            relayed["publicKey"]["allowCredentials"] = adas["publicKey"]["allowCredentials"].clone();
+            let answer = assert_with(&mut key, origin(&app), challenge_of(relayed));
+            let response = finish_sign_in(&app, &client, &ceremony, &answer).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{login}");
+        }
+
+        app.db
+            .lock_account(ada.account_id, lifeline::domain::LockReason::Admin, app.state.signin.now(), &lock_audit())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let (_, response) = passkey_sign_in(&app, &mut key, &ada.username).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     })
     .await;
+}
+
+fn lock_audit() -> lifeline::audit::AuditEntry {
+    lifeline::audit::AuditEntry::new(0, &lifeline::audit::Actor::System, "test.lock", "success")
 }
 
 /// A ceremony begun on one instance finishes on another (the state is in the shared database).
@@ -521,21 +570,8 @@ async fn reset_mfa_removes_passkeys_and_an_enrolment_code_lets_the_person_add_a_
         let page = me.get(app.url("/signin/passkey/enrol")).send().await.unwrap_or_else(|e| panic!("{e}"));
         let page = page.text().await.unwrap_or_default();
         assert!(page.contains("<script src=\"/static/passkey.js\""), "{page}");
-        let (status, begun) = options(&app, &me, "/signin/passkey/enrol/options", "/signin/passkey/enrol", None).await;
-        assert_eq!(status, StatusCode::OK, "{begun}");
         let mut new_key = authenticator();
-        let challenge: CreationChallengeResponse =
-            serde_json::from_value(begun["options"].clone()).unwrap_or_else(|e| panic!("{e}"));
-        let credential = new_key.do_registration(origin(&app), challenge).unwrap_or_else(|e| panic!("{e:?}"));
-        let credential = serde_json::to_string(&credential).unwrap_or_default();
-        let ceremony = begun["ceremony"].as_str().unwrap_or_default();
-        let added = app
-            .post_form(
-                &me,
-                "/signin/passkey/enrol",
-                &[("ceremony", ceremony), ("credential", &credential), ("name", "New phone")],
-            )
-            .await;
+        let added = enrol_passkey(&app, &me, &mut new_key, "New phone").await;
         assert_eq!(location(&added), "/", "{}", added.text().await.unwrap_or_default());
         let home = me.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}")).text().await.unwrap_or_default();
         assert!(home.contains("Hello, Test sam"), "{home}");
@@ -642,23 +678,8 @@ async fn when_the_policy_requires_it_admins_sign_in_with_a_passkey() {
         assert_eq!(location(&second), "/signin/passkey/enrol", "no passkey yet: add one first");
         let elsewhere = client.get(app.url("/console/people")).send().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(location(&elsewhere), "/signin/passkey/enrol", "nothing else until then");
-        let (status, begun) =
-            options(&app, &client, "/signin/passkey/enrol/options", "/signin/passkey/enrol", None).await;
-        assert_eq!(status, StatusCode::OK, "{begun}");
         let mut key = authenticator();
-        let challenge: CreationChallengeResponse =
-            serde_json::from_value(begun["options"].clone()).unwrap_or_else(|e| panic!("{e}"));
-        let credential =
-            serde_json::to_string(&key.do_registration(origin(&app), challenge).unwrap_or_else(|e| panic!("{e:?}")))
-                .unwrap_or_default();
-        let ceremony = begun["ceremony"].as_str().unwrap_or_default();
-        let added = app
-            .post_form(
-                &client,
-                "/signin/passkey/enrol",
-                &[("ceremony", ceremony), ("credential", &credential), ("name", "Harry's key")],
-            )
-            .await;
+        let added = enrol_passkey(&app, &client, &mut key, "Harry's key").await;
         assert_eq!(location(&added), "/");
 
         // Next time a code is refused (unchecked) and the page offers only the passkey.
@@ -705,6 +726,63 @@ async fn this_wasnt_me_revokes_an_enrolment_code() {
         assert_eq!(reported.status(), StatusCode::OK);
         let used = app.post_form(&browser(), "/signin/code", &[("login", &sam.username), ("code", &code)]).await;
         assert_eq!(used.status(), StatusCode::UNAUTHORIZED, "revoked");
+    })
+    .await;
+}
+
+/// Sam's only second factor is a passkey (he chose it at his first sign-in): a one-time password stands in for
+/// his password and nothing else, so the passkey is still asked for after it.
+#[tokio::test]
+async fn a_one_time_password_does_not_skip_a_passkey_only_accounts_second_step() {
+    use crate::recovery::{act, admin, code_in, expert, person_id};
+    each_backend_with(on_localhost, async |app| {
+        let sam = app.add_person("sam", false).await;
+        let client = browser();
+        let first = app.post_form(&client, "/signin", &[("login", &sam.username), ("password", &sam.password)]).await;
+        assert_eq!(location(&first), "/signin/enroll", "no second factor yet: enrol one");
+        let mut key = authenticator();
+        assert_eq!(location(&enrol_passkey(&app, &client, &mut key, "Phone").await), "/");
+        assert_eq!(app.person_json(&sam.email).await["accounts"][0]["mfa"]["totp_enabled"], false);
+
+        let ada = admin(&app, "ada", expert(3)).await;
+        let console = app.sign_in(&ada).await;
+        let (status, html) = act(&app, &console, "send-one-time-password", person_id(&app, &sam).await, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let emails = emails_for(&app, Some(&sam.email)).await;
+        let otp = code_in(&emails.last().unwrap_or_else(|| panic!("emailed")).1);
+        let me = browser();
+        let used = app.post_form(&me, "/signin/code", &[("login", &sam.username), ("code", &otp)]).await;
+        assert_eq!(location(&used), "/signin/mfa", "the passkey is still the second step");
+        let home = me.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(location(&home), "/signin/mfa", "no way round it");
+    })
+    .await;
+}
+
+/// "This wasn't me" on the notice of a passkey someone else added removes that passkey with the lock, so
+/// unlocking the account later does not let it back in.
+#[tokio::test]
+async fn this_wasnt_me_on_a_passkey_notice_removes_that_passkey() {
+    use crate::recovery::{get, link_in};
+    each_backend_with(on_localhost, async |app| {
+        let sam = app.add_person("sam", true).await;
+        let mut theirs = authenticator();
+        assert_eq!(add_passkey(&app, &app.sign_in(&sam).await, &mut theirs, "Not mine").await.0, StatusCode::OK);
+        let emails = emails_for(&app, Some(&sam.email)).await;
+        let not_me = link_in(&emails.last().unwrap_or_else(|| panic!("told")).1, "/not-me?token=");
+        let me = browser();
+        let (_, page) = get(&me, &app.url(&not_me)).await;
+        assert!(page.contains("adding the passkey"), "{page}");
+        let token = not_me.split("token=").nth(1).unwrap_or_default();
+        let reported = me
+            .post(app.url("/not-me"))
+            .form(&[("token", token), ("csrf", &csrf_of(&page))])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reported.status(), StatusCode::OK);
+        assert!(app.state.passkeys.list(sam.account_id).await.unwrap_or_default().is_empty(), "the passkey is gone");
+        assert_eq!(app.person_json(&sam.email).await["accounts"][0]["lock_reason"], "reported_not_me");
     })
     .await;
 }

@@ -65,7 +65,7 @@ async fn last_email(app: &TestApp, to: &str) -> String {
 }
 
 /// The code on a line of its own in an email's text part.
-fn code_in(text: &str) -> String {
+pub(crate) fn code_in(text: &str) -> String {
     text.lines()
         .map(str::trim)
         .find(|l| l.len() == 34 && l.matches('-').count() == 6)

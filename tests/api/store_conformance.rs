@@ -1225,14 +1225,19 @@ async fn a_passkey_is_registered_once_and_only_its_account_renames_or_removes_it
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let refused = attempt(ada, 120, "success");
-        assert!(!store.use_passkey(added.id, "{\"counter\":9}", &refused).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(
+            !store.use_passkey(added.id, "{}", "{\"counter\":9}", &refused).await.unwrap_or_else(|e| panic!("{e}"))
+        );
         assert!(store.recent_sign_ins(ada, 5).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "{backend}");
         store.unlock_account(ada, "test", 130, &audit()).await.unwrap_or_else(|e| panic!("{e}"));
 
         assert!(!store.rename_passkey(bob, added.id, "Stolen", &audit()).await.unwrap_or_else(|e| panic!("{e}")));
         assert!(store.rename_passkey(ada, added.id, "Work laptop", &audit()).await.unwrap_or_else(|e| panic!("{e}")));
         let event = attempt(ada, 150, "success");
-        assert!(store.use_passkey(added.id, "{\"counter\":2}", &event).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(store.use_passkey(added.id, "{}", "{\"counter\":2}", &event).await.unwrap_or_else(|e| panic!("{e}")));
+        // A second assertion read the credential as it was before the first: it lost the race.
+        let late = attempt(ada, 151, "success");
+        assert!(!store.use_passkey(added.id, "{}", "{\"counter\":2}", &late).await.unwrap_or_else(|e| panic!("{e}")));
         let found = store.passkey_by_credential("Y3JlZC0x").await.unwrap_or_else(|e| panic!("{e}"));
         let found = found.unwrap_or_else(|| panic!("{backend}: found by its credential id"));
         assert_eq!(
@@ -1246,7 +1251,7 @@ async fn a_passkey_is_registered_once_and_only_its_account_renames_or_removes_it
         assert!(!store.remove_passkey(bob, added.id, 200, &audit(), &[], &[]).await.unwrap_or_else(|e| panic!("{e}")));
         assert!(store.remove_passkey(ada, added.id, 200, &audit(), &[], &[]).await.unwrap_or_else(|e| panic!("{e}")));
         assert!(store.passkeys(ada).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "{backend}");
-        assert!(!store.use_passkey(added.id, "{}", &event).await.unwrap_or_else(|e| panic!("{e}")), "{backend}");
+        assert!(!store.use_passkey(added.id, "{}", "{}", &event).await.unwrap_or_else(|e| panic!("{e}")), "{backend}");
     }
 }
 

@@ -154,6 +154,8 @@ pub struct ActorRecord {
     pub account: Account,
     pub person_status: PersonStatus,
     pub has_totp: bool,
+    /// The account has a passkey (a second factor, and a sign-in on its own).
+    pub has_passkey: bool,
     pub grant: Grant,
 }
 
@@ -237,6 +239,8 @@ pub struct AccountHit {
     pub account: Account,
     /// A confirmed authenticator.
     pub has_totp: bool,
+    /// How many passkeys the account has.
+    pub passkeys: u32,
 }
 
 #[async_trait]
@@ -1271,8 +1275,10 @@ pub trait PasskeyStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// A sign-in with a passkey: its credential as the assertion left it (the new counter) and its last use,
     /// the failure counters cleared, with the sign-in event, in one transaction; false (nothing written) when
-    /// the passkey is gone or the account may not complete a sign-in now (locked, or its person disabled).
-    async fn use_passkey(&self, id: i64, credential: &str, event: &SignInEvent) -> StoreResult<bool>;
+    /// the passkey is gone, when its stored credential is no longer `was` (another sign-in with it got there
+    /// first: with a signature counter, one of two racing assertions is a clone's), or when the account may not
+    /// complete a sign-in now (locked, or its person disabled).
+    async fn use_passkey(&self, id: i64, was: &str, credential: &str, event: &SignInEvent) -> StoreResult<bool>;
     /// Keep a ceremony's state until `expires_at` under the keyed hash of its secret id.
     async fn begin_ceremony(
         &self,

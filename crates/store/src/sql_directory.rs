@@ -312,6 +312,7 @@ impl DirectoryStore for SqlStore {
                (SELECT p.status FROM person p WHERE p.person_id = account.person_id) AS person_status, \
                (SELECT COUNT(*) FROM totp_credential t \
                   WHERE t.account_id = account.account_id AND t.confirmed_at IS NOT NULL) AS confirmed_totp, \
+               (SELECT COUNT(*) FROM passkey pk WHERE pk.account_id = account.account_id) AS passkeys, \
                {GRANT_OF_ACCOUNT} \
              FROM account WHERE account_id = $1"
         )))
@@ -326,6 +327,7 @@ impl DirectoryStore for SqlStore {
             account: account_from_row(&row)?,
             person_status: status.parse::<PersonStatus>().map_err(|e| StoreError::Corrupt(e.to_string()))?,
             has_totp: row.try_get::<i64, _>("confirmed_totp").db()? > 0,
+            has_passkey: row.try_get::<i64, _>("passkeys").db()? > 0,
             grant: grant_from_row(&row)?,
         }))
     }
@@ -689,7 +691,9 @@ impl SqlStore {
         let list = persons.iter().map(|p| p.id.0.to_string()).collect::<Vec<_>>().join(", ");
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ACCOUNT_COLUMNS}, (SELECT COUNT(*) FROM totp_credential t WHERE t.account_id = account.account_id \
-             AND t.confirmed_at IS NOT NULL) AS totp FROM account WHERE person_id IN ({list}) ORDER BY account_id"
+             AND t.confirmed_at IS NOT NULL) AS totp, \
+             (SELECT COUNT(*) FROM passkey pk WHERE pk.account_id = account.account_id) AS passkeys \
+             FROM account WHERE person_id IN ({list}) ORDER BY account_id"
         )))
         .fetch_all(&self.pool)
         .await
@@ -697,10 +701,11 @@ impl SqlStore {
         let mut accounts: std::collections::HashMap<i64, Vec<AccountHit>> = std::collections::HashMap::new();
         for r in &rows {
             let account = account_from_row(r)?;
-            accounts
-                .entry(account.person_id.0)
-                .or_default()
-                .push(AccountHit { account, has_totp: count(r, "totp").db()? > 0 });
+            accounts.entry(account.person_id.0).or_default().push(AccountHit {
+                account,
+                has_totp: count(r, "totp").db()? > 0,
+                passkeys: count(r, "passkeys").db()?,
+            });
         }
         let mut hits = Vec::with_capacity(people.len());
         for (row, person) in people.iter().zip(persons) {

@@ -139,7 +139,7 @@ impl PasskeyStore for SqlStore {
         Ok(true)
     }
 
-    async fn use_passkey(&self, id: i64, credential: &str, event: &SignInEvent) -> StoreResult<bool> {
+    async fn use_passkey(&self, id: i64, was: &str, credential: &str, event: &SignInEvent) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
         // The sign-in completes only while the account may complete one: clearing its counters is the check
         // (and takes its row lock), so a lock or a disabling in flight alongside wins.
@@ -159,14 +159,17 @@ impl PasskeyStore for SqlStore {
         let used = if usable == 0 {
             0
         } else {
-            sqlx::query("UPDATE passkey SET credential = $1, last_used_at = $2 WHERE passkey_id = $3")
-                .bind(credential)
-                .bind(event.at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .db()?
-                .rows_affected()
+            sqlx::query(
+                "UPDATE passkey SET credential = $1, last_used_at = $2 WHERE passkey_id = $3 AND credential = $4",
+            )
+            .bind(credential)
+            .bind(event.at)
+            .bind(id)
+            .bind(was)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected()
         };
         if used == 0 {
             tx.rollback().await.db()?;

@@ -457,6 +457,19 @@ impl RecoveryStore for SqlStore {
                 .db()?;
                 end_sessions(&mut tx, account).await?;
                 revoke_secrets(&mut tx, account, None, r.now).await?;
+                // A passkey bound since the reported action (the one whose notice this is, or one added with
+                // what the action handed out) is the reporter's enemy's: it goes, so that unlocking the account
+                // later does not let it back in.
+                let removed = sqlx::query("DELETE FROM passkey WHERE account_id = $1 AND created_at >= $2")
+                    .bind(account.0)
+                    .bind(secret.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?
+                    .rows_affected();
+                for _ in 0..removed {
+                    history(&mut tx, account, "passkey", "removed", r.now).await?;
+                }
             }
             RedeemEffect::Nothing => clear_lockout(&mut tx, account, &by, r.now).await?,
         }

@@ -344,7 +344,12 @@ pub async fn assist_get(
                     } else {
                         "no".into()
                     },
-                    mfa: if hit.accounts.iter().any(|a| a.has_totp) { "authenticator".into() } else { "none".into() },
+                    mfa: match (hit.accounts.iter().any(|a| a.has_totp), hit.accounts.iter().any(|a| a.passkeys > 0)) {
+                        (true, true) => "authenticator, passkey".into(),
+                        (true, false) => "authenticator".into(),
+                        (false, true) => "passkey".into(),
+                        (false, false) => "none".into(),
+                    },
                 });
             }
             let mut page = blank(&csrf.0, 2);

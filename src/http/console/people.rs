@@ -45,7 +45,12 @@ pub async fn people_get(
                 } else {
                     "No".into()
                 },
-                mfa: if a.has_totp { "Authenticator".into() } else { "None".into() },
+                mfa: match (a.has_totp, a.passkeys) {
+                    (true, 0) => "Authenticator".into(),
+                    (true, n) => format!("Authenticator, {n} passkey{}", if n == 1 { "" } else { "s" }),
+                    (false, 0) => "None".into(),
+                    (false, n) => format!("{n} passkey{}", if n == 1 { "" } else { "s" }),
+                },
             })
         })
         .collect();

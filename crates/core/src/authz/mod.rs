@@ -357,7 +357,7 @@ impl Authority {
                     person,
                     grant: record.grant,
                     active: record.person_status == PersonStatus::Active,
-                    has_second_factor: record.has_totp,
+                    has_second_factor: record.has_totp || record.has_passkey,
                     has_reports,
                     manages_subject,
                 };

@@ -41,8 +41,19 @@ pub const CEREMONY_SECONDS: i64 = 300;
 pub const MAX_PER_ACCOUNT: usize = 20;
 /// Ceremonies begun from one client address (per /64 for IPv6) in ten minutes: each writes a row before anyone
 /// is known, so a flood is cut off here.
+/// Generous, as one office behind one address signs in through it; an attacker's flood still stops here.
 const BEGIN_LIMIT: crate::policy::rate_limit::RateLimit =
-    crate::policy::rate_limit::RateLimit { max: 60, window_seconds: 600 };
+    crate::policy::rate_limit::RateLimit { max: 600, window_seconds: 600 };
+/// Registrations begun by one account in ten minutes (each writes a ceremony row).
+const REGISTER_LIMIT: crate::policy::rate_limit::RateLimit =
+    crate::policy::rate_limit::RateLimit { max: 30, window_seconds: 600 };
+
+/// A sign-in ceremony's state: webauthn-rs's, and whether a login was given (bound to nobody: refused).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SignInState {
+    named: bool,
+    auth: DiscoverableAuthentication,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {
@@ -197,6 +208,11 @@ impl Passkeys {
         if existing.len() >= MAX_PER_ACCOUNT {
             return Err(PasskeyError::TooMany);
         }
+        let now = self.now();
+        let bucket = format!("passkey-register:{}", account.id.0);
+        if !self.store.reserve_client_attempt(&bucket, REGISTER_LIMIT.window_start(now), REGISTER_LIMIT.max).await? {
+            return Err(PasskeyError::Throttled { retry_after: REGISTER_LIMIT.retry_after(now) });
+        }
         // The authenticators the person has registered already are named, so the browser does not make a
         // second passkey on one of them.
         let exclude = existing.iter().filter_map(|p| parse_passkey(&p.credential).ok()).map(|p| p.cred_id().clone());
@@ -290,10 +306,11 @@ impl Passkeys {
         Ok(record)
     }
 
-    /// Begin a sign-in. Without a login, any passkey the browser finds for this site may answer (a
-    /// discoverable credential); with one, the browser is told which credentials the account has. An unknown
-    /// login, or one without passkeys, gets a made-up credential derived from it, so the answer does not say
-    /// whether the account exists or has a passkey.
+    /// Begin a sign-in. The options are the same whoever asks: no credential is named (the browser offers the
+    /// passkeys it holds for this site), so they tell nothing about any account. With a login, the ceremony is
+    /// bound to that account (the second step after a password, or a person who typed their username first):
+    /// only its passkeys finish it. A login that names nobody binds the ceremony to nobody, so no passkey
+    /// finishes it either — the answer is the same refusal as for a wrong passkey, not a sign-in.
     pub async fn begin_sign_in(&self, login: Option<&str>, ctx: &RequestContext) -> Result<Begun, PasskeyError> {
         let webauthn = self.webauthn()?;
         let now = self.now();
@@ -309,26 +326,14 @@ impl Passkeys {
         if let Some(object) = options.as_object_mut() {
             object.remove("mediation");
         }
-        let login = login.map(str::trim).filter(|l| !l.is_empty() && l.len() <= 254);
+        let login = login.map(str::trim).filter(|l| !l.is_empty());
         let mut bound = None;
         if let Some(login) = login {
-            let account = self.store.account_by_login(login).await?;
-            let passkeys = match &account {
-                Some(a) => self.store.passkeys(a.id).await?,
-                None => Vec::new(),
-            };
-            let ids: Vec<String> = if passkeys.is_empty() {
-                let decoy = TokenHash::of(&self.core.keys, "passkey-decoy", &login.to_lowercase());
-                vec![base64url(&hex::decode(&decoy.0[..32]).unwrap_or_default())]
-            } else {
-                bound = account.map(|a| a.id);
-                passkeys.iter().map(|p| p.credential_id.clone()).collect()
-            };
-            if let Some(public_key) = options.get_mut("publicKey") {
-                public_key["allowCredentials"] =
-                    ids.iter().map(|id| serde_json::json!({ "type": "public-key", "id": id })).collect();
-            }
+            // A login no account can have (too long, control characters) is looked up as nobody's.
+            let plausible = login.len() <= 254 && !login.chars().any(char::is_control);
+            bound = if plausible { self.store.account_by_login(login).await?.map(|a| a.id) } else { None };
         }
+        let state = SignInState { named: login.is_some(), auth: state };
         let state = serde_json::to_string(&state).map_err(|e| PasskeyError::Unexpected(e.to_string()))?;
         self.begin(CeremonyPurpose::SignIn, bound, state, options).await
     }
@@ -402,12 +407,18 @@ impl Passkeys {
             // Without a user handle the account must have been named when the ceremony began.
             None => bound.is_some(),
         };
+        // (A ceremony begun for a login that names nobody is refused below, once its state is read.)
         if bound.is_some_and(|a| a != record.account) || !handle_fits {
             self.record(Some(record.account), "bad_passkey", ctx).await?;
             return Err(PasskeyError::Refused);
         }
-        let state: DiscoverableAuthentication =
-            serde_json::from_str(&state).map_err(|e| PasskeyError::Unexpected(e.to_string()))?;
+        let state: SignInState = serde_json::from_str(&state).map_err(|e| PasskeyError::Unexpected(e.to_string()))?;
+        // Begun for a login that names nobody: nothing finishes it.
+        if state.named && bound.is_none() {
+            self.record(Some(record.account), "bad_passkey", ctx).await?;
+            return Err(PasskeyError::Refused);
+        }
+        let state = state.auth;
         let mut passkey = parse_passkey(&record.credential)?;
         let result = match webauthn.finish_discoverable_authentication_v2(&credential, state, &passkey) {
             Ok(result) if result.user_verified() => result,
@@ -432,8 +443,8 @@ impl Passkeys {
         let stage = if account.required.change_password { SessionStage::ChangePassword } else { SessionStage::Active };
         let outcome = if stage == SessionStage::Active { "success" } else { "second_factor_accepted" };
         let event = crate::signin::sign_in_event(&self.core, Some(account.id), outcome, "passkey", ctx);
-        if !self.store.use_passkey(record.id, &stored, &event).await? {
-            // Locked (or removed) meanwhile: the lock wins.
+        if !self.store.use_passkey(record.id, &record.credential, &stored, &event).await? {
+            // Locked or removed meanwhile (the lock wins), or another sign-in used it first.
             self.record(Some(account.id), "locked", ctx).await?;
             return Err(PasskeyError::Refused);
         }
@@ -489,41 +500,14 @@ impl Passkeys {
         &self,
         account: &Account,
         subject: &str,
-        mut paragraphs: Vec<String>,
+        paragraphs: Vec<String>,
         reported_as: String,
     ) -> Result<(Vec<OutgoingEmail>, Vec<NewSecret>), PasskeyError> {
-        let settings = &self.core.settings;
         let person =
             self.store.person(account.person_id).await?.ok_or_else(|| PasskeyError::Unexpected("no person".into()))?;
-        let not_me = random_token();
-        let not_me_url = format!("{}/not-me?token={not_me}", settings.public_url.trim_end_matches('/'));
-        paragraphs.push(
-            "If this was not you, someone else can sign in as you: use the link below to lock your account at once, \
-             then contact your helpdesk."
-                .into(),
-        );
-        let greeting = format!("Hello {},", person.display_name);
-        let notice = Notice {
-            greeting: &greeting,
-            paragraphs: &paragraphs,
-            code: None,
-            link: None,
-            not_me: Some(&not_me_url),
-            organisation: &settings.organisation,
-        };
-        let Body { text, html } = self.letters.notice(&notice).map_err(PasskeyError::Unexpected)?;
-        let domain = crate::email::sender_domain(&settings.mail_from);
-        let subject = format!("{}: {}", settings.organisation, subject.to_lowercase());
-        let email = OutgoingEmail::new(&domain, person.email.as_str(), &subject, text, html);
-        let secret = NewSecret {
-            account: account.id,
-            kind: SecretKind::NotMe,
-            hash: crate::recovery::link_hash(&self.core, &not_me),
-            expires_at: self.now() + i64::from(settings.recovery.not_me_days) * 86_400,
-            multi_use: false,
-            action: Some(reported_as),
-            reference: None,
-        };
+        let change = Change { subject, paragraphs, reported_as };
+        let (email, secret) =
+            change_notice(&self.core, &*self.letters, &person, account, change).map_err(PasskeyError::Unexpected)?;
         Ok((vec![email], vec![secret]))
     }
 
@@ -535,6 +519,58 @@ impl Passkeys {
         let actor = Actor::Account { account_id: account.id, username: account.username.clone() };
         AuditEntry::new(self.now(), &actor, action, "success").person(account.person_id).account(account.id)
     }
+}
+
+/// A change to someone's passkeys, as their notice tells it.
+pub(crate) struct Change<'a> {
+    /// "A passkey was added to your account"
+    pub subject: &'a str,
+    pub paragraphs: Vec<String>,
+    /// What a "this wasn't me" report names: "adding the passkey \"Phone\"".
+    pub reported_as: String,
+}
+
+/// The email that tells `person` of a change to their passkeys (by themself or by an admin), with a "this wasn't
+/// me" link, and that link's secret: both go into the change's transaction.
+pub(crate) fn change_notice(
+    core: &Core,
+    letters: &dyn Letters,
+    person: &crate::domain::Person,
+    account: &Account,
+    change: Change<'_>,
+) -> Result<(OutgoingEmail, NewSecret), String> {
+    let settings = &core.settings;
+    let not_me = random_token();
+    let not_me_url = format!("{}/not-me?token={not_me}", settings.public_url.trim_end_matches('/'));
+    let mut paragraphs = change.paragraphs;
+    paragraphs.push(
+        "If this was not you, someone else can sign in as you: use the link below to lock your account at once, \
+         then contact your helpdesk."
+            .into(),
+    );
+    let greeting = format!("Hello {},", person.display_name);
+    let notice = Notice {
+        greeting: &greeting,
+        paragraphs: &paragraphs,
+        code: None,
+        link: None,
+        not_me: Some(&not_me_url),
+        organisation: &settings.organisation,
+    };
+    let Body { text, html } = letters.notice(&notice)?;
+    let domain = crate::email::sender_domain(&settings.mail_from);
+    let subject = format!("{}: {}", settings.organisation, change.subject.to_lowercase());
+    let email = OutgoingEmail::new(&domain, person.email.as_str(), &subject, text, html);
+    let secret = NewSecret {
+        account: account.id,
+        kind: SecretKind::NotMe,
+        hash: crate::recovery::link_hash(core, &not_me),
+        expires_at: core.now() + i64::from(settings.recovery.not_me_days) * 86_400,
+        multi_use: false,
+        action: Some(change.reported_as),
+        reference: None,
+    };
+    Ok((email, secret))
 }
 
 fn parse_passkey(credential: &str) -> Result<Passkey, PasskeyError> {

@@ -4,13 +4,11 @@
 //! (reset-MFA, which a second admin approves, is the way there). Audited and emailed like every action.
 
 use super::{Recovery, RecoveryError};
-use crate::assistance::notify::Notice;
 use crate::audit::AuditEntry;
 use crate::authz::{Proof, ResetMfa};
-use crate::crypto::random_token;
 use crate::policy::permissions::RecoveryAction;
 use crate::policy::recovery as rules;
-use crate::store::{NewSecret, PasskeyRecord, SecretKind};
+use crate::store::PasskeyRecord;
 
 impl Recovery {
     /// Remove passkey `id` of the proof's subject, with the reason in `form` (`method`, `details`,
@@ -50,8 +48,13 @@ impl Recovery {
         }
         let (account, passkey) = found.ok_or(RecoveryError::NotFound)?;
         let now = self.now();
-        let not_me = random_token();
-        let not_me_url = self.url(&format!("/not-me?token={not_me}"));
+        // "Verified with line manager" rests on the manager's confirmation, as for every action.
+        let attestation = match proof.actor_account() {
+            Some(actor) if crate::team::attestation::is_line_manager_method(&verification.method) => {
+                Some(self.attestation_evidence(&person, actor, None, now).await?)
+            }
+            _ => None,
+        };
         let paragraphs = vec![format!(
             "The passkey named \"{}\" was removed from your account {} by {} on {}. It no longer signs you in.",
             passkey.name,
@@ -59,35 +62,19 @@ impl Recovery {
             self.by(proof.actor()),
             crate::assistance::dossier::when(now)
         )];
-        let greeting = format!("Hello {},", person.display_name);
-        let organisation = &self.core.settings.organisation;
-        let notice = Notice {
-            greeting: &greeting,
-            paragraphs: &paragraphs,
-            code: None,
-            link: None,
-            not_me: Some(&not_me_url),
-            organisation,
+        let change = crate::passkeys::Change {
+            subject: "A passkey was removed from your account",
+            paragraphs,
+            reported_as: format!("removing the passkey \"{}\"", passkey.name),
         };
-        let email = self.email(
-            person.email.as_str(),
-            &format!("{organisation}: a passkey was removed from your account"),
-            &notice,
-        )?;
-        let secret = NewSecret {
-            account: account.id,
-            kind: SecretKind::NotMe,
-            hash: super::link_hash(&self.core, &not_me),
-            expires_at: now + i64::from(settings.not_me_days) * 86_400,
-            multi_use: false,
-            action: Some(format!("removing the passkey \"{}\"", passkey.name)),
-            reference: None,
-        };
+        let (email, secret) = crate::passkeys::change_notice(&self.core, &*self.letters, &person, &account, change)
+            .map_err(RecoveryError::Unexpected)?;
         let details = serde_json::json!({
             "passkey": passkey.id,
             "name": passkey.name,
             "credential": passkey.credential_id,
             "details": verification.details,
+            "manager_attestation": attestation,
         });
         let mut audit = AuditEntry::new(now, proof.actor(), "passkey.remove", "success")
             .person(person.id)

@@ -286,8 +286,8 @@ impl Recovery {
         } else {
             // The same way on as after a password: the one-time password stands in for it and nothing else
             // (the redemption has just made a new password due).
-            let totp = self.store.totp(account.id).await?.is_some_and(|t| t.confirmed_at.is_some());
-            let has_second_factor = totp || self.store.unused_backup_codes(account.id).await? > 0;
+            let record = self.store.actor_record(account.id).await?.ok_or(RecoveryError::NotFound)?;
+            let has_second_factor = crate::signin::has_second_factor(&*self.store, &record).await?;
             let required = crate::domain::RequiredActions { change_password: true, ..account.required };
             crate::signin::stage_after_first_factor(has_second_factor, &required, &self.core.settings.policy)
         };

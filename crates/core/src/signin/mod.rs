@@ -170,6 +170,16 @@ pub fn stage_after_first_factor(
     }
 }
 
+/// Does the account have a second factor: an authenticator app, a passkey or an unused backup code? Every way of
+/// standing in for the password (the password itself, a one-time password) asks this one question, so none
+/// forgets a kind (backup codes are counted only for an account with neither of the others).
+pub(crate) async fn has_second_factor(
+    store: &(impl CredentialStore + ?Sized),
+    record: &crate::store::ActorRecord,
+) -> Result<bool, StoreError> {
+    Ok(record.has_totp || record.has_passkey || store.unused_backup_codes(record.account.id).await? > 0)
+}
+
 /// Wait out the floor that every failed attempt is answered after (`policy.failed_sign_in_floor_ms`), so
 /// how much was checked or written stays out of the timing.
 pub(crate) async fn failure_floor(core: &Core, started: std::time::Instant) {
@@ -237,10 +247,7 @@ impl SignIn {
     async fn active_and_second_factor(&self, account: AccountId) -> Result<(bool, bool), SignInError> {
         let Some(record) = self.store.actor_record(account).await? else { return Ok((false, false)) };
         let active = record.person_status == PersonStatus::Active;
-        let second = record.has_totp
-            || self.store.unused_backup_codes(account).await? > 0
-            || !self.store.passkeys(account).await?.is_empty();
-        Ok((active, second))
+        Ok((active, has_second_factor(&*self.store, &record).await?))
     }
 
     /// Step one: the password.

@@ -112,8 +112,14 @@ impl std::fmt::Debug for Revealed {
     }
 }
 
-pub trait TeamServiceStore: TeamStore + DirectoryStore + CredentialStore + crate::store::AssistanceStore {}
-impl<T: TeamStore + DirectoryStore + CredentialStore + crate::store::AssistanceStore> TeamServiceStore for T {}
+pub trait TeamServiceStore:
+    TeamStore + DirectoryStore + CredentialStore + crate::store::AssistanceStore + crate::store::PasskeyStore
+{
+}
+impl<T: TeamStore + DirectoryStore + CredentialStore + crate::store::AssistanceStore + crate::store::PasskeyStore>
+    TeamServiceStore for T
+{
+}
 
 pub struct Team {
     core: Arc<Core>,
@@ -214,7 +220,10 @@ impl Team {
         let synchronized = account.source == AccountSource::Synchronized;
         let set_password = choice.password() && !synchronized;
         let engineer = choice.password() && synchronized;
-        let reset_mfa = choice.mfa() && (has_totp || self.store.unused_backup_codes(account.id).await? > 0);
+        let reset_mfa = choice.mfa()
+            && (has_totp
+                || self.store.unused_backup_codes(account.id).await? > 0
+                || !self.store.passkeys(account.id).await?.is_empty());
 
         let reference = new_reference();
         let name = &person.display_name;
