@@ -192,3 +192,29 @@ async fn malformed_recovery_forms_get_clear_client_errors_and_change_nothing() {
     })
     .await;
 }
+
+/// A NUL or another control character in a login (PostgreSQL refuses NUL in text) is a login that names
+/// nobody: the usual answer, never a 500, on every form that takes one.
+#[tokio::test]
+async fn control_characters_in_a_login_name_nobody() {
+    each_backend_with(on_localhost, async |app: TestApp| {
+        for login in ["ada\u{0}", "\u{0}", "a\u{7}b"] {
+            let browser = browser();
+            let signin = app.post_form(&browser, "/signin", &[("login", login), ("password", "x")]).await;
+            assert_eq!(signin.status(), StatusCode::UNAUTHORIZED, "{login:?}");
+            let code = app.post_form(&browser, "/signin/code", &[("login", login), ("code", "AAAA-BBBB")]).await;
+            assert_eq!(code.status(), StatusCode::UNAUTHORIZED, "{login:?}");
+            let options = app.post_form(&browser, "/signin/passkey/options", &[("login", login)]).await;
+            assert_eq!(options.status(), StatusCode::OK, "{login:?}");
+            let assistance = app
+                .post_form(&browser, "/assistance", &[("email", login), ("type", "other"), ("description", "")])
+                .await;
+            assert!(assistance.status().is_client_error(), "{login:?}: {}", assistance.status());
+        }
+        let ada = app.add_admin("ada", 1).await;
+        let console = app.sign_in(&ada).await;
+        let search = console.get(app.url("/console/people?q=ada%00")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(search.status().is_success() || search.status().is_client_error(), "{}", search.status());
+    })
+    .await;
+}

@@ -273,6 +273,11 @@ impl DirectoryStore for SqlStore {
 
     async fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>> {
         let login = login.trim().to_lowercase();
+        // No username or email has a control character, and PostgreSQL refuses NUL in text: such a login names
+        // nobody (the caller's answer is the one for an unknown login, never an error).
+        if login.chars().any(char::is_control) {
+            return Ok(None);
+        }
         let by_username =
             sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE username = $1")))
                 .bind(&login)
