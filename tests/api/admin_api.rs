@@ -625,6 +625,20 @@ async fn metrics_parse_as_prometheus_text_move_with_the_actions_and_hold_no_pers
         let approval = asked.json::<serde_json::Value>().await.unwrap()["approval"].as_i64().unwrap();
         let approved = api(&format!("/api/v1/approvals/{approval}/approve"), &carol_token).send().await.unwrap();
         assert_eq!(approved.status(), StatusCode::OK);
+        // Two passkey sign-ins that fail: an answer that is not WebAuthn, and one for a ceremony nobody began.
+        let passkey = crate::helpers::browser();
+        let page = passkey.get(one.url(0, "/signin")).send().await.unwrap().text().await.unwrap();
+        let csrf = crate::helpers::csrf_of(&page);
+        let unknown = r#"{"id":"AA","rawId":"AA","type":"public-key","response":{"authenticatorData":"AA","clientDataJSON":"AA","signature":"AA","userHandle":null}}"#;
+        for answer in ["not json", unknown] {
+            let refused = passkey
+                .post(one.url(0, "/signin/passkey"))
+                .form(&[("csrf", csrf.as_str()), ("ceremony", "nobody-began-this"), ("credential", answer)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        }
         let text = scrape().await;
 
         // The text exposition format: comments, or `name{labels} value`.
@@ -654,6 +668,10 @@ async fn metrics_parse_as_prometheus_text_move_with_the_actions_and_hold_no_pers
             assert_eq!(value(&series), Some(1.0), "{series}: {text}");
         }
         assert_eq!(value("lifeline_assistance_requests_total{type=\"locked_out\"}"), Some(1.0), "{text}");
+        for outcome in ["malformed", "refused"] {
+            let series = format!("lifeline_passkey_sign_ins_total{{outcome=\"{outcome}\"}}");
+            assert_eq!(value(&series), Some(1.0), "{series}: {text}");
+        }
         assert!(value("lifeline_argon2_queue_wait_seconds_count").is_some_and(|n| n >= 5.0), "{text}");
         for gauge in ["lifeline_assistance_oldest_open_age_seconds", "lifeline_outbox_oldest_unsent_age_seconds"] {
             assert!(value(gauge).is_some_and(|v| v >= 0.0), "{gauge}: {text}");
