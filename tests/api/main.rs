@@ -22,6 +22,7 @@ mod security_questions;
 mod sessions;
 mod signin;
 mod smtp_sink;
+mod standards;
 mod store_conformance;
 mod team;
 mod upgrade;
