@@ -172,13 +172,18 @@ pub fn test_settings(dir: &Path) -> Settings {
             per_client: RateLimit { max: 10_000, window_seconds: 600 },
             ..Default::default()
         },
+        // Tests sign in from many made-up addresses; the email about an unusual sign-in has tests of its own.
+        policy: lifeline::config::PolicySettings { notify_unusual_sign_ins: false, ..Default::default() },
         ..Default::default()
     }
 }
 
 /// The environment that gives a `lifeline` process the same lockout settings as [`test_settings`].
-pub const TEST_LOCKOUT_ENV: &[(&str, &str)] =
-    &[("LIFELINE_LOCKOUT__DELAY_BASE_SECONDS", "0"), ("LIFELINE_LOCKOUT__PER_CLIENT__MAX", "10000")];
+pub const TEST_LOCKOUT_ENV: &[(&str, &str)] = &[
+    ("LIFELINE_LOCKOUT__DELAY_BASE_SECONDS", "0"),
+    ("LIFELINE_LOCKOUT__PER_CLIENT__MAX", "10000"),
+    ("LIFELINE_POLICY__NOTIFY_UNUSUAL_SIGN_INS", "false"),
+];
 
 /// Spawn Lifeline on a random loopback port over `db`.
 pub async fn spawn_in(dir: tempfile::TempDir, settings: Settings, db: TestDb) -> TestApp {

@@ -519,3 +519,50 @@ async fn a_wrong_password_and_an_unknown_login_take_the_same_time() {
     )
     .await;
 }
+
+/// ASVS 5.0 6.3.5: a successful sign-in from a country and network the account has not signed in from before, or
+/// right after a burst of failures from strangers, emails the person with "this wasn't me"; an ordinary one does
+/// not. The clock is fixed; places come from the MaxMind test databases (London, Linköping).
+#[tokio::test]
+async fn an_unusual_sign_in_is_emailed_to_the_person_and_an_ordinary_one_is_not() {
+    let start = chrono::Utc::now().timestamp();
+    let notify = |s: &mut lifeline::config::Settings| s.policy.notify_unusual_sign_ins = true;
+    each_backend_with_clock(start, notify, async |app: TestApp, _clock| {
+        let ada = app.add_person("ada", true).await;
+        let alerts = async || {
+            emails_for(&app, Some(&ada.email))
+                .await
+                .into_iter()
+                .filter(|(subject, _)| subject.contains("a new sign-in to your account"))
+                .collect::<Vec<_>>()
+        };
+        // Codes of three consecutive steps (the server takes each step once, and only forward).
+        app.sign_in_from(&ada, "81.2.69.142", -1).await;
+        assert!(alerts().await.is_empty(), "a first sign-in has nothing to compare with");
+
+        app.sign_in_from(&ada, "89.160.20.112", 0).await;
+        let sent = alerts().await;
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let body = &sent[0].1;
+        assert!(body.contains("(SE)") && body.contains("89.160.20.112"), "{body}");
+        assert!(body.contains("/not-me?token="), "{body}");
+
+        // Three wrong passwords from elsewhere, then Ada from London again: the burst is worth an email too.
+        for _ in 0..3 {
+            let wrong = app
+                .post_form_from(&browser(), "1.128.0.1", "/signin", &[("login", "ada"), ("password", "not-it-at-all")])
+                .await;
+            assert_eq!(wrong.status(), reqwest::StatusCode::UNAUTHORIZED);
+        }
+        app.sign_in_from(&ada, "81.2.69.142", 1).await;
+        let sent = alerts().await;
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent[1].1.contains("after 3 failed sign-ins"), "{}", sent[1].1);
+        let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_event WHERE action = 'sign-in.alert'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(audited, 2);
+    })
+    .await;
+}

@@ -265,6 +265,9 @@ pub struct PolicySettings {
     /// passkey: one who has none adds one right after the password and code; one who has one cannot use a
     /// code instead. Off by default.
     pub admins_require_passkey: bool,
+    /// Email a person after a successful sign-in from a country or network their account has not signed in from
+    /// before, or after a burst of failures from strangers (ASVS 5.0 6.3.5).
+    pub notify_unusual_sign_ins: bool,
 }
 
 impl Default for PolicySettings {
@@ -281,6 +284,7 @@ impl Default for PolicySettings {
             pending_sign_in_minutes: 10,
             failed_sign_in_floor_ms: 300,
             admins_require_passkey: false,
+            notify_unusual_sign_ins: true,
         }
     }
 }

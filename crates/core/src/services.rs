@@ -49,7 +49,7 @@ pub struct Services {
 
 pub fn assemble<S: Store + 'static>(core: Arc<Core>, store: Arc<S>, letters: Arc<dyn Letters>) -> Services {
     Services {
-        signin: Arc::new(SignIn::new(core.clone(), store.clone())),
+        signin: Arc::new(SignIn::new(core.clone(), store.clone(), letters.clone())),
         directory: Arc::new(Directory::new(core.clone(), store.clone())),
         assistance: Arc::new(Assistance::new(core.clone(), store.clone(), letters.clone())),
         recovery: Arc::new(Recovery::new(core.clone(), store.clone(), letters.clone())),

@@ -371,6 +371,43 @@ fn addresses(n: usize) -> String {
     if n == 1 { "1 other address".into() } else { format!("{n} other addresses") }
 }
 
+/// Why a successful sign-in is worth telling its person about (ASVS 5.0 6.3.5), read from the same facts as a
+/// dossier's risk flags: a country or a network no earlier successful sign-in came from, or a burst of failed
+/// sign-ins from strangers in the day before it. `earlier` are the account's sign-in events before this one,
+/// newest first. Nothing for a first sign-in: there is nothing to compare it with.
+pub fn sign_in_alerts(current: &SignInEvent, earlier: &[SignInEvent], now: Timestamp) -> Vec<String> {
+    let successes: Vec<&SignInEvent> = earlier.iter().filter(|e| e.outcome == "success").collect();
+    let mut reasons = Vec::new();
+    if !successes.is_empty() {
+        if let Some(country) = &current.country
+            && !successes.iter().any(|e| e.country.as_ref() == Some(country))
+        {
+            reasons.push(format!("it came from a country your account has not signed in from before ({country})"));
+        }
+        if !current.network.is_empty() && !successes.iter().any(|e| e.network == current.network) {
+            reasons.push(format!(
+                "it came from a network your account has not signed in from before ({})",
+                current.network
+            ));
+        }
+    }
+    let facts = Facts {
+        sign_ins: earlier.to_vec(),
+        request_ip: current.client_ip.clone(),
+        request_location: Location { network: current.network.clone(), ..Default::default() },
+        ..Default::default()
+    };
+    let day = Failures::read(&facts, now - DAY);
+    if day.is_burst() {
+        reasons.push(format!(
+            "it came after {} failed sign-ins in the last 24 hours, {} of them from networks or devices you do not use",
+            day.total,
+            day.strangers()
+        ));
+    }
+    reasons
+}
+
 /// Flags about who is asking, whether or not the address belongs to anyone.
 fn source_flags(f: &Facts, now: Timestamp, flags: &mut Vec<String>) {
     let others = SameSource::read(f, now);
@@ -600,6 +637,42 @@ mod tests {
         assert!(risk_flags(&f, now).iter().any(|x| x.starts_with("Requested within an hour of a recovery action")));
         f.last_recovery_action = Some(now - 3601);
         assert!(!risk_flags(&f, now).iter().any(|x| x.starts_with("Requested within an hour")));
+    }
+
+    #[test]
+    fn a_sign_in_from_a_new_country_or_network_or_after_a_burst_is_worth_an_email() {
+        let now = 1_800_000_000;
+        let at = |outcome: &str, country: &str, network: &str, ip: &str, t: i64| SignInEvent {
+            account_id: None,
+            at: t,
+            outcome: outcome.into(),
+            method: "password".into(),
+            client_ip: ip.into(),
+            city: None,
+            country: Some(country.into()),
+            asn: None,
+            network: network.into(),
+            user_agent: "Firefox".into(),
+        };
+        let home = at("success", "GB", "AS1 Home", "81.2.69.142", now - 86_400 * 3);
+        // The first sign-in has nothing to compare with; the same place again is nothing new.
+        assert!(sign_in_alerts(&home, &[], now).is_empty());
+        assert!(
+            sign_in_alerts(&at("success", "GB", "AS1 Home", "81.2.69.142", now), std::slice::from_ref(&home), now)
+                .is_empty()
+        );
+        let abroad =
+            sign_in_alerts(&at("success", "SE", "AS2 Abroad", "89.160.20.112", now), std::slice::from_ref(&home), now);
+        assert_eq!(abroad.len(), 2, "{abroad:?}");
+        assert!(abroad[0].contains("(SE)") && abroad[1].contains("AS2 Abroad"));
+        // Three failures from strangers in the last day, then a success from home: a burst.
+        let mut earlier = vec![home.clone()];
+        for n in 0..3 {
+            earlier.insert(0, at("bad_password", "SE", "AS2 Abroad", "89.160.20.112", now - 600 + n));
+        }
+        let after = sign_in_alerts(&at("success", "GB", "AS1 Home", "81.2.69.142", now), &earlier, now);
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert!(after[0].contains("after 3 failed sign-ins"), "{after:?}");
     }
 
     #[test]

@@ -117,8 +117,14 @@ pub enum Binding {
 }
 
 /// The store capabilities passkeys use.
-pub trait PasskeyServiceStore: PasskeyStore + DirectoryStore + EventStore + ThrottleStore {}
-impl<T: PasskeyStore + DirectoryStore + EventStore + ThrottleStore> PasskeyServiceStore for T {}
+pub trait PasskeyServiceStore:
+    PasskeyStore + DirectoryStore + EventStore + ThrottleStore + crate::store::RecoveryStore
+{
+}
+impl<T: PasskeyStore + DirectoryStore + EventStore + ThrottleStore + crate::store::RecoveryStore> PasskeyServiceStore
+    for T
+{
+}
 
 pub struct Passkeys {
     core: Arc<Core>,
@@ -447,6 +453,9 @@ impl Passkeys {
             // Locked or removed meanwhile (the lock wins), or another sign-in used it first.
             self.record(Some(account.id), "locked", ctx).await?;
             return Err(PasskeyError::Refused);
+        }
+        if stage == SessionStage::Active {
+            crate::signin::alert_if_unusual(&self.core, &*self.store, &*self.letters, account.id, "passkey", ctx).await;
         }
         Ok((account.id, stage))
     }

@@ -14,6 +14,8 @@
 //! - failed sign-ins are also limited per client address (per /64 for IPv6);
 //! - every attempt is a sign-in event with its client IP, place and network.
 
+mod alert;
+pub(crate) use alert::alert_if_unusual;
 pub(crate) mod attempts;
 mod backup_codes;
 mod overview;
@@ -191,11 +193,24 @@ pub(crate) async fn failure_floor(core: &Core, started: std::time::Instant) {
 
 /// The store capabilities signing in uses.
 pub trait SignInStore:
-    DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleStore + crate::store::PasskeyStore
+    DirectoryStore
+    + CredentialStore
+    + SessionStore
+    + EventStore
+    + ThrottleStore
+    + crate::store::PasskeyStore
+    + crate::store::RecoveryStore
 {
 }
-impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleStore + crate::store::PasskeyStore>
-    SignInStore for T
+impl<
+    T: DirectoryStore
+        + CredentialStore
+        + SessionStore
+        + EventStore
+        + ThrottleStore
+        + crate::store::PasskeyStore
+        + crate::store::RecoveryStore,
+> SignInStore for T
 {
 }
 
@@ -203,6 +218,8 @@ impl<T: DirectoryStore + CredentialStore + SessionStore + EventStore + ThrottleS
 pub struct SignIn {
     core: Arc<Core>,
     store: Arc<dyn SignInStore>,
+    /// For the email about an unusual sign-in.
+    letters: Arc<dyn crate::assistance::notify::Letters>,
 }
 
 impl SignIn {
@@ -211,8 +228,17 @@ impl SignIn {
         &self.core
     }
 
-    pub(crate) fn new(core: Arc<Core>, store: Arc<dyn SignInStore>) -> Self {
-        Self { core, store }
+    pub(crate) fn new(
+        core: Arc<Core>,
+        store: Arc<dyn SignInStore>,
+        letters: Arc<dyn crate::assistance::notify::Letters>,
+    ) -> Self {
+        Self { core, store, letters }
+    }
+
+    /// After a complete sign-in: the person is emailed when it looks unusual (see `alert`).
+    async fn alert_if_unusual(&self, account: AccountId, method: &str, ctx: &RequestContext) {
+        alert::alert_if_unusual(&self.core, &*self.store, &*self.letters, account, method, ctx).await;
     }
 
     pub fn now(&self) -> Timestamp {
@@ -351,6 +377,9 @@ impl SignIn {
         }
         let outcome = if stage == SessionStage::Active { "success" } else { "password_accepted" };
         self.event(Some(account.id), outcome, "password", ctx).await?;
+        if stage == SessionStage::Active {
+            self.alert_if_unusual(account.id, "password", ctx).await;
+        }
         Ok(PasswordOutcome::Proceed { account: account.id, stage })
     }
 
@@ -444,6 +473,9 @@ impl SignIn {
         match used {
             CodeUse::Used => {
                 self.release_client(&slot).await?;
+                if next == SessionStage::Active {
+                    self.alert_if_unusual(account_id, method, ctx).await;
+                }
                 Ok(SecondFactorOutcome::Proceed(next))
             }
             CodeUse::Refused => {
