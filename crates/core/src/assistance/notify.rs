@@ -179,3 +179,56 @@ impl Composer {
         Ok(self.to_all(recipients, &subject, text, html))
     }
 }
+
+/// Something a person must hear of at once (a passkey added or removed, an unusual sign-in), with the way to say
+/// it was not them.
+pub(crate) struct Alarm<'a> {
+    /// "A passkey was added to your account"
+    pub subject: &'a str,
+    pub paragraphs: Vec<String>,
+    /// What a "this wasn't me" report names: "adding the passkey \"Phone\"".
+    pub reported_as: String,
+}
+
+/// The email that tells `person` of `alarm`, with a "this wasn't me" link, and that link's secret: both go into
+/// the transaction of what it reports.
+pub(crate) fn alarm_notice(
+    core: &crate::services::Core,
+    letters: &dyn Letters,
+    person: &crate::domain::Person,
+    account: &crate::domain::Account,
+    alarm: Alarm<'_>,
+) -> Result<(OutgoingEmail, crate::store::NewSecret), String> {
+    let settings = &core.settings;
+    let not_me = crate::crypto::random_token();
+    let not_me_url = format!("{}/not-me?token={not_me}", settings.public_url.trim_end_matches('/'));
+    let mut paragraphs = alarm.paragraphs;
+    paragraphs.push(
+        "If this was not you, someone else can sign in as you: use the link below to lock your account at once, \
+         then contact your helpdesk."
+            .into(),
+    );
+    let greeting = format!("Hello {},", person.display_name);
+    let notice = Notice {
+        greeting: &greeting,
+        paragraphs: &paragraphs,
+        code: None,
+        link: None,
+        not_me: Some(&not_me_url),
+        organisation: &settings.organisation,
+    };
+    let Body { text, html } = letters.notice(&notice)?;
+    let domain = crate::email::sender_domain(&settings.mail_from);
+    let subject = format!("{}: {}", settings.organisation, alarm.subject.to_lowercase());
+    let email = OutgoingEmail::new(&domain, person.email.as_str(), &subject, text, html);
+    let secret = crate::store::NewSecret {
+        account: account.id,
+        kind: crate::store::SecretKind::NotMe,
+        hash: crate::recovery::link_hash(core, &not_me),
+        expires_at: core.now() + i64::from(settings.recovery.not_me_days) * 86_400,
+        multi_use: false,
+        action: Some(alarm.reported_as),
+        reference: None,
+    };
+    Ok((email, secret))
+}

@@ -17,7 +17,7 @@
 
 pub mod policy;
 
-use crate::assistance::notify::{Body, Letters, Notice};
+use crate::assistance::notify::{Alarm, Letters, alarm_notice};
 use crate::audit::{Actor, AuditEntry};
 use crate::crypto::{TokenHash, random_token};
 use crate::domain::{Account, AccountId, PersonStatus, Timestamp};
@@ -26,8 +26,8 @@ use crate::services::Core;
 use crate::signin::RequestContext;
 use crate::signin::attempts::{release_client, reserve_client};
 use crate::store::{
-    CeremonyPurpose, DirectoryStore, EventStore, NewPasskey, NewSecret, PasskeyRecord, PasskeyStore, SecretKind,
-    SessionStage, StoreError, ThrottleStore,
+    CeremonyPurpose, DirectoryStore, EventStore, NewPasskey, NewSecret, PasskeyRecord, PasskeyStore, SessionStage,
+    StoreError, ThrottleStore,
 };
 use std::sync::Arc;
 use webauthn_rs::prelude::{
@@ -514,9 +514,9 @@ impl Passkeys {
     ) -> Result<(Vec<OutgoingEmail>, Vec<NewSecret>), PasskeyError> {
         let person =
             self.store.person(account.person_id).await?.ok_or_else(|| PasskeyError::Unexpected("no person".into()))?;
-        let change = Change { subject, paragraphs, reported_as };
+        let alarm = Alarm { subject, paragraphs, reported_as };
         let (email, secret) =
-            change_notice(&self.core, &*self.letters, &person, account, change).map_err(PasskeyError::Unexpected)?;
+            alarm_notice(&self.core, &*self.letters, &person, account, alarm).map_err(PasskeyError::Unexpected)?;
         Ok((vec![email], vec![secret]))
     }
 
@@ -528,58 +528,6 @@ impl Passkeys {
         let actor = Actor::Account { account_id: account.id, username: account.username.clone() };
         AuditEntry::new(self.now(), &actor, action, "success").person(account.person_id).account(account.id)
     }
-}
-
-/// A change to someone's passkeys, as their notice tells it.
-pub(crate) struct Change<'a> {
-    /// "A passkey was added to your account"
-    pub subject: &'a str,
-    pub paragraphs: Vec<String>,
-    /// What a "this wasn't me" report names: "adding the passkey \"Phone\"".
-    pub reported_as: String,
-}
-
-/// The email that tells `person` of a change to their passkeys (by themself or by an admin), with a "this wasn't
-/// me" link, and that link's secret: both go into the change's transaction.
-pub(crate) fn change_notice(
-    core: &Core,
-    letters: &dyn Letters,
-    person: &crate::domain::Person,
-    account: &Account,
-    change: Change<'_>,
-) -> Result<(OutgoingEmail, NewSecret), String> {
-    let settings = &core.settings;
-    let not_me = random_token();
-    let not_me_url = format!("{}/not-me?token={not_me}", settings.public_url.trim_end_matches('/'));
-    let mut paragraphs = change.paragraphs;
-    paragraphs.push(
-        "If this was not you, someone else can sign in as you: use the link below to lock your account at once, \
-         then contact your helpdesk."
-            .into(),
-    );
-    let greeting = format!("Hello {},", person.display_name);
-    let notice = Notice {
-        greeting: &greeting,
-        paragraphs: &paragraphs,
-        code: None,
-        link: None,
-        not_me: Some(&not_me_url),
-        organisation: &settings.organisation,
-    };
-    let Body { text, html } = letters.notice(&notice)?;
-    let domain = crate::email::sender_domain(&settings.mail_from);
-    let subject = format!("{}: {}", settings.organisation, change.subject.to_lowercase());
-    let email = OutgoingEmail::new(&domain, person.email.as_str(), &subject, text, html);
-    let secret = NewSecret {
-        account: account.id,
-        kind: SecretKind::NotMe,
-        hash: crate::recovery::link_hash(core, &not_me),
-        expires_at: core.now() + i64::from(settings.recovery.not_me_days) * 86_400,
-        multi_use: false,
-        action: Some(change.reported_as),
-        reference: None,
-    };
-    Ok((email, secret))
 }
 
 fn parse_passkey(credential: &str) -> Result<Passkey, PasskeyError> {

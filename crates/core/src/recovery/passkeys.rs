@@ -62,13 +62,14 @@ impl Recovery {
             self.by(proof.actor()),
             crate::assistance::dossier::when(now)
         )];
-        let change = crate::passkeys::Change {
+        let alarm = crate::assistance::notify::Alarm {
             subject: "A passkey was removed from your account",
             paragraphs,
             reported_as: format!("removing the passkey \"{}\"", passkey.name),
         };
-        let (email, secret) = crate::passkeys::change_notice(&self.core, &*self.letters, &person, &account, change)
-            .map_err(RecoveryError::Unexpected)?;
+        let (email, secret) =
+            crate::assistance::notify::alarm_notice(&self.core, &*self.letters, &person, &account, alarm)
+                .map_err(RecoveryError::Unexpected)?;
         let details = serde_json::json!({
             "passkey": passkey.id,
             "name": passkey.name,

@@ -5,13 +5,11 @@
 //! written is logged, never turned into a failed sign-in.
 
 use super::RequestContext;
-use crate::assistance::notify::{Body, Letters, Notice};
+use crate::assistance::notify::{Alarm, Letters, alarm_notice};
 use crate::audit::{Actor, AuditEntry};
-use crate::crypto::random_token;
 use crate::domain::AccountId;
-use crate::email::OutgoingEmail;
 use crate::services::Core;
-use crate::store::{DirectoryStore, EventStore, NewSecret, RecoveryChange, RecoveryStore, SecretKind, StoreError};
+use crate::store::{DirectoryStore, EventStore, RecoveryChange, RecoveryStore, StoreError};
 
 /// After a successful sign-in of `account` by `method` from `ctx`: email the person if it looks unusual.
 pub(crate) async fn alert_if_unusual(
@@ -53,9 +51,6 @@ async fn try_alert(
     }
     let Some(record) = store.account(account).await? else { return Ok(()) };
     let Some(person) = store.person(record.person_id).await? else { return Ok(()) };
-    let settings = &core.settings;
-    let not_me = random_token();
-    let not_me_url = format!("{}/not-me?token={not_me}", settings.public_url.trim_end_matches('/'));
     let place = crate::geo::Location {
         city: current.city.clone(),
         country: current.country.clone(),
@@ -71,33 +66,14 @@ async fn try_alert(
             current.network,
             current.client_ip
         ),
-        format!("We are telling you because {}.", reasons.join("; and ")),
-        "If this was you, there is nothing to do. If it was not, someone has your sign-in details: use the link \
-         below to lock your account at once, then contact your helpdesk."
-            .into(),
+        format!("We are telling you because {}. If this was you, there is nothing to do.", reasons.join("; and ")),
     ];
-    let greeting = format!("Hello {},", person.display_name);
-    let notice = Notice {
-        greeting: &greeting,
-        paragraphs: &paragraphs,
-        code: None,
-        link: None,
-        not_me: Some(&not_me_url),
-        organisation: &settings.organisation,
+    let alarm = Alarm {
+        subject: "A new sign-in to your account",
+        paragraphs,
+        reported_as: format!("the sign-in of {}", crate::assistance::dossier::when(now)),
     };
-    let Body { text, html } = letters.notice(&notice).map_err(StoreError::Corrupt)?;
-    let domain = crate::email::sender_domain(&settings.mail_from);
-    let subject = format!("{}: a new sign-in to your account", settings.organisation);
-    let email = OutgoingEmail::new(&domain, person.email.as_str(), &subject, text, html);
-    let secret = NewSecret {
-        account,
-        kind: SecretKind::NotMe,
-        hash: crate::recovery::link_hash(core, &not_me),
-        expires_at: now + i64::from(settings.recovery.not_me_days) * 86_400,
-        multi_use: false,
-        action: Some(format!("the sign-in of {}", crate::assistance::dossier::when(now))),
-        reference: None,
-    };
+    let (email, secret) = alarm_notice(core, letters, &person, &record, alarm).map_err(StoreError::Corrupt)?;
     let audit = AuditEntry::new(now, &Actor::System, "sign-in.alert", "success")
         .person(person.id)
         .account(account)
