@@ -38,11 +38,12 @@ async fn try_alert(
 ) -> Result<(), StoreError> {
     let now = core.now();
     let current = super::sign_in_event(core, Some(account), "success", method, ctx);
-    // The events before this sign-in: the newest success from this address at this moment is this one.
+    // The events before this sign-in: the newest success from this address, within the last few seconds (the
+    // request that recorded it may have crossed a second), is this one.
     let mut earlier = store.recent_sign_ins(account, 100).await?;
-    if let Some(i) =
-        earlier.iter().position(|e| e.outcome == "success" && e.at == current.at && e.client_ip == current.client_ip)
-    {
+    if let Some(i) = earlier.iter().position(|e| {
+        e.outcome == "success" && e.client_ip == current.client_ip && (0..=5).contains(&(current.at - e.at))
+    }) {
         earlier.remove(i);
     }
     let reasons = crate::assistance::dossier::sign_in_alerts(&current, &earlier, now);
