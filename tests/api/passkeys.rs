@@ -87,6 +87,30 @@ pub async fn enrol_passkey(
     .await
 }
 
+/// The code or pass a console result page shows once.
+fn shown_code(html: &str) -> String {
+    html.split("id=\"pass\">").nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned()
+}
+
+/// "This wasn't me" from the newest email to `email`, as the person does it: the link's page (which must name
+/// `reports`), then its button. The answer must be 200.
+async fn report_not_me(app: &TestApp, email: &str, reports: &str) {
+    use crate::recovery::{get, link_in};
+    let emails = emails_for(app, Some(email)).await;
+    let not_me = link_in(&emails.last().unwrap_or_else(|| panic!("{email} was told")).1, "/not-me?token=");
+    let me = browser();
+    let (_, page) = get(&me, &app.url(&not_me)).await;
+    assert!(page.contains(reports), "{page}");
+    let token = not_me.split("token=").nth(1).unwrap_or_default();
+    let reported = me
+        .post(app.url("/not-me"))
+        .form(&[("token", token), ("csrf", &csrf_of(&page))])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reported.status(), StatusCode::OK);
+}
+
 /// Begin a sign-in naming `login`: the ceremony and the options, as JSON, as the authenticator sees them. The
 /// server names no credential; a browser then finds the passkeys it holds for the site. `SoftPasskey` keeps no
 /// discoverable credential, so here the login's passkeys are named in the options (`allowCredentials`), as a
@@ -547,8 +571,7 @@ async fn reset_mfa_removes_passkeys_and_an_enrolment_code_lets_the_person_add_a_
         let (status, html) = act(&app, &console, "issue-enrolment-code", sam_id, &[]).await;
         assert_eq!(status, StatusCode::OK, "{html}");
         assert!(html.contains("enrolment code"), "{html}");
-        let code =
-            html.split("id=\"pass\">").nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned();
+        let code = shown_code(&html);
         assert_eq!(code.len(), 34, "7 groups of 4: {code}");
         let (reason, _, _, actor) = audit_row(&app, "issue-enrolment-code").await.unwrap_or_else(|| panic!("audited"));
         assert_eq!(reason.as_deref(), Some(METHOD));
@@ -606,7 +629,7 @@ async fn an_enrolment_code_expires_at_its_lifetime() {
         let issue = async || {
             let (status, html) = act(&app, &console, "issue-enrolment-code", sam_id, &[]).await;
             assert_eq!(status, StatusCode::OK, "{html}");
-            html.split("id=\"pass\">").nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned()
+            shown_code(&html)
         };
         let code = issue().await;
         clock.advance(59 * 60);
@@ -617,8 +640,7 @@ async fn an_enrolment_code_expires_at_its_lifetime() {
         let console = app.sign_in_from(&ada, "127.0.0.1", 118).await;
         let (status, html) = act(&app, &console, "issue-enrolment-code", sam_id, &[]).await;
         assert_eq!(status, StatusCode::OK, "{html}");
-        let code =
-            html.split("id=\"pass\">").nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned();
+        let code = shown_code(&html);
         clock.advance(60 * 60);
         let late = app.post_form(&browser(), "/signin/code", &[("login", &sam.username), ("code", &code)]).await;
         assert_eq!(late.status(), StatusCode::UNAUTHORIZED, "at 60 minutes it is gone");
@@ -702,28 +724,15 @@ async fn when_the_policy_requires_it_admins_sign_in_with_a_passkey() {
 /// The person who did not ask for an enrolment code says so from the email, and the code stops working.
 #[tokio::test]
 async fn this_wasnt_me_revokes_an_enrolment_code() {
-    use crate::recovery::{act, admin, expert, get, link_in, person_id};
+    use crate::recovery::{act, admin, expert, person_id};
     each_backend_with(on_localhost, async |app| {
         let ada = admin(&app, "ada", expert(3)).await;
         let sam = app.add_person("sam", true).await;
         let console = app.sign_in(&ada).await;
         let (status, html) = act(&app, &console, "issue-enrolment-code", person_id(&app, &sam).await, &[]).await;
         assert_eq!(status, StatusCode::OK, "{html}");
-        let code =
-            html.split("id=\"pass\">").nth(1).unwrap_or_default().split('<').next().unwrap_or_default().to_owned();
-        let emails = emails_for(&app, Some(&sam.email)).await;
-        let not_me = link_in(&emails.last().unwrap_or_else(|| panic!("told")).1, "/not-me?token=");
-        let me = browser();
-        let (_, page) = get(&me, &app.url(&not_me)).await;
-        assert!(page.contains("Issue enrolment code"), "{page}");
-        let token = not_me.split("token=").nth(1).unwrap_or_default();
-        let reported = me
-            .post(app.url("/not-me"))
-            .form(&[("token", token), ("csrf", &csrf_of(&page))])
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(reported.status(), StatusCode::OK);
+        let code = shown_code(&html);
+        report_not_me(&app, &sam.email, "Issue enrolment code").await;
         let used = app.post_form(&browser(), "/signin/code", &[("login", &sam.username), ("code", &code)]).await;
         assert_eq!(used.status(), StatusCode::UNAUTHORIZED, "revoked");
     })
@@ -763,24 +772,11 @@ async fn a_one_time_password_does_not_skip_a_passkey_only_accounts_second_step()
 /// unlocking the account later does not let it back in.
 #[tokio::test]
 async fn this_wasnt_me_on_a_passkey_notice_removes_that_passkey() {
-    use crate::recovery::{get, link_in};
     each_backend_with(on_localhost, async |app| {
         let sam = app.add_person("sam", true).await;
         let mut theirs = authenticator();
         assert_eq!(add_passkey(&app, &app.sign_in(&sam).await, &mut theirs, "Not mine").await.0, StatusCode::OK);
-        let emails = emails_for(&app, Some(&sam.email)).await;
-        let not_me = link_in(&emails.last().unwrap_or_else(|| panic!("told")).1, "/not-me?token=");
-        let me = browser();
-        let (_, page) = get(&me, &app.url(&not_me)).await;
-        assert!(page.contains("adding the passkey"), "{page}");
-        let token = not_me.split("token=").nth(1).unwrap_or_default();
-        let reported = me
-            .post(app.url("/not-me"))
-            .form(&[("token", token), ("csrf", &csrf_of(&page))])
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(reported.status(), StatusCode::OK);
+        report_not_me(&app, &sam.email, "adding the passkey").await;
         assert!(app.state.passkeys.list(sam.account_id).await.unwrap_or_default().is_empty(), "the passkey is gone");
         assert_eq!(app.person_json(&sam.email).await["accounts"][0]["lock_reason"], "reported_not_me");
     })
