@@ -207,7 +207,7 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
         }
         if p.username == "sam" {
             let answers: Vec<String> = SAM_ANSWERS.iter().map(|s| s.to_string()).collect();
-            signin.enrol_security_questions(account.id, &answers).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            signin.enrol_security_questions(account.id, &answers, true).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
     Ok(())

@@ -7,8 +7,8 @@ use super::AppState;
 use super::api::{ApiError, ApiJson, ApiQuery};
 use super::api_types::{
     AccountHit, ActionBody, ActionName, ActionResult, ActionStatus, Activity, ApprovalList, ApprovalRow,
-    AssistanceLookup, AuditEvents, AuditQuery, CloseBody, Closed, Decision, DecisionStatus, Pass, PasskeyList,
-    PasskeyRemoved, PasskeyRow, PeoplePage, PeopleQuery, PersonHit as PersonHitBody, PersonRecordBody,
+    AssistanceLookup, AuditEvents, AuditQuery, AuthenticatorRecord, CloseBody, Closed, Decision, DecisionStatus, Pass,
+    PasskeyList, PasskeyRemoved, PasskeyRow, PeoplePage, PeopleQuery, PersonHit as PersonHitBody, PersonRecordBody,
     RemovePasskeyBody, RequestDetail, RequestList, RequestRow, RequestsQuery, SignInRow, TokenList, TokenRow,
     TokenState,
 };
@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(activity_get))
         .routes(routes!(action_post))
         .routes(routes!(passkeys_get))
+        .routes(routes!(authenticators_get))
         .routes(routes!(passkey_remove_post))
         .routes(routes!(approvals_get))
         .routes(routes!(approve_post))
@@ -239,7 +240,26 @@ async fn person_get(
 ) -> Result<Json<PersonRecordBody>, ApiError> {
     let record = record_of(&state, &caller, &id).await?;
     let sign_ins = record.sign_ins.into_iter().map(|(username, event)| SignInRow { username, event }).collect();
-    Ok(Json(PersonRecordBody { person: record.view, sign_ins, activity: record.activity }))
+    Ok(Json(PersonRecordBody {
+        person: record.view,
+        sign_ins,
+        activity: record.activity,
+        authenticators: record.authenticators,
+    }))
+}
+
+/// A person's authenticator record (NIST SP 800-63B-4 §4.1): every authenticator bound to their accounts, when it
+/// was bound, replaced, removed and used, and by whom; newest first.
+#[utoipa::path(get, path = "/api/v1/people/{id}/authenticators", tag = "people", security(("token" = [])),
+    params(("id" = i64, Path, description = "The person's id")),
+    responses((status = 200, description = "The authenticator record", body = AuthenticatorRecord)))]
+async fn authenticators_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AuthenticatorRecord>, ApiError> {
+    let record = record_of(&state, &caller, &id).await?;
+    Ok(Json(AuthenticatorRecord { events: record.authenticators }))
 }
 
 /// A person's passkeys (names, created, last used), account by account.

@@ -141,6 +141,14 @@ pub struct PersonRecordBody {
     pub sign_ins: Vec<SignInRow>,
     /// Every audited event about the person, newest first (the latest 200).
     pub activity: Vec<AuditRecord>,
+    /// The authenticator record of every account, newest first.
+    pub authenticators: Vec<crate::directory::AuthenticatorEventView>,
+}
+
+/// The authenticator record of a person's accounts: every binding, replacement, removal and use, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuthenticatorRecord {
+    pub events: Vec<crate::directory::AuthenticatorEventView>,
 }
 
 #[derive(Serialize, ToSchema)]

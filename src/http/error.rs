@@ -66,6 +66,7 @@ impl From<crate::signin::SignInError> for PageError {
                     "Too many people are signing in right now. Please try again in a few seconds.",
                 )
             },
+            e @ crate::signin::SignInError::NotFresh => Self::new(StatusCode::FORBIDDEN, e.to_string()),
             e => Self::internal(e),
         }
     }

@@ -48,22 +48,19 @@ pub fn method(value: &str) -> String {
 /// Who did something, from the audit form (`account:ID:USERNAME`, `token:ID:ACCOUNT:USERNAME:NAME`, `system`,
 /// `public`).
 pub fn actor(value: &str) -> String {
+    lifeline_core::audit::actor_in_words(value)
+}
+
+/// A change in the authenticator record, in words.
+pub fn authenticator_change(value: &str) -> String {
     match value {
-        "system" => "the system (command line or background work)".to_owned(),
-        "public" => "someone not signed in".to_owned(),
-        other => {
-            if let Some(rest) = other.strip_prefix("token:") {
-                let parts: Vec<&str> = rest.splitn(4, ':').collect();
-                if let [_, _, username, name] = parts.as_slice() {
-                    return format!("{username} (API token \"{name}\")");
-                }
-            }
-            match other.strip_prefix("account:").and_then(|rest| rest.split_once(':')) {
-                Some((_, username)) => username.to_owned(),
-                None => other.to_owned(),
-            }
-        }
+        "bound" => "Bound",
+        "temporary" => "Set by someone else (to be changed)",
+        "removed" => "Removed",
+        "used" => "Used to sign in",
+        other => other,
     }
+    .to_owned()
 }
 
 /// An assistance request's status.

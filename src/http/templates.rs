@@ -299,6 +299,8 @@ pub struct ConsolePersonPage<'a> {
     pub accounts: Vec<AccountBox>,
     pub sign_ins: Vec<SignInLine>,
     pub activity: Vec<ActivityLine>,
+    /// The authenticator record: (when, account, authenticator and which, change, by).
+    pub authenticators: Vec<(String, String, String, String, String)>,
     pub person_id: i64,
     /// The actions this admin may take on this person: (wizard link, title).
     pub actions: Vec<(String, &'static str)>,

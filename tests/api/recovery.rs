@@ -920,7 +920,7 @@ async fn unlock_one_account_unlock_q_and_a_and_unenrol_q_and_a_end_to_end() {
             let sam = app.add_person("sam", true).await;
             let sam_id = person_id(&app, &sam).await;
             let answers = ["Hillside Primary", "Leeds", "Dune"].map(str::to_owned).to_vec();
-            app.state.signin.enrol_security_questions(sam.account_id, &answers).await.unwrap();
+            app.state.signin.enrol_security_questions(sam.account_id, &answers, true).await.unwrap();
             let console = app.sign_in(&ada).await;
 
             // One account locked by failures: `unlock` on that account lifts it and says who did.
@@ -1461,7 +1461,7 @@ async fn every_action_from_a_request_audits_reason_on_behalf_of_and_reference_te
                     }
                     "unlock-qa" | "unenroll-qa" => {
                         let answers = ["Hillside Primary", "Leeds", "Dune"].map(str::to_owned).to_vec();
-                        app.state.signin.enrol_security_questions(person.account_id, &answers).await.unwrap();
+                        app.state.signin.enrol_security_questions(person.account_id, &answers, true).await.unwrap();
                         sqlx::query(
                             "UPDATE account SET qa_locked_at = 1, qa_failed_attempts = 3 WHERE account_id = $1",
                         )

@@ -13,7 +13,11 @@ async fn with_sam(test: impl AsyncFn(TestApp, Person)) {
         async |app: TestApp| {
             let sam = app.add_person("sam", true).await;
             let answers: Vec<String> = ANSWERS.iter().map(|a| a.to_string()).collect();
-            app.state.signin.enrol_security_questions(sam.account_id, &answers).await.unwrap_or_else(|e| panic!("{e}"));
+            app.state
+                .signin
+                .enrol_security_questions(sam.account_id, &answers, true)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             test(app, sam).await;
         },
     )

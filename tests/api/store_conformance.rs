@@ -95,7 +95,12 @@ async fn an_actor_is_read_with_person_authenticator_and_grant_and_a_missing_one_
 
         let grant = Grant { dpa_level: 2, expert_mode: true, auditor: false, directory_admin: true };
         store.set_grant(person_id, &grant, &audit()).await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(store.enrol_totp(id, b"sealed", 10, &[], 2, &audit(), false).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(
+            store
+                .enrol_totp(id, b"sealed", 10, &[], 2, &audit(), false, &Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        );
         let record =
             store.actor_record(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{backend}"));
         assert!(record.has_totp, "{backend}");
@@ -419,7 +424,10 @@ async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
         let id = person(store.as_ref(), "ada").await;
         let k = keys();
         let codes: Vec<TokenHash> = (0..10).map(|i| TokenHash::of(&k, "backup-code", &format!("CODE{i}"))).collect();
-        store.replace_backup_codes(id, &codes, 1, &audit()).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .replace_backup_codes(id, &codes, 1, &audit(), &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let (store, code) = (store.clone(), codes[4].clone());
@@ -450,7 +458,10 @@ async fn a_backup_code_is_consumed_exactly_once_under_concurrency() {
 
         // A disabled person's right code is refused too, and stays unused (the step re-checks the person).
         let other = person(store.as_ref(), "bob").await;
-        store.replace_backup_codes(other, &codes[..1], 1, &audit()).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .replace_backup_codes(other, &codes[..1], 1, &audit(), &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let pool = SqlStore::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}"));
         sqlx::query("UPDATE person SET status = 'disabled' WHERE email = 'bob@example.org'")
             .execute(pool.pool())
@@ -471,9 +482,17 @@ async fn totp_steps_only_move_forward() {
             store.use_totp_step(id, step, 50, &attempt(id, 50, "success")).await.unwrap_or_else(|e| panic!("{e}"))
         };
         assert_eq!(use_step(10).await, CodeUse::NotAccepted, "{backend}: no authenticator yet");
-        assert!(store.enrol_totp(id, b"sealed", 10, &[], 2, &audit(), true).await.unwrap_or_else(|e| panic!("{e}")));
         assert!(
-            !store.enrol_totp(id, b"other", 11, &[], 3, &audit(), true).await.unwrap_or_else(|e| panic!("{e}")),
+            store
+                .enrol_totp(id, b"sealed", 10, &[], 2, &audit(), true, &Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert!(
+            !store
+                .enrol_totp(id, b"other", 11, &[], 3, &audit(), true, &Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
             "{backend}: a confirmed authenticator is not replaced by an enrolment"
         );
         assert_eq!(use_step(10).await, CodeUse::NotAccepted, "{backend}: step used at confirmation");

@@ -8,6 +8,7 @@
 // Tests may unwrap: a panic with the error is exactly what a failing test should do.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod addresses;
 pub mod assistance;
 pub mod audit;
 pub mod auditing;

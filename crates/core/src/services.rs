@@ -43,6 +43,7 @@ pub struct Services {
     pub gauges: Arc<crate::gauges::Gauges>,
     pub team: Arc<crate::team::Team>,
     pub passkeys: Arc<crate::passkeys::Passkeys>,
+    pub addresses: Arc<crate::addresses::Addresses>,
     /// The one maker of proofs of authorisation.
     pub authority: Arc<Authority>,
 }
@@ -54,6 +55,7 @@ pub fn assemble<S: Store + 'static>(core: Arc<Core>, store: Arc<S>, letters: Arc
         assistance: Arc::new(Assistance::new(core.clone(), store.clone(), letters.clone())),
         recovery: Arc::new(Recovery::new(core.clone(), store.clone(), letters.clone())),
         passkeys: Arc::new(crate::passkeys::Passkeys::new(core.clone(), store.clone(), letters.clone())),
+        addresses: Arc::new(crate::addresses::Addresses::new(core.clone(), store.clone(), letters.clone())),
         team: Arc::new(crate::team::Team::new(core.clone(), store.clone(), letters)),
         audit_log: Arc::new(crate::auditing::AuditLog::new(core.clone(), store.clone())),
         tokens: Arc::new(crate::tokens::Tokens::new(core.clone(), store.clone())),

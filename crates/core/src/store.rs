@@ -314,6 +314,7 @@ pub trait CredentialStore: Send + Sync {
         now: Timestamp,
         audit: &AuditEntry,
         self_service: bool,
+        notices: &Notices,
     ) -> StoreResult<bool>;
     /// Record that the code of `step` was used and complete the sign-in (failures reset, `event` recorded),
     /// in one transaction: `Replayed` when that step (or a later one) was used already, `Refused` (nothing
@@ -331,6 +332,7 @@ pub trait CredentialStore: Send + Sync {
         codes: &[TokenHash],
         now: Timestamp,
         audit: &AuditEntry,
+        notices: &Notices,
     ) -> StoreResult<()>;
     /// Mark one unused backup code used and complete the sign-in, like [`CredentialStore::use_totp_step`].
     /// Exactly one of any number of concurrent callers with the same code gets `Used`.
@@ -348,6 +350,7 @@ pub trait CredentialStore: Send + Sync {
         answer_hashes: &[String],
         now: Timestamp,
         audit: &AuditEntry,
+        notices: &Notices,
     ) -> StoreResult<()>;
     async fn qa_answers(&self, account: AccountId) -> StoreResult<Vec<String>>;
     /// Admit one Q&A attempt before the answers are checked: counted as a failure straight away; false
@@ -415,6 +418,25 @@ pub trait SessionStore: Send + Sync {
 pub trait EventStore: Send + Sync {
     async fn record_sign_in(&self, event: &SignInEvent) -> StoreResult<()>;
     async fn recent_sign_ins(&self, account: AccountId, limit: i64) -> StoreResult<Vec<SignInEvent>>;
+    /// The account's authenticator record, newest first: every binding, replacement and removal (with who made
+    /// it), and every use (an accepted sign-in step, from the sign-in events still kept).
+    async fn authenticator_record(&self, account: AccountId, limit: i64) -> StoreResult<Vec<AuthenticatorEvent>>;
+}
+
+/// One line of an account's authenticator record (NIST SP 800-63B-4 §4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatorEvent {
+    pub at: Timestamp,
+    /// "password", "totp", "backup_codes", "passkey", "security_questions", or for a use the sign-in method
+    /// ("backup_code", "recovery_code", ...).
+    pub kind: String,
+    /// "bound", "temporary", "removed" or "used".
+    pub change: String,
+    /// The audit actor who made the change ("account:7:ada", "system", "recovery:temporary_access_pass"); for a
+    /// use, "self".
+    pub actor: String,
+    /// What the change names among several of its kind (a passkey's name).
+    pub detail: Option<String>,
 }
 
 /// The master key's fingerprint, recorded once per database.
@@ -1298,6 +1320,75 @@ pub trait PasskeyStore: Send + Sync {
     ) -> StoreResult<Option<(Option<AccountId>, String)>>;
 }
 
+/// What a change tells people: its emails, queued in the change's transaction, and the secrets they carry (a
+/// "this wasn't me" link's), stored in it.
+#[derive(Debug, Clone, Default)]
+pub struct Notices {
+    pub emails: Vec<crate::email::OutgoingEmail>,
+    pub secrets: Vec<NewSecret>,
+}
+
+/// A person's second notification address (NIST SP 800-63B-4 §4.6): theirs to add, used once confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationAddress {
+    pub address: String,
+    pub added_at: Timestamp,
+    pub confirmed_at: Option<Timestamp>,
+    /// When the code sent to it stops working (unconfirmed only).
+    pub code_expires_at: Option<Timestamp>,
+}
+
+/// How a confirmation code was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressConfirmation {
+    Confirmed,
+    /// Wrong code: one try counted.
+    Wrong,
+    /// No pending address, the code expired, or too many wrong tries: a new code must be sent.
+    Spent,
+}
+
+/// Wrong codes a pending address takes before its code stops working.
+pub const ADDRESS_CODE_TRIES: i64 = 5;
+/// A new address (and its code) may replace the last one this long after it was added.
+pub const ADDRESS_RESEND_SECONDS: i64 = 60;
+
+/// People's second notification addresses.
+#[async_trait]
+pub trait AddressStore: Send + Sync {
+    async fn notification_address(&self, person: PersonId) -> StoreResult<Option<NotificationAddress>>;
+    /// Set (or replace) the person's second address, unconfirmed, holding the keyed hash of the code sent to it,
+    /// with the change's notices and audit row, in one transaction; false (nothing written) when the current one
+    /// was added less than [`ADDRESS_RESEND_SECONDS`] ago.
+    async fn set_notification_address(
+        &self,
+        person: PersonId,
+        address: &str,
+        code: &crate::crypto::TokenHash,
+        expires_at: Timestamp,
+        notices: &Notices,
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Confirm the pending address with the code sent to it: once, before it expires, within
+    /// [`ADDRESS_CODE_TRIES`] wrong tries (the try is counted in the same statement that checks the limit).
+    async fn confirm_notification_address(
+        &self,
+        person: PersonId,
+        code: &crate::crypto::TokenHash,
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> StoreResult<AddressConfirmation>;
+    /// Remove the person's second address with the change's notices and audit row; false when there was none.
+    async fn remove_notification_address(
+        &self,
+        person: PersonId,
+        notices: &Notices,
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+}
+
 /// Everything the application needs from storage.
 pub trait Store:
     Readiness
@@ -1316,6 +1407,7 @@ pub trait Store:
     + TokenStore
     + TeamStore
     + PasskeyStore
+    + AddressStore
 {
 }
 impl<T> Store for T where
@@ -1335,5 +1427,6 @@ impl<T> Store for T where
         + TokenStore
         + TeamStore
         + PasskeyStore
+        + AddressStore
 {
 }

@@ -106,7 +106,15 @@ const TABLES: &[Table] = &[
     (
         "authenticator_history",
         "authenticator_history_id",
-        &[("authenticator_history_id", Int), ("account_id", Int), ("kind", Text), ("change", Text), ("at", Int)],
+        &[
+            ("authenticator_history_id", Int),
+            ("account_id", Int),
+            ("kind", Text),
+            ("change", Text),
+            ("at", Int),
+            ("actor", Text),
+            ("detail", Text),
+        ],
     ),
     (
         "sign_in_event",
@@ -254,6 +262,19 @@ const TABLES: &[Table] = &[
             ("credential", Text),
             ("created_at", Int),
             ("last_used_at", Int),
+        ],
+    ),
+    (
+        "notification_address",
+        "person_id",
+        &[
+            ("person_id", Int),
+            ("address", Text),
+            ("added_at", Int),
+            ("confirmed_at", Int),
+            ("code_hash", Text),
+            ("code_expires_at", Int),
+            ("failed_tries", Int),
         ],
     ),
     (

@@ -10,6 +10,7 @@
 pub mod copy;
 mod migrate;
 mod sql;
+mod sql_addresses;
 mod sql_audit;
 mod sql_credentials;
 mod sql_directory;

@@ -109,6 +109,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0016_passkeys.sql"),
         postgres: include_str!("../migrations/postgres/0016_passkeys.sql"),
     },
+    Migration {
+        version: 17,
+        name: "authenticator_record",
+        sqlite: include_str!("../migrations/sqlite/0017_authenticator_record.sql"),
+        postgres: include_str!("../migrations/postgres/0017_authenticator_record.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "notification_addresses",
+        sqlite: include_str!("../migrations/sqlite/0018_notification_addresses.sql"),
+        postgres: include_str!("../migrations/postgres/0018_notification_addresses.sql"),
+    },
 ];
 
 /// Apply what is missing; returns the names of the migrations applied now.

@@ -218,6 +218,19 @@ impl<'k> Audited<'k> {
         self.tx.commit().await.db()?;
         Ok(id)
     }
+
+    /// Store the notices' secrets, queue their emails, write the audit row and commit.
+    pub(crate) async fn commit_with_notices(
+        mut self,
+        audit: &AuditEntry,
+        notices: &Notices,
+        now: Timestamp,
+    ) -> StoreResult<i64> {
+        for secret in &notices.secrets {
+            super::sql_recovery::insert_secret(&mut self.tx, secret, now).await?;
+        }
+        self.commit_with_emails(audit, &notices.emails, now).await
+    }
 }
 
 #[async_trait]
@@ -405,7 +418,7 @@ pub(super) async fn insert_person(
     }
     write_grant(&mut *conn, person.id, &new.grant, "system", now).await?;
     if new.password_hash.is_some() {
-        history(&mut *conn, account.id, "password", "bound", now).await?;
+        history(&mut *conn, account.id, "password", "bound", &audit.actor, None, now).await?;
     }
     let mut entry = audit.clone();
     entry.subject_person_id = Some(person.id.0);
@@ -445,13 +458,21 @@ pub(super) async fn history(
     account: AccountId,
     kind: &str,
     change: &str,
+    // Who made the change: the audit row's actor.
+    by: &str,
+    // What it names, when the account has several of the kind (a passkey's name).
+    detail: Option<&str>,
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO authenticator_history (account_id, kind, change, at) VALUES ($1, $2, $3, $4)")
-        .bind(account.0)
-        .bind(kind)
-        .bind(change)
-        .bind(now)
+    sqlx::query(
+        "INSERT INTO authenticator_history (account_id, kind, change, at, actor, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(account.0)
+    .bind(kind)
+    .bind(change)
+    .bind(now)
+    .bind(by)
+    .bind(detail)
         .execute(&mut *conn)
         .await
         .db()?;

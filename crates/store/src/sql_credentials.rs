@@ -58,6 +58,7 @@ async fn insert_backup_codes(
     conn: &mut sqlx::AnyConnection,
     account: AccountId,
     codes: &[TokenHash],
+    by: &str,
     now: Timestamp,
 ) -> StoreResult<()> {
     sqlx::query("DELETE FROM backup_code WHERE account_id = $1").bind(account.0).execute(&mut *conn).await.db()?;
@@ -70,7 +71,7 @@ async fn insert_backup_codes(
             .await
             .db()?;
     }
-    history(conn, account, "backup_codes", if codes.is_empty() { "removed" } else { "bound" }, now).await
+    history(conn, account, "backup_codes", if codes.is_empty() { "removed" } else { "bound" }, by, None, now).await
 }
 
 #[async_trait]
@@ -93,7 +94,7 @@ impl CredentialStore for SqlStore {
             .bind(account.0)
             .execute(&mut *tx)
             .await.db()?;
-        history(&mut tx, account, "password", "bound", now).await?;
+        history(&mut tx, account, "password", "bound", &audit.actor, None, now).await?;
         // A new password makes every link, code and pass handed out before it stale; the "this wasn't me"
         // links stay, so an action done before the change can still be reported.
         crate::sql_recovery::revoke_secrets(&mut tx, account, Some(SecretKind::NotMe), now).await?;
@@ -286,6 +287,7 @@ impl CredentialStore for SqlStore {
         now: Timestamp,
         audit: &AuditEntry,
         self_service: bool,
+        notices: &Notices,
     ) -> StoreResult<bool> {
         let mut tx = self.audited().await?;
         // Clearing the requirement doubles as the check that the account may still complete a step (and
@@ -335,8 +337,8 @@ impl CredentialStore for SqlStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        history(&mut tx, account, "totp", "bound", now).await?;
-        insert_backup_codes(&mut tx, account, backup_codes, now).await?;
+        history(&mut tx, account, "totp", "bound", &audit.actor, None, now).await?;
+        insert_backup_codes(&mut tx, account, backup_codes, &audit.actor, now).await?;
         // A temporary access pass has done its job once a new authenticator is bound: a multi-use pass must not
         // let its holder remove the authenticator the person just set up.
         sqlx::query(
@@ -348,7 +350,7 @@ impl CredentialStore for SqlStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        tx.commit(audit).await?;
+        tx.commit_with_notices(audit, notices, now).await?;
         Ok(true)
     }
 
@@ -380,10 +382,11 @@ impl CredentialStore for SqlStore {
         codes: &[TokenHash],
         now: Timestamp,
         audit: &AuditEntry,
+        notices: &Notices,
     ) -> StoreResult<()> {
         let mut tx = self.audited().await?;
-        insert_backup_codes(&mut tx, account, codes, now).await?;
-        tx.commit(audit).await?;
+        insert_backup_codes(&mut tx, account, codes, &audit.actor, now).await?;
+        tx.commit_with_notices(audit, notices, now).await?;
         Ok(())
     }
 
@@ -427,6 +430,7 @@ impl CredentialStore for SqlStore {
         answer_hashes: &[String],
         now: Timestamp,
         audit: &AuditEntry,
+        notices: &Notices,
     ) -> StoreResult<()> {
         let mut tx = self.audited().await?;
         sqlx::query("DELETE FROM qa_answer WHERE account_id = $1").bind(account.0).execute(&mut *tx).await.db()?;
@@ -453,10 +457,12 @@ impl CredentialStore for SqlStore {
             account,
             "security_questions",
             if answer_hashes.is_empty() { "removed" } else { "bound" },
+            &audit.actor,
+            None,
             now,
         )
         .await?;
-        tx.commit(audit).await?;
+        tx.commit_with_notices(audit, notices, now).await?;
         Ok(())
     }
 
@@ -547,7 +553,7 @@ impl CredentialStore for SqlStore {
         if !done {
             return Ok(false);
         }
-        history(&mut tx, account, "password", "bound", now).await?;
+        history(&mut tx, account, "password", "bound", &audit.actor, None, now).await?;
         crate::sql_recovery::revoke_secrets(&mut tx, account, Some(SecretKind::NotMe), now).await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account.0).execute(&mut *tx).await.db()?;
         tx.commit(audit).await?;

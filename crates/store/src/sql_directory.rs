@@ -173,7 +173,7 @@ impl DirectoryStore for SqlStore {
             query.execute(&mut *tx).await.db()?;
             for (row, account) in chunk.iter().zip(&accounts) {
                 if row.password_hash.is_some() {
-                    history(&mut tx, AccountId(*account), "password", "bound", now).await?;
+                    history(&mut tx, AccountId(*account), "password", "bound", &audit.actor, None, now).await?;
                 }
             }
             let entries: Vec<AuditEntry> = people

@@ -84,7 +84,7 @@ impl PasskeyStore for SqlStore {
         .await
         .map_err(|e| unique_violation(e, "this passkey is registered already"))?;
         let record = passkey_from_row(&row)?;
-        history(&mut tx, new.account, "passkey", "added", now).await?;
+        history(&mut tx, new.account, "passkey", "bound", &audit.actor, Some(&record.name), now).await?;
         for secret in secrets {
             super::sql_recovery::insert_secret(&mut tx, secret, now).await?;
         }
@@ -120,18 +120,18 @@ impl PasskeyStore for SqlStore {
         secrets: &[NewSecret],
     ) -> StoreResult<bool> {
         let mut tx = self.audited().await?;
-        let removed = sqlx::query("DELETE FROM passkey WHERE passkey_id = $1 AND account_id = $2")
-            .bind(id)
-            .bind(account.0)
-            .execute(&mut *tx)
-            .await
-            .db()?
-            .rows_affected();
-        if removed == 0 {
+        let removed: Option<String> =
+            sqlx::query_scalar("DELETE FROM passkey WHERE passkey_id = $1 AND account_id = $2 RETURNING name")
+                .bind(id)
+                .bind(account.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        let Some(name) = removed else {
             tx.rollback().await?;
             return Ok(false);
-        }
-        history(&mut tx, account, "passkey", "removed", now).await?;
+        };
+        history(&mut tx, account, "passkey", "removed", &audit.actor, Some(&name), now).await?;
         for secret in secrets {
             super::sql_recovery::insert_secret(&mut tx, secret, now).await?;
         }

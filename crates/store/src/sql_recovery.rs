@@ -127,6 +127,7 @@ pub(crate) async fn end_sessions(conn: &mut sqlx::AnyConnection, account: Accoun
 pub(crate) async fn remove_mfa(
     conn: &mut sqlx::AnyConnection,
     account: AccountId,
+    by: &str,
     now: Timestamp,
 ) -> StoreResult<bool> {
     let totp = sqlx::query("DELETE FROM totp_credential WHERE account_id = $1")
@@ -142,22 +143,21 @@ pub(crate) async fn remove_mfa(
         .db()?
         .rows_affected();
     if totp > 0 {
-        history(conn, account, "totp", "removed", now).await?;
+        history(conn, account, "totp", "removed", by, None, now).await?;
     }
     if codes > 0 {
-        history(conn, account, "backup_codes", "removed", now).await?;
+        history(conn, account, "backup_codes", "removed", by, None, now).await?;
     }
     // Passkeys are second factors too (a passkey alone signs in): an MFA reset leaves none behind.
-    let passkeys = sqlx::query("DELETE FROM passkey WHERE account_id = $1")
+    let passkeys: Vec<String> = sqlx::query_scalar("DELETE FROM passkey WHERE account_id = $1 RETURNING name")
         .bind(account.0)
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await
-        .db()?
-        .rows_affected();
-    for _ in 0..passkeys {
-        history(conn, account, "passkey", "removed", now).await?;
+        .db()?;
+    for name in &passkeys {
+        history(conn, account, "passkey", "removed", by, Some(name), now).await?;
     }
-    Ok(totp + codes + passkeys > 0)
+    Ok(totp + codes > 0 || !passkeys.is_empty())
 }
 
 /// A verified recovery must not leave the person locked out: the lock and counters go with it, except a lock
@@ -236,7 +236,7 @@ impl RecoveryStore for SqlStore {
                 any
             }
             RecoveryChange::ResetMfa { account, device_authorization } => {
-                let removed = remove_mfa(&mut tx, *account, now).await?;
+                let removed = remove_mfa(&mut tx, *account, &audit.actor, now).await?;
                 sqlx::query(
                     "UPDATE account SET require_enroll_mfa = 1, require_device_authorization = $1 WHERE account_id = $2",
                 )
@@ -275,7 +275,7 @@ impl RecoveryStore for SqlStore {
                     .await
                     .db()?;
                 if removed {
-                    history(&mut tx, *account, "security_questions", "removed", now).await?;
+                    history(&mut tx, *account, "security_questions", "removed", &audit.actor, None, now).await?;
                 }
                 removed
             }
@@ -413,7 +413,7 @@ impl RecoveryStore for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .db()?;
-                history(&mut tx, account, "password", "bound", r.now).await?;
+                history(&mut tx, account, "password", "bound", &by, None, r.now).await?;
                 clear_lockout(&mut tx, account, &by, r.now).await?;
                 end_sessions(&mut tx, account).await?;
                 // The link's job is done; any other link or code handed out with it goes too.
@@ -428,7 +428,7 @@ impl RecoveryStore for SqlStore {
                 clear_lockout(&mut tx, account, &by, r.now).await?;
             }
             RedeemEffect::ReplaceMfa => {
-                remove_mfa(&mut tx, account, r.now).await?;
+                remove_mfa(&mut tx, account, &by, r.now).await?;
                 // The pass's session enrols; any other sign-in until then (someone who knows the password)
                 // must prove the mailbox first.
                 sqlx::query(
@@ -460,15 +460,15 @@ impl RecoveryStore for SqlStore {
                 // A passkey bound since the reported action (the one whose notice this is, or one added with
                 // what the action handed out) is the reporter's enemy's: it goes, so that unlocking the account
                 // later does not let it back in.
-                let removed = sqlx::query("DELETE FROM passkey WHERE account_id = $1 AND created_at >= $2")
-                    .bind(account.0)
-                    .bind(secret.created_at)
-                    .execute(&mut *tx)
-                    .await
-                    .db()?
-                    .rows_affected();
-                for _ in 0..removed {
-                    history(&mut tx, account, "passkey", "removed", r.now).await?;
+                let removed: Vec<String> =
+                    sqlx::query_scalar("DELETE FROM passkey WHERE account_id = $1 AND created_at >= $2 RETURNING name")
+                        .bind(account.0)
+                        .bind(secret.created_at)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .db()?;
+                for name in &removed {
+                    history(&mut tx, account, "passkey", "removed", &by, Some(name), r.now).await?;
                 }
             }
             RedeemEffect::Nothing => clear_lockout(&mut tx, account, &by, r.now).await?,

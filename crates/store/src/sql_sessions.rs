@@ -129,6 +129,38 @@ impl SessionStore for SqlStore {
 
 #[async_trait]
 impl EventStore for SqlStore {
+    async fn authenticator_record(&self, account: AccountId, limit: i64) -> StoreResult<Vec<AuthenticatorEvent>> {
+        // Changes from the history, uses from the sign-in events: a use is an accepted step, whichever
+        // authenticator made it. At one second, a change sorts after the use it follows.
+        let rows = sqlx::query(
+            "SELECT at, kind, change, actor, detail FROM ( \
+               SELECT at, kind, change, actor, detail, 1 AS src, authenticator_history_id AS seq \
+                 FROM authenticator_history WHERE account_id = $1 \
+               UNION ALL \
+               SELECT at, method AS kind, 'used' AS change, 'self' AS actor, NULL AS detail, 0 AS src, \
+                      sign_in_event_id AS seq \
+                 FROM sign_in_event WHERE account_id = $1 \
+                  AND outcome IN ('success', 'password_accepted', 'second_factor_accepted', 'code_accepted') \
+             ) record ORDER BY at DESC, src DESC, seq DESC LIMIT $2",
+        )
+        .bind(account.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuthenticatorEvent {
+                    at: r.try_get("at").db()?,
+                    kind: r.try_get("kind").db()?,
+                    change: r.try_get("change").db()?,
+                    actor: r.try_get("actor").db()?,
+                    detail: r.try_get("detail").db()?,
+                })
+            })
+            .collect()
+    }
+
     async fn record_sign_in(&self, e: &SignInEvent) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         insert_sign_in(&mut tx, self.audit_key()?, e).await?;

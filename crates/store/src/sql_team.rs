@@ -98,10 +98,10 @@ impl TeamStore for SqlStore {
             .execute(&mut *tx)
             .await
             .db()?;
-            history(&mut tx, account, "password", "temporary", now).await?;
+            history(&mut tx, account, "password", "temporary", &audit.actor, None, now).await?;
         }
         if change.reset_mfa {
-            remove_mfa(&mut tx, account, now).await?;
+            remove_mfa(&mut tx, account, &audit.actor, now).await?;
             sqlx::query(
                 "UPDATE account SET require_enroll_mfa = 1, \
                    require_device_authorization = CASE WHEN $1 = 1 THEN 1 ELSE require_device_authorization END \

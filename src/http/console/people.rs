@@ -200,6 +200,23 @@ pub async fn person_get(
         accounts,
         sign_ins,
         activity,
+        authenticators: record
+            .authenticators
+            .iter()
+            .map(|e| {
+                let which = match &e.detail {
+                    Some(name) => format!("{} \"{name}\"", e.authenticator),
+                    None => e.authenticator.clone(),
+                };
+                (
+                    e.at.replace('T', " "),
+                    e.account.clone(),
+                    which,
+                    labels::authenticator_change(&e.change),
+                    e.by.clone(),
+                )
+            })
+            .collect(),
     }))
 }
 

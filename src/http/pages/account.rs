@@ -142,7 +142,7 @@ pub async fn backup_codes_post(
     if form.confirm.as_deref() != Some("yes") {
         return Ok(render(&ConfirmBackupCodesPage { title: "Make new backup codes", csrf: &csrf.0 }));
     }
-    let codes = state.signin.regenerate_backup_codes(session.account_id).await?;
+    let codes = state.signin.regenerate_backup_codes(&session).await?;
     Ok(render(&BackupCodesPage { title: "Backup codes", codes: &codes, next: "/" }))
 }
 
@@ -179,7 +179,8 @@ pub async fn security_questions_post(
     if !state.settings().policy.qa_enabled {
         return Err(PageError::not_found());
     }
-    match state.signin.enrol_security_questions(session.account_id, &answers(&form, questions.len())).await {
+    let fresh = crate::signin::fresh_for_binding(&session, state.signin.now());
+    match state.signin.enrol_security_questions(session.account_id, &answers(&form, questions.len()), fresh).await {
         Ok(()) => Ok(Redirect::to("/").into_response()),
         Err(e @ QaResetError::IncompleteAnswers) => {
             let mut response = render(&SecurityQuestionsPage {
@@ -191,6 +192,7 @@ pub async fn security_questions_post(
             *response.status_mut() = StatusCode::BAD_REQUEST;
             Ok(response)
         }
+        Err(QaResetError::Other(e)) => Err(e.into()),
         Err(e) => Err(PageError::internal(e)),
     }
 }

@@ -682,13 +682,13 @@ mod tests {
         f.created_at = now;
         let flagged =
             |f: &Facts| risk_flags(f, now).iter().any(|x| x.starts_with("Requested within an hour of a passkey"));
-        f.authenticator_changes = vec![("passkey".into(), "added".into(), now - 3600)];
+        f.authenticator_changes = vec![("passkey".into(), "bound".into(), now - 3600)];
         assert!(flagged(&f));
         f.authenticator_changes = vec![("passkey".into(), "removed".into(), now - 3601)];
         assert!(!flagged(&f));
         // Only the newest passkey change counts, and a TOTP change is not one.
         f.authenticator_changes =
-            vec![("totp".into(), "removed".into(), now - 60), ("passkey".into(), "added".into(), now - 7200)];
+            vec![("totp".into(), "removed".into(), now - 60), ("passkey".into(), "bound".into(), now - 7200)];
         assert!(!flagged(&f));
     }
 

@@ -190,15 +190,16 @@ pub(crate) struct Alarm<'a> {
     pub reported_as: String,
 }
 
-/// The email that tells `person` of `alarm`, with a "this wasn't me" link, and that link's secret: both go into
-/// the transaction of what it reports.
+/// The emails that tell `person` of `alarm` at each of `to` (their notification addresses, `addresses::of`), with
+/// one "this wasn't me" link, and that link's secret: all go into the transaction of what they report.
 pub(crate) fn alarm_notice(
     core: &crate::services::Core,
     letters: &dyn Letters,
     person: &crate::domain::Person,
     account: &crate::domain::Account,
     alarm: Alarm<'_>,
-) -> Result<(OutgoingEmail, crate::store::NewSecret), String> {
+    to: &[String],
+) -> Result<crate::store::Notices, String> {
     let settings = &core.settings;
     let not_me = crate::crypto::random_token();
     let not_me_url = format!("{}/not-me?token={not_me}", settings.public_url.trim_end_matches('/'));
@@ -220,7 +221,7 @@ pub(crate) fn alarm_notice(
     let Body { text, html } = letters.notice(&notice)?;
     let domain = crate::email::sender_domain(&settings.mail_from);
     let subject = format!("{}: {}", settings.organisation, alarm.subject.to_lowercase());
-    let email = OutgoingEmail::new(&domain, person.email.as_str(), &subject, text, html);
+    let emails = to.iter().map(|to| OutgoingEmail::new(&domain, to, &subject, text.clone(), html.clone())).collect();
     let secret = crate::store::NewSecret {
         account: account.id,
         kind: crate::store::SecretKind::NotMe,
@@ -230,5 +231,5 @@ pub(crate) fn alarm_notice(
         action: Some(alarm.reported_as),
         reference: None,
     };
-    Ok((email, secret))
+    Ok(crate::store::Notices { emails, secrets: vec![secret] })
 }

@@ -50,6 +50,32 @@ impl std::fmt::Display for Actor {
     }
 }
 
+/// Who an audit actor (`Actor`'s text, or the authenticator record's) is, in words: the console, the authenticator
+/// record and `person show` all say it the same way.
+pub fn actor_in_words(value: &str) -> String {
+    match value {
+        "system" => "the system (command line or background work)".to_owned(),
+        "public" => "someone not signed in".to_owned(),
+        "self" => "the person".to_owned(),
+        "" => "not recorded".to_owned(),
+        other => {
+            if let Some(rest) = other.strip_prefix("token:") {
+                let parts: Vec<&str> = rest.splitn(4, ':').collect();
+                if let [_, _, username, name] = parts.as_slice() {
+                    return format!("{username} (API token \"{name}\")");
+                }
+            }
+            if let Some(kind) = other.strip_prefix("recovery:") {
+                return format!("the person, with a {}", kind.replace('_', " "));
+            }
+            match other.strip_prefix("account:").and_then(|rest| rest.split_once(':')) {
+                Some((_, username)) => username.to_owned(),
+                None => other.to_owned(),
+            }
+        }
+    }
+}
+
 /// What is being recorded (before it gets its place in the chain).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {

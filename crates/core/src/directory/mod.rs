@@ -78,6 +78,43 @@ pub struct PasskeyView {
     pub last_used_at: Option<String>,
 }
 
+/// One line of a person's authenticator record (NIST SP 800-63B-4 §4.1: every authenticator ever bound, with
+/// the time of each life-cycle event) as the console and the API show it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuthenticatorEventView {
+    /// The account's username.
+    pub account: String,
+    /// RFC 3339.
+    pub at: String,
+    /// "password", "totp", "backup_codes", "passkey", "security_questions"; for a use, the sign-in method.
+    pub kind: String,
+    /// The same, in words: "Authenticator app".
+    pub authenticator: String,
+    /// "bound", "temporary" (a password someone else set, to be changed), "removed" or "used".
+    pub change: String,
+    /// Who made the change, in words: a username, "the system operator", "the person, with a temporary access
+    /// pass". A use is the person's own.
+    pub by: String,
+    /// Which one, when there are several of the kind (a passkey's name).
+    pub detail: Option<String>,
+}
+
+/// An authenticator kind (or a sign-in method that used one), in words.
+pub fn authenticator_name(kind: &str) -> String {
+    match kind {
+        "password" => "Password".into(),
+        "totp" => "Authenticator app".into(),
+        "backup_codes" | "backup_code" => "Backup codes".into(),
+        "passkey" => "Passkey".into(),
+        "security_questions" => "Security questions".into(),
+        other => {
+            let words = other.replace('_', " ");
+            let mut chars = words.chars();
+            chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+        }
+    }
+}
+
 fn iso(at: Option<i64>) -> Option<String> {
     at.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| t.to_rfc3339())
 }
@@ -99,6 +136,8 @@ pub struct PersonRecord {
     pub sign_ins: Vec<(String, crate::store::SignInEvent)>,
     /// Every audited event about the person, newest first (the latest 200).
     pub activity: Vec<crate::audit::AuditRecord>,
+    /// The authenticator record of every account, newest first.
+    pub authenticators: Vec<AuthenticatorEventView>,
 }
 
 /// People, their accounts and grants.
@@ -187,7 +226,7 @@ impl Directory {
     /// One person's record for the console, by id: `None` when there is no such person.
     pub async fn record(
         &self,
-        _proof: &Proof<SearchPeople>,
+        proof: &Proof<SearchPeople>,
         person: PersonId,
     ) -> Result<Option<PersonRecord>, DirectoryError> {
         let Some(found) = self.store.person(person).await? else { return Ok(None) };
@@ -199,7 +238,35 @@ impl Directory {
         }
         sign_ins.sort_by_key(|(_, event)| std::cmp::Reverse(event.at));
         let activity = self.store.audit_about(person, 200).await?;
-        Ok(Some(PersonRecord { view: self.view(found).await?, sign_ins, activity }))
+        let authenticators = self.authenticator_record(proof, person).await?;
+        Ok(Some(PersonRecord { view: self.view(found).await?, sign_ins, activity, authenticators }))
+    }
+
+    /// The authenticator record of every account of `person` (the newest 200 lines of each), newest first.
+    pub async fn authenticator_record(
+        &self,
+        _proof: &Proof<SearchPeople>,
+        person: PersonId,
+    ) -> Result<Vec<AuthenticatorEventView>, DirectoryError> {
+        let mut lines = Vec::new();
+        for account in self.store.accounts_of(person).await? {
+            for e in self.store.authenticator_record(account.id, 200).await? {
+                lines.push((
+                    e.at,
+                    AuthenticatorEventView {
+                        account: account.username.to_string(),
+                        at: iso(Some(e.at)).unwrap_or_default(),
+                        authenticator: authenticator_name(&e.kind),
+                        by: crate::audit::actor_in_words(&e.actor),
+                        kind: e.kind,
+                        change: e.change,
+                        detail: e.detail,
+                    },
+                ));
+            }
+        }
+        lines.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        Ok(lines.into_iter().map(|(_, line)| line).collect())
     }
 
     /// The person with this email, or [`DirectoryError::UnknownPerson`]: how a front finds the subject it

@@ -118,11 +118,17 @@ pub enum Binding {
 
 /// The store capabilities passkeys use.
 pub trait PasskeyServiceStore:
-    PasskeyStore + DirectoryStore + EventStore + ThrottleStore + crate::store::RecoveryStore
+    PasskeyStore + DirectoryStore + EventStore + ThrottleStore + crate::store::RecoveryStore + crate::store::AddressStore
 {
 }
-impl<T: PasskeyStore + DirectoryStore + EventStore + ThrottleStore + crate::store::RecoveryStore> PasskeyServiceStore
-    for T
+impl<
+    T: PasskeyStore
+        + DirectoryStore
+        + EventStore
+        + ThrottleStore
+        + crate::store::RecoveryStore
+        + crate::store::AddressStore,
+> PasskeyServiceStore for T
 {
 }
 
@@ -515,9 +521,10 @@ impl Passkeys {
         let person =
             self.store.person(account.person_id).await?.ok_or_else(|| PasskeyError::Unexpected("no person".into()))?;
         let alarm = Alarm { subject, paragraphs, reported_as };
-        let (email, secret) =
-            alarm_notice(&self.core, &*self.letters, &person, account, alarm).map_err(PasskeyError::Unexpected)?;
-        Ok((vec![email], vec![secret]))
+        let to = crate::addresses::of(&*self.store, &person).await?;
+        let notices =
+            alarm_notice(&self.core, &*self.letters, &person, account, alarm, &to).map_err(PasskeyError::Unexpected)?;
+        Ok((notices.emails, notices.secrets))
     }
 
     async fn account(&self, id: AccountId) -> Result<Account, PasskeyError> {

@@ -108,6 +108,7 @@ pub trait RecoveryServiceStore:
     + ThrottleStore
     + TeamStore
     + PasskeyStore
+    + crate::store::AddressStore
 {
 }
 impl<
@@ -119,7 +120,8 @@ impl<
         + EventStore
         + ThrottleStore
         + TeamStore
-        + PasskeyStore,
+        + PasskeyStore
+        + crate::store::AddressStore,
 > RecoveryServiceStore for T
 {
 }

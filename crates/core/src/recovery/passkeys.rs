@@ -67,8 +67,9 @@ impl Recovery {
             paragraphs,
             reported_as: format!("removing the passkey \"{}\"", passkey.name),
         };
-        let (email, secret) =
-            crate::assistance::notify::alarm_notice(&self.core, &*self.letters, &person, &account, alarm)
+        let to = crate::addresses::of(&*self.store, &person).await?;
+        let notices =
+            crate::assistance::notify::alarm_notice(&self.core, &*self.letters, &person, &account, alarm, &to)
                 .map_err(RecoveryError::Unexpected)?;
         let details = serde_json::json!({
             "passkey": passkey.id,
@@ -83,7 +84,7 @@ impl Recovery {
             .reason(verification.method.clone())
             .details(details.to_string());
         audit.on_behalf_of = verification.on_behalf_of.clone();
-        if !self.store.remove_passkey(account.id, id, now, &audit, &[email], &[secret]).await? {
+        if !self.store.remove_passkey(account.id, id, now, &audit, &notices.emails, &notices.secrets).await? {
             return Err(RecoveryError::NotFound);
         }
         Ok(passkey)

@@ -14,7 +14,7 @@ use crate::store::{DirectoryStore, EventStore, RecoveryChange, RecoveryStore, St
 /// After a successful sign-in of `account` by `method` from `ctx`: email the person if it looks unusual.
 pub(crate) async fn alert_if_unusual(
     core: &Core,
-    store: &(impl EventStore + DirectoryStore + RecoveryStore + ?Sized),
+    store: &(impl EventStore + DirectoryStore + RecoveryStore + crate::store::AddressStore + ?Sized),
     letters: &dyn Letters,
     account: AccountId,
     method: &str,
@@ -30,7 +30,7 @@ pub(crate) async fn alert_if_unusual(
 
 async fn try_alert(
     core: &Core,
-    store: &(impl EventStore + DirectoryStore + RecoveryStore + ?Sized),
+    store: &(impl EventStore + DirectoryStore + RecoveryStore + crate::store::AddressStore + ?Sized),
     letters: &dyn Letters,
     account: AccountId,
     method: &str,
@@ -74,12 +74,15 @@ async fn try_alert(
         paragraphs,
         reported_as: format!("the sign-in of {}", crate::assistance::dossier::when(now)),
     };
-    let (email, secret) = alarm_notice(core, letters, &person, &record, alarm).map_err(StoreError::Corrupt)?;
+    let to = crate::addresses::of(store, &person).await?;
+    let notices = alarm_notice(core, letters, &person, &record, alarm, &to).map_err(StoreError::Corrupt)?;
     let audit = AuditEntry::new(now, &Actor::System, "sign-in.alert", "success")
         .person(person.id)
         .account(account)
         .ip(current.client_ip.clone())
         .details(serde_json::json!({ "method": method, "reasons": reasons }).to_string());
-    store.apply_recovery(&RecoveryChange::Issue { account }, &[secret], &[email], None, &audit, now).await?;
+    store
+        .apply_recovery(&RecoveryChange::Issue { account }, &notices.secrets, &notices.emails, None, &audit, now)
+        .await?;
     Ok(())
 }

@@ -69,6 +69,9 @@ pub enum SignInError {
     /// Too many failed sign-ins from this client address.
     #[error("Too many failed sign-ins from your network. Try again in {retry_after} seconds.")]
     Throttled { retry_after: u64 },
+    /// Binding an authenticator needs a sign-in within ten minutes (NIST SP 800-63B-4 §4.1.2.1).
+    #[error("For this change, sign out and sign in again: your last sign-in was more than 10 minutes ago.")]
+    NotFresh,
     #[error("{0}")]
     Unexpected(String),
 }
@@ -150,6 +153,13 @@ pub(crate) fn sign_in_event(
     }
 }
 
+/// May this session bind an authenticator now? It signed in (or proved a second factor) within ten minutes: at
+/// the account's highest level, since an Active session of an account with a second factor has proved it, or
+/// with a recovery method that stood in for it.
+pub fn fresh_for_binding(session: &LiveSession, now: Timestamp) -> bool {
+    crate::passkeys::policy::fresh_sign_in(session.signed_in_at, session.second_factor_at, now)
+}
+
 /// Where a session goes once the first factor is proved (a password, or a one-time password standing in for
 /// it): the second factor if there is one; otherwise, after an MFA reset, the device authorization (the
 /// registered mailbox is proved before a new authenticator is bound); enrolment when MFA is required of
@@ -200,6 +210,7 @@ pub trait SignInStore:
     + ThrottleStore
     + crate::store::PasskeyStore
     + crate::store::RecoveryStore
+    + crate::store::AddressStore
 {
 }
 impl<
@@ -209,7 +220,8 @@ impl<
         + EventStore
         + ThrottleStore
         + crate::store::PasskeyStore
-        + crate::store::RecoveryStore,
+        + crate::store::RecoveryStore
+        + crate::store::AddressStore,
 > SignInStore for T
 {
 }
@@ -556,7 +568,18 @@ impl SignIn {
         let (codes, hashes) = backup_codes::generate(&self.core.keys);
         let account = self.account_or_gone(account_id).await?;
         let audit = self.self_service(&account, "mfa.enrol").details("totp and 10 backup codes");
-        if !self.store.enrol_totp(account_id, &sealed, step, &hashes, now, &audit, true).await? {
+        let notices = self
+            .binding_notice(
+                &account,
+                "An authenticator app was set up for your account",
+                format!(
+                    "An authenticator app and 10 new backup codes were set up for your account {}",
+                    account.username
+                ),
+                "setting up the authenticator app",
+            )
+            .await?;
+        if !self.store.enrol_totp(account_id, &sealed, step, &hashes, now, &audit, true, &notices).await? {
             return Ok(None);
         }
         self.store.reset_failures(account_id, now).await?;
@@ -581,7 +604,9 @@ impl SignIn {
             .person(account.person_id)
             .account(account_id)
             .details("totp and 10 backup codes");
-        if !self.store.enrol_totp(account_id, &sealed, -1, &hashes, now, &audit, false).await? {
+        // Bound by the operator as the person is made (`person add --totp`, demo data): there is no one to warn yet.
+        let notices = crate::store::Notices::default();
+        if !self.store.enrol_totp(account_id, &sealed, -1, &hashes, now, &audit, false, &notices).await? {
             return Err(SignInError::Unexpected("the account already has an authenticator".into()));
         }
         Ok(codes)
@@ -604,12 +629,52 @@ impl SignIn {
         }
     }
 
-    pub async fn regenerate_backup_codes(&self, account_id: AccountId) -> Result<Vec<String>, SignInError> {
-        let account = self.account_or_gone(account_id).await?;
+    /// New backup codes for the session's account (the old ones stop working): a binding, so it needs a sign-in
+    /// within ten minutes, and is told to the person's addresses.
+    pub async fn regenerate_backup_codes(&self, session: &LiveSession) -> Result<Vec<String>, SignInError> {
+        if !fresh_for_binding(session, self.now()) {
+            return Err(SignInError::NotFresh);
+        }
+        let account = self.account_or_gone(session.account_id).await?;
         let (codes, hashes) = backup_codes::generate(&self.core.keys);
         let audit = self.self_service(&account, "backup_codes.regenerate");
-        self.store.replace_backup_codes(account_id, &hashes, self.now(), &audit).await?;
+        let notices = self
+            .binding_notice(
+                &account,
+                "New backup codes were made for your account",
+                format!(
+                    "10 new backup codes were made for your account {}; the old ones no longer work",
+                    account.username
+                ),
+                "making new backup codes",
+            )
+            .await?;
+        self.store.replace_backup_codes(account.id, &hashes, self.now(), &audit, &notices).await?;
         Ok(codes)
+    }
+
+    /// The notice of a new authenticator, to every address of the person, with "this wasn't me": told by email,
+    /// a channel independent of the session that bound it (NIST SP 800-63B-4 §4.1.2.1).
+    pub(crate) async fn binding_notice(
+        &self,
+        account: &Account,
+        subject: &str,
+        what: String,
+        reported_as: &str,
+    ) -> Result<crate::store::Notices, SignInError> {
+        let person = self
+            .store
+            .person(account.person_id)
+            .await?
+            .ok_or_else(|| SignInError::Unexpected("person vanished".into()))?;
+        let alarm = crate::assistance::notify::Alarm {
+            subject,
+            paragraphs: vec![format!("{what}, on {}.", crate::assistance::dossier::when(self.now()))],
+            reported_as: reported_as.to_owned(),
+        };
+        let to = crate::addresses::of(&*self.store, &person).await?;
+        crate::assistance::notify::alarm_notice(&self.core, &*self.letters, &person, account, alarm, &to)
+            .map_err(SignInError::Unexpected)
     }
 
     pub(crate) async fn account_or_gone(&self, account_id: AccountId) -> Result<Account, SignInError> {

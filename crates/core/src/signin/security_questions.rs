@@ -52,7 +52,17 @@ pub fn normalise_answer(answer: &str) -> String {
 
 impl SignIn {
     /// Enrol (or replace) the answers of a signed-in account.
-    pub async fn enrol_security_questions(&self, account: AccountId, answers: &[String]) -> Result<(), QaResetError> {
+    /// Set the account's answers (replacing any): recovery information, so it needs a sign-in within ten minutes
+    /// (`fresh`, `fresh_for_binding`), and is told to the person's addresses.
+    pub async fn enrol_security_questions(
+        &self,
+        account: AccountId,
+        answers: &[String],
+        fresh: bool,
+    ) -> Result<(), QaResetError> {
+        if !fresh {
+            return Err(SignInError::NotFresh.into());
+        }
         let questions = &self.core.settings.policy.qa_questions;
         if answers.len() != questions.len() || answers.iter().any(|a| normalise_answer(a).chars().count() < 2) {
             return Err(QaResetError::IncompleteAnswers);
@@ -63,7 +73,15 @@ impl SignIn {
         }
         let holder = self.account_or_gone(account).await?;
         let audit = self.self_service(&holder, "qa.enrol");
-        self.store.set_qa_answers(account, &hashes, self.now(), &audit).await.map_err(SignInError::from)?;
+        let notices = self
+            .binding_notice(
+                &holder,
+                "Security questions were set for your account",
+                format!("Answers to the security questions were set for your account {}", holder.username),
+                "setting the security questions",
+            )
+            .await?;
+        self.store.set_qa_answers(account, &hashes, self.now(), &audit, &notices).await.map_err(SignInError::from)?;
         Ok(())
     }
 
