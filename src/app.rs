@@ -55,6 +55,7 @@ pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> 
         gauges: services.gauges,
         team: services.team,
         passkeys: services.passkeys,
+        addresses: services.addresses,
         readiness: store.clone(),
     };
     Ok(App { state, core, store, mailer })

@@ -15,8 +15,8 @@ pub mod mail;
 
 // The core's modules under their usual names, so `crate::signin::…` reads the same from here and from tests.
 pub use lifeline_core::{
-    assistance, audit, auditing, authz, clock, config, crypto, directory, domain, email, gauges, geo, passkeys, policy,
-    recovery, retention, services, signin, team, tokens, totp,
+    addresses, assistance, audit, auditing, authz, clock, config, crypto, directory, domain, email, gauges, geo,
+    passkeys, policy, recovery, retention, services, signin, team, tokens, totp,
 };
 
 /// The store: the core's traits and the SQL implementation, in one place.

@@ -340,6 +340,7 @@ async fn action_post(
         reference: body.reference.filter(|r| !r.trim().is_empty()),
         pass_minutes: body.pass_minutes,
         pass_multi_use: body.pass_multi_use,
+        deliver_to: body.deliver_to.filter(|d| !d.trim().is_empty()),
     };
     lifeline_core::with_recover_type!(action, A => run::<A>(&state, &caller, id, &form).await)
 }

@@ -179,6 +179,10 @@ pub struct ActionBody {
     /// `issue-temporary-access-pass`: whether it may be used more than once while it lives.
     #[serde(default)]
     pub pass_multi_use: bool,
+    /// `send-recovery-code`, `send-access-email`: `"second"` sends the code or link to the person's confirmed
+    /// second notification address instead of the directory address (`"primary"`, the default).
+    #[serde(default)]
+    pub deliver_to: Option<String>,
 }
 
 /// Why an admin removes a passkey: the verification method, as for every action.

@@ -48,6 +48,7 @@ pub struct AppState {
     pub gauges: Arc<crate::gauges::Gauges>,
     pub team: Arc<crate::team::Team>,
     pub passkeys: Arc<crate::passkeys::Passkeys>,
+    pub addresses: Arc<crate::addresses::Addresses>,
     pub readiness: Arc<dyn Readiness>,
 }
 

@@ -44,6 +44,20 @@ pub struct PasskeyRow {
 }
 
 #[derive(Template)]
+#[template(path = "account_addresses.html")]
+pub struct AddressesPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+    pub primary: &'a str,
+    /// (address, confirmed)
+    pub second: Option<(String, bool)>,
+    /// Signed in recently enough to change them.
+    pub fresh: bool,
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
 #[template(path = "account_passkeys.html")]
 pub struct PasskeysPage<'a> {
     pub title: &'a str,
@@ -296,6 +310,8 @@ pub struct ConsolePersonPage<'a> {
     pub department: String,
     pub rank: u8,
     pub mfa_required: &'static str,
+    /// The address, and whether it is confirmed (only then is it used).
+    pub second_address: String,
     pub accounts: Vec<AccountBox>,
     pub sign_ins: Vec<SignInLine>,
     pub activity: Vec<ActivityLine>,
@@ -465,6 +481,8 @@ pub struct ConsoleAssistPage<'a> {
     pub on_behalf_of: String,
     pub details: String,
     pub is_pass: bool,
+    /// Recovery code and access email: the person's confirmed second address, which the admin may send to.
+    pub second_address: Option<String>,
     pub pass_min: u32,
     pub pass_max: u32,
     pub pass_minutes: String,

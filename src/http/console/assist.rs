@@ -198,6 +198,12 @@ async fn review<'a>(
         on_behalf_of: values.on_behalf_of.clone(),
         details: values.details.clone(),
         is_pass: action == RecoveryAction::IssueTemporaryAccessPass,
+        second_address: v
+            .second_address
+            .as_ref()
+            .filter(|a| a.confirmed_at.is_some())
+            .filter(|_| matches!(action, RecoveryAction::SendRecoveryCode | RecoveryAction::SendAccessEmail))
+            .map(|a| a.address.clone()),
         pass_min: settings.recovery.pass_min_minutes,
         pass_max: settings.recovery.pass_max_minutes,
         pass_minutes: if values.pass_minutes.is_empty() {
@@ -249,6 +255,7 @@ fn blank(csrf: &str, step: u8) -> ConsoleAssistPage<'_> {
         on_behalf_of: String::new(),
         details: String::new(),
         is_pass: false,
+        second_address: None,
         pass_min: 0,
         pass_max: 0,
         pass_minutes: String::new(),
@@ -412,6 +419,7 @@ fn action_form(form: &HashMap<String, String>) -> Result<ActionForm, PageError> 
         reference: text("reference"),
         pass_minutes,
         pass_multi_use: field(form, "pass_multi_use") == "1",
+        deliver_to: text("deliver_to"),
     })
 }
 

@@ -191,6 +191,11 @@ pub async fn person_get(
         title: "Person",
         name: v.display_name.clone(),
         email: v.email.clone(),
+        second_address: match &v.second_address {
+            None => "None".into(),
+            Some(a) if a.confirmed_at.is_some() => format!("{} (confirmed)", a.address),
+            Some(a) => format!("{} (waiting for its code: not used yet)", a.address),
+        },
         status: v.status.to_string(),
         phone: or_dash(&v.phone),
         manager: or_dash(&v.manager_email),

@@ -1,6 +1,7 @@
 //! Page routes. Handlers are named `<page>_get` / `<page>_post`.
 
 mod account;
+mod addresses;
 mod assistance;
 mod health;
 pub(crate) mod passkeys;
@@ -40,6 +41,10 @@ pub fn router() -> Router<AppState> {
         .route("/recover/authenticator", post(recover::recover_authenticator_post))
         .route("/not-me", get(recover::not_me_get).post(recover::not_me_post))
         .route("/account/password", get(account::password_get).post(account::password_post))
+        .route("/account/addresses", get(addresses::addresses_get))
+        .route("/account/addresses/add", post(addresses::add_post))
+        .route("/account/addresses/confirm", post(addresses::confirm_post))
+        .route("/account/addresses/remove", post(addresses::remove_post))
         .route("/account/backup-codes", get(account::backup_codes_get).post(account::backup_codes_post))
         .route(
             "/account/security-questions",

@@ -39,6 +39,18 @@ pub struct PersonView {
     pub permissions: Grant,
     pub rank: u8,
     pub accounts: Vec<AccountView>,
+    /// The second notification address the person added, if any.
+    pub second_address: Option<SecondAddressView>,
+}
+
+/// A person's second notification address: used for notices (and, when an admin chooses, a recovery code or an
+/// access email) once confirmed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SecondAddressView {
+    pub address: String,
+    pub added_at: Option<String>,
+    /// None: waiting for the code sent to it; it is not used yet.
+    pub confirmed_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -121,11 +133,17 @@ fn iso(at: Option<i64>) -> Option<String> {
 
 /// The store capabilities the directory uses.
 pub trait DirectoryServiceStore:
-    DirectoryStore + CredentialStore + EventStore + AuditStore + crate::store::PasskeyStore
+    DirectoryStore + CredentialStore + EventStore + AuditStore + crate::store::PasskeyStore + crate::store::AddressStore
 {
 }
-impl<T: DirectoryStore + CredentialStore + EventStore + AuditStore + crate::store::PasskeyStore> DirectoryServiceStore
-    for T
+impl<
+    T: DirectoryStore
+        + CredentialStore
+        + EventStore
+        + AuditStore
+        + crate::store::PasskeyStore
+        + crate::store::AddressStore,
+> DirectoryServiceStore for T
 {
 }
 
@@ -334,7 +352,13 @@ impl Directory {
                 source: a.source,
             });
         }
+        let second_address = self.store.notification_address(person.id).await?.map(|a| SecondAddressView {
+            address: a.address,
+            added_at: iso(Some(a.added_at)),
+            confirmed_at: iso(a.confirmed_at),
+        });
         Ok(PersonView {
+            second_address,
             person_id: person.id,
             display_name: person.display_name,
             email: person.email.to_string(),

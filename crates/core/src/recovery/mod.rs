@@ -46,6 +46,10 @@ pub struct ActionForm {
     /// than once while it lives.
     pub pass_minutes: Option<u32>,
     pub pass_multi_use: bool,
+    /// Recovery code and access email: "second" sends the code or link to the person's confirmed second
+    /// notification address instead of the directory address ("primary", the default). Recorded in the audit row.
+    #[serde(default)]
+    pub deliver_to: Option<String>,
 }
 
 /// A temporary access pass, shown once to the admin who issued it.
@@ -145,6 +149,10 @@ struct Prepared {
     pass_multi_use: bool,
     /// "Verified with line manager": the manager's confirmation this action rests on (the evidence).
     attestation: Option<serde_json::Value>,
+    /// Every notification address of the person: the directory address first.
+    addresses: Vec<String>,
+    /// Where the code or link goes: one of `addresses`.
+    delivery: String,
 }
 
 /// Typed codes are read back leniently: any case, dashes and spaces ignored.
@@ -272,7 +280,24 @@ impl Recovery {
             }
             _ => None,
         };
+        let addresses = crate::addresses::of(&*self.store, &person).await?;
+        let delivery = match form.deliver_to.as_deref().map(str::trim) {
+            None | Some("" | "primary") => addresses[0].clone(),
+            Some("second") if matches!(action, RecoveryAction::SendRecoveryCode | RecoveryAction::SendAccessEmail) => {
+                addresses.get(1).cloned().ok_or_else(|| {
+                    RecoveryError::Form("This person has no confirmed second notification address.".into())
+                })?
+            }
+            Some("second") => {
+                return Err(RecoveryError::Form(
+                    "Only a recovery code or an access email can go to the second address.".into(),
+                ));
+            }
+            Some(_) => return Err(RecoveryError::Form("Send it to \"primary\" or \"second\".".into())),
+        };
         Ok(Prepared {
+            addresses,
+            delivery,
             attestation,
             person,
             account,
@@ -554,8 +579,13 @@ impl Recovery {
         if let Some(reference) = &p.reference {
             paragraphs.push(format!("This answers your assistance request {reference}."));
         }
+        if p.delivery != p.addresses[0] && action == RecoveryAction::SendRecoveryCode {
+            paragraphs
+                .push(format!("On the recovery page, give your directory address, {}, with the code.", p.addresses[0]));
+        }
         let mut emails = Vec::new();
-        // The notice goes with every action when the policy says so; an emailed code or link goes regardless.
+        // The notice goes with every action when the policy says so; an emailed code or link goes regardless, to
+        // the address the admin chose. Every other notification address gets the notice without the code or link.
         if notify || code.is_some() || link.is_some() {
             let notice = Notice {
                 greeting: &greeting,
@@ -565,9 +595,31 @@ impl Recovery {
                 not_me: not_me_url.as_deref(),
                 organisation,
             };
-            emails.push(self.email(p.person.email.as_str(), &subject, &notice)?);
+            emails.push(self.email(&p.delivery, &subject, &notice)?);
+        }
+        if notify {
+            let mut told = vec![paragraphs[0].clone()];
+            if code.is_some() || link.is_some() {
+                told.push(format!("It was sent to {}, not to this address.", p.delivery));
+            }
+            told.extend(paragraphs.iter().skip(1).filter(|_| code.is_none() && link.is_none()).cloned());
+            let notice = Notice {
+                greeting: &greeting,
+                paragraphs: &told,
+                code: None,
+                link: None,
+                not_me: not_me_url.as_deref(),
+                organisation,
+            };
+            let subject = format!("{organisation}: {}", happened(action));
+            for other in p.addresses.iter().filter(|a| **a != p.delivery) {
+                emails.push(self.email(other, &subject, &notice)?);
+            }
         }
         let mut details = serde_json::json!({ "details": p.verification.details });
+        if code.is_some() || link.is_some() {
+            details["delivered_to"] = serde_json::json!(p.delivery);
+        }
         if expires_at > now {
             details["expires_at"] = serde_json::json!(expires_at);
         }
@@ -590,6 +642,9 @@ impl Recovery {
         }
         audit.on_behalf_of = p.verification.on_behalf_of.clone();
         audit.reference = p.reference.clone();
+        if !emails.is_empty() {
+            audit.notified = Some(emails.iter().map(|e| e.to.clone()).collect::<Vec<_>>().join(", "));
+        }
         if !self.store.apply_recovery(&change, &secrets, &emails, p.reference.as_deref(), &audit, now).await? {
             return Err(RecoveryError::NotApplicable("Nothing to change: the record changed meanwhile.".into()));
         }
