@@ -3,6 +3,7 @@
 // Tests may unwrap: a panic with the error is exactly what a failing test should do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod addresses;
 mod admin_api;
 mod assistance;
 mod audit;
