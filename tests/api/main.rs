@@ -7,6 +7,7 @@ mod addresses;
 mod admin_api;
 mod assistance;
 mod audit;
+mod authenticators;
 mod authz;
 mod bad_input;
 mod cli;

@@ -131,7 +131,8 @@ impl SessionStore for SqlStore {
 impl EventStore for SqlStore {
     async fn authenticator_record(&self, account: AccountId, limit: i64) -> StoreResult<Vec<AuthenticatorEvent>> {
         // Changes from the history, uses from the sign-in events: a use is an accepted step, whichever
-        // authenticator made it. At one second, a change sorts after the use it follows.
+        // authenticator made it. Within one second a use is listed as the newer: an authenticator is bound before
+        // it is used.
         let rows = sqlx::query(
             "SELECT at, kind, change, actor, detail FROM ( \
                SELECT at, kind, change, actor, detail, 1 AS src, authenticator_history_id AS seq \
@@ -141,7 +142,7 @@ impl EventStore for SqlStore {
                       sign_in_event_id AS seq \
                  FROM sign_in_event WHERE account_id = $1 \
                   AND outcome IN ('success', 'password_accepted', 'second_factor_accepted', 'code_accepted') \
-             ) record ORDER BY at DESC, src DESC, seq DESC LIMIT $2",
+             ) record ORDER BY at DESC, src ASC, seq DESC LIMIT $2",
         )
         .bind(account.0)
         .bind(limit)
