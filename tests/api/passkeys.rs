@@ -94,7 +94,7 @@ fn shown_code(html: &str) -> String {
 
 /// "This wasn't me" from the newest email to `email`, as the person does it: the link's page (which must name
 /// `reports`), then its button. The answer must be 200.
-async fn report_not_me(app: &TestApp, email: &str, reports: &str) {
+pub(crate) async fn report_not_me(app: &TestApp, email: &str, reports: &str) {
     use crate::recovery::{get, link_in};
     let emails = emails_for(app, Some(email)).await;
     let not_me = link_in(&emails.last().unwrap_or_else(|| panic!("{email} was told")).1, "/not-me?token=");

@@ -1236,7 +1236,14 @@ async fn a_passkey_is_registered_once_and_only_its_account_renames_or_removes_it
         assert!(store.passkeys(bob).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "{backend}");
 
         let changes = store.authenticator_changes(ada, 5).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((changes[0].0.as_str(), changes[0].1.as_str()), ("passkey", "added"), "{backend}: the history");
+        assert_eq!((changes[0].0.as_str(), changes[0].1.as_str()), ("passkey", "bound"), "{backend}: the history");
+        let record = store.authenticator_record(ada, 5).await.unwrap_or_else(|e| panic!("{e}"));
+        let line = &record[0];
+        assert_eq!(
+            (line.kind.as_str(), line.change.as_str(), line.actor.as_str(), line.detail.as_deref()),
+            ("passkey", "bound", audit().actor.as_str(), Some("Laptop")),
+            "{backend}: the record names who bound which"
+        );
 
         // A locked account's passkey completes no sign-in: nothing is written.
         store

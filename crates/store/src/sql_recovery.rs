@@ -470,6 +470,17 @@ impl RecoveryStore for SqlStore {
                 for name in &removed {
                     history(&mut tx, account, "passkey", "removed", &by, Some(name), r.now).await?;
                 }
+                // Likewise a notification address added since: an attacker's mailbox must not stay where an
+                // admin could send the next recovery code.
+                sqlx::query(
+                    "DELETE FROM notification_address WHERE added_at >= $1 \
+                       AND person_id = (SELECT person_id FROM account WHERE account_id = $2)",
+                )
+                .bind(secret.created_at)
+                .bind(account.0)
+                .execute(&mut *tx)
+                .await
+                .db()?;
             }
             RedeemEffect::Nothing => clear_lockout(&mut tx, account, &by, r.now).await?,
         }

@@ -290,6 +290,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_hash_has_its_own_random_salt_of_at_least_128_bits() {
+        let hasher = cheap(2);
+        let first = hasher.hash("one password").await.unwrap_or_else(|e| panic!("{e}"));
+        let second = hasher.hash("one password").await.unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(first, second, "two hashes of one password differ");
+        for hash in [&first, &second] {
+            // $argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>, in unpadded base64: 22 symbols carry 16 bytes.
+            let salt = hash.split('$').nth(4).unwrap_or_else(|| panic!("no salt in {hash}"));
+            assert!(salt.len() >= 22, "a salt of {} symbols in {hash}", salt.len());
+        }
+    }
+
+    #[tokio::test]
     async fn hashes_made_elsewhere_with_other_costs_still_verify() {
         // A hash with more memory than the workers started with: the kept buffer grows for it.
         let params = Params::new(4096, 2, 1, None).unwrap_or_else(|e| panic!("{e}"));
