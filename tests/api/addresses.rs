@@ -189,16 +189,22 @@ async fn parallel_guesses_at_a_confirmation_code_count_and_five_wrong_ones_spend
 #[tokio::test]
 async fn an_address_someone_else_added_goes_when_the_person_says_this_was_not_me() {
     let start = chrono::Utc::now().timestamp();
-    each_backend_with_clock(start, |_| {}, async |app: TestApp, clock| {
-        let ada = app.add_person("ada", true).await;
-        // Someone with Ada's session adds a mailbox of theirs; Ada's work mailbox hears of it at once.
-        let thief = sign_in_at(&app, &clock, &ada, 0).await;
-        let (status, _) = page_post(&app, &thief, "/account/addresses/add", &[("address", "thief@evil.example")]).await;
-        assert_eq!(status, StatusCode::OK);
-        crate::passkeys::report_not_me(&app, &ada.email, "adding the notification address thief@evil.example").await;
-        assert!(app.person_json(&ada.email).await["second_address"].is_null(), "the address is gone");
-        let locked = app.person_json(&ada.email).await;
-        assert_eq!(locked["accounts"][0]["locked"], true, "{locked}");
-    })
+    each_backend_with_clock(
+        start,
+        |_| {},
+        async |app: TestApp, clock| {
+            let ada = app.add_person("ada", true).await;
+            // Someone with Ada's session adds a mailbox of theirs; Ada's work mailbox hears of it at once.
+            let thief = sign_in_at(&app, &clock, &ada, 0).await;
+            let (status, _) =
+                page_post(&app, &thief, "/account/addresses/add", &[("address", "thief@evil.example")]).await;
+            assert_eq!(status, StatusCode::OK);
+            crate::passkeys::report_not_me(&app, &ada.email, "adding the notification address thief@evil.example")
+                .await;
+            assert!(app.person_json(&ada.email).await["second_address"].is_null(), "the address is gone");
+            let locked = app.person_json(&ada.email).await;
+            assert_eq!(locked["accounts"][0]["locked"], true, "{locked}");
+        },
+    )
     .await;
 }

@@ -7,6 +7,7 @@
 //! Run it alone with `cargo test --test e2e`; it needs `apt-get install -y chromium chromium-driver oathtool`
 //! and `npm ci --prefix tests/e2e/tools` (axe-core), which `.ci/run` installs.
 
+mod addresses;
 mod four_eyes;
 mod harness;
 mod keyboard;

@@ -1338,6 +1338,14 @@ pub struct NotificationAddress {
     pub code_expires_at: Option<Timestamp>,
 }
 
+/// A second address as it is added: the address, the keyed hash of the code sent to it, and when that code expires.
+#[derive(Debug, Clone)]
+pub struct PendingAddress<'a> {
+    pub address: &'a str,
+    pub code: crate::crypto::TokenHash,
+    pub expires_at: Timestamp,
+}
+
 /// How a confirmation code was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressConfirmation {
@@ -1363,9 +1371,7 @@ pub trait AddressStore: Send + Sync {
     async fn set_notification_address(
         &self,
         person: PersonId,
-        address: &str,
-        code: &crate::crypto::TokenHash,
-        expires_at: Timestamp,
+        pending: &PendingAddress<'_>,
         notices: &Notices,
         audit: &AuditEntry,
         now: Timestamp,

@@ -29,9 +29,7 @@ impl AddressStore for SqlStore {
     async fn set_notification_address(
         &self,
         person: PersonId,
-        address: &str,
-        code: &TokenHash,
-        expires_at: Timestamp,
+        pending: &PendingAddress<'_>,
         notices: &Notices,
         audit: &AuditEntry,
         now: Timestamp,
@@ -47,10 +45,10 @@ impl AddressStore for SqlStore {
              WHERE notification_address.added_at <= $6",
         )
         .bind(person.0)
-        .bind(address)
+        .bind(pending.address)
         .bind(now)
-        .bind(&code.0)
-        .bind(expires_at)
+        .bind(&pending.code.0)
+        .bind(pending.expires_at)
         .bind(now - ADDRESS_RESEND_SECONDS)
         .execute(&mut *tx)
         .await

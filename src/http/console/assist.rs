@@ -71,6 +71,8 @@ fn fingerprint(view: &PersonView) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     view.status.as_str().hash(&mut h);
+    // Where a code may be sent: a second address replaced after the review is not the one the admin saw.
+    view.second_address.as_ref().map(|a| (&a.address, &a.confirmed_at)).hash(&mut h);
     for a in &view.accounts {
         (a.account_id.0, &a.locked_at, &a.lock_reason, a.mfa.totp_enabled, a.mfa.backup_codes_unused).hash(&mut h);
         (a.qa_enrolled, a.qa_locked).hash(&mut h);

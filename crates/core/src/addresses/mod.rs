@@ -15,7 +15,9 @@ use crate::crypto::{TokenHash, typed_code};
 use crate::domain::{Account, AccountId, EmailAddress, Person};
 use crate::email::OutgoingEmail;
 use crate::services::Core;
-use crate::store::{AddressConfirmation, AddressStore, DirectoryStore, Notices, NotificationAddress, StoreError};
+use crate::store::{
+    AddressConfirmation, AddressStore, DirectoryStore, Notices, NotificationAddress, PendingAddress, StoreError,
+};
 use std::sync::Arc;
 
 /// Every address a notification about `person` goes to: the directory address, then the confirmed second one.
@@ -154,9 +156,7 @@ impl Addresses {
             .store
             .set_notification_address(
                 person.id,
-                address.as_str(),
-                &code_hash(&self.core, &code),
-                expires_at,
+                &PendingAddress { address: address.as_str(), code: code_hash(&self.core, &code), expires_at },
                 &notices,
                 &audit,
                 now,
