@@ -481,8 +481,9 @@ pub struct ConsoleAssistPage<'a> {
     pub on_behalf_of: String,
     pub details: String,
     pub is_pass: bool,
-    /// Recovery code and access email: the person's confirmed second address, which the admin may send to.
-    pub second_address: Option<String>,
+    /// Recovery code and access email: the person's confirmed second address, which the admin may send to, and
+    /// when it was confirmed (UTC).
+    pub second_address: Option<(String, String)>,
     pub pass_min: u32,
     pub pass_max: u32,
     pub pass_minutes: String,

@@ -66,6 +66,7 @@ async fn a_second_address_is_confirmed_by_its_code_then_hears_of_every_recovery_
                 work.iter()
                     .any(|(s, b)| s.contains("a notification address was added") && b.contains("/not-me?token="))
             );
+            assert!(!to_home[0].1.contains("Test ada"), "no name to an unproven mailbox: {}", to_home[0].1);
 
             // Until the code comes back the address is not used: a notice goes to work alone, and an admin cannot
             // send a code to it.
@@ -84,6 +85,8 @@ async fn a_second_address_is_confirmed_by_its_code_then_hears_of_every_recovery_
             assert_eq!(status, StatusCode::BAD_REQUEST, "the code works once");
             let record = app.person_json(&ada.email).await;
             assert_eq!(record["second_address"]["address"], HOME, "{record}");
+            let active = subjects(&app, HOME).await;
+            assert!(active.last().is_some_and(|s| s.contains("now receives your notices")), "{active:?}");
 
             // The admin sends the recovery code to the home address: the code goes there alone, the work address is
             // told where it went, and the audit row records it.
@@ -181,6 +184,20 @@ async fn parallel_guesses_at_a_confirmation_code_count_and_five_wrong_ones_spend
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(tries, 5);
+
+            // Codes a day are capped per person (and per mailbox): removing and adding again does not reset them.
+            for (i, expect) in
+                [StatusCode::OK, StatusCode::OK, StatusCode::OK, StatusCode::BAD_REQUEST].iter().enumerate()
+            {
+                clock.advance(61);
+                let address = format!("bo{i}@home.example");
+                let (status, html) = page_post(&app, &me, "/account/addresses/add", &[("address", &address)]).await;
+                assert_eq!(status, *expect, "add {i}: {html}");
+                if *expect == StatusCode::BAD_REQUEST {
+                    assert!(html.contains("Too many codes"), "{html}");
+                    assert!(emails_for(&app, Some(&address)).await.is_empty(), "no code went out");
+                }
+            }
         },
     )
     .await;

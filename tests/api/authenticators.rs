@@ -95,6 +95,7 @@ async fn binding_an_authenticator_needs_a_recent_sign_in_and_is_told_to_the_pers
         |_| {},
         async |app: TestApp, clock| {
             let ada = app.add_person("ada", true).await;
+            clock.advance(1);
             let told = async |subject: &str| {
                 emails_for(&app, Some(&ada.email))
                     .await
@@ -128,6 +129,15 @@ async fn binding_an_authenticator_needs_a_recent_sign_in_and_is_told_to_the_pers
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(codes_before, codes_after);
             assert_eq!(told("new backup codes were made").await.len(), 1);
+
+            // "This wasn't me" from that email: the codes bound since go (the app bound before stays), the account is
+            // locked, and its next sign-in will prove the mailbox before anything is bound again.
+            crate::passkeys::report_not_me(&app, &ada.email, "making new backup codes").await;
+            let view = app.person_json(&ada.email).await;
+            let account = &view["accounts"][0];
+            assert_eq!(account["mfa"]["backup_codes_unused"], 0, "{view}");
+            assert_eq!(account["mfa"]["totp_enabled"], true, "{view}");
+            assert_eq!(account["locked"], true, "{view}");
 
             // An app bound at the enrolment step (the password is the account's only factor) is told too.
             let bo = app.add_person("bo", false).await;

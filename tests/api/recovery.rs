@@ -975,9 +975,12 @@ async fn unlock_one_account_unlock_q_and_a_and_unenrol_q_and_a_end_to_end() {
             let after = reset(["Hillside Primary", "Leeds", "Dune"], "quiet-meadow-copper-37").await;
             assert_eq!(after.status(), StatusCode::BAD_REQUEST);
             let notices = emails_to(&app, &sam.email).await;
-            // Setting the answers is a binding, told first; then one notice per action.
-            assert_eq!(notices.len(), 4, "{notices:?}");
+            // Setting the answers is a binding, told first; the reset with them is told too; and one notice per
+            // action.
+            assert_eq!(notices.len(), 5, "{notices:?}");
             assert!(notices[0].0.contains("security questions were set"), "{notices:?}");
+            let reset_told = notices.iter().filter(|(s, _)| s.contains("the password of your account was reset"));
+            assert_eq!(reset_told.count(), 1, "{notices:?}");
         },
     )
     .await;

@@ -132,6 +132,14 @@ async fn a_password_change_needs_the_current_password_and_ends_every_other_sessi
         assert_eq!(location(&app.post_sign_in(&browser(), &ada.username, new).await), "/signin/mfa");
         let audit = stdout(&run_lifeline(app.dir(), &app.db_url(), &["audit", "export"], "", &[]));
         assert_eq!(audit.matches("\"password.change\"").count(), 1, "{audit}");
+        let told: Vec<_> = emails_for(&app, Some(&ada.email))
+            .await
+            .into_iter()
+            .filter(|(subject, body)| {
+                subject.contains("the password of your account was changed") && body.contains("/not-me?token=")
+            })
+            .collect();
+        assert_eq!(told.len(), 1, "the change is emailed, with \"this wasn't me\": {told:?}");
     })
     .await;
 }

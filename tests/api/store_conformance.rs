@@ -978,7 +978,7 @@ async fn a_recovery_secret_is_redeemed_once_by_its_kind_until_it_expires_or_a_ne
         let e = secret(id, SecretKind::MagicLink, "link-e", 1000);
         let f = secret(id, SecretKind::NotMe, "not-me-f", 1000);
         store.apply_recovery(&issue, &[e, f], &[], None, &audit(), 70).await.unwrap();
-        store.set_password(id, "new-hash", false, None, 80, &audit()).await.unwrap();
+        store.set_password(id, "new-hash", false, None, 80, &audit(), &Default::default()).await.unwrap();
         for (hash, revoked) in [("link-e", true), ("not-me-f", false)] {
             let secret = store.secret(&TokenHash(hash.into())).await.unwrap().unwrap();
             assert_eq!(secret.revoked_at.is_some(), revoked, "{label}: {hash}");
@@ -1000,7 +1000,7 @@ async fn a_recovery_secret_is_redeemed_once_by_its_kind_until_it_expires_or_a_ne
         // So does a password reset with security questions.
         let i = secret(id, SecretKind::MagicLink, "link-i", 1000);
         store.apply_recovery(&issue, &[i], &[], None, &audit(), 92).await.unwrap();
-        assert!(store.reset_password_by_qa(id, "qa-hash", 93, &audit()).await.unwrap(), "{label}");
+        assert!(store.reset_password_by_qa(id, "qa-hash", 93, &audit(), &Default::default()).await.unwrap(), "{label}");
         for (hash, revoked) in [("pass-g", true), ("pass-h", false), ("link-i", true)] {
             let secret = store.secret(&TokenHash(hash.into())).await.unwrap().unwrap();
             assert_eq!(secret.revoked_at.is_some(), revoked, "{label}: {hash}");

@@ -35,7 +35,7 @@ async fn a_person_confirms_a_second_address_and_an_admin_sends_the_recovery_code
     ada.fill("#q", "mona").await;
     ada.press("Search").await;
     ada.follow("Mona Manager").await;
-    assert_eq!(ada.dd("Second notification address").await, format!("{HOME} (confirmed)"));
+    assert!(ada.dd("Second notification address").await.starts_with(&format!("{HOME} (confirmed ")));
     ada.follow("Send recovery code email").await;
     ada.see("Send it to").await;
     ada.page("wizard-send-to").await;

@@ -247,6 +247,7 @@ pub struct AccountHit {
 pub trait CredentialStore: Send + Sync {
     /// A new password, with its audit row, ending every session of the account but `keep` in the same
     /// transaction (so no old session outlives the change); returns how many sessions ended.
+    #[allow(clippy::too_many_arguments)]
     async fn set_password(
         &self,
         account: AccountId,
@@ -255,6 +256,7 @@ pub trait CredentialStore: Send + Sync {
         keep: Option<&TokenHash>,
         now: Timestamp,
         audit: &AuditEntry,
+        notices: &Notices,
     ) -> StoreResult<u64>;
     /// Admit one sign-in attempt before it is checked: write `next` (the attempt counted as a failure, see
     /// [`LockoutPolicy::admit`]) only if the account's lockout fields still equal `seen`. False when
@@ -368,6 +370,7 @@ pub trait CredentialStore: Send + Sync {
         hash: &str,
         now: Timestamp,
         audit: &AuditEntry,
+        notices: &Notices,
     ) -> StoreResult<bool>;
     /// Lock fields set directly (demo data, admin lock).
     async fn lock_account(
@@ -419,7 +422,7 @@ pub trait EventStore: Send + Sync {
     async fn record_sign_in(&self, event: &SignInEvent) -> StoreResult<()>;
     async fn recent_sign_ins(&self, account: AccountId, limit: i64) -> StoreResult<Vec<SignInEvent>>;
     /// The account's authenticator record, newest first: every binding, replacement and removal (with who made
-    /// it), and every use (an accepted sign-in step, from the sign-in events still kept).
+    /// it), and the newest `limit` uses (accepted sign-in steps, from the sign-in events still kept).
     async fn authenticator_record(&self, account: AccountId, limit: i64) -> StoreResult<Vec<AuthenticatorEvent>>;
 }
 
@@ -1378,10 +1381,14 @@ pub trait AddressStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Confirm the pending address with the code sent to it: once, before it expires, within
     /// [`ADDRESS_CODE_TRIES`] wrong tries (the try is counted in the same statement that checks the limit).
+    /// `address` is the one the caller read (and names in its audit row and notices): a code for another
+    /// (replaced meanwhile) does not confirm it.
     async fn confirm_notification_address(
         &self,
         person: PersonId,
+        address: &str,
         code: &crate::crypto::TokenHash,
+        notices: &Notices,
         audit: &AuditEntry,
         now: Timestamp,
     ) -> StoreResult<AddressConfirmation>;

@@ -66,7 +66,9 @@ impl AddressStore for SqlStore {
     async fn confirm_notification_address(
         &self,
         person: PersonId,
+        address: &str,
         code: &TokenHash,
+        notices: &Notices,
         audit: &AuditEntry,
         now: Timestamp,
     ) -> StoreResult<AddressConfirmation> {
@@ -76,19 +78,20 @@ impl AddressStore for SqlStore {
         let confirmed = sqlx::query(
             "UPDATE notification_address SET confirmed_at = $1, code_hash = NULL, code_expires_at = NULL \
              WHERE person_id = $2 AND code_hash = $3 AND code_expires_at > $1 AND failed_tries < $4 \
-               AND confirmed_at IS NULL",
+               AND confirmed_at IS NULL AND address = $5",
         )
         .bind(now)
         .bind(person.0)
         .bind(&code.0)
         .bind(ADDRESS_CODE_TRIES)
+        .bind(address)
         .execute(&mut *tx)
         .await
         .db()?
         .rows_affected()
             == 1;
         if confirmed {
-            tx.commit(audit).await?;
+            tx.commit_with_notices(audit, notices, now).await?;
             return Ok(AddressConfirmation::Confirmed);
         }
         let counted = sqlx::query(

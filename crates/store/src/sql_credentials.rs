@@ -84,6 +84,7 @@ impl CredentialStore for SqlStore {
         keep: Option<&TokenHash>,
         now: Timestamp,
         audit: &AuditEntry,
+        notices: &Notices,
     ) -> StoreResult<u64> {
         let mut tx = self.audited().await?;
         crate::sql_recovery::lock_person(&mut tx, Some(account), None).await?;
@@ -105,7 +106,7 @@ impl CredentialStore for SqlStore {
             .await
             .db()?
             .rows_affected();
-        tx.commit(audit).await?;
+        tx.commit_with_notices(audit, notices, now).await?;
         Ok(ended)
     }
 
@@ -533,6 +534,7 @@ impl CredentialStore for SqlStore {
         hash: &str,
         now: Timestamp,
         audit: &AuditEntry,
+        notices: &Notices,
     ) -> StoreResult<bool> {
         let mut tx = self.audited().await?;
         crate::sql_recovery::lock_person(&mut tx, Some(account), None).await?;
@@ -556,7 +558,7 @@ impl CredentialStore for SqlStore {
         history(&mut tx, account, "password", "bound", &audit.actor, None, now).await?;
         crate::sql_recovery::revoke_secrets(&mut tx, account, Some(SecretKind::NotMe), now).await?;
         sqlx::query("DELETE FROM web_session WHERE account_id = $1").bind(account.0).execute(&mut *tx).await.db()?;
-        tx.commit(audit).await?;
+        tx.commit_with_notices(audit, notices, now).await?;
         Ok(true)
     }
 

@@ -470,13 +470,40 @@ impl RecoveryStore for SqlStore {
                 for name in &removed {
                     history(&mut tx, account, "passkey", "removed", &by, Some(name), r.now).await?;
                 }
-                // Likewise a notification address added since: an attacker's mailbox must not stay where an
-                // admin could send the next recovery code.
+                // Likewise every other authenticator bound since: an app, backup codes, security answers. Once one
+                // is gone, the next sign-in with the password proves the mailbox before anything is bound again.
+                let mut second_factor_removed = !removed.is_empty();
+                for (table, kind) in
+                    [("totp_credential", "totp"), ("backup_code", "backup_codes"), ("qa_answer", "security_questions")]
+                {
+                    let gone = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE account_id = $1 AND created_at >= $2"
+                    )))
+                    .bind(account.0)
+                    .bind(secret.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?
+                    .rows_affected();
+                    if gone > 0 {
+                        history(&mut tx, account, kind, "removed", &by, None, r.now).await?;
+                        second_factor_removed |= kind != "security_questions";
+                    }
+                }
+                if second_factor_removed {
+                    sqlx::query("UPDATE account SET require_device_authorization = 1 WHERE account_id = $1")
+                        .bind(account.0)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                }
+                // The second notification address goes, whenever it was added: it may be the mailbox a reported
+                // code went to, or an attacker's, and must not be where an admin sends the next one. The person
+                // adds it again, with a new code, once they are back in.
                 sqlx::query(
-                    "DELETE FROM notification_address WHERE added_at >= $1 \
-                       AND person_id = (SELECT person_id FROM account WHERE account_id = $2)",
+                    "DELETE FROM notification_address \
+                     WHERE person_id = (SELECT person_id FROM account WHERE account_id = $1)",
                 )
-                .bind(secret.created_at)
                 .bind(account.0)
                 .execute(&mut *tx)
                 .await

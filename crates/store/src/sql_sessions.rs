@@ -133,16 +133,21 @@ impl EventStore for SqlStore {
         // Changes from the history, uses from the sign-in events: a use is an accepted step, whichever
         // authenticator made it. Within one second a use is listed as the newer: an authenticator is bound before
         // it is used.
+        // Every change is listed; the uses, which grow with each sign-in, are the newest `limit`.
         let rows = sqlx::query(
             "SELECT at, kind, change, actor, detail FROM ( \
                SELECT at, kind, change, actor, detail, 1 AS src, authenticator_history_id AS seq \
                  FROM authenticator_history WHERE account_id = $1 \
                UNION ALL \
-               SELECT at, method AS kind, 'used' AS change, 'self' AS actor, NULL AS detail, 0 AS src, \
-                      sign_in_event_id AS seq \
-                 FROM sign_in_event WHERE account_id = $1 \
-                  AND outcome IN ('success', 'password_accepted', 'second_factor_accepted', 'code_accepted') \
-             ) record ORDER BY at DESC, src ASC, seq DESC LIMIT $2",
+               SELECT at, kind, change, actor, detail, src, seq FROM ( \
+                 SELECT at, method AS kind, 'used' AS change, 'self' AS actor, NULL AS detail, 0 AS src, \
+                        sign_in_event_id AS seq \
+                   FROM sign_in_event WHERE account_id = $1 \
+                    AND outcome IN ('success', 'password_accepted', 'second_factor_accepted', 'code_accepted', \
+                                    'password_reset') \
+                  ORDER BY at DESC, sign_in_event_id DESC LIMIT $2 \
+               ) uses \
+             ) record ORDER BY at DESC, src ASC, seq DESC",
         )
         .bind(account.0)
         .bind(limit)

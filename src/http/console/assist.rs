@@ -205,7 +205,10 @@ async fn review<'a>(
             .as_ref()
             .filter(|a| a.confirmed_at.is_some())
             .filter(|_| matches!(action, RecoveryAction::SendRecoveryCode | RecoveryAction::SendAccessEmail))
-            .map(|a| a.address.clone()),
+            .map(|a| {
+                let confirmed = a.confirmed_at.as_deref().unwrap_or_default().replace('T', " ");
+                (a.address.clone(), confirmed.get(..16).unwrap_or(&confirmed).to_owned())
+            }),
         pass_min: settings.recovery.pass_min_minutes,
         pass_max: settings.recovery.pass_max_minutes,
         pass_minutes: if values.pass_minutes.is_empty() {
@@ -573,6 +576,9 @@ pub async fn approvals_get(
         }
         if let Some(reference) = &form.reference {
             what.push(format!("resolves {reference}"));
+        }
+        if let Some(address) = form.deliver_to.as_deref().and_then(|d| d.strip_prefix("second:")) {
+            what.push(format!("sent to the person's second address, {address}"));
         }
         rows.push(ApprovalRow {
             id: p.approval.id,

@@ -193,8 +193,10 @@ pub async fn person_get(
         email: v.email.clone(),
         second_address: match &v.second_address {
             None => "None".into(),
-            Some(a) if a.confirmed_at.is_some() => format!("{} (confirmed)", a.address),
-            Some(a) => format!("{} (waiting for its code: not used yet)", a.address),
+            Some(a) => match &a.confirmed_at {
+                Some(at) => format!("{} (confirmed {})", a.address, at.replace('T', " ")),
+                None => format!("{} (waiting for its code: not used yet)", a.address),
+            },
         },
         status: v.status.to_string(),
         phone: or_dash(&v.phone),

@@ -42,6 +42,8 @@ pub enum AddressError {
     NotFresh,
     #[error("A code was sent less than a minute ago: wait a minute before asking for another.")]
     TooSoon,
+    #[error("Too many codes were sent today: try again tomorrow.")]
+    TooMany,
     #[error("That code is not right. Check the email and try again.")]
     WrongCode,
     #[error(
@@ -57,8 +59,12 @@ pub enum AddressError {
 }
 
 /// The store capabilities the service uses.
-pub trait AddressServiceStore: AddressStore + DirectoryStore {}
-impl<T: AddressStore + DirectoryStore> AddressServiceStore for T {}
+pub trait AddressServiceStore: AddressStore + DirectoryStore + crate::store::ThrottleStore {}
+impl<T: AddressStore + DirectoryStore + crate::store::ThrottleStore> AddressServiceStore for T {}
+
+/// Codes a person may have sent in a day, and codes one mailbox may receive in a day (from anyone): removing and
+/// adding again does not reset them, so the page cannot be used to flood a stranger's mailbox.
+pub const CODES_PER_DAY: u32 = 5;
 
 pub struct Addresses {
     core: Arc<Core>,
@@ -114,16 +120,24 @@ impl Addresses {
             ));
         }
         let now = self.core.now();
+        // Reserve first, then do the work: each bucket counts the attempt atomically, on every instance.
+        let day = now - now.rem_euclid(86_400);
+        let mailbox = TokenHash::of(&self.core.keys, "address-bucket", address.as_str());
+        for bucket in [format!("address-code:person:{}", person.id.0), format!("address-code:to:{}", mailbox.0)] {
+            if !self.store.reserve_client_attempt(&bucket, day, CODES_PER_DAY).await? {
+                return Err(AddressError::TooMany);
+            }
+        }
         let settings = &self.core.settings;
         let code = typed_code(7);
         let expires_at = now + i64::from(settings.recovery.recovery_code_minutes) * 60;
-        let greeting = format!("Hello {},", person.display_name);
+        // The mailbox is not proved yet: the email names no person and no account.
+        let greeting = "Hello,".to_owned();
         let paragraphs = [format!(
-            "You asked for {address} to receive the notices of your {} account {} as well. Type this code on \
-             the page where you added it, until {}. If you did not ask for this, ignore this email: the address \
-             is not used until the code is typed.",
+            "Someone asked for {address} to receive the sign-in notices of their {} account. If that was you, type \
+             this code on the page where you added it, until {}. If not, ignore this email: the address is not \
+             used until the code is typed.",
             settings.organisation,
-            account.username,
             crate::assistance::dossier::when(expires_at)
         )];
         let page = format!("{}/account/addresses", settings.public_url.trim_end_matches('/'));
@@ -173,9 +187,25 @@ impl Addresses {
         let (account, person) = self.holder(account).await?;
         let pending = self.store.notification_address(person.id).await?.ok_or(AddressError::NoAddress)?;
         let audit = self.audit(&account, "notification-address.confirm", &pending.address);
+        let alarm = Alarm {
+            subject: "A notification address now receives your notices",
+            paragraphs: vec![format!(
+                "{} now receives the notices of your account {} as well as your directory address (confirmed on {}).",
+                pending.address,
+                account.username,
+                crate::assistance::dossier::when(self.core.now())
+            )],
+            reported_as: format!("adding the notification address {}", pending.address),
+        };
+        let mut to = of(&*self.store, &person).await?;
+        to.retain(|a| *a != pending.address);
+        to.push(pending.address.clone());
+        let notices = alarm_notice(&self.core, &*self.letters, &person, &account, alarm, &to)
+            .map_err(AddressError::Unexpected)?;
+        let hash = code_hash(&self.core, code);
         match self
             .store
-            .confirm_notification_address(person.id, &code_hash(&self.core, code), &audit, self.core.now())
+            .confirm_notification_address(person.id, &pending.address, &hash, &notices, &audit, self.core.now())
             .await?
         {
             AddressConfirmation::Confirmed => Ok(()),

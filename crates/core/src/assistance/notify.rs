@@ -190,6 +190,23 @@ pub(crate) struct Alarm<'a> {
     pub reported_as: String,
 }
 
+/// The notice of a change to `account`'s sign-in (an authenticator bound, a password changed or reset), to every
+/// address of its person, with "this wasn't me": email, a channel independent of the session that made the change.
+pub(crate) async fn account_alarm(
+    core: &crate::services::Core,
+    letters: &dyn Letters,
+    store: &(impl crate::store::DirectoryStore + crate::store::AddressStore + ?Sized),
+    account: &crate::domain::Account,
+    alarm: Alarm<'_>,
+) -> Result<crate::store::Notices, StoreError> {
+    let person = store
+        .person(account.person_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("an account without its person".into()))?;
+    let to = crate::addresses::of(store, &person).await?;
+    alarm_notice(core, letters, &person, account, alarm, &to).map_err(StoreError::Corrupt)
+}
+
 /// The emails that tell `person` of `alarm` at each of `to` (their notification addresses, `addresses::of`), with
 /// one "this wasn't me" link, and that link's secret: all go into the transaction of what they report.
 pub(crate) fn alarm_notice(

@@ -260,7 +260,8 @@ impl Directory {
         Ok(Some(PersonRecord { view: self.view(found).await?, sign_ins, activity, authenticators }))
     }
 
-    /// The authenticator record of every account of `person` (the newest 200 lines of each), newest first.
+    /// The authenticator record of every account of `person` (every change, and the newest 200 uses of each),
+    /// newest first.
     pub async fn authenticator_record(
         &self,
         _proof: &Proof<SearchPeople>,

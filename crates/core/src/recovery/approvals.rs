@@ -18,6 +18,16 @@ pub struct PendingApproval {
     pub person_name: String,
 }
 
+/// The form as it is stored for the approver: a delivery to the second address names that address, so a second
+/// address replaced while the request waits is not where the code goes (the approval then fails).
+fn pinned(form: &ActionForm, prepared: &Prepared) -> ActionForm {
+    let mut form = form.clone();
+    if prepared.delivery != prepared.addresses[0] {
+        form.deliver_to = Some(format!("second:{}", prepared.delivery));
+    }
+    form
+}
+
 impl Recovery {
     pub(super) async fn request_approval<A: Recover>(
         &self,
@@ -34,7 +44,8 @@ impl Recovery {
             person: prepared.person.id,
             requested_by_account: requester,
             requested_by: proof.actor().to_string(),
-            form: serde_json::to_string(form).map_err(|e| RecoveryError::Unexpected(e.to_string()))?,
+            form: serde_json::to_string(&pinned(form, prepared))
+                .map_err(|e| RecoveryError::Unexpected(e.to_string()))?,
             created_at: now,
             expires_at,
             status: "pending".into(),

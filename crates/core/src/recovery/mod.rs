@@ -283,15 +283,22 @@ impl Recovery {
         let addresses = crate::addresses::of(&*self.store, &person).await?;
         let delivery = match form.deliver_to.as_deref().map(str::trim) {
             None | Some("" | "primary") => addresses[0].clone(),
-            Some("second") if matches!(action, RecoveryAction::SendRecoveryCode | RecoveryAction::SendAccessEmail) => {
-                addresses.get(1).cloned().ok_or_else(|| {
+            // "second", or "second:<address>" (an approved request names the address its requester saw).
+            Some(second) if second == "second" || second.starts_with("second:") => {
+                if !matches!(action, RecoveryAction::SendRecoveryCode | RecoveryAction::SendAccessEmail) {
+                    return Err(RecoveryError::Form(
+                        "Only a recovery code or an access email can go to the second address.".into(),
+                    ));
+                }
+                let current = addresses.get(1).cloned().ok_or_else(|| {
                     RecoveryError::Form("This person has no confirmed second notification address.".into())
-                })?
-            }
-            Some("second") => {
-                return Err(RecoveryError::Form(
-                    "Only a recovery code or an access email can go to the second address.".into(),
-                ));
+                })?;
+                if second.strip_prefix("second:").is_some_and(|seen| seen != current) {
+                    return Err(RecoveryError::Form(
+                        "The person's second address changed since this was asked: ask again.".into(),
+                    ));
+                }
+                current
             }
             Some(_) => return Err(RecoveryError::Form("Send it to \"primary\" or \"second\".".into())),
         };
@@ -493,8 +500,9 @@ impl Recovery {
             });
         }
         // A way in that needs no mailbox is told to the mailbox regardless: if the person did not ask for it,
-        // "this wasn't me" revokes it.
-        let notify = settings.notify_user || action == RecoveryAction::IssueEnrolmentCode;
+        // "this wasn't me" revokes it. So is a code or link sent away from the directory address.
+        let notify =
+            settings.notify_user || action == RecoveryAction::IssueEnrolmentCode || p.delivery != p.addresses[0];
         let not_me = notify.then(random_token);
         if let Some(token) = &not_me {
             secrets.push(NewSecret {

@@ -212,7 +212,18 @@ impl Recovery {
         let account = self.account_of(account).await?;
         let hash = self.checked_hash(&account, new_password).await?;
         let audit = self.self_service(&account, "password.reset").details("with a recovery code");
-        self.store.set_password(account.id, &hash, false, Some(keep), self.now(), &audit).await?;
+        let alarm = crate::assistance::notify::Alarm {
+            subject: "The password of your account was reset",
+            paragraphs: vec![format!(
+                "The password of your account {} was reset with a recovery code, on {}.",
+                account.username,
+                crate::assistance::dossier::when(self.now())
+            )],
+            reported_as: "resetting the password with a recovery code".into(),
+        };
+        let notices =
+            crate::assistance::notify::account_alarm(&self.core, &*self.letters, &*self.store, &account, alarm).await?;
+        self.store.set_password(account.id, &hash, false, Some(keep), self.now(), &audit, &notices).await?;
         Ok(())
     }
 

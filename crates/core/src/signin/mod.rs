@@ -662,19 +662,12 @@ impl SignIn {
         what: String,
         reported_as: &str,
     ) -> Result<crate::store::Notices, SignInError> {
-        let person = self
-            .store
-            .person(account.person_id)
-            .await?
-            .ok_or_else(|| SignInError::Unexpected("person vanished".into()))?;
         let alarm = crate::assistance::notify::Alarm {
             subject,
             paragraphs: vec![format!("{what}, on {}.", crate::assistance::dossier::when(self.now()))],
             reported_as: reported_as.to_owned(),
         };
-        let to = crate::addresses::of(&*self.store, &person).await?;
-        crate::assistance::notify::alarm_notice(&self.core, &*self.letters, &person, account, alarm, &to)
-            .map_err(SignInError::Unexpected)
+        Ok(crate::assistance::notify::account_alarm(&self.core, &*self.letters, &*self.store, account, alarm).await?)
     }
 
     pub(crate) async fn account_or_gone(&self, account_id: AccountId) -> Result<Account, SignInError> {

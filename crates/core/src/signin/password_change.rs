@@ -59,7 +59,19 @@ impl SignIn {
         self.check_new_password(&account, new, confirm).await?;
         let hash = self.core.hasher.hash(new).await?;
         let audit = self.self_service(&account, "password.change");
-        let ended = self.store.set_password(account_id, &hash, false, Some(session), self.now(), &audit).await?;
+        let notices = self
+            .binding_notice(
+                &account,
+                "The password of your account was changed",
+                format!(
+                    "The password of your account {} was changed; your other sessions were ended",
+                    account.username
+                ),
+                "changing the password",
+            )
+            .await?;
+        let ended =
+            self.store.set_password(account_id, &hash, false, Some(session), self.now(), &audit, &notices).await?;
         tracing::info!(account = account_id.0, ended, "password changed; other sessions ended");
         Ok(())
     }

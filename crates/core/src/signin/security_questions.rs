@@ -220,7 +220,23 @@ impl SignIn {
             .account(account.id)
             .reason("security questions answered")
             .ip(ctx.ip.to_string());
-        if !self.store.reset_password_by_qa(account.id, &hash, now, &audit).await.map_err(SignInError::from)? {
+        let notices = self
+            .binding_notice(
+                account,
+                "The password of your account was reset",
+                format!(
+                    "The password of your account {} was reset with the answers to your security questions",
+                    account.username
+                ),
+                "resetting the password with the security questions",
+            )
+            .await?;
+        if !self
+            .store
+            .reset_password_by_qa(account.id, &hash, now, &audit, &notices)
+            .await
+            .map_err(SignInError::from)?
+        {
             // The account is locked (or the person was disabled meanwhile): no step completes then.
             self.event(Some(account.id), "locked", "security_questions", ctx).await?;
             return Err(QaResetError::NoMatch);

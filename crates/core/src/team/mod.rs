@@ -113,11 +113,22 @@ impl std::fmt::Debug for Revealed {
 }
 
 pub trait TeamServiceStore:
-    TeamStore + DirectoryStore + CredentialStore + crate::store::AssistanceStore + crate::store::PasskeyStore
+    TeamStore
+    + DirectoryStore
+    + CredentialStore
+    + crate::store::AssistanceStore
+    + crate::store::PasskeyStore
+    + crate::store::AddressStore
 {
 }
-impl<T: TeamStore + DirectoryStore + CredentialStore + crate::store::AssistanceStore + crate::store::PasskeyStore>
-    TeamServiceStore for T
+impl<
+    T: TeamStore
+        + DirectoryStore
+        + CredentialStore
+        + crate::store::AssistanceStore
+        + crate::store::PasskeyStore
+        + crate::store::AddressStore,
+> TeamServiceStore for T
 {
 }
 
@@ -373,18 +384,20 @@ impl Team {
                 what.join(" and "),
             )];
             let url = self.url(&format!("/not-me?token={token}"));
-            emails.push(self.email(
-                person.email.as_str(),
-                &format!("{organisation}: your sign-in was reset"),
-                &Notice {
-                    greeting: &format!("Hello {name},"),
-                    paragraphs: &paragraphs,
-                    code: None,
-                    link: None,
-                    not_me: Some(&url),
-                    organisation,
-                },
-            )?);
+            for to in crate::addresses::of(&*self.store, &person).await? {
+                emails.push(self.email(
+                    &to,
+                    &format!("{organisation}: your sign-in was reset"),
+                    &Notice {
+                        greeting: &format!("Hello {name},"),
+                        paragraphs: &paragraphs,
+                        code: None,
+                        link: None,
+                        not_me: Some(&url),
+                        organisation,
+                    },
+                )?);
+            }
         }
         let audit = AuditEntry::new(now, proof.actor(), "team.reset", "success")
             .person(person.id)
