@@ -170,3 +170,44 @@ async fn binding_an_authenticator_needs_a_recent_sign_in_and_is_told_to_the_pers
     )
     .await;
 }
+
+#[tokio::test]
+async fn this_was_not_me_on_the_latest_notice_undoes_every_binding_since_the_oldest_one_still_reportable() {
+    let start = chrono::Utc::now().timestamp();
+    each_backend_with_clock(
+        start,
+        |_| {},
+        async |app: TestApp, clock| {
+            let ada = app.add_person("ada", true).await;
+            clock.advance(1);
+            // An intruder in Ada's session makes backup codes of their own, then changes her password: two notices.
+            let intruder = sign_in_at(&app, &clock, &ada, 0).await;
+            let made = post_with_csrf(
+                &intruder,
+                &app,
+                "/account/backup-codes",
+                "/account/backup-codes",
+                &[("confirm", "yes")],
+            )
+            .await;
+            assert_eq!(made.status(), StatusCode::OK);
+            clock.advance(60);
+            let new = "intruder-chose-this-one-77";
+            let fields =
+                [("current_password", ada.password.as_str()), ("new_password", new), ("confirm_password", new)];
+            let changed = app.post_form(&intruder, "/account/password", &fields).await;
+            assert_eq!(location(&changed), "/");
+
+            // Ada reports the newest notice (the password change): the backup codes bound before it go too, and her
+            // next sign-in must prove her mailbox before anything is bound.
+            crate::passkeys::report_not_me(&app, &ada.email, "changing the password").await;
+            let view = app.person_json(&ada.email).await;
+            let account = &view["accounts"][0];
+            assert_eq!(account["mfa"]["backup_codes_unused"], 0, "{view}");
+            assert_eq!(account["mfa"]["totp_enabled"], true, "her own app, bound before any notice, stays: {view}");
+            assert_eq!(account["required_actions"]["device_authorization"], true, "{view}");
+            assert_eq!(account["locked"], true, "{view}");
+        },
+    )
+    .await;
+}

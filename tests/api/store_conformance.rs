@@ -933,6 +933,7 @@ fn redemption<'a>(
         account: None,
         effect: lifeline::store::RedeemEffect::Nothing,
         emails: &[],
+        secrets: &[],
         audit,
         event: None,
         now,

@@ -861,6 +861,8 @@ pub struct Redemption<'a> {
     pub account: Option<AccountId>,
     pub effect: RedeemEffect,
     pub emails: &'a [crate::email::OutgoingEmail],
+    /// The secrets those emails carry (a "this wasn't me" link's), stored after the effect.
+    pub secrets: &'a [NewSecret],
     pub audit: &'a AuditEntry,
     pub event: Option<&'a SignInEvent>,
     pub now: Timestamp,

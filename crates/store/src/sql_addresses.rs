@@ -97,11 +97,12 @@ impl AddressStore for SqlStore {
         let counted = sqlx::query(
             "UPDATE notification_address SET failed_tries = failed_tries + 1 \
              WHERE person_id = $1 AND confirmed_at IS NULL AND code_hash IS NOT NULL AND code_expires_at > $2 \
-               AND failed_tries < $3",
+               AND failed_tries < $3 AND address = $4",
         )
         .bind(person.0)
         .bind(now)
         .bind(ADDRESS_CODE_TRIES)
+        .bind(address)
         .execute(&mut *tx)
         .await
         .db()?

@@ -456,6 +456,19 @@ impl RecoveryStore for SqlStore {
                 .await
                 .db()?;
                 end_sessions(&mut tx, account).await?;
+                // "Since" reaches back to the oldest notice that could still be reported: an intruder who bound
+                // a passkey, then made backup codes, is undone whichever of the two notices the person clicks
+                // (the report revokes the other's link).
+                let oldest: Option<i64> = sqlx::query_scalar(
+                    "SELECT MIN(created_at) FROM recovery_secret WHERE account_id = $1 AND kind = 'not_me' \
+                       AND revoked_at IS NULL AND used_at IS NULL AND expires_at > $2",
+                )
+                .bind(account.0)
+                .bind(r.now)
+                .fetch_one(&mut *tx)
+                .await
+                .db()?;
+                let since = oldest.map_or(secret.created_at, |o| o.min(secret.created_at));
                 revoke_secrets(&mut tx, account, None, r.now).await?;
                 // A passkey bound since the reported action (the one whose notice this is, or one added with
                 // what the action handed out) is the reporter's enemy's: it goes, so that unlocking the account
@@ -463,16 +476,16 @@ impl RecoveryStore for SqlStore {
                 let removed: Vec<String> =
                     sqlx::query_scalar("DELETE FROM passkey WHERE account_id = $1 AND created_at >= $2 RETURNING name")
                         .bind(account.0)
-                        .bind(secret.created_at)
+                        .bind(since)
                         .fetch_all(&mut *tx)
                         .await
                         .db()?;
                 for name in &removed {
                     history(&mut tx, account, "passkey", "removed", &by, Some(name), r.now).await?;
                 }
-                // Likewise every other authenticator bound since: an app, backup codes, security answers. Once one
-                // is gone, the next sign-in with the password proves the mailbox before anything is bound again.
-                let mut second_factor_removed = !removed.is_empty();
+                // Likewise every other authenticator bound since: an app, backup codes, security answers. And
+                // whatever is left, the next sign-in with the password proves the mailbox before any new
+                // authenticator is bound (the reported change may have been a password only the intruder knows).
                 for (table, kind) in
                     [("totp_credential", "totp"), ("backup_code", "backup_codes"), ("qa_answer", "security_questions")]
                 {
@@ -480,23 +493,20 @@ impl RecoveryStore for SqlStore {
                         "DELETE FROM {table} WHERE account_id = $1 AND created_at >= $2"
                     )))
                     .bind(account.0)
-                    .bind(secret.created_at)
+                    .bind(since)
                     .execute(&mut *tx)
                     .await
                     .db()?
                     .rows_affected();
                     if gone > 0 {
                         history(&mut tx, account, kind, "removed", &by, None, r.now).await?;
-                        second_factor_removed |= kind != "security_questions";
                     }
                 }
-                if second_factor_removed {
-                    sqlx::query("UPDATE account SET require_device_authorization = 1 WHERE account_id = $1")
-                        .bind(account.0)
-                        .execute(&mut *tx)
-                        .await
-                        .db()?;
-                }
+                sqlx::query("UPDATE account SET require_device_authorization = 1 WHERE account_id = $1")
+                    .bind(account.0)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
                 // The second notification address goes, whenever it was added: it may be the mailbox a reported
                 // code went to, or an attacker's, and must not be where an admin sends the next one. The person
                 // adds it again, with a new code, once they are back in.
@@ -526,6 +536,9 @@ impl RecoveryStore for SqlStore {
                 .map(|row| row.try_get::<i64, _>(0))
                 .transpose()
                 .db()?;
+        }
+        for secret in r.secrets {
+            insert_secret(&mut tx, secret, r.now).await?;
         }
         tx.commit_with_emails(&entry, r.emails, r.now).await?;
         Ok(Some(secret))

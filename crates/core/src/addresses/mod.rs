@@ -123,10 +123,14 @@ impl Addresses {
         // Reserve first, then do the work: each bucket counts the attempt atomically, on every instance.
         let day = now - now.rem_euclid(86_400);
         let mailbox = TokenHash::of(&self.core.keys, "address-bucket", address.as_str());
-        for bucket in [format!("address-code:person:{}", person.id.0), format!("address-code:to:{}", mailbox.0)] {
-            if !self.store.reserve_client_attempt(&bucket, day, CODES_PER_DAY).await? {
+        let buckets = [format!("address-code:person:{}", person.id.0), format!("address-code:to:{}", mailbox.0)];
+        let mut taken = Vec::new();
+        for bucket in &buckets {
+            if !self.store.reserve_client_attempt(bucket, day, CODES_PER_DAY).await? {
+                self.give_back(&taken, day).await?;
                 return Err(AddressError::TooMany);
             }
+            taken.push(bucket.clone());
         }
         let settings = &self.core.settings;
         let code = typed_code(7);
@@ -177,6 +181,8 @@ impl Addresses {
             )
             .await?
         {
+            // Nothing was sent: the day's codes are given back.
+            self.give_back(&taken, day).await?;
             return Err(AddressError::TooSoon);
         }
         Ok(())
@@ -235,6 +241,13 @@ impl Addresses {
         let audit = self.audit(&account, "notification-address.remove", &current.address);
         if !self.store.remove_notification_address(person.id, &notices, &audit, self.core.now()).await? {
             return Err(AddressError::NoAddress);
+        }
+        Ok(())
+    }
+
+    async fn give_back(&self, buckets: &[String], day: i64) -> Result<(), AddressError> {
+        for bucket in buckets {
+            self.store.release_client_attempt(bucket, day).await?;
         }
         Ok(())
     }

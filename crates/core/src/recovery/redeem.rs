@@ -153,12 +153,14 @@ impl Recovery {
         let with =
             if secret.kind == SecretKind::AccessLink { "with an access email's link" } else { "with a magic link" };
         let audit = self.self_service(&account, "password.reset").details(with);
+        let notices = self.password_reset_notice(&account, with).await?;
         let redemption = Redemption {
             hash: &hash,
             kinds: &kinds,
             account: Some(account.id),
             effect: RedeemEffect::SetPassword(password_hash),
-            emails: &[],
+            emails: &notices.emails,
+            secrets: &notices.secrets,
             audit: &audit,
             event: None,
             now: self.now(),
@@ -195,6 +197,7 @@ impl Recovery {
             account: Some(account.id),
             effect: RedeemEffect::Nothing,
             emails: &[],
+            secrets: &[],
             audit: &audit,
             event: None,
             now: self.now(),
@@ -212,19 +215,27 @@ impl Recovery {
         let account = self.account_of(account).await?;
         let hash = self.checked_hash(&account, new_password).await?;
         let audit = self.self_service(&account, "password.reset").details("with a recovery code");
+        let notices = self.password_reset_notice(&account, "with a recovery code").await?;
+        self.store.set_password(account.id, &hash, false, Some(keep), self.now(), &audit, &notices).await?;
+        Ok(())
+    }
+
+    /// The notice of a password reset `how` ("with a magic link"), to every address, with "this wasn't me".
+    async fn password_reset_notice(
+        &self,
+        account: &crate::domain::Account,
+        how: &str,
+    ) -> Result<crate::store::Notices, crate::store::StoreError> {
         let alarm = crate::assistance::notify::Alarm {
             subject: "The password of your account was reset",
             paragraphs: vec![format!(
-                "The password of your account {} was reset with a recovery code, on {}.",
+                "The password of your account {} was reset {how}, on {}.",
                 account.username,
                 crate::assistance::dossier::when(self.now())
             )],
-            reported_as: "resetting the password with a recovery code".into(),
+            reported_as: format!("resetting the password {how}"),
         };
-        let notices =
-            crate::assistance::notify::account_alarm(&self.core, &*self.letters, &*self.store, &account, alarm).await?;
-        self.store.set_password(account.id, &hash, false, Some(keep), self.now(), &audit, &notices).await?;
-        Ok(())
+        crate::assistance::notify::account_alarm(&self.core, &*self.letters, &*self.store, account, alarm).await
     }
 
     /// In a recovery session: remove the lost authenticator and backup codes. Ends every session; the caller
@@ -234,7 +245,19 @@ impl Recovery {
         let account = self.account_of(account).await?;
         let audit = self.self_service(&account, "mfa.remove").details("with a recovery code");
         let change = RecoveryChange::ResetMfa { account: account.id, device_authorization: true };
-        if !self.store.apply_recovery(&change, &[], &[], None, &audit, self.now()).await? {
+        let alarm = crate::assistance::notify::Alarm {
+            subject: "Your two-step verification was removed",
+            paragraphs: vec![format!(
+                "The authenticator app, backup codes and passkeys of your account {} were removed with a recovery \
+                 code, on {}. A new one is set up at the next sign-in.",
+                account.username,
+                crate::assistance::dossier::when(self.now())
+            )],
+            reported_as: "removing the authenticator with a recovery code".into(),
+        };
+        let notices =
+            crate::assistance::notify::account_alarm(&self.core, &*self.letters, &*self.store, &account, alarm).await?;
+        if !self.store.apply_recovery(&change, &notices.secrets, &notices.emails, None, &audit, self.now()).await? {
             return Err(RecoveryError::NotApplicable("There is no authenticator or backup code to remove.".into()));
         }
         Ok(())
@@ -283,6 +306,7 @@ impl Recovery {
             account: Some(account.id),
             effect,
             emails: &[],
+            secrets: &[],
             audit: &audit,
             event: Some(&event),
             now: self.now(),
@@ -390,6 +414,7 @@ impl Recovery {
             account: Some(account.id),
             effect: RedeemEffect::DeviceAuthorized,
             emails: &[],
+            secrets: &[],
             audit: &audit,
             event: None,
             now: self.now(),
@@ -453,6 +478,7 @@ impl Recovery {
             account: Some(account.id),
             effect: RedeemEffect::ReportedNotMe,
             emails: &emails,
+            secrets: &[],
             audit: &audit,
             event: None,
             now: self.now(),
