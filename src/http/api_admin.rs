@@ -89,7 +89,8 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "API call failed");
+    // The request id is in the answer too: an admin who reports it leads the operator to this line.
+    tracing::error!(request_id = %super::error::request_id(), error = %e, "API call failed");
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side.")
 }
 

@@ -781,3 +781,39 @@ async fn an_admin_makes_uses_and_revokes_their_own_token_in_the_console_and_an_e
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_unexpected_failure_answers_generically_with_its_request_id_and_the_cause_is_logged() {
+    each_backend(async |app: TestApp| {
+        let harry = admin(&app, "harry", Grant { dpa_level: 1, ..Default::default() }).await;
+        let sam = app.add_person("sam", true).await;
+        let sam_id = person_id(&app, &sam).await;
+        let token = token_for(&app, &harry, "bot", 60, false).await;
+        let pair = crate::instances::Instances::start(app.dir(), &app.db_url(), 1, &[]).await;
+        // The database loses a table under the running instance: a failure no input can cause.
+        sqlx::query("DROP TABLE notification_address").execute(app.db.pool()).await.unwrap();
+        let response = crate::helpers::browser()
+            .get(pair.url(0, &format!("/api/v1/people/{sam_id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "internal", "{body}");
+        let text = body.to_string();
+        for leak in ["notification_address", "table", "relation", "sqlx", "SELECT", token.as_str()] {
+            assert!(!text.contains(leak), "the answer says nothing of the cause ({leak}): {text}");
+        }
+        let request_id = body["request_id"].as_str().unwrap_or_default().to_owned();
+        assert!(!request_id.is_empty(), "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let logs = pair.logs();
+        assert!(
+            logs.lines().any(|l| l.contains("API call failed") && l.contains("notification_address")),
+            "the cause is logged:\n{logs}"
+        );
+        assert!(logs.lines().any(|l| l.contains(&request_id)), "the request id leads to the log:\n{logs}");
+    })
+    .await;
+}
