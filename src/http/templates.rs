@@ -380,6 +380,13 @@ pub struct ConsoleRequestPage<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "signout.html")]
+pub struct SignOutPage<'a> {
+    pub title: &'a str,
+    pub csrf: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "message.html")]
 pub struct MessagePage<'a> {
     pub title: &'a str,

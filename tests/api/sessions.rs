@@ -237,3 +237,38 @@ async fn a_form_posted_from_another_site_is_refused_even_with_a_valid_token() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn every_signed_in_page_links_to_sign_out_and_the_link_signs_out() {
+    each_backend(async |app: TestApp| {
+        let grant = lifeline::domain::Grant { dpa_level: 3, expert_mode: true, auditor: true, directory_admin: true };
+        let ada = crate::recovery::admin(&app, "ada", grant).await;
+        let client = app.sign_in(&ada).await;
+        let pages = [
+            "/",
+            "/account/passkeys",
+            "/account/addresses",
+            "/account/password",
+            "/account/backup-codes",
+            "/console/requests",
+            "/console/people",
+            "/console/assist",
+            "/console/approvals",
+            "/console/audit",
+            "/console/tokens",
+        ];
+        for page in pages {
+            let response = client.get(app.url(page)).send().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(response.status(), StatusCode::OK, "{page}");
+            let html = response.text().await.unwrap_or_default();
+            assert!(html.contains("href=\"/signout\""), "{page} has no visible way to sign out:\n{html}");
+        }
+        let signed_out = crate::recovery::post_with_csrf(&client, &app, "/signout", "/signout", &[]).await;
+        assert_eq!(location(&signed_out), "/signin");
+        let home = client.get(app.url("/")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(location(&home), "/signin", "signed out");
+        let again = client.get(app.url("/signout")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(location(&again), "/signin", "nothing to sign out of");
+    })
+    .await;
+}

@@ -880,8 +880,11 @@ impl Browser {
         answer.as_array().cloned().unwrap_or_default()
     }
 
+    /// The "Sign out" link every signed-in page has in its header, then the button on that page.
     pub async fn sign_out(&self) {
         self.goto("/").await;
+        self.follow("Sign out").await;
+        self.page("sign-out").await;
         self.press("Sign out").await;
         let path = self.path().await;
         assert!(path.starts_with("/signin"), "{}: signing out ends at the sign-in page, not {path}", self.who);

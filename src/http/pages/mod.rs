@@ -21,7 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/signin", get(signin::signin_get).post(signin::signin_post))
         .route("/signin/mfa", get(signin::mfa_get).post(signin::mfa_post))
         .route("/signin/enroll", get(signin::enroll_get).post(signin::enroll_post))
-        .route("/signout", post(signin::signout_post))
+        .route("/signout", get(signin::signout_get).post(signin::signout_post))
         .route("/signin/passkey", post(passkeys::signin_post))
         .route("/signin/passkey/options", post(passkeys::signin_options_post))
         .route("/signin/passkey/enrol", get(passkeys::enrol_get).post(passkeys::enrol_post))

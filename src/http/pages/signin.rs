@@ -1,6 +1,6 @@
 use crate::http::middleware::CsrfToken;
 use crate::http::session::{self, AtStage, Client, Enrolling, MaybeSession, SecondFactor};
-use crate::http::templates::{BackupCodesPage, EnrollMfaPage, MfaPage, SignInPage, render};
+use crate::http::templates::{BackupCodesPage, EnrollMfaPage, MfaPage, SignInPage, SignOutPage, render};
 use crate::http::{AppState, PageError, error::ValidForm};
 use crate::signin::{PasswordOutcome, SecondFactorOutcome};
 use axum::extract::{Extension, RawQuery, State};
@@ -216,6 +216,14 @@ pub async fn enroll_post(
             session::advance(&state, &session, stage, page).await
         }
     }
+}
+
+/// The "Sign out" link every signed-in page has: a page with the button (signing out is a POST, with CSRF).
+pub async fn signout_get(MaybeSession(session): MaybeSession, Extension(csrf): Extension<CsrfToken>) -> Response {
+    if session.is_none() {
+        return Redirect::to("/signin").into_response();
+    }
+    render(&SignOutPage { title: "Sign out", csrf: &csrf.0 })
 }
 
 pub async fn signout_post(
