@@ -238,6 +238,11 @@ pub async fn each_backend_with_clock(
     }
 }
 
+/// [`each_backend_with_clock`] with the default settings, the clock fixed at the real time the test starts.
+pub async fn each_backend_on_a_fixed_clock(test: impl AsyncFn(TestApp, std::sync::Arc<ManualClock>)) {
+    each_backend_with_clock(chrono::Utc::now().timestamp(), |_| {}, test).await;
+}
+
 /// A `public_url` that [`spawn_with_clock`] turns into `http://localhost:<port>`: passkeys need a domain name.
 pub const LOCALHOST: &str = "http://localhost";
 
