@@ -75,8 +75,7 @@ pub async fn add_post(
     Extension(csrf): Extension<CsrfToken>,
     ValidForm(form): ValidForm<AddForm>,
 ) -> Result<Response, PageError> {
-    let fresh = crate::signin::fresh_for_binding(&session, state.signin.now());
-    let result = state.addresses.add(session.account_id, &form.address, fresh).await;
+    let result = state.addresses.add(&session, &form.address).await;
     let done = "We sent a code to that address: type it below to start using it.";
     answer(&state, &session, &csrf.0, result, done).await
 }
@@ -101,7 +100,6 @@ pub async fn remove_post(
     AtStage(session, _): AtStage<Active>,
     Extension(csrf): Extension<CsrfToken>,
 ) -> Result<Response, PageError> {
-    let fresh = crate::signin::fresh_for_binding(&session, state.signin.now());
-    let result = state.addresses.remove(session.account_id, fresh).await;
+    let result = state.addresses.remove(&session).await;
     answer(&state, &session, &csrf.0, result, "Your second address was removed.").await
 }

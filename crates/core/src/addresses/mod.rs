@@ -15,6 +15,7 @@ use crate::crypto::{TokenHash, typed_code};
 use crate::domain::{Account, AccountId, EmailAddress, Person};
 use crate::email::OutgoingEmail;
 use crate::services::Core;
+use crate::signin::LiveSession;
 use crate::store::{
     AddressConfirmation, AddressStore, DirectoryStore, Notices, NotificationAddress, PendingAddress, StoreError,
 };
@@ -107,13 +108,13 @@ impl Addresses {
     }
 
     /// Add (or replace) the second address: a code goes to it, and the addresses the person has now hear of it.
-    /// `fresh`: the session signed in within ten minutes.
-    pub async fn add(&self, account: AccountId, address: &str, fresh: bool) -> Result<(), AddressError> {
-        if !fresh {
+    /// The session must have signed in within ten minutes (`signin::fresh_for_binding`).
+    pub async fn add(&self, session: &LiveSession, address: &str) -> Result<(), AddressError> {
+        if !crate::signin::fresh_for_binding(session, self.core.now()) {
             return Err(AddressError::NotFresh);
         }
         let address = EmailAddress::parse(address).map_err(|e| AddressError::Invalid(e.to_string()))?;
-        let (account, person) = self.holder(account).await?;
+        let (account, person) = self.holder(session.account_id).await?;
         if address == person.email {
             return Err(AddressError::Invalid(
                 "That is your directory address already: give another one, such as a personal mailbox.".into(),
@@ -221,11 +222,11 @@ impl Addresses {
     }
 
     /// Remove the second address; every address the person had hears of it.
-    pub async fn remove(&self, account: AccountId, fresh: bool) -> Result<(), AddressError> {
-        if !fresh {
+    pub async fn remove(&self, session: &LiveSession) -> Result<(), AddressError> {
+        if !crate::signin::fresh_for_binding(session, self.core.now()) {
             return Err(AddressError::NotFresh);
         }
-        let (account, person) = self.holder(account).await?;
+        let (account, person) = self.holder(session.account_id).await?;
         let current = self.store.notification_address(person.id).await?.ok_or(AddressError::NoAddress)?;
         let alarm = Alarm {
             subject: "A notification address was removed from your account",

@@ -461,7 +461,7 @@ impl Passkeys {
             return Err(PasskeyError::Refused);
         }
         if stage == SessionStage::Active {
-            crate::signin::alert_if_unusual(&self.core, &*self.store, &*self.letters, account.id, "passkey", ctx).await;
+            crate::signin::alert_if_unusual(&self.core, &*self.store, &*self.letters, &event).await;
         }
         Ok((account.id, stage))
     }

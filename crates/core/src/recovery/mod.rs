@@ -606,11 +606,12 @@ impl Recovery {
             emails.push(self.email(&p.delivery, &subject, &notice)?);
         }
         if notify {
-            let mut told = vec![paragraphs[0].clone()];
-            if code.is_some() || link.is_some() {
-                told.push(format!("It was sent to {}, not to this address.", p.delivery));
-            }
-            told.extend(paragraphs.iter().skip(1).filter(|_| code.is_none() && link.is_none()).cloned());
+            // Without a code or link every address reads the same notice; with one, the others read where it went.
+            let told = if code.is_some() || link.is_some() {
+                vec![paragraphs[0].clone(), format!("It was sent to {}, not to this address.", p.delivery)]
+            } else {
+                paragraphs.clone()
+            };
             let notice = Notice {
                 greeting: &greeting,
                 paragraphs: &told,

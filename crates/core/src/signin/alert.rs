@@ -4,26 +4,25 @@
 //! and an audit row are written together. The sign-in itself has already succeeded: an alert that cannot be
 //! written is logged, never turned into a failed sign-in.
 
-use super::RequestContext;
 use crate::assistance::notify::{Alarm, Letters, alarm_notice};
 use crate::audit::{Actor, AuditEntry};
 use crate::domain::AccountId;
 use crate::services::Core;
-use crate::store::{DirectoryStore, EventStore, RecoveryChange, RecoveryStore, StoreError};
+use crate::store::{DirectoryStore, EventStore, RecoveryChange, RecoveryStore, SignInEvent, StoreError};
 
-/// After a successful sign-in of `account` by `method` from `ctx`: email the person if it looks unusual.
+/// After a successful sign-in recorded as `current` (the event the sign-in wrote, with its place and network):
+/// email the person if it looks unusual.
 pub(crate) async fn alert_if_unusual(
     core: &Core,
     store: &(impl EventStore + DirectoryStore + RecoveryStore + crate::store::AddressStore + ?Sized),
     letters: &dyn Letters,
-    account: AccountId,
-    method: &str,
-    ctx: &RequestContext,
+    current: &SignInEvent,
 ) {
     if !core.settings.policy.notify_unusual_sign_ins {
         return;
     }
-    if let Err(e) = try_alert(core, store, letters, account, method, ctx).await {
+    let Some(account) = current.account_id else { return };
+    if let Err(e) = try_alert(core, store, letters, account, current).await {
         tracing::warn!(account = account.0, error = %e, "the alert about an unusual sign-in could not be queued");
     }
 }
@@ -33,11 +32,9 @@ async fn try_alert(
     store: &(impl EventStore + DirectoryStore + RecoveryStore + crate::store::AddressStore + ?Sized),
     letters: &dyn Letters,
     account: AccountId,
-    method: &str,
-    ctx: &RequestContext,
+    current: &SignInEvent,
 ) -> Result<(), StoreError> {
     let now = core.now();
-    let current = super::sign_in_event(core, Some(account), "success", method, ctx);
     // The events before this sign-in: the newest success from this address, within the last few seconds (the
     // request that recorded it may have crossed a second), is this one.
     let mut earlier = store.recent_sign_ins(account, 100).await?;
@@ -46,7 +43,7 @@ async fn try_alert(
     }) {
         earlier.remove(i);
     }
-    let reasons = crate::assistance::dossier::sign_in_alerts(&current, &earlier, now);
+    let reasons = crate::assistance::dossier::sign_in_alerts(current, &earlier, now);
     if reasons.is_empty() {
         return Ok(());
     }
@@ -80,7 +77,7 @@ async fn try_alert(
         .person(person.id)
         .account(account)
         .ip(current.client_ip.clone())
-        .details(serde_json::json!({ "method": method, "reasons": reasons }).to_string());
+        .details(serde_json::json!({ "method": current.method, "reasons": reasons }).to_string());
     store
         .apply_recovery(&RecoveryChange::Issue { account }, &notices.secrets, &notices.emails, None, &audit, now)
         .await?;

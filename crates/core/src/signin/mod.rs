@@ -248,9 +248,9 @@ impl SignIn {
         Self { core, store, letters }
     }
 
-    /// After a complete sign-in: the person is emailed when it looks unusual (see `alert`).
-    async fn alert_if_unusual(&self, account: AccountId, method: &str, ctx: &RequestContext) {
-        alert::alert_if_unusual(&self.core, &*self.store, &*self.letters, account, method, ctx).await;
+    /// After a complete sign-in, recorded as `event`: the person is emailed when it looks unusual (see `alert`).
+    async fn alert_if_unusual(&self, event: &SignInEvent) {
+        alert::alert_if_unusual(&self.core, &*self.store, &*self.letters, event).await;
     }
 
     pub fn now(&self) -> Timestamp {
@@ -388,9 +388,10 @@ impl SignIn {
             return Ok(PasswordOutcome::Invalid);
         }
         let outcome = if stage == SessionStage::Active { "success" } else { "password_accepted" };
-        self.event(Some(account.id), outcome, "password", ctx).await?;
+        let event = self.sign_in_event(Some(account.id), outcome, "password", ctx);
+        self.store.record_sign_in(&event).await?;
         if stage == SessionStage::Active {
-            self.alert_if_unusual(account.id, "password", ctx).await;
+            self.alert_if_unusual(&event).await;
         }
         Ok(PasswordOutcome::Proceed { account: account.id, stage })
     }
@@ -468,25 +469,26 @@ impl SignIn {
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         // The code is used up, the counters reset and the successful attempt recorded in one transaction,
         // which also re-checks that the account is not locked and the person active.
-        let (used, method) = if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit()) {
-            let event = self.sign_in_event(Some(account_id), success, "totp", ctx);
-            (self.check_totp(account_id, &digits, now, &event).await?, "totp")
-        } else {
-            let normalised = normalise_backup_code(code);
-            let event = self.sign_in_event(Some(account_id), success, "backup_code", ctx);
-            let hash = TokenHash::of(&self.core.keys, "backup-code", &normalised);
-            let used = if normalised.is_empty() {
-                CodeUse::NotAccepted
+        let (used, method, event) =
+            if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit()) {
+                let event = self.sign_in_event(Some(account_id), success, "totp", ctx);
+                (self.check_totp(account_id, &digits, now, &event).await?, "totp", event)
             } else {
-                self.store.consume_backup_code(account_id, &hash, now, &event).await?
+                let normalised = normalise_backup_code(code);
+                let event = self.sign_in_event(Some(account_id), success, "backup_code", ctx);
+                let hash = TokenHash::of(&self.core.keys, "backup-code", &normalised);
+                let used = if normalised.is_empty() {
+                    CodeUse::NotAccepted
+                } else {
+                    self.store.consume_backup_code(account_id, &hash, now, &event).await?
+                };
+                (used, "backup_code", event)
             };
-            (used, "backup_code")
-        };
         match used {
             CodeUse::Used => {
                 self.release_client(&slot).await?;
                 if next == SessionStage::Active {
-                    self.alert_if_unusual(account_id, method, ctx).await;
+                    self.alert_if_unusual(&event).await;
                 }
                 Ok(SecondFactorOutcome::Proceed(next))
             }
