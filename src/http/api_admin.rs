@@ -342,6 +342,7 @@ async fn action_post(
         pass_minutes: body.pass_minutes,
         pass_multi_use: body.pass_multi_use,
         deliver_to: body.deliver_to.filter(|d| !d.trim().is_empty()),
+        second_address_seen: None,
     };
     lifeline_core::with_recover_type!(action, A => run::<A>(&state, &caller, id, &form).await)
 }

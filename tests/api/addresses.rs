@@ -117,6 +117,17 @@ async fn a_second_address_is_confirmed_by_its_code_then_hears_of_every_recovery_
         assert!(home[before].1.contains(&ada.email), "{}", home[before].1);
         let (status, _) = send_code("somewhere").await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        // "second:<address>" is the stored form of a four-eyes request, not something a caller may send: no guessing.
+        let (status, _) = send_code(&format!("second:{HOME}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let notified: Option<String> = sqlx::query_scalar(
+            "SELECT notified FROM audit_event WHERE action = 'notification-address.add' ORDER BY audit_event_id LIMIT 1",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let notified = notified.unwrap_or_default();
+        assert!(notified.contains(HOME) && notified.contains(&ada.email), "the audit row names who was emailed: {notified}");
 
         // Removing it needs a sign-in within ten minutes, and both addresses hear of it.
         clock.advance(11 * 60);

@@ -219,7 +219,8 @@ impl<'k> Audited<'k> {
         Ok(id)
     }
 
-    /// Store the notices' secrets, queue their emails, write the audit row and commit.
+    /// Store the notices' secrets, queue their emails, write the audit row (naming who was emailed, unless the
+    /// caller did) and commit.
     pub(crate) async fn commit_with_notices(
         mut self,
         audit: &AuditEntry,
@@ -229,7 +230,11 @@ impl<'k> Audited<'k> {
         for secret in &notices.secrets {
             super::sql_recovery::insert_secret(&mut self.tx, secret, now).await?;
         }
-        self.commit_with_emails(audit, &notices.emails, now).await
+        let mut audit = audit.clone();
+        if audit.notified.is_none() && !notices.emails.is_empty() {
+            audit.notified = Some(notices.emails.iter().map(|e| e.to.as_str()).collect::<Vec<_>>().join(", "));
+        }
+        self.commit_with_emails(&audit, &notices.emails, now).await
     }
 }
 

@@ -425,6 +425,7 @@ fn action_form(form: &HashMap<String, String>) -> Result<ActionForm, PageError> 
         pass_minutes,
         pass_multi_use: field(form, "pass_multi_use") == "1",
         deliver_to: text("deliver_to"),
+        second_address_seen: None,
     })
 }
 
@@ -577,7 +578,7 @@ pub async fn approvals_get(
         if let Some(reference) = &form.reference {
             what.push(format!("resolves {reference}"));
         }
-        if let Some(address) = form.deliver_to.as_deref().and_then(|d| d.strip_prefix("second:")) {
+        if let Some(address) = &form.second_address_seen {
             what.push(format!("sent to the person's second address, {address}"));
         }
         rows.push(ApprovalRow {

@@ -23,7 +23,7 @@ pub struct PendingApproval {
 fn pinned(form: &ActionForm, prepared: &Prepared) -> ActionForm {
     let mut form = form.clone();
     if prepared.delivery != prepared.addresses[0] {
-        form.deliver_to = Some(format!("second:{}", prepared.delivery));
+        form.second_address_seen = Some(prepared.delivery.clone());
     }
     form
 }

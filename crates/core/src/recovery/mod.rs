@@ -50,6 +50,10 @@ pub struct ActionForm {
     /// notification address instead of the directory address ("primary", the default). Recorded in the audit row.
     #[serde(default)]
     pub deliver_to: Option<String>,
+    /// Set by a four-eyes request only (fronts never fill it): the second address its requester saw, so that an
+    /// address replaced while the request waits is not where the code goes.
+    #[serde(default)]
+    pub second_address_seen: Option<String>,
 }
 
 /// A temporary access pass, shown once to the admin who issued it.
@@ -283,8 +287,7 @@ impl Recovery {
         let addresses = crate::addresses::of(&*self.store, &person).await?;
         let delivery = match form.deliver_to.as_deref().map(str::trim) {
             None | Some("" | "primary") => addresses[0].clone(),
-            // "second", or "second:<address>" (an approved request names the address its requester saw).
-            Some(second) if second == "second" || second.starts_with("second:") => {
+            Some("second") => {
                 if !matches!(action, RecoveryAction::SendRecoveryCode | RecoveryAction::SendAccessEmail) {
                     return Err(RecoveryError::Form(
                         "Only a recovery code or an access email can go to the second address.".into(),
@@ -293,7 +296,7 @@ impl Recovery {
                 let current = addresses.get(1).cloned().ok_or_else(|| {
                     RecoveryError::Form("This person has no confirmed second notification address.".into())
                 })?;
-                if second.strip_prefix("second:").is_some_and(|seen| seen != current) {
+                if form.second_address_seen.as_ref().is_some_and(|seen| *seen != current) {
                     return Err(RecoveryError::Form(
                         "The person's second address changed since this was asked: ask again.".into(),
                     ));
